@@ -1,0 +1,1 @@
+"""Capture at the edges: the only packet-sending and packet-capturing code."""

@@ -1,0 +1,1 @@
+"""Static checks (see issue: netdoctor checks)."""

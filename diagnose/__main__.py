@@ -1,0 +1,3 @@
+from netdoctor.diagnose.cli import main
+
+main()

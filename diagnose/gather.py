@@ -1,0 +1,118 @@
+"""The live reader: read-only dumps of one namespace into a NamespaceSnapshot.
+
+Root-requiring code at the edge. It runs `ip -j` (one batch for links, addresses, routes
+and neighbours, one more for IPv6 routes) and reads /proc/sys/net inside the namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from netdoctor.diagnose import command, iproute, netns
+from netdoctor.diagnose.errors import CommandFailed
+from netdoctor.diagnose.model import NamespaceSnapshot, RouteLookup
+
+_BATCH = "addr show\nroute show table all\nneigh show\n"
+
+# Namespace-wide sysctls, read when present (net.bridge.* exists only with br_netfilter).
+GLOBAL_SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.ipv6.conf.all.forwarding",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv4.conf.default.rp_filter",
+    "net.bridge.bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables",
+)
+# Per-interface sysctls, read for every non-loopback link.
+INTERFACE_SYSCTLS = ("net.ipv4.conf.{}.rp_filter", "net.ipv4.conf.{}.forwarding")
+
+
+def read_sysctl(key: str) -> Optional[str]:
+    """The value of a sysctl in the calling thread's namespace, or None if it does not exist."""
+    try:
+        with open("/proc/sys/" + key.replace(".", "/").replace("//", "/"), encoding="ascii") as f:
+            return f.read().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _sysctl_path_key(key: str, ifname: str) -> str:
+    # Interface names may hold dots; sysctl(8) writes them as slashes, /proc keeps the dot.
+    return key.format(ifname.replace(".", "/"))
+
+
+def _read_here(ns_dict: dict) -> NamespaceSnapshot:
+    res = command.run(["ip", "-j", "-d", "-batch", "-"], input=_BATCH)
+    if not res.ok:
+        raise CommandFailed(f"ip -batch failed in {ns_dict.get('name') or ns_dict['path']}: "
+                            f"{res.first_error_line()}")
+    docs = iproute.split_documents(res.stdout)
+    if len(docs) != 3:
+        raise CommandFailed(f"ip -batch printed {len(docs)} documents, expected 3")
+    links = iproute.parse_links(docs[0])
+    routes = iproute.parse_routes(docs[1], "inet")
+    res6 = command.run(["ip", "-6", "-j", "route", "show", "table", "all"])
+    if res6.ok and res6.stdout.strip():
+        routes += iproute.parse_routes(iproute.split_documents(res6.stdout)[0], "inet6")
+    neighbours = iproute.parse_neighbours(docs[2])
+    sysctls = {}
+    for key in GLOBAL_SYSCTLS:
+        v = read_sysctl(key)
+        if v is not None:
+            sysctls[key] = v
+    for link in links:
+        if link.is_loopback:
+            continue
+        for pattern in INTERFACE_SYSCTLS:
+            v = read_sysctl(_sysctl_path_key(pattern, link.name))
+            if v is not None:
+                sysctls[pattern.format(link.name)] = v
+    return NamespaceSnapshot(
+        netns=ns_dict, links=links, routes=routes, neighbours=neighbours, sysctls=sysctls
+    )
+
+
+def read_namespace(ns: netns.Netns) -> NamespaceSnapshot:
+    return netns.call_in(ns, _read_here, ns.to_dict())
+
+
+def _route_get_here(dst: str, src: Optional[str], iif: Optional[str]) -> RouteLookup:
+    argv = ["ip", "-j", "route", "get", dst]
+    if src:
+        argv += ["from", src]
+    if iif:
+        argv += ["iif", iif]
+    res = command.run(argv)
+    return iproute.parse_route_get(res.stdout, res.stderr, dst, "ip " + " ".join(argv[2:]))
+
+
+def route_get(ns: netns.Netns, dst: str, src: Optional[str] = None,
+              iif: Optional[str] = None) -> RouteLookup:
+    """Ask the kernel of ns which route it would use toward dst (a lookup; nothing is sent).
+
+    With src and iif it is the forwarding decision for a packet arriving on iif from src,
+    the one a container's packet meets on the host."""
+    return netns.call_in(ns, _route_get_here, dst, src, iif)
+
+
+def _nsid_of_here(fd_path: str) -> Optional[int]:
+    from pyroute2 import IPRoute  # lazy: 0.25 s to import
+
+    fd = os.open(fd_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with IPRoute() as ipr:
+            answer = ipr.get_netnsid(fd=fd)
+    finally:
+        os.close(fd)
+    nsid = answer.get("nsid") if isinstance(answer, dict) else None
+    if nsid is None or nsid < 0 or nsid >= 0xFFFFFFFF:
+        return None
+    return nsid
+
+
+def nsid_of(viewer: netns.Netns, other: netns.Netns) -> Optional[int]:
+    """The id under which `viewer` knows `other` (what viewer's IFLA_LINK_NETNSID values name).
+
+    None when viewer has assigned it no id."""
+    return netns.call_in(viewer, _nsid_of_here, other.path)

@@ -1,0 +1,164 @@
+"""The one parser of iproute2's JSON output (`ip -j -d addr|route|neigh`, `ip -j route get`).
+
+Pure functions from text to model records; the live reader in gather.py feeds them, and
+unit tests feed them recorded output of real namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Optional
+
+from netdoctor.diagnose.errors import ParseError
+from netdoctor.diagnose.model import Address, Link, Neighbour, Route, RouteLookup
+
+
+def split_documents(text: str) -> list:
+    """`ip -j -batch -` prints one JSON document per command, back to back."""
+    decoder = json.JSONDecoder()
+    docs, i, n = [], 0, len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            return docs
+        try:
+            doc, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            raise ParseError(f"ip printed something that is not JSON: {e}") from None
+        docs.append(doc)
+
+
+def _objects(doc, what: str) -> Iterable[dict]:
+    if not isinstance(doc, list):
+        raise ParseError(f"ip -j {what}: expected a JSON list, got {type(doc).__name__}")
+    for item in doc:
+        if not isinstance(item, dict):
+            raise ParseError(f"ip -j {what}: expected objects in the list")
+        yield item
+
+
+def _int(value, what: str) -> Optional[int]:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ParseError(f"ip -j: {what} is not a number: {value!r}") from None
+
+
+def parse_links(doc) -> tuple:
+    """Links with their addresses, from `ip -j -d addr show`."""
+    raw = list(_objects(doc, "addr show"))
+    by_name = {}
+    for item in raw:
+        if "ifname" in item and "ifindex" in item:
+            by_name[item["ifname"]] = _int(item["ifindex"], "ifindex")
+    links = []
+    for item in raw:
+        try:
+            ifindex = _int(item["ifindex"], "ifindex")
+            name = str(item["ifname"])
+        except KeyError as e:
+            raise ParseError(f"ip -j addr show: a link has no {e.args[0]}") from None
+        linkinfo = item.get("linkinfo") or {}
+        kind = linkinfo.get("info_kind") if isinstance(linkinfo, dict) else None
+        master_name = item.get("master")
+        addresses = []
+        for a in item.get("addr_info") or ():
+            if not isinstance(a, dict) or "local" not in a:
+                continue
+            addresses.append(
+                Address(
+                    family=str(a.get("family", "inet")),
+                    local=str(a["local"]),
+                    prefixlen=_int(a.get("prefixlen", 32), "prefixlen"),
+                    scope=str(a.get("scope", "global")),
+                )
+            )
+        peer_netnsid = item.get("link_netnsid")
+        links.append(
+            Link(
+                ifindex=ifindex,
+                name=name,
+                kind=kind,
+                mtu=_int(item.get("mtu", 0), "mtu"),
+                mac=item.get("address") if item.get("link_type") == "ether" else None,
+                flags=tuple(str(f) for f in item.get("flags") or ()),
+                operstate=str(item.get("operstate", "UNKNOWN")),
+                master=by_name.get(master_name) if master_name else None,
+                peer_ifindex=_int(item.get("link_index"), "link_index"),
+                peer_netnsid=_int(peer_netnsid, "link_netnsid") if peer_netnsid is not None else None,
+                addresses=tuple(addresses),
+            )
+        )
+    return tuple(links)
+
+
+def _prefix(dst: str, family: str) -> str:
+    if dst == "default" or "/" in dst:
+        return dst
+    return f"{dst}/{32 if family == 'inet' else 128}"
+
+
+def parse_routes(doc, family: str = "inet") -> tuple:
+    """Routes from `ip -j route show table all` (or `ip -6 -j ...` with family="inet6")."""
+    routes = []
+    for item in _objects(doc, "route show"):
+        if "dst" not in item:
+            continue
+        gateway = item.get("gateway")
+        if gateway is None and isinstance(item.get("via"), dict):
+            gateway = item["via"].get("host")
+        routes.append(
+            Route(
+                dst=_prefix(str(item["dst"]), family),
+                family=family,
+                gateway=gateway,
+                dev=item.get("dev"),
+                table=str(item.get("table", "main")),
+                type=str(item.get("type", "unicast")),
+                protocol=item.get("protocol"),
+                scope=item.get("scope"),
+                prefsrc=item.get("prefsrc"),
+                metric=_int(item.get("metric", 0), "metric"),
+            )
+        )
+    return tuple(routes)
+
+
+def parse_neighbours(doc) -> tuple:
+    """Neighbour (ARP/NDP) entries from `ip -j neigh show`."""
+    out = []
+    for item in _objects(doc, "neigh show"):
+        if "dst" not in item:
+            continue
+        out.append(
+            Neighbour(
+                dst=str(item["dst"]),
+                dev=str(item.get("dev", "")),
+                lladdr=item.get("lladdr"),
+                state=tuple(str(s) for s in item.get("state") or ()),
+            )
+        )
+    return tuple(out)
+
+
+def parse_route_get(stdout: str, stderr: str, dst: str, query: str) -> RouteLookup:
+    """The answer to `ip -j route get DST ...`: the kernel's chosen route, or its refusal."""
+    if not stdout.strip():
+        msg = stderr.strip().splitlines()[-1] if stderr.strip() else "no route"
+        if msg.startswith("RTNETLINK answers: "):
+            msg = msg[len("RTNETLINK answers: "):]
+        return RouteLookup(dst=dst, dev=None, error=msg, query=query)
+    docs = split_documents(stdout)
+    items = list(_objects(docs[0], "route get")) if docs else []
+    if not items:
+        return RouteLookup(dst=dst, dev=None, error="no route", query=query)
+    r = items[0]
+    rtype = r.get("type")
+    if rtype in ("unreachable", "blackhole", "prohibit"):
+        return RouteLookup(dst=dst, dev=None, error=f"{rtype} route", query=query)
+    return RouteLookup(
+        dst=dst, dev=r.get("dev"), gateway=r.get("gateway"), prefsrc=r.get("prefsrc"), query=query
+    )

@@ -1,0 +1,345 @@
+"""`netdoctor lab up | down | status | heal`: build, reconcile and remove the sealed lab.
+
+`up` creates the namespaces and links, then calls configure_healthy(); `heal` calls the same
+function on an existing lab, so whatever was broken (by `lab break` or by hand) is put back.
+`down` removes every object the lab made, found by name, not by memory, so it also cleans
+up after a crashed `up`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Optional
+
+from netdoctor.diagnose import command, netns
+from netdoctor.diagnose.errors import LabStateError, MissingDependency, NoPermission
+from netdoctor.diagnose.lab import layout as L
+
+REQUIRED_PROGRAMS = {
+    "ip": "iproute2",
+    "iptables-restore": "iptables",
+    "dnsmasq": "dnsmasq-base",
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise NoPermission("the lab creates network namespaces: run netdoctor as root")
+
+
+def _require_programs() -> None:
+    missing = [f"{prog} (apt: {pkg})" for prog, pkg in REQUIRED_PROGRAMS.items()
+               if shutil.which(prog) is None]
+    if missing:
+        raise MissingDependency("the lab needs " + ", ".join(missing))
+
+
+def _ip(ns: Optional[str], *args: str) -> None:
+    argv = ["ip"] + (["-n", ns] if ns else []) + list(args)
+    command.run(argv, check=True)
+
+
+def _ns_exec(ns: str, *argv: str, input: Optional[str] = None, check: bool = True):
+    return command.run(["ip", "netns", "exec", ns, *argv], input=input, check=check)
+
+
+def _sysctl(ns: str, key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+
+    def write() -> None:
+        with open(path, "w", encoding="ascii") as f:
+            f.write(value)
+
+    netns.call_in(netns.named(ns), write)
+
+
+def present_namespaces() -> list:
+    return [n.name for n in netns.list_named() if n.name.startswith(L.PREFIX)]
+
+
+def _state_path() -> str:
+    return os.path.join(L.STATE_DIR, "state.json")
+
+
+def read_state() -> Optional[dict]:
+    try:
+        with open(_state_path(), encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_state(state: dict) -> None:
+    os.makedirs(L.STATE_DIR, exist_ok=True)
+    tmp = _state_path() + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=2)
+    os.replace(tmp, _state_path())
+
+
+def is_up() -> bool:
+    return read_state() is not None and set(L.all_namespaces()) <= set(present_namespaces())
+
+
+# ---------------------------------------------------------------- services in the "internet"
+
+def _pid_alive(pid: Optional[int], marker: str) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return marker.encode() in f.read()
+    except OSError:
+        return False
+
+
+def _start_in_inet(argv: list, log_name: str) -> int:
+    os.makedirs(L.STATE_DIR, exist_ok=True)
+    log = open(os.path.join(L.STATE_DIR, log_name), "ab")
+
+    def spawn() -> int:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, close_fds=True)
+        return proc.pid
+
+    try:
+        return netns.call_in(netns.named(L.INET_NS), spawn)
+    finally:
+        log.close()
+
+
+def _dnsmasq_argv() -> list:
+    return [
+        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+        "--bind-interfaces", f"--listen-address={L.DNS_ADDRESS}", "--except-interface=wan0",
+        f"--address=/{L.WEB_NAME}/{L.WEB_ADDRESS}", "--user=root", "--group=root",
+        f"--pid-file={os.path.join(L.STATE_DIR, 'dnsmasq.pid')}", "--log-facility=-",
+    ]
+
+
+def _http_argv() -> list:
+    root = os.path.join(L.STATE_DIR, "www")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "index.html"), "w", encoding="utf-8") as f:
+        f.write("<html><body>netdoctor lab: you reached the internet</body></html>\n")
+    return [sys.executable, "-m", "http.server", "80", "--bind", L.WEB_ADDRESS, "--directory", root]
+
+
+def _wait_listening(port: int, proto: str, timeout: float = 5.0) -> bool:
+    flag = "-ltnH" if proto == "tcp" else "-lunH"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = _ns_exec(L.INET_NS, "ss", flag, f"sport = :{port}", check=False)
+        if res.ok and res.stdout.strip():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def ensure_services(state: dict) -> dict:
+    """Start the DNS and HTTP servers of the fake internet if they are not running."""
+    services = dict(state.get("services") or {})
+    if not _pid_alive(services.get("dns"), "dnsmasq"):
+        services["dns"] = _start_in_inet(_dnsmasq_argv(), "dnsmasq.log")
+        if not _wait_listening(53, "udp"):
+            raise LabStateError("dnsmasq did not start in the lab; see "
+                                + os.path.join(L.STATE_DIR, "dnsmasq.log"))
+    if not _pid_alive(services.get("http"), "http.server"):
+        services["http"] = _start_in_inet(_http_argv(), "http.log")
+        if not _wait_listening(80, "tcp"):
+            raise LabStateError("the lab's HTTP server did not start; see "
+                                + os.path.join(L.STATE_DIR, "http.log"))
+    return dict(state, services=services)
+
+
+def stop_service(state: dict, which: str) -> dict:
+    services = dict(state.get("services") or {})
+    pid = services.pop(which, None)
+    marker = "dnsmasq" if which == "dns" else "http.server"
+    if _pid_alive(pid, marker):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _pid_alive(pid, marker):
+                break
+            time.sleep(0.02)
+    return dict(state, services=services)
+
+
+# ---------------------------------------------------------------- healthy configuration
+
+def host_ruleset() -> str:
+    """Docker-style filter and NAT for the lab host, in iptables-restore form."""
+    return f"""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:NDLAB-USER - [0:0]
+:NDLAB-FORWARD - [0:0]
+-A FORWARD -j NDLAB-USER
+-A FORWARD -j NDLAB-FORWARD
+-A NDLAB-USER -j RETURN
+-A NDLAB-FORWARD -o {L.BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A NDLAB-FORWARD -i {L.BRIDGE} ! -o {L.BRIDGE} -j ACCEPT
+-A NDLAB-FORWARD -i {L.BRIDGE} -o {L.BRIDGE} -j ACCEPT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s {L.SUBNET} ! -o {L.BRIDGE} -j MASQUERADE
+COMMIT
+"""
+
+
+def _flush_netfilter(ns: str) -> None:
+    if shutil.which("nft"):
+        _ns_exec(ns, "nft", "flush", "ruleset")
+    else:
+        _ns_exec(ns, "iptables-restore", input="*filter\nCOMMIT\n*nat\nCOMMIT\n")
+
+
+def _write_resolv_conf(name: str) -> None:
+    path = L.resolv_conf_path(name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="ascii") as f:
+        f.write(f"# written by netdoctor lab\nnameserver {L.DNS_ADDRESS}\n")
+
+
+def configure_healthy(state: dict) -> dict:
+    """Put every lab object in its healthy configuration (idempotent)."""
+    # The fake internet: its uplink side, the two service addresses on lo, no filtering.
+    _ip(L.INET_NS, "link", "set", "lo", "up")
+    _ip(L.INET_NS, "link", "set", L.UPSTREAM_IFACE, "up", "mtu", str(L.MTU))
+    _ip(L.INET_NS, "addr", "replace", f"{L.UPSTREAM_ADDRESS}/{L.UPLINK_PREFIXLEN}",
+        "dev", L.UPSTREAM_IFACE)
+    for addr in (L.WEB_ADDRESS, L.DNS_ADDRESS):
+        _ip(L.INET_NS, "addr", "replace", f"{addr}/32", "dev", "lo")
+    _flush_netfilter(L.INET_NS)
+    _ip(L.INET_NS, "neigh", "flush", "nud", "permanent")
+
+    # The host: uplink, bridge, veths enslaved and up, default route, forwarding, Docker rules.
+    _ip(L.HOST_NS, "link", "set", "lo", "up")
+    _ip(L.HOST_NS, "link", "set", L.UPLINK, "up", "mtu", str(L.MTU))
+    _ip(L.HOST_NS, "addr", "replace", f"{L.UPLINK_ADDRESS}/{L.UPLINK_PREFIXLEN}", "dev", L.UPLINK)
+    _ip(L.HOST_NS, "link", "set", L.BRIDGE, "up", "mtu", str(L.MTU))
+    _ip(L.HOST_NS, "addr", "replace", f"{L.BRIDGE_ADDRESS}/{L.PREFIXLEN}", "dev", L.BRIDGE)
+    for _, (_, veth) in L.CONTAINERS.items():
+        _ip(L.HOST_NS, "link", "set", veth, "master", L.BRIDGE, "mtu", str(L.MTU), "up")
+    _ip(L.HOST_NS, "route", "replace", "default", "via", L.UPSTREAM_ADDRESS, "dev", L.UPLINK)
+    _ip(L.HOST_NS, "neigh", "flush", "nud", "permanent")
+    _sysctl(L.HOST_NS, "net.ipv4.ip_forward", "1")
+    for key in ("all", "default", L.UPLINK, L.BRIDGE):
+        _sysctl(L.HOST_NS, f"net.ipv4.conf.{key}.rp_filter", "0")
+    _flush_netfilter(L.HOST_NS)
+    _ns_exec(L.HOST_NS, "iptables-restore", input=host_ruleset())
+
+    # The containers: address, default route via the bridge, resolv.conf.
+    for name, (addr, _) in L.CONTAINERS.items():
+        ns = L.container_ns(name)
+        _ip(ns, "link", "set", "lo", "up")
+        _ip(ns, "link", "set", L.CONTAINER_IFACE, "mtu", str(L.MTU), "up")
+        _ip(ns, "addr", "flush", "dev", L.CONTAINER_IFACE, "scope", "global")
+        _ip(ns, "addr", "add", f"{addr}/{L.PREFIXLEN}", "dev", L.CONTAINER_IFACE)
+        _ip(ns, "route", "replace", "default", "via", L.BRIDGE_ADDRESS, "dev", L.CONTAINER_IFACE)
+        _ip(ns, "neigh", "flush", "nud", "permanent")
+        _flush_netfilter(ns)
+        _write_resolv_conf(name)
+
+    state = ensure_services(state)
+    state = dict(state, faults=[])
+    _write_state(state)
+    return state
+
+
+# ---------------------------------------------------------------- commands
+
+def up() -> tuple:
+    """Create the lab. Returns (created, state); created is False when it was already up."""
+    _require_root()
+    _require_programs()
+    if is_up():
+        return False, read_state()
+    if present_namespaces() or os.path.exists(L.STATE_DIR):
+        down()  # residue of an earlier, interrupted lab
+    try:
+        for ns in L.all_namespaces():
+            command.run(["ip", "netns", "add", ns], check=True)
+        _ip(L.HOST_NS, "link", "add", L.UPLINK, "type", "veth",
+            "peer", "name", L.UPSTREAM_IFACE, "netns", L.INET_NS)
+        _ip(L.HOST_NS, "link", "add", L.BRIDGE, "type", "bridge")
+        for name, (_, veth) in L.CONTAINERS.items():
+            _ip(L.container_ns(name), "link", "add", L.CONTAINER_IFACE, "type", "veth",
+                "peer", "name", veth, "netns", L.HOST_NS)
+        state = configure_healthy({"created": time.time(), "services": {}, "faults": []})
+    except BaseException:
+        down()
+        raise
+    return True, state
+
+
+def down() -> list:
+    """Remove the lab; returns what was removed (empty when there was no lab)."""
+    _require_root()
+    removed = []
+    state = read_state() or {}
+    for which in ("dns", "http"):
+        before = (state.get("services") or {}).get(which)
+        state = stop_service(state, which)
+        if before:
+            removed.append(f"process {before} ({which})")
+    for ns in present_namespaces():
+        # Anything still running inside would keep the namespace (and its veths) alive.
+        pids = command.run(["ip", "netns", "pids", ns]).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                removed.append(f"process {pid} in {ns}")
+            except (ProcessLookupError, ValueError):
+                pass
+        command.run(["ip", "netns", "del", ns], check=True)
+        removed.append(f"netns {ns}")
+    for name in L.CONTAINERS:
+        d = os.path.dirname(L.resolv_conf_path(name))
+        if os.path.isdir(d):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    if os.path.isdir(L.STATE_DIR):
+        shutil.rmtree(L.STATE_DIR, ignore_errors=True)
+        removed.append(L.STATE_DIR)
+    return removed
+
+
+def heal() -> dict:
+    _require_root()
+    if not is_up():
+        raise LabStateError("the lab is not up: run `netdoctor lab up`")
+    return configure_healthy(read_state() or {})
+
+
+def status() -> dict:
+    """What exists of the lab and which faults are injected (no root needed to read)."""
+    state = read_state()
+    present = present_namespaces()
+    services = (state or {}).get("services") or {}
+    return {
+        "up": is_up(),
+        "namespaces": {ns: ns in present for ns in L.all_namespaces()},
+        "containers": {name: L.container_ns(name) for name in L.CONTAINERS},
+        "services": {
+            "dns": {"address": L.DNS_ADDRESS, "pid": services.get("dns"),
+                    "running": _pid_alive(services.get("dns"), "dnsmasq")},
+            "http": {"address": L.WEB_ADDRESS, "pid": services.get("http"),
+                     "running": _pid_alive(services.get("http"), "http.server")},
+        },
+        "faults": (state or {}).get("faults", []),
+        "residue": bool(present) and state is None,
+    }

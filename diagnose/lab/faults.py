@@ -1,0 +1,81 @@
+"""`netdoctor lab break FAULT`: the faults netdoctor must diagnose, injected into the lab.
+
+Each fault is what an operator (or a misbehaving tool) does to a real Docker host. They are
+undone together by `netdoctor lab heal`, which reconciles the whole lab to healthy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from netdoctor.diagnose.errors import LabStateError, UsageError
+from netdoctor.diagnose.lab import control
+from netdoctor.diagnose.lab import layout as L
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    summary: str
+    per_container: bool
+    inject: Callable[[str], None]  # called with the container name (ignored for host faults)
+
+
+def _ip(ns: str, *args: str) -> None:
+    control._ip(ns, *args)
+
+
+def _ipt(ns: str, *args: str) -> None:
+    control._ns_exec(ns, "iptables", *args)
+
+
+def _address(container: str) -> str:
+    return L.CONTAINERS[container][0]
+
+
+def _veth(container: str) -> str:
+    return L.CONTAINERS[container][1]
+
+
+def _stop_dns(_: str) -> None:
+    state = control.stop_service(control.read_state() or {}, "dns")
+    control._write_state(state)
+
+
+FAULTS = {f.name: f for f in [
+    Fault("ip-forward-off", "host stops forwarding: net.ipv4.ip_forward=0", False,
+          lambda c: control._sysctl(L.HOST_NS, "net.ipv4.ip_forward", "0")),
+    Fault("forward-drop", "a DROP rule for the container's address at the top of FORWARD", True,
+          lambda c: _ipt(L.HOST_NS, "-I", "FORWARD", "1", "-s", _address(c), "-j", "DROP")),
+    Fault("nat-missing", "the MASQUERADE rule for the container subnet is gone", False,
+          lambda c: _ipt(L.HOST_NS, "-t", "nat", "-D", "POSTROUTING", "-s", L.SUBNET,
+                         "!", "-o", L.BRIDGE, "-j", "MASQUERADE")),
+    Fault("veth-detached", "the container's host-side veth is taken off the bridge", True,
+          lambda c: _ip(L.HOST_NS, "link", "set", _veth(c), "nomaster")),
+    Fault("veth-down", "the container's host-side veth is set down", True,
+          lambda c: _ip(L.HOST_NS, "link", "set", _veth(c), "down")),
+    Fault("bridge-down", f"the bridge {L.BRIDGE} is set down", False,
+          lambda c: _ip(L.HOST_NS, "link", "set", L.BRIDGE, "down")),
+    Fault("no-default-route", "the container has no default route", True,
+          lambda c: _ip(L.container_ns(c), "route", "del", "default")),
+    Fault("dns-unreachable", "the DNS server in the internet stops answering", False, _stop_dns),
+]}
+
+
+def inject(name: str, container: str = "test") -> dict:
+    """Inject fault `name` (for `container` when it is per-container); returns the lab state."""
+    control._require_root()
+    if name not in FAULTS:
+        raise UsageError(f"unknown fault '{name}'; choose one of: {', '.join(FAULTS)}")
+    if container not in L.CONTAINERS:
+        raise UsageError(f"no lab container '{container}'; choose one of: {', '.join(L.CONTAINERS)}")
+    if not control.is_up():
+        raise LabStateError("the lab is not up: run `netdoctor lab up` first")
+    fault = FAULTS[name]
+    fault.inject(container)
+    state = control.read_state() or {}
+    entry = {"fault": name, "container": container if fault.per_container else None}
+    state = dict(state, faults=list(state.get("faults") or []) + [entry])
+    control._write_state(state)
+    return state

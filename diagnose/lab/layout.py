@@ -1,0 +1,58 @@
+"""The built-in lab's names and addresses: a Docker-like host behind a fake internet.
+
+    container ns "ndlab-test"  eth0 172.29.0.2 ─┐
+    container ns "ndlab-web"   eth0 172.29.0.3 ─┤ veth-test / veth-web
+                                                │
+    host ns "ndlab-host"   ndbr0 172.29.0.1/24 ─┘  (bridge, MASQUERADE, FORWARD like Docker)
+                           eth0 198.51.100.2/24 ── wan0 198.51.100.1/24   ns "ndlab-inet"
+                                                       lo: 203.0.113.80 (HTTP, www.baidu.com)
+                                                           203.0.113.53 (DNS, dnsmasq)
+
+Every address lives in namespaces the lab creates; nothing is routed to the machine's
+real interfaces. The "internet" has no route back to 172.29.0.0/24, so without NAT the
+replies have nowhere to go, as on the real internet.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ndlab-"
+HOST_NS = PREFIX + "host"
+INET_NS = PREFIX + "inet"
+
+BRIDGE = "ndbr0"
+SUBNET = "172.29.0.0/24"
+BRIDGE_ADDRESS = "172.29.0.1"
+PREFIXLEN = 24
+
+UPLINK = "eth0"  # the lab host's NIC
+UPLINK_ADDRESS = "198.51.100.2"
+UPSTREAM_IFACE = "wan0"  # the internet side of the uplink
+UPSTREAM_ADDRESS = "198.51.100.1"
+UPLINK_PREFIXLEN = 24
+
+WEB_ADDRESS = "203.0.113.80"
+DNS_ADDRESS = "203.0.113.53"
+WEB_NAME = "www.baidu.com"
+
+# Lab containers: name -> (address, host-side veth name)
+CONTAINERS = {
+    "test": ("172.29.0.2", "veth-test"),
+    "web": ("172.29.0.3", "veth-web"),
+}
+CONTAINER_IFACE = "eth0"
+MTU = 1500
+
+STATE_DIR = "/run/netdoctor/lab"
+
+
+def container_ns(name: str) -> str:
+    return PREFIX + name
+
+
+def all_namespaces() -> list:
+    return [HOST_NS, INET_NS] + [container_ns(c) for c in CONTAINERS]
+
+
+def resolv_conf_path(name: str) -> str:
+    """Where `ip netns exec` (and netdoctor) find the container's resolv.conf."""
+    return f"/etc/netns/{container_ns(name)}/resolv.conf"

@@ -1,0 +1,172 @@
+"""The facts netdoctor gathers about a network namespace, as frozen, JSON-ready records.
+
+Everything downstream of gathering (path discovery, checks, verdicts) reads only these,
+so it runs on a saved snapshot without root.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+
+def _from_dict(cls, data: dict):
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Address:
+    family: str  # "inet" or "inet6"
+    local: str
+    prefixlen: int
+    scope: str = "global"
+
+    @property
+    def interface(self) -> ipaddress._BaseNetwork:
+        return ipaddress.ip_interface(f"{self.local}/{self.prefixlen}")
+
+    def __str__(self) -> str:
+        return f"{self.local}/{self.prefixlen}"
+
+
+@dataclass(frozen=True)
+class Link:
+    ifindex: int
+    name: str
+    kind: Optional[str]  # "veth", "bridge", None for a plain NIC, ...
+    mtu: int
+    mac: Optional[str]
+    flags: tuple
+    operstate: str
+    master: Optional[int] = None  # ifindex of the bridge (or bond) this link is enslaved to
+    peer_ifindex: Optional[int] = None  # IFLA_LINK: a veth's peer ifindex, in peer_netnsid's ns
+    peer_netnsid: Optional[int] = None  # IFLA_LINK_NETNSID; None means "this same namespace"
+    addresses: tuple = ()
+
+    @property
+    def up(self) -> bool:
+        return "UP" in self.flags
+
+    @property
+    def lower_up(self) -> bool:
+        return "LOWER_UP" in self.flags
+
+    @property
+    def is_loopback(self) -> bool:
+        return "LOOPBACK" in self.flags
+
+    @property
+    def state(self) -> str:
+        """What `ip -br link` would say, plus NO-CARRIER when up without a carrier."""
+        if not self.up:
+            return "DOWN"
+        if not self.lower_up:
+            return "NO-CARRIER"
+        return self.operstate if self.operstate != "UNKNOWN" else "UP"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["flags"] = list(self.flags)
+        d["addresses"] = [asdict(a) for a in self.addresses]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Link":
+        data = dict(data)
+        data["flags"] = tuple(data.get("flags", ()))
+        data["addresses"] = tuple(_from_dict(Address, a) for a in data.get("addresses", ()))
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str  # "default" or a prefix like "10.0.0.0/24" (host routes as "10.0.0.1/32")
+    family: str = "inet"
+    gateway: Optional[str] = None
+    dev: Optional[str] = None
+    table: str = "main"
+    type: str = "unicast"
+    protocol: Optional[str] = None
+    scope: Optional[str] = None
+    prefsrc: Optional[str] = None
+    metric: int = 0
+
+    @property
+    def is_default(self) -> bool:
+        return self.dst == "default"
+
+    @property
+    def network(self) -> ipaddress._BaseNetwork:
+        if self.is_default:
+            return ipaddress.ip_network("0.0.0.0/0" if self.family == "inet" else "::/0")
+        return ipaddress.ip_network(self.dst, strict=False)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    dst: str
+    dev: str
+    lladdr: Optional[str]
+    state: tuple  # e.g. ("REACHABLE",), ("FAILED",), ("INCOMPLETE",)
+
+
+@dataclass(frozen=True)
+class RouteLookup:
+    """What the kernel answered to `ip route get` (a FIB lookup; nothing is sent)."""
+
+    dst: str
+    dev: Optional[str]
+    gateway: Optional[str] = None
+    prefsrc: Optional[str] = None
+    error: Optional[str] = None  # the kernel's refusal, e.g. "Network is unreachable"
+    query: str = ""  # the lookup as a person would type it
+
+
+@dataclass(frozen=True)
+class NamespaceSnapshot:
+    """One read of a namespace: links with addresses, routes, neighbours, sysctls."""
+
+    netns: dict  # Netns.to_dict()
+    links: tuple
+    routes: tuple = ()
+    neighbours: tuple = ()
+    sysctls: dict = field(default_factory=dict)
+
+    def link(self, ifindex: Optional[int] = None, name: Optional[str] = None) -> Optional[Link]:
+        for link in self.links:
+            if (ifindex is not None and link.ifindex == ifindex) or (
+                name is not None and link.name == name
+            ):
+                return link
+        return None
+
+    def default_routes(self, family: str = "inet") -> list:
+        return [
+            r
+            for r in self.routes
+            if r.is_default and r.family == family and r.table == "main" and r.type == "unicast"
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "netns": self.netns,
+            "links": [l.to_dict() for l in self.links],
+            "routes": [asdict(r) for r in self.routes],
+            "neighbours": [dict(asdict(n), state=list(n.state)) for n in self.neighbours],
+            "sysctls": dict(self.sysctls),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NamespaceSnapshot":
+        return cls(
+            netns=data["netns"],
+            links=tuple(Link.from_dict(l) for l in data.get("links", ())),
+            routes=tuple(_from_dict(Route, r) for r in data.get("routes", ())),
+            neighbours=tuple(
+                _from_dict(Neighbour, dict(n, state=tuple(n.get("state", ()))))
+                for n in data.get("neighbours", ())
+            ),
+            sysctls=dict(data.get("sysctls", {})),
+        )

@@ -1,0 +1,199 @@
+"""Network namespaces: identify them, enumerate them, and run code inside one.
+
+Namespaces are only ever *opened* by path (never created: no pyroute2 NetNS, which
+creates a missing namespace by default). Code runs inside a namespace in a short-lived
+thread that has called setns(2): a network namespace switch is per thread, sockets opened
+there stay bound to that namespace, /proc/sys/net reads see its sysctls, and programs
+started from that thread inherit it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, TypeVar
+
+from netdoctor.diagnose.errors import NoPermission, TargetNotFound
+
+NETNS_RUN_DIR = "/run/netns"  # iproute2's NETNS_RUN_DIR (/var/run/netns is a link to it)
+CLONE_NEWNET = 0x40000000
+
+T = TypeVar("T")
+
+_libc = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if hasattr(os, "setns"):  # Python 3.12+
+        os.setns(fd, CLONE_NEWNET)
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _nsfs_device() -> int:
+    return os.stat("/proc/self/ns/net").st_dev
+
+
+@dataclass(frozen=True)
+class Netns:
+    """A network namespace, known by a path that opens it and its inode (its identity)."""
+
+    path: str
+    inode: int
+    name: Optional[str] = None  # the `ip netns` name, when it has one
+
+    @property
+    def label(self) -> str:
+        return self.name or f"net:[{self.inode}]"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "inode": self.inode, "path": self.path}
+
+
+def own() -> Netns:
+    """The namespace netdoctor runs in: "the host" unless a path proves otherwise."""
+    # /proc/thread-self would be exact per thread, but the main thread never calls setns.
+    inode = os.stat("/proc/self/ns/net").st_ino
+    return Netns(f"/proc/{os.getpid()}/ns/net", inode, name=_name_of_inode(inode))
+
+
+def open_path(path: str, name: Optional[str] = None) -> Netns:
+    """Identify the namespace at path, refusing anything that is not a network namespace."""
+    try:
+        st = os.stat(path)
+        # Reading the link also proves it is a *network* namespace file of procfs.
+        if path.startswith("/proc/"):
+            kind = os.readlink(path)
+            if not kind.startswith("net:["):
+                raise TargetNotFound(f"{path} is not a network namespace")
+    except FileNotFoundError:
+        raise TargetNotFound(f"no network namespace at {path}") from None
+    except PermissionError:
+        raise NoPermission(f"cannot open {path}: permission denied (run netdoctor as root)") from None
+    except OSError as e:
+        if e.errno in (errno.ESRCH, errno.ENOENT):
+            raise TargetNotFound(f"no network namespace at {path}") from None
+        raise
+    if st.st_dev != _nsfs_device():
+        raise TargetNotFound(f"{path} is not a network namespace (is the netns mounted?)")
+    return Netns(path, st.st_ino, name=name if name is not None else _name_of_inode(st.st_ino))
+
+
+def named(name: str) -> Netns:
+    """The `ip netns` namespace NAME; TargetNotFound if there is none."""
+    if not name or "/" in name or name in (".", ".."):
+        raise TargetNotFound(f"'{name}' is not a valid netns name")
+    path = os.path.join(NETNS_RUN_DIR, name)
+    if not os.path.exists(path):
+        raise TargetNotFound(f"no network namespace named '{name}' (see `ip netns list`)")
+    return open_path(path, name=name)
+
+
+def of_pid(pid: int) -> Netns:
+    if pid <= 0:
+        raise TargetNotFound(f"{pid} is not a process id")
+    if not os.path.exists(f"/proc/{pid}"):
+        raise TargetNotFound(f"no process with pid {pid}")
+    return open_path(f"/proc/{pid}/ns/net")
+
+
+def list_named() -> list:
+    """Every `ip netns` namespace, sorted by name; unreadable or stale entries are skipped."""
+    try:
+        names = sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+    out = []
+    dev = _nsfs_device()
+    for n in names:
+        p = os.path.join(NETNS_RUN_DIR, n)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if st.st_dev == dev:
+            out.append(Netns(p, st.st_ino, name=n))
+    return out
+
+
+def _name_of_inode(inode: int) -> Optional[str]:
+    for ns in list_named():
+        if ns.inode == inode:
+            return ns.name
+    return None
+
+
+def candidates() -> Iterator[Netns]:
+    """Every network namespace we can open: named ones first, then those of processes.
+
+    Yields each namespace once (by inode). Processes whose namespace we may not open
+    (another user's, a process outside our reach) are skipped.
+    """
+    seen = set()
+    for ns in list_named():
+        if ns.inode not in seen:
+            seen.add(ns.inode)
+            yield ns
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return
+    for pid in sorted(pids):
+        path = f"/proc/{pid}/ns/net"
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if st.st_ino in seen:
+            continue
+        seen.add(st.st_ino)
+        yield Netns(path, st.st_ino)
+
+
+def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
+    """Run fn(*args, **kwargs) inside namespace ns and return its result (or raise its error)."""
+    if ns.inode == own().inode:
+        return fn(*args, **kwargs)
+    box: dict = {}
+
+    def runner() -> None:
+        try:
+            fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            box["error"] = TargetNotFound(f"network namespace {ns.label} disappeared")
+            return
+        except PermissionError:
+            box["error"] = NoPermission(f"cannot open {ns.path}: permission denied (run as root)")
+            return
+        try:
+            _setns(fd)
+        except OSError as e:
+            if e.errno == errno.EPERM:
+                box["error"] = NoPermission(
+                    f"cannot enter network namespace {ns.label}: need CAP_SYS_ADMIN (run as root)"
+                )
+            else:
+                box["error"] = e
+            return
+        finally:
+            os.close(fd)
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=runner, name=f"netns:{ns.label}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

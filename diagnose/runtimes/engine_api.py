@@ -1,0 +1,127 @@
+"""A minimal read-only client of the Docker Engine API (Docker, and podman's compatible socket).
+
+Only GET requests: netdoctor never creates, starts, stops or execs into a container.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from typing import Optional
+from urllib.parse import quote, urlparse
+
+from netdoctor.diagnose.errors import MissingDependency, NoPermission, ParseError
+
+TIMEOUT = 5.0
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class EngineAPI:
+    """GET JSON from an Engine API endpoint given as unix:///path or tcp://host:port."""
+
+    def __init__(self, endpoint: str, label: str):
+        self.endpoint = endpoint
+        self.label = label
+        u = urlparse(endpoint)
+        if u.scheme == "unix":
+            self._unix_path: Optional[str] = u.path
+            self._hostport = None
+        elif u.scheme in ("tcp", "http"):
+            self._unix_path = None
+            self._hostport = (u.hostname or "localhost", u.port or 2375)
+        else:
+            raise MissingDependency(
+                f"{label}: endpoint {endpoint!r} is not supported (use unix:// or tcp://)"
+            )
+
+    def unavailable(self) -> Optional[str]:
+        """None when the endpoint can be tried, else why it cannot."""
+        if self._unix_path is not None:
+            if not os.path.exists(self._unix_path):
+                return f"no socket at {self._unix_path}"
+            if not os.access(self._unix_path, os.R_OK | os.W_OK):
+                return f"permission denied on {self._unix_path}"
+        return None
+
+    def get(self, path: str):
+        if self._unix_path is not None:
+            conn: http.client.HTTPConnection = _UnixConnection(self._unix_path, TIMEOUT)
+        else:
+            conn = http.client.HTTPConnection(*self._hostport, timeout=TIMEOUT)
+        try:
+            conn.request("GET", path, headers={"Host": "localhost", "Accept": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except PermissionError:
+            raise NoPermission(f"{self.label}: permission denied on {self.endpoint}") from None
+        except (ConnectionError, FileNotFoundError, socket.timeout, OSError) as e:
+            raise MissingDependency(f"{self.label} is not answering on {self.endpoint}: {e}") from None
+        finally:
+            conn.close()
+        if resp.status == 404:
+            return None
+        if resp.status >= 400:
+            raise MissingDependency(
+                f"{self.label} answered {resp.status} to GET {path}: {body[:200].decode(errors='replace')}"
+            )
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ParseError(f"{self.label} answered GET {path} with something that is not JSON") from None
+
+    def containers(self) -> list:
+        data = self.get("/containers/json?all=1")
+        if not isinstance(data, list):
+            raise ParseError(f"{self.label}: /containers/json did not return a list")
+        return data
+
+    def inspect(self, ident: str) -> Optional[dict]:
+        data = self.get(f"/containers/{quote(ident, safe='')}/json")
+        if data is not None and not isinstance(data, dict):
+            raise ParseError(f"{self.label}: /containers/{{id}}/json did not return an object")
+        return data
+
+
+def record_from_listing(runtime: str, item: dict):
+    """A ContainerRecord from one entry of /containers/json (Docker and podman alike)."""
+    from netdoctor.diagnose.runtimes import ContainerRecord
+
+    names = item.get("Names") or []
+    name = names[0].lstrip("/") if names else str(item.get("Id", ""))[:12]
+    state = str(item.get("State", ""))
+    host_config = item.get("HostConfig") or {}
+    return ContainerRecord(
+        runtime=runtime,
+        id=str(item.get("Id", "")),
+        name=name,
+        running=state == "running",
+        status=str(item.get("Status", state)),
+        network_mode=host_config.get("NetworkMode"),
+    )
+
+
+def pid_from_inspect(data: dict) -> Optional[int]:
+    state = data.get("State") or {}
+    pid = state.get("Pid")
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return None
+    return pid if pid > 0 else None

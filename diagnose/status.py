@@ -1,0 +1,25 @@
+"""Exit statuses of the `netdoctor` command, in one place (documented in README.md)."""
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    # The network answer is negative: an incomplete path, findings at or above
+    # --fail-on, an unreachable destination.
+    PROBLEM = 1
+    # Bad arguments or options (click's own usage errors use 2 as well).
+    USAGE = 2
+    # The target (container, pid, netns) does not exist or is ambiguous.
+    TARGET_NOT_FOUND = 3
+    # The destination name could not be resolved.
+    UNRESOLVED = 4
+    # Not root, or lacking a capability netdoctor needs.
+    NO_PERMISSION = 5
+    # A program or service netdoctor needs is missing or not answering.
+    MISSING_DEPENDENCY = 6
+    # A lab command that needs the lab up (or down) found it otherwise.
+    LAB_STATE = 7
+    # A bug in netdoctor.
+    INTERNAL = 70
+    INTERRUPTED = 130

@@ -1,0 +1,242 @@
+"""resolve(TARGET) -> Target: from what the user typed to the network namespace to examine.
+
+TARGET forms, as the README documents them:
+  docker:NAME|ID   podman:NAME|ID   containerd:ID   lab:NAME
+  pid:N            netns:NAME       NAME or ID prefix (every runtime, then the lab, then `ip netns`)
+
+A bare name is looked up everywhere; when it matches in more than one place of the same
+kind, the error lists the matches with the prefix that picks each one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from netdoctor.diagnose import netns
+from netdoctor.diagnose.errors import NetdoctorError, TargetNotFound, UsageError
+from netdoctor.diagnose.runtimes import ContainerRecord
+
+RUNTIME_NAMES = ("docker", "podman", "containerd")
+PREFIXES = RUNTIME_NAMES + ("lab", "pid", "netns")
+
+
+@dataclass(frozen=True)
+class Target:
+    ref: str  # what the user typed
+    kind: str  # "docker", "podman", "containerd", "lab", "pid", "netns"
+    name: str
+    netns: netns.Netns
+    id: Optional[str] = None
+    pid: Optional[int] = None
+    network_mode: Optional[str] = None  # the runtime's word for it, when it has one
+    shares_with: Optional[str] = None  # container whose namespace this one joined (container:X)
+    host_netns: Optional[netns.Netns] = None  # known host (the lab's); else discovered
+    resolv_conf: Optional[str] = None
+    notes: tuple = field(default_factory=tuple)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def to_dict(self) -> dict:
+        return {
+            "ref": self.ref,
+            "kind": self.kind,
+            "name": self.name,
+            "id": self.id,
+            "pid": self.pid,
+            "netns": self.netns.to_dict(),
+            "network_mode": self.network_mode,
+            "shares_with": self.shares_with,
+        }
+
+
+# ------------------------------------------------------------------ runtimes
+
+def _runtime(name: str):
+    if name == "docker":
+        from netdoctor.diagnose.runtimes import docker as mod
+    elif name == "podman":
+        from netdoctor.diagnose.runtimes import podman as mod
+    else:
+        from netdoctor.diagnose.runtimes import containerd as mod
+    return mod
+
+
+def _list_runtime(name: str, explicit: bool) -> tuple:
+    """(records, why-not). With explicit=True an unusable runtime is an error."""
+    mod = _runtime(name)
+    why = mod.unavailable()
+    if why:
+        if explicit:
+            raise TargetNotFound(f"{name} is not usable here: {why}")
+        return [], why
+    try:
+        return mod.containers(), None
+    except NetdoctorError as e:
+        if explicit:
+            raise
+        return [], str(e)
+
+
+def _match_records(records: list, key: str) -> list:
+    exact = [r for r in records if r.name == key or r.id == key]
+    if exact:
+        return exact
+    if all(c in "0123456789abcdef" for c in key.lower()) and key:
+        return [r for r in records if r.id.startswith(key.lower())]
+    return []
+
+
+def _from_record(ref: str, rec: ContainerRecord, all_records: list) -> Target:
+    mod = _runtime(rec.runtime)
+    if not rec.running:
+        raise TargetNotFound(
+            f"{rec.runtime} container '{rec.name}' is not running ({rec.status or 'stopped'}): "
+            f"it has no network namespace; start it first"
+        )
+    info = mod.inspect(rec) if rec.runtime != "containerd" else {}
+    pid = rec.pid or mod.pid_of(rec)
+    if not pid:
+        raise TargetNotFound(f"{rec.runtime} did not report a process for container '{rec.name}'")
+    mode = rec.network_mode or ((info.get("HostConfig") or {}).get("NetworkMode"))
+    shares_with = None
+    if mode and mode.startswith("container:"):
+        other = mode.split(":", 1)[1]
+        match = _match_records(all_records, other)
+        shares_with = match[0].name if match else other
+    return Target(
+        ref=ref,
+        kind=rec.runtime,
+        name=rec.name,
+        id=rec.id,
+        pid=pid,
+        netns=netns.of_pid(pid),
+        network_mode=mode,
+        shares_with=shares_with,
+        resolv_conf=f"/proc/{pid}/root/etc/resolv.conf",
+    )
+
+
+# ------------------------------------------------------------------ lab, pid, netns
+
+def _lab_target(ref: str, name: str) -> Optional[Target]:
+    from netdoctor.diagnose.lab import control
+    from netdoctor.diagnose.lab import layout as L
+
+    if name not in L.CONTAINERS or L.container_ns(name) not in control.present_namespaces():
+        return None
+    return Target(
+        ref=ref,
+        kind="lab",
+        name=name,
+        netns=netns.named(L.container_ns(name)),
+        network_mode="bridge",
+        host_netns=netns.named(L.HOST_NS),
+        resolv_conf=L.resolv_conf_path(name),
+    )
+
+
+def _netns_target(ref: str, name: str) -> Target:
+    ns = netns.named(name)
+    conf = f"/etc/netns/{name}/resolv.conf"
+    return Target(ref=ref, kind="netns", name=name, netns=ns,
+                  resolv_conf=conf if os.path.exists(conf) else "/etc/resolv.conf")
+
+
+def _pid_target(ref: str, value: str) -> Target:
+    try:
+        pid = int(value)
+    except ValueError:
+        raise UsageError(f"'{ref}': pid: takes a process id, e.g. pid:1234") from None
+    return Target(ref=ref, kind="pid", name=str(pid), pid=pid, netns=netns.of_pid(pid),
+                  resolv_conf=f"/proc/{pid}/root/etc/resolv.conf")
+
+
+# ------------------------------------------------------------------ resolve
+
+def resolve(ref: str) -> Target:
+    ref = ref.strip()
+    if not ref:
+        raise UsageError("TARGET is empty: give a container name or ID, pid:N or netns:NAME")
+    prefix, sep, rest = ref.partition(":")
+    if sep and prefix in PREFIXES:
+        if not rest:
+            raise UsageError(f"'{ref}': nothing after '{prefix}:'")
+        return _resolve_prefixed(ref, prefix, rest)
+    return _resolve_bare(ref)
+
+
+def _resolve_prefixed(ref: str, prefix: str, rest: str) -> Target:
+    if prefix == "pid":
+        return _pid_target(ref, rest)
+    if prefix == "netns":
+        return _netns_target(ref, rest)
+    if prefix == "lab":
+        t = _lab_target(ref, rest)
+        if t is None:
+            from netdoctor.diagnose.lab import layout as L
+            raise TargetNotFound(
+                f"no lab container '{rest}' (lab containers: {', '.join(L.CONTAINERS)}; "
+                f"is the lab up? `netdoctor lab up`)"
+            )
+        return t
+    records, _ = _list_runtime(prefix, explicit=True)
+    matches = _match_records(records, rest)
+    if len(matches) == 1:
+        return _from_record(ref, matches[0], records)
+    if len(matches) > 1:
+        raise TargetNotFound(_ambiguous(ref, matches))
+    raise TargetNotFound(_unknown(ref, [r.name for r in records], []))
+
+
+def _resolve_bare(ref: str) -> Target:
+    all_records, unusable = [], []
+    for name in RUNTIME_NAMES:
+        records, why = _list_runtime(name, explicit=False)
+        all_records.extend(records)
+        if why and "permission denied" in why:
+            unusable.append(f"{name}: {why}")
+    # containerd lists Docker's own containers too (namespace "moby"): keep Docker's view.
+    docker_ids = {r.id for r in all_records if r.runtime == "docker"}
+    all_records = [r for r in all_records if not (r.runtime == "containerd" and r.id in docker_ids)]
+
+    matches = _match_records(all_records, ref)
+    if len(matches) == 1:
+        return _from_record(ref, matches[0], all_records)
+    if len(matches) > 1:
+        raise TargetNotFound(_ambiguous(ref, matches))
+    lab = _lab_target(ref, ref)
+    if lab is not None:
+        return lab
+    named = [n.name for n in netns.list_named()]
+    if ref in named:
+        return _netns_target(ref, ref)
+    candidates = [r.name for r in all_records] + named + _lab_names()
+    raise TargetNotFound(_unknown(ref, candidates, unusable))
+
+
+def _lab_names() -> list:
+    from netdoctor.diagnose.lab import control
+    from netdoctor.diagnose.lab import layout as L
+
+    present = control.present_namespaces()
+    return [n for n in L.CONTAINERS if L.container_ns(n) in present]
+
+
+def _ambiguous(ref: str, matches: list) -> str:
+    listed = ", ".join(sorted(f"{m.runtime}:{m.name} ({m.id[:12]})" for m in matches))
+    return f"'{ref}' is ambiguous: it matches {listed}; name one with its prefix"
+
+
+def _unknown(ref: str, candidates: list, unusable: list) -> str:
+    close = difflib.get_close_matches(ref, sorted(set(candidates)), n=5, cutoff=0.5)
+    msg = f"no container, lab container or network namespace named '{ref}'"
+    if close:
+        msg += f"; did you mean: {', '.join(close)}?"
+    if unusable:
+        msg += f" (not asked: {'; '.join(unusable)})"
+    return msg

@@ -1,0 +1,123 @@
+"""The path graph: namespaces, interfaces and the links between them (pure; no I/O).
+
+Nodes are ("netns", inode) and ("if", inode, ifindex). Edges carry a `rel`:
+  in-netns       interface -> its namespace
+  veth-peer      a veth -> its peer (across namespaces through IFLA_LINK_NETNSID)
+  lower-device   a macvlan/ipvlan -> its parent device
+  bridge-member  a port -> its master bridge
+  egress-route   an interface -> the interface the kernel routes the flow out of
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from netdoctor.diagnose.model import Link, NamespaceSnapshot
+
+ROLES = ("container", "host-veth", "bridge", "uplink")
+
+
+def iface_node(snap: NamespaceSnapshot, link: Link) -> tuple:
+    return ("if", snap.netns["inode"], link.ifindex)
+
+
+def build_graph(snapshots: list, nsids: dict):
+    """Graph of every link in `snapshots`.
+
+    nsids maps a viewer namespace inode to {nsid: inode of the namespace it names}, the
+    translation IFLA_LINK_NETNSID needs to find a veth's peer in another namespace.
+    """
+    import networkx as nx  # lazy: 0.3 s to import
+
+    g = nx.MultiDiGraph()
+    by_inode = {s.netns["inode"]: s for s in snapshots}
+    for snap in snapshots:
+        ns_node = ("netns", snap.netns["inode"])
+        g.add_node(ns_node, label=snap.netns.get("name") or f"net:[{snap.netns['inode']}]")
+        for link in snap.links:
+            node = iface_node(snap, link)
+            g.add_node(node, link=link, netns=snap.netns)
+            g.add_edge(node, ns_node, rel="in-netns")
+    for snap in snapshots:
+        inode = snap.netns["inode"]
+        for link in snap.links:
+            node = iface_node(snap, link)
+            if link.master is not None and snap.link(ifindex=link.master):
+                g.add_edge(node, ("if", inode, link.master), rel="bridge-member")
+            if link.peer_ifindex is None:
+                continue
+            if link.peer_netnsid is None:
+                peer_inode = inode
+            else:
+                peer_inode = nsids.get(inode, {}).get(link.peer_netnsid)
+            peer_snap = by_inode.get(peer_inode)
+            if peer_snap is None:
+                continue
+            peer = peer_snap.link(ifindex=link.peer_ifindex)
+            if peer is None:
+                continue
+            if link.kind == "veth" and peer.kind == "veth":
+                # A veth pair names each other; require both directions to agree.
+                if peer.peer_ifindex != link.ifindex:
+                    continue
+                g.add_edge(node, iface_node(peer_snap, peer), rel="veth-peer")
+            elif link.kind in ("macvlan", "macvtap", "ipvlan", "vlan"):
+                g.add_edge(node, iface_node(peer_snap, peer), rel="lower-device")
+    return g
+
+
+def neighbour_by_rel(g, node, rel: str) -> Optional[tuple]:
+    for _, dst, data in g.out_edges(node, data=True):
+        if data.get("rel") == rel:
+            return dst
+    return None
+
+
+@dataclass(frozen=True)
+class Hop:
+    role: str
+    name: str
+    netns: dict
+    ifindex: int
+    kind: Optional[str]
+    mac: Optional[str]
+    addresses: tuple
+    mtu: int
+    state: str
+    via: Optional[str] = None  # next-hop gateway the kernel routes to from here
+    master: Optional[str] = None
+
+    @classmethod
+    def of(cls, role: str, link: Link, netns_dict: dict, via: Optional[str] = None,
+           master: Optional[str] = None) -> "Hop":
+        return cls(
+            role=role,
+            name=link.name,
+            netns=netns_dict,
+            ifindex=link.ifindex,
+            kind=link.kind,
+            mac=link.mac,
+            addresses=tuple(str(a) for a in link.addresses if a.scope != "link"),
+            mtu=link.mtu,
+            state=link.state,
+            via=via,
+            master=master,
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["addresses"] = list(self.addresses)
+        d["netns"] = self.netns.get("name") or f"net:[{self.netns.get('inode')}]"
+        d["netns_inode"] = self.netns.get("inode")
+        return d
+
+
+def hop_at(g, node, role: str, via: Optional[str] = None) -> Hop:
+    data = g.nodes[node]
+    link: Link = data["link"]
+    master = None
+    m = neighbour_by_rel(g, node, "bridge-member")
+    if m is not None:
+        master = g.nodes[m]["link"].name
+    return Hop.of(role, link, data["netns"], via=via, master=master)

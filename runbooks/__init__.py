@@ -1,0 +1,1 @@
+"""Runbook pages, one per check ID, shipped as package data."""

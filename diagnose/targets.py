@@ -190,7 +190,8 @@ def _resolve_prefixed(ref: str, prefix: str, rest: str) -> Target:
         return _from_record(ref, matches[0], records)
     if len(matches) > 1:
         raise TargetNotFound(_ambiguous(ref, matches))
-    raise TargetNotFound(_unknown(ref, [r.name for r in records], []))
+    raise TargetNotFound(_unknown(rest, [r.name for r in records], [],
+                                  what=f"no {prefix} container"))
 
 
 def _resolve_bare(ref: str) -> Target:
@@ -232,9 +233,10 @@ def _ambiguous(ref: str, matches: list) -> str:
     return f"'{ref}' is ambiguous: it matches {listed}; name one with its prefix"
 
 
-def _unknown(ref: str, candidates: list, unusable: list) -> str:
+def _unknown(ref: str, candidates: list, unusable: list,
+             what: str = "no container, lab container or network namespace") -> str:
     close = difflib.get_close_matches(ref, sorted(set(candidates)), n=5, cutoff=0.5)
-    msg = f"no container, lab container or network namespace named '{ref}'"
+    msg = f"{what} named '{ref}'"
     if close:
         msg += f"; did you mean: {', '.join(close)}?"
     if unusable:

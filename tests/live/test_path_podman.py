@@ -1,0 +1,40 @@
+"""`netdoctor path` against real podman containers (runc, netavark bridge)."""
+
+import pytest
+
+from sandbox import netdoctor, netdoctor_json
+
+pytestmark = [pytest.mark.live, pytest.mark.podman]
+
+
+def test_podman_bridge_container_has_four_hops(podman_engine):
+    podman_engine.run("ptest")
+    rc, report = netdoctor_json("path", "ptest", env=podman_engine.env)
+    assert rc == 0, report
+    assert [h["role"] for h in report["hops"]] == ["container", "host-veth", "bridge", "uplink"]
+    assert report["target"]["kind"] == "podman"
+    assert report["hops"][2]["name"] == "podman0"
+    assert report["hops"][1]["netns"] == podman_engine.sealed.host
+    assert report["hops"][3]["via"] == "198.51.100.1"
+
+
+def test_podman_prefix_and_none_mode(podman_engine):
+    podman_engine.run("pnone", "--network", "none")
+    res = netdoctor("path", "podman:pnone", env=podman_engine.env)
+    assert res.returncode == 1
+    assert "network mode none" in res.stdout
+
+
+def test_same_name_in_docker_and_podman_is_ambiguous(podman_engine, docker_engine):
+    podman_engine.run("twin")
+    docker_engine.run("twin")
+    env = dict(podman_engine.env, DOCKER_HOST=docker_engine.env["DOCKER_HOST"])
+    try:
+        res = netdoctor("path", "twin", env=env)
+        assert res.returncode == 3
+        assert "ambiguous" in res.stderr
+        assert "docker:twin" in res.stderr and "podman:twin" in res.stderr
+        rc, report = netdoctor_json("path", "podman:twin", env=env)
+        assert rc == 0 and report["target"]["kind"] == "podman"
+    finally:
+        docker_engine.docker("rm", "-f", "twin", check=False)

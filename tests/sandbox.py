@@ -1,0 +1,228 @@
+"""Sealed test hosts: namespaces the tests make and always remove.
+
+A `SealedHost` is a "host" namespace with an uplink veth to its own "internet" namespace
+(documentation addresses only), the place where a test starts dockerd or podman. Nothing
+in it is routed to the machine's real interfaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+NS_PREFIX = "ndt-"
+BUSYBOX_APPLETS = ("sh", "ping", "ip", "wget", "nslookup", "sleep", "cat", "ifconfig", "route")
+
+
+def sh(*argv, check=True, input=None, env=None, timeout=120):
+    res = subprocess.run([str(a) for a in argv], capture_output=True, text=True, input=input,
+                         env=env, timeout=timeout)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))} failed ({res.returncode}): "
+                           f"{res.stderr.strip() or res.stdout.strip()}")
+    return res
+
+
+def netdoctor(*args, env=None, timeout=60):
+    """Run the real `netdoctor` command; returns the CompletedProcess."""
+    exe = shutil.which("netdoctor")
+    argv = [exe] if exe else [sys.executable, "-m", "netdoctor.diagnose"]
+    return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def netdoctor_json(*args, env=None):
+    res = netdoctor(*args, "--format", "json", env=env)
+    assert res.stdout.strip(), f"no output; stderr: {res.stderr}"
+    return res.returncode, json.loads(res.stdout)
+
+
+def unique(tag: str) -> str:
+    return f"{NS_PREFIX}{tag}-{uuid.uuid4().hex[:6]}"
+
+
+def host_state() -> dict:
+    """What a test must leave as it found: namespaces, root-namespace links, mounts, tracefs."""
+    try:
+        instances = sorted(os.listdir("/sys/kernel/tracing/instances"))
+    except OSError:
+        instances = []
+    with open("/proc/self/mounts") as f:
+        mounts = sorted(l.split()[1] for l in f if " nsfs " in l or "/tmp/ndt" in l)
+    return {
+        "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
+        "links": sorted(l["ifname"] for l in json.loads(sh("ip", "-j", "link").stdout)),
+        "mounts": mounts,
+        "tracefs_instances": instances,
+    }
+
+
+class SealedHost:
+    """host ns (uplink eth0 198.51.100.2/24, default route) <-> internet ns (wan0 .1)."""
+
+    def __init__(self, tag: str):
+        self.host = unique(tag)
+        self.inet = unique(tag + "-inet")
+        self.made = []
+
+    def __enter__(self):
+        try:
+            for ns in (self.host, self.inet):
+                sh("ip", "netns", "add", ns)
+                self.made.append(ns)
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", self.host, "link", "add", "eth0", "type", "veth",
+               "peer", "name", "wan0", "netns", self.inet)
+            sh("ip", "-n", self.host, "addr", "add", "198.51.100.2/24", "dev", "eth0")
+            sh("ip", "-n", self.inet, "addr", "add", "198.51.100.1/24", "dev", "wan0")
+            sh("ip", "-n", self.inet, "addr", "add", "203.0.113.80/32", "dev", "lo")
+            sh("ip", "-n", self.host, "link", "set", "eth0", "up")
+            sh("ip", "-n", self.inet, "link", "set", "wan0", "up")
+            sh("ip", "-n", self.host, "route", "add", "default", "via", "198.51.100.1")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def path(self) -> str:
+        return f"/run/netns/{self.host}"
+
+    def close(self):
+        for ns in reversed(self.made):
+            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", ns, check=False)
+        self.made = []
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def busybox_rootfs_tar(workdir: str) -> str:
+    """A root filesystem of Debian's busybox-static, as a tar for `docker/podman import`."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    root = os.path.join(workdir, "rootfs")
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
+    for applet in BUSYBOX_APPLETS:
+        link = os.path.join(root, "bin", applet)
+        if not os.path.lexists(link):
+            os.symlink("busybox", link)
+    tar = os.path.join(workdir, "rootfs.tar")
+    sh("tar", "-C", root, "-cf", tar, ".")
+    return tar
+
+
+def unmount_below(path: str) -> None:
+    """Lazily unmount everything mounted below path (dockerd leaves nsfs mounts behind)."""
+    with open("/proc/self/mounts") as f:
+        targets = [l.split()[1] for l in f if l.split()[1].startswith(path.rstrip("/") + "/")]
+    for t in sorted(targets, key=len, reverse=True):
+        sh("umount", "-l", t, check=False)
+
+
+class DockerEngine:
+    """A real dockerd started inside a SealedHost's namespace, with its own data and socket."""
+
+    IMAGE = "ndtest/busybox:latest"
+
+    def __init__(self, sealed: SealedHost):
+        self.sealed = sealed
+        self.dir = tempfile.mkdtemp(prefix="ndt-docker-", dir="/tmp")
+        self.sock = os.path.join(self.dir, "docker.sock")
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}")
+        self.proc = None
+
+    def start(self, timeout: float = 60):
+        log = open(os.path.join(self.dir, "dockerd.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net={self.sealed.path}", "dockerd",
+             "--data-root", os.path.join(self.dir, "root"),
+             "--exec-root", os.path.join(self.dir, "exec"),
+             "-H", f"unix://{self.sock}", "--pidfile", os.path.join(self.dir, "dockerd.pid")],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if os.path.exists(self.sock) and self.docker("version", check=False).returncode == 0:
+                self.docker("import", busybox_rootfs_tar(self.dir), self.IMAGE)
+                return self
+            time.sleep(0.2)
+        tail = open(os.path.join(self.dir, "dockerd.log"), errors="replace").read()[-2000:]
+        self.stop()
+        raise RuntimeError(f"dockerd did not start:\n{tail}")
+
+    def docker(self, *args, check=True):
+        return sh("docker", *args, env=self.env, check=check)
+
+    def run(self, name, *opts, cmd=("sleep", "3600")):
+        self.docker("run", "-d", "--name", name, *opts, self.IMAGE, *cmd)
+        return name
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                ids = self.docker("ps", "-aq", check=False).stdout.split()
+                if ids:
+                    self.docker("rm", "-f", *ids, check=False)
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(10)
+            self.proc = None
+        unmount_below(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Podman:
+    """Real podman (runc) with its storage in a temporary folder, run inside a SealedHost."""
+
+    IMAGE = "localhost/ndtest/busybox:latest"
+
+    def __init__(self, sealed: SealedHost):
+        self.sealed = sealed
+        self.dir = tempfile.mkdtemp(prefix="ndt-podman-", dir="/tmp")
+        conf = os.path.join(self.dir, "storage.conf")
+        with open(conf, "w") as f:
+            f.write(f'[storage]\ndriver = "vfs"\ngraphroot = "{self.dir}/root"\n'
+                    f'runroot = "{self.dir}/run"\n')
+        self.env = dict(os.environ, CONTAINERS_STORAGE_CONF=conf)
+        self.names = []
+
+    def podman(self, *args, check=True):
+        return sh("nsenter", f"--net={self.sealed.path}", "podman", "--runtime", "runc", *args,
+                  env=self.env, check=check)
+
+    def start(self):
+        self.podman("import", busybox_rootfs_tar(self.dir), self.IMAGE)
+        return self
+
+    def run(self, name, *opts, cmd=("sleep", "3600")):
+        self.podman("run", "-d", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000",
+                    "--name", name, *opts, self.IMAGE, *cmd)
+        self.names.append(name)
+        return name
+
+    def stop(self):
+        for name in reversed(self.names):
+            self.podman("rm", "-f", "-t", "0", name, check=False)
+        self.podman("rmi", "-a", "-f", check=False)
+        unmount_below(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)

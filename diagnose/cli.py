@@ -171,15 +171,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("netdoctor: interrupted\n")
         code = ExitStatus.INTERRUPTED
-    except Exception as e:  # click's usage errors and everything unexpected
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except typer.Abort:
+        sys.stderr.write("netdoctor: interrupted\n")
+        code = ExitStatus.INTERRUPTED
+    except Exception as e:  # click's usage errors, and everything unexpected
+        # Usage errors come from click, which typer may vendor: know them by their shape.
+        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             code = e.exit_code
-        elif isinstance(e, click.exceptions.Abort):
-            sys.stderr.write("netdoctor: interrupted\n")
-            code = ExitStatus.INTERRUPTED
         else:
             if debug:
                 raise

@@ -128,7 +128,11 @@ def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link) -> tuple:
         if nsid != egress.peer_netnsid:
             continue
         snap = gather.read_namespace(cand)
-        return cand, snap, {c_ns.inode: {nsid: cand.inode}}
+        nsids = {c_ns.inode: {nsid: cand.inode}}
+        back = gather.nsid_of(cand, c_ns)
+        if back is not None:
+            nsids[cand.inode] = {back: c_ns.inode}
+        return cand, snap, nsids
     return None, None, {}
 
 

@@ -58,9 +58,13 @@ def build_graph(snapshots: list, nsids: dict):
             if peer is None:
                 continue
             if link.kind == "veth" and peer.kind == "veth":
-                # A veth pair names each other; require both directions to agree.
+                # A veth pair names each other; require both directions to agree, the
+                # namespace too where we know how the peer's namespace names ours.
                 if peer.peer_ifindex != link.ifindex:
                     continue
+                if peer.peer_netnsid is not None and peer_inode in nsids:
+                    if nsids[peer_inode].get(peer.peer_netnsid) != inode:
+                        continue
                 g.add_edge(node, iface_node(peer_snap, peer), rel="veth-peer")
             elif link.kind in ("macvlan", "macvtap", "ipvlan", "vlan"):
                 g.add_edge(node, iface_node(peer_snap, peer), rel="lower-device")

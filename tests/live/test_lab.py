@@ -1,0 +1,143 @@
+"""The built-in lab: up, path on a lab container, every fault, heal, down with no residue."""
+
+import os
+
+import pytest
+
+from sandbox import host_state, netdoctor, netdoctor_json, sh
+
+pytestmark = pytest.mark.live
+
+LAB_NS = ["ndlab-host", "ndlab-inet", "ndlab-test", "ndlab-web"]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if any(os.path.exists(f"/run/netns/{ns}") for ns in LAB_NS):
+        pytest.skip("a netdoctor lab is already up on this machine; the tests leave it alone")
+    for prog in ("dnsmasq", "iptables-restore"):
+        if not sh("sh", "-c", f"command -v {prog}", check=False).stdout:
+            pytest.skip(f"{prog} not installed (CI installs it)")
+    before = host_state()
+    res = netdoctor("lab", "up")
+    assert res.returncode == 0, res.stderr
+    yield
+    res = netdoctor("lab", "down")
+    assert res.returncode == 0, res.stderr
+    assert host_state() == before
+    assert not os.path.exists("/run/netdoctor/lab")
+    assert not os.path.exists("/etc/netns/ndlab-test")
+
+
+@pytest.fixture
+def healed(lab):
+    yield
+    assert netdoctor("lab", "heal").returncode == 0
+
+
+def in_container(*argv):
+    return sh("ip", "netns", "exec", "ndlab-test", *argv, check=False)
+
+
+def test_lab_is_sealed_and_serves_dns_and_http(lab):
+    page = in_container("busybox", "wget", "-qO-", "http://www.baidu.com/")
+    assert page.returncode == 0 and "reached the internet" in page.stdout
+    # The lab host's only way out is its own uplink into the lab's internet namespace.
+    route = sh("ip", "-n", "ndlab-host", "-j", "route", "get", "192.0.2.1").stdout
+    assert '"dev":"eth0"' in route and "198.51.100.1" in route
+
+
+def test_status_reports_up(lab):
+    rc, st = netdoctor_json("lab", "status")
+    assert rc == 0 and st["up"] is True
+    assert st["services"]["dns"]["running"] and st["services"]["http"]["running"]
+    assert st["faults"] == []
+
+
+def test_path_test_is_four_hops_verbatim(lab):
+    res = netdoctor("path", "test", "www.baidu.com")
+    assert res.returncode == 0, res.stderr
+    assert "203.0.113.80" in res.stdout and "resolved by 203.0.113.53" in res.stdout
+    rc, report = netdoctor_json("path", "test", "www.baidu.com")
+    assert [(h["role"], h["name"], h["netns"]) for h in report["hops"]] == [
+        ("container", "eth0", "ndlab-test"),
+        ("host-veth", "veth-test", "ndlab-host"),
+        ("bridge", "ndbr0", "ndlab-host"),
+        ("uplink", "eth0", "ndlab-host"),
+    ]
+    assert report["hops"][0]["addresses"] == ["172.29.0.2/24"]
+    assert report["hops"][0]["via"] == "172.29.0.1"
+    assert report["hops"][3]["via"] == "198.51.100.1"
+
+
+def test_second_container_has_its_own_veth(lab):
+    rc, report = netdoctor_json("path", "lab:web")
+    assert rc == 0 and report["hops"][1]["name"] == "veth-web"
+
+
+def test_up_twice_is_harmless(lab):
+    res = netdoctor("lab", "up")
+    assert res.returncode == 0 and "already up" in res.stdout
+
+
+@pytest.mark.parametrize("fault, hop_states, note, rc", [
+    ("veth-down", {"host-veth": "DOWN", "container": "NO-CARRIER"}, "host-veth veth-test is DOWN", 0),
+    ("bridge-down", {"bridge": "DOWN"}, "bridge ndbr0 is DOWN", 0),
+    ("ip-forward-off", {}, "the host would not forward 172.29.0.2 -> 203.0.113.80", 0),
+    ("no-default-route", {}, "container has no route to 203.0.113.80", 1),
+])
+def test_faults_show_in_the_path(healed, fault, hop_states, note, rc):
+    assert netdoctor("lab", "break", fault).returncode == 0
+    code, report = netdoctor_json("path", "test", "203.0.113.80")
+    assert code == rc
+    states = {h["role"]: h["state"] for h in report["hops"]}
+    for role, state in hop_states.items():
+        assert states[role] == state
+    assert any(note in n for n in report["notes"]), report["notes"]
+    _, st = netdoctor_json("lab", "status")
+    assert [f["fault"] for f in st["faults"]] == [fault]
+
+
+def test_veth_detached_drops_the_bridge_hop(healed):
+    assert netdoctor("lab", "break", "veth-detached").returncode == 0
+    _, report = netdoctor_json("path", "test")
+    assert [h["role"] for h in report["hops"]][:2] == ["container", "host-veth"]
+    assert "bridge" not in [h["role"] for h in report["hops"]]
+    assert any("not attached to any bridge" in n for n in report["notes"])
+
+
+def test_nat_missing_and_forward_drop_change_the_rules(healed):
+    assert netdoctor("lab", "break", "nat-missing").returncode == 0
+    assert "MASQUERADE" not in sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
+    assert netdoctor("lab", "break", "forward-drop").returncode == 0
+    rules = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
+    assert "-A FORWARD -s 172.29.0.2/32 -j DROP" in rules
+    assert in_container("busybox", "ping", "-c", "1", "-W", "1", "203.0.113.80").returncode != 0
+
+
+def test_dns_unreachable_makes_the_name_unresolvable(healed):
+    assert netdoctor("lab", "break", "dns-unreachable").returncode == 0
+    res = netdoctor("path", "test", "www.baidu.com")
+    assert res.returncode == 4
+    assert "cannot resolve 'www.baidu.com'" in res.stderr and "203.0.113.53" in res.stderr
+
+
+def test_heal_restores_every_fault(lab):
+    for fault in ("ip-forward-off", "forward-drop", "nat-missing", "veth-detached", "veth-down",
+                  "bridge-down", "no-default-route", "dns-unreachable"):
+        assert netdoctor("lab", "break", fault).returncode == 0, fault
+    assert in_container("busybox", "ping", "-c", "1", "-W", "1", "203.0.113.80").returncode != 0
+    assert netdoctor("lab", "heal").returncode == 0
+    ping = in_container("busybox", "ping", "-c", "1", "-W", "2", "203.0.113.80")
+    assert ping.returncode == 0, ping.stdout
+    rc, report = netdoctor_json("path", "test", "www.baidu.com")
+    assert rc == 0 and report["notes"] == []
+    _, st = netdoctor_json("lab", "status")
+    assert st["faults"] == []
+
+
+def test_bad_lab_input(lab):
+    res = netdoctor("lab", "break", "no-such-fault")
+    assert res.returncode == 2 and "unknown fault" in res.stderr
+    res = netdoctor("lab", "break", "veth-down", "--container", "nobody")
+    assert res.returncode == 2 and "no lab container" in res.stderr

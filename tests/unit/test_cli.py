@@ -1,0 +1,47 @@
+"""The CLI as a user meets it without root: help, version, usage errors, exit codes."""
+
+import subprocess
+import sys
+
+from sandbox import netdoctor
+
+
+def test_help_lists_commands_and_does_not_import_scapy():
+    res = netdoctor("--help")
+    assert res.returncode == 0 and "path" in res.stdout and "lab" in res.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nfrom netdoctor.diagnose import cli\n"
+         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+         "print(sorted(m for m in ('scapy', 'pyroute2', 'networkx') if m in sys.modules))"],
+        capture_output=True, text=True)
+    assert probe.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_version():
+    res = netdoctor("--version")
+    assert res.returncode == 0 and res.stdout.startswith("netdoctor ")
+
+
+def test_unknown_format_is_a_usage_error():
+    res = netdoctor("path", "anything", "--format", "xml")
+    assert res.returncode == 2
+    assert "--format must be one of" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_missing_argument_is_a_usage_error():
+    res = netdoctor("path")
+    assert res.returncode == 2 and "Missing argument" in res.stderr
+
+
+def test_unknown_command():
+    res = netdoctor("frobnicate")
+    assert res.returncode == 2
+
+
+def test_lab_break_lists_faults():
+    res = netdoctor("lab", "break", "--list")
+    assert res.returncode == 0
+    for fault in ("ip-forward-off", "forward-drop", "nat-missing", "veth-detached", "veth-down",
+                  "bridge-down", "no-default-route", "dns-unreachable"):
+        assert fault in res.stdout

@@ -111,28 +111,24 @@ def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link) -> tuple:
     c_ns = d.target.netns
     if egress.peer_netnsid is None:
         return None, None, {}
-    order = []
     if d.target.host_netns is not None:
-        order.append(d.target.host_netns)
+        batches = [[d.target.host_netns]]
     else:
+        # Our own namespace first (the usual case, and `ip netns exec HOST netdoctor`),
+        # then every other namespace on the machine, asked in one go.
         me = netns.own()
-        order.append(me)
-        order.extend(n for n in netns.candidates() if n.inode not in (me.inode, c_ns.inode))
-    for cand in order:
-        if cand.inode == c_ns.inode:
-            continue
-        try:
-            nsid = gather.nsid_of(c_ns, cand)
-        except OSError:
-            continue
-        if nsid != egress.peer_netnsid:
-            continue
-        snap = gather.read_namespace(cand)
-        nsids = {c_ns.inode: {nsid: cand.inode}}
-        back = gather.nsid_of(cand, c_ns)
-        if back is not None:
-            nsids[cand.inode] = {back: c_ns.inode}
-        return cand, snap, nsids
+        batches = [[me], [n for n in netns.candidates() if n.inode not in (me.inode, c_ns.inode)]]
+    for batch in batches:
+        batch = [n for n in batch if n.inode != c_ns.inode]
+        for cand, nsid in zip(batch, gather.nsids_of(c_ns, batch)):
+            if nsid is None or nsid != egress.peer_netnsid:
+                continue
+            snap = gather.read_namespace(cand)
+            nsids = {c_ns.inode: {nsid: cand.inode}}
+            back = gather.nsid_of(cand, c_ns)
+            if back is not None:
+                nsids[cand.inode] = {back: c_ns.inode}
+            return cand, snap, nsids
     return None, None, {}
 
 

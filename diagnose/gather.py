@@ -96,23 +96,32 @@ def route_get(ns: netns.Netns, dst: str, src: Optional[str] = None,
     return netns.call_in(ns, _route_get_here, dst, src, iif)
 
 
-def _nsid_of_here(fd_path: str) -> Optional[int]:
+def _nsids_here(paths: list) -> list:
     from pyroute2 import IPRoute  # lazy: 0.25 s to import
 
-    fd = os.open(fd_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with IPRoute() as ipr:
-            answer = ipr.get_netnsid(fd=fd)
-    finally:
-        os.close(fd)
-    nsid = answer.get("nsid") if isinstance(answer, dict) else None
-    if nsid is None or nsid < 0 or nsid >= 0xFFFFFFFF:
-        return None
-    return nsid
+    out = []
+    with IPRoute() as ipr:
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                out.append(None)  # gone, or not ours to open
+                continue
+            try:
+                answer = ipr.get_netnsid(fd=fd)
+            finally:
+                os.close(fd)
+            nsid = answer.get("nsid") if isinstance(answer, dict) else None
+            out.append(nsid if nsid is not None and 0 <= nsid < 0xFFFFFFFF else None)
+    return out
+
+
+def nsids_of(viewer: netns.Netns, others: list) -> list:
+    """The ids under which `viewer` knows each of `others` (what viewer's
+    IFLA_LINK_NETNSID values name); None where viewer has assigned none. One netlink
+    socket serves them all."""
+    return netns.call_in(viewer, _nsids_here, [o.path for o in others])
 
 
 def nsid_of(viewer: netns.Netns, other: netns.Netns) -> Optional[int]:
-    """The id under which `viewer` knows `other` (what viewer's IFLA_LINK_NETNSID values name).
-
-    None when viewer has assigned it no id."""
-    return netns.call_in(viewer, _nsid_of_here, other.path)
+    return nsids_of(viewer, [other])[0]

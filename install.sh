@@ -41,7 +41,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install.sh: apt-get install $pkgs"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends $pkgs >/dev/null
+  apt-get install -y -q $pkgs >/dev/null
 fi
 
 export PIP_ROOT_USER_ACTION=ignore

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from netdoctor.diagnose import dns, gather, netns, topology
+from netdoctor.diagnose.errors import UsageError
 from netdoctor.diagnose.model import Link, NamespaceSnapshot, RouteLookup
 from netdoctor.diagnose.targets import Target
 
@@ -82,6 +83,8 @@ def resolve_destination(target: Target, query: Optional[str]) -> dict:
         host = host.split(":", 1)[0]
     if dns.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
+    if not dns.is_host_name(host):
+        raise UsageError(f"DEST '{query}' is neither an IP address nor a host name")
     conf = dns.read_resolv_conf(target.resolv_conf)
     address, server = dns.resolve_in(target.netns, conf, host)
     return {"query": query, "address": address, "nameserver": server}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import re
 import socket
 import struct
 import time
@@ -168,6 +169,17 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str, timeout: flo
         if answer.rcode == "NXDOMAIN":
             break
     raise Unresolved(f"cannot resolve '{name}' from inside the container ({'; '.join(failures)})")
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def is_host_name(text: str) -> bool:
+    """RFC 1123 host names (underscores tolerated, as resolvers do)."""
+    name = text[:-1] if text.endswith(".") else text
+    if not name or len(name) > 253:
+        return False
+    return all(_HOST_LABEL.match(label) for label in name.split("."))
 
 
 def is_address(text: str) -> bool:

@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Optional
 
-from netdoctor.diagnose import command, netns
-from netdoctor.diagnose.errors import LabStateError, MissingDependency, NoPermission
+from netdoctor.diagnose import command, netns, privileges
+from netdoctor.diagnose.errors import LabStateError, MissingDependency
 from netdoctor.diagnose.lab import layout as L
 
 REQUIRED_PROGRAMS = {
@@ -31,8 +31,8 @@ REQUIRED_PROGRAMS = {
 # ---------------------------------------------------------------- helpers
 
 def _require_root() -> None:
-    if os.geteuid() != 0:
-        raise NoPermission("the lab creates network namespaces: run netdoctor as root")
+    privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_ADMIN,
+                       why="the lab creates and configures network namespaces")
 
 
 def _require_programs() -> None:

@@ -136,6 +136,13 @@ def test_heal_restores_every_fault(lab):
     assert st["faults"] == []
 
 
+def test_bad_destinations(lab):
+    res = netdoctor("path", "test", "bad name!")
+    assert res.returncode == 2 and "neither an IP address nor a host name" in res.stderr
+    res = netdoctor("path", "test", "nosuch.example")
+    assert res.returncode == 4 and "cannot resolve 'nosuch.example'" in res.stderr
+
+
 def test_bad_lab_input(lab):
     res = netdoctor("lab", "break", "no-such-fault")
     assert res.returncode == 2 and "unknown fault" in res.stderr

@@ -13,7 +13,9 @@ def test_podman_bridge_container_has_four_hops(podman_engine):
     assert rc == 0, report
     assert [h["role"] for h in report["hops"]] == ["container", "host-veth", "bridge", "uplink"]
     assert report["target"]["kind"] == "podman"
-    assert report["hops"][2]["name"] == "podman0"
+    # netavark names its bridge podman0, the CNI backend cni-podman0.
+    assert report["hops"][2]["kind"] == "bridge"
+    assert report["hops"][2]["name"] in ("podman0", "cni-podman0")
     assert report["hops"][1]["netns"] == podman_engine.sealed.host
     assert report["hops"][3]["via"] == "198.51.100.1"
 

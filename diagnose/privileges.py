@@ -1,0 +1,26 @@
+"""What this process may do: effective capabilities, read from /proc/self/status."""
+
+from __future__ import annotations
+
+from netdoctor.diagnose.errors import NoPermission
+
+CAP_NET_ADMIN = 12
+CAP_NET_RAW = 13
+CAP_SYS_ADMIN = 21
+NAMES = {CAP_NET_ADMIN: "CAP_NET_ADMIN", CAP_NET_RAW: "CAP_NET_RAW", CAP_SYS_ADMIN: "CAP_SYS_ADMIN"}
+
+
+def effective() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def require(*caps: int, why: str) -> None:
+    """NoPermission naming the missing capabilities, unless this process has them all."""
+    have = effective()
+    missing = [NAMES.get(c, f"capability {c}") for c in caps if not have & (1 << c)]
+    if missing:
+        raise NoPermission(f"{why}: missing {', '.join(missing)} (run netdoctor as root)")

@@ -16,11 +16,8 @@ from typing import Optional
 
 from netdoctor.diagnose import dns, gather, netns, topology
 from netdoctor.diagnose.errors import UsageError
-from netdoctor.diagnose.model import Link, NamespaceSnapshot, RouteLookup
+from netdoctor.diagnose.model import Link, NamespaceSnapshot
 from netdoctor.diagnose.targets import Target
-
-UPLINK_KINDS_NOT_EGRESS = ("bridge",)
-
 
 @dataclass(frozen=True)
 class PathReport:
@@ -57,6 +54,7 @@ class _Discovery:
     dest: Optional[str]
     notes: list = field(default_factory=list)
     lookups: list = field(default_factory=list)
+    container_unrouted: bool = False  # the container itself has no route toward dest
 
 
 def _primary_address(link: Link, family: str = "inet") -> Optional[str]:
@@ -100,11 +98,13 @@ def _container_egress(d: _Discovery, snap: NamespaceSnapshot) -> Optional[Link]:
         if lookup.dev:
             return snap.link(name=lookup.dev)
         d.notes.append(f"container has no route to {d.dest} ({lookup.error})")
+        d.container_unrouted = True
     else:
         defaults = snap.default_routes()
         if defaults and defaults[0].dev:
             return snap.link(name=defaults[0].dev)
         d.notes.append("container has no default route")
+        d.container_unrouted = True
     # Without a route, still show the path its only interface would take.
     return candidates[0] if len(candidates) == 1 else None
 
@@ -192,7 +192,6 @@ def discover(target: Target, dest_query: Optional[str] = None) -> PathReport:
             ingress = peer_node
     elif lower_node is not None:
         mode = g.nodes[c_node]["link"].kind
-        ingress = None
         hops.append(topology.hop_at(g, lower_node, "uplink"))
         return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
                           True, tuple(d.notes), tuple(d.lookups))
@@ -217,11 +216,7 @@ def discover(target: Target, dest_query: Optional[str] = None) -> PathReport:
         if hop.state in ("DOWN", "NO-CARRIER"):
             d.notes.append(f"{hop.role} {hop.name} is {hop.state}")
     return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
-                      complete and not _blocking_notes(d), tuple(d.notes), tuple(d.lookups))
-
-
-def _blocking_notes(d: _Discovery) -> bool:
-    return any(n.startswith("container has no") for n in d.notes)
+                      complete and not d.container_unrouted, tuple(d.notes), tuple(d.lookups))
 
 
 def _container_gateway(d: _Discovery, c_snap: NamespaceSnapshot) -> Optional[str]:

@@ -7,7 +7,6 @@ AAAA questions only: what netdoctor needs to find the address a container would 
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 import re
 import socket

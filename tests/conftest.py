@@ -36,29 +36,25 @@ def _need(*programs):
         pytest.skip(f"not installed here: {', '.join(missing)} (CI installs them)")
 
 
-@pytest.fixture(scope="session")
-def docker_engine():
-    """A real Docker engine in a sealed host namespace (skipped where dockerd is missing)."""
+def _engine_in_sealed_host(tag, engine_class, programs):
     if not IS_ROOT:
         pytest.skip("needs root")
-    _need("dockerd", "docker", "nsenter", "busybox")
-    with SealedHost("dock") as sealed:
-        engine = DockerEngine(sealed).start()
+    _need(*programs)
+    with SealedHost(tag) as sealed:
+        engine = engine_class(sealed).start()
         try:
             yield engine
         finally:
             engine.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A real Docker engine in a sealed host namespace (skipped where dockerd is missing)."""
+    yield from _engine_in_sealed_host("dock", DockerEngine, ("dockerd", "docker", "nsenter", "busybox"))
 
 
 @pytest.fixture(scope="session")
 def podman_engine():
     """Real podman (runc) in a sealed host namespace (skipped where podman is missing)."""
-    if not IS_ROOT:
-        pytest.skip("needs root")
-    _need("podman", "runc", "nsenter", "busybox")
-    with SealedHost("pod") as sealed:
-        engine = Podman(sealed).start()
-        try:
-            yield engine
-        finally:
-            engine.stop()
+    yield from _engine_in_sealed_host("pod", Podman, ("podman", "runc", "nsenter", "busybox"))

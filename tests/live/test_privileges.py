@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from sandbox import host_state, netdoctor, sh
+from sandbox import host_state, sh
 
 pytestmark = pytest.mark.live
 

@@ -1,1 +1,141 @@
-"""Static checks (see issue: netdoctor checks)."""
+"""The check registry: one module per check, each a pure function of a Snapshot.
+
+A check is a class with `id` (kebab-case, stable), `severity`, `scope` ("host" or
+"container"), `tags`, a docstring whose first line is its title, and `run(ctx)` yielding
+Findings. Its runbook is runbooks/<id>.md. A check that raises becomes an
+`internal-error` finding and the other checks go on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+SEVERITIES = ("error", "warning", "info")
+SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
+ID_FORMAT = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    severity: str
+    scope: str
+    subject: str  # "lab:test", "host ndlab-host", ...
+    message: str  # one line, with the real names
+    evidence: dict  # the exact facts the check used
+    fix: str  # one command a person can run (printed, never run)
+    vars: dict = field(default_factory=dict)  # names and addresses for the runbook
+
+    @property
+    def title(self) -> str:
+        check = REGISTRY.get(self.id)
+        return check.title() if check else self.id
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "severity": self.severity, "scope": self.scope,
+                "subject": self.subject, "title": self.title, "message": self.message,
+                "evidence": self.evidence, "fix": self.fix, "runbook": f"runbooks/{self.id}.md"}
+
+
+class Check:
+    id: str = ""
+    severity: str = "error"
+    scope: str = "container"  # where the fault lives: "host" or "container"
+    runs_on: str = ""  # what it is run for, "host" or "container"; default: its scope
+    tags: tuple = ()
+
+    @classmethod
+    def target_kind(cls) -> str:
+        return cls.runs_on or cls.scope
+
+    @classmethod
+    def title(cls) -> str:
+        return (cls.__doc__ or cls.id).strip().splitlines()[0]
+
+    def run(self, ctx) -> Iterable[Finding]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finding(self, ctx, message: str, evidence: dict, fix: str,
+                severity: Optional[str] = None, **extra_vars) -> Finding:
+        vars_ = dict(ctx.vars)
+        vars_.update(extra_vars)
+        return Finding(id=self.id, severity=severity or self.severity, scope=self.scope,
+                       subject=ctx.subject, message=message, evidence=evidence,
+                       fix=fix.format_map(_Vars(vars_)), vars=vars_)
+
+
+class _Vars(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+REGISTRY: dict = {}
+
+
+def register(cls):
+    if cls.id in REGISTRY:
+        raise ValueError(f"duplicate check id {cls.id}")
+    REGISTRY[cls.id] = cls
+    return cls
+
+
+def load_all() -> dict:
+    """Import every check module of this package (each registers its class)."""
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name not in ("context",):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    return REGISTRY
+
+
+def run_checks(snapshot, only: Optional[set] = None) -> list:
+    """Every check against every host and container of snapshot; sorted findings."""
+    from netdoctor.checks.context import contexts
+
+    load_all()
+    unknown = (only or set()) - set(REGISTRY)
+    if unknown:
+        from netdoctor.diagnose.errors import UsageError
+
+        raise UsageError(f"unknown check id(s): {', '.join(sorted(unknown))} "
+                         f"(see `netdoctor checks --list`)")
+    findings = []
+    for ctx in contexts(snapshot):
+        for check_id, cls in sorted(REGISTRY.items()):
+            if cls.target_kind() != ctx.scope or (only and check_id not in only):
+                continue
+            try:
+                findings.extend(cls().run(ctx))
+            except Exception as e:  # a broken check must not hide the others
+                findings.append(Finding(
+                    id="internal-error", severity="error", scope=ctx.scope, subject=ctx.subject,
+                    message=f"check {check_id} crashed: {type(e).__name__}: {e}",
+                    evidence={"check": check_id}, fix="report this bug with the snapshot "
+                    "(netdoctor snapshot -o snap.json)"))
+    findings = _mark_consequences(findings)
+    findings.sort(key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.subject, f.id))
+    return findings
+
+
+def _mark_consequences(findings: list) -> list:
+    """A nameserver beyond a broken path does not answer: say that the path is the likely
+    cause, so nobody debugs DNS first. The finding stays: it is still true."""
+    from dataclasses import replace
+
+    blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
+    out = []
+    for f in findings:
+        if f.id == "dns-unreachable":
+            host_subject = f"host {f.vars.get('host_ns')}"
+            causes = sorted({g.id for g in findings
+                             if g is not f and g.severity == "error" and g.id in blocking
+                             and g.subject in (f.subject, host_subject)})
+            if causes:
+                f = replace(f, message=f"{f.message}; likely a consequence of "
+                                       f"{', '.join(causes)}",
+                            evidence=dict(f.evidence, likely_consequence_of=causes))
+        out.append(f)
+    return out

@@ -109,7 +109,7 @@ def _container_egress(d: _Discovery, snap: NamespaceSnapshot) -> Optional[Link]:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link) -> tuple:
+def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link, read) -> tuple:
     """(host Netns, host snapshot, nsids) for the namespace that holds egress's peer."""
     c_ns = d.target.netns
     if egress.peer_netnsid is None:
@@ -126,7 +126,7 @@ def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link) -> tuple:
         for cand, nsid in zip(batch, gather.nsids_of(c_ns, batch)):
             if nsid is None or nsid != egress.peer_netnsid:
                 continue
-            snap = gather.read_namespace(cand)
+            snap = read(cand)
             nsids = {c_ns.inode: {nsid: cand.inode}}
             back = gather.nsid_of(cand, c_ns)
             if back is not None:
@@ -135,13 +135,16 @@ def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link) -> tuple:
     return None, None, {}
 
 
-def discover(target: Target, dest_query: Optional[str] = None) -> PathReport:
+def discover(target: Target, dest_query: Optional[str] = None, read=None) -> PathReport:
+    """The path from target toward dest_query (or its default route). `read` reads a
+    namespace (default: gather.read_namespace); pass a gather.NamespaceReader to share reads."""
+    read = read or gather.read_namespace
     destination = resolve_destination(target, dest_query)
     d = _Discovery(target, destination["address"])
     if target.shares_with:
         d.notes.append(f"the container joined the network namespace of container "
                        f"'{target.shares_with}' (network mode container:{target.shares_with})")
-    c_snap = gather.read_namespace(target.netns)
+    c_snap = read(target.netns)
     host_mode = target.network_mode == "host" or (
         target.host_netns is None and target.netns.inode == netns.own().inode
     )
@@ -161,7 +164,7 @@ def discover(target: Target, dest_query: Optional[str] = None) -> PathReport:
     if egress is None:
         return PathReport(target.to_dict(), destination, "bridge", None, (), False,
                           tuple(d.notes), tuple(d.lookups))
-    host_ns, h_snap, nsids = _find_host(d, c_snap, egress)
+    host_ns, h_snap, nsids = _find_host(d, c_snap, egress, read)
     if h_snap is None:
         hops = (topology.Hop.of("container", egress, c_snap.netns),)
         d.notes.append(

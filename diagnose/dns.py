@@ -19,6 +19,7 @@ from netdoctor.diagnose import netns
 from netdoctor.diagnose.errors import ParseError, Unresolved
 
 QTYPE_A = 1
+QTYPE_NS = 2
 QTYPE_AAAA = 28
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
@@ -68,7 +69,7 @@ def read_resolv_conf(path: Optional[str]) -> ResolvConf:
 def encode_query(name: str, qtype: int = QTYPE_A, txid: Optional[int] = None) -> tuple:
     """(txid, packet) for a recursive query of name."""
     txid = random.randrange(0, 65536) if txid is None else txid
-    labels = name.rstrip(".").split(".")
+    labels = name.rstrip(".").split(".") if name != "." else []
     qname = b""
     for label in labels:
         raw = label.encode("idna") if label else b""
@@ -127,7 +128,8 @@ def parse_response(msg: bytes) -> DnsAnswer:
     return DnsAnswer(txid, RCODES.get(flags & 0xF, str(flags & 0xF)), tuple(addrs))
 
 
-def _ask_here(server: str, name: str, qtype: int, timeout: float) -> DnsAnswer:
+def ask(server: str, name: str, qtype: int, timeout: float) -> DnsAnswer:
+    """One query to server from the calling thread's namespace; socket.timeout if silent."""
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     txid, packet = encode_query(name, qtype)
     with socket.socket(family, socket.SOCK_DGRAM) as s:
@@ -152,7 +154,7 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str, timeout: flo
     failures = []
     for server in resolv_conf.nameservers:
         try:
-            answer = netns.call_in(ns, _ask_here, server, name, QTYPE_A, timeout)
+            answer = netns.call_in(ns, ask, server, name, QTYPE_A, timeout)
         except socket.timeout:
             failures.append(f"{server}: no answer within {timeout:g} s")
             continue

@@ -6,6 +6,7 @@ and neighbours, one more for IPv6 routes) and reads /proc/sys/net inside the nam
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -23,6 +24,8 @@ GLOBAL_SYSCTLS = (
     "net.ipv4.conf.default.rp_filter",
     "net.bridge.bridge-nf-call-iptables",
     "net.bridge.bridge-nf-call-ip6tables",
+    "net.netfilter.nf_conntrack_count",
+    "net.netfilter.nf_conntrack_max",
 )
 # Per-interface sysctls, read for every non-loopback link.
 INTERFACE_SYSCTLS = ("net.ipv4.conf.{}.rp_filter", "net.ipv4.conf.{}.forwarding")
@@ -75,6 +78,58 @@ def _read_here(ns_dict: dict) -> NamespaceSnapshot:
 
 def read_namespace(ns: netns.Netns) -> NamespaceSnapshot:
     return netns.call_in(ns, _read_here, ns.to_dict())
+
+
+class NamespaceReader:
+    """read_namespace, once per namespace per run: gather once, judge many."""
+
+    def __init__(self):
+        self.snapshots: dict = {}  # inode -> NamespaceSnapshot
+
+    def __call__(self, ns: netns.Netns) -> NamespaceSnapshot:
+        if ns.inode not in self.snapshots:
+            self.snapshots[ns.inode] = read_namespace(ns)
+        return self.snapshots[ns.inode]
+
+
+def _save_output(argv: list) -> tuple:
+    """(stdout, None) or (None, why not) for a ruleset dump program."""
+    import shutil
+
+    if shutil.which(argv[0]) is None:
+        return None, "not installed"
+    res = command.run(argv, timeout=30)
+    if not res.ok:
+        return None, res.first_error_line()
+    return res.stdout, None
+
+
+def _netfilter_here():
+    from netdoctor.diagnose import netfilter as nf
+
+    chains, sources = [], {}
+    for backend, prog, family in (("iptables-nft", "iptables-nft-save", "ip"),
+                                  ("iptables-nft", "ip6tables-nft-save", "ip6"),
+                                  ("iptables-legacy", "iptables-legacy-save", "ip"),
+                                  ("iptables-legacy", "ip6tables-legacy-save", "ip6")):
+        text, why = _save_output([prog, "-c"])
+        if text is None and backend == "iptables-nft" and why == "not installed":
+            # Older distributions ship only `iptables-save`, with whatever backend it has.
+            text, why = _save_output([prog.replace("-nft", ""), "-c"])
+        sources[prog] = why or "ok"
+        if text:
+            chains.extend(nf.parse_iptables_save(text, backend, family))
+    iptables_tables = nf.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
+    text, why = _save_output(["nft", "-j", "list", "ruleset"])
+    sources["nft"] = why or "ok"
+    if text and text.strip():
+        chains.extend(nf.parse_nft_json(json.loads(text), iptables_tables))
+    return nf.Ruleset(tuple(chains), sources)
+
+
+def read_netfilter(ns: netns.Netns):
+    """Both iptables views (nft and legacy backends) and the native nft tables of ns."""
+    return netns.call_in(ns, _netfilter_here)
 
 
 def _route_get_here(dst: str, src: Optional[str], iif: Optional[str]) -> RouteLookup:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from netdoctor.diagnose.errors import LabStateError, UsageError
+from netdoctor.diagnose.errors import CommandFailed, LabStateError, UsageError
 from netdoctor.diagnose.lab import control
 from netdoctor.diagnose.lab import layout as L
 
@@ -73,9 +73,16 @@ def inject(name: str, container: str = "test") -> dict:
     if not control.is_up():
         raise LabStateError("the lab is not up: run `netdoctor lab up` first")
     fault = FAULTS[name]
-    fault.inject(container)
     state = control.read_state() or {}
     entry = {"fault": name, "container": container if fault.per_container else None}
+    if entry in (state.get("faults") or []):
+        raise LabStateError(f"{name} is already injected; `netdoctor lab heal` undoes it")
+    try:
+        fault.inject(container)
+    except CommandFailed as e:
+        raise LabStateError(f"could not inject {name} (was the lab changed by hand? "
+                            f"`netdoctor lab heal` first): {e}") from None
+    state = control.read_state() or {}
     state = dict(state, faults=list(state.get("faults") or []) + [entry])
     control._write_state(state)
     return state

@@ -1,0 +1,22 @@
+from netdoctor.checks import Check, register
+
+
+@register
+class BridgeDown(Check):
+    """The container's bridge is administratively down"""
+
+    id = "bridge-down"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("link", "bridge", "path")
+
+    def run(self, ctx):
+        br = ctx.bridge
+        if br is None or br.up:
+            return
+        yield self.finding(
+            ctx, f"bridge {br.name} in {ctx.vars['host_ns']} is DOWN: {ctx.subject}'s frames "
+                 f"reach its port but the bridge neither switches nor routes them",
+            {"interface": br.name, "flags": list(br.flags), "operstate": br.operstate},
+            "{in_host}ip link set {bridge} up")

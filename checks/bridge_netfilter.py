@@ -1,0 +1,52 @@
+import ipaddress
+
+from netdoctor.checks import Check, register
+from netdoctor.checks.forward_dropped import rule_evidence
+from netdoctor.diagnose.netfilter import Packet, evaluate
+
+
+@register
+class BridgeNetfilter(Check):
+    """Bridged traffic between containers is sent through iptables and dropped there"""
+
+    id = "bridge-netfilter"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("netfilter", "bridge", "path")
+
+    def run(self, ctx):
+        h = ctx.host_ns
+        br = ctx.bridge
+        if h is None or br is None or not ctx.interface:
+            return
+        if h.sysctls.get("net.bridge.bridge-nf-call-iptables") != "1":
+            return
+        # A neighbour on the same bridge: another container if there is one.
+        peers = [c.namespace for c in ctx.snapshot.containers
+                 if c is not ctx.container and c.host_inode == ctx.container.host_inode]
+        net = ctx.interface.network
+        other = None
+        for snap in peers:
+            for link in snap.links:
+                for a in link.addresses:
+                    if a.family == "inet" and a.local != ctx.address and \
+                            ipaddress.ip_address(a.local) in net:
+                        other = a.local
+        if other is None:
+            hosts = [str(a) for a, _ in zip(net.hosts(), range(4))]
+            other = next((a for a in hosts if a not in (ctx.address, ctx.gateway)), None)
+        if other is None:
+            return
+        packet = Packet(src=ctx.address, dst=other, iif=br.name, oif=br.name, proto="tcp",
+                        dport=80)
+        out = evaluate(ctx.host.ruleset, "forward", packet)
+        if out.verdict not in ("drop", "reject"):
+            return
+        ev = rule_evidence(out)
+        ev.update({"net.bridge.bridge-nf-call-iptables": "1",
+                   "packet": f"{ctx.address} -> {other} in {br.name} out {br.name}"})
+        yield self.finding(
+            ctx, f"br_netfilter sends frames bridged on {br.name} through iptables, and "
+                 f"FORWARD {'drops' if out.verdict == 'drop' else 'rejects'} {ctx.subject} -> {other}: {out.describe()}",
+            ev, "{in_host}iptables -I FORWARD -i {bridge} -o {bridge} -j ACCEPT")

@@ -1,0 +1,20 @@
+from netdoctor.checks import Check, register
+
+
+@register
+class ContainerLinkDown(Check):
+    """The container's interface is down"""
+
+    id = "container-link-down"
+    severity = "error"
+    scope = "container"
+    tags = ("link", "path")
+
+    def run(self, ctx):
+        eth = ctx.egress
+        if eth is None or eth.up:
+            return
+        yield self.finding(
+            ctx, f"{eth.name} in {ctx.subject} is DOWN", {"interface": eth.name,
+                                                          "flags": list(eth.flags)},
+            "{in_container}ip link set {eth} up")

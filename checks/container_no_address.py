@@ -1,0 +1,21 @@
+from netdoctor.checks import Check, register
+from netdoctor.checks.context import global_addresses
+
+
+@register
+class ContainerNoAddress(Check):
+    """The container's interface has no IP address"""
+
+    id = "container-no-address"
+    severity = "error"
+    scope = "container"
+    tags = ("address", "path")
+
+    def run(self, ctx):
+        eth = ctx.egress
+        if eth is None or global_addresses(eth, "inet") or global_addresses(eth, "inet6"):
+            return
+        yield self.finding(
+            ctx, f"{eth.name} in {ctx.subject} has no global IPv4 or IPv6 address",
+            {"interface": eth.name, "addresses": [str(a) for a in eth.addresses]},
+            "{in_container}ip addr add <address>/<prefix> dev {eth}")

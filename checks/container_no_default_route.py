@@ -1,0 +1,27 @@
+from netdoctor.checks import Check, register
+from netdoctor.checks.context import lookup
+
+
+@register
+class ContainerNoDefaultRoute(Check):
+    """The container has no route out"""
+
+    id = "container-no-default-route"
+    severity = "error"
+    scope = "container"
+    tags = ("routing", "path")
+
+    def run(self, ctx):
+        eth = ctx.egress
+        if eth is None or ctx.default_route is not None:
+            return
+        dest = ctx.destination
+        r = lookup(ctx.namespace.routes, dest)
+        if r is not None and r.type == "unicast":
+            return  # no default route, but the destination is routed: nothing breaks
+        gw = ctx.vars.get("bridge_address") or "<gateway>"
+        yield self.finding(
+            ctx, f"{ctx.subject} has no default route (and no route to {dest})",
+            {"routes": [f"{x.dst} dev {x.dev}" + (f" via {x.gateway}" if x.gateway else "")
+                        for x in ctx.namespace.routes if x.table == "main"]},
+            "{in_container}ip route add default via " + gw + " dev {eth}")

@@ -1,0 +1,24 @@
+from netdoctor.checks import Check, register
+
+
+@register
+class ContainerNoInterface(Check):
+    """The container has no network interface besides loopback"""
+
+    id = "container-no-interface"
+    severity = "error"
+    scope = "container"
+    tags = ("link", "path")
+
+    def run(self, ctx):
+        if any(not l.is_loopback for l in ctx.namespace.links):
+            return
+        mode = ctx.container.target.get("network_mode")
+        by_design = mode == "none"
+        yield self.finding(
+            ctx, f"{ctx.subject} has only lo" + (
+                " (it was started with --network none, so this is by design)" if by_design
+                else ": it cannot reach anything"),
+            {"links": [l.name for l in ctx.namespace.links], "network_mode": mode},
+            "docker network connect <network> {container_name}",
+            severity="info" if by_design else None)

@@ -1,0 +1,43 @@
+import ipaddress
+
+from netdoctor.checks import Check, register
+from netdoctor.checks.context import global_addresses
+
+
+@register
+class ContainerWrongGateway(Check):
+    """The container's default gateway is not its bridge, or not on its link"""
+
+    id = "container-wrong-gateway"
+    severity = "error"
+    scope = "container"
+    tags = ("routing", "path")
+
+    def run(self, ctx):
+        gw, eth = ctx.gateway, ctx.egress
+        if not gw or eth is None:
+            return
+        try:
+            gw_ip = ipaddress.ip_address(gw)
+        except ValueError:
+            return
+        route = ctx.default_route
+        on_link = any(gw_ip in a.interface.network for a in global_addresses(eth, "inet"))
+        if not on_link and "onlink" not in (route.scope or "") and route.dev == eth.name:
+            yield self.finding(
+                ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "
+                     f"({', '.join(str(a) for a in global_addresses(eth)) or 'no address'})",
+                {"gateway": gw, "addresses": [str(a) for a in global_addresses(eth)]},
+                "{in_container}ip route replace default via <bridge address> dev {eth}")
+            return
+        br = ctx.bridge
+        if br is None:
+            return
+        bridge_ips = [a.local for a in global_addresses(br, "inet")]
+        if bridge_ips and gw not in bridge_ips:
+            yield self.finding(
+                ctx, f"{ctx.subject}'s default gateway is {gw}, but its bridge {br.name} has "
+                     f"{', '.join(bridge_ips)}: packets go to an address nobody routes for",
+                {"gateway": gw, "bridge": br.name, "bridge_addresses": bridge_ips},
+                "{in_container}ip route replace default via " + bridge_ips[0] + " dev {eth}",
+                bridge_address=bridge_ips[0])

@@ -1,0 +1,253 @@
+"""What a check sees: one host or one container of a Snapshot, with its path resolved.
+
+Pure: built from the snapshot only. Names and addresses for runbooks and fix commands
+are collected in `vars`, so a report can say `ip netns exec ndlab-host sysctl ...`
+instead of a template.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+from netdoctor.diagnose.model import Link, NamespaceSnapshot, Route
+from netdoctor.diagnose.netfilter import Packet
+
+# The flows checks follow for a container: ICMP echo, web, DNS.
+PROBE_FLOWS = (("icmp", None), ("tcp", 80), ("tcp", 443), ("udp", 53))
+
+
+def ns_label(netns: dict) -> str:
+    return netns.get("name") or f"net:[{netns.get('inode')}]"
+
+
+def lookup(routes: tuple, address: str, table: str = "main") -> Optional[Route]:
+    """Longest-prefix match among routes of one table (policy rules are not modelled)."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    family = "inet" if addr.version == 4 else "inet6"
+    best = None
+    for r in routes:
+        if r.table != table or r.family != family:
+            continue
+        try:
+            net = r.network
+        except ValueError:
+            continue
+        if addr in net and (best is None or net.prefixlen > best.network.prefixlen):
+            best = r
+    return best
+
+
+def global_addresses(link: Optional[Link], family: str = "inet") -> list:
+    if link is None:
+        return []
+    return [a for a in link.addresses if a.family == family and a.scope == "global"]
+
+
+@dataclass
+class HostContext:
+    snapshot: object
+    inode: int
+    host: object  # HostFacts
+    containers: list
+    scope: str = "host"
+    vars: dict = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> NamespaceSnapshot:
+        return self.host.namespace
+
+    @property
+    def ruleset(self):
+        return self.host.ruleset
+
+    @property
+    def subject(self) -> str:
+        return f"host {ns_label(self.namespace.netns)}"
+
+
+@dataclass
+class ContainerContext:
+    snapshot: object
+    container: object  # ContainerFacts
+    host: object  # HostFacts or None
+    scope: str = "container"
+    vars: dict = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return self.container.label
+
+    @property
+    def namespace(self) -> NamespaceSnapshot:
+        return self.container.namespace
+
+    @property
+    def host_ns(self) -> Optional[NamespaceSnapshot]:
+        return self.host.namespace if self.host else None
+
+    @property
+    def path(self) -> dict:
+        return self.container.path
+
+    @property
+    def destination(self) -> str:
+        return (self.path.get("destination") or {}).get("address") or self.snapshot.destination
+
+    def hop(self, role: str) -> Optional[dict]:
+        for h in self.path.get("hops", ()):
+            if h["role"] == role:
+                return h
+        return None
+
+    def _link_of_hop(self, role: str, snap: Optional[NamespaceSnapshot]) -> Optional[Link]:
+        h = self.hop(role)
+        if h is None or snap is None:
+            return None
+        return snap.link(ifindex=h["ifindex"])
+
+    @property
+    def egress(self) -> Optional[Link]:
+        link = self._link_of_hop("container", self.namespace)
+        if link is not None:
+            return link
+        others = [l for l in self.namespace.links if not l.is_loopback]
+        return others[0] if len(others) == 1 else None
+
+    @property
+    def host_veth(self) -> Optional[Link]:
+        return self._link_of_hop("host-veth", self.host_ns)
+
+    @property
+    def bridge(self) -> Optional[Link]:
+        return self._link_of_hop("bridge", self.host_ns)
+
+    @property
+    def uplink(self) -> Optional[Link]:
+        return self._link_of_hop("uplink", self.host_ns)
+
+    @property
+    def network_bridge(self) -> Optional[Link]:
+        """The host bridge that owns the container's network (holds its gateway's subnet),
+        whether or not the container's veth is attached to it."""
+        h = self.host_ns
+        target = self.gateway or self.address
+        if h is None or not target:
+            return None
+        try:
+            ip = ipaddress.ip_address(target)
+        except ValueError:
+            return None
+        fam = "inet" if ip.version == 4 else "inet6"
+        for link in h.links:
+            if link.kind == "bridge" and any(ip in a.interface.network
+                                             for a in global_addresses(link, fam)):
+                return link
+        return None
+
+    @property
+    def ingress(self) -> Optional[Link]:
+        """Where the container's packets enter the host's IP layer: its bridge; its veth in a
+        routed setup; None when the veth should be on a bridge and is not (the frames then
+        never reach IP at all)."""
+        if self.bridge is not None:
+            return self.bridge
+        if self.host_veth is not None and self.network_bridge is None:
+            return self.host_veth
+        return None
+
+    @property
+    def address(self) -> Optional[str]:
+        addrs = global_addresses(self.egress)
+        return addrs[0].local if addrs else None
+
+    @property
+    def interface(self):
+        addrs = global_addresses(self.egress)
+        return addrs[0].interface if addrs else None
+
+    @property
+    def default_route(self) -> Optional[Route]:
+        d = self.namespace.default_routes()
+        return d[0] if d else None
+
+    @property
+    def gateway(self) -> Optional[str]:
+        r = self.default_route
+        return r.gateway if r else None
+
+    @property
+    def bridged(self) -> bool:
+        return self.path.get("mode") in ("bridge", "routed") and self.host_veth is not None
+
+    def request(self, proto: str = "icmp", dport: Optional[int] = None,
+                dst: Optional[str] = None) -> Optional[Packet]:
+        if not (self.address and self.ingress and self.uplink):
+            return None
+        return Packet(src=self.address, dst=dst or self.destination, iif=self.ingress.name,
+                      oif=self.uplink.name, proto=proto, dport=dport)
+
+    def reply(self, proto: str = "icmp", dport: Optional[int] = None) -> Optional[Packet]:
+        if not (self.address and self.ingress and self.uplink):
+            return None
+        return Packet(src=self.destination, dst=self.address, iif=self.uplink.name,
+                      oif=self.ingress.name, proto=proto, dport=None, ctstate="established")
+
+
+def _host_vars(snapshot, host_netns: Optional[dict]) -> dict:
+    if not host_netns:
+        return {"host_ns": "?", "in_host": ""}
+    own = host_netns.get("inode") == snapshot.own_inode
+    label = ns_label(host_netns)
+    if own:
+        in_host = ""
+    elif host_netns.get("name"):
+        in_host = f"ip netns exec {host_netns['name']} "
+    else:
+        in_host = f"nsenter --net={host_netns.get('path')} "
+    return {"host_ns": label, "in_host": in_host}
+
+
+def _container_vars(ctx: ContainerContext) -> dict:
+    t = ctx.container.target
+    ns = t.get("netns") or {}
+    if ns.get("name"):
+        in_container = f"ip netns exec {ns['name']} "
+    elif t.get("pid"):
+        in_container = f"nsenter -t {t['pid']} -n "
+    else:
+        in_container = f"nsenter --net={ns.get('path')} "
+    egress, veth, bridge, uplink = ctx.egress, ctx.host_veth, ctx.bridge, ctx.uplink
+    iface = ctx.interface
+    v = {
+        "container": ctx.subject, "container_name": t.get("name"), "container_ns": ns_label(ns),
+        "in_container": in_container,
+        "eth": egress.name if egress else "eth0",
+        "container_ip": ctx.address or "?", "subnet": str(iface.network) if iface else "?",
+        "gateway": ctx.gateway or "?",
+        "veth": veth.name if veth else "?", "bridge": bridge.name if bridge else "?",
+        "uplink": uplink.name if uplink else "?", "destination": ctx.destination,
+        "ingress": ctx.ingress.name if ctx.ingress else "?",
+    }
+    host_netns = ctx.path.get("host_netns")
+    v.update(_host_vars(ctx.snapshot, host_netns))
+    return v
+
+
+def contexts(snapshot) -> Iterator:
+    by_host: dict = {}
+    for c in snapshot.containers:
+        by_host.setdefault(c.host_inode, []).append(c)
+    for inode_str, host in sorted(snapshot.hosts.items()):
+        inode = int(inode_str)
+        ctx = HostContext(snapshot, inode, host, by_host.get(inode, []))
+        ctx.vars = _host_vars(snapshot, host.namespace.netns)
+        yield ctx
+    for c in snapshot.containers:
+        ctx = ContainerContext(snapshot, c, snapshot.host(c.host_inode))
+        ctx.vars = _container_vars(ctx)
+        yield ctx

@@ -1,0 +1,44 @@
+from netdoctor.checks import Check, register
+from netdoctor.checks.context import lookup
+from netdoctor.diagnose import dns
+
+
+@register
+class DnsUnreachable(Check):
+    """The container's DNS servers cannot be reached or do not answer"""
+
+    id = "dns-unreachable"
+    severity = "error"
+    scope = "container"
+    tags = ("dns",)
+
+    def run(self, ctx):
+        c = ctx.container
+        if c.resolv_conf is None or not any(not l.is_loopback for l in ctx.namespace.links):
+            return
+        conf = dns.parse_resolv_conf(c.resolv_conf)
+        if not conf.nameservers:
+            yield self.finding(ctx, f"{ctx.subject}'s resolv.conf names no nameserver",
+                               {"resolv_conf": c.resolv_conf[:500], "ignored": list(conf.ignored)},
+                               "add a `nameserver <address>` line to the container's resolv.conf")
+            return
+        probes = {p["server"]: p for p in (c.dns_probe or ())}
+        broken = []
+        for server in conf.nameservers:
+            r = lookup(ctx.namespace.routes, server)
+            local = lookup(ctx.namespace.routes, server, table="local")
+            if (r is None or r.type != "unicast") and local is None:
+                broken.append((server, "no route from the container"))
+            elif server in probes and not probes[server]["answered"]:
+                broken.append((server, probes[server]["error"] or "no answer"))
+        if not broken:
+            return
+        severity = "error" if len(broken) == len(conf.nameservers) else "warning"
+        listed = "; ".join(f"{s}: {why}" for s, why in broken)
+        yield self.finding(
+            ctx, f"{ctx.subject} cannot use its nameserver"
+                 f"{'s' if len(broken) > 1 else ''} ({listed})",
+            {"nameservers": list(conf.nameservers), "failing": dict(broken),
+             "probed": c.dns_probe is not None},
+            "{in_container}nslookup example.com " + broken[0][0], severity=severity,
+            nameserver=broken[0][0])

@@ -1,0 +1,85 @@
+from netdoctor.checks import Check, register
+from netdoctor.checks.context import PROBE_FLOWS
+from netdoctor.diagnose.netfilter import evaluate
+
+
+PAST = {"drop": "dropped", "reject": "rejected"}
+
+
+def _flow(proto, port):
+    return proto if port is None else f"{proto}/{port}"
+
+
+def rule_evidence(outcome) -> dict:
+    ev = {"verdict": outcome.verdict, "decided_by": outcome.describe(),
+          "chains_walked": list(outcome.trail)}
+    if outcome.rule is not None:
+        r = outcome.rule
+        ev.update({"backend": r.backend, "table": r.table, "chain": r.chain, "rule": r.text,
+                   "position": r.index, "handle": r.handle, "packets": r.packets})
+    elif outcome.chain is not None:
+        c = outcome.chain
+        ev.update({"backend": c.backend, "table": c.table, "chain": c.name,
+                   "policy": c.policy, "packets": c.policy_packets})
+    return ev
+
+
+def _fix(outcome) -> str:
+    if outcome.rule is None:
+        c = outcome.chain
+        if c.backend == "nft":
+            return (f"{{in_host}}nft add rule {c.family} {c.table} {c.name} "
+                    f"iifname {{ingress}} accept")
+        return f"{{in_host}}iptables -I {c.name} -i {{ingress}} -j ACCEPT"
+    r = outcome.rule
+    if r.backend == "nft":
+        return f"{{in_host}}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
+    prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
+    if r.family == "ip6":
+        prog = prog.replace("iptables", "ip6tables")
+    return f"{{in_host}}{prog} -t {r.table} -D {r.chain} {r.index}"
+
+
+@register
+class ForwardDropped(Check):
+    """The host's forwarding firewall drops the container's traffic"""
+
+    id = "forward-dropped"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("netfilter", "path")
+
+    def run(self, ctx):
+        if ctx.host is None or not ctx.bridged:
+            return
+        for direction, make in (("request", ctx.request), ("reply", ctx.reply)):
+            uncertain = []
+            for proto, port in PROBE_FLOWS:
+                packet = make(proto, port)
+                if packet is None:
+                    return
+                out = evaluate(ctx.host.ruleset, "forward", packet)
+                if out.verdict in ("drop", "reject"):
+                    how = "by policy" if out.by_policy else "by a rule"
+                    ev = rule_evidence(out)
+                    ev.update({"direction": direction, "flow": _flow(proto, port),
+                               "packet": f"{packet.src} -> {packet.dst} in {packet.iif} "
+                                         f"out {packet.oif}" + (
+                                             " (established)" if direction == "reply" else "")})
+                    yield self.finding(
+                        ctx, f"{direction}s of {ctx.subject} ({_flow(proto, port)}, "
+                             f"{packet.src} -> {packet.dst}) are {PAST[out.verdict]} {how} in "
+                             f"FORWARD: {out.describe()}",
+                        ev, _fix(out), rule=out.describe(), direction=direction)
+                    return
+                uncertain.extend(out.uncertain)
+            if uncertain:
+                r = uncertain[0]
+                yield self.finding(
+                    ctx, f"{direction}s of {ctx.subject} may be dropped in FORWARD by a rule "
+                         f"whose matches netdoctor cannot evaluate: {r.where}: {r.text}",
+                    {"direction": direction, "rule": r.text, "where": r.where,
+                     "packets": r.packets},
+                    f"{{in_host}}iptables-save -c | grep -n -- '{r.chain}'", severity="warning",
+                    rule=r.where)

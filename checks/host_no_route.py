@@ -1,0 +1,32 @@
+from netdoctor.checks import Check, register
+
+
+@register
+class HostNoRoute(Check):
+    """The host has no route toward the destination"""
+
+    id = "host-no-route"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("routing", "path")
+
+    def run(self, ctx):
+        if ctx.host is None or not ctx.bridged:
+            return
+        host_ns = ctx.vars["host_ns"]
+        lookups = [l for l in ctx.path.get("route_lookups", ())
+                   if l["netns"] == host_ns and " iif " not in l["query"]]
+        failed = [l for l in lookups if not l.get("dev")]
+        if lookups and failed:
+            l = failed[-1]
+            yield self.finding(
+                ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
+                {"lookup": l["query"], "kernel_answer": l.get("error"),
+                 "default_routes": [r.dst + (f" via {r.gateway}" if r.gateway else "")
+                                    for r in ctx.host_ns.default_routes()]},
+                "{in_host}ip route add default via <gateway> dev <uplink>")
+        elif not lookups and ctx.uplink is None and not ctx.host_ns.default_routes():
+            yield self.finding(
+                ctx, f"{host_ns} has no default route",
+                {"default_routes": []}, "{in_host}ip route add default via <gateway> dev <uplink>")

@@ -1,0 +1,36 @@
+from netdoctor.checks import Check, register
+from netdoctor.checks.context import global_addresses
+
+
+@register
+class IpForwardDisabled(Check):
+    """The host does not forward packets between interfaces"""
+
+    id = "ip-forward-disabled"
+    severity = "error"
+    scope = "host"
+    tags = ("forwarding", "sysctl", "path")
+
+    def run(self, ctx):
+        bridged = [c for c in ctx.containers
+                   if c.path.get("mode") in ("bridge", "routed") and c.path.get("hops")]
+        if not bridged:
+            return
+        sysctls = ctx.namespace.sysctls
+        names = sorted(c.target["name"] for c in bridged)
+        v4 = sysctls.get("net.ipv4.ip_forward")
+        if v4 == "0":
+            yield self.finding(
+                ctx, f"net.ipv4.ip_forward is 0 in {ctx.subject}: packets from containers "
+                     f"{', '.join(names)} are not routed to the uplink",
+                {"net.ipv4.ip_forward": v4, "containers": names},
+                "{in_host}sysctl -w net.ipv4.ip_forward=1")
+        with_v6 = [c.target["name"] for c in bridged
+                   if any(global_addresses(l, "inet6") for l in c.namespace.links)]
+        v6 = sysctls.get("net.ipv6.conf.all.forwarding")
+        if with_v6 and v6 == "0":
+            yield self.finding(
+                ctx, f"net.ipv6.conf.all.forwarding is 0 in {ctx.subject}, but containers "
+                     f"{', '.join(sorted(with_v6))} have IPv6 addresses",
+                {"net.ipv6.conf.all.forwarding": v6, "containers": sorted(with_v6)},
+                "{in_host}sysctl -w net.ipv6.conf.all.forwarding=1", family="IPv6")

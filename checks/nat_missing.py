@@ -1,0 +1,49 @@
+import ipaddress
+
+from netdoctor.checks import Check, register
+from netdoctor.checks.forward_dropped import rule_evidence
+from netdoctor.diagnose.netfilter import evaluate
+
+
+# Addresses that the internet does not route back: RFC 1918 and carrier-grade NAT space.
+UNROUTED = tuple(ipaddress.ip_network(n) for n in
+                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+
+
+def needs_translation(src: str, dst: str) -> bool:
+    """A private source talking to a non-private destination must be translated on the way."""
+    try:
+        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    except ValueError:
+        return False
+    if s.version != 4 or d.version != 4:
+        return False
+    return any(s in n for n in UNROUTED) and not any(d in n for n in UNROUTED)
+
+
+@register
+class NatMissing(Check):
+    """No source NAT for the container's private address on its way out of the uplink"""
+
+    id = "nat-missing"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("netfilter", "nat", "path")
+
+    def run(self, ctx):
+        packet = ctx.request()
+        if ctx.host is None or packet is None or not ctx.bridged:
+            return
+        if not needs_translation(packet.src, packet.dst):
+            return
+        out = evaluate(ctx.host.ruleset, "postrouting", packet, type_="nat")
+        if out.verdict in ("masquerade", "snat"):
+            return
+        ev = rule_evidence(out) if out.chain is not None else {"verdict": "no nat chain"}
+        ev.update({"packet": f"{packet.src} -> {packet.dst} out {packet.oif}"})
+        yield self.finding(
+            ctx, f"{ctx.subject}'s private address {packet.src} leaves {packet.oif} "
+                 f"untranslated (POSTROUTING: {out.describe()}): replies cannot find their "
+                 f"way back",
+            ev, "{in_host}iptables -t nat -A POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE")

@@ -1,0 +1,40 @@
+import ipaddress
+
+from netdoctor.checks import Check, register
+
+
+@register
+class SubnetOverlap(Check):
+    """The container network overlaps another network the host routes elsewhere"""
+
+    id = "subnet-overlap"
+    severity = "warning"
+    scope = "host"
+    runs_on = "container"
+    tags = ("routing",)
+
+    def run(self, ctx):
+        h = ctx.host_ns
+        iface = ctx.interface
+        own = {l.name for l in (ctx.ingress, ctx.host_veth, ctx.network_bridge) if l is not None}
+        if h is None or iface is None or not own:
+            return
+        net = iface.network
+        for r in h.routes:
+            if r.table != "main" or r.is_default or r.family != "inet" or r.dev in own:
+                continue
+            try:
+                other = ipaddress.ip_network(r.dst, strict=False)
+            except ValueError:
+                continue
+            if other.prefixlen == 32 or not net.overlaps(other):
+                continue
+            yield self.finding(
+                ctx, f"{ctx.subject}'s network {net} overlaps {other} which "
+                     f"{ctx.vars['host_ns']} routes via {r.dev}"
+                     + (f" (gateway {r.gateway})" if r.gateway else ""),
+                {"container_network": str(net), "route": r.dst, "dev": r.dev,
+                 "gateway": r.gateway},
+                "move the container network to a range the host does not use "
+                "(e.g. dockerd --bip / docker network create --subnet)",
+                other_net=str(other))

@@ -1,0 +1,638 @@
+"""Netfilter rulesets, read from both views, and what they do to one packet.
+
+Two parsers, one per external format:
+  parse_iptables_save(text, backend, family)   `iptables-save -c` (nft or legacy backend)
+  parse_nft_json(doc, skip_tables)             `nft -j list ruleset`, minus the tables
+                                               iptables-nft manages (read through iptables-save,
+                                               which keeps their full meaning and rule text)
+
+evaluate(ruleset, hook, packet) walks the base chains of a hook in priority order, following
+jumps, gotos and returns, the way the kernel does: a drop anywhere drops; an accept ends only
+its own base chain. A match netdoctor does not model is "unknown": a rule with an unknown
+match that would drop is reported as uncertain and not assumed to match; one that would
+accept or jump is assumed to match (a wrong verdict is worse than none).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from dataclasses import asdict, dataclass, field, replace
+from typing import Optional
+
+from netdoctor.diagnose.errors import ParseError
+
+TERMINAL = ("accept", "drop", "reject")
+NAT_VERDICTS = ("masquerade", "snat", "dnat", "redirect")
+
+# iptables built-in chains: (hook, priority) per table, as iptables-nft registers them.
+_BUILTIN = {
+    "filter": ({"INPUT": "input", "FORWARD": "forward", "OUTPUT": "output"}, 0),
+    "nat": ({"PREROUTING": "prerouting", "INPUT": "input", "OUTPUT": "output",
+             "POSTROUTING": "postrouting"}, None),
+    "mangle": ({"PREROUTING": "prerouting", "INPUT": "input", "FORWARD": "forward",
+                "OUTPUT": "output", "POSTROUTING": "postrouting"}, -150),
+    "raw": ({"PREROUTING": "prerouting", "OUTPUT": "output"}, -300),
+    "security": ({"INPUT": "input", "FORWARD": "forward", "OUTPUT": "output"}, 50),
+}
+_NAT_PRIORITY = {"prerouting": -100, "output": -100, "input": 100, "postrouting": 100}
+_TABLE_TYPE = {"filter": "filter", "nat": "nat", "mangle": "route", "raw": "filter",
+               "security": "filter"}
+
+
+@dataclass(frozen=True)
+class Match:
+    """One condition of a rule. kind: saddr daddr iif oif proto dport sport ctstate unknown."""
+
+    kind: str
+    values: tuple
+    negate: bool = False
+
+    def text(self) -> str:
+        neg = "!= " if self.negate else ""
+        vals = ",".join(str(v) for v in self.values)
+        return f"{self.kind} {neg}{vals}" if self.kind != "unknown" else f"[{vals}]"
+
+
+@dataclass(frozen=True)
+class Rule:
+    backend: str  # "iptables-nft", "iptables-legacy", "nft"
+    family: str  # "ip", "ip6", "inet", ...
+    table: str
+    chain: str
+    index: int  # 1-based position in its chain, as `iptables -L --line-numbers` counts
+    matches: tuple
+    verdict: str  # accept drop reject jump goto return masquerade snat dnat redirect continue
+    target: Optional[str] = None  # chain for jump/goto
+    text: str = ""  # as a person finds it again: iptables-save line, or nft rule
+    handle: Optional[int] = None
+    packets: int = 0
+    bytes: int = 0
+
+    @property
+    def where(self) -> str:
+        if self.backend == "nft":
+            return f"nft table {self.family} {self.table} chain {self.chain} handle {self.handle}"
+        return f"{self.backend} -t {self.table} {self.chain} rule {self.index}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["matches"] = [dict(asdict(m), values=list(m.values)) for m in self.matches]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Rule":
+        d = dict(d)
+        d["matches"] = tuple(Match(m["kind"], tuple(m["values"]), m.get("negate", False))
+                             for m in d.get("matches", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Chain:
+    backend: str
+    family: str
+    table: str
+    name: str
+    hook: Optional[str] = None  # None for a regular (jump target) chain
+    priority: int = 0
+    type: Optional[str] = None  # filter / nat / route
+    policy: Optional[str] = None  # accept / drop, for base chains
+    rules: tuple = ()
+    policy_packets: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return (self.backend, self.family, self.table, self.name)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rules"] = [r.to_dict() for r in self.rules]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Chain":
+        d = dict(d)
+        d["rules"] = tuple(Rule.from_dict(r) for r in d.get("rules", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    chains: tuple = ()
+    # What was read, and what could not be: {"iptables-nft": "ok", "nft": "not installed", ...}
+    sources: dict = field(default_factory=dict)
+
+    def chain(self, backend: str, family: str, table: str, name: str) -> Optional[Chain]:
+        for c in self.chains:
+            if c.key == (backend, family, table, name):
+                return c
+        return None
+
+    def base_chains(self, hook: str, family: str, type_: str) -> list:
+        fams = {"ip": ("ip", "inet"), "ip6": ("ip6", "inet")}.get(family, (family,))
+        found = [c for c in self.chains
+                 if c.hook == hook and c.family in fams and (c.type or "filter") == type_]
+        return sorted(found, key=lambda c: c.priority)
+
+    def rule_count(self, backend: str) -> int:
+        return sum(len(c.rules) for c in self.chains if c.backend == backend)
+
+    def to_dict(self) -> dict:
+        return {"chains": [c.to_dict() for c in self.chains], "sources": dict(self.sources)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Ruleset":
+        return cls(tuple(Chain.from_dict(c) for c in d.get("chains", ())),
+                   dict(d.get("sources", {})))
+
+
+# ------------------------------------------------------------------ iptables-save
+
+_IPT_VERDICT = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return",
+                "MASQUERADE": "masquerade", "SNAT": "snat", "DNAT": "dnat",
+                "REDIRECT": "redirect"}
+_IGNORED_MODULES = ("comment",)
+
+
+def _split_list(value: str) -> tuple:
+    return tuple(v for v in value.split(",") if v)
+
+
+def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
+              packets: int, bytes_: int, text: str, user_chains: set) -> Rule:
+    chain = tokens[1]
+    matches, verdict, target = [], "continue", None
+    negate = False
+    i, n = 2, len(tokens)
+    module = None
+
+    def value() -> str:
+        nonlocal i
+        if i + 1 >= n:
+            raise ParseError(f"iptables-save: option {tokens[i]} has no value in: {text}")
+        i += 1
+        return tokens[i]
+
+    while i < n:
+        tok = tokens[i]
+        if tok == "!":
+            negate = True
+            i += 1
+            continue
+        if tok in ("-s", "--source"):
+            matches.append(Match("saddr", _split_list(value()), negate))
+        elif tok in ("-d", "--destination"):
+            matches.append(Match("daddr", _split_list(value()), negate))
+        elif tok in ("-i", "--in-interface"):
+            matches.append(Match("iif", (value(),), negate))
+        elif tok in ("-o", "--out-interface"):
+            matches.append(Match("oif", (value(),), negate))
+        elif tok in ("-p", "--protocol"):
+            matches.append(Match("proto", (value().lower(),), negate))
+        elif tok in ("-m", "--match"):
+            module = value()
+        elif tok in ("--dport", "--destination-port", "--dports", "--destination-ports"):
+            matches.append(Match("dport", _split_list(value().replace(":", "-")), negate))
+        elif tok in ("--sport", "--source-port", "--sports", "--source-ports"):
+            matches.append(Match("sport", _split_list(value().replace(":", "-")), negate))
+        elif tok in ("--ctstate", "--state"):
+            matches.append(Match("ctstate", tuple(s.lower() for s in _split_list(value())), negate))
+        elif tok in ("-j", "--jump"):
+            name = value()
+            if name in _IPT_VERDICT:
+                verdict = _IPT_VERDICT[name]
+            elif name in user_chains:
+                verdict, target = "jump", name
+            else:
+                verdict = "continue"  # LOG, MARK, CT, TCPMSS, ...: the packet goes on
+            # The target's own options follow; none of them changes where the packet goes.
+            i = n
+            continue
+        elif tok in ("-g", "--goto"):
+            verdict, target = "goto", value()
+        elif tok.startswith("-"):
+            # An option of a match module netdoctor does not model.
+            opt = tok
+            vals = []
+            while i + 1 < n and not tokens[i + 1].startswith("-") and tokens[i + 1] != "!":
+                i += 1
+                vals.append(tokens[i])
+            if module not in _IGNORED_MODULES:
+                desc = f"{'! ' if negate else ''}-m {module} {opt} {' '.join(vals)}".strip()
+                matches.append(Match("unknown", (desc,), False))
+        else:
+            raise ParseError(f"iptables-save: unexpected word {tok!r} in: {text}")
+        negate = False
+        i += 1
+    return Rule(backend=backend, family=family, table=table, chain=chain, index=index,
+                matches=tuple(matches), verdict=verdict, target=target, text=text,
+                packets=packets, bytes=bytes_)
+
+
+def parse_iptables_save(text: str, backend: str = "iptables-nft", family: str = "ip") -> tuple:
+    """Chains from `iptables-save [-c]` output (comments and counters understood)."""
+    chains: dict = {}
+    order: list = []
+    table = None
+    pending: list = []  # (table, tokens, packets, bytes, text) until the table's chains are known
+
+    def flush_table() -> None:
+        users = {name for (t, name) in order if t == table and chains[(t, name)]["policy"] is None}
+        counts: dict = {}
+        for t, tokens, pk, by, line in pending:
+            counts[tokens[1]] = counts.get(tokens[1], 0) + 1
+            key = (t, tokens[1])
+            if key not in chains:
+                raise ParseError(f"iptables-save: rule for undeclared chain {tokens[1]}")
+            chains[key]["rules"].append(
+                _ipt_rule(tokens, backend, family, t, counts[tokens[1]], pk, by, line, users))
+        pending.clear()
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
+        if line == "COMMIT":
+            flush_table()
+            table = None
+            continue
+        if table is None:
+            raise ParseError(f"iptables-save: line outside a table: {line[:80]}")
+        if line.startswith(":"):
+            parts = line[1:].split()
+            if len(parts) < 2:
+                raise ParseError(f"iptables-save: bad chain line: {line[:80]}")
+            name, policy = parts[0], parts[1]
+            packets = 0
+            if len(parts) > 2 and parts[2].startswith("["):
+                try:
+                    packets = int(parts[2].strip("[]").split(":")[0])
+                except ValueError:
+                    raise ParseError(f"iptables-save: bad counters: {line[:80]}") from None
+            chains[(table, name)] = {"policy": None if policy == "-" else policy.lower(),
+                                     "rules": [], "policy_packets": packets}
+            order.append((table, name))
+            continue
+        packets = bytes_ = 0
+        if line.startswith("["):
+            close = line.find("]")
+            try:
+                packets, bytes_ = (int(x) for x in line[1:close].split(":"))
+            except ValueError:
+                raise ParseError(f"iptables-save: bad counters: {line[:80]}") from None
+            line = line[close + 1:].strip()
+        try:
+            tokens = shlex.split(line)
+        except ValueError as e:
+            raise ParseError(f"iptables-save: {e} in: {line[:80]}") from None
+        if len(tokens) < 2 or tokens[0] not in ("-A", "--append"):
+            raise ParseError(f"iptables-save: not a rule: {line[:80]}")
+        pending.append((table, tokens, packets, bytes_, line))
+    if pending:
+        raise ParseError("iptables-save: a table has no COMMIT")
+
+    out = []
+    for t, name in order:
+        c = chains[(t, name)]
+        hooks, prio = _BUILTIN.get(t, ({}, 0))
+        hook = hooks.get(name) if c["policy"] is not None else None
+        priority = prio if prio is not None else _NAT_PRIORITY.get(hook or "", 0)
+        out.append(Chain(backend=backend, family=family, table=t, name=name, hook=hook,
+                         priority=priority or 0, type=_TABLE_TYPE.get(t, "filter"),
+                         policy=c["policy"], rules=tuple(c["rules"]),
+                         policy_packets=c["policy_packets"]))
+    return tuple(out)
+
+
+def tables_of(chains: tuple) -> set:
+    return {(c.family, c.table) for c in chains}
+
+
+# ------------------------------------------------------------------ nft -j
+
+_NFT_FIELDS = {("meta", "iifname"): "iif", ("meta", "oifname"): "oif",
+               ("meta", "l4proto"): "proto", ("meta", "protocol"): "l3proto",
+               ("ct", "state"): "ctstate"}
+
+
+def _nft_value(v) -> tuple:
+    if isinstance(v, dict):
+        if "prefix" in v:
+            p = v["prefix"]
+            return (f"{p['addr']}/{p['len']}",)
+        if "set" in v:
+            out = []
+            for item in v["set"]:
+                out.extend(_nft_value(item))
+            return tuple(out)
+        if "range" in v:
+            a, b = v["range"]
+            return (f"{a}-{b}",)
+        return None  # a named set, a map, an expression: not modelled
+    if isinstance(v, list):
+        out = []
+        for item in v:
+            sub = _nft_value(item)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return tuple(out)
+    if isinstance(v, str) and v.startswith("@"):
+        return None
+    return (v,)
+
+
+def _nft_match(m: dict) -> Match:
+    left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
+    kind = None
+    if isinstance(left, dict):
+        if "meta" in left:
+            kind = _NFT_FIELDS.get(("meta", left["meta"].get("key")))
+        elif "ct" in left:
+            kind = _NFT_FIELDS.get(("ct", left["ct"].get("key")))
+        elif "payload" in left:
+            pl = left["payload"]
+            proto, fld = pl.get("protocol"), pl.get("field")
+            if proto in ("ip", "ip6") and fld in ("saddr", "daddr"):
+                kind = fld
+            elif proto in ("tcp", "udp", "th", "sctp") and fld in ("dport", "sport"):
+                kind = fld
+    values = _nft_value(right)
+    if kind is None or values is None or op not in ("==", "!=", "in"):
+        return Match("unknown", (_compact(m),), False)
+    if kind == "ctstate":
+        values = tuple(str(v).lower() for v in values)
+    elif kind in ("iif", "oif"):
+        values = tuple(str(v).replace("*", "+") for v in values)  # one wildcard spelling
+    return Match(kind, tuple(str(v) for v in values), op == "!=")
+
+
+def _compact(obj) -> str:
+    import json
+
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)[:200]
+
+
+def _nft_rule(r: dict, index: int) -> Rule:
+    matches, verdict, target, packets, bytes_ = [], "continue", None, 0, 0
+    for e in r.get("expr") or ():
+        if not isinstance(e, dict) or len(e) != 1:
+            continue
+        (key, val), = e.items()
+        if key == "match":
+            matches.append(_nft_match(val))
+        elif key == "counter" and isinstance(val, dict):
+            packets, bytes_ = int(val.get("packets", 0)), int(val.get("bytes", 0))
+        elif key in ("accept", "drop", "return", "masquerade", "snat", "dnat", "redirect"):
+            verdict = key
+        elif key == "reject":
+            verdict = "reject"
+        elif key in ("jump", "goto"):
+            verdict, target = key, (val or {}).get("target")
+        elif key in ("limit", "xt", "quota", "fib"):
+            # Statements that decide whether the rule goes on: not modelled.
+            if key == "xt" and (val or {}).get("type") == "target":
+                continue
+            matches.append(Match("unknown", (_compact(e),), False))
+        elif key == "queue":
+            verdict = "drop"  # without a listener, queued packets are dropped
+    rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
+                chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
+                target=target, handle=r.get("handle"), packets=packets, bytes=bytes_)
+    return replace(rule, text=render_nft(rule))
+
+
+def render_nft(rule: Rule) -> str:
+    words = []
+    names = {"saddr": "ip saddr", "daddr": "ip daddr", "iif": "iifname", "oif": "oifname",
+             "proto": "meta l4proto", "dport": "th dport", "sport": "th sport",
+             "ctstate": "ct state"}
+    for m in rule.matches:
+        if m.kind == "unknown":
+            words.append(m.values[0])
+            continue
+        vals = m.values[0] if len(m.values) == 1 else "{ " + ", ".join(m.values) + " }"
+        words.append(f"{names.get(m.kind, m.kind)} {'!= ' if m.negate else ''}{vals}")
+    if rule.verdict in ("jump", "goto"):
+        words.append(f"{rule.verdict} {rule.target}")
+    elif rule.verdict != "continue":
+        words.append(rule.verdict)
+    return " ".join(words)
+
+
+def parse_nft_json(doc, skip_tables: set = frozenset()) -> tuple:
+    """Chains from `nft -j list ruleset`, leaving out the (family, table) pairs in skip_tables."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
+        raise ParseError("nft -j: expected an object with an 'nftables' list")
+    chains: dict = {}
+    order = []
+    counts: dict = {}
+    for item in doc["nftables"]:
+        if not isinstance(item, dict):
+            raise ParseError("nft -j: expected objects in the 'nftables' list")
+        if "chain" in item:
+            c = item["chain"]
+            key = (c.get("family"), c.get("table"), c.get("name"))
+            if (key[0], key[1]) in skip_tables:
+                continue
+            try:
+                prio = int(c.get("prio", 0))
+            except (TypeError, ValueError):
+                prio = 0
+            chains[key] = {"hook": c.get("hook"), "prio": prio, "type": c.get("type"),
+                           "policy": c.get("policy") if c.get("hook") else None, "rules": []}
+            order.append(key)
+        elif "rule" in item:
+            r = item["rule"]
+            key = (r.get("family"), r.get("table"), r.get("chain"))
+            if (key[0], key[1]) in skip_tables:
+                continue
+            if key not in chains:
+                raise ParseError(f"nft -j: rule for unknown chain {key}")
+            counts[key] = counts.get(key, 0) + 1
+            chains[key]["rules"].append(_nft_rule(r, counts[key]))
+    return tuple(
+        Chain(backend="nft", family=str(f), table=str(t), name=str(n), hook=c["hook"],
+              priority=c["prio"], type=c["type"], policy=c["policy"], rules=tuple(c["rules"]))
+        for (f, t, n) in order for c in [chains[(f, t, n)]]
+    )
+
+
+# ------------------------------------------------------------------ evaluation
+
+@dataclass(frozen=True)
+class Packet:
+    src: str
+    dst: str
+    iif: Optional[str]
+    oif: Optional[str]
+    proto: str = "icmp"  # icmp, tcp, udp
+    dport: Optional[int] = None
+    ctstate: str = "new"  # new, established
+    family: str = "ip"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: str  # accept, drop, reject, or a NAT verdict; "none" when no chain exists
+    rule: Optional[Rule]  # the rule that decided; None when a policy did
+    chain: Optional[Chain]  # the base chain whose rule or policy decided
+    uncertain: tuple = ()  # rules with unknown matches that would have dropped
+    trail: tuple = ()  # "backend table chain" walked, for the evidence
+
+    @property
+    def by_policy(self) -> bool:
+        return self.rule is None and self.chain is not None
+
+    def describe(self) -> str:
+        if self.rule is not None:
+            return f"{self.rule.where}: {self.rule.text}"
+        if self.chain is not None:
+            return (f"{self.chain.backend} table {self.chain.family} {self.chain.table} "
+                    f"chain {self.chain.name} policy {self.chain.policy}")
+        return "no rules"
+
+
+def _iface_match(pattern: str, name: Optional[str]) -> Optional[bool]:
+    if name is None:
+        return None
+    if pattern.endswith("+"):
+        return name.startswith(pattern[:-1])
+    return name == pattern
+
+
+def _addr_match(values: tuple, addr: str) -> Optional[bool]:
+    try:
+        a = ipaddress.ip_address(addr)
+    except ValueError:
+        return None
+    for v in values:
+        try:
+            if "-" in v and "/" not in v:
+                lo, hi = (ipaddress.ip_address(x) for x in v.split("-"))
+                if lo <= a <= hi:
+                    return True
+            elif a in ipaddress.ip_network(v, strict=False):
+                return True
+        except ValueError:
+            return None
+    return False
+
+
+def _port_match(values: tuple, port: Optional[int]) -> Optional[bool]:
+    if port is None:
+        return False
+    for v in values:
+        try:
+            if "-" in str(v):
+                lo, hi = (int(x) for x in str(v).split("-"))
+                if lo <= port <= hi:
+                    return True
+            elif int(v) == port:
+                return True
+        except ValueError:
+            return None
+    return False
+
+
+def match(m: Match, p: Packet) -> Optional[bool]:
+    """True / False, or None when netdoctor cannot tell."""
+    if m.kind == "unknown":
+        return None
+    if m.kind == "saddr":
+        r = _addr_match(m.values, p.src)
+    elif m.kind == "daddr":
+        r = _addr_match(m.values, p.dst)
+    elif m.kind in ("iif", "oif"):
+        name = p.iif if m.kind == "iif" else p.oif
+        results = [_iface_match(v, name) for v in m.values]
+        r = None if None in results else any(results)
+    elif m.kind == "proto":
+        vals = {str(v).lower() for v in m.values}
+        r = p.proto in vals or "all" in vals or ("icmp" in vals and p.proto == "icmp")
+    elif m.kind == "l3proto":
+        r = ({"ip": "ipv4", "ip6": "ipv6"}.get(p.family, p.family) in {str(v) for v in m.values})
+    elif m.kind in ("dport", "sport"):
+        r = _port_match(m.values, p.dport if m.kind == "dport" else None)
+        if p.proto not in ("tcp", "udp"):
+            r = False
+    elif m.kind == "ctstate":
+        r = p.ctstate in m.values
+    else:
+        return None
+    if r is None:
+        return None
+    return (not r) if m.negate else r
+
+
+def rule_matches(rule: Rule, p: Packet) -> Optional[bool]:
+    unknown = False
+    for m in rule.matches:
+        r = match(m, p)
+        if r is False:
+            return False
+        if r is None:
+            unknown = True
+    return None if unknown else True
+
+
+@dataclass
+class _Walk:
+    ruleset: Ruleset
+    packet: Packet
+    uncertain: list = field(default_factory=list)
+    trail: list = field(default_factory=list)
+
+
+def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
+    """(verdict or None to go on in the caller, deciding rule)."""
+    if depth > 32:
+        return None, None
+    w.trail.append(f"{chain.table}/{chain.name}")
+    for rule in chain.rules:
+        m = rule_matches(rule, w.packet)
+        if m is False:
+            continue
+        if m is None:
+            if rule.verdict in ("drop", "reject"):
+                w.uncertain.append(rule)
+                continue
+        v = rule.verdict
+        if v == "continue":
+            continue
+        if v in ("jump", "goto"):
+            sub = w.ruleset.chain(rule.backend, rule.family, rule.table, rule.target or "")
+            if sub is None:
+                continue
+            verdict, decided = _run_chain(w, sub, depth + 1)
+            if verdict not in (None, "return"):
+                return verdict, decided
+            if v == "goto":  # a goto never comes back here: the caller goes on
+                return "return", None
+            continue  # the jumped-to chain returned: go on after the jump
+        if v == "return":
+            return "return", rule
+        return v, rule
+    return None, None
+
+
+def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter") -> Outcome:
+    """What the base chains of `hook` (of `type_`) do to packet, in priority order."""
+    w = _Walk(ruleset, packet)
+    bases = ruleset.base_chains(hook, packet.family, type_)
+    last = None
+    for base in bases:
+        verdict, rule = _run_chain(w, base, 0)
+        if verdict in (None, "return"):
+            verdict, rule = base.policy or "accept", None
+        last = (verdict, rule, base)
+        if verdict in ("drop", "reject") or verdict in NAT_VERDICTS:
+            return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail))
+    if last is None:
+        return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail))
+    verdict, rule, base = last
+    return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail))

@@ -1,0 +1,168 @@
+"""take(targets) -> Snapshot: every fact the checks judge, gathered once, savable as JSON.
+
+The snapshot holds, for each host namespace (the namespace netdoctor runs in, and any
+namespace that holds a target's veth peer): its links, routes, neighbours, sysctls and
+netfilter ruleset; for each target: its namespace, its discovered path, its resolv.conf
+and the answer of one DNS query per nameserver (the only packets `checks` sends; skipped
+with probe_dns=False). `netdoctor checks --from FILE` judges a saved snapshot anywhere,
+without root.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from netdoctor.diagnose import __version__, dns, gather, netns
+from netdoctor.diagnose.errors import NetdoctorError, ParseError
+from netdoctor.diagnose.model import NamespaceSnapshot
+from netdoctor.diagnose.netfilter import Ruleset
+
+SCHEMA = "netdoctor.snapshot/1"
+# Where checks send container traffic when no destination is given: an address only
+# the default route covers (RFC 2544 benchmarking range). Nothing is sent to it.
+DEFAULT_DESTINATION = "198.18.0.1"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    namespace: NamespaceSnapshot
+    ruleset: Ruleset
+
+    def to_dict(self) -> dict:
+        return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HostFacts":
+        return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]))
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    target: dict  # Target.to_dict()
+    path: dict  # PathReport.to_dict()
+    namespace: NamespaceSnapshot
+    host_inode: Optional[int]
+    resolv_conf: Optional[str] = None  # its text, as the container reads it
+    dns_probe: Optional[list] = None  # [{"server", "answered", "rcode", "error"}]; None: not probed
+
+    @property
+    def label(self) -> str:
+        return f"{self.target['kind']}:{self.target['name']}"
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "path": self.path, "namespace": self.namespace.to_dict(),
+                "host_inode": self.host_inode, "resolv_conf": self.resolv_conf,
+                "dns_probe": self.dns_probe}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ContainerFacts":
+        return cls(target=d["target"], path=d["path"],
+                   namespace=NamespaceSnapshot.from_dict(d["namespace"]),
+                   host_inode=d.get("host_inode"), resolv_conf=d.get("resolv_conf"),
+                   dns_probe=d.get("dns_probe"))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    hosts: dict  # str(inode) -> HostFacts
+    containers: tuple = ()
+    own_inode: Optional[int] = None
+    destination: str = DEFAULT_DESTINATION
+    meta: dict = field(default_factory=dict)
+    problems: tuple = ()  # what could not be gathered, one line each
+
+    def host(self, inode: Optional[int]) -> Optional[HostFacts]:
+        return self.hosts.get(str(inode)) if inode is not None else None
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "meta": self.meta, "own_inode": self.own_inode,
+                "destination": self.destination,
+                "hosts": {k: h.to_dict() for k, h in self.hosts.items()},
+                "containers": [c.to_dict() for c in self.containers],
+                "problems": list(self.problems)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Snapshot":
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            raise ParseError(f"not a netdoctor snapshot (expected schema {SCHEMA})")
+        try:
+            return cls(hosts={k: HostFacts.from_dict(h) for k, h in d["hosts"].items()},
+                       containers=tuple(ContainerFacts.from_dict(c) for c in d["containers"]),
+                       own_inode=d.get("own_inode"),
+                       destination=d.get("destination", DEFAULT_DESTINATION),
+                       meta=d.get("meta", {}), problems=tuple(d.get("problems", ())))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ParseError(f"snapshot is incomplete or malformed: {e}") from None
+
+
+def _read_text(path: Optional[str]) -> Optional[str]:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(65536)
+    except OSError:
+        return None
+
+
+def _probe_dns(ns: netns.Netns, conf_text: Optional[str]) -> list:
+    """One query per nameserver (for ".", type NS): does anything answer at all?"""
+    conf = dns.parse_resolv_conf(conf_text or "")
+    results = []
+    for server in conf.nameservers:
+        try:
+            answer = netns.call_in(ns, dns.ask, server, ".", dns.QTYPE_NS, 1.0)
+            results.append({"server": server, "answered": True, "rcode": answer.rcode,
+                            "error": None})
+        except socket.timeout:
+            results.append({"server": server, "answered": False, "rcode": None,
+                            "error": "no answer within 1 s"})
+        except (OSError, ParseError) as e:
+            results.append({"server": server, "answered": False, "rcode": None,
+                            "error": getattr(e, "strerror", None) or str(e)})
+    return results
+
+
+def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True) -> Snapshot:
+    read = gather.NamespaceReader()
+    me = netns.own()
+    read(me)
+    containers, problems, host_inodes = [], [], {me.inode: me}
+    for t in targets:
+        try:
+            report = discover_path(t, destination, read)
+        except NetdoctorError as e:
+            problems.append(f"{t.label}: {e}")
+            continue
+        host = report.host_netns
+        host_inode = host["inode"] if host else None
+        if host_inode is not None and host_inode not in host_inodes:
+            host_inodes[host_inode] = netns.open_path(host["path"], host.get("name"))
+        conf_text = _read_text(t.resolv_conf)
+        containers.append(ContainerFacts(
+            target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
+            host_inode=host_inode, resolv_conf=conf_text,
+            dns_probe=_probe_dns(t.netns, conf_text) if probe_dns else None))
+    hosts = {}
+    for inode, ns in host_inodes.items():
+        try:
+            hosts[str(inode)] = HostFacts(read(ns), gather.read_netfilter(ns))
+        except NetdoctorError as e:
+            problems.append(f"host {ns.label}: {e}")
+    meta = {"taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "hostname": socket.gethostname(), "kernel": platform.release(),
+            "netdoctor": __version__, "uid": os.geteuid()}
+    return Snapshot(hosts=hosts, containers=tuple(containers), own_inode=me.inode,
+                    destination=destination or DEFAULT_DESTINATION, meta=meta,
+                    problems=tuple(problems))
+
+
+def discover_path(target, destination: Optional[str], read):
+    from netdoctor.diagnose import discover
+
+    return discover.discover(target, destination or DEFAULT_DESTINATION, read=read)

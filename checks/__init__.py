@@ -61,16 +61,14 @@ class Check:
 
     def finding(self, ctx, message: str, evidence: dict, fix: str,
                 severity: Optional[str] = None, **extra_vars) -> Finding:
+        from netdoctor.runbooks import fill
+
         vars_ = dict(ctx.vars)
         vars_.update(extra_vars)
+        vars_["fix"] = fill(fix, vars_)
         return Finding(id=self.id, severity=severity or self.severity, scope=self.scope,
                        subject=ctx.subject, message=message, evidence=evidence,
-                       fix=fix.format_map(_Vars(vars_)), vars=vars_)
-
-
-class _Vars(dict):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+                       fix=vars_["fix"], vars=vars_)
 
 
 REGISTRY: dict = {}
@@ -128,6 +126,10 @@ def _mark_consequences(findings: list) -> list:
     blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
     out = []
     for f in findings:
+        if f.id == "host-no-route" and any(g.id == "uplink-down" and g.subject == f.subject
+                                           for g in findings):
+            f = replace(f, message=f"{f.message}; likely a consequence of uplink-down",
+                        evidence=dict(f.evidence, likely_consequence_of=["uplink-down"]))
         if f.id == "dns-unreachable":
             host_subject = f"host {f.vars.get('host_ns')}"
             causes = sorted({g.id for g in findings

@@ -15,11 +15,11 @@ class HostNoRoute(Check):
         if ctx.host is None or not ctx.bridged:
             return
         host_ns = ctx.vars["host_ns"]
-        lookups = [l for l in ctx.path.get("route_lookups", ())
-                   if l["netns"] == host_ns and " iif " not in l["query"]]
-        failed = [l for l in lookups if not l.get("dev")]
-        if lookups and failed:
-            l = failed[-1]
+        # Discovery asks the forwarding question first, then (if refused) the plain one:
+        # the host has no route when its last answer has no device.
+        lookups = [l for l in ctx.path.get("route_lookups", ()) if l["netns"] == host_ns]
+        if lookups and not lookups[-1].get("dev"):
+            l = lookups[-1]
             yield self.finding(
                 ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
                 {"lookup": l["query"], "kernel_answer": l.get("error"),

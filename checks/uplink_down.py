@@ -1,4 +1,5 @@
 from netdoctor.checks import Check, register
+from netdoctor.checks.context import global_addresses
 
 
 @register
@@ -12,11 +13,36 @@ class UplinkDown(Check):
     tags = ("link", "path")
 
     def run(self, ctx):
-        up = ctx.uplink
-        if up is None or up.state not in ("DOWN", "NO-CARRIER"):
+        h = ctx.host_ns
+        if h is None or not ctx.bridged:
             return
-        fix = "{in_host}ip link set {uplink} up" if not up.up else \
-            "check the cable/peer of {uplink}: it is up but has no carrier"
-        yield self.finding(
-            ctx, f"uplink {up.name} in {ctx.vars['host_ns']} is {up.state}",
-            {"interface": up.name, "flags": list(up.flags), "operstate": up.operstate}, fix)
+        up = ctx.uplink
+        if up is not None:
+            if up.state in ("DOWN", "NO-CARRIER"):
+                yield self._down(ctx, up, "")
+            return
+        # No uplink on the path: the kernel removes the routes of a link that goes down,
+        # so a down interface that still holds an address is the likely reason.
+        lookups = [l for l in ctx.path.get("route_lookups", ())
+                   if l["netns"] == ctx.vars["host_ns"]]
+        if lookups and lookups[-1].get("dev"):
+            return
+        container_side = {l.ifindex for l in (ctx.host_veth, ctx.bridge, ctx.network_bridge)
+                          if l is not None}
+        for link in h.links:
+            if link.is_loopback or link.ifindex in container_side or link.kind == "bridge":
+                continue
+            if link.master is not None or link.state not in ("DOWN", "NO-CARRIER"):
+                continue
+            if global_addresses(link, "inet") or global_addresses(link, "inet6"):
+                yield self._down(ctx, link, " (the kernel removed its routes, the default "
+                                            "route with them)")
+
+    def _down(self, ctx, link, why_routes):
+        fix = f"{{in_host}}ip link set {link.name} up" if not link.up else \
+            f"check the cable/peer of {link.name}: it is up but has no carrier"
+        return self.finding(
+            ctx, f"uplink {link.name} in {ctx.vars['host_ns']} is {link.state}{why_routes}",
+            {"interface": link.name, "flags": list(link.flags), "operstate": link.operstate,
+             "addresses": [str(a) for a in link.addresses if a.scope == "global"]},
+            fix, uplink=link.name)

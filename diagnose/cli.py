@@ -65,6 +65,122 @@ def path(
     raise typer.Exit(ExitStatus.OK if report.complete else ExitStatus.PROBLEM)
 
 
+def _split_ids(only: Optional[str]) -> Optional[set]:
+    if not only:
+        return None
+    return {i.strip() for i in only.split(",") if i.strip()}
+
+
+@app.command()
+def checks(
+    targets_: List[str] = typer.Argument(None, metavar="[TARGET]...",
+                                         help="Containers to check (default: all running)."),
+    all_containers: bool = typer.Option(False, "--all-containers",
+                                        help="Also check every running container."),
+    only: Optional[str] = typer.Option(None, "--only", help="Run only these check IDs (a,b,...)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
+    fail_on: str = typer.Option("error", "--fail-on",
+                                help="Exit 1 when a finding is at least this severe: "
+                                     "warning or error."),
+    from_file: Optional[str] = typer.Option(None, "--from",
+                                            help="Judge a saved snapshot (no root needed)."),
+    dest: Optional[str] = typer.Option(None, "--dest",
+                                       help="Destination the container traffic is checked for "
+                                            "(default: any internet address)."),
+    no_dns_probe: bool = typer.Option(False, "--no-dns-probe",
+                                      help="Send no DNS query (dns-unreachable then only "
+                                           "checks routes)."),
+    list_: bool = typer.Option(False, "--list", help="List the checks and exit."),
+) -> None:
+    """Check the host and containers for every misconfiguration that can stop container
+    traffic. Read-only; sends one DNS query per container nameserver. Exit 1 when a finding
+    is at or above --fail-on."""
+    from netdoctor.checks import SEVERITY_RANK, load_all, run_checks
+    from netdoctor.diagnose import render
+
+    if list_:
+        for cid, cls in sorted(load_all().items()):
+            typer.echo(f"{cid:<28} {cls.severity:<8} {cls.scope:<10} {cls.title()}")
+        return
+    _check_format(fmt, render.CHECKS_FORMATS)
+    if fail_on not in ("warning", "error"):
+        raise UsageError(f"--fail-on must be warning or error (got '{fail_on}')")
+    snap = _snapshot_for(targets_, all_containers, dest, not no_dns_probe, from_file)
+    findings = run_checks(snap, _split_ids(only))
+    colour = fmt == "text" and sys.stdout.isatty()
+    sys.stdout.write(render.checks(snap, findings, fmt, colour))
+    worst = max((SEVERITY_RANK.get(f.severity, 0) for f in findings), default=0)
+    raise typer.Exit(ExitStatus.PROBLEM if worst >= SEVERITY_RANK[fail_on] else ExitStatus.OK)
+
+
+def _snapshot_for(refs, all_containers: bool, dest, probe_dns: bool, from_file):
+    from netdoctor.diagnose import snapshot, targets
+
+    if from_file:
+        if refs or all_containers or dest:
+            raise UsageError("--from judges a saved snapshot: give no TARGET, --dest or "
+                             "--all-containers with it")
+        return _load_snapshot(from_file)
+    chosen, problems = [], []
+    for ref in refs or ():
+        chosen.append(targets.resolve(ref))
+    if not refs or all_containers:
+        more, problems = targets.all_running()
+        seen = {t.netns.inode for t in chosen}
+        chosen += [t for t in more if t.netns.inode not in seen]
+    if dest is not None and not _is_ip(dest):
+        raise UsageError("--dest takes an IP address")
+    snap = snapshot.take(chosen, destination=dest, probe_dns=probe_dns)
+    if problems:
+        from dataclasses import replace
+
+        snap = replace(snap, problems=snap.problems + tuple(problems))
+    return snap
+
+
+def _is_ip(text: str) -> bool:
+    from netdoctor.diagnose import dns
+
+    return dns.is_address(text)
+
+
+def _load_snapshot(path: str):
+    from netdoctor.diagnose import snapshot
+    from netdoctor.diagnose.errors import ParseError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except (OSError, ValueError) as e:
+        raise ParseError(f"cannot read snapshot {path}: {e}") from None
+    return snapshot.Snapshot.from_dict(data)
+
+
+@app.command("snapshot")
+def snapshot_cmd(
+    targets_: List[str] = typer.Argument(None, metavar="[TARGET]...",
+                                         help="Containers to include (default: all running)."),
+    output: str = typer.Option(..., "--output", "-o", help="File to write ('-' for stdout)."),
+    all_containers: bool = typer.Option(False, "--all-containers",
+                                        help="Also include every running container."),
+    dest: Optional[str] = typer.Option(None, "--dest", help="Destination address for the path."),
+    no_dns_probe: bool = typer.Option(False, "--no-dns-probe", help="Send no DNS query."),
+) -> None:
+    """Save everything `checks` judges to a JSON file, to check it later anywhere with
+    `netdoctor checks --from FILE`."""
+    snap = _snapshot_for(targets_, all_containers, dest, not no_dns_probe, None)
+    text = json.dumps(snap.to_dict(), indent=1) + "\n"
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+        typer.echo(f"snapshot of {len(snap.hosts)} host namespace(s) and "
+                   f"{len(snap.containers)} container(s) written to {output}")
+
+
 # ------------------------------------------------------------------ lab
 
 @lab_app.command("up")

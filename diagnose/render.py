@@ -52,3 +52,122 @@ def path(report, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2) + "\n"
     return path_text(report)
+
+
+# ------------------------------------------------------------------ findings (checks, trace)
+
+CHECKS_SCHEMA = "netdoctor.checks/1"
+CHECKS_FORMATS = ("text", "json", "markdown")
+_COLOUR = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
+
+
+def _summary(findings: list) -> dict:
+    out = {"error": 0, "warning": 0, "info": 0}
+    for f in findings:
+        out[f.severity] = out.get(f.severity, 0) + 1
+    return out
+
+
+def _targets(snapshot) -> list:
+    out = []
+    for c in snapshot.containers:
+        t = c.target
+        ns = t["netns"].get("name") or f"net:[{t['netns']['inode']}]"
+        out.append({"target": f"{t['kind']}:{t['name']}", "netns": ns,
+                    "mode": c.path.get("mode"), "complete": c.path.get("complete")})
+    return out
+
+
+def checks_json(snapshot, findings: list) -> str:
+    doc = {
+        "schema": CHECKS_SCHEMA,
+        "host": {k: snapshot.meta.get(k) for k in ("hostname", "kernel", "taken_at", "netdoctor")},
+        "destination": snapshot.destination,
+        "targets": _targets(snapshot),
+        "findings": [f.to_dict() for f in findings],
+        "summary": _summary(findings),
+        "problems": list(snapshot.problems),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def checks_text(snapshot, findings: list, colour: bool = False) -> str:
+    lines = []
+    targets = _targets(snapshot)
+    hosts = len(snapshot.hosts)
+    lines.append(f"checked {hosts} host namespace{'s' if hosts != 1 else ''} and "
+                 f"{len(targets)} container{'s' if len(targets) != 1 else ''}"
+                 + (": " + ", ".join(t["target"] for t in targets) if targets else ""))
+    for p in snapshot.problems:
+        lines.append(f"  not checked: {p}")
+    lines.append("")
+    for f in findings:
+        sev = f.severity.upper().ljust(7)
+        if colour:
+            sev = f"{_COLOUR.get(f.severity, '')}{sev}\033[0m"
+        lines.append(f"{sev} {f.id}  {f.subject}")
+        lines.append(f"        {f.message}")
+        lines.append(f"        fix: {f.fix}")
+        lines.append(f"        runbook: runbooks/{f.id}.md")
+    s = _summary(findings)
+    if not findings:
+        lines.append("no problems found")
+    lines.append(f"{s['error']} error(s), {s['warning']} warning(s), {s['info']} note(s)")
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def findings_markdown(findings: list) -> list:
+    """The findings table and, for each finding, its runbook filled with the real names."""
+    from netdoctor import runbooks
+
+    lines = ["| Severity | ID | Subject | Finding |", "| --- | --- | --- | --- |"]
+    for f in findings:
+        lines.append(f"| {f.severity} | `{f.id}` | {_md_cell(f.subject)} | {_md_cell(f.message)} |")
+    for i, f in enumerate(findings, 1):
+        lines += ["", f"### {i}. `{f.id}` on {f.subject} ({f.severity})", "", f.message, "",
+                  "Evidence:", "", "```json", json.dumps(f.evidence, indent=2, default=str), "```"]
+        page = runbooks.text(f.id)
+        parts = runbooks.sections(page) if page else {}
+        why = parts.get("Why it breaks traffic")
+        if why:
+            lines += ["", "**Why it breaks traffic.** " + runbooks.fill(why, f.vars)]
+        for name in ("Confirm", "Fix", "Revert"):
+            body = parts.get(name)
+            if name == "Fix" and not body:
+                body = f"    {f.fix}"
+            if body:
+                lines += ["", f"**{name}**", "", runbooks.fill(body, f.vars)]
+    return lines
+
+
+def checks_markdown(snapshot, findings: list) -> str:
+    meta = snapshot.meta
+    s = _summary(findings)
+    lines = [f"# netdoctor checks: {meta.get('hostname', '?')}", "",
+             f"- taken: {meta.get('taken_at', '?')}, kernel {meta.get('kernel', '?')}, "
+             f"netdoctor {meta.get('netdoctor', '?')}",
+             f"- result: {s['error']} error(s), {s['warning']} warning(s), {s['info']} note(s)"]
+    targets = _targets(snapshot)
+    if targets:
+        lines.append("- targets: " + ", ".join(f"`{t['target']}` (netns {t['netns']})"
+                                               for t in targets))
+    for p in snapshot.problems:
+        lines.append(f"- not checked: {p}")
+    lines.append("")
+    if findings:
+        lines += ["## Findings", ""] + findings_markdown(findings)
+    else:
+        lines.append("No problems found.")
+    return "\n".join(lines) + "\n"
+
+
+def checks(snapshot, findings: list, fmt: str, colour: bool = False) -> str:
+    if fmt == "json":
+        return checks_json(snapshot, findings)
+    if fmt == "markdown":
+        return checks_markdown(snapshot, findings)
+    return checks_text(snapshot, findings, colour)

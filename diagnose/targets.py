@@ -242,3 +242,27 @@ def _unknown(ref: str, candidates: list, unusable: list,
     if unusable:
         msg += f" (not asked: {'; '.join(unusable)})"
     return msg
+
+
+def all_running() -> tuple:
+    """(targets, problems): every running container the runtimes report, and the lab's."""
+    found, problems, records = [], [], []
+    for name in RUNTIME_NAMES:
+        recs, why = _list_runtime(name, explicit=False)
+        if why and "permission denied" in why:
+            problems.append(f"{name}: {why}")
+        records.extend(recs)
+    docker_ids = {r.id for r in records if r.runtime == "docker"}
+    records = [r for r in records if not (r.runtime == "containerd" and r.id in docker_ids)]
+    for rec in records:
+        if not rec.running:
+            continue
+        try:
+            found.append(_from_record(f"{rec.runtime}:{rec.name}", rec, records))
+        except NetdoctorError as e:  # it stopped since the listing, or has no process
+            problems.append(f"{rec.ref}: {e}")
+    for name in _lab_names():
+        t = _lab_target(f"lab:{name}", name)
+        if t is not None:
+            found.append(t)
+    return found, problems

@@ -65,12 +65,16 @@ def host_state() -> dict:
 
 
 class SealedHost:
-    """host ns (uplink eth0 198.51.100.2/24, default route) <-> internet ns (wan0 .1)."""
+    """host ns (uplink eth0 198.51.100.2/24, default route) <-> internet ns (wan0 .1),
+    which serves DNS on 203.0.113.53 (www.baidu.com = 203.0.113.80)."""
+
+    DNS = "203.0.113.53"
 
     def __init__(self, tag: str):
         self.host = unique(tag)
         self.inet = unique(tag + "-inet")
         self.made = []
+        self.dns_proc = None
 
     def __enter__(self):
         try:
@@ -83,9 +87,18 @@ class SealedHost:
             sh("ip", "-n", self.host, "addr", "add", "198.51.100.2/24", "dev", "eth0")
             sh("ip", "-n", self.inet, "addr", "add", "198.51.100.1/24", "dev", "wan0")
             sh("ip", "-n", self.inet, "addr", "add", "203.0.113.80/32", "dev", "lo")
+            sh("ip", "-n", self.inet, "addr", "add", f"{self.DNS}/32", "dev", "lo")
             sh("ip", "-n", self.host, "link", "set", "eth0", "up")
             sh("ip", "-n", self.inet, "link", "set", "wan0", "up")
             sh("ip", "-n", self.host, "route", "add", "default", "via", "198.51.100.1")
+            if shutil.which("dnsmasq"):
+                # The internet's DNS, so that containers never use the machine's resolver.
+                self.dns_proc = subprocess.Popen(
+                    ["ip", "netns", "exec", self.inet, "dnsmasq", "--keep-in-foreground",
+                     "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                     f"--listen-address={self.DNS}", "--address=/www.baidu.com/203.0.113.80",
+                     "--user=root", "--group=root", "--pid-file="],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except BaseException:
             self.close()
             raise
@@ -96,6 +109,10 @@ class SealedHost:
         return f"/run/netns/{self.host}"
 
     def close(self):
+        if self.dns_proc is not None:
+            self.dns_proc.kill()
+            self.dns_proc.wait()
+            self.dns_proc = None
         for ns in reversed(self.made):
             pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
             for pid in pids:
@@ -171,6 +188,8 @@ class DockerEngine:
         return sh("docker", *args, env=self.env, check=check)
 
     def run(self, name, *opts, cmd=("sleep", "3600")):
+        if not any(o.startswith("--network") for o in opts):
+            opts = ("--dns", SealedHost.DNS) + tuple(opts)
         self.docker("run", "-d", "--name", name, *opts, self.IMAGE, *cmd)
         return name
 
@@ -215,6 +234,8 @@ class Podman:
         return self
 
     def run(self, name, *opts, cmd=("sleep", "3600")):
+        if not any(o.startswith("--network") for o in opts):
+            opts = ("--dns", SealedHost.DNS) + tuple(opts)
         self.podman("run", "-d", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000",
                     "--name", name, *opts, self.IMAGE, *cmd)
         self.names.append(name)

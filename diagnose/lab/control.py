@@ -205,6 +205,14 @@ def _flush_netfilter(ns: str) -> None:
         _ns_exec(ns, "nft", "flush", "ruleset")
     else:
         _ns_exec(ns, "iptables-restore", input="*filter\nCOMMIT\n*nat\nCOMMIT\n")
+    # Rules someone added with iptables-legacy live in the other backend.
+    if shutil.which("iptables-legacy-save"):
+        legacy = _ns_exec(ns, "iptables-legacy-save", check=False).stdout
+        for line in legacy.splitlines():
+            if line.startswith("*"):
+                table = line[1:].strip()
+                _ns_exec(ns, "iptables-legacy", "-t", table, "-F", check=False)
+                _ns_exec(ns, "iptables-legacy", "-t", table, "-X", check=False)
 
 
 def _write_resolv_conf(name: str) -> None:
@@ -214,13 +222,17 @@ def _write_resolv_conf(name: str) -> None:
         f.write(f"# written by netdoctor lab\nnameserver {L.DNS_ADDRESS}\n")
 
 
+def _set_only_address(ns: str, dev: str, cidr: str) -> None:
+    _ip(ns, "addr", "flush", "dev", dev, "scope", "global")
+    _ip(ns, "addr", "add", cidr, "dev", dev)
+
+
 def configure_healthy(state: dict) -> dict:
     """Put every lab object in its healthy configuration (idempotent)."""
     # The fake internet: its uplink side, the two service addresses on lo, no filtering.
     _ip(L.INET_NS, "link", "set", "lo", "up")
     _ip(L.INET_NS, "link", "set", L.UPSTREAM_IFACE, "up", "mtu", str(L.MTU))
-    _ip(L.INET_NS, "addr", "replace", f"{L.UPSTREAM_ADDRESS}/{L.UPLINK_PREFIXLEN}",
-        "dev", L.UPSTREAM_IFACE)
+    _set_only_address(L.INET_NS, L.UPSTREAM_IFACE, f"{L.UPSTREAM_ADDRESS}/{L.UPLINK_PREFIXLEN}")
     for addr in (L.WEB_ADDRESS, L.DNS_ADDRESS):
         _ip(L.INET_NS, "addr", "replace", f"{addr}/32", "dev", "lo")
     _flush_netfilter(L.INET_NS)
@@ -229,11 +241,13 @@ def configure_healthy(state: dict) -> dict:
     # The host: uplink, bridge, veths enslaved and up, default route, forwarding, Docker rules.
     _ip(L.HOST_NS, "link", "set", "lo", "up")
     _ip(L.HOST_NS, "link", "set", L.UPLINK, "up", "mtu", str(L.MTU))
-    _ip(L.HOST_NS, "addr", "replace", f"{L.UPLINK_ADDRESS}/{L.UPLINK_PREFIXLEN}", "dev", L.UPLINK)
+    _set_only_address(L.HOST_NS, L.UPLINK, f"{L.UPLINK_ADDRESS}/{L.UPLINK_PREFIXLEN}")
     _ip(L.HOST_NS, "link", "set", L.BRIDGE, "up", "mtu", str(L.MTU))
-    _ip(L.HOST_NS, "addr", "replace", f"{L.BRIDGE_ADDRESS}/{L.PREFIXLEN}", "dev", L.BRIDGE)
+    _set_only_address(L.HOST_NS, L.BRIDGE, f"{L.BRIDGE_ADDRESS}/{L.PREFIXLEN}")
     for _, (_, veth) in L.CONTAINERS.items():
         _ip(L.HOST_NS, "link", "set", veth, "master", L.BRIDGE, "mtu", str(L.MTU), "up")
+        _ip(L.HOST_NS, "addr", "flush", "dev", veth, "scope", "global")
+    _ip(L.HOST_NS, "route", "flush", "table", "main", "proto", "boot")  # routes added by hand
     _ip(L.HOST_NS, "route", "replace", "default", "via", L.UPSTREAM_ADDRESS, "dev", L.UPLINK)
     _ip(L.HOST_NS, "neigh", "flush", "nud", "permanent")
     _sysctl(L.HOST_NS, "net.ipv4.ip_forward", "1")
@@ -247,8 +261,8 @@ def configure_healthy(state: dict) -> dict:
         ns = L.container_ns(name)
         _ip(ns, "link", "set", "lo", "up")
         _ip(ns, "link", "set", L.CONTAINER_IFACE, "mtu", str(L.MTU), "up")
-        _ip(ns, "addr", "flush", "dev", L.CONTAINER_IFACE, "scope", "global")
-        _ip(ns, "addr", "add", f"{addr}/{L.PREFIXLEN}", "dev", L.CONTAINER_IFACE)
+        _set_only_address(ns, L.CONTAINER_IFACE, f"{addr}/{L.PREFIXLEN}")
+        _ip(ns, "route", "flush", "table", "main", "proto", "boot")
         _ip(ns, "route", "replace", "default", "via", L.BRIDGE_ADDRESS, "dev", L.CONTAINER_IFACE)
         _ip(ns, "neigh", "flush", "nud", "permanent")
         _flush_netfilter(ns)
@@ -315,6 +329,10 @@ def down() -> list:
     if os.path.isdir(L.STATE_DIR):
         shutil.rmtree(L.STATE_DIR, ignore_errors=True)
         removed.append(L.STATE_DIR)
+    try:
+        os.rmdir(os.path.dirname(L.STATE_DIR))  # /run/netdoctor, if nothing else uses it
+    except OSError:
+        pass
     return removed
 
 

@@ -19,6 +19,7 @@ def lab():
         if not sh("sh", "-c", f"command -v {prog}", check=False).stdout:
             pytest.skip(f"{prog} not installed (CI installs it)")
     before = host_state()
+    had_run_dir = os.path.exists("/run/netdoctor")
     res = netdoctor("lab", "up")
     assert res.returncode == 0, res.stderr
     yield
@@ -26,6 +27,8 @@ def lab():
     assert res.returncode == 0, res.stderr
     assert host_state() == before
     assert not os.path.exists("/run/netdoctor/lab")
+    if not had_run_dir:
+        assert not os.path.exists("/run/netdoctor")
     assert not os.path.exists("/etc/netns/ndlab-test")
 
 

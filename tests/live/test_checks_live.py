@@ -1,0 +1,199 @@
+"""`netdoctor checks` on the live lab and a live Docker host: every fault named, no false alarms."""
+
+import os
+
+import pytest
+
+from sandbox import netdoctor, netdoctor_json, sh
+
+pytestmark = pytest.mark.live
+
+LAB_NS = ["ndlab-host", "ndlab-inet", "ndlab-test", "ndlab-web"]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if any(os.path.exists(f"/run/netns/{ns}") for ns in LAB_NS):
+        pytest.skip("a netdoctor lab is already up on this machine; the tests leave it alone")
+    if not sh("sh", "-c", "command -v dnsmasq", check=False).stdout:
+        pytest.skip("dnsmasq not installed (CI installs it)")
+    assert netdoctor("lab", "up").returncode == 0
+    yield
+    assert netdoctor("lab", "down").returncode == 0
+
+
+@pytest.fixture
+def fresh(lab):
+    yield
+    assert netdoctor("lab", "heal").returncode == 0
+
+
+def in_ns(ns, *argv):
+    return sh("ip", "netns", "exec", ns, *argv)
+
+
+def findings(*targets):
+    rc, doc = netdoctor_json("checks", *targets)
+    return rc, {(f["id"], f["subject"]) for f in doc["findings"]}, doc
+
+
+def test_healthy_lab_has_no_errors_or_warnings(lab):
+    rc, found, doc = findings("test", "web")
+    assert rc == 0 and found == set(), doc["findings"]
+    assert doc["schema"] == "netdoctor.checks/1"
+    assert [t["target"] for t in doc["targets"]] == ["lab:test", "lab:web"]
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("ip-forward-off", ("ip-forward-disabled", "host ndlab-host")),
+    ("forward-drop", ("forward-dropped", "lab:test")),
+    ("nat-missing", ("nat-missing", "lab:test")),
+    ("veth-detached", ("veth-not-attached", "lab:test")),
+    ("veth-down", ("veth-down", "lab:test")),
+    ("bridge-down", ("bridge-down", "lab:test")),
+    ("no-default-route", ("container-no-default-route", "lab:test")),
+    ("dns-unreachable", ("dns-unreachable", "lab:test")),
+])
+def test_every_lab_fault_is_named(fresh, fault, expected):
+    assert netdoctor("lab", "break", fault).returncode == 0
+    rc, found, doc = findings("test")
+    assert rc == 1
+    assert expected in found, doc["findings"]
+
+
+# Faults `lab break` does not inject, made by hand the way an operator would.
+HAND_MADE = {
+    "rp-filter-drop": [("ndlab-host", "ip", "route", "add", "172.29.0.2/32", "via", "198.51.100.1"),
+                       ("ndlab-host", "sysctl", "-qw", "net.ipv4.conf.ndbr0.rp_filter=1")],
+    "host-no-route": [("ndlab-host", "ip", "route", "del", "default")],
+    "uplink-down": [("ndlab-host", "ip", "link", "set", "eth0", "down")],
+    "subnet-overlap": [("ndlab-host", "ip", "route", "add", "172.29.0.0/16", "via", "198.51.100.1")],
+    "container-link-down": [("ndlab-test", "ip", "link", "set", "eth0", "down")],
+    "container-no-address": [("ndlab-test", "ip", "addr", "flush", "dev", "eth0")],
+    "container-wrong-gateway": [("ndlab-test", "ip", "route", "replace", "default", "via",
+                                 "172.29.0.254")],
+    "ip-conflict": [("ndlab-host", "ip", "addr", "add", "172.29.0.2/32", "dev", "eth0")],
+    "mtu-mismatch": [("ndlab-host", "ip", "link", "set", "veth-test", "mtu", "1400")],
+    "forward-dropped": [("ndlab-host", "nft", "add table inet fw; add chain inet fw f { type filter "
+                         "hook forward priority -10; }; add rule inet fw f ip saddr 172.29.0.2 "
+                         "counter drop")],
+}
+
+
+@pytest.mark.parametrize("check_id", sorted(HAND_MADE))
+def test_hand_made_faults_are_named(fresh, check_id):
+    for ns, *argv in HAND_MADE[check_id]:
+        in_ns(ns, *argv)
+    rc, found, doc = findings("test")
+    ids = {i for i, _ in found}
+    assert check_id in ids, doc["findings"]
+    assert rc == 1 if any(f["severity"] == "error" for f in doc["findings"]) else rc == 0
+
+
+def test_neighbour_failed_when_the_uplink_gateway_moves(fresh):
+    in_ns("ndlab-inet", "ip", "addr", "flush", "dev", "wan0")
+    in_ns("ndlab-inet", "ip", "addr", "add", "198.51.100.9/24", "dev", "wan0")
+    # The host tries to reach its gateway (inside the lab), so its ARP entry fails.
+    sh("ip", "netns", "exec", "ndlab-host", "busybox", "ping", "-c", "1", "-W", "3",
+       "203.0.113.80", check=False)
+    rc, found, doc = findings("test")
+    assert ("neighbour-failed", "lab:test") in found, doc["findings"]
+
+
+def test_backend_split_when_legacy_rules_appear(fresh):
+    if not sh("sh", "-c", "command -v iptables-legacy", check=False).stdout:
+        pytest.skip("iptables-legacy not installed")
+    in_ns("ndlab-host", "iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22",
+          "-j", "ACCEPT")
+    rc, found, doc = findings("test")
+    assert ("iptables-backend-split", "host ndlab-host") in found, doc["findings"]
+
+
+def test_bridge_netfilter_drops_between_containers(fresh):
+    if sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-n",
+          "net.bridge.bridge-nf-call-iptables", check=False).stdout.strip() != "1":
+        pytest.skip("br_netfilter is not loaded on this machine")
+    in_ns("ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-i", "ndbr0", "-o", "ndbr0",
+          "-j", "ACCEPT")
+    rc, found, doc = findings("test", "web")
+    assert ("bridge-netfilter", "lab:test") in found, doc["findings"]
+
+
+def test_container_without_interface():
+    name = "ndt-chk-nonet"
+    sh("ip", "netns", "add", name)
+    try:
+        rc, found, doc = findings(f"netns:{name}")
+        assert ("container-no-interface", f"netns:{name}") in found
+        assert rc == 1
+    finally:
+        sh("ip", "netns", "del", name)
+
+
+def test_markdown_report_fills_in_real_names(fresh):
+    assert netdoctor("lab", "break", "veth-down").returncode == 0
+    res = netdoctor("checks", "test", "--format", "markdown")
+    assert res.returncode == 1
+    md = res.stdout
+    assert "| error | `veth-down` | lab:test |" in md
+    assert "ip netns exec ndlab-host ip link set veth-test up" in md
+    assert "**Confirm**" in md and "**Revert**" in md
+    assert "{veth}" not in md and "{in_host}" not in md
+
+
+def test_saved_snapshot_is_judged_without_privileges(fresh, tmp_path):
+    assert netdoctor("lab", "break", "nat-missing").returncode == 0
+    snap = tmp_path / "snap.json"
+    assert netdoctor("snapshot", "test", "-o", snap).returncode == 0
+    exe = sh("sh", "-c", "command -v netdoctor").stdout.strip()
+    res = sh("setpriv", "--bounding-set=-all", "--inh-caps=-all", exe, "checks", "--from",
+             str(snap), "--format", "json", check=False)
+    assert res.returncode == 1, res.stderr
+    assert '"nat-missing"' in res.stdout
+
+
+def test_fail_on_and_only(fresh):
+    assert netdoctor("lab", "break", "veth-down").returncode == 0
+    assert netdoctor("checks", "test", "--only", "mtu-mismatch").returncode == 0
+    assert netdoctor("checks", "test", "--only", "veth-down").returncode == 1
+    res = netdoctor("checks", "test", "--only", "no-such-check")
+    assert res.returncode == 2 and "unknown check id" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def docker_pair(docker_engine):
+    docker_engine.run("chk1")
+    docker_engine.run("chk2")
+    yield docker_engine
+    docker_engine.docker("rm", "-f", "chk1", "chk2", check=False)
+
+
+def test_healthy_docker_host_has_no_findings(docker_pair):
+    rc, doc = netdoctor_json("checks", "chk1", "chk2", env=docker_pair.env)
+    assert rc == 0 and doc["findings"] == []
+
+
+@pytest.mark.parametrize("break_it, fix_it, expected", [
+    (("iptables", "-I", "DOCKER-USER", "-s", "172.17.0.0/16", "-j", "DROP"),
+     ("iptables", "-D", "DOCKER-USER", "-s", "172.17.0.0/16", "-j", "DROP"), "forward-dropped"),
+    (("iptables", "-t", "nat", "-D", "POSTROUTING", "-s", "172.17.0.0/16", "!", "-o", "docker0",
+      "-j", "MASQUERADE"),
+     ("iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "172.17.0.0/16", "!", "-o", "docker0",
+      "-j", "MASQUERADE"), "nat-missing"),
+    (("ip", "link", "set", "docker0", "down"), ("ip", "link", "set", "docker0", "up"),
+     "bridge-down"),
+    (("sysctl", "-qw", "net.ipv4.ip_forward=0"), ("sysctl", "-qw", "net.ipv4.ip_forward=1"),
+     "ip-forward-disabled"),
+])
+def test_docker_faults_are_named(docker_pair, break_it, fix_it, expected):
+    host = docker_pair.sealed.host
+    in_ns(host, *break_it)
+    try:
+        rc, doc = netdoctor_json("checks", "chk1", env=docker_pair.env)
+        assert rc == 1
+        assert expected in {f["id"] for f in doc["findings"]}, doc["findings"]
+        if expected == "forward-dropped":
+            f = next(f for f in doc["findings"] if f["id"] == expected)
+            assert f["evidence"]["chain"] == "DOCKER-USER"
+    finally:
+        in_ns(host, *fix_it)

@@ -1,0 +1,215 @@
+"""Every check, on a recorded snapshot of the healthy lab: silent as recorded (the passing
+case), and naming the fault when exactly the fact it reads is broken (the failing cases)."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from netdoctor.checks import REGISTRY, load_all, run_checks  # noqa: F401
+from netdoctor.diagnose import netfilter as nf
+
+import snapshot_edits as E
+
+HEALTHY = E.load()
+
+
+def ids(findings, subject=None):
+    return {f.id for f in findings if subject is None or f.subject == subject}
+
+
+def native_nft_drop(match_saddr="172.29.0.2"):
+    doc = {"nftables": [
+        {"table": {"family": "inet", "name": "fw"}},
+        {"chain": {"family": "inet", "table": "fw", "name": "fwd", "type": "filter",
+                   "hook": "forward", "prio": -10, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "fw", "chain": "fwd", "handle": 4, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": match_saddr}},
+            {"counter": {"packets": 3, "bytes": 252}}, {"drop": None}]}}]}
+    return nf.parse_nft_json(doc)
+
+
+def insert_after(anchor, line):
+    return lambda text: text.replace(anchor, anchor + "\n" + line, 1)
+
+
+def remove(line):
+    return lambda text: text.replace(line + "\n", "")
+
+
+ACCEPT_OUT = "-A NDLAB-FORWARD -i ndbr0 ! -o ndbr0 -j ACCEPT"
+ACCEPT_BACK = "-A NDLAB-FORWARD -o ndbr0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+ACCEPT_BRIDGED = "-A NDLAB-FORWARD -i ndbr0 -o ndbr0 -j ACCEPT"
+MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
+
+# check id -> [(case name, edited snapshot, subject the finding must name)]
+CASES = {
+    "ip-forward-disabled": [
+        ("sysctl 0", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0")),
+         "host ndlab-host")],
+    "forward-dropped": [
+        ("DROP at top of FORWARD", E.set_ruleset(HEALTHY, E.lab_rules(insert_after(
+            ":NDLAB-FORWARD - [0:0]", "-A FORWARD -s 172.29.0.2/32 -j DROP"))), "lab:test"),
+        ("REJECT in a custom chain", E.set_ruleset(HEALTHY, E.lab_rules(lambda t: t.replace(
+            "-A NDLAB-USER -j RETURN", "-A NDLAB-USER -s 172.29.0.0/24 -p icmp -j REJECT\n"
+            "-A NDLAB-USER -j RETURN"))), "lab:test"),
+        ("policy DROP, accept rule lost", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_OUT))),
+         "lab:test"),
+        ("native nft table", E.set_ruleset(HEALTHY, E.lab_rules() + native_nft_drop()), "lab:test"),
+        ("replies dropped", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BACK))), "lab:test"),
+    ],
+    "nat-missing": [("MASQUERADE gone", E.set_ruleset(HEALTHY, E.lab_rules(remove(MASQ))),
+                     "lab:test")],
+    "rp-filter-drop": [
+        ("strict, container net routed via uplink", E.edit_host_ns(HEALTHY, lambda ns: E.routes(
+            E.sysctl(ns, "net.ipv4.conf.all.rp_filter", "1"),
+            keep=lambda r: not (r.dst == "172.29.0.0/24" and r.table == "main"),
+            add=[E.route("172.29.0.0/24", "eth0", "198.51.100.1")])), "lab:test")],
+    "host-no-route": [
+        ("kernel says unreachable", E.edit_container(HEALTHY, "test", path=dict(
+            E.container(HEALTHY, "test")[1].path,
+            route_lookups=[l if l["netns"] != "ndlab-host" else
+                           dict(l, dev=None, gateway=None, error="Network is unreachable")
+                           for l in E.container(HEALTHY, "test")[1].path["route_lookups"]])),
+         "lab:test")],
+    "uplink-down": [("eth0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "eth0")),
+                     "lab:test")],
+    "neighbour-failed": [
+        ("container gateway FAILED", E.edit_container_ns(
+            HEALTHY, "test", lambda ns: E.add_neighbour(ns, "172.29.0.1", "eth0", "FAILED")),
+         "lab:test"),
+        ("uplink gateway INCOMPLETE", E.edit_host_ns(
+            HEALTHY, lambda ns: E.add_neighbour(ns, "198.51.100.1", "eth0", "INCOMPLETE")),
+         "lab:test")],
+    "bridge-down": [("ndbr0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "ndbr0")),
+                     "lab:test")],
+    "bridge-netfilter": [
+        ("bridged frames hit FORWARD policy", E.edit_host_ns(
+            E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BRIDGED))),
+            lambda ns: E.sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1")), "lab:test")],
+    "conntrack-full": [("99% full", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(E.sysctl(
+        ns, "net.netfilter.nf_conntrack_count", "260000"), "net.netfilter.nf_conntrack_max",
+        "262144")), "host ndlab-host")],
+    "iptables-backend-split": [
+        ("legacy rules beside nft", E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_iptables_save(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n", "iptables-legacy")),
+         "host ndlab-host")],
+    "subnet-overlap": [("a /16 via the uplink", E.edit_host_ns(HEALTHY, lambda ns: E.routes(
+        ns, add=[E.route("172.29.0.0/16", "eth0", "198.51.100.1")])), "lab:test")],
+    "container-no-interface": [
+        ("only lo", E.edit_container_ns(HEALTHY, "test", lambda ns: replace(
+            ns, links=tuple(l for l in ns.links if l.is_loopback))), "lab:test")],
+    "container-link-down": [("eth0 down", E.edit_container_ns(
+        HEALTHY, "test", lambda ns: E.without_flag(ns, "eth0")), "lab:test")],
+    "container-no-address": [("no address", E.edit_container_ns(
+        HEALTHY, "test", lambda ns: E.link(ns, "eth0", addresses=())), "lab:test")],
+    "container-no-default-route": [("default route deleted", E.edit_container_ns(
+        HEALTHY, "test", lambda ns: E.routes(ns, keep=lambda r: not r.is_default)), "lab:test")],
+    "container-wrong-gateway": [
+        ("gateway not the bridge", E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(
+            ns, keep=lambda r: not r.is_default,
+            add=[E.route("default", "eth0", "172.29.0.254")])), "lab:test"),
+        ("gateway off-link", E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(
+            ns, keep=lambda r: not r.is_default, add=[E.route("default", "eth0", "10.9.9.9")])),
+         "lab:test")],
+    "veth-down": [("veth-test down", E.edit_host_ns(
+        HEALTHY, lambda ns: E.without_flag(ns, "veth-test")), "lab:test")],
+    "veth-not-attached": [
+        ("no master", E.edit_host_ns(HEALTHY, lambda ns: E.link(ns, "veth-test", master=None)),
+         "lab:test"),
+        ("wrong bridge", E.edit_host_ns(HEALTHY, lambda ns: E.link(
+            ns, "veth-test", master=ns.link(name="eth0").ifindex)), "lab:test")],
+    "ip-conflict": [("container's address on the uplink", E.edit_host_ns(
+        HEALTHY, lambda ns: E.add_address(ns, "eth0", "172.29.0.2", 32)), "lab:test")],
+    "dns-unreachable": [
+        ("server silent", E.edit_container(HEALTHY, "test", dns_probe=[
+            {"server": "203.0.113.53", "answered": False, "rcode": None,
+             "error": "no answer within 1 s"}]), "lab:test"),
+        ("no nameserver", E.edit_container(HEALTHY, "test", resolv_conf="search lab\n"),
+         "lab:test"),
+        ("no route to it", E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(
+            ns, keep=lambda r: not r.is_default)), "lab:test")],
+    "mtu-mismatch": [("jumbo container", E.edit_container_ns(
+        HEALTHY, "test", lambda ns: E.link(ns, "eth0", mtu=9000)), "lab:test")],
+}
+
+
+def test_every_check_has_a_case():
+    assert set(load_all()) == set(CASES)
+
+
+@pytest.mark.parametrize("snapshot_file", ["lab-checks-snapshot.json",
+                                           "docker-checks-snapshot.json"])
+def test_healthy_snapshots_have_no_findings(snapshot_file):
+    assert run_checks(E.load(snapshot_file)) == []
+
+
+@pytest.mark.parametrize("check_id, case, snap, subject", [
+    (cid, name, snap, subject) for cid, cases in CASES.items() for name, snap, subject in cases])
+def test_check_names_its_fault(check_id, case, snap, subject):
+    findings = run_checks(snap)
+    assert check_id in ids(findings, subject), [(f.id, f.subject) for f in findings]
+    f = next(f for f in findings if f.id == check_id and f.subject == subject)
+    assert f.evidence and f.fix and f.message
+    assert "{" not in f.fix, f.fix  # every placeholder filled
+
+
+@pytest.mark.parametrize("check_id", ["container-no-default-route", "container-link-down",
+                                      "veth-down", "mtu-mismatch", "container-wrong-gateway"])
+def test_a_containers_own_fault_does_not_spill_onto_its_neighbour(check_id):
+    snap = CASES[check_id][0][1]
+    assert ids(run_checks(snap), "lab:web") == set()
+
+
+def test_forward_drop_names_rule_and_direction():
+    snap = CASES["forward-dropped"][0][1]
+    f = next(f for f in run_checks(snap) if f.id == "forward-dropped")
+    assert f.evidence["rule"] == "-A FORWARD -s 172.29.0.2/32 -j DROP"
+    assert f.evidence["position"] == 1 and f.evidence["direction"] == "request"
+    reply = next(f for f in run_checks(CASES["forward-dropped"][4][1]) if f.id == "forward-dropped")
+    assert reply.evidence["direction"] == "reply" and reply.evidence["policy"] == "drop"
+    nft = next(f for f in run_checks(CASES["forward-dropped"][3][1]) if f.id == "forward-dropped")
+    assert nft.evidence["backend"] == "nft" and "handle 4" in nft.fix
+
+
+def test_none_mode_is_a_note_not_an_error():
+    _, c = E.container(HEALTHY, "test")
+    snap = E.edit_container(CASES["container-no-interface"][0][1], "test",
+                            target=dict(c.target, network_mode="none"))
+    f = next(f for f in run_checks(snap) if f.id == "container-no-interface")
+    assert f.severity == "info"
+
+
+def test_dns_failure_behind_a_broken_path_is_marked_as_consequence():
+    snap = E.edit_container(CASES["ip-forward-disabled"][0][1], "test", dns_probe=[
+        {"server": "203.0.113.53", "answered": False, "rcode": None, "error": "timeout"}])
+    f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
+    assert f.evidence["likely_consequence_of"] == ["ip-forward-disabled"]
+
+
+def test_a_crashing_check_becomes_an_internal_error(monkeypatch):
+    from netdoctor.checks import Check
+
+    class Broken(Check):
+        """Always crashes"""
+        id = "always-crashes"
+        scope = "container"
+
+        def run(self, ctx):
+            raise RuntimeError("boom")
+
+    load_all()
+    monkeypatch.setitem(REGISTRY, "always-crashes", Broken)
+    findings = run_checks(HEALTHY)
+    crashed = [f for f in findings if f.id == "internal-error"]
+    assert len(crashed) == 2 and "boom" in crashed[0].message  # once per container
+    assert not [f for f in findings if f.id not in ("internal-error",)]
+
+
+def test_snapshot_survives_json():
+    from netdoctor.diagnose.snapshot import Snapshot
+
+    again = Snapshot.from_dict(json.loads(json.dumps(HEALTHY.to_dict())))
+    assert again == HEALTHY and run_checks(again) == []

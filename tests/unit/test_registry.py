@@ -1,0 +1,57 @@
+"""The check registry's contract: stable well-formed IDs, a runbook page for each, no orphans."""
+
+import os
+import re
+
+from netdoctor import runbooks
+from netdoctor.checks import ID_FORMAT, SEVERITIES, load_all
+from netdoctor.checks.context import contexts
+
+import snapshot_edits as E
+
+RUNBOOK_DIR = os.path.dirname(runbooks.__file__)
+
+
+def test_ids_are_kebab_case_and_attributes_complete():
+    registry = load_all()
+    assert len(registry) >= 22
+    for cid, cls in registry.items():
+        assert ID_FORMAT.match(cid), cid
+        assert cls.id == cid
+        assert cls.severity in SEVERITIES
+        assert cls.scope in ("host", "container") and cls.target_kind() in ("host", "container")
+        assert cls.title() and not cls.title().endswith(".")
+
+
+def test_every_check_has_a_runbook_with_every_section():
+    for cid in load_all():
+        page = runbooks.text(cid)
+        assert page is not None, f"runbooks/{cid}.md is missing"
+        assert page.startswith(f"# {cid}"), cid
+        parts = runbooks.sections(page)
+        assert list(parts) == list(runbooks.SECTIONS), (cid, list(parts))
+        assert all(body.strip() for body in parts.values()), cid
+
+
+def test_no_runbook_without_a_check():
+    pages = {f[:-3] for f in os.listdir(RUNBOOK_DIR) if f.endswith(".md")}
+    assert pages == set(load_all())
+
+
+def test_runbook_placeholders_are_names_checks_provide():
+    # The names every finding carries, plus the ones specific checks add.
+    ctx_vars = set()
+    for ctx in contexts(E.load()):
+        ctx_vars |= set(ctx.vars)
+    specific = {"fix", "rule", "direction", "rp_iface", "rp_mode", "next_hop", "count", "limit",
+                "other_net", "expected_bridge", "conflict_iface", "conflict_addr", "nameserver",
+                "path_mtu", "bridge_address", "family"}
+    for cid in load_all():
+        used = set(re.findall(r"\{([a-z_]+)\}", runbooks.text(cid)))
+        unknown = used - ctx_vars - specific
+        assert not unknown, (cid, unknown)
+
+
+def test_fill_leaves_unknown_placeholders_and_code_alone():
+    assert runbooks.fill("ip link set {veth} up; awk '{print $3}' {nope}", {"veth": "vethX"}) == \
+        "ip link set vethX up; awk '{print $3}' {nope}"

@@ -1,5 +1,3 @@
-import ipaddress
-
 from netdoctor.checks import Check, register
 from netdoctor.checks.forward_dropped import rule_evidence
 from netdoctor.diagnose.netfilter import Packet, evaluate
@@ -22,20 +20,11 @@ class BridgeNetfilter(Check):
             return
         if h.sysctls.get("net.bridge.bridge-nf-call-iptables") != "1":
             return
-        # A neighbour on the same bridge: another container if there is one.
-        peers = [c.namespace for c in ctx.snapshot.containers
-                 if c is not ctx.container and c.host_inode == ctx.container.host_inode]
+        # A neighbour on the same bridge: the first address of the network that is neither
+        # this container nor its gateway (rules that single out one neighbour are rare).
         net = ctx.interface.network
-        other = None
-        for snap in peers:
-            for link in snap.links:
-                for a in link.addresses:
-                    if a.family == "inet" and a.local != ctx.address and \
-                            ipaddress.ip_address(a.local) in net:
-                        other = a.local
-        if other is None:
-            hosts = [str(a) for a, _ in zip(net.hosts(), range(4))]
-            other = next((a for a in hosts if a not in (ctx.address, ctx.gateway)), None)
+        hosts = [str(a) for a, _ in zip(net.hosts(), range(4))]
+        other = next((a for a in hosts if a not in (ctx.address, ctx.gateway)), None)
         if other is None:
             return
         packet = Packet(src=ctx.address, dst=other, iif=br.name, oif=br.name, proto="tcp",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator, Optional
 
 from netdoctor.diagnose.model import Link, NamespaceSnapshot, Route
@@ -94,7 +95,7 @@ class ContainerContext:
     def path(self) -> dict:
         return self.container.path
 
-    @property
+    @cached_property
     def destination(self) -> str:
         return (self.path.get("destination") or {}).get("address") or self.snapshot.destination
 
@@ -110,7 +111,7 @@ class ContainerContext:
             return None
         return snap.link(ifindex=h["ifindex"])
 
-    @property
+    @cached_property
     def egress(self) -> Optional[Link]:
         link = self._link_of_hop("container", self.namespace)
         if link is not None:
@@ -118,19 +119,19 @@ class ContainerContext:
         others = [l for l in self.namespace.links if not l.is_loopback]
         return others[0] if len(others) == 1 else None
 
-    @property
+    @cached_property
     def host_veth(self) -> Optional[Link]:
         return self._link_of_hop("host-veth", self.host_ns)
 
-    @property
+    @cached_property
     def bridge(self) -> Optional[Link]:
         return self._link_of_hop("bridge", self.host_ns)
 
-    @property
+    @cached_property
     def uplink(self) -> Optional[Link]:
         return self._link_of_hop("uplink", self.host_ns)
 
-    @property
+    @cached_property
     def network_bridge(self) -> Optional[Link]:
         """The host bridge that owns the container's network (holds its gateway's subnet),
         whether or not the container's veth is attached to it."""
@@ -149,7 +150,7 @@ class ContainerContext:
                 return link
         return None
 
-    @property
+    @cached_property
     def ingress(self) -> Optional[Link]:
         """Where the container's packets enter the host's IP layer: its bridge; its veth in a
         routed setup; None when the veth should be on a bridge and is not (the frames then
@@ -160,27 +161,27 @@ class ContainerContext:
             return self.host_veth
         return None
 
-    @property
+    @cached_property
     def address(self) -> Optional[str]:
         addrs = global_addresses(self.egress)
         return addrs[0].local if addrs else None
 
-    @property
+    @cached_property
     def interface(self):
         addrs = global_addresses(self.egress)
         return addrs[0].interface if addrs else None
 
-    @property
+    @cached_property
     def default_route(self) -> Optional[Route]:
         d = self.namespace.default_routes()
         return d[0] if d else None
 
-    @property
+    @cached_property
     def gateway(self) -> Optional[str]:
         r = self.default_route
         return r.gateway if r else None
 
-    @property
+    @cached_property
     def bridged(self) -> bool:
         return self.path.get("mode") in ("bridge", "routed") and self.host_veth is not None
 

@@ -175,7 +175,7 @@ def discover(target: Target, dest_query: Optional[str] = None, read=None) -> Pat
         return PathReport(target.to_dict(), destination, "bridge", None, hops, False,
                           tuple(d.notes), tuple(d.lookups))
 
-    g = topology.build_graph([c_snap, h_snap], nsids)
+    g = topology.build_graph([c_snap, _around_peer(h_snap, egress)], nsids)
     c_node = topology.iface_node(c_snap, egress)
     gw = _container_gateway(d, c_snap)
     hops = [topology.hop_at(g, c_node, "container", via=gw)]
@@ -220,6 +220,18 @@ def discover(target: Target, dest_query: Optional[str] = None, read=None) -> Pat
             d.notes.append(f"{hop.role} {hop.name} is {hop.state}")
     return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
                       complete and not d.container_unrouted, tuple(d.notes), tuple(d.lookups))
+
+
+def _around_peer(h_snap: NamespaceSnapshot, egress: Link) -> NamespaceSnapshot:
+    """The host's links this container's path can touch: its peer and the peer's master.
+    A host with thousands of veths would otherwise be graphed once per container."""
+    from dataclasses import replace
+
+    peer = h_snap.link(ifindex=egress.peer_ifindex)
+    keep = {l.ifindex for l in (peer,) if l is not None}
+    if peer is not None and peer.master is not None:
+        keep.add(peer.master)
+    return replace(h_snap, links=tuple(l for l in h_snap.links if l.ifindex in keep))
 
 
 def _container_gateway(d: _Discovery, c_snap: NamespaceSnapshot) -> Optional[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Optional
 
 
@@ -134,12 +135,19 @@ class NamespaceSnapshot:
     neighbours: tuple = ()
     sysctls: dict = field(default_factory=dict)
 
+    @cached_property
+    def _by_ifindex(self) -> dict:
+        return {l.ifindex: l for l in self.links}
+
+    @cached_property
+    def _by_name(self) -> dict:
+        return {l.name: l for l in self.links}
+
     def link(self, ifindex: Optional[int] = None, name: Optional[str] = None) -> Optional[Link]:
-        for link in self.links:
-            if (ifindex is not None and link.ifindex == ifindex) or (
-                name is not None and link.name == name
-            ):
-                return link
+        if ifindex is not None:
+            return self._by_ifindex.get(ifindex)
+        if name is not None:
+            return self._by_name.get(name)
         return None
 
     def default_routes(self, family: str = "inet") -> list:

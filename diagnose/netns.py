@@ -59,11 +59,18 @@ class Netns:
         return {"name": self.name, "inode": self.inode, "path": self.path}
 
 
+_OWN = None
+
+
 def own() -> Netns:
-    """The namespace netdoctor runs in: "the host" unless a path proves otherwise."""
-    # /proc/thread-self would be exact per thread, but the main thread never calls setns.
+    """The namespace netdoctor runs in: "the host" unless a path proves otherwise.
+
+    Looked up once per process (netdoctor never moves its main thread)."""
+    global _OWN
     inode = os.stat("/proc/self/ns/net").st_ino
-    return Netns(f"/proc/{os.getpid()}/ns/net", inode, name=_name_of_inode(inode))
+    if _OWN is None or _OWN.inode != inode:
+        _OWN = Netns(f"/proc/{os.getpid()}/ns/net", inode, name=_name_of_inode(inode))
+    return _OWN
 
 
 def open_path(path: str, name: Optional[str] = None) -> Netns:
@@ -161,7 +168,7 @@ def candidates() -> Iterator[Netns]:
 
 def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     """Run fn(*args, **kwargs) inside namespace ns and return its result (or raise its error)."""
-    if ns.inode == own().inode:
+    if ns.inode == os.stat("/proc/self/ns/net").st_ino:
         return fn(*args, **kwargs)
     box: dict = {}
 

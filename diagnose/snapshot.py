@@ -14,7 +14,7 @@ import os
 import platform
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from netdoctor.diagnose import __version__, dns, gather, netns
@@ -132,7 +132,7 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     read = gather.NamespaceReader()
     me = netns.own()
     read(me)
-    containers, problems, host_inodes = [], [], {me.inode: me}
+    containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
     for t in targets:
         try:
             report = discover_path(t, destination, read)
@@ -146,8 +146,16 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         conf_text = _read_text(t.resolv_conf)
         containers.append(ContainerFacts(
             target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
-            host_inode=host_inode, resolv_conf=conf_text,
-            dns_probe=_probe_dns(t.netns, conf_text) if probe_dns else None))
+            host_inode=host_inode, resolv_conf=conf_text))
+        probe_from.append(t.netns)
+    if probe_dns and containers:
+        # Silent nameservers cost their timeout each: ask them all at once.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(32, len(containers))) as pool:
+            probes = list(pool.map(lambda pair: _probe_dns(pair[0], pair[1].resolv_conf),
+                                   zip(probe_from, containers)))
+        containers = [replace(c, dns_probe=p) for c, p in zip(containers, probes)]
     hosts = {}
     for inode, ns in host_inodes.items():
         try:

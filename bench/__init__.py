@@ -1,0 +1,1 @@
+"""netdoctor benchmarks: every figure is a ratio against a floor measured in the same run."""

@@ -154,8 +154,11 @@ def _load_snapshot(path: str):
     except FileNotFoundError:
         raise UsageError(f"no such file: {path}") from None
     except (OSError, ValueError) as e:
-        raise ParseError(f"cannot read snapshot {path}: {e}") from None
-    return snapshot.Snapshot.from_dict(data)
+        raise UsageError(f"cannot read snapshot {path}: {e}") from None
+    try:
+        return snapshot.Snapshot.from_dict(data)
+    except ParseError as e:
+        raise UsageError(f"{path}: {e}") from None
 
 
 @app.command("snapshot")

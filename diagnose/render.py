@@ -58,7 +58,6 @@ def path(report, fmt: str) -> str:
 
 CHECKS_SCHEMA = "netdoctor.checks/1"
 CHECKS_FORMATS = ("text", "json", "markdown")
-_COLOUR = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
 
 
 def _summary(findings: list) -> dict:
@@ -91,6 +90,24 @@ def checks_json(snapshot, findings: list) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+def _rich_colour(text: str) -> str:
+    """Severity words in colour, through Rich (only called when stdout is a terminal)."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=10_000, highlight=False)
+    for line in text.splitlines():
+        t = Text(line)
+        for word, style in (("ERROR", "bold red"), ("WARNING", "yellow"), ("INFO", "cyan")):
+            if line.startswith(word):
+                t.stylize(style, 0, len(word))
+        console.print(t)
+    return buf.getvalue()
+
+
 def checks_text(snapshot, findings: list, colour: bool = False) -> str:
     lines = []
     targets = _targets(snapshot)
@@ -102,10 +119,7 @@ def checks_text(snapshot, findings: list, colour: bool = False) -> str:
         lines.append(f"  not checked: {p}")
     lines.append("")
     for f in findings:
-        sev = f.severity.upper().ljust(7)
-        if colour:
-            sev = f"{_COLOUR.get(f.severity, '')}{sev}\033[0m"
-        lines.append(f"{sev} {f.id}  {f.subject}")
+        lines.append(f"{f.severity.upper().ljust(7)} {f.id}  {f.subject}")
         lines.append(f"        {f.message}")
         lines.append(f"        fix: {f.fix}")
         lines.append(f"        runbook: runbooks/{f.id}.md")
@@ -113,7 +127,8 @@ def checks_text(snapshot, findings: list, colour: bool = False) -> str:
     if not findings:
         lines.append("no problems found")
     lines.append(f"{s['error']} error(s), {s['warning']} warning(s), {s['info']} note(s)")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return _rich_colour(text) if colour else text
 
 
 def _md_cell(text: str) -> str:

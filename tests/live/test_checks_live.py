@@ -110,9 +110,14 @@ def test_backend_split_when_legacy_rules_appear(fresh):
 
 
 def test_bridge_netfilter_drops_between_containers(fresh):
-    if sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-n",
-          "net.bridge.bridge-nf-call-iptables", check=False).stdout.strip() != "1":
-        pytest.skip("br_netfilter is not loaded on this machine")
+    def enabled():
+        return sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-n",
+                  "net.bridge.bridge-nf-call-iptables", check=False).stdout.strip() == "1"
+    if not enabled():
+        # dockerd loads this module too; the tests may run before any dockerd did.
+        sh("modprobe", "br_netfilter", check=False)
+    if not enabled():
+        pytest.skip("br_netfilter cannot be loaded on this machine")
     in_ns("ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-i", "ndbr0", "-o", "ndbr0",
           "-j", "ACCEPT")
     rc, found, doc = findings("test", "web")

@@ -57,6 +57,9 @@ CASES = {
         ("policy DROP, accept rule lost", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_OUT))),
          "lab:test"),
         ("native nft table", E.set_ruleset(HEALTHY, E.lab_rules() + native_nft_drop()), "lab:test"),
+        ("iptables-legacy FORWARD", E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_iptables_save(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "[7:588] -A FORWARD -i ndbr0 -p icmp -j DROP\nCOMMIT\n", "iptables-legacy")), "lab:test"),
         ("replies dropped", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BACK))), "lab:test"),
     ],
     "nat-missing": [("MASQUERADE gone", E.set_ruleset(HEALTHY, E.lab_rules(remove(MASQ))),
@@ -168,7 +171,11 @@ def test_forward_drop_names_rule_and_direction():
     f = next(f for f in run_checks(snap) if f.id == "forward-dropped")
     assert f.evidence["rule"] == "-A FORWARD -s 172.29.0.2/32 -j DROP"
     assert f.evidence["position"] == 1 and f.evidence["direction"] == "request"
-    reply = next(f for f in run_checks(CASES["forward-dropped"][4][1]) if f.id == "forward-dropped")
+    legacy = next(f for f in run_checks(CASES["forward-dropped"][4][1])
+                  if f.id == "forward-dropped")
+    assert legacy.evidence["backend"] == "iptables-legacy" and legacy.evidence["packets"] == 7
+    assert legacy.fix.endswith("iptables-legacy -t filter -D FORWARD 1")
+    reply = next(f for f in run_checks(CASES["forward-dropped"][5][1]) if f.id == "forward-dropped")
     assert reply.evidence["direction"] == "reply" and reply.evidence["policy"] == "drop"
     nft = next(f for f in run_checks(CASES["forward-dropped"][3][1]) if f.id == "forward-dropped")
     assert nft.evidence["backend"] == "nft" and "handle 4" in nft.fix

@@ -45,3 +45,35 @@ def test_lab_break_lists_faults():
     for fault in ("ip-forward-off", "forward-drop", "nat-missing", "veth-detached", "veth-down",
                   "bridge-down", "no-default-route", "dns-unreachable"):
         assert fault in res.stdout
+
+
+def test_checks_from_a_saved_snapshot_colour_only_on_a_terminal(tmp_path):
+    import json
+    import shutil
+
+    import snapshot_edits as E
+
+    snap = E.edit_host_ns(E.load(), lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(snap.to_dict()))
+    piped = netdoctor("checks", "--from", path)
+    assert piped.returncode == 1
+    assert "ERROR   ip-forward-disabled  host ndlab-host" in piped.stdout
+    assert "\x1b[" not in piped.stdout
+    if shutil.which("script") is None:
+        return
+    exe = shutil.which("netdoctor")
+    tty = subprocess.run(["script", "-qec", f"{exe} checks --from {path}", "/dev/null"],
+                         capture_output=True, text=True)
+    assert "\x1b[" in tty.stdout and "ip-forward-disabled" in tty.stdout
+
+
+def test_checks_from_rejects_what_is_not_a_snapshot(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "something/1"}')
+    res = netdoctor("checks", "--from", bad)
+    assert res.returncode == 2 and "not a netdoctor snapshot" in res.stderr
+    res = netdoctor("checks", "--from", tmp_path / "missing.json")
+    assert res.returncode == 2 and "no such file" in res.stderr
+    res = netdoctor("checks", "--fail-on", "info", "--from", bad)
+    assert res.returncode == 2

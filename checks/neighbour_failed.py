@@ -21,24 +21,23 @@ class NeighbourFailed(Check):
 
     def run(self, ctx):
         eth = ctx.egress
-        gw = ctx.gateway
-        if gw and eth is not None:
-            n = _bad_entry(ctx.namespace, gw, eth.name)
-            if n:
-                yield self.finding(
-                    ctx, f"{ctx.subject}: its gateway {gw} on {eth.name} is {'/'.join(n.state)} "
-                         f"in the neighbour table: nothing answers ARP for it",
-                    {"netns": ctx.vars["container_ns"], "neighbour": n.dst, "dev": n.dev,
-                     "state": list(n.state), "lladdr": n.lladdr},
-                    "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw)
         uplink_hop = ctx.hop("uplink")
+        # (namespace, its label, next hop, device, how to flush it)
+        next_hops = []
+        if ctx.gateway and eth is not None:
+            next_hops.append((ctx.namespace, ctx.vars["container_ns"], ctx.gateway, eth.name,
+                              "{in_container}ip neigh del {gateway} dev {eth}",
+                              "its gateway"))
         if uplink_hop and uplink_hop.get("via") and ctx.host_ns is not None:
-            via = uplink_hop["via"]
-            n = _bad_entry(ctx.host_ns, via, uplink_hop["name"])
+            next_hops.append((ctx.host_ns, ctx.vars["host_ns"], uplink_hop["via"],
+                              uplink_hop["name"],
+                              "{in_host}ip neigh del " + uplink_hop["via"] + " dev {uplink}",
+                              "the uplink gateway"))
+        for snap, label, address, dev, fix, what in next_hops:
+            n = _bad_entry(snap, address, dev)
             if n:
                 yield self.finding(
-                    ctx, f"{ctx.vars['host_ns']}: the uplink gateway {via} on {n.dev} is "
-                         f"{'/'.join(n.state)}: nothing answers ARP for it",
-                    {"netns": ctx.vars["host_ns"], "neighbour": n.dst, "dev": n.dev,
-                     "state": list(n.state), "lladdr": n.lladdr},
-                    "{in_host}ip neigh del " + via + " dev {uplink}", next_hop=via)
+                    ctx, f"{label}: {what} {address} on {dev} is {'/'.join(n.state)} in the "
+                         f"neighbour table: nothing answers ARP for it",
+                    {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
+                     "lladdr": n.lladdr}, fix, next_hop=address)

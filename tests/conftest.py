@@ -30,6 +30,47 @@ def host_left_unchanged():
     assert after == before, f"the tests left residue: before={before} after={after}"
 
 
+LAB_NS = ("ndlab-host", "ndlab-inet", "ndlab-test", "ndlab-web")
+
+
+def _without_sandboxes(state):
+    """Host state minus the session's Docker/podman sandboxes (judged at session end)."""
+    return {k: [v for v in vals if "ndt-" not in v] for k, vals in state.items()}
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """The built-in lab, up for one test module and removed after it, leaving no residue."""
+    from sandbox import netdoctor
+
+    if not IS_ROOT:
+        pytest.skip("needs root")
+    if any(os.path.exists(f"/run/netns/{ns}") for ns in LAB_NS):
+        pytest.skip("a netdoctor lab is already up on this machine; the tests leave it alone")
+    _need("dnsmasq", "iptables-restore")
+    before = _without_sandboxes(host_state())
+    had_run_dir = os.path.exists("/run/netdoctor")
+    res = netdoctor("lab", "up")
+    assert res.returncode == 0, res.stderr
+    yield
+    res = netdoctor("lab", "down")
+    assert res.returncode == 0, res.stderr
+    assert _without_sandboxes(host_state()) == before
+    assert not os.path.exists("/run/netdoctor/lab")
+    assert not any(os.path.exists(f"/etc/netns/{ns}") for ns in LAB_NS)
+    if not had_run_dir:
+        assert not os.path.exists("/run/netdoctor")
+
+
+@pytest.fixture
+def healed(lab):
+    """A test that breaks the lab; it is healed afterwards."""
+    from sandbox import netdoctor
+
+    yield
+    assert netdoctor("lab", "heal").returncode == 0
+
+
 def _need(*programs):
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:

@@ -1,31 +1,10 @@
 """`netdoctor checks` on the live lab and a live Docker host: every fault named, no false alarms."""
 
-import os
-
 import pytest
 
 from sandbox import netdoctor, netdoctor_json, sh
 
 pytestmark = pytest.mark.live
-
-LAB_NS = ["ndlab-host", "ndlab-inet", "ndlab-test", "ndlab-web"]
-
-
-@pytest.fixture(scope="module")
-def lab():
-    if any(os.path.exists(f"/run/netns/{ns}") for ns in LAB_NS):
-        pytest.skip("a netdoctor lab is already up on this machine; the tests leave it alone")
-    if not sh("sh", "-c", "command -v dnsmasq", check=False).stdout:
-        pytest.skip("dnsmasq not installed (CI installs it)")
-    assert netdoctor("lab", "up").returncode == 0
-    yield
-    assert netdoctor("lab", "down").returncode == 0
-
-
-@pytest.fixture
-def fresh(lab):
-    yield
-    assert netdoctor("lab", "heal").returncode == 0
 
 
 def in_ns(ns, *argv):
@@ -54,7 +33,7 @@ def test_healthy_lab_has_no_errors_or_warnings(lab):
     ("no-default-route", ("container-no-default-route", "lab:test")),
     ("dns-unreachable", ("dns-unreachable", "lab:test")),
 ])
-def test_every_lab_fault_is_named(fresh, fault, expected):
+def test_every_lab_fault_is_named(healed, fault, expected):
     assert netdoctor("lab", "break", fault).returncode == 0
     rc, found, doc = findings("test")
     assert rc == 1
@@ -81,7 +60,7 @@ HAND_MADE = {
 
 
 @pytest.mark.parametrize("check_id", sorted(HAND_MADE))
-def test_hand_made_faults_are_named(fresh, check_id):
+def test_hand_made_faults_are_named(healed, check_id):
     for ns, *argv in HAND_MADE[check_id]:
         in_ns(ns, *argv)
     rc, found, doc = findings("test")
@@ -90,7 +69,7 @@ def test_hand_made_faults_are_named(fresh, check_id):
     assert rc == 1 if any(f["severity"] == "error" for f in doc["findings"]) else rc == 0
 
 
-def test_neighbour_failed_when_the_uplink_gateway_moves(fresh):
+def test_neighbour_failed_when_the_uplink_gateway_moves(healed):
     in_ns("ndlab-inet", "ip", "addr", "flush", "dev", "wan0")
     in_ns("ndlab-inet", "ip", "addr", "add", "198.51.100.9/24", "dev", "wan0")
     # The host tries to reach its gateway (inside the lab), so its ARP entry fails.
@@ -100,7 +79,7 @@ def test_neighbour_failed_when_the_uplink_gateway_moves(fresh):
     assert ("neighbour-failed", "lab:test") in found, doc["findings"]
 
 
-def test_backend_split_when_legacy_rules_appear(fresh):
+def test_backend_split_when_legacy_rules_appear(healed):
     if not sh("sh", "-c", "command -v iptables-legacy", check=False).stdout:
         pytest.skip("iptables-legacy not installed")
     in_ns("ndlab-host", "iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22",
@@ -109,7 +88,7 @@ def test_backend_split_when_legacy_rules_appear(fresh):
     assert ("iptables-backend-split", "host ndlab-host") in found, doc["findings"]
 
 
-def test_bridge_netfilter_drops_between_containers(fresh):
+def test_bridge_netfilter_drops_between_containers(healed):
     def enabled():
         return sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-n",
                   "net.bridge.bridge-nf-call-iptables", check=False).stdout.strip() == "1"
@@ -135,7 +114,7 @@ def test_container_without_interface():
         sh("ip", "netns", "del", name)
 
 
-def test_markdown_report_fills_in_real_names(fresh):
+def test_markdown_report_fills_in_real_names(healed):
     assert netdoctor("lab", "break", "veth-down").returncode == 0
     res = netdoctor("checks", "test", "--format", "markdown")
     assert res.returncode == 1
@@ -146,7 +125,7 @@ def test_markdown_report_fills_in_real_names(fresh):
     assert "{veth}" not in md and "{in_host}" not in md
 
 
-def test_saved_snapshot_is_judged_without_privileges(fresh, tmp_path):
+def test_saved_snapshot_is_judged_without_privileges(healed, tmp_path):
     assert netdoctor("lab", "break", "nat-missing").returncode == 0
     snap = tmp_path / "snap.json"
     assert netdoctor("snapshot", "test", "-o", snap).returncode == 0
@@ -157,7 +136,7 @@ def test_saved_snapshot_is_judged_without_privileges(fresh, tmp_path):
     assert '"nat-missing"' in res.stdout
 
 
-def test_fail_on_and_only(fresh):
+def test_fail_on_and_only(healed):
     assert netdoctor("lab", "break", "veth-down").returncode == 0
     assert netdoctor("checks", "test", "--only", "mtu-mismatch").returncode == 0
     assert netdoctor("checks", "test", "--only", "veth-down").returncode == 1

@@ -1,42 +1,10 @@
 """The built-in lab: up, path on a lab container, every fault, heal, down with no residue."""
 
-import os
-
 import pytest
 
-from sandbox import host_state, netdoctor, netdoctor_json, sh
+from sandbox import netdoctor, netdoctor_json, sh
 
 pytestmark = pytest.mark.live
-
-LAB_NS = ["ndlab-host", "ndlab-inet", "ndlab-test", "ndlab-web"]
-
-
-@pytest.fixture(scope="module")
-def lab():
-    if any(os.path.exists(f"/run/netns/{ns}") for ns in LAB_NS):
-        pytest.skip("a netdoctor lab is already up on this machine; the tests leave it alone")
-    for prog in ("dnsmasq", "iptables-restore"):
-        if not sh("sh", "-c", f"command -v {prog}", check=False).stdout:
-            pytest.skip(f"{prog} not installed (CI installs it)")
-    before = host_state()
-    had_run_dir = os.path.exists("/run/netdoctor")
-    res = netdoctor("lab", "up")
-    assert res.returncode == 0, res.stderr
-    yield
-    res = netdoctor("lab", "down")
-    assert res.returncode == 0, res.stderr
-    assert host_state() == before
-    assert not os.path.exists("/run/netdoctor/lab")
-    if not had_run_dir:
-        assert not os.path.exists("/run/netdoctor")
-    assert not os.path.exists("/etc/netns/ndlab-test")
-
-
-@pytest.fixture
-def healed(lab):
-    yield
-    assert netdoctor("lab", "heal").returncode == 0
-
 
 def in_container(*argv):
     return sh("ip", "netns", "exec", "ndlab-test", *argv, check=False)

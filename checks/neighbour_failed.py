@@ -33,6 +33,10 @@ class NeighbourFailed(Check):
                               uplink_hop["name"],
                               "{in_host}ip neigh del " + uplink_hop["via"] + " dev {uplink}",
                               "the uplink gateway"))
+        wrong = self._gateway_mac_wrong(ctx)
+        if wrong is not None:
+            yield wrong
+            return
         for snap, label, address, dev, fix, what in next_hops:
             n = _bad_entry(snap, address, dev)
             if n:
@@ -41,3 +45,21 @@ class NeighbourFailed(Check):
                          f"neighbour table: nothing answers ARP for it",
                     {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
                      "lladdr": n.lladdr}, fix, next_hop=address)
+
+    def _gateway_mac_wrong(self, ctx):
+        """The container's ARP entry for its gateway names a MAC the gateway does not have
+        (a static entry left behind, a recreated bridge): frames go to a dead address."""
+        gw, eth, br = ctx.gateway, ctx.egress, ctx.network_bridge
+        if not (gw and eth and br and br.mac) or gw not in [a.local for a in br.addresses]:
+            return None
+        for n in ctx.namespace.neighbours:
+            if n.dst == gw and n.dev == eth.name and n.lladdr and \
+                    n.lladdr.lower() != br.mac.lower() and not set(n.state) & set(BAD):
+                return self.finding(
+                    ctx, f"{ctx.subject}: its gateway {gw} is cached as {n.lladdr} "
+                         f"({'/'.join(n.state)}), but {br.name} has {br.mac}: frames for the "
+                         f"gateway go to an address nobody has",
+                    {"netns": ctx.vars["container_ns"], "neighbour": gw, "dev": n.dev,
+                     "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": br.mac},
+                    "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw)
+        return None

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from netdoctor.diagnose import __version__
+from netdoctor.diagnose import __version__, privileges
 from netdoctor.diagnose.errors import NetdoctorError, UsageError
 from netdoctor.diagnose.status import ExitStatus
 
@@ -63,6 +63,35 @@ def path(
     report = discover.discover(t, dest)
     sys.stdout.write(render.path(report, fmt))
     raise typer.Exit(ExitStatus.OK if report.complete else ExitStatus.PROBLEM)
+
+
+@app.command()
+def trace(
+    target: str = typer.Argument(..., help="The container (see TARGET above)."),
+    dest: str = typer.Argument(..., help="Address, name (resolved inside the container), "
+                                         "or HOST:PORT."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Probe this port (TCP SYN)."),
+    proto: Optional[str] = typer.Option(None, "--proto", help="icmp, tcp or udp."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
+    pcap_dir: Optional[str] = typer.Option(None, "--pcap-dir",
+                                           help="Write one pcap per hop into this folder."),
+    timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for replies (0.1-10)."),
+) -> None:
+    """Probe DEST from inside the container while capturing on every hop at once, and say
+    where the packets stop and why. Exit 0 when reachable, 1 when not."""
+    from netdoctor.diagnose import render, targets
+    from netdoctor.diagnose import trace as tracing
+
+    _check_format(fmt, render.TRACE_FORMATS)
+    if not 0.1 <= timeout <= 10:
+        raise UsageError("--timeout must be between 0.1 and 10 seconds")
+    privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
+                       privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
+    t = targets.resolve(target)
+    report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
+    sys.stdout.write(render.trace(report, fmt))
+    v = report.verdict
+    raise typer.Exit(ExitStatus.OK if v.reachable and not v.cause else ExitStatus.PROBLEM)
 
 
 def _split_ids(only: Optional[str]) -> Optional[set]:

@@ -636,3 +636,28 @@ def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter")
         return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail))
     verdict, rule, base = last
     return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail))
+
+
+def rule_hits(before: Ruleset, after: Ruleset, verdicts: tuple = ("drop", "reject")) -> list:
+    """Rules and base-chain policies with one of `verdicts` whose packet counters moved
+    between two reads: what matched while the probe ran."""
+    old_rules, old_policy = {}, {}
+    for c in before.chains:
+        old_policy[c.key] = c.policy_packets
+        for r in c.rules:
+            old_rules[(c.key, r.handle if r.backend == "nft" else r.text)] = r.packets
+    hits = []
+    for c in after.chains:
+        if c.policy in verdicts and c.policy_packets > old_policy.get(c.key, c.policy_packets):
+            hits.append({"where": f"{c.backend} table {c.family} {c.table} chain {c.name}",
+                         "text": f"policy {c.policy}",
+                         "delta": c.policy_packets - old_policy[c.key], "policy": True})
+        for r in c.rules:
+            if r.verdict not in verdicts:
+                continue
+            key = (c.key, r.handle if r.backend == "nft" else r.text)
+            if key in old_rules and r.packets > old_rules[key]:
+                hits.append({"where": r.where, "text": r.text, "delta": r.packets - old_rules[key],
+                             "policy": False})
+    hits.sort(key=lambda h: h["policy"])  # a rule says more than a policy
+    return hits

@@ -186,3 +186,111 @@ def checks(snapshot, findings: list, fmt: str, colour: bool = False) -> str:
     if fmt == "markdown":
         return checks_markdown(snapshot, findings)
     return checks_text(snapshot, findings, colour)
+
+
+# ------------------------------------------------------------------ trace
+
+TRACE_FORMATS = ("text", "json", "markdown")
+
+
+def _trace_header(report) -> str:
+    t, d, p = report.target, report.destination, report.probe
+    what = {"icmp": "ICMP echo", "tcp": f"TCP SYN to port {p['port']}",
+            "udp": f"UDP (DNS) to port {p['port']}"}[p["kind"]]
+    where = d["query"]
+    if d.get("address") and d["address"] != d["query"]:
+        where += f" ({d['address']})"
+    if not d.get("resolved", True):
+        where += f": name not resolved, tracing the path to nameserver {d.get('nameserver')}"
+    return f"trace {t['kind']}:{t['name']} -> {where}, {what}"
+
+
+def _verdict_lines(v: dict, report) -> list:
+    if v["reachable"] and not v["cause"]:
+        rtt = report.probe.get("rtt_ms")
+        return ["verdict: REACHABLE" + (f" (rtt {rtt:.2f} ms)" if rtt else "")
+                + (f"; {report.probe['detail']}" if report.probe.get("detail") else "")]
+    lines = []
+    if v["reachable"]:
+        lines.append(f"verdict: REACHABLE, but {v['cause']}: {v['explanation']}")
+    else:
+        where = v["stopped_at"] or "inside the container (never left it)"
+        lines.append(f"verdict: NOT REACHABLE; the {v['direction']} stopped at {where}")
+        lines.append(f"cause: {v['cause']}")
+    if v.get("kernel_drop_reason"):
+        lines.append(f"kernel: dropped with reason {v['kernel_drop_reason']}"
+                     + (f" at {v['kernel_location']}" if v.get("kernel_location") else ""))
+    if v.get("rule"):
+        lines.append(f"rule: {v['rule']}")
+    return lines
+
+
+def trace_text(report) -> str:
+    doc = report.to_dict()
+    lines = [_trace_header(report), ""]
+    rows = []
+    v = doc["verdict"]
+    for h in doc["hops"]:
+        seen = []
+        for k in ("request", "reply"):
+            if k in h["addresses_seen"]:
+                seen.append(f"{k} {h['addresses_seen'][k]}")
+        mark = ""
+        if not v["reachable"] and v["stopped_at"] == h["role"]:
+            mark = "<- stopped here"
+        first = "-" if h["first_seen_us"] is None else f"+{h['first_seen_us']}"
+        note = h["capture_error"] or ""
+        if h["arp_requests"] and not h["arp_replies"] and h["role"] == "container":
+            note = f"{h['arp_requests']} ARP request(s), no reply"
+        rows.append((h["role"], h["name"], h["netns"], h["request_seen"], h["reply_seen"], first,
+                     "; ".join(seen) or "-", mark or note))
+    lines += _table(rows, ("HOP", "INTERFACE", "NETNS", "REQ", "REPLY", "FIRST µs",
+                           "ADDRESSES SEEN", ""))
+    if not doc["hops"]:
+        lines.append("(no hops: the container has no path to trace)")
+    lines.append("")
+    lines += _verdict_lines(v, report)
+    if report.pmtu is not None:
+        lines.append(f"path MTU: a {report.pmtu['size']}-byte don't-fragment probe was "
+                     + ("answered" if report.pmtu["answered"] else
+                        f"NOT answered ({report.pmtu['detail'] or 'no reply'})"))
+    cause = next((f for f in report.findings if f.id == v["cause"]), None)
+    if cause is not None:
+        lines += ["", f"{cause.severity.upper()} {cause.id}: {cause.message}",
+                  f"  fix: {cause.fix}", f"  runbook: runbooks/{cause.id}.md"]
+    others = [f for f in report.findings if f is not cause]
+    if others:
+        lines.append("")
+        lines.append("other findings on this path:")
+        for f in others:
+            lines.append(f"  {f.severity:<7} {f.id}: {f.message}")
+    lines.append("")
+    lines.append(f"evidence: {', '.join(v['evidence_used'])}; took {report.elapsed_ms} ms")
+    return "\n".join(lines) + "\n"
+
+
+def trace_markdown(report) -> str:
+    doc = report.to_dict()
+    v = doc["verdict"]
+    lines = [f"# netdoctor trace: {_trace_header(report)}", ""]
+    lines += [f"- {line}" for line in _verdict_lines(v, report)]
+    lines += ["", "## Hops", "", "| hop | interface | netns | requests | replies | first seen (µs) "
+              "| addresses seen |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for h in doc["hops"]:
+        seen = "; ".join(f"{k}: {a}" for k, a in h["addresses_seen"].items()) or "-"
+        mark = " **(stopped here)**" if not v["reachable"] and v["stopped_at"] == h["role"] else ""
+        lines.append(f"| {h['role']}{mark} | {h['name']} | {h['netns']} | {h['request_seen']} | "
+                     f"{h['reply_seen']} | {h['first_seen_us'] if h['first_seen_us'] is not None else '-'} "
+                     f"| {_md_cell(seen)} |")
+    if report.findings:
+        ordered = sorted(report.findings, key=lambda f: f.id != v["cause"])
+        lines += ["", "## Findings", ""] + findings_markdown(ordered)
+    return "\n".join(lines) + "\n"
+
+
+def trace(report, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    if fmt == "markdown":
+        return trace_markdown(report)
+    return trace_text(report)

@@ -88,5 +88,8 @@ def add_neighbour(ns, dst, dev, state):
     return replace(ns, neighbours=ns.neighbours + (Neighbour(dst, dev, None, (state,)),))
 
 
+Neighbour = Neighbour
+
+
 def route(dst, dev, gateway=None, table="main", type_="unicast"):
     return Route(dst=dst, dev=dev, gateway=gateway, table=table, type=type_)

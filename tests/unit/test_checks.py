@@ -82,6 +82,9 @@ CASES = {
         ("container gateway FAILED", E.edit_container_ns(
             HEALTHY, "test", lambda ns: E.add_neighbour(ns, "172.29.0.1", "eth0", "FAILED")),
          "lab:test"),
+        ("gateway cached with a dead MAC", E.edit_container_ns(HEALTHY, "test", lambda ns: replace(
+            ns, neighbours=ns.neighbours + (E.Neighbour("172.29.0.1", "eth0", "02:00:00:de:ad:01",
+                                                        ("PERMANENT",)),))), "lab:test"),
         ("uplink gateway INCOMPLETE", E.edit_host_ns(
             HEALTHY, lambda ns: E.add_neighbour(ns, "198.51.100.1", "eth0", "INCOMPLETE")),
          "lab:test")],

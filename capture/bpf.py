@@ -1,0 +1,142 @@
+"""Classic BPF programs for the capture sockets: the kernel admits only the probe's frames.
+
+A busy interface must not drown the probe, so every hop's socket gets a filter that
+accepts: ARP; ICMP errors (they carry the probe's header back); and the probe's own flow,
+recognised by its tag, which survives NAT (an ICMP payload cookie, or the probe's own
+source port for TCP/UDP, matched in either direction).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+import struct
+
+SO_ATTACH_FILTER = 26
+
+# opcodes
+LD_H_ABS, LD_B_ABS, LD_W_IND, LD_H_IND = 0x28, 0x30, 0x40, 0x48
+LDX_B_MSH = 0xB1
+JEQ_K, JGE_K = 0x15, 0x35
+RET_K = 0x06
+
+ACCEPT = 0x40000  # bytes of each frame to keep
+ETH_IP, ETH_ARP = 0x0800, 0x0806
+
+
+class _Program:
+    def __init__(self):
+        self.code = []
+        self.labels = {}
+        self.fixups = []  # (index, true-label, false-label)
+
+    def op(self, code, k=0, jt=None, jf=None):
+        self.fixups.append((len(self.code), jt, jf))
+        self.code.append([code, 0, 0, k])
+
+    def label(self, name):
+        self.labels[name] = len(self.code)
+
+    def assemble(self) -> list:
+        for i, jt, jf in self.fixups:
+            for slot, target in ((1, jt), (2, jf)):
+                if target is None:
+                    continue
+                offset = self.labels[target] - i - 1
+                if not 0 <= offset <= 255:
+                    raise ValueError("BPF jump out of range")
+                self.code[i][slot] = offset
+        return [tuple(c) for c in self.code]
+
+
+def probe_filter(proto: str, cookie: int = 0, port: int = 0) -> list:
+    """Instructions (code, jt, jf, k) admitting ARP, ICMP errors and the tagged probe flow."""
+    p = _Program()
+    p.op(LD_H_ABS, 12)
+    p.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
+    p.label("not_arp")
+    p.op(JEQ_K, ETH_IP, jt="ip", jf="drop")
+    p.label("ip")
+    p.op(LDX_B_MSH, 14)  # X = IP header length
+    p.op(LD_B_ABS, 23)  # IP protocol
+    p.op(JEQ_K, 1, jt="icmp", jf="not_icmp")
+    p.label("icmp")
+    p.op(LD_H_IND, 14)  # ICMP type and code
+    # Errors: destination unreachable (3), time exceeded (11), parameter problem (12).
+    p.op(JGE_K, 0x0300, jt="ge3", jf="echo")
+    p.label("ge3")
+    p.op(JGE_K, 0x0400, jt="ge4", jf="accept")
+    p.label("ge4")
+    p.op(JGE_K, 0x0B00, jt="ge11", jf="echo")
+    p.label("ge11")
+    p.op(JGE_K, 0x0D00, jt="echo", jf="accept")
+    p.label("echo")
+    if proto == "icmp":
+        p.op(LD_W_IND, 14 + 8)  # the first payload word: the cookie
+        p.op(JEQ_K, cookie & 0xFFFFFFFF, jt="accept", jf="drop")
+    else:
+        p.op(JEQ_K, 0xFFFFFFFF, jt="accept", jf="drop")  # never: no echo for TCP/UDP probes
+    p.label("not_icmp")
+    if proto in ("tcp", "udp"):
+        p.op(LD_B_ABS, 23)
+        p.op(JEQ_K, 6 if proto == "tcp" else 17, jt="l4", jf="drop")
+        p.label("l4")
+        p.op(LD_H_IND, 14)  # source port
+        p.op(JEQ_K, port, jt="accept", jf="dport")
+        p.label("dport")
+        p.op(LD_H_IND, 16)  # destination port
+        p.op(JEQ_K, port, jt="accept", jf="drop")
+    else:
+        p.op(JEQ_K, 0xFFFFFFFF, jt="accept", jf="drop")
+    p.label("accept")
+    p.op(RET_K, ACCEPT)
+    p.label("drop")
+    p.op(RET_K, 0)
+    return p.assemble()
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+def attach(sock: socket.socket, program: list) -> None:
+    """SO_ATTACH_FILTER: from here on, the kernel hands this socket matching frames only."""
+    insns = (_SockFilter * len(program))(*[_SockFilter(*i) for i in program])
+    # struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+    fprog = struct.pack("HL", len(program), ctypes.addressof(insns))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def run(program: list, frame: bytes) -> int:
+    """Interpret the program on one frame (for tests): bytes kept, 0 when dropped."""
+    a = x = pc = 0
+
+    def load(off, size):
+        if off < 0 or off + size > len(frame):
+            raise IndexError
+        return int.from_bytes(frame[off:off + size], "big")
+
+    while pc < len(program):
+        code, jt, jf, k = program[pc]
+        try:
+            if code == LD_H_ABS:
+                a = load(k, 2)
+            elif code == LD_B_ABS:
+                a = load(k, 1)
+            elif code == LD_W_IND:
+                a = load(x + k, 4)
+            elif code == LD_H_IND:
+                a = load(x + k, 2)
+            elif code == LDX_B_MSH:
+                x = (load(k, 1) & 0x0F) * 4
+            elif code == JEQ_K:
+                pc += jt if a == k else jf
+            elif code == JGE_K:
+                pc += jt if a >= k else jf
+            elif code == RET_K:
+                return k
+        except IndexError:
+            return 0  # the kernel drops a frame a load runs past
+        pc += 1
+    return 0

@@ -1,0 +1,187 @@
+"""The only code that sends packets: a few tagged probes from inside the container's namespace.
+
+Bounded: at most `count` echoes (and one full-size don't-fragment echo), one TCP connect or
+one DNS query, each with a hard timeout. Every probe carries a tag the capture filters and
+the correlation look for: an ICMP payload cookie, or a source port chosen here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from netdoctor.diagnose import dns
+
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_DO = 2
+ECHO_REQUEST, ECHO_REPLY = 8, 0
+ICMP_ERRORS = {3: "destination unreachable", 11: "time exceeded", 12: "parameter problem"}
+UNREACH_CODES = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable",
+                 3: "port unreachable", 4: "fragmentation needed", 9: "net prohibited",
+                 10: "host prohibited", 13: "administratively prohibited"}
+
+
+@dataclass
+class ProbeResult:
+    kind: str  # icmp, tcp, udp (dns)
+    sent: int = 0
+    replies: int = 0
+    rtt_ms: Optional[float] = None
+    error: Optional[str] = None  # local failure: "Network is unreachable", "Message too long"
+    icmp_errors: list = field(default_factory=list)  # "host unreachable from 172.29.0.1", ...
+    outcome: str = "no reply"  # reply, refused, no reply, local error, icmp error
+    detail: Optional[str] = None
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def echo_packet(ident: int, seq: int, cookie: int, payload_len: int) -> bytes:
+    payload = struct.pack("!I", cookie) + os.urandom(4)
+    payload += bytes((i & 0xFF for i in range(max(0, payload_len - len(payload)))))
+    payload = payload[:max(payload_len, 8)]
+    header = struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident, seq)
+    csum = _checksum(header + payload)
+    return struct.pack("!BBHHH", ECHO_REQUEST, 0, csum, ident, seq) + payload
+
+
+def icmp_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
+              timeout: float, dont_fragment: bool = False) -> ProbeResult:
+    """Send `count` echoes, wait up to `timeout` for their replies (runs in the caller's netns)."""
+    r = ProbeResult("icmp")
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+        if dont_fragment:
+            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        sent_at = {}
+        for seq in range(1, count + 1):
+            try:
+                s.sendto(echo_packet(ident, seq, cookie, payload_len), (dst, 0))
+                sent_at[seq] = time.monotonic()
+                r.sent += 1
+            except OSError as e:
+                r.error, r.outcome = e.strerror or str(e), "local error"
+                return r
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and r.replies < r.sent:
+            ready, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            data, addr = s.recvfrom(65535)
+            ihl = (data[0] & 0x0F) * 4
+            icmp = data[ihl:]
+            if len(icmp) < 8:
+                continue
+            itype, code = icmp[0], icmp[1]
+            if itype == ECHO_REPLY and len(icmp) >= 12:
+                rid, rseq = struct.unpack("!HH", icmp[4:8])
+                if rid == ident and struct.unpack("!I", icmp[8:12])[0] == cookie:
+                    r.replies += 1
+                    if r.rtt_ms is None and rseq in sent_at:
+                        r.rtt_ms = (time.monotonic() - sent_at[rseq]) * 1000
+            elif itype in ICMP_ERRORS and len(icmp) >= 8 + 20 + 8:
+                inner = icmp[8:]
+                inner_ihl = (inner[0] & 0x0F) * 4
+                inner_icmp = inner[inner_ihl:inner_ihl + 8]
+                if len(inner_icmp) == 8 and struct.unpack("!H", inner_icmp[4:6])[0] == ident:
+                    what = UNREACH_CODES.get(code, f"code {code}") if itype == 3 else \
+                        ICMP_ERRORS[itype]
+                    r.icmp_errors.append(f"{what} from {addr[0]}")
+    if r.replies:
+        r.outcome = "reply"
+    elif r.icmp_errors:
+        r.outcome, r.detail = "icmp error", r.icmp_errors[0]
+    return r
+
+
+def tcp_connect(dst: str, port: int, sport: int, timeout: float) -> ProbeResult:
+    """One SYN from source port `sport`: connected (SYN-ACK) or refused (RST) both are replies."""
+    r = ProbeResult("tcp")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+        s.bind(("0.0.0.0", sport))
+        s.setblocking(False)
+        start = time.monotonic()
+        err = s.connect_ex((dst, port))
+        r.sent = 1
+        if err not in (0, errno.EINPROGRESS):
+            r.error, r.outcome = os.strerror(err), "local error"
+            return r
+        _, writable, _ = select.select([], [s], [], timeout)
+        if not writable:
+            return r
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        r.rtt_ms = (time.monotonic() - start) * 1000
+        if err == 0:
+            r.replies, r.outcome = 1, "reply"
+        elif err == errno.ECONNREFUSED:
+            r.replies, r.outcome, r.detail = 1, "refused", f"port {port} closed (RST)"
+        elif err in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            r.outcome, r.detail = "icmp error", os.strerror(err)
+            r.icmp_errors.append(os.strerror(err))
+        else:
+            r.error, r.outcome = os.strerror(err), "local error"
+    finally:
+        s.close()
+    return r
+
+
+def dns_query(server: str, name: str, sport: int, timeout: float) -> ProbeResult:
+    """One A query for `name` to `server`, from source port `sport`."""
+    r = ProbeResult("udp")
+    txid, packet = dns.encode_query(name or ".", dns.QTYPE_A if name and name != "." else
+                                    dns.QTYPE_NS)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("0.0.0.0", sport))
+            s.connect((server, 53))
+            start = time.monotonic()
+            s.send(packet)
+            r.sent = 1
+        except OSError as e:
+            r.error, r.outcome = e.strerror or str(e), "local error"
+            return r
+        deadline = start + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            try:
+                data = s.recv(4096)
+            except ConnectionRefusedError:
+                r.outcome, r.detail = "icmp error", "port unreachable (no DNS server listening)"
+                r.icmp_errors.append("port unreachable")
+                return r
+            except OSError as e:
+                r.outcome, r.detail = "icmp error", e.strerror
+                r.icmp_errors.append(e.strerror or str(e))
+                return r
+            try:
+                answer = dns.parse_response(data)
+            except Exception:
+                continue
+            if answer.txid == txid:
+                r.replies, r.outcome = 1, "reply"
+                r.rtt_ms = (time.monotonic() - start) * 1000
+                r.detail = f"{answer.rcode}" + (f" {', '.join(answer.addresses)}"
+                                                 if answer.addresses else "")
+                return r
+    return r
+
+
+def random_port() -> int:
+    return random.randrange(33000, 60000)

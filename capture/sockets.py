@@ -1,0 +1,150 @@
+"""Capture on every hop at once: an AF_PACKET socket per hop, opened inside the hop's namespace.
+
+Sockets are armed (bound, filtered) before the probe is sent, and drained after it, with
+kernel timestamps, so the order of sightings across hops is the kernel's. Frames are parsed
+here (the one parser of captured frames) and can be written out as one pcap per hop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Optional
+
+from netdoctor.capture import bpf
+from netdoctor.diagnose import netns
+
+ETH_P_ALL = 0x0003
+SO_TIMESTAMPNS = 35
+PACKET_OUTGOING = 4
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame, decoded as far as netdoctor needs."""
+
+    ts_ns: int
+    outgoing: bool
+    raw: bytes
+    ethertype: int = 0
+    src: Optional[str] = None  # IPv4 source (or ARP sender)
+    dst: Optional[str] = None
+    proto: Optional[str] = None  # icmp, tcp, udp, arp
+    icmp_type: Optional[int] = None
+    icmp_id: Optional[int] = None
+    cookie: Optional[int] = None
+    sport: Optional[int] = None
+    dport: Optional[int] = None
+    tcp_flags: Optional[int] = None
+    arp_op: Optional[int] = None  # 1 request, 2 reply
+    length: int = 0  # IP total length
+    inner: Optional[tuple] = None  # ICMP error: (src, dst, proto) of the packet it is about
+
+
+def _ip(b: bytes) -> str:
+    return str(ipaddress.IPv4Address(b))
+
+
+def parse_frame(raw: bytes, ts_ns: int = 0, outgoing: bool = False) -> Frame:
+    """Ethernet II / IPv4 / ICMP, TCP, UDP, and ARP; anything else keeps only its ethertype."""
+    if len(raw) < 14:
+        return Frame(ts_ns, outgoing, raw)
+    ethertype = struct.unpack("!H", raw[12:14])[0]
+    kw = {"ethertype": ethertype}
+    if ethertype == 0x0806 and len(raw) >= 42:
+        op = struct.unpack("!H", raw[20:22])[0]
+        kw.update(proto="arp", arp_op=op, src=_ip(raw[28:32]), dst=_ip(raw[38:42]))
+    elif ethertype == 0x0800 and len(raw) >= 34:
+        ihl = (raw[14] & 0x0F) * 4
+        l4 = 14 + ihl
+        total = struct.unpack("!H", raw[16:18])[0]
+        proto = raw[23]
+        kw.update(src=_ip(raw[26:30]), dst=_ip(raw[30:34]), length=total)
+        if proto == 1 and len(raw) >= l4 + 8:
+            itype = raw[l4]
+            kw.update(proto="icmp", icmp_type=itype,
+                      icmp_id=struct.unpack("!H", raw[l4 + 4:l4 + 6])[0])
+            if itype in (0, 8) and len(raw) >= l4 + 12:
+                kw["cookie"] = struct.unpack("!I", raw[l4 + 8:l4 + 12])[0]
+            elif itype in (3, 11, 12) and len(raw) >= l4 + 8 + 20:
+                inner = raw[l4 + 8:]
+                kw["inner"] = (_ip(inner[12:16]), _ip(inner[16:20]), inner[9])
+        elif proto in (6, 17) and len(raw) >= l4 + 4:
+            sport, dport = struct.unpack("!HH", raw[l4:l4 + 4])
+            kw.update(proto="tcp" if proto == 6 else "udp", sport=sport, dport=dport)
+            if proto == 6 and len(raw) >= l4 + 14:
+                kw["tcp_flags"] = raw[l4 + 13]
+        else:
+            kw["proto"] = str(proto)
+    return Frame(ts_ns, outgoing, raw, **kw)
+
+
+@dataclass
+class HopCapture:
+    role: str
+    name: str
+    netns: object  # Netns
+    ifindex: int
+    sock: Optional[socket.socket] = None
+    frames: list = field(default_factory=list)
+    error: Optional[str] = None
+
+    def arm(self, program: list) -> None:
+        def open_here():
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            try:
+                # Filter before bind, so no unfiltered frame is ever queued.
+                bpf.attach(s, program)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                s.bind((self.name, ETH_P_ALL))
+                s.setblocking(False)
+            except BaseException:
+                s.close()
+                raise
+            return s
+
+        try:
+            self.sock = netns.call_in(self.netns, open_here)
+        except OSError as e:
+            self.error = f"cannot capture on {self.name}: {e.strerror or e}"
+
+    def drain(self) -> None:
+        if self.sock is None:
+            return
+        while True:
+            try:
+                data, anc, _, addr = self.sock.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.error = f"capture on {self.name} failed: {e.strerror or e}"
+                return
+            ts = 0
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    ts = sec * 1_000_000_000 + nsec
+            self.frames.append(parse_frame(data, ts, addr[2] == PACKET_OUTGOING))
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def write_pcap(path: str, frames: list) -> None:
+    """A classic pcap (nanosecond timestamps, Ethernet) of frames, for Wireshark."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
+        for fr in frames:
+            sec, nsec = divmod(fr.ts_ns, 1_000_000_000)
+            f.write(struct.pack("<IIII", sec, nsec, len(fr.raw), len(fr.raw)))
+            f.write(fr.raw)
+
+
+def pcap_name(role: str, name: str, index: int) -> str:
+    return f"{index}-{role}-{name}.pcap".replace(os.sep, "_")

@@ -1,0 +1,163 @@
+"""Kernel evidence without eBPF: skb:kfree_skb (drop reason and location) and the device
+events net:net_dev_queue / net:netif_receive_skb (skbaddr and device), recorded in a private
+tracefs instance for the probe window only.
+
+The instance is named netdoctor-<pid>-<n> and removed afterwards, on any exit. If tracefs
+was not mounted, it is mounted for the window and unmounted again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Optional
+
+TRACEFS = "/sys/kernel/tracing"
+PREFIX = "netdoctor-"
+_counter = itertools.count()
+
+_LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+"
+                   r"(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s+(?P<rest>.*)$")
+_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+@dataclass(frozen=True)
+class KernelEvent:
+    ts: float  # seconds, kernel clock
+    event: str  # kfree_skb, net_dev_queue, netif_receive_skb
+    skbaddr: str
+    dev: Optional[str] = None
+    length: Optional[int] = None
+    reason: Optional[str] = None
+    location: Optional[str] = None
+    protocol: Optional[int] = None
+
+
+def parse_trace(text: str) -> list:
+    """Events of interest from a tracefs `trace` file; other lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if not m or m.group("event") not in ("kfree_skb", "net_dev_queue", "netif_receive_skb"):
+            continue
+        rest = m.group("rest")
+        fields = dict(_FIELD.findall(rest))
+        reason = None
+        if "reason:" in rest:
+            reason = rest.split("reason:", 1)[1].strip().split()[0]
+        try:
+            length = int(fields["len"]) if "len" in fields else None
+            protocol = int(fields["protocol"]) if "protocol" in fields else None
+        except ValueError:
+            continue
+        if "skbaddr" not in fields:
+            continue
+        out.append(KernelEvent(ts=float(m.group("ts")), event=m.group("event"),
+                               skbaddr=fields["skbaddr"], dev=fields.get("dev"), length=length,
+                               reason=reason, location=fields.get("location"),
+                               protocol=protocol))
+    return out
+
+
+class KernelTrace:
+    """with KernelTrace(lengths) as kt: ... ; kt.events afterwards (or kt.unavailable)."""
+
+    def __init__(self, lengths: tuple):
+        self.lengths = tuple(sorted(set(lengths)))
+        self.instance: Optional[str] = None
+        self.mounted_here = False
+        self.events: list = []
+        self.unavailable: Optional[str] = None
+
+    def _write(self, rel: str, value: str) -> None:
+        with open(os.path.join(self.instance, rel), "w") as f:
+            f.write(value)
+
+    def __enter__(self) -> "KernelTrace":
+        try:
+            if not os.path.isdir(os.path.join(TRACEFS, "instances")):
+                res = subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS],
+                                     capture_output=True, text=True)
+                if res.returncode != 0:
+                    self.unavailable = f"tracefs is not mounted and cannot be: {res.stderr.strip()}"
+                    return self
+                self.mounted_here = True
+            if not os.path.isdir(os.path.join(TRACEFS, "events", "skb", "kfree_skb")):
+                self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
+                self._unmount()
+                return self
+            self.instance = os.path.join(TRACEFS, "instances",
+                                         f"{PREFIX}{os.getpid()}-{next(_counter)}")
+            os.mkdir(self.instance)
+            self._write("buffer_size_kb", "4096")
+            self._write("tracing_on", "0")
+            lens = " || ".join(f"len == {n}" for n in self.lengths) or "len > 0"
+            for ev in ("net/net_dev_queue", "net/netif_receive_skb"):
+                self._write(f"events/{ev}/filter", lens)
+                self._write(f"events/{ev}/enable", "1")
+            self._write("events/skb/kfree_skb/filter", "protocol == 2048 || protocol == 2054")
+            self._write("events/skb/kfree_skb/enable", "1")
+            self._write("tracing_on", "1")
+        except OSError as e:
+            self.unavailable = f"tracefs: {e.strerror or e}"
+            self._remove()
+        return self
+
+    def stop(self) -> None:
+        if self.instance is None:
+            return
+        try:
+            self._write("tracing_on", "0")
+            with open(os.path.join(self.instance, "trace"), errors="replace") as f:
+                self.events = parse_trace(f.read())
+        except OSError as e:
+            self.unavailable = f"tracefs: {e.strerror or e}"
+
+    def _remove(self) -> None:
+        if self.instance and os.path.isdir(self.instance):
+            for ev in ("net/net_dev_queue", "net/netif_receive_skb", "skb/kfree_skb"):
+                try:
+                    self._write(f"events/{ev}/enable", "0")
+                except OSError:
+                    pass
+            try:
+                os.rmdir(self.instance)
+            except OSError:
+                pass
+        self.instance = None
+        self._unmount()
+
+    def _unmount(self) -> None:
+        if self.mounted_here:
+            subprocess.run(["umount", TRACEFS], capture_output=True)
+            self.mounted_here = False
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self._remove()
+
+
+def follow(events: list, start_dev: str, lengths: tuple) -> list:
+    """The journeys of the probe's skbs: from each net_dev_queue on start_dev with one of the
+    probe's lengths, every later event with the same skbaddr, up to its kfree_skb (or until
+    the address shows up queued again: a new packet reusing the memory)."""
+    journeys = []
+    for i, ev in enumerate(events):
+        if ev.event != "net_dev_queue" or ev.dev != start_dev or ev.length not in lengths:
+            continue
+        path = [ev]
+        for later in events[i + 1:]:
+            if later.skbaddr != ev.skbaddr:
+                continue
+            if later.event == "net_dev_queue" and later.dev == start_dev:
+                break
+            path.append(later)
+            if later.event == "kfree_skb":
+                break
+        journeys.append(path)
+    return journeys

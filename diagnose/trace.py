@@ -1,0 +1,270 @@
+"""trace(target, dest) -> TraceReport: probe from the container, capture on every hop at once,
+follow the probe into the kernel's drop reasons, and say where and why it stopped.
+
+Order of work: resolve the destination from inside the container; run the checks for this
+path (read-only); arm a filtered capture on every hop, a private tracefs instance and a read
+of the rule counters; send the bounded probes; stop and read everything; localize; decide.
+Everything armed is released in `finally`, whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from netdoctor.diagnose import dns, gather, netns
+from netdoctor.diagnose.errors import Unresolved, UsageError
+from netdoctor.diagnose import localize as L
+
+SCHEMA = "netdoctor.trace/1"
+ICMP_PAYLOAD = 61  # an unusual size, so the kernel's device events can be told apart
+SETTLE = 0.05  # seconds for the last frames to reach the capture sockets
+
+
+@dataclass
+class TraceReport:
+    target: dict
+    destination: dict
+    probe: dict
+    hops: list  # HopSighting
+    findings: list
+    verdict: L.Verdict
+    path: dict
+    pmtu: Optional[dict] = None
+    evidence: dict = field(default_factory=dict)
+    elapsed_ms: int = 0
+
+    def to_dict(self) -> dict:
+        t0 = min((h.first_seen_ns for h in self.hops if h.first_seen_ns), default=None)
+        return {
+            "schema": SCHEMA,
+            "target": self.target,
+            "destination": self.destination,
+            "probe": self.probe,
+            "hops": [h.to_dict(t0) for h in self.hops],
+            "findings": [f.to_dict() for f in self.findings],
+            "verdict": self.verdict.to_dict(),
+            "pmtu": self.pmtu,
+            "evidence": self.evidence,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+def parse_destination(dest: str, port: Optional[int], proto: Optional[str]) -> tuple:
+    """(host, port, proto) from DEST, host:port or [v6]:port, and --port/--proto."""
+    host, dport = dest, None
+    if dest.startswith("[") and "]" in dest:
+        host, rest = dest[1:].split("]", 1)
+        if rest.startswith(":"):
+            dport = rest[1:]
+    elif dest.count(":") == 1:
+        host, dport = dest.split(":", 1)
+    if dport is not None:
+        try:
+            dport = int(dport)
+        except ValueError:
+            raise UsageError(f"DEST '{dest}': the port must be a number") from None
+    if port is not None:
+        dport = port
+    if dport is not None and not 0 < dport < 65536:
+        raise UsageError(f"port {dport} is out of range")
+    proto = (proto or ("tcp" if dport else "icmp")).lower()
+    if proto not in ("icmp", "tcp", "udp"):
+        raise UsageError(f"--proto must be icmp, tcp or udp (got '{proto}')")
+    if proto in ("tcp", "udp") and dport is None:
+        raise UsageError(f"--proto {proto} needs a port (DEST:PORT or --port)")
+    if not host:
+        raise UsageError("DEST is empty")
+    return host, dport, proto
+
+
+def _hop_netns(path: dict, hop: dict) -> netns.Netns:
+    inode = hop["netns_inode"]
+    for ns in (path["target"]["netns"], path.get("host_netns")):
+        if ns and ns["inode"] == inode:
+            return netns.Netns(ns["path"], ns["inode"], ns.get("name"))
+    raise UsageError(f"lost track of the namespace of {hop['name']}")
+
+
+def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
+          timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None) -> TraceReport:
+    from netdoctor.capture import bpf, probe as P
+    from netdoctor.capture.sockets import HopCapture, pcap_name, write_pcap
+    from netdoctor.capture.tracefs import KernelTrace
+    from netdoctor.checks import run_checks
+    from netdoctor.diagnose import snapshot as S
+
+    started = time.monotonic()
+    host, dport, proto = parse_destination(dest, port, proto)
+    destination = {"query": dest, "address": None, "nameserver": None, "resolved": True}
+    dns_failure = None
+    if dns.is_address(host):
+        destination["address"] = host
+    else:
+        if not dns.is_host_name(host):
+            raise UsageError(f"DEST '{dest}' is neither an IP address nor a host name")
+        conf = dns.read_resolv_conf(target.resolv_conf)
+        try:
+            address, server = dns.resolve_in(target.netns, conf, host)
+            destination.update(address=address, nameserver=server)
+        except Unresolved as e:
+            # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
+            dns_failure = str(e)
+            destination.update(resolved=False, error=dns_failure)
+            if not conf.nameservers:
+                raise
+            destination["nameserver"] = conf.nameservers[0]
+            host, dport, proto = conf.nameservers[0], 53, "udp"
+
+    dst = destination["address"] or host
+    snap = S.take([target], destination=dst, probe_dns=False)
+    if not snap.containers:
+        raise UsageError("; ".join(snap.problems) or "nothing to trace")
+    facts = snap.containers[0]
+    path = dict(facts.path, target=facts.target)
+    host_ns = path.get("host_netns")
+    from netdoctor.checks.context import ns_label
+
+    subjects = {facts.label} | ({f"host {ns_label(host_ns)}"} if host_ns else set())
+    findings = [f for f in run_checks(snap) if f.subject in subjects]
+    egress_hop = next((h for h in path["hops"] if h["role"] == "container"), None)
+    src = next((a.split("/")[0] for a in (egress_hop or {}).get("addresses", ())
+                if ":" not in a), None)
+
+    cookie = random.getrandbits(32)
+    sport = P.random_port()
+    ident = random.getrandbits(16)
+    flow = L.Flow(proto, src or "", dst, cookie=cookie, sport=sport if proto != "icmp" else 0,
+                  dport=dport or 0)
+    program = bpf.probe_filter(proto, cookie=cookie, port=sport)
+    mtu = (egress_hop or {}).get("mtu") or 1500
+    big_payload = mtu - 28
+    lengths = _probe_lengths(proto, mtu, host if proto == "udp" else None)
+    host_handle = netns.Netns(host_ns["path"], host_ns["inode"], host_ns.get("name")) \
+        if host_ns else None
+
+    captures = [HopCapture(h["role"], h["name"], _hop_netns(path, h), h["ifindex"])
+                for h in path["hops"]]
+    results, big = None, None
+    evidence = {"captures": "ok", "tracefs": None, "counters": None}
+    host_facts = snap.host(host_handle.inode) if host_handle is not None else None
+    counters_before = host_facts.ruleset if host_facts is not None else None
+    kt = KernelTrace(lengths)
+    try:
+        for c in captures:
+            c.arm(program)
+        with kt:
+            if proto == "icmp":
+                results = netns.call_in(target.netns, P.icmp_echo, dst, ident, cookie,
+                                        ICMP_PAYLOAD, count, timeout)
+                if results.outcome == "reply" and dns_failure is None:
+                    big = netns.call_in(target.netns, P.icmp_echo, dst, ident, cookie,
+                                        big_payload, 1, timeout, True)
+            elif proto == "tcp":
+                results = netns.call_in(target.netns, P.tcp_connect, dst, dport, sport, timeout)
+            elif dport == 53 or dns_failure:
+                results = netns.call_in(target.netns, P.dns_query, dst,
+                                        host if not dns.is_address(host) else ".", sport,
+                                        timeout)
+            else:
+                results = netns.call_in(target.netns, P.dns_query, dst, ".", sport, timeout)
+            time.sleep(SETTLE)
+        for c in captures:
+            c.drain()
+    finally:
+        for c in captures:
+            c.close()
+    evidence["tracefs"] = kt.unavailable or f"{len(kt.events)} kernel events"
+    counters_after = None
+    if host_handle is not None:
+        try:
+            counters_after = gather.read_netfilter(host_handle)
+        except Exception as e:  # counters are evidence, not a requirement
+            evidence["counters"] = f"unavailable: {e}"
+
+    sightings = [L.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error)
+                 for c in captures]
+    if any(c.error for c in captures):
+        evidence["captures"] = "; ".join(c.error for c in captures if c.error)
+    replied = results is not None and results.outcome in ("reply", "refused")
+    hv = L.localize(sightings, replied)
+
+    drops = _probe_drops(kt.events, lengths)
+    hits = []
+    if counters_before is not None and counters_after is not None:
+        from netdoctor.diagnose.netfilter import rule_hits
+
+        hits = rule_hits(counters_before, counters_after)
+        evidence["counters"] = f"{len(hits)} dropping rule(s) matched during the probe"
+    used = tuple(k for k, v in (("captures", True), ("tracefs", not kt.unavailable),
+                                ("counters", counters_after is not None),
+                                ("checks", True)) if v)
+    verdict = L.decide(hv, sightings, findings, drops, hits, flow, used)
+    if dns_failure and verdict.reachable:
+        verdict = L.Verdict(False, None, None, "dns-no-answer" if "NXDOMAIN" in dns_failure
+                            or "no address" in dns_failure else "dns-unreachable",
+                            evidence_used=used,
+                            explanation=f"the nameserver answers, but: {dns_failure}")
+    elif dns_failure and verdict.cause in ("upstream-no-reply", "unknown"):
+        verdict = L.Verdict(False, verdict.stopped_at, verdict.direction, "dns-unreachable",
+                            verdict.kernel_drop_reason, verdict.kernel_location, verdict.rule,
+                            used, verdict.explanation)
+
+    pmtu = None
+    if big is not None:
+        pmtu = {"size": mtu, "dont_fragment": True, "answered": big.outcome == "reply",
+                "detail": big.error or big.detail}
+        if verdict.reachable and not pmtu["answered"]:
+            verdict = L.Verdict(True, None, None, "mtu-mismatch", None, None, None, used,
+                                f"small packets pass, a {mtu}-byte don't-fragment packet does "
+                                f"not: a path-MTU black hole")
+
+    if pcap_dir:
+        os.makedirs(pcap_dir, exist_ok=True)
+        for i, c in enumerate(captures, 1):
+            write_pcap(os.path.join(pcap_dir, pcap_name(c.role, c.name, i)), c.frames)
+
+    probe_info = {"kind": proto, "port": dport, "count": results.sent if results else 0,
+                  "replies": results.replies if results else 0,
+                  "outcome": results.outcome if results else None,
+                  "detail": (results.error or results.detail) if results else None,
+                  "rtt_ms": round(results.rtt_ms, 3) if results and results.rtt_ms else None,
+                  "icmp_errors": results.icmp_errors if results else [],
+                  "tag": {"icmp_id": ident, "cookie": f"{cookie:08x}"} if proto == "icmp"
+                  else {"source_port": sport}}
+    evidence["kernel_drops"] = [{"reason": r, "location": loc} for r, loc in drops]
+    evidence["rule_hits"] = hits
+    return TraceReport(target=facts.target, destination=destination, probe=probe_info,
+                       hops=sightings, findings=findings, verdict=verdict, path=path,
+                       pmtu=pmtu, evidence=evidence,
+                       elapsed_ms=int((time.monotonic() - started) * 1000))
+
+
+def _probe_lengths(proto: str, mtu: int, dns_name: Optional[str]) -> tuple:
+    """The IP and Ethernet lengths the probe's packets have on the devices (what the kernel's
+    device events report), so its skbs can be picked out of the trace."""
+    if proto == "icmp":
+        ip_lengths = (20 + 8 + ICMP_PAYLOAD, mtu)
+    elif proto == "tcp":
+        ip_lengths = (60, 40)  # SYN with Linux's options; a bare SYN/RST
+    else:
+        name = dns_name if dns_name and not dns.is_address(dns_name) else "."
+        ip_lengths = (20 + 8 + len(dns.encode_query(name)[1]),)
+    return tuple(sorted({n for l in ip_lengths for n in (l, l + 14)}))
+
+
+def _probe_drops(events: list, lengths: tuple) -> list:
+    """(reason, location) of every skb that carried one of the probe's lengths on a device
+    and was then freed with a reason, first ones first."""
+    ours = {e.skbaddr for e in events if e.event != "kfree_skb" and e.length in lengths}
+    out = []
+    for e in events:
+        if e.event == "kfree_skb" and e.skbaddr in ours and e.reason and \
+                e.reason not in ("NOT_SPECIFIED",):
+            item = (e.reason, e.location)
+            if item not in out:
+                out.append(item)
+    return out

@@ -85,8 +85,14 @@ def trace(
     _check_format(fmt, render.TRACE_FORMATS)
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
+    tracing.parse_destination(dest, port, proto)
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
+    host, _, _ = tracing.parse_destination(dest, port, proto)  # bad input fails before any I/O
+    from netdoctor.diagnose import dns
+
+    if not (dns.is_address(host) or dns.is_host_name(host)):
+        raise UsageError(f"DEST '{dest}' is neither an IP address nor a host name")
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
     sys.stdout.write(render.trace(report, fmt))
@@ -303,9 +309,18 @@ def lab_heal() -> None:
 
 # ------------------------------------------------------------------ entry point
 
+def _terminate(signum, frame) -> None:
+    # SIGTERM unwinds like Ctrl-C, so every capture, tracefs instance and lab object that a
+    # `finally` owns is released before the process ends.
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[List[str]] = None) -> None:
+    import signal
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = app(args=args, prog_name="netdoctor", standalone_mode=False)
         code = result if isinstance(result, int) else 0

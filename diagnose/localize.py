@@ -103,10 +103,23 @@ class HopVerdict:
     direction: Optional[str]
 
 
+def answered_by_host(sightings: list, replied: bool) -> bool:
+    """The container got an answer that never crossed the uplink: the host itself made it
+    (an iptables REJECT's RST or ICMP error), not the destination."""
+    up = next((s for s in sightings if s.role == "uplink"), None)
+    inner_reply = any(s.reply_seen for s in sightings if s.role != "uplink")
+    return replied and up is not None and up.capture_error is None and not up.reply_seen \
+        and inner_reply
+
+
 def localize(sightings: list, replied: bool) -> HopVerdict:
     """sightings in path order (container first)."""
-    if replied:
+    if replied and not answered_by_host(sightings, replied):
         return HopVerdict(True, None, None)
+    if replied:  # the host answered in the destination's place: where did the request stop?
+        with_request = [i for i, s in enumerate(sightings) if s.request_seen]
+        return HopVerdict(False, sightings[max(with_request)].role if with_request else None,
+                          "request")
     with_reply = [i for i, s in enumerate(sightings) if s.reply_seen]
     if with_reply:
         return HopVerdict(False, sightings[min(with_reply)].role, "reply")
@@ -136,7 +149,8 @@ BLOCKS_AT = {
     "ip-forward-disabled": [("request", "bridge")],
     "uplink-down": [("request", "bridge")],
     "host-no-route": [("request", "bridge")],
-    "rp-filter-drop": [("request", "bridge"), ("request", "host-veth"), ("reply", "uplink")],
+    "rp-filter-drop": [("request", "bridge"), ("request", "host-veth"), ("reply", "uplink"),
+                       ("request", None), ("request", "container")],  # it silences ARP too
     "forward-dropped": [("request", "bridge"), ("reply", "uplink")],
     "nat-missing": [("request", "uplink")],
     "neighbour-failed": [("request", None), ("request", "container"), ("request", "host-veth"),
@@ -155,8 +169,8 @@ REASON_CAUSES = {
     "IP_RPFILTER": ["rp-filter-drop"],
     "NEIGH_FAILED": ["neighbour-failed"],
     "NEIGH_DEAD": ["neighbour-failed"],
-    "IP_OUTNOROUTES": ["host-no-route", "container-no-default-route"],
-    "IP_INNOROUTES": ["host-no-route"],
+    "IP_OUTNOROUTES": ["host-no-route", "container-no-default-route", "uplink-down"],
+    "IP_INNOROUTES": ["host-no-route", "uplink-down"],
     "OTHERHOST": ["veth-not-attached", "ip-conflict", "container-wrong-gateway"],
     "PKT_TOO_BIG": ["mtu-mismatch"],
     "IP_LOCAL_SOURCE": ["ip-conflict"],
@@ -193,9 +207,13 @@ def _private(addr: str) -> bool:
 
 def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hits: list,
            flow: Flow, evidence_used: tuple) -> Verdict:
-    """The cause of the hop verdict. drops: [(reason, location)] of the probe's skbs;
-    rule_hits: dropping rules/policies whose counters moved during the probe."""
-    reason, location = (drops[0] if drops else (None, None))
+    """The cause of the hop verdict. drops: [(reason, location, device)] of the probe's skbs,
+    device being the last one the skb was seen on; rule_hits: dropping rules/policies whose
+    counters moved during the probe."""
+    # tracefs sees the whole machine: a drop counts only where the probe's path runs.
+    path_devices = {s.name for s in sightings}
+    on_path = [(r, loc) for r, loc, dev in drops if dev in path_devices]
+    reason, location = (on_path[0] if on_path else (None, None))
     rule = rule_hits[0]["where"] + ": " + rule_hits[0]["text"] if rule_hits else None
     if hv.reachable:
         return Verdict(True, None, None, None, None, None, None, evidence_used,

@@ -191,6 +191,9 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
         evidence["captures"] = "; ".join(c.error for c in captures if c.error)
     replied = results is not None and results.outcome in ("reply", "refused")
     hv = L.localize(sightings, replied)
+    if L.answered_by_host(sightings, replied):
+        evidence["answered_by_host"] = (f"the {results.detail or 'answer'} came from the host: "
+                                        f"it was never seen on the uplink")
 
     drops = _probe_drops(kt.events, lengths)
     hits = []
@@ -235,7 +238,8 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                   "icmp_errors": results.icmp_errors if results else [],
                   "tag": {"icmp_id": ident, "cookie": f"{cookie:08x}"} if proto == "icmp"
                   else {"source_port": sport}}
-    evidence["kernel_drops"] = [{"reason": r, "location": loc} for r, loc in drops]
+    evidence["kernel_drops"] = [{"reason": r, "location": loc, "last_device": dev}
+                                for r, loc, dev in drops]
     evidence["rule_hits"] = hits
     return TraceReport(target=facts.target, destination=destination, probe=probe_info,
                        hops=sightings, findings=findings, verdict=verdict, path=path,
@@ -257,14 +261,17 @@ def _probe_lengths(proto: str, mtu: int, dns_name: Optional[str]) -> tuple:
 
 
 def _probe_drops(events: list, lengths: tuple) -> list:
-    """(reason, location) of every skb that carried one of the probe's lengths on a device
-    and was then freed with a reason, first ones first."""
-    ours = {e.skbaddr for e in events if e.event != "kfree_skb" and e.length in lengths}
+    """(reason, location, last device) of every skb that carried one of the probe's lengths
+    on a device and was then freed with a reason, first ones first."""
+    last_dev = {}
     out = []
     for e in events:
-        if e.event == "kfree_skb" and e.skbaddr in ours and e.reason and \
-                e.reason not in ("NOT_SPECIFIED",):
-            item = (e.reason, e.location)
+        if e.event != "kfree_skb":
+            if e.length in lengths:
+                last_dev[e.skbaddr] = e.dev
+            continue
+        if e.skbaddr in last_dev and e.reason and e.reason != "NOT_SPECIFIED":
+            item = (e.reason, e.location, last_dev[e.skbaddr])
             if item not in out:
                 out.append(item)
     return out

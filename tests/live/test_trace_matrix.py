@@ -1,0 +1,255 @@
+"""The trace fault matrix: every fault of the checks catalog that stops a probe, injected in
+more than one way, on the lab and on real Docker. Each must give the right cause and the
+right place; the healthy path must be reachable with no findings."""
+
+import os
+
+import pytest
+
+from sandbox import netdoctor, netdoctor_json, sh
+
+pytestmark = pytest.mark.live
+
+
+def in_ns(ns, *argv):
+    return sh("ip", "netns", "exec", ns, *argv)
+
+
+def trace(*args, env=None):
+    rc, doc = netdoctor_json("trace", *args, env=env)
+    return rc, doc, doc["verdict"]
+
+
+def test_healthy_lab_is_reachable_with_no_findings(lab):
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 0, v
+    assert v["reachable"] is True and v["cause"] is None and v["stopped_at"] is None
+    assert v["direction"] is None
+    assert doc["findings"] == []
+    assert doc["schema"] == "netdoctor.trace/1"
+    assert doc["destination"]["address"] == "203.0.113.80"
+    hops = doc["hops"]
+    assert [h["role"] for h in hops] == ["container", "host-veth", "bridge", "uplink"]
+    assert all(h["request_seen"] >= 1 and h["reply_seen"] >= 1 for h in hops)
+    assert hops[0]["first_seen_us"] == 0
+    # NAT is visible: the source changes at the uplink.
+    assert hops[2]["addresses_seen"]["request"] == "172.29.0.2 -> 203.0.113.80"
+    assert hops[3]["addresses_seen"]["request"] == "198.51.100.2 -> 203.0.113.80"
+    assert doc["pmtu"]["answered"] is True
+
+
+def test_healthy_tcp_probe(lab):
+    rc, doc, v = trace("test", "www.baidu.com:80")
+    assert rc == 0 and v["reachable"] and doc["probe"]["kind"] == "tcp"
+    assert doc["hops"][3]["request_seen"] >= 1
+
+
+# (how to break it: `lab break` fault names or ip/iptables/nft commands in a namespace,
+#  expected cause, stopped_at, direction, kernel drop reason or None for "any")
+MATRIX = {
+    "ip_forward off": (["ip-forward-off"], "ip-forward-disabled", "bridge", "request",
+                       "IP_INADDRERRORS"),
+    "DROP at the top of FORWARD": (["forward-drop"], "forward-dropped", "bridge", "request",
+                                   "NETFILTER_DROP"),
+    "REJECT in a custom chain": ([("ndlab-host", "iptables", "-I", "NDLAB-USER", "-p", "icmp",
+                                   "-j", "REJECT")], "forward-dropped", "bridge", "request", None),
+    "FORWARD policy DROP, accept gone": ([("ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-i",
+                                           "ndbr0", "!", "-o", "ndbr0", "-j", "ACCEPT")],
+                                         "forward-dropped", "bridge", "request", "NETFILTER_DROP"),
+    "native nft table": ([("ndlab-host", "nft", "add table inet fw; add chain inet fw f { type "
+                           "filter hook forward priority -10; }; add rule inet fw f ip saddr "
+                           "172.29.0.2 counter drop")], "forward-dropped", "bridge", "request",
+                         "NETFILTER_DROP"),
+    "replies dropped on the way back": ([("ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-o",
+                                          "ndbr0", "-m", "conntrack", "--ctstate",
+                                          "RELATED,ESTABLISHED", "-j", "ACCEPT")],
+                                        "forward-dropped", "uplink", "reply", "NETFILTER_DROP"),
+    "NAT missing": (["nat-missing"], "nat-missing", "uplink", "request", None),
+    "veth detached": (["veth-detached"], "veth-not-attached", None, "request", None),
+    "veth down": (["veth-down"], "veth-down", None, "request", None),
+    "bridge down": (["bridge-down"], "bridge-down", None, "request", None),
+    "no route in the container": (["no-default-route"], "container-no-default-route", None,
+                                  "request", None),
+    "no route on the host": ([("ndlab-host", "ip", "route", "del", "default")], "host-no-route",
+                             "bridge", "request", None),
+    "dead gateway MAC": ([("ndlab-test", "ip", "neigh", "replace", "172.29.0.1", "lladdr",
+                           "02:00:00:de:ad:01", "dev", "eth0", "nud", "permanent")],
+                         "neighbour-failed", None, "request", None),
+    "strict rp_filter, asymmetric route": ([("ndlab-host", "ip", "route", "add", "172.29.0.2/32",
+                                             "via", "198.51.100.1"),
+                                            ("ndlab-host", "sysctl", "-qw",
+                                             "net.ipv4.conf.ndbr0.rp_filter=1")],
+                                           "rp-filter-drop", "any", "request", None),
+    "uplink down": ([("ndlab-host", "ip", "link", "set", "eth0", "down")], "uplink-down",
+                    "bridge", "request", None),
+}
+
+
+def _break(steps):
+    for step in steps:
+        if isinstance(step, str):
+            assert netdoctor("lab", "break", step).returncode == 0, step
+        else:
+            in_ns(*step)
+
+
+@pytest.mark.parametrize("case", sorted(MATRIX))
+def test_fault_matrix(healed, case):
+    steps, cause, stopped_at, direction, reason = MATRIX[case]
+    _break(steps)
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1
+    assert (v["cause"], v["direction"]) == (cause, direction), v
+    if stopped_at is not None or cause in ("veth-down", "bridge-down",
+                                           "container-no-default-route"):
+        # None means "never left the container" for faults that stop it there; the others
+        # may be seen leaving the container first, depending on what the ARP cache holds.
+        if stopped_at == "any":
+            pass  # rp_filter also silences ARP: where it stops depends on the ARP cache
+        elif stopped_at is not None:
+            assert v["stopped_at"] == stopped_at, v
+        else:
+            assert v["stopped_at"] in (None, "container"), v
+    if reason is not None:
+        assert v["kernel_drop_reason"] == reason, (v, doc["evidence"]["kernel_drops"])
+    assert cause in {f["id"] for f in doc["findings"]} or cause == "upstream-no-reply"
+
+
+def test_rule_named_for_a_firewall_drop(healed):
+    _break(["forward-drop"])
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert v["rule"] == "iptables-nft -t filter FORWARD rule 1: -A FORWARD -s 172.29.0.2/32 -j DROP"
+
+
+def test_port_specific_reject_only_stops_that_port(healed):
+    in_ns("ndlab-host", "iptables", "-I", "NDLAB-USER", "-p", "tcp", "--dport", "80",
+          "-j", "REJECT", "--reject-with", "tcp-reset")
+    rc, doc, v = trace("test", "www.baidu.com", "--port", "80")
+    # The RST comes from the host, not from the web server: not "port closed".
+    assert rc == 1 and v["cause"] == "forward-dropped" and v["stopped_at"] == "bridge"
+    assert "answered_by_host" in doc["evidence"]
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 0 and v["reachable"]
+
+
+def test_dns_failure_is_its_own_verdict(healed):
+    _break(["dns-unreachable"])
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 1 and v["cause"] == "dns-unreachable"
+    assert doc["destination"]["resolved"] is False
+    assert doc["destination"]["nameserver"] == "203.0.113.53"
+    assert doc["probe"]["kind"] == "udp" and doc["probe"]["port"] == 53
+
+
+def test_path_mtu_black_hole(healed):
+    in_ns("ndlab-host", "ip", "link", "set", "veth-test", "mtu", "1400")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1
+    assert v["reachable"] is True and v["cause"] == "mtu-mismatch"
+    assert doc["pmtu"]["answered"] is False
+
+
+def test_upstream_no_reply_when_the_internet_is_silent(healed):
+    # The request leaves the uplink translated; the far end drops it.
+    in_ns("ndlab-inet", "iptables", "-A", "INPUT", "-p", "icmp", "-j", "DROP")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1 and v["cause"] == "upstream-no-reply" and v["stopped_at"] == "uplink"
+    assert v["kernel_drop_reason"] is None  # the far end's own drop is not this host's
+    assert any(d["last_device"] == "wan0" for d in doc["evidence"]["kernel_drops"])
+    assert doc["hops"][3]["addresses_seen"]["request"].startswith("198.51.100.2 ")
+
+
+def test_text_ladder_and_pcaps(healed, tmp_path):
+    _break(["forward-drop"])
+    res = netdoctor("trace", "test", "203.0.113.80", "--pcap-dir", tmp_path)
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    bridge = next(l for l in lines if l.startswith("bridge"))
+    assert "<- stopped here" in bridge
+    assert any(l.startswith("cause: forward-dropped") for l in lines)
+    assert any("NETFILTER_DROP" in l for l in lines)
+    pcaps = sorted(os.listdir(tmp_path))
+    assert pcaps == ["1-container-eth0.pcap", "2-host-veth-veth-test.pcap", "3-bridge-ndbr0.pcap",
+                     "4-uplink-eth0.pcap"]
+    with open(tmp_path / pcaps[0], "rb") as f:
+        assert f.read(4) == bytes.fromhex("4d3cb2a1")  # pcap, nanosecond timestamps
+    assert os.path.getsize(tmp_path / pcaps[0]) > 24
+    assert os.path.getsize(tmp_path / pcaps[3]) == 24  # the uplink saw nothing
+
+
+def test_markdown_report(healed):
+    _break(["ip-forward-off"])
+    res = netdoctor("trace", "test", "203.0.113.80", "--format", "markdown")
+    assert res.returncode == 1
+    assert "| bridge **(stopped here)** | ndbr0 |" in res.stdout
+    assert "ip netns exec ndlab-host sysctl -w net.ipv4.ip_forward=1" in res.stdout
+
+
+@pytest.fixture(scope="module")
+def docker_web(docker_engine):
+    docker_engine.run("tr1")
+    yield docker_engine
+    docker_engine.docker("rm", "-f", "tr1", check=False)
+
+
+def test_docker_healthy_and_broken(docker_web):
+    env = docker_web.env
+    rc, doc, v = trace("tr1", "www.baidu.com", env=env)
+    assert rc == 0 and v["reachable"] and doc["findings"] == []
+    host = docker_web.sealed.host
+    in_ns(host, "iptables", "-I", "DOCKER-USER", "-s", "172.17.0.0/16", "-j", "DROP")
+    try:
+        rc, doc, v = trace("tr1", "203.0.113.80", env=env)
+        assert (v["cause"], v["stopped_at"], v["kernel_drop_reason"]) == \
+            ("forward-dropped", "bridge", "NETFILTER_DROP")
+        assert "DOCKER-USER" in v["rule"]
+    finally:
+        in_ns(host, "iptables", "-D", "DOCKER-USER", "-s", "172.17.0.0/16", "-j", "DROP")
+    in_ns(host, "iptables", "-t", "nat", "-D", "POSTROUTING", "-s", "172.17.0.0/16", "!", "-o",
+          "docker0", "-j", "MASQUERADE")
+    try:
+        rc, doc, v = trace("tr1", "203.0.113.80", env=env)
+        assert (v["cause"], v["stopped_at"]) == ("nat-missing", "uplink")
+    finally:
+        in_ns(host, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "172.17.0.0/16", "!",
+              "-o", "docker0", "-j", "MASQUERADE")
+
+
+def test_bad_trace_input():
+    me = f"pid:{os.getpid()}"
+    for args, code in ((["trace", "no-such-thing", "1.2.3.4"], 3),
+                       (["trace", me, "bad host!"], 2),
+                       (["trace", me, "1.2.3.4:99999"], 2),
+                       (["trace", me, "1.2.3.4", "--proto", "sctp"], 2),
+                       (["trace", me, "1.2.3.4", "--proto", "tcp"], 2),
+                       (["trace", me, "1.2.3.4", "--timeout", "0"], 2)):
+        res = netdoctor(*args)
+        assert res.returncode == code, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupted_trace_leaves_nothing_behind(healed, signame):
+    import glob
+    import signal
+    import subprocess
+    import shutil
+    import time
+
+    _break(["ip-forward-off"])  # the probe then waits for its whole timeout
+    rules = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
+    exe = shutil.which("netdoctor")
+    for delay in (0.05, 0.2, 0.4, 0.7, 1.0, 1.5):
+        proc = subprocess.Popen([exe, "trace", "test", "203.0.113.80", "--timeout", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode in (130, 1, -2, -15), (delay, proc.returncode, err)
+        if delay >= 0.4:  # before that the interpreter may still be starting: nothing exists yet
+            assert proc.returncode in (130, 1) and "Traceback" not in err, (delay, err)
+        assert glob.glob("/sys/kernel/tracing/instances/netdoctor-*") == [], delay
+    # Rules (and the lab) as they were: the trace only reads them.
+    after = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
+    assert [l for l in after.splitlines() if l.startswith("-A")] == \
+        [l for l in rules.splitlines() if l.startswith("-A")]

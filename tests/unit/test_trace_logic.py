@@ -1,0 +1,170 @@
+"""The trace's pure parts: the kernel filter, frame and tracefs parsers, localization, cause."""
+
+import struct
+
+from netdoctor.capture import bpf
+from netdoctor.capture.probe import echo_packet
+from netdoctor.capture.sockets import parse_frame
+from netdoctor.capture.tracefs import parse_trace
+from netdoctor.checks import Finding
+from netdoctor.diagnose import localize as L
+from netdoctor.diagnose import netfilter as nf
+
+
+def ipv4(src, dst, proto, payload):
+    total = 20 + len(payload)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, proto, 0,
+                      bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))))
+    return hdr + payload
+
+
+def ether(payload, ethertype=0x0800):
+    return b"\x02" * 6 + b"\x04" * 6 + struct.pack("!H", ethertype) + payload
+
+
+def echo(src, dst, cookie, reply=False):
+    pkt = bytearray(echo_packet(7, 1, cookie, 61))
+    if reply:
+        pkt[0] = 0
+    return ether(ipv4(src, dst, 1, bytes(pkt)))
+
+
+def test_icmp_filter_admits_the_probe_and_its_reply_only():
+    prog = bpf.probe_filter("icmp", cookie=0xDEADBEEF)
+    assert bpf.run(prog, echo("172.29.0.2", "203.0.113.80", 0xDEADBEEF))
+    assert bpf.run(prog, echo("203.0.113.80", "198.51.100.2", 0xDEADBEEF, reply=True))
+    assert not bpf.run(prog, echo("172.29.0.2", "203.0.113.80", 0x12345678))
+    arp = ether(b"\x00\x01\x08\x00\x06\x04\x00\x01" + b"\x00" * 20, 0x0806)
+    assert bpf.run(prog, arp)
+    unreachable = ether(ipv4("172.29.0.1", "172.29.0.2", 1, b"\x03\x01" + b"\x00" * 34))
+    assert bpf.run(prog, unreachable)
+    other_udp = ether(ipv4("1.1.1.1", "2.2.2.2", 17, struct.pack("!HHHH", 53, 4000, 8, 0)))
+    assert not bpf.run(prog, other_udp)
+    assert not bpf.run(prog, b"\x00" * 10)  # too short: the kernel drops it
+
+
+def test_tcp_filter_matches_the_probe_port_both_ways():
+    prog = bpf.probe_filter("tcp", port=41000)
+    syn = ether(ipv4("172.29.0.2", "203.0.113.80", 6, struct.pack("!HH", 41000, 80) + b"\x00" * 16))
+    synack = ether(ipv4("203.0.113.80", "198.51.100.2", 6,
+                        struct.pack("!HH", 80, 41000) + b"\x00" * 16))
+    other = ether(ipv4("172.29.0.2", "203.0.113.80", 6, struct.pack("!HH", 41001, 80) + b"\0" * 16))
+    assert bpf.run(prog, syn) and bpf.run(prog, synack) and not bpf.run(prog, other)
+
+
+def test_frame_parser():
+    f = parse_frame(echo("172.29.0.2", "203.0.113.80", 0xCAFEF00D), 5, True)
+    assert (f.src, f.dst, f.proto, f.icmp_type, f.cookie, f.outgoing) == \
+        ("172.29.0.2", "203.0.113.80", "icmp", 8, 0xCAFEF00D, True)
+    inner = ipv4("172.29.0.2", "203.0.113.80", 1, b"\x08\x00" + b"\x00" * 6)
+    err = parse_frame(ether(ipv4("172.29.0.1", "172.29.0.2", 1, b"\x03\x0d\x00\x00\x00\x00\x00\x00"
+                                 + inner)))
+    assert err.inner == ("172.29.0.2", "203.0.113.80", 1)
+    assert parse_frame(b"\x01\x02").ethertype == 0
+
+
+TRACE = """# tracer: nop
+#
+         busybox-24709   [001] b....  2342.621266: net_dev_queue: dev=eth0 skbaddr=00000000ada97750 len=103
+         busybox-24709   [001] ..s1.  2342.621269: netif_receive_skb: dev=veth-test skbaddr=00000000ada97750 len=89
+         busybox-24709   [001] ..s1.  2342.621282: netif_receive_skb: dev=ndbr0 skbaddr=00000000ada97750 len=89
+         busybox-24709   [001] ..s1.  2342.621289: kfree_skb: skbaddr=00000000ada97750 rx_sk=0000000000000000 protocol=2048 location=ip_error+0x94/0x220 reason: IP_INADDRERRORS
+          <idle>-0       [000] ..s1.  2342.700000: kfree_skb: skbaddr=00000000ffff0000 rx_sk=0000000000000000 protocol=2048 location=x+0x1 reason: NETFILTER_DROP
+garbage line
+"""
+
+
+def test_tracefs_parser_and_probe_drops():
+    from netdoctor.diagnose.trace import _probe_drops
+
+    events = parse_trace(TRACE)
+    assert [e.event for e in events] == ["net_dev_queue", "netif_receive_skb", "netif_receive_skb",
+                                         "kfree_skb", "kfree_skb"]
+    assert events[3].reason == "IP_INADDRERRORS" and events[3].location == "ip_error+0x94/0x220"
+    # Only the skb that carried the probe's length counts; the other drop is someone else's.
+    assert _probe_drops(events, (89, 103)) == [("IP_INADDRERRORS", "ip_error+0x94/0x220", "ndbr0")]
+
+
+def sightings(req, rep, uplink_capture_error=None):
+    roles = ("container", "host-veth", "bridge", "uplink")
+    names = ("eth0", "veth-test", "ndbr0", "eth0")
+    return [L.HopSighting(r, names[i], "ns", req[i], rep[i],
+                          capture_error=uplink_capture_error if r == "uplink" else None)
+            for i, r in enumerate(roles)]
+
+
+def test_localize():
+    assert L.localize(sightings([1, 1, 1, 1], [1, 1, 1, 1]), True).reachable
+    assert L.localize(sightings([1, 1, 1, 0], [0, 0, 0, 0]), False) == \
+        L.HopVerdict(False, "bridge", "request")
+    assert L.localize(sightings([1, 1, 1, 1], [0, 0, 0, 1]), False) == \
+        L.HopVerdict(False, "uplink", "reply")
+    assert L.localize(sightings([0, 0, 0, 0], [0, 0, 0, 0]), False) == \
+        L.HopVerdict(False, None, "request")
+    # An answer that never crossed the uplink came from the host (a REJECT), not the server.
+    assert L.localize(sightings([1, 1, 1, 0], [1, 1, 0, 0]), True) == \
+        L.HopVerdict(False, "bridge", "request")
+
+
+def finding(cid, **evidence):
+    return Finding(cid, "error", "host", "lab:test", "m", evidence, "fix")
+
+
+FLOW = L.Flow("icmp", "172.29.0.2", "203.0.113.80", cookie=1)
+
+
+def test_decide_prefers_the_root_cause_and_the_kernel_reason():
+    hv = L.HopVerdict(False, None, "request")
+    v = L.decide(hv, [], [finding("neighbour-failed"), finding("veth-down")], [], [], FLOW, ())
+    assert v.cause == "veth-down"
+    hv = L.HopVerdict(False, "bridge", "request")
+    both = [finding("forward-dropped", direction="request"), finding("ip-forward-disabled")]
+    v = L.decide(hv, sightings([1, 1, 1, 0], [0] * 4), both,
+                 [("NETFILTER_DROP", "nft_do_chain", "ndbr0")], [], FLOW, ())
+    assert v.cause == "forward-dropped" and v.kernel_drop_reason == "NETFILTER_DROP"
+    v = L.decide(hv, sightings([1, 1, 1, 0], [0] * 4), both,
+                 [("IP_INADDRERRORS", "ip_error", "ndbr0")], [], FLOW, ())
+    assert v.cause == "ip-forward-disabled"
+
+
+def test_decide_from_evidence_alone():
+    up = L.HopVerdict(False, "uplink", "request")
+    s = sightings([1, 1, 1, 1], [0] * 4)
+    s[3] = L.HopSighting("uplink", "eth0", "ns", 1, 0,
+                         addresses_seen={"request": "172.29.0.2 -> 203.0.113.80"})
+    assert L.decide(up, s, [], [], [], FLOW, ()).cause == "nat-missing"
+    s[3] = L.HopSighting("uplink", "eth0", "ns", 1, 0,
+                         addresses_seen={"request": "198.51.100.2 -> 203.0.113.80"})
+    v = L.decide(up, s, [], [("NETFILTER_DROP", "x", "wan0")], [], FLOW, ())
+    assert v.cause == "upstream-no-reply" and v.kernel_drop_reason is None  # not on our path
+    br = L.HopVerdict(False, "bridge", "request")
+    v = L.decide(br, sightings([1, 1, 1, 0], [0] * 4), [], [("IP_RPFILTER", "x", "ndbr0")], [],
+                 FLOW, ())
+    assert v.cause == "rp-filter-drop"
+
+
+def test_rule_hits_name_the_rule_whose_counter_moved():
+    before = nf.Ruleset(nf.parse_iptables_save(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [5:300]\n:OUTPUT ACCEPT [0:0]\n"
+        "[0:0] -A FORWARD -s 172.29.0.2/32 -j DROP\n[9:900] -A FORWARD -j ACCEPT\nCOMMIT\n"))
+    after = nf.Ruleset(nf.parse_iptables_save(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [6:360]\n:OUTPUT ACCEPT [0:0]\n"
+        "[2:168] -A FORWARD -s 172.29.0.2/32 -j DROP\n[12:1000] -A FORWARD -j ACCEPT\nCOMMIT\n"))
+    hits = nf.rule_hits(before, after)
+    assert hits[0]["text"] == "-A FORWARD -s 172.29.0.2/32 -j DROP" and hits[0]["delta"] == 2
+    assert hits[1]["policy"] and hits[1]["delta"] == 1
+    assert all("ACCEPT" not in h["text"] for h in hits)
+
+
+def test_destination_forms():
+    from netdoctor.diagnose.trace import parse_destination
+    import pytest
+    from netdoctor.diagnose.errors import UsageError
+
+    assert parse_destination("www.baidu.com", None, None) == ("www.baidu.com", None, "icmp")
+    assert parse_destination("203.0.113.80:443", None, None) == ("203.0.113.80", 443, "tcp")
+    assert parse_destination("[2001:db8::1]:53", None, "udp") == ("2001:db8::1", 53, "udp")
+    assert parse_destination("x", 8080, None) == ("x", 8080, "tcp")
+    for bad in (("x:y", None, None), ("x", 0, None), ("x", None, "tcp"), ("x", None, "gre")):
+        with pytest.raises(UsageError):
+            parse_destination(*bad)

@@ -1,4 +1,7 @@
-"""python -m bench [--sizes 10,100,1000] [--json FILE]
+"""python -m bench [--only checks|trace] [--sizes 10,100,1000] [--repeat 3] [--json FILE]
+
+trace: time-to-verdict on the lab (healthy, request dropped, reply dropped, DNS failure)
+against the manual method scripted: tcpdump on the four hops, one ping, captures stopped.
 
 checks at scale: a host namespace with N container namespaces on one bridge. The floor is
 the raw gathering a shell script does for the same facts (ip -j addr/route/neigh for the
@@ -98,15 +101,80 @@ def netdoctor_checks(topo):
     return timed(run)
 
 
+# ------------------------------------------------------------------ trace time-to-verdict
+
+HOPS = (("ndlab-test", "eth0"), ("ndlab-host", "veth-test"), ("ndlab-host", "ndbr0"),
+        ("ndlab-host", "eth0"))
+TRACE_SCENARIOS = {
+    # name: (how to break the lab, destination)
+    "healthy": ([], "203.0.113.80"),
+    "request dropped": ([["netdoctor", "lab", "break", "forward-drop"]], "203.0.113.80"),
+    "reply dropped": ([["ip", "netns", "exec", "ndlab-host", "iptables", "-D", "NDLAB-FORWARD",
+                        "-o", "ndbr0", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+                        "-j", "ACCEPT"]], "203.0.113.80"),
+    "DNS failure": ([["netdoctor", "lab", "break", "dns-unreachable"]], "www.baidu.com"),
+}
+
+
+def manual_method(dest):
+    """What a person scripts today: tcpdump on the four hops, one ping, stop the captures."""
+    dumps = []
+    try:
+        for ns, dev in HOPS:
+            p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-ni", dev, "-w",
+                                  "/dev/null", "icmp or udp port 53"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            dumps.append(p)
+        for p in dumps:
+            p.stderr.readline()  # "listening on ...": armed
+        sh(["ip", "netns", "exec", "ndlab-test", "busybox", "ping", "-c", "1", "-W", "1",
+            dest], check=False)
+    finally:
+        for p in dumps:
+            p.terminate()
+        for p in dumps:
+            p.wait()
+
+
+def trace_bench(repeat):
+    rows = []
+    brought_up = not os.path.exists("/run/netns/ndlab-host")
+    if brought_up:
+        sh(["netdoctor", "lab", "up"])
+    try:
+        for name, (steps, dest) in TRACE_SCENARIOS.items():
+            sh(["netdoctor", "lab", "heal"])
+            for step in steps:
+                sh(step)
+            base = sorted(timed(lambda: manual_method("203.0.113.80")) for _ in range(repeat))
+            nd = sorted(timed(lambda: sh(["netdoctor", "trace", "test", dest], check=False))
+                        for _ in range(repeat))
+            b, t = base[len(base) // 2], nd[len(nd) // 2]
+            rows.append({"bench": "trace", "scenario": name, "manual_s": round(b, 3),
+                         "netdoctor_s": round(t, 3), "ratio": round(t / b, 2)})
+            print(f"trace   {name:<16} manual {b:6.2f} s  netdoctor {t:6.2f} s  "
+                  f"ratio {t / b:5.2f}", flush=True)
+    finally:
+        if brought_up:
+            sh(["netdoctor", "lab", "down"], check=False)
+        else:
+            sh(["netdoctor", "lab", "heal"], check=False)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--sizes", default="10,100,1000")
+    ap.add_argument("--only", choices=("checks", "trace"), default=None)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", default="bench/results.json")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (it builds network namespaces)")
     rows = []
-    for n in [int(x) for x in args.sizes.split(",")]:
+    if args.only in (None, "trace"):
+        rows += trace_bench(args.repeat)
+    for n in ([] if args.only == "trace" else [int(x) for x in args.sizes.split(",")]):
         with Topology(n) as topo:
             base = floor(topo)
             nd = netdoctor_checks(topo)
@@ -114,8 +182,9 @@ def main():
                      "netdoctor_s": round(nd, 3), "ratio": round(nd / base, 2)})
         print(f"checks  N={n:<5} floor {base:7.2f} s  netdoctor {nd:7.2f} s  "
               f"ratio {nd / base:5.2f}", flush=True)
-    if len(rows) >= 2:
-        a, b = rows[0], rows[-1]
+    scale = [r for r in rows if r["bench"] == "checks"]
+    if len(scale) >= 2:
+        a, b = scale[0], scale[-1]
         exp = math.log(b["netdoctor_s"] / a["netdoctor_s"]) / math.log(b["n"] / a["n"])
         print(f"growth exponent (netdoctor, N={a['n']}..{b['n']}): {exp:.2f}")
         rows.append({"bench": "checks-growth-exponent", "value": round(exp, 2)})

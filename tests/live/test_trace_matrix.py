@@ -253,3 +253,27 @@ def test_interrupted_trace_leaves_nothing_behind(healed, signame):
     after = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
     assert [l for l in after.splitlines() if l.startswith("-A")] == \
         [l for l in rules.splitlines() if l.startswith("-A")]
+
+
+def test_tracefs_mounted_for_the_window_only(healed):
+    import glob
+
+    def mounted():
+        with open("/proc/self/mounts") as f:
+            return any(l.split()[1] == "/sys/kernel/tracing" for l in f)
+
+    was_mounted = mounted()
+    if was_mounted:
+        if glob.glob("/sys/kernel/tracing/instances/*"):
+            pytest.skip("someone else uses tracefs instances on this machine")
+        sh("umount", "/sys/kernel/tracing")
+    try:
+        _break(["ip-forward-off"])
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert v["cause"] == "ip-forward-disabled"
+        assert v["kernel_drop_reason"] == "IP_INADDRERRORS"  # it mounted tracefs itself
+        assert "tracefs" in v["evidence_used"]
+        assert not mounted()  # ... and unmounted it again
+    finally:
+        if was_mounted and not mounted():
+            sh("mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing")

@@ -25,6 +25,22 @@ class IpForwardDisabled(Check):
                      f"{', '.join(names)} are not routed to the uplink",
                 {"net.ipv4.ip_forward": v4, "containers": names},
                 "{in_host}sysctl -w net.ipv4.ip_forward=1")
+        else:
+            # Forwarding can also be off for one interface: packets arriving on it are not
+            # routed on, whatever net.ipv4.ip_forward says.
+            by_ingress = {}
+            for c in bridged:
+                hops = {h["role"]: h["name"] for h in c.path.get("hops", ())}
+                ingress = hops.get("bridge") or hops.get("host-veth")
+                if ingress and sysctls.get(f"net.ipv4.conf.{ingress}.forwarding") == "0":
+                    by_ingress.setdefault(ingress, []).append(c.target["name"])
+            for ingress, names_off in sorted(by_ingress.items()):
+                key = f"net.ipv4.conf.{ingress}.forwarding"
+                yield self.finding(
+                    ctx, f"{key} is 0 in {ctx.subject}: packets from containers "
+                         f"{', '.join(sorted(names_off))} arriving on {ingress} are not routed on",
+                    {key: "0", "net.ipv4.ip_forward": v4, "containers": sorted(names_off)},
+                    f"{{in_host}}sysctl -w {key}=1", ingress=ingress)
         with_v6 = [c.target["name"] for c in bridged
                    if any(global_addresses(l, "inet6") for l in c.namespace.links)]
         v6 = sysctls.get("net.ipv6.conf.all.forwarding")

@@ -141,7 +141,8 @@ BLOCKS_AT = {
     "container-no-address": [("request", None)],
     "container-no-default-route": [("request", None)],
     "veth-down": [("request", None), ("request", "container")],
-    "veth-not-attached": [("request", None), ("request", "container"), ("request", "host-veth")],
+    "veth-not-attached": [("request", None), ("request", "container"), ("request", "host-veth"),
+                          ("request", "bridge")],  # on the wrong bridge, the host still routes
     "bridge-down": [("request", None), ("request", "container"), ("request", "host-veth")],
     "container-wrong-gateway": [("request", None), ("request", "container")],
     "ip-conflict": [("request", None), ("request", "container"), ("request", "bridge"),
@@ -160,6 +161,10 @@ BLOCKS_AT = {
     "dns-unreachable": [],
 }
 PRIORITY = {cid: i for i, cid in enumerate(BLOCKS_AT)}
+# Faults of the wiring itself. When one of them blocks where the probe stopped, it is the
+# cause, whatever the kernel's drop reason: a firewall drop of packets that arrive on the
+# wrong bridge is a symptom, and opening the firewall would not repair the container.
+STRUCTURAL = tuple(list(BLOCKS_AT)[:list(BLOCKS_AT).index("ip-conflict") + 1])
 NETFILTER_CAUSES = ("forward-dropped", "bridge-netfilter")
 
 # What the kernel's drop reason says, in the catalog's words.
@@ -231,7 +236,9 @@ def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hi
                         key=lambda f: PRIORITY.get(f.id, len(PRIORITY)))
     by_reason = REASON_CAUSES.get(reason or "", [])
     cause = None
-    if candidates and by_reason:
+    if candidates and candidates[0].id in STRUCTURAL:
+        cause = candidates[0].id
+    elif candidates and by_reason:
         agreeing = [f for f in candidates if f.id in by_reason]
         cause = (agreeing or candidates)[0].id
     elif candidates:

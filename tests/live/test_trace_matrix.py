@@ -74,7 +74,7 @@ MATRIX = {
                              "bridge", "request", None),
     "dead gateway MAC": ([("ndlab-test", "ip", "neigh", "replace", "172.29.0.1", "lladdr",
                            "02:00:00:de:ad:01", "dev", "eth0", "nud", "permanent")],
-                         "neighbour-failed", None, "request", None),
+                         "neighbour-failed", "host-veth", "request", "OTHERHOST"),
     "strict rp_filter, asymmetric route": ([("ndlab-host", "ip", "route", "add", "172.29.0.2/32",
                                              "via", "198.51.100.1"),
                                             ("ndlab-host", "sysctl", "-qw",
@@ -82,6 +82,28 @@ MATRIX = {
                                            "rp-filter-drop", "any", "request", None),
     "uplink down": ([("ndlab-host", "ip", "link", "set", "eth0", "down")], "uplink-down",
                     "bridge", "request", None),
+    # second ways of the same faults
+    "forwarding off on the bridge only": ([("ndlab-host", "sysctl", "-qw",
+                                            "net.ipv4.conf.ndbr0.forwarding=0")],
+                                          "ip-forward-disabled", "bridge", "request", None),
+    "MASQUERADE for the wrong interface": ([("ndlab-host", "iptables", "-t", "nat", "-R",
+                                             "POSTROUTING", "1", "-s", "172.29.0.0/24", "-o",
+                                             "eth9", "-j", "MASQUERADE")],
+                                           "nat-missing", "uplink", "request", None),
+    "container link down": ([("ndlab-test", "ip", "link", "set", "eth0", "down")],
+                            "container-link-down", None, "request", None),
+    "container address removed": ([("ndlab-test", "ip", "addr", "flush", "dev", "eth0")],
+                                  "container-no-address", None, "request", None),
+    "wrong gateway": ([("ndlab-test", "ip", "route", "replace", "default", "via",
+                        "172.29.0.254")], "container-wrong-gateway", None, "request", None),
+    "container address also on the host": ([("ndlab-host", "ip", "addr", "add",
+                                              "172.29.0.2/32", "dev", "eth0")],
+                                            "ip-conflict", "any", "request", None),
+    "veth on the wrong bridge": ([("ndlab-host", "ip", "link", "add", "br-other", "type",
+                                   "bridge"),
+                                  ("ndlab-host", "ip", "link", "set", "br-other", "up"),
+                                  ("ndlab-host", "ip", "link", "set", "veth-test", "master",
+                                   "br-other")], "veth-not-attached", "any", "request", None),
 }
 
 
@@ -100,8 +122,9 @@ def test_fault_matrix(healed, case):
     rc, doc, v = trace("test", "203.0.113.80")
     assert rc == 1
     assert (v["cause"], v["direction"]) == (cause, direction), v
-    if stopped_at is not None or cause in ("veth-down", "bridge-down",
-                                           "container-no-default-route"):
+    if stopped_at is not None or cause in ("veth-down", "bridge-down", "container-link-down",
+                                           "container-no-default-route", "container-no-address",
+                                           "container-wrong-gateway", "neighbour-failed"):
         # None means "never left the container" for faults that stop it there; the others
         # may be seen leaving the container first, depending on what the ARP cache holds.
         if stopped_at == "any":
@@ -130,6 +153,14 @@ def test_port_specific_reject_only_stops_that_port(healed):
     assert "answered_by_host" in doc["evidence"]
     rc, doc, v = trace("test", "www.baidu.com")
     assert rc == 0 and v["reachable"]
+
+
+def test_dns_server_nobody_has(healed):
+    with open("/etc/netns/ndlab-test/resolv.conf", "w") as f:
+        f.write("nameserver 203.0.113.54\n")  # inside the lab's internet; no host there
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 1 and v["cause"] == "dns-unreachable"
+    assert doc["destination"]["nameserver"] == "203.0.113.54"
 
 
 def test_dns_failure_is_its_own_verdict(healed):

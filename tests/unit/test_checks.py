@@ -47,6 +47,9 @@ MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
 CASES = {
     "ip-forward-disabled": [
         ("sysctl 0", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0")),
+         "host ndlab-host"),
+        ("forwarding off on the bridge only", E.edit_host_ns(
+            HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.conf.ndbr0.forwarding", "0")),
          "host ndlab-host")],
     "forward-dropped": [
         ("DROP at top of FORWARD", E.set_ruleset(HEALTHY, E.lab_rules(insert_after(

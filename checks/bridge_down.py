@@ -1,4 +1,5 @@
 from netdoctor.checks import Check, register
+from netdoctor.checks.context import link_evidence
 
 
 @register
@@ -18,5 +19,5 @@ class BridgeDown(Check):
         yield self.finding(
             ctx, f"bridge {br.name} in {ctx.vars['host_ns']} is DOWN: {ctx.subject}'s frames "
                  f"reach its port but the bridge neither switches nor routes them",
-            {"interface": br.name, "flags": list(br.flags), "operstate": br.operstate},
+            link_evidence(br),
             "{in_host}ip link set {bridge} up")

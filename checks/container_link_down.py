@@ -1,4 +1,5 @@
 from netdoctor.checks import Check, register
+from netdoctor.checks.context import link_evidence
 
 
 @register
@@ -15,6 +16,5 @@ class ContainerLinkDown(Check):
         if eth is None or eth.up:
             return
         yield self.finding(
-            ctx, f"{eth.name} in {ctx.subject} is DOWN", {"interface": eth.name,
-                                                          "flags": list(eth.flags)},
+            ctx, f"{eth.name} in {ctx.subject} is DOWN", link_evidence(eth),
             "{in_container}ip link set {eth} up")

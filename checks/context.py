@@ -43,6 +43,12 @@ def lookup(routes: tuple, address: str, table: str = "main") -> Optional[Route]:
     return best
 
 
+def link_evidence(link: Link, **more) -> dict:
+    """The facts a link finding rests on, as `ip -d link` shows them."""
+    return dict({"interface": link.name, "flags": list(link.flags),
+                 "operstate": link.operstate}, **more)
+
+
 def global_addresses(link: Optional[Link], family: str = "inet") -> list:
     if link is None:
         return []

@@ -1,5 +1,5 @@
 from netdoctor.checks import Check, register
-from netdoctor.checks.context import global_addresses
+from netdoctor.checks.context import global_addresses, link_evidence
 
 
 @register
@@ -43,6 +43,5 @@ class UplinkDown(Check):
             f"check the cable/peer of {link.name}: it is up but has no carrier"
         return self.finding(
             ctx, f"uplink {link.name} in {ctx.vars['host_ns']} is {link.state}{why_routes}",
-            {"interface": link.name, "flags": list(link.flags), "operstate": link.operstate,
-             "addresses": [str(a) for a in link.addresses if a.scope == "global"]},
+            link_evidence(link, addresses=[str(a) for a in link.addresses if a.scope == "global"]),
             fix, uplink=link.name)

@@ -1,4 +1,5 @@
 from netdoctor.checks import Check, register
+from netdoctor.checks.context import link_evidence
 
 
 @register
@@ -17,5 +18,5 @@ class VethDown(Check):
         yield self.finding(
             ctx, f"{veth.name}, the host side of {ctx.subject}'s {ctx.vars['eth']}, is DOWN in "
                  f"{ctx.vars['host_ns']}: the container's frames go nowhere",
-            {"interface": veth.name, "flags": list(veth.flags), "operstate": veth.operstate},
+            link_evidence(veth),
             "{in_host}ip link set {veth} up")

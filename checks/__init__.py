@@ -119,22 +119,20 @@ def run_checks(snapshot, only: Optional[set] = None) -> list:
 
 
 def _mark_consequences(findings: list) -> list:
-    """A nameserver beyond a broken path does not answer: say that the path is the likely
-    cause, so nobody debugs DNS first. The finding stays: it is still true."""
+    """A symptom beside its cause says so, so nobody debugs the symptom first: a nameserver
+    beyond a broken path does not answer; a route vanishes with its link. The finding stays:
+    it is still true."""
     from dataclasses import replace
 
     blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
+    causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down"}}
     out = []
     for f in findings:
-        if f.id == "host-no-route" and any(g.id == "uplink-down" and g.subject == f.subject
-                                           for g in findings):
-            f = replace(f, message=f"{f.message}; likely a consequence of uplink-down",
-                        evidence=dict(f.evidence, likely_consequence_of=["uplink-down"]))
-        if f.id == "dns-unreachable":
-            host_subject = f"host {f.vars.get('host_ns')}"
+        if f.id in causes_of:
+            subjects = (f.subject, f"host {f.vars.get('host_ns')}")
             causes = sorted({g.id for g in findings
-                             if g is not f and g.severity == "error" and g.id in blocking
-                             and g.subject in (f.subject, host_subject)})
+                             if g is not f and g.severity == "error" and g.id in causes_of[f.id]
+                             and g.subject in subjects})
             if causes:
                 f = replace(f, message=f"{f.message}; likely a consequence of "
                                        f"{', '.join(causes)}",

@@ -2,12 +2,8 @@ import ipaddress
 
 from netdoctor.checks import Check, register
 from netdoctor.checks.forward_dropped import rule_evidence
+from netdoctor.diagnose.model import is_unrouted
 from netdoctor.diagnose.netfilter import evaluate
-
-
-# Addresses that the internet does not route back: RFC 1918 and carrier-grade NAT space.
-UNROUTED = tuple(ipaddress.ip_network(n) for n in
-                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
 
 
 def needs_translation(src: str, dst: str) -> bool:
@@ -18,7 +14,7 @@ def needs_translation(src: str, dst: str) -> bool:
         return False
     if s.version != 4 or d.version != 4:
         return False
-    return any(s in n for n in UNROUTED) and not any(d in n for n in UNROUTED)
+    return is_unrouted(src) and not is_unrouted(dst)
 
 
 @register

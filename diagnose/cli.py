@@ -85,14 +85,9 @@ def trace(
     _check_format(fmt, render.TRACE_FORMATS)
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
-    tracing.parse_destination(dest, port, proto)
+    tracing.parse_destination(dest, port, proto)  # bad input fails before any I/O
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
-    host, _, _ = tracing.parse_destination(dest, port, proto)  # bad input fails before any I/O
-    from netdoctor.diagnose import dns
-
-    if not (dns.is_address(host) or dns.is_host_name(host)):
-        raise UsageError(f"DEST '{dest}' is neither an IP address nor a host name")
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
     sys.stdout.write(render.trace(report, fmt))

@@ -70,19 +70,45 @@ def _family(dest: Optional[str]) -> str:
     return "inet"
 
 
+def parse_destination(dest: str, port: Optional[int], proto: Optional[str]) -> tuple:
+    """(host, port, proto) from DEST, host:port or [v6]:port, and --port/--proto: the one
+    parser of a destination, for `path` and `trace` alike. Pure, so bad input fails before
+    any I/O."""
+    host, dport = dest, None
+    if dest.startswith("[") and "]" in dest:
+        host, rest = dest[1:].split("]", 1)
+        if rest.startswith(":"):
+            dport = rest[1:]
+    elif dest.count(":") == 1:
+        host, dport = dest.split(":", 1)
+    if dport is not None:
+        try:
+            dport = int(dport)
+        except ValueError:
+            raise UsageError(f"DEST '{dest}': the port must be a number") from None
+    if port is not None:
+        dport = port
+    if dport is not None and not 0 < dport < 65536:
+        raise UsageError(f"port {dport} is out of range")
+    proto = (proto or ("tcp" if dport else "icmp")).lower()
+    if proto not in ("icmp", "tcp", "udp"):
+        raise UsageError(f"--proto must be icmp, tcp or udp (got '{proto}')")
+    if proto in ("tcp", "udp") and dport is None:
+        raise UsageError(f"--proto {proto} needs a port (DEST:PORT or --port)")
+    if not host:
+        raise UsageError("DEST is empty")
+    if not (dns.is_address(host) or dns.is_host_name(host)):
+        raise UsageError(f"DEST '{dest}' is neither an IP address nor a host name")
+    return host, dport, proto
+
+
 def resolve_destination(target: Target, query: Optional[str]) -> dict:
     """{"query", "address", "nameserver"}: DEST resolved from inside the container."""
     if query is None:
         return {"query": None, "address": None, "nameserver": None}
-    host = query
-    if host.startswith("[") and "]" in host:  # [v6]:port
-        host = host[1:host.index("]")]
-    elif host.count(":") == 1:  # host:port
-        host = host.split(":", 1)[0]
+    host, _, _ = parse_destination(query, None, None)
     if dns.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
-    if not dns.is_host_name(host):
-        raise UsageError(f"DEST '{query}' is neither an IP address nor a host name")
     conf = dns.read_resolv_conf(target.resolv_conf)
     address, server = dns.resolve_in(target.netns, conf, host)
     return {"query": query, "address": address, "nameserver": server}

@@ -8,9 +8,10 @@ whose counter moved; failing any finding, the evidence itself names the cause.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Optional
+
+from netdoctor.diagnose.model import is_unrouted
 
 ORDER = ("container", "host-veth", "bridge", "uplink")
 
@@ -201,15 +202,6 @@ class Verdict:
         return d
 
 
-def _private(addr: str) -> bool:
-    try:
-        a = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return any(a in ipaddress.ip_network(n) for n in
-               ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
-
-
 def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hits: list,
            flow: Flow, evidence_used: tuple) -> Verdict:
     """The cause of the hop verdict. drops: [(reason, location, device)] of the probe's skbs,
@@ -250,7 +242,7 @@ def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hi
     elif hv.stopped_at == "uplink" and hv.direction == "request":
         up = next((s for s in sightings if s.role == "uplink"), None)
         src = (up.addresses_seen.get("request", "").split(" -> ")[0] if up else "")
-        if src == flow.src and _private(flow.src):
+        if src == flow.src and is_unrouted(flow.src):
             cause = "nat-missing"
         else:
             cause = "upstream-no-reply"

@@ -12,6 +12,20 @@ from functools import cached_property
 from typing import Optional
 
 
+# Addresses the internet does not route back: RFC 1918 and carrier-grade NAT space.
+# (ipaddress's is_private also counts the documentation ranges, which the lab's internet uses.)
+UNROUTED = tuple(ipaddress.ip_network(n) for n in
+                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+
+
+def is_unrouted(address: str) -> bool:
+    try:
+        a = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(a in n for n in UNROUTED)
+
+
 def _from_dict(cls, data: dict):
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})

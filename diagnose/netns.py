@@ -58,6 +58,10 @@ class Netns:
     def to_dict(self) -> dict:
         return {"name": self.name, "inode": self.inode, "path": self.path}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Netns":
+        return cls(d["path"], d["inode"], d.get("name"))
+
 
 _OWN = None
 

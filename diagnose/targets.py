@@ -194,17 +194,22 @@ def _resolve_prefixed(ref: str, prefix: str, rest: str) -> Target:
                                   what=f"no {prefix} container"))
 
 
-def _resolve_bare(ref: str) -> Target:
-    all_records, unusable = [], []
+def _all_records() -> tuple:
+    """(records, unusable): the containers of every runtime present, each once, and the
+    runtimes that refused us (a missing runtime is no problem)."""
+    records, unusable = [], []
     for name in RUNTIME_NAMES:
-        records, why = _list_runtime(name, explicit=False)
-        all_records.extend(records)
+        recs, why = _list_runtime(name, explicit=False)
+        records.extend(recs)
         if why and "permission denied" in why:
             unusable.append(f"{name}: {why}")
     # containerd lists Docker's own containers too (namespace "moby"): keep Docker's view.
-    docker_ids = {r.id for r in all_records if r.runtime == "docker"}
-    all_records = [r for r in all_records if not (r.runtime == "containerd" and r.id in docker_ids)]
+    docker_ids = {r.id for r in records if r.runtime == "docker"}
+    return [r for r in records if not (r.runtime == "containerd" and r.id in docker_ids)], unusable
 
+
+def _resolve_bare(ref: str) -> Target:
+    all_records, unusable = _all_records()
     matches = _match_records(all_records, ref)
     if len(matches) == 1:
         return _from_record(ref, matches[0], all_records)
@@ -246,14 +251,8 @@ def _unknown(ref: str, candidates: list, unusable: list,
 
 def all_running() -> tuple:
     """(targets, problems): every running container the runtimes report, and the lab's."""
-    found, problems, records = [], [], []
-    for name in RUNTIME_NAMES:
-        recs, why = _list_runtime(name, explicit=False)
-        if why and "permission denied" in why:
-            problems.append(f"{name}: {why}")
-        records.extend(recs)
-    docker_ids = {r.id for r in records if r.runtime == "docker"}
-    records = [r for r in records if not (r.runtime == "containerd" and r.id in docker_ids)]
+    found = []
+    records, problems = _all_records()
     for rec in records:
         if not rec.running:
             continue

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from netdoctor.diagnose import dns, gather, netns
+from netdoctor.diagnose.discover import parse_destination
 from netdoctor.diagnose.errors import Unresolved, UsageError
 from netdoctor.diagnose import localize as L
 
@@ -53,39 +54,11 @@ class TraceReport:
         }
 
 
-def parse_destination(dest: str, port: Optional[int], proto: Optional[str]) -> tuple:
-    """(host, port, proto) from DEST, host:port or [v6]:port, and --port/--proto."""
-    host, dport = dest, None
-    if dest.startswith("[") and "]" in dest:
-        host, rest = dest[1:].split("]", 1)
-        if rest.startswith(":"):
-            dport = rest[1:]
-    elif dest.count(":") == 1:
-        host, dport = dest.split(":", 1)
-    if dport is not None:
-        try:
-            dport = int(dport)
-        except ValueError:
-            raise UsageError(f"DEST '{dest}': the port must be a number") from None
-    if port is not None:
-        dport = port
-    if dport is not None and not 0 < dport < 65536:
-        raise UsageError(f"port {dport} is out of range")
-    proto = (proto or ("tcp" if dport else "icmp")).lower()
-    if proto not in ("icmp", "tcp", "udp"):
-        raise UsageError(f"--proto must be icmp, tcp or udp (got '{proto}')")
-    if proto in ("tcp", "udp") and dport is None:
-        raise UsageError(f"--proto {proto} needs a port (DEST:PORT or --port)")
-    if not host:
-        raise UsageError("DEST is empty")
-    return host, dport, proto
-
-
 def _hop_netns(path: dict, hop: dict) -> netns.Netns:
     inode = hop["netns_inode"]
     for ns in (path["target"]["netns"], path.get("host_netns")):
         if ns and ns["inode"] == inode:
-            return netns.Netns(ns["path"], ns["inode"], ns.get("name"))
+            return netns.Netns.from_dict(ns)
     raise UsageError(f"lost track of the namespace of {hop['name']}")
 
 
@@ -104,8 +77,6 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     if dns.is_address(host):
         destination["address"] = host
     else:
-        if not dns.is_host_name(host):
-            raise UsageError(f"DEST '{dest}' is neither an IP address nor a host name")
         conf = dns.read_resolv_conf(target.resolv_conf)
         try:
             address, server = dns.resolve_in(target.netns, conf, host)
@@ -143,8 +114,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     mtu = (egress_hop or {}).get("mtu") or 1500
     big_payload = mtu - 28
     lengths = _probe_lengths(proto, mtu, host if proto == "udp" else None)
-    host_handle = netns.Netns(host_ns["path"], host_ns["inode"], host_ns.get("name")) \
-        if host_ns else None
+    host_handle = netns.Netns.from_dict(host_ns) if host_ns else None
 
     captures = [HopCapture(h["role"], h["name"], _hop_netns(path, h), h["ifindex"])
                 for h in path["hops"]]

@@ -2,22 +2,22 @@
 events net:net_dev_queue / net:netif_receive_skb (skbaddr and device), recorded in a private
 tracefs instance for the probe window only.
 
-The instance is named netdoctor-<pid>-<n> and removed afterwards, on any exit. If tracefs
-was not mounted, it is mounted for the window and unmounted again.
+The instance is named by the run's tag (netdoctor-<pid>-<starttime>-<n>) and removed
+afterwards, on any exit. If the host has no tracefs mounted, a private mount under
+/run/netdoctor/mnt is made for the window and removed again; /sys/kernel/tracing is not
+touched, so two runs at once never pull tracefs from under each other.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
-TRACEFS = "/sys/kernel/tracing"
-PREFIX = "netdoctor-"
-_counter = itertools.count()
+from netdoctor.diagnose import runs
+
 
 _LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+"
                    r"(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s+(?P<rest>.*)$")
@@ -65,14 +65,18 @@ def parse_trace(text: str) -> list:
 
 
 class KernelTrace:
-    """with KernelTrace(lengths) as kt: ... ; kt.events afterwards (or kt.unavailable)."""
+    """with KernelTrace(lengths) as kt: ... ; kt.events afterwards (or kt.unavailable).
+
+    The instance (and a private tracefs mount when the host has none) is recorded in the
+    run's record before it is made and removed on every exit; signals are held while either
+    is being made or removed, so an interruption cannot orphan it."""
 
     def __init__(self, lengths: tuple):
         self.lengths = tuple(sorted(set(lengths)))
         self.instance: Optional[str] = None
-        self.mounted_here = False
         self.events: list = []
         self.unavailable: Optional[str] = None
+        self._stack = contextlib.ExitStack()
 
     def _write(self, rel: str, value: str) -> None:
         with open(os.path.join(self.instance, rel), "w") as f:
@@ -80,20 +84,32 @@ class KernelTrace:
 
     def __enter__(self) -> "KernelTrace":
         try:
-            if not os.path.isdir(os.path.join(TRACEFS, "instances")):
-                res = subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS],
-                                     capture_output=True, text=True)
-                if res.returncode != 0:
-                    self.unavailable = f"tracefs is not mounted and cannot be: {res.stderr.strip()}"
-                    return self
-                self.mounted_here = True
-            if not os.path.isdir(os.path.join(TRACEFS, "events", "skb", "kfree_skb")):
-                self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
-                self._unmount()
-                return self
-            self.instance = os.path.join(TRACEFS, "instances",
-                                         f"{PREFIX}{os.getpid()}-{next(_counter)}")
-            os.mkdir(self.instance)
+            with runs.signals_deferred():
+                self._arm()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _arm(self) -> None:
+        try:
+            root = self._stack.enter_context(runs.tracefs())
+        except runs.TracefsUnavailable as e:
+            self.unavailable = str(e)
+            return
+        except OSError as e:
+            self.unavailable = f"tracefs: {e.strerror or e}"
+            return
+        if not os.path.isdir(os.path.join(root, "events", "skb", "kfree_skb")):
+            self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
+            self._release()
+            return
+        run = runs.current()
+        instance = os.path.join(root, "instances", run.tag())
+        run.record("tracefs-instance", instance)
+        try:
+            os.mkdir(instance)
+            self.instance = instance
             self._write("buffer_size_kb", "4096")
             self._write("tracing_on", "0")
             lens = " || ".join(f"len == {n}" for n in self.lengths) or "len > 0"
@@ -105,8 +121,8 @@ class KernelTrace:
             self._write("tracing_on", "1")
         except OSError as e:
             self.unavailable = f"tracefs: {e.strerror or e}"
-            self._remove()
-        return self
+            self.instance = instance
+            self._release()
 
     def stop(self) -> None:
         if self.instance is None:
@@ -118,28 +134,19 @@ class KernelTrace:
         except OSError as e:
             self.unavailable = f"tracefs: {e.strerror or e}"
 
-    def _remove(self) -> None:
-        if self.instance and os.path.isdir(self.instance):
-            for ev in ("net/net_dev_queue", "net/netif_receive_skb", "skb/kfree_skb"):
-                try:
-                    self._write(f"events/{ev}/enable", "0")
-                except OSError:
-                    pass
-            try:
-                os.rmdir(self.instance)
-            except OSError:
-                pass
-        self.instance = None
-        self._unmount()
-
-    def _unmount(self) -> None:
-        if self.mounted_here:
-            subprocess.run(["umount", TRACEFS], capture_output=True)
-            self.mounted_here = False
+    def _release(self) -> None:
+        if self.instance:
+            if runs.remove_instance(self.instance):
+                runs.current().forget("tracefs-instance", self.instance)
+            self.instance = None
+        self._stack.close()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
-        self._remove()
+        with runs.signals_deferred():
+            try:
+                self.stop()
+            finally:
+                self._release()
 
 
 def follow(events: list, start_dev: str, lengths: tuple) -> list:

@@ -30,10 +30,22 @@ def sh(*argv, check=True, input=None, env=None, timeout=120):
     return res
 
 
+def netdoctor_exe() -> list:
+    """argv of the installed `netdoctor` console script of this interpreter. A version
+    manager's shim on PATH (pyenv) is a shell script that would take the signals meant for
+    netdoctor and add its own start-up, so the script next to the interpreter comes first."""
+    import sysconfig
+
+    script = os.path.join(sysconfig.get_path("scripts"), "netdoctor")
+    if os.access(script, os.X_OK):
+        return [script]
+    exe = shutil.which("netdoctor")
+    return [exe] if exe else [sys.executable, "-m", "netdoctor.diagnose"]
+
+
 def netdoctor(*args, env=None, timeout=60):
     """Run the real `netdoctor` command; returns the CompletedProcess."""
-    exe = shutil.which("netdoctor")
-    argv = [exe] if exe else [sys.executable, "-m", "netdoctor.diagnose"]
+    argv = netdoctor_exe()
     return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True,
                           env=env, timeout=timeout)
 
@@ -48,19 +60,45 @@ def unique(tag: str) -> str:
     return f"{NS_PREFIX}{tag}-{uuid.uuid4().hex[:6]}"
 
 
+def tracefs_instances() -> list:
+    """Every tracefs instance on the machine, also when no tracefs is mounted (it is then
+    looked at through a mount in a private mount namespace, which leaves the host as it was)."""
+    res = sh("unshare", "-m", "--propagation", "private", "sh", "-c",
+             "mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; "
+             "ls /sys/kernel/tracing/instances", check=False)
+    return sorted(res.stdout.split())
+
+
+def stray_processes() -> list:
+    """netdoctor processes (other than pytest's own)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"/netdoctor") or a == b"netdoctor" for a in argv[:2]):
+            out.append(f"{pid} {b' '.join(argv).decode(errors='replace')}")
+    return out
+
+
 def host_state() -> dict:
-    """What a test must leave as it found: namespaces, root-namespace links, mounts, tracefs."""
-    try:
-        instances = sorted(os.listdir("/sys/kernel/tracing/instances"))
-    except OSError:
-        instances = []
+    """What a test must leave as it found: namespaces, root-namespace links, mounts, tracefs
+    instances, netdoctor's run records and processes."""
     with open("/proc/self/mounts") as f:
-        mounts = sorted(l.split()[1] for l in f if " nsfs " in l or "/tmp/ndt" in l)
+        mounts = sorted(l.split()[1] for l in f
+                        if " nsfs " in l or "/tmp/ndt" in l or " tracefs " in l)
     return {
         "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
         "links": sorted(l["ifname"] for l in json.loads(sh("ip", "-j", "link").stdout)),
         "mounts": mounts,
-        "tracefs_instances": instances,
+        "tracefs_instances": tracefs_instances(),
+        "run_records": sorted(os.listdir("/run/netdoctor/runs"))
+        if os.path.isdir("/run/netdoctor/runs") else [],
+        "processes": stray_processes(),
     }
 
 

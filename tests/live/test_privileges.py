@@ -1,16 +1,15 @@
 """Without the capabilities it needs, netdoctor says which, exits 5, and changes nothing."""
 
-import shutil
 
 import pytest
 
-from sandbox import host_state, sh
+from sandbox import host_state, netdoctor_exe, sh
 
 pytestmark = pytest.mark.live
 
 
 def without_caps(*args):
-    exe = shutil.which("netdoctor")
+    exe = netdoctor_exe()[0]
     return sh("setpriv", "--bounding-set=-all", "--inh-caps=-all", exe, *args, check=False)
 
 

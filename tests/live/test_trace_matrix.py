@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sandbox import netdoctor, netdoctor_json, sh
+from sandbox import netdoctor, netdoctor_exe, netdoctor_json, sh, tracefs_instances
 
 pytestmark = pytest.mark.live
 
@@ -261,15 +261,13 @@ def test_bad_trace_input():
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_interrupted_trace_leaves_nothing_behind(healed, signame):
-    import glob
     import signal
     import subprocess
-    import shutil
     import time
 
     _break(["ip-forward-off"])  # the probe then waits for its whole timeout
     rules = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
-    exe = shutil.which("netdoctor")
+    exe = netdoctor_exe()[0]
     for delay in (0.05, 0.2, 0.4, 0.7, 1.0, 1.5):
         proc = subprocess.Popen([exe, "trace", "test", "203.0.113.80", "--timeout", "2"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -279,7 +277,7 @@ def test_interrupted_trace_leaves_nothing_behind(healed, signame):
         assert proc.returncode in (130, 1, -2, -15), (delay, proc.returncode, err)
         if delay >= 0.4:  # before that the interpreter may still be starting: nothing exists yet
             assert proc.returncode in (130, 1) and "Traceback" not in err, (delay, err)
-        assert glob.glob("/sys/kernel/tracing/instances/netdoctor-*") == [], delay
+        assert not [i for i in tracefs_instances() if i.startswith("netdoctor-")], delay
     # Rules (and the lab) as they were: the trace only reads them.
     after = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
     assert [l for l in after.splitlines() if l.startswith("-A")] == \
@@ -287,24 +285,45 @@ def test_interrupted_trace_leaves_nothing_behind(healed, signame):
 
 
 def test_tracefs_mounted_for_the_window_only(healed):
+    """With no tracefs mounted, trace mounts one of its own for the probe window, away from
+    /sys/kernel/tracing, and removes it afterwards."""
     import glob
 
-    def mounted():
+    def tracefs_mounts():
         with open("/proc/self/mounts") as f:
-            return any(l.split()[1] == "/sys/kernel/tracing" for l in f)
+            return [l.split()[1] for l in f if l.split()[2] == "tracefs"]
 
-    was_mounted = mounted()
+    was_mounted = "/sys/kernel/tracing" in tracefs_mounts()
     if was_mounted:
         if glob.glob("/sys/kernel/tracing/instances/*"):
             pytest.skip("someone else uses tracefs instances on this machine")
         sh("umount", "/sys/kernel/tracing")
     try:
+        assert tracefs_mounts() == []
         _break(["ip-forward-off"])
         rc, doc, v = trace("test", "203.0.113.80")
         assert v["cause"] == "ip-forward-disabled"
         assert v["kernel_drop_reason"] == "IP_INADDRERRORS"  # it mounted tracefs itself
         assert "tracefs" in v["evidence_used"]
-        assert not mounted()  # ... and unmounted it again
+        assert tracefs_mounts() == []  # ... and unmounted it again
+        assert not os.path.exists("/run/netdoctor/mnt")
     finally:
-        if was_mounted and not mounted():
+        if was_mounted and "/sys/kernel/tracing" not in tracefs_mounts():
             sh("mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing")
+
+
+def test_trace_uses_the_hosts_own_tracefs_mount(healed):
+    """Mounted tracefs is used where it is, and left mounted."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ndt-tracefs-") as mp:
+        sh("mount", "-t", "tracefs", "nodev", mp)
+        try:
+            _break(["ip-forward-off"])
+            rc, doc, v = trace("test", "203.0.113.80")
+            assert v["kernel_drop_reason"] == "IP_INADDRERRORS"
+            with open("/proc/self/mounts") as f:
+                assert [l.split()[1] for l in f if " tracefs " in l] == [mp]
+            assert not os.path.exists("/run/netdoctor/mnt")
+        finally:
+            sh("umount", mp)

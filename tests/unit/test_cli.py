@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from sandbox import netdoctor
+from sandbox import netdoctor, netdoctor_exe
 
 
 def test_help_lists_commands_and_does_not_import_scapy():
@@ -62,7 +62,7 @@ def test_checks_from_a_saved_snapshot_colour_only_on_a_terminal(tmp_path):
     assert "\x1b[" not in piped.stdout
     if shutil.which("script") is None:
         return
-    exe = shutil.which("netdoctor")
+    exe = netdoctor_exe()[0]
     tty = subprocess.run(["script", "-qec", f"{exe} checks --from {path}", "/dev/null"],
                          capture_output=True, text=True)
     assert "\x1b[" in tty.stdout and "ip-forward-disabled" in tty.stdout

@@ -1,0 +1,192 @@
+"""netdoctor must never make a host in trouble worse: interrupted at any point it leaves the
+host exactly as it was, a SIGKILLed run's residue is found and removed by `cleanup`, and two
+traces at once do not disturb each other."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from sandbox import (host_state, netdoctor, netdoctor_exe, netdoctor_json, sh,
+                     tracefs_instances)
+
+pytestmark = pytest.mark.live
+
+LAB = ("ndlab-host", "ndlab-test", "ndlab-web", "ndlab-inet")
+RUNS = "/run/netdoctor/runs"
+
+
+def settled_lab_state() -> dict:
+    """lab_state once the kernel's own IPv6 duplicate address detection on the lab's fresh
+    links is over (it adds local routes and clears 'tentative' by itself)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not any("tentative" in sh("ip", "-n", ns, "-o", "addr").stdout for ns in LAB):
+            break
+        time.sleep(0.1)
+    return lab_state()
+
+
+def lab_state() -> dict:
+    """Everything of the lab that a trace must not change: links and their flags, addresses,
+    routes, neighbours' existence, every net sysctl (but the conntrack entry count, which the
+    probes' own flows move), the rules of every table and the filter table's counters."""
+    state = {}
+    for ns in LAB:
+        links = json.loads(sh("ip", "-n", ns, "-j", "-d", "link").stdout)
+        state[f"{ns} links"] = sorted((l["ifname"], l.get("operstate"), tuple(l["flags"]),
+                                       l.get("master"), l.get("mtu")) for l in links)
+        state[f"{ns} addrs"] = sh("ip", "-n", ns, "-o", "addr").stdout
+        state[f"{ns} routes"] = sh("ip", "-n", ns, "route", "show", "table", "all").stdout
+        sysctls = sh("ip", "netns", "exec", ns, "sysctl", "-a", check=False).stdout
+        state[f"{ns} sysctls"] = [l for l in sysctls.splitlines()
+                                  if l.startswith("net.") and "nf_conntrack_count" not in l]
+    saved = sh("ip", "netns", "exec", "ndlab-host", "iptables-save", "-c").stdout
+    table = None
+    rules, filter_counters = [], []
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        if line.startswith(("#",)):
+            continue
+        rules.append(line.split("] ", 1)[1] if line.startswith("[") else
+                     line.split(" [", 1)[0])
+        if table == "filter":
+            filter_counters.append(line)
+    state["rules"] = rules
+    state["filter counters"] = filter_counters  # the probes never reach FORWARD here
+    state["nft"] = sh("ip", "netns", "exec", "ndlab-host", "nft", "list", "ruleset").stdout
+    return state
+
+
+def _wait_for_record(timeout=15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name in (os.listdir(RUNS) if os.path.isdir(RUNS) else ()):
+            try:
+                with open(os.path.join(RUNS, name)) as f:
+                    if any(o["kind"] == "tracefs-instance" for o in json.load(f)["objects"]):
+                        return
+            except (OSError, ValueError, KeyError):
+                pass
+        time.sleep(0.02)
+    raise AssertionError("the trace never armed its tracefs instance")
+
+
+def _start_trace(*args) -> subprocess.Popen:
+    return subprocess.Popen(netdoctor_exe() + ["trace", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_random_interrupts_leave_the_host_exactly_as_it_was(healed):
+    """52 traces, each hit by SIGINT or SIGTERM after a random delay that covers start-up,
+    the checks, arming, the probe window and the report."""
+    assert netdoctor("lab", "break", "ip-forward-off").returncode == 0  # probes wait it out
+    seed = int(os.environ.get("NETDOCTOR_TEST_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    host_before, lab_before = host_state(), settled_lab_state()
+    outcomes = []
+    for i in range(52):
+        signame = ("SIGINT", "SIGTERM")[i % 2]
+        delay = rng.uniform(0.0, 2.6)
+        proc = _start_trace("test", "203.0.113.80", "--timeout", "1.5")
+        time.sleep(delay)
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=60)
+        outcomes.append((signame, round(delay, 2), proc.returncode))
+        # Interrupted: 130, one line. Finished before the signal: its verdict (1).
+        # Killed by the signal before Python installed its handler: -2/-15 (nothing exists yet).
+        assert proc.returncode in (130, 1, -2, -15), (seed, signame, delay, proc.returncode, err)
+        if proc.returncode == 130:
+            assert err.strip().splitlines() == ["netdoctor: interrupted"], (seed, delay, err)
+        assert "Traceback" not in err, (seed, delay, err)
+    assert host_state() == host_before, seed
+    assert lab_state() == lab_before, seed
+    # The delays really did land in every phase: some early, some mid-run, some after.
+    codes = [c for _, _, c in outcomes]
+    assert codes.count(130) >= 20, outcomes
+
+
+def test_sigkill_leaves_residue_that_cleanup_removes(healed):
+    assert netdoctor("lab", "break", "ip-forward-off").returncode == 0
+    before = host_state()
+    proc = _start_trace("test", "203.0.113.80", "--timeout", "5")
+    try:
+        _wait_for_record()
+        time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    left = host_state()
+    assert left != before  # the tracefs instance, its record (and a private mount if any)
+    assert any(n.startswith(f"netdoctor-{proc.pid}-") for n in tracefs_instances())
+
+    res = netdoctor("cleanup", "--dry-run")
+    assert res.returncode == 1 and "would remove: tracefs-instance" in res.stdout, res.stdout
+    assert host_state() == left  # a dry run removes nothing
+
+    rc, doc = netdoctor_json("cleanup")
+    assert rc == 0, doc
+    removed = {r["kind"] for r in doc["residue"] if r["removed"]}
+    assert {"tracefs-instance", "run-record"} <= removed
+    assert all(r["owner_pid"] == proc.pid for r in doc["residue"])
+    assert host_state() == before
+
+    res = netdoctor("cleanup")
+    assert res.returncode == 0 and res.stdout.strip() == "nothing to clean up"
+
+
+def test_cleanup_leaves_a_running_trace_alone(healed):
+    assert netdoctor("lab", "break", "ip-forward-off").returncode == 0
+    before = host_state()
+    proc = _start_trace("test", "203.0.113.80", "--timeout", "3", "--format", "json")
+    try:
+        _wait_for_record()
+        res = netdoctor("cleanup")
+        assert res.returncode == 0, res.stderr
+        assert f"left alone: run {proc.pid} is still running" in res.stdout
+        assert any(n.startswith(f"netdoctor-{proc.pid}-") for n in tracefs_instances())
+    finally:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    verdict = json.loads(out)["verdict"]
+    assert (verdict["cause"], verdict["kernel_drop_reason"]) == \
+        ("ip-forward-disabled", "IP_INADDRERRORS")  # cleanup did not take its instance away
+    assert host_state() == before
+
+
+@pytest.mark.parametrize("fault,expected", [
+    (None, {"test": (None, None), "web": (None, None)}),
+    # One container broken and one healthy at the same time: neither run may take the
+    # other's probes, counters or kernel events for its own.
+    ("forward-drop", {"test": ("forward-dropped", "bridge"), "web": (None, None)}),
+    ("ip-forward-off", {"test": ("ip-forward-disabled", "bridge"),
+                        "web": ("ip-forward-disabled", "bridge")}),
+])
+def test_two_traces_at_once_both_get_the_right_verdict(healed, fault, expected):
+    if fault:
+        assert netdoctor("lab", "break", fault).returncode == 0
+    before = host_state()
+    results = {}
+
+    def run(key, *args):
+        results[key] = netdoctor_json("trace", *args)
+
+    threads = [threading.Thread(target=run, args=("test", "test", "203.0.113.80")),
+               threading.Thread(target=run, args=("web", "web", "www.baidu.com"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for key, (cause, stopped_at) in expected.items():
+        rc, doc = results[key]
+        v = doc["verdict"]
+        assert (v["cause"], v["stopped_at"]) == (cause, stopped_at), (key, v)
+        assert rc == (0 if cause is None else 1), (key, v)
+        assert "tracefs" in v["evidence_used"], (key, v)
+    assert host_state() == before

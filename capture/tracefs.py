@@ -49,7 +49,7 @@ def parse_trace(text: str) -> list:
         fields = dict(_FIELD.findall(rest))
         reason = None
         if "reason:" in rest:
-            reason = rest.split("reason:", 1)[1].strip().split()[0]
+            reason = (rest.split("reason:", 1)[1].split() or [None])[0]
         try:
             length = int(fields["len"]) if "len" in fields else None
             protocol = int(fields["protocol"]) if "protocol" in fields else None

@@ -101,7 +101,13 @@ def run_checks(snapshot, only: Optional[set] = None) -> list:
         raise UsageError(f"unknown check id(s): {', '.join(sorted(unknown))} "
                          f"(see `netdoctor checks --list`)")
     findings = []
-    for ctx in contexts(snapshot):
+    try:
+        every = list(contexts(snapshot))
+    except Exception as e:  # a hand-edited snapshot the checks cannot read
+        return [Finding(id="internal-error", severity="error", scope="host", subject="snapshot",
+                        message=f"the snapshot could not be read: {type(e).__name__}: {e}",
+                        evidence={}, fix="take a new snapshot (netdoctor snapshot -o snap.json)")]
+    for ctx in every:
         for check_id, cls in sorted(REGISTRY.items()):
             if cls.target_kind() != ctx.scope or (only and check_id not in only):
                 continue

@@ -41,10 +41,31 @@ def _objects(doc, what: str) -> Iterable[dict]:
 def _int(value, what: str) -> Optional[int]:
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ParseError(f"ip -j: {what} is not a number: {value!r:.40}")
     try:
         return int(value)
-    except (TypeError, ValueError):
-        raise ParseError(f"ip -j: {what} is not a number: {value!r}") from None
+    except ValueError:
+        raise ParseError(f"ip -j: {what} is not a number: {value!r:.40}") from None
+
+
+def _str(value, what: str) -> str:
+    """A scalar field as text; ParseError for a list or an object where text belongs."""
+    if isinstance(value, (dict, list)):
+        raise ParseError(f"ip -j: {what} is not text: {value!r:.40}")
+    return str(value)
+
+
+def _opt_str(value, what: str) -> Optional[str]:
+    return None if value is None else _str(value, what)
+
+
+def _list(value, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ParseError(f"ip -j: {what} is not a list: {value!r:.40}")
+    return value
 
 
 def parse_links(doc) -> tuple:
@@ -53,27 +74,27 @@ def parse_links(doc) -> tuple:
     by_name = {}
     for item in raw:
         if "ifname" in item and "ifindex" in item:
-            by_name[item["ifname"]] = _int(item["ifindex"], "ifindex")
+            by_name[_str(item["ifname"], "ifname")] = _int(item["ifindex"], "ifindex")
     links = []
     for item in raw:
         try:
             ifindex = _int(item["ifindex"], "ifindex")
-            name = str(item["ifname"])
+            name = _str(item["ifname"], "ifname")
         except KeyError as e:
             raise ParseError(f"ip -j addr show: a link has no {e.args[0]}") from None
         linkinfo = item.get("linkinfo") or {}
         kind = linkinfo.get("info_kind") if isinstance(linkinfo, dict) else None
-        master_name = item.get("master")
+        master_name = _opt_str(item.get("master"), "master")
         addresses = []
-        for a in item.get("addr_info") or ():
+        for a in _list(item.get("addr_info"), "addr_info"):
             if not isinstance(a, dict) or "local" not in a:
                 continue
             addresses.append(
                 Address(
-                    family=str(a.get("family", "inet")),
-                    local=str(a["local"]),
+                    family=_str(a.get("family", "inet"), "family"),
+                    local=_str(a["local"], "local"),
                     prefixlen=_int(a.get("prefixlen", 32), "prefixlen"),
-                    scope=str(a.get("scope", "global")),
+                    scope=_str(a.get("scope", "global"), "scope"),
                 )
             )
         peer_netnsid = item.get("link_netnsid")
@@ -81,11 +102,12 @@ def parse_links(doc) -> tuple:
             Link(
                 ifindex=ifindex,
                 name=name,
-                kind=kind,
+                kind=_opt_str(kind, "info_kind"),
                 mtu=_int(item.get("mtu", 0), "mtu"),
-                mac=item.get("address") if item.get("link_type") == "ether" else None,
-                flags=tuple(str(f) for f in item.get("flags") or ()),
-                operstate=str(item.get("operstate", "UNKNOWN")),
+                mac=_opt_str(item.get("address"), "address")
+                if item.get("link_type") == "ether" else None,
+                flags=tuple(_str(f, "flag") for f in _list(item.get("flags"), "flags")),
+                operstate=_str(item.get("operstate", "UNKNOWN"), "operstate"),
                 master=by_name.get(master_name) if master_name else None,
                 peer_ifindex=_int(item.get("link_index"), "link_index"),
                 peer_netnsid=_int(peer_netnsid, "link_netnsid") if peer_netnsid is not None else None,
@@ -112,15 +134,15 @@ def parse_routes(doc, family: str = "inet") -> tuple:
             gateway = item["via"].get("host")
         routes.append(
             Route(
-                dst=_prefix(str(item["dst"]), family),
+                dst=_prefix(_str(item["dst"], "dst"), family),
                 family=family,
-                gateway=gateway,
-                dev=item.get("dev"),
-                table=str(item.get("table", "main")),
-                type=str(item.get("type", "unicast")),
-                protocol=item.get("protocol"),
-                scope=item.get("scope"),
-                prefsrc=item.get("prefsrc"),
+                gateway=_opt_str(gateway, "gateway"),
+                dev=_opt_str(item.get("dev"), "dev"),
+                table=_str(item.get("table", "main"), "table"),
+                type=_str(item.get("type", "unicast"), "type"),
+                protocol=_opt_str(item.get("protocol"), "protocol"),
+                scope=_opt_str(item.get("scope"), "scope"),
+                prefsrc=_opt_str(item.get("prefsrc"), "prefsrc"),
                 metric=_int(item.get("metric", 0), "metric"),
             )
         )
@@ -135,10 +157,10 @@ def parse_neighbours(doc) -> tuple:
             continue
         out.append(
             Neighbour(
-                dst=str(item["dst"]),
-                dev=str(item.get("dev", "")),
-                lladdr=item.get("lladdr"),
-                state=tuple(str(s) for s in item.get("state") or ()),
+                dst=_str(item["dst"], "dst"),
+                dev=_str(item.get("dev", ""), "dev"),
+                lladdr=_opt_str(item.get("lladdr"), "lladdr"),
+                state=tuple(_str(s, "state") for s in _list(item.get("state"), "state")),
             )
         )
     return tuple(out)
@@ -156,9 +178,9 @@ def parse_route_get(stdout: str, stderr: str, dst: str, query: str) -> RouteLook
     if not items:
         return RouteLookup(dst=dst, dev=None, error="no route", query=query)
     r = items[0]
-    rtype = r.get("type")
+    rtype = _opt_str(r.get("type"), "type")
     if rtype in ("unreachable", "blackhole", "prohibit"):
         return RouteLookup(dst=dst, dev=None, error=f"{rtype} route", query=query)
-    return RouteLookup(
-        dst=dst, dev=r.get("dev"), gateway=r.get("gateway"), prefsrc=r.get("prefsrc"), query=query
-    )
+    return RouteLookup(dst=dst, dev=_opt_str(r.get("dev"), "dev"),
+                       gateway=_opt_str(r.get("gateway"), "gateway"),
+                       prefsrc=_opt_str(r.get("prefsrc"), "prefsrc"), query=query)

@@ -7,7 +7,8 @@ so it runs on a saved snapshot without root.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field, fields
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import cached_property
 from typing import Optional
 
@@ -29,6 +30,54 @@ def is_unrouted(address: str) -> bool:
 def _from_dict(cls, data: dict):
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _conforms(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is typing.Any:
+        return True
+    if origin is typing.Union:
+        return any(_conforms(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is tuple:
+        return isinstance(value, tuple) and all(_valid(v) for v in value)
+    if hint is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is list:
+        return isinstance(value, list)
+    if isinstance(hint, type):
+        return isinstance(value, hint) and _valid(value)
+    return True
+
+
+def _valid(value) -> bool:
+    """A dataclass record whose every field has its annotated type (items of tuples that
+    are records are checked in turn); other values pass."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return True
+    if isinstance(value, tuple):
+        return all(_valid(v) for v in value)
+    if not is_dataclass(value) or isinstance(value, type):
+        return False
+    hints = typing.get_type_hints(type(value))
+    return all(_conforms(getattr(value, f.name), hints.get(f.name, typing.Any))
+               for f in fields(value))
+
+
+def check_types(record, what: str) -> None:
+    """ParseError unless the record (read from a file someone may have edited) has the
+    types its fields are declared with, all the way down."""
+    if not _valid(record):
+        from netdoctor.diagnose.errors import ParseError
+
+        raise ParseError(f"{what}: a field has the wrong type")
 
 
 @dataclass(frozen=True)

@@ -325,10 +325,7 @@ def _nft_value(v) -> tuple:
             p = v["prefix"]
             return (f"{p['addr']}/{p['len']}",)
         if "set" in v:
-            out = []
-            for item in v["set"]:
-                out.extend(_nft_value(item))
-            return tuple(out)
+            return _nft_value(v["set"] if isinstance(v["set"], list) else [v["set"]])
         if "range" in v:
             a, b = v["range"]
             return (f"{a}-{b}",)
@@ -392,7 +389,7 @@ def _nft_rule(r: dict, index: int) -> Rule:
         elif key == "reject":
             verdict = "reject"
         elif key in ("jump", "goto"):
-            verdict, target = key, (val or {}).get("target")
+            verdict, target = key, _nft_name((val or {}).get("target"))
         elif key in ("limit", "xt", "quota", "fib"):
             # Statements that decide whether the rule goes on: not modelled.
             if key == "xt" and (val or {}).get("type") == "target":
@@ -402,7 +399,8 @@ def _nft_rule(r: dict, index: int) -> Rule:
             verdict = "drop"  # without a listener, queued packets are dropped
     rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
                 chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
-                target=target, handle=r.get("handle"), packets=packets, bytes=bytes_)
+                target=target, handle=r.get("handle") if isinstance(r.get("handle"), int) else None,
+                packets=packets, bytes=bytes_)
     return replace(rule, text=render_nft(rule))
 
 
@@ -424,6 +422,41 @@ def render_nft(rule: Rule) -> str:
     return " ".join(words)
 
 
+def _nft_name(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a name, got {type(value).__name__}")
+    return value
+
+
+def _nft_item(item: dict, chains: dict, order: list, counts: dict, skip_tables) -> None:
+    if "chain" in item:
+        c = item["chain"]
+        key = (_nft_name(c.get("family")), _nft_name(c.get("table")), _nft_name(c.get("name")))
+        if (key[0], key[1]) in skip_tables:
+            return
+        try:
+            prio = int(c.get("prio", 0))
+        except (TypeError, ValueError):
+            prio = 0
+        hook = c.get("hook")
+        hook = _nft_name(hook) if hook is not None else None
+        policy = c.get("policy") if hook else None
+        chains[key] = {"hook": hook, "prio": prio,
+                       "type": _nft_name(c["type"]) if c.get("type") is not None else None,
+                       "policy": _nft_name(policy) if policy is not None else None,
+                       "rules": []}
+        order.append(key)
+    elif "rule" in item:
+        r = item["rule"]
+        key = (_nft_name(r.get("family")), _nft_name(r.get("table")), _nft_name(r.get("chain")))
+        if (key[0], key[1]) in skip_tables:
+            return
+        if key not in chains:
+            raise ParseError(f"nft -j: rule for unknown chain {key}")
+        counts[key] = counts.get(key, 0) + 1
+        chains[key]["rules"].append(_nft_rule(r, counts[key]))
+
+
 def parse_nft_json(doc, skip_tables: set = frozenset()) -> tuple:
     """Chains from `nft -j list ruleset`, leaving out the (family, table) pairs in skip_tables."""
     if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
@@ -431,30 +464,15 @@ def parse_nft_json(doc, skip_tables: set = frozenset()) -> tuple:
     chains: dict = {}
     order = []
     counts: dict = {}
-    for item in doc["nftables"]:
+    for number, item in enumerate(doc["nftables"], 1):
         if not isinstance(item, dict):
             raise ParseError("nft -j: expected objects in the 'nftables' list")
-        if "chain" in item:
-            c = item["chain"]
-            key = (c.get("family"), c.get("table"), c.get("name"))
-            if (key[0], key[1]) in skip_tables:
-                continue
-            try:
-                prio = int(c.get("prio", 0))
-            except (TypeError, ValueError):
-                prio = 0
-            chains[key] = {"hook": c.get("hook"), "prio": prio, "type": c.get("type"),
-                           "policy": c.get("policy") if c.get("hook") else None, "rules": []}
-            order.append(key)
-        elif "rule" in item:
-            r = item["rule"]
-            key = (r.get("family"), r.get("table"), r.get("chain"))
-            if (key[0], key[1]) in skip_tables:
-                continue
-            if key not in chains:
-                raise ParseError(f"nft -j: rule for unknown chain {key}")
-            counts[key] = counts.get(key, 0) + 1
-            chains[key]["rules"].append(_nft_rule(r, counts[key]))
+        try:
+            _nft_item(item, chains, order, counts, skip_tables)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:
+            # A field of the wrong type or shape: the document is not what nft prints.
+            raise ParseError(f"nft -j: item {number} is malformed "
+                             f"({type(e).__name__}: {str(e)[:60]})") from None
     return tuple(
         Chain(backend="nft", family=str(f), table=str(t), name=str(n), hook=c["hook"],
               priority=c["prio"], type=c["type"], policy=c["policy"], rules=tuple(c["rules"]))

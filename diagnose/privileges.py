@@ -10,12 +10,21 @@ CAP_SYS_ADMIN = 21
 NAMES = {CAP_NET_ADMIN: "CAP_NET_ADMIN", CAP_NET_RAW: "CAP_NET_RAW", CAP_SYS_ADMIN: "CAP_SYS_ADMIN"}
 
 
-def effective() -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
+def parse_capeff(status: str) -> int:
+    """The effective capability mask from a /proc/<pid>/status text (0 when absent)."""
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            words = line.split()
+            try:
+                return int(words[1], 16) if len(words) > 1 and words[1].isascii() else 0
+            except ValueError:
+                return 0
     return 0
+
+
+def effective() -> int:
+    with open("/proc/self/status", errors="replace") as f:
+        return parse_capeff(f.read())
 
 
 def require(*caps: int, why: str) -> None:

@@ -33,16 +33,22 @@ _lock = threading.Lock()
 _counter = iter(range(1, 1 << 62))
 
 
+def parse_stat_start(stat: str) -> Optional[int]:
+    """Field 22 (starttime) of /proc/<pid>/stat; the command name in field 2 may hold spaces
+    and parentheses, so fields are counted from its last ')'."""
+    try:
+        value = stat.rsplit(")", 1)[1].split()[19]
+        return int(value) if value.isascii() and value.isdigit() else None
+    except IndexError:
+        return None
+
+
 def process_start(pid: int) -> Optional[int]:
     """The start time (clock ticks since boot) of a live process, None if there is none."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
+        with open(f"/proc/{pid}/stat", errors="replace") as f:
+            return parse_stat_start(f.read())
     except OSError:
-        return None
-    try:
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (IndexError, ValueError):
         return None
 
 
@@ -146,21 +152,25 @@ def signals_deferred() -> Iterator[None]:
 
 # ------------------------------------------------------------------ tracefs
 
+def parse_tracefs_mounts(mountinfo: str) -> list:
+    """Mount points of tracefs in a /proc/<pid>/mountinfo text (octal escapes undone)."""
+    out = []
+    for line in mountinfo.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields = head.split()
+        if not sep or len(fields) < 5 or not tail.split() or tail.split()[0] != "tracefs":
+            continue
+        out.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return out
+
+
 def tracefs_mounts() -> list:
     """Mount points of tracefs in this mount namespace."""
-    out = []
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                if " - " not in line:
-                    continue
-                fstype = line.split(" - ", 1)[1].split()[0]
-                if fstype == "tracefs":
-                    out.append(parts[4].replace("\\040", " "))
+        with open("/proc/self/mountinfo", errors="replace") as f:
+            return parse_tracefs_mounts(f.read())
     except OSError:
-        pass
-    return out
+        return []
 
 
 def usable_tracefs() -> Optional[str]:

@@ -19,7 +19,7 @@ from typing import Optional
 
 from netdoctor.diagnose import __version__, dns, gather, netns
 from netdoctor.diagnose.errors import NetdoctorError, ParseError
-from netdoctor.diagnose.model import NamespaceSnapshot
+from netdoctor.diagnose.model import NamespaceSnapshot, check_types
 from netdoctor.diagnose.netfilter import Ruleset
 
 SCHEMA = "netdoctor.snapshot/1"
@@ -67,6 +67,32 @@ class ContainerFacts:
                    dns_probe=d.get("dns_probe"))
 
 
+def _check_shape(c: "ContainerFacts") -> None:
+    """The parts of a container's free-form records that the checks rely on."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ParseError(f"snapshot: container {str(c.target.get('name'))[:40]!r}: {what}")
+
+    need(all(isinstance(c.target.get(k), str) for k in ("kind", "name")),
+         "target needs a kind and a name")
+    need(c.target.get("network_mode") is None or isinstance(c.target["network_mode"], str),
+         "network_mode must be text")
+    need(isinstance(c.path.get("hops", []), list), "path hops must be a list")
+    for h in c.path.get("hops", []):
+        need(isinstance(h, dict) and isinstance(h.get("role"), str)
+             and isinstance(h.get("name"), str) and isinstance(h.get("ifindex"), int),
+             "every hop needs a role, a name and an ifindex")
+    for key in ("destination", "host_netns"):
+        need(c.path.get(key) is None or isinstance(c.path[key], dict), f"path {key} must be an "
+                                                                      f"object")
+    need(isinstance(c.path.get("mode"), (str, type(None))), "path mode must be text")
+    lookups = c.path.get("route_lookups", [])
+    need(isinstance(lookups, list) and all(isinstance(l, dict) for l in lookups),
+         "route_lookups must be a list of objects")
+    need(c.dns_probe is None or all(isinstance(p, dict) and isinstance(p.get("server"), str)
+                                    for p in c.dns_probe), "dns_probe entries need a server")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     hosts: dict  # str(inode) -> HostFacts
@@ -91,13 +117,25 @@ class Snapshot:
         if not isinstance(d, dict) or d.get("schema") != SCHEMA:
             raise ParseError(f"not a netdoctor snapshot (expected schema {SCHEMA})")
         try:
-            return cls(hosts={k: HostFacts.from_dict(h) for k, h in d["hosts"].items()},
+            snap = cls(hosts={k: HostFacts.from_dict(h) for k, h in d["hosts"].items()},
                        containers=tuple(ContainerFacts.from_dict(c) for c in d["containers"]),
                        own_inode=d.get("own_inode"),
                        destination=d.get("destination", DEFAULT_DESTINATION),
                        meta=d.get("meta", {}), problems=tuple(d.get("problems", ())))
-        except (KeyError, TypeError, AttributeError) as e:
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise ParseError(f"snapshot is incomplete or malformed: {e}") from None
+        for inode, host in snap.hosts.items():
+            if not inode.isascii() or not inode.isdigit():
+                raise ParseError(f"snapshot: host key {inode[:20]!r} is not a namespace inode")
+            check_types(host.namespace, f"snapshot: host {inode}")
+            check_types(host.ruleset, f"snapshot: rules of host {inode}")
+        for c in snap.containers:
+            check_types(c, "snapshot: a container")
+            _check_shape(c)
+        if not isinstance(snap.destination, str) or not all(isinstance(p, str)
+                                                              for p in snap.problems):
+            raise ParseError("snapshot: destination and problems must be text")
+        return snap
 
 
 def _read_text(path: Optional[str]) -> Optional[str]:

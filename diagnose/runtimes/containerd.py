@@ -8,7 +8,9 @@ import shutil
 from typing import Optional
 
 from netdoctor.diagnose import command
+from netdoctor.diagnose.errors import ParseError
 from netdoctor.diagnose.runtimes import ContainerRecord
+from netdoctor.diagnose.runtimes.engine_api import container_entry, positive_pid, text_field
 
 NAME = "containerd"
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
@@ -27,13 +29,13 @@ def unavailable() -> Optional[str]:
 
 
 def parse_task_table(text: str, namespace: str) -> list:
-    """`ctr task ls` prints a table: TASK PID STATUS."""
+    """`ctr task ls` prints a table: TASK PID STATUS. Lines that are not one are skipped."""
     out = []
     for line in text.splitlines()[1:]:
         parts = line.split()
-        if len(parts) < 3 or not parts[1].isdigit():
+        if len(parts) < 3 or not (parts[1].isascii() and parts[1].isdigit()):
             continue
-        task, pid, status = parts[0], int(parts[1]), parts[2]
+        task, status = parts[0], parts[2]
         out.append(
             ContainerRecord(
                 runtime=NAME,
@@ -41,11 +43,40 @@ def parse_task_table(text: str, namespace: str) -> list:
                 name=task,
                 running=status.upper() == "RUNNING",
                 status=status,
-                pid=pid if pid > 0 else None,
+                pid=positive_pid(parts[1]),
                 namespace=namespace,
             )
         )
     return out
+
+
+def records_from_crictl(doc) -> list:
+    """ContainerRecords from `crictl ps -a -o json`; ParseError when it is not that shape."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("containers") or [], list):
+        raise ParseError("crictl ps: expected an object with a 'containers' list")
+    out = []
+    for item in doc.get("containers") or []:
+        item = container_entry(item, "crictl ps")
+        meta = item.get("metadata")
+        ident = text_field(item.get("id"))
+        name = meta.get("name") if isinstance(meta, dict) else None
+        state = text_field(item.get("state"))
+        out.append(
+            ContainerRecord(
+                runtime=NAME,
+                id=ident,
+                name=(name if isinstance(name, str) and name else ident)[:128],
+                running=state == "CONTAINER_RUNNING",
+                status=state,
+                namespace="k8s.io",
+            )
+        )
+    return out
+
+
+def pid_from_crictl_inspect(doc) -> Optional[int]:
+    info = doc.get("info") if isinstance(doc, dict) else None
+    return positive_pid(info.get("pid")) if isinstance(info, dict) else None
 
 
 def _crictl_containers() -> list:
@@ -53,24 +84,9 @@ def _crictl_containers() -> list:
     if not res.ok:
         return []
     try:
-        items = json.loads(res.stdout).get("containers") or []
-    except (ValueError, AttributeError):
+        return records_from_crictl(json.loads(res.stdout))
+    except (ValueError, ParseError):
         return []
-    out = []
-    for item in items:
-        meta = item.get("metadata") or {}
-        state = str(item.get("state", ""))
-        out.append(
-            ContainerRecord(
-                runtime=NAME,
-                id=str(item.get("id", "")),
-                name=str(meta.get("name") or item.get("id", ""))[:128],
-                running=state == "CONTAINER_RUNNING",
-                status=state,
-                namespace="k8s.io",
-            )
-        )
-    return out
 
 
 def _ctr_containers() -> list:
@@ -103,9 +119,8 @@ def pid_of(record: ContainerRecord) -> Optional[int]:
     if not res.ok:
         return None
     try:
-        pid = json.loads(res.stdout).get("info", {}).get("pid")
-        return int(pid) if pid else None
-    except (ValueError, AttributeError, TypeError):
+        return pid_from_crictl_inspect(json.loads(res.stdout))
+    except ValueError:
         return None
 
 

@@ -99,29 +99,61 @@ class EngineAPI:
         return data
 
 
-def record_from_listing(runtime: str, item: dict):
-    """A ContainerRecord from one entry of /containers/json (Docker and podman alike)."""
+def text_field(value) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def container_entry(item, what: str) -> dict:
+    if not isinstance(item, dict):
+        raise ParseError(f"{what}: expected a JSON object per container, got "
+                         f"{type(item).__name__}")
+    return item
+
+
+def first_name(names, ident: str) -> str:
+    """A container's display name: the first of its names (Docker prefixes them with /),
+    else its short ID."""
+    if isinstance(names, str):
+        names = [names]
+    if isinstance(names, list):
+        for n in names:
+            if isinstance(n, str) and n.strip("/"):
+                return n.lstrip("/")
+    return ident[:12]
+
+
+def positive_pid(value) -> Optional[int]:
+    """A pid from a runtime's answer, or None: 0, negative, non-numbers and booleans are
+    not a process."""
+    if isinstance(value, bool):
+        return None
+    try:
+        pid = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return pid if 0 < pid < 1 << 22 else None
+
+
+def record_from_listing(runtime: str, item):
+    """A ContainerRecord from one entry of /containers/json (Docker and podman alike).
+    ParseError when the entry is not an object."""
     from netdoctor.diagnose.runtimes import ContainerRecord
 
-    names = item.get("Names") or []
-    name = names[0].lstrip("/") if names else str(item.get("Id", ""))[:12]
-    state = str(item.get("State", ""))
-    host_config = item.get("HostConfig") or {}
+    item = container_entry(item, f"{runtime}: /containers/json")
+    ident = text_field(item.get("Id"))
+    state = text_field(item.get("State"))
+    host_config = item.get("HostConfig")
+    mode = host_config.get("NetworkMode") if isinstance(host_config, dict) else None
     return ContainerRecord(
         runtime=runtime,
-        id=str(item.get("Id", "")),
-        name=name,
+        id=ident,
+        name=first_name(item.get("Names"), ident),
         running=state == "running",
-        status=str(item.get("Status", state)),
-        network_mode=host_config.get("NetworkMode"),
+        status=text_field(item.get("Status")) or state,
+        network_mode=mode if isinstance(mode, str) else None,
     )
 
 
-def pid_from_inspect(data: dict) -> Optional[int]:
-    state = data.get("State") or {}
-    pid = state.get("Pid")
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return None
-    return pid if pid > 0 else None
+def pid_from_inspect(data) -> Optional[int]:
+    state = data.get("State") if isinstance(data, dict) else None
+    return positive_pid(state.get("Pid")) if isinstance(state, dict) else None

@@ -14,7 +14,9 @@ from typing import Optional
 from netdoctor.diagnose import command
 from netdoctor.diagnose.errors import MissingDependency, ParseError
 from netdoctor.diagnose.runtimes import ContainerRecord
-from netdoctor.diagnose.runtimes.engine_api import EngineAPI, pid_from_inspect, record_from_listing
+from netdoctor.diagnose.runtimes.engine_api import (EngineAPI, container_entry, text_field, first_name,
+                                                    pid_from_inspect, positive_pid,
+                                                    record_from_listing)
 
 NAME = "podman"
 ROOTFUL_SOCKET = "/run/podman/podman.sock"
@@ -58,23 +60,27 @@ def containers() -> list:
     api = _socket_api()
     if api is not None:
         return [record_from_listing(NAME, item) for item in api.containers()]
-    out = []
-    for item in _cli("ps", "-a", "--format", "json") or []:
-        names = item.get("Names") or []
-        state = str(item.get("State", ""))
-        pid = item.get("Pid")
-        out.append(
-            ContainerRecord(
-                runtime=NAME,
-                id=str(item.get("Id", "")),
-                name=names[0] if names else str(item.get("Id", ""))[:12],
-                running=state == "running",
-                status=str(item.get("Status", state)),
-                network_mode=None,  # `podman ps` does not say; inspect does
-                pid=int(pid) if isinstance(pid, int) and pid > 0 else None,
-            )
-        )
-    return out
+    listing = _cli("ps", "-a", "--format", "json") or []
+    if not isinstance(listing, list):
+        raise ParseError("podman ps: expected a JSON list")
+    return [record_from_cli(item) for item in listing]
+
+
+def record_from_cli(item) -> ContainerRecord:
+    """A ContainerRecord from one entry of `podman ps --format json`; ParseError when the
+    entry is not an object."""
+    item = container_entry(item, "podman ps")
+    ident = text_field(item.get("Id"))
+    state = text_field(item.get("State"))
+    return ContainerRecord(
+        runtime=NAME,
+        id=ident,
+        name=first_name(item.get("Names"), ident),
+        running=state == "running",
+        status=text_field(item.get("Status")) or state,
+        network_mode=None,  # `podman ps` does not say; inspect does
+        pid=positive_pid(item.get("Pid")),
+    )
 
 
 def inspect(record: ContainerRecord) -> dict:

@@ -1,0 +1,308 @@
+"""Every parser of text from outside netdoctor, fuzzed: whatever it is given, the only
+exception that may come out is netdoctor's ParseError (which the CLI turns into a one-line
+error), and nothing may hang (hypothesis' deadline). Inputs are both arbitrary and real
+recorded output from the lab, mutated."""
+
+import json
+import os
+from datetime import timedelta
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from netdoctor.capture import sockets, tracefs  # noqa: E402
+from netdoctor.diagnose import dns, iproute, netfilter, privileges, runs, snapshot  # noqa: E402
+from netdoctor.diagnose.errors import ParseError  # noqa: E402
+from netdoctor.diagnose.runtimes import containerd, engine_api, podman  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+FUZZ = settings(max_examples=int(os.environ.get("NETDOCTOR_FUZZ_EXAMPLES", "300")),
+                deadline=timedelta(seconds=2),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def data(name: str) -> str:
+    with open(os.path.join(DATA, name)) as f:
+        return f.read()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64) | st.floats(allow_nan=True)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner,
+                                                                 max_size=6),
+    max_leaves=40)
+
+
+def mutate_json(doc, draw):
+    """Replace one random node of a real JSON document with a random value."""
+    nodes = []
+
+    def walk(node, parent, key):
+        nodes.append((parent, key))
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, node, k)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, node, i)
+
+    walk(doc, None, None)
+    parent, key = nodes[draw(st.integers(0, len(nodes) - 1))]
+    value = draw(json_values)
+    if parent is None:
+        return value
+    parent[key] = value
+    return doc
+
+
+def mutate_lines(text: str, draw) -> str:
+    """Real text with lines dropped, duplicated, truncated or given random words."""
+    lines = text.splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        if not lines:
+            break
+        i = draw(st.integers(0, len(lines) - 1))
+        how = draw(st.sampled_from(["drop", "dup", "cut", "word", "swap"]))
+        if how == "drop":
+            del lines[i]
+        elif how == "dup":
+            lines.insert(i, lines[i])
+        elif how == "cut":
+            lines[i] = lines[i][:draw(st.integers(0, max(0, len(lines[i]) - 1)))]
+        elif how == "word":
+            words = lines[i].split(" ")
+            j = draw(st.integers(0, len(words)))
+            words.insert(j, draw(st.text(max_size=10)))
+            lines[i] = " ".join(words)
+        else:
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines) + "\n"
+
+
+def only_parse_errors(fn, *args):
+    try:
+        return fn(*args)
+    except ParseError:
+        return None
+
+
+# ------------------------------------------------------------------ ip -j
+
+def _parse_batch(text: str):
+    docs = iproute.split_documents(text)
+    for i, doc in enumerate(docs):
+        (iproute.parse_links, iproute.parse_routes, iproute.parse_neighbours)[i % 3](doc)
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_ip_json_text(text):
+    only_parse_errors(_parse_batch, text)
+
+
+@FUZZ
+@given(st.data())
+def test_ip_json_mutated(d):
+    docs = iproute.split_documents(data("ndlab-host.batch.json"))
+    docs[d.draw(st.integers(0, 2))] = mutate_json(docs[d.draw(st.integers(0, 2))], d.draw)
+    only_parse_errors(lambda: (iproute.parse_links(docs[0]), iproute.parse_routes(docs[1]),
+                               iproute.parse_neighbours(docs[2])))
+
+
+@FUZZ
+@given(json_values)
+def test_ip_json_any_document(doc):
+    for parse in (iproute.parse_links, iproute.parse_routes, iproute.parse_neighbours):
+        only_parse_errors(parse, doc)
+
+
+@FUZZ
+@given(st.text(max_size=300), st.text(max_size=200))
+def test_ip_route_get(stdout, stderr):
+    only_parse_errors(iproute.parse_route_get, stdout, stderr, "203.0.113.80", "q")
+
+
+# ------------------------------------------------------------------ netfilter
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_iptables_save_any_text(text):
+    only_parse_errors(netfilter.parse_iptables_save, text)
+
+
+@FUZZ
+@given(st.data())
+def test_iptables_save_mutated(d):
+    text = mutate_lines(data("docker-iptables-save-c.txt"), d.draw)
+    only_parse_errors(netfilter.parse_iptables_save, text)
+
+
+@FUZZ
+@given(json_values)
+def test_nft_json_any_document(doc):
+    only_parse_errors(netfilter.parse_nft_json, doc)
+
+
+@FUZZ
+@given(st.data())
+def test_nft_json_mutated(d):
+    name = d.draw(st.sampled_from(["docker-nft.json", "docker-plus-native-nft.json"]))
+    doc = mutate_json(json.loads(data(name)), d.draw)
+    only_parse_errors(netfilter.parse_nft_json, doc)
+
+
+@FUZZ
+@given(st.data())
+def test_rulesets_from_mutated_text_can_be_walked(d):
+    """A ruleset that parsed is one the packet walk can use: no crash on evaluate."""
+    chains = only_parse_errors(netfilter.parse_iptables_save,
+                               mutate_lines(data("docker-iptables-save-c.txt"), d.draw))
+    if chains is None:
+        return
+    ruleset = netfilter.Ruleset(chains)
+    p = netfilter.Packet("172.17.0.2", "203.0.113.80", iif="docker0", oif="eth0")
+    for hook, type_ in (("forward", "filter"), ("postrouting", "nat")):
+        netfilter.evaluate(ruleset, hook, p, type_)
+
+
+# ------------------------------------------------------------------ DNS
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_resolv_conf_never_fails(text):
+    conf = dns.parse_resolv_conf(text)  # garbage lines are ignored and listed, not fatal
+    assert len(conf.nameservers) <= 3
+    for server in conf.nameservers:
+        assert dns.is_address(server)
+
+
+@FUZZ
+@given(st.binary(max_size=64))
+def test_resolv_conf_garbage_bytes_from_a_file(tmp_path_factory, raw):
+    path = tmp_path_factory.mktemp("resolv") / "resolv.conf"
+    path.write_bytes(raw)
+    dns.read_resolv_conf(str(path))
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_dns_answer_any_bytes(raw):
+    only_parse_errors(dns.parse_response, raw)
+
+
+@FUZZ
+@given(st.data())
+def test_dns_answer_mutated(d):
+    """A real-looking answer with bytes flipped or cut."""
+    query = bytearray(dns.encode_query("www.baidu.com", txid=7)[1])
+    answer = bytearray(query)
+    answer[2] |= 0x80
+    answer[7] = 1  # one answer
+    answer += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xcb\x00\x71\x50"
+    for _ in range(d.draw(st.integers(1, 4))):
+        i = d.draw(st.integers(0, len(answer) - 1))
+        answer[i] = d.draw(st.integers(0, 255))
+    answer = answer[:d.draw(st.integers(0, len(answer)))]
+    only_parse_errors(dns.parse_response, bytes(answer))
+
+
+# ------------------------------------------------------------------ kernel and /proc
+
+@FUZZ
+@given(st.data())
+def test_tracefs_trace_text(d):
+    real = ("  <idle>-0  [001] ..s1.  123.456789: kfree_skb: skbaddr=0000000012345678 "
+            "protocol=2048 location=ip_error+0x94/0x220 reason: IP_INADDRERRORS\n"
+            "  ping-42  [000] .....  123.456700: net_dev_queue: dev=eth0 "
+            "skbaddr=0000000012345678 len=103\n")
+    text = d.draw(st.one_of(st.text(max_size=300), st.just(real).map(
+        lambda t: mutate_lines(t, d.draw))))
+    for ev in tracefs.parse_trace(text):
+        assert ev.event in ("kfree_skb", "net_dev_queue", "netif_receive_skb")
+    tracefs.follow(tracefs.parse_trace(text), "eth0", (103,))
+
+
+@FUZZ
+@given(st.binary(max_size=120), st.booleans())
+def test_captured_frames(raw, outgoing):
+    frame = sockets.parse_frame(raw, 1, outgoing)
+    assert frame.raw == raw
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_proc_stat_start_time(text):
+    start = runs.parse_stat_start(text)
+    assert start is None or isinstance(start, int)
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_proc_mountinfo(text):
+    for mp in runs.parse_tracefs_mounts(text):
+        assert isinstance(mp, str)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_proc_status_capabilities(text):
+    assert isinstance(privileges.parse_capeff(text), int)
+
+
+# ------------------------------------------------------------------ runtimes
+
+@FUZZ
+@given(json_values)
+def test_engine_api_listing_entries(item):
+    for runtime in ("docker", "podman"):
+        record = only_parse_errors(engine_api.record_from_listing, runtime, item)
+        if record is not None:
+            assert isinstance(record.name, str) and isinstance(record.id, str)
+    only_parse_errors(podman.record_from_cli, item)
+
+
+@FUZZ
+@given(json_values)
+def test_engine_api_inspect_answers(doc):
+    pid = only_parse_errors(engine_api.pid_from_inspect, doc)
+    assert pid is None or (isinstance(pid, int) and pid > 0)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_ctr_task_table(text):
+    for rec in containerd.parse_task_table(text, "moby"):
+        assert rec.pid is None or rec.pid > 0
+
+
+@FUZZ
+@given(json_values)
+def test_crictl_answers(doc):
+    only_parse_errors(containerd.records_from_crictl, doc)
+    pid = only_parse_errors(containerd.pid_from_crictl_inspect, doc)
+    assert pid is None or (isinstance(pid, int) and pid > 0)
+
+
+# ------------------------------------------------------------------ saved snapshots
+
+@FUZZ
+@given(json_values)
+def test_snapshot_any_document(doc):
+    only_parse_errors(snapshot.Snapshot.from_dict, doc)
+
+
+@FUZZ
+@given(st.data())
+def test_snapshot_mutated_then_judged(d):
+    """A saved snapshot edited by hand: it loads (or ParseError) and the checks judge it
+    without a crash escaping (a crashing check becomes an internal-error finding)."""
+    from netdoctor.checks import run_checks
+
+    doc = mutate_json(json.loads(data("lab-checks-snapshot.json")), d.draw)
+    snap = only_parse_errors(snapshot.Snapshot.from_dict, doc)
+    if snap is not None:
+        run_checks(snap)

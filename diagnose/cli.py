@@ -91,6 +91,8 @@ def trace(
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
     sys.stdout.write(render.trace(report, fmt))
+    for why in report.evidence.get("degraded", ()):
+        sys.stderr.write(f"netdoctor: warning: {why}\n")
     v = report.verdict
     raise typer.Exit(ExitStatus.OK if v.reachable and not v.cause else ExitStatus.PROBLEM)
 

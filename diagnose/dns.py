@@ -150,7 +150,11 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str, timeout: flo
 
     Raises Unresolved saying which nameserver failed how."""
     if not resolv_conf.nameservers:
-        raise Unresolved(f"cannot resolve '{name}': the container's resolv.conf has no nameserver")
+        junk = len(resolv_conf.ignored)
+        raise Unresolved(f"cannot resolve '{name}': the container's resolv.conf has no usable "
+                         f"nameserver line" + (f" ({junk} line(s) it cannot read)" if junk
+                                               else "")
+                         + "; fix its resolv.conf, or trace an IP address")
     failures = []
     for server in resolv_conf.nameservers:
         try:

@@ -33,6 +33,10 @@ class LabStateError(NetdoctorError):
     status = ExitStatus.LAB_STATE
 
 
+class PathChanged(NetdoctorError):
+    status = ExitStatus.PATH_CHANGED
+
+
 class CommandFailed(NetdoctorError):
     """An external program netdoctor relies on failed in a way it cannot interpret."""
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Optional
 
 from netdoctor.diagnose import command, iproute, netns
-from netdoctor.diagnose.errors import CommandFailed
+from netdoctor.diagnose.errors import CommandFailed, MissingDependency, ParseError
 from netdoctor.diagnose.model import NamespaceSnapshot, RouteLookup
 
 _BATCH = "addr show\nroute show table all\nneigh show\n"
@@ -94,8 +95,6 @@ class NamespaceReader:
 
 def _save_output(argv: list) -> tuple:
     """(stdout, None) or (None, why not) for a ruleset dump program."""
-    import shutil
-
     if shutil.which(argv[0]) is None:
         return None, "not installed"
     res = command.run(argv, timeout=30)
@@ -119,11 +118,18 @@ def _netfilter_here():
         sources[prog] = why or "ok"
         if text:
             chains.extend(nf.parse_iptables_save(text, backend, family))
+    if all(why == "not installed" for why in sources.values()) and shutil.which("nft") is None:
+        raise MissingDependency("cannot read the firewall and NAT rules: neither iptables-save "
+                                "nor nft is installed (apt install iptables nftables)")
     iptables_tables = nf.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
     text, why = _save_output(["nft", "-j", "list", "ruleset"])
     sources["nft"] = why or "ok"
     if text and text.strip():
-        chains.extend(nf.parse_nft_json(json.loads(text), iptables_tables))
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise ParseError(f"nft -j printed something that is not JSON: {e}") from None
+        chains.extend(nf.parse_nft_json(doc, iptables_tables))
     return nf.Ruleset(tuple(chains), sources)
 
 

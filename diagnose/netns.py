@@ -58,6 +58,14 @@ class Netns:
     def to_dict(self) -> dict:
         return {"name": self.name, "inode": self.inode, "path": self.path}
 
+    def present(self) -> bool:
+        """Whether the path still leads to this namespace (a container that exited, a
+        deleted netns, a reused pid all say no)."""
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
+
     @classmethod
     def from_dict(cls, d: dict) -> "Netns":
         return cls(d["path"], d["inode"], d.get("name"))
@@ -186,6 +194,12 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
             box["error"] = NoPermission(f"cannot open {ns.path}: permission denied (run as root)")
             return
         try:
+            if os.fstat(fd).st_ino != ns.inode:
+                # The process behind /proc/<pid>/ns/net has gone and its pid now belongs to
+                # another process: never act in a namespace that is not the one resolved.
+                box["error"] = TargetNotFound(f"network namespace {ns.label} went away "
+                                              f"({ns.path} now leads to another one)")
+                return
             _setns(fd)
         except OSError as e:
             if e.errno == errno.EPERM:

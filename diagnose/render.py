@@ -125,7 +125,8 @@ def checks_text(snapshot, findings: list, colour: bool = False) -> str:
         lines.append(f"        runbook: runbooks/{f.id}.md")
     s = _summary(findings)
     if not findings:
-        lines.append("no problems found")
+        lines.append("no problems found" + (" in what could be checked" if snapshot.problems
+                                            else ""))
     lines.append(f"{s['error']} error(s), {s['warning']} warning(s), {s['info']} note(s)")
     text = "\n".join(lines) + "\n"
     return _rich_colour(text) if colour else text
@@ -214,8 +215,12 @@ def _verdict_lines(v: dict, report) -> list:
     if v["reachable"]:
         lines.append(f"verdict: REACHABLE, but {v['cause']}: {v['explanation']}")
     else:
-        where = v["stopped_at"] or "inside the container (never left it)"
-        lines.append(f"verdict: NOT REACHABLE; the {v['direction']} stopped at {where}")
+        if v["direction"] is None and v["stopped_at"] is None:  # e.g. a name with no address
+            lines.append(f"verdict: NOT REACHABLE; {v['explanation']}")
+        else:
+            where = v["stopped_at"] or "inside the container (never left it)"
+            lines.append(f"verdict: NOT REACHABLE; the {v['direction'] or 'probe'} stopped "
+                         f"at {where}")
         lines.append(f"cause: {v['cause']}")
     if v.get("kernel_drop_reason"):
         lines.append(f"kernel: dropped with reason {v['kernel_drop_reason']}"

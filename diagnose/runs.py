@@ -83,17 +83,25 @@ class Run:
             json.dump({"pid": self.pid, "start": self.start, "objects": self.objects}, f)
         os.replace(tmp, self.file)
 
+    def _try_save(self) -> None:
+        # Best effort: on a host whose /run is full or read-only the objects can still be
+        # found by the tag in their names.
+        try:
+            self._save()
+        except OSError:
+            pass
+
     def record(self, kind: str, path: str) -> None:
         with _lock:
             self.objects.append({"kind": kind, "path": path})
-            self._save()
+            self._try_save()
 
     def forget(self, kind: str, path: str) -> None:
         with _lock:
             entry = {"kind": kind, "path": path}
             if entry in self.objects:
                 self.objects.remove(entry)
-            self._save()
+            self._try_save()
             if not self.objects:
                 _prune_dirs()
 
@@ -201,7 +209,12 @@ def tracefs() -> Iterator[str]:
     mp = os.path.join(MOUNT_DIR, run.tag())
     with signals_deferred():
         run.record("tracefs-mount", mp)
-        os.makedirs(mp, exist_ok=True)
+        try:
+            os.makedirs(mp, exist_ok=True)
+        except OSError as e:
+            run.forget("tracefs-mount", mp)
+            raise TracefsUnavailable(f"tracefs is not mounted and no mount point can be made "
+                                     f"at {mp}: {e.strerror or e}") from None
         res = subprocess.run(["mount", "-t", "tracefs", "nodev", mp],
                              capture_output=True, text=True)
         if res.returncode != 0:

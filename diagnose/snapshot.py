@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from netdoctor.diagnose import __version__, dns, gather, netns
-from netdoctor.diagnose.errors import NetdoctorError, ParseError
+from netdoctor.diagnose.errors import MissingDependency, NetdoctorError, ParseError
 from netdoctor.diagnose.model import NamespaceSnapshot, check_types
 from netdoctor.diagnose.netfilter import Ruleset
 
@@ -198,6 +198,8 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     for inode, ns in host_inodes.items():
         try:
             hosts[str(inode)] = HostFacts(read(ns), gather.read_netfilter(ns))
+        except MissingDependency:
+            raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:
             problems.append(f"host {ns.label}: {e}")
     meta = {"taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -12,7 +12,8 @@ class ExitStatus(IntEnum):
     USAGE = 2
     # The target (container, pid, netns) does not exist or is ambiguous.
     TARGET_NOT_FOUND = 3
-    # The destination name could not be resolved.
+    # The destination cannot be probed: its name does not resolve, or it is of an address
+    # family the container has no address in.
     UNRESOLVED = 4
     # Not root, or lacking a capability netdoctor needs.
     NO_PERMISSION = 5
@@ -20,6 +21,9 @@ class ExitStatus(IntEnum):
     MISSING_DEPENDENCY = 6
     # A lab command that needs the lab up (or down) found it otherwise.
     LAB_STATE = 7
+    # The path changed while netdoctor was looking at it (an interface went away): the
+    # evidence no longer describes one configuration, so no verdict is given.
+    PATH_CHANGED = 8
     # A bug in netdoctor.
     INTERNAL = 70
     INTERRUPTED = 130

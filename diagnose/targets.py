@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from netdoctor.diagnose import netns
-from netdoctor.diagnose.errors import NetdoctorError, TargetNotFound, UsageError
+from netdoctor.diagnose.errors import (MissingDependency, NetdoctorError, NoPermission,
+                                       TargetNotFound, UsageError)
 from netdoctor.diagnose.runtimes import ContainerRecord
 
 RUNTIME_NAMES = ("docker", "podman", "containerd")
@@ -66,13 +67,23 @@ def _runtime(name: str):
     return mod
 
 
+_ENDPOINT_HINT = {"docker": "set DOCKER_HOST if it listens elsewhere",
+                  "podman": "set CONTAINER_HOST if it listens elsewhere",
+                  "containerd": "set CONTAINERD_ADDRESS if it listens elsewhere"}
+
+
 def _list_runtime(name: str, explicit: bool) -> tuple:
     """(records, why-not). With explicit=True an unusable runtime is an error."""
     mod = _runtime(name)
     why = mod.unavailable()
     if why:
         if explicit:
-            raise TargetNotFound(f"{name} is not usable here: {why}")
+            if why.startswith("permission denied"):
+                raise NoPermission(f"{name}: {why} (run netdoctor as root, or as a member of "
+                                   f"the group that owns the socket)")
+            raise MissingDependency(f"{name} is not usable here: {why} (is the daemon "
+                                    f"running? {_ENDPOINT_HINT.get(name, '')})".replace(
+                                        "? )", "?)"))
         return [], why
     try:
         return mod.containers(), None

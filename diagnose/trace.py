@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from netdoctor.diagnose import dns, gather, netns
 from netdoctor.diagnose.discover import parse_destination
-from netdoctor.diagnose.errors import Unresolved, UsageError
+from netdoctor.diagnose.errors import (NetdoctorError, PathChanged, TargetNotFound,
+                                       Unresolved, UsageError)
 from netdoctor.diagnose import localize as L
 
 SCHEMA = "netdoctor.trace/1"
@@ -93,8 +95,11 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     dst = destination["address"] or host
     snap = S.take([target], destination=dst, probe_dns=False)
     if not snap.containers:
+        if not target.netns.present():
+            raise _gone(target)
         raise UsageError("; ".join(snap.problems) or "nothing to trace")
     facts = snap.containers[0]
+    _check_family(facts, dst)
     path = dict(facts.path, target=facts.target)
     host_ns = path.get("host_netns")
     from netdoctor.checks.context import ns_label
@@ -147,18 +152,32 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     finally:
         for c in captures:
             c.close()
+    # Evidence about a path that changed while it was gathered describes no configuration
+    # that exists: say so instead of giving a verdict.
+    if not target.netns.present():
+        raise _gone(target)
+    vanished = [f"{h['name']} ({_hop_netns(path, h).label})" for h in path["hops"]
+                if not _hop_present(path, h)]
+    if vanished:
+        raise PathChanged(f"{', '.join(vanished)} went away during the trace; what was seen "
+                          f"describes a path that no longer exists: run the trace again")
     evidence["tracefs"] = kt.unavailable or f"{len(kt.events)} kernel events"
+    degraded = []  # evidence that could not be had, one line each, for a warning
+    if kt.unavailable:
+        degraded.append(f"kernel drop reasons not read: {kt.unavailable}")
     counters_after = None
     if host_handle is not None:
         try:
             counters_after = gather.read_netfilter(host_handle)
         except Exception as e:  # counters are evidence, not a requirement
             evidence["counters"] = f"unavailable: {e}"
+            degraded.append(f"rule counters not read after the probe: {e}")
 
     sightings = [L.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error)
                  for c in captures]
     if any(c.error for c in captures):
         evidence["captures"] = "; ".join(c.error for c in captures if c.error)
+        degraded.append(f"capture incomplete: {evidence['captures']}")
     replied = results is not None and results.outcome in ("reply", "refused")
     hv = L.localize(sightings, replied)
     if L.answered_by_host(sightings, replied):
@@ -211,10 +230,42 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     evidence["kernel_drops"] = [{"reason": r, "location": loc, "last_device": dev}
                                 for r, loc, dev in drops]
     evidence["rule_hits"] = hits
+    evidence["degraded"] = degraded
     return TraceReport(target=facts.target, destination=destination, probe=probe_info,
                        hops=sightings, findings=findings, verdict=verdict, path=path,
                        pmtu=pmtu, evidence=evidence,
                        elapsed_ms=int((time.monotonic() - started) * 1000))
+
+
+def _gone(target) -> TargetNotFound:
+    return TargetNotFound(f"{target.label} went away during the trace (its network namespace "
+                          f"is gone: the container exited or was removed); start it and run "
+                          f"the trace again")
+
+
+def _hop_present(path: dict, hop: dict) -> bool:
+    try:
+        ns = _hop_netns(path, hop)
+        return ns.present() and netns.call_in(ns, socket.if_nametoindex,
+                                              hop["name"]) == hop["ifindex"]
+    except (OSError, NetdoctorError):
+        return False
+
+
+def _check_family(facts, dst: str) -> None:
+    """An IPv6 destination needs an IPv6 address in the container; trace probes IPv4 only."""
+    if ":" not in dst:
+        return
+    has_v6 = any(a.family == "inet6" and a.scope == "global"
+                 for link in facts.namespace.links for a in link.addresses)
+    name = facts.target["name"]
+    if not has_v6:
+        raise Unresolved(f"{dst} is an IPv6 address and {name} has no global IPv6 address, so "
+                         f"it cannot reach it; trace an IPv4 address (or a name with an A "
+                         f"record) instead")
+    raise UsageError(f"{dst} is IPv6: trace sends IPv4 probes only so far; `netdoctor path "
+                     f"{facts.target['ref'] if facts.target.get('ref') else name} {dst}` "
+                     f"shows the IPv6 path")
 
 
 def _probe_lengths(proto: str, mtu: int, dns_name: Optional[str]) -> tuple:

@@ -227,8 +227,32 @@ def _set_only_address(ns: str, dev: str, cidr: str) -> None:
     _ip(ns, "addr", "add", cidr, "dev", dev)
 
 
+def _has_link(ns: str, name: str) -> bool:
+    return command.run(["ip", "-n", ns, "link", "show", "dev", name]).ok
+
+
+def _ensure_veth(ns: str, name: str, peer_ns: str, peer: str) -> None:
+    """A veth pair ns:name <-> peer_ns:peer, made again when either end is missing."""
+    if _has_link(ns, name) and _has_link(peer_ns, peer):
+        return
+    for n, dev in ((ns, name), (peer_ns, peer)):
+        if _has_link(n, dev):
+            _ip(n, "link", "del", dev)
+    _ip(ns, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", peer_ns)
+
+
+def ensure_links() -> None:
+    """Every lab link exists (heal also brings back links deleted by hand)."""
+    _ensure_veth(L.HOST_NS, L.UPLINK, L.INET_NS, L.UPSTREAM_IFACE)
+    if not _has_link(L.HOST_NS, L.BRIDGE):
+        _ip(L.HOST_NS, "link", "add", L.BRIDGE, "type", "bridge")
+    for name, (_, veth) in L.CONTAINERS.items():
+        _ensure_veth(L.container_ns(name), L.CONTAINER_IFACE, L.HOST_NS, veth)
+
+
 def configure_healthy(state: dict) -> dict:
     """Put every lab object in its healthy configuration (idempotent)."""
+    ensure_links()
     # The fake internet: its uplink side, the two service addresses on lo, no filtering.
     _ip(L.INET_NS, "link", "set", "lo", "up")
     _ip(L.INET_NS, "link", "set", L.UPSTREAM_IFACE, "up", "mtu", str(L.MTU))
@@ -287,12 +311,6 @@ def up() -> tuple:
     try:
         for ns in L.all_namespaces():
             command.run(["ip", "netns", "add", ns], check=True)
-        _ip(L.HOST_NS, "link", "add", L.UPLINK, "type", "veth",
-            "peer", "name", L.UPSTREAM_IFACE, "netns", L.INET_NS)
-        _ip(L.HOST_NS, "link", "add", L.BRIDGE, "type", "bridge")
-        for name, (_, veth) in L.CONTAINERS.items():
-            _ip(L.container_ns(name), "link", "add", L.CONTAINER_IFACE, "type", "veth",
-                "peer", "name", veth, "netns", L.HOST_NS)
         state = configure_healthy({"created": time.time(), "services": {}, "faults": []})
     except BaseException:
         down()

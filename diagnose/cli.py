@@ -53,6 +53,9 @@ def path(
         None, help="Destination address or name (resolved from inside the container); "
                    "default: the container's default route."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    redact: bool = typer.Option(False, "--redact",
+                                help="Replace public addresses and host names with stable "
+                                     "placeholders, for pasting in public places."),
 ) -> None:
     """Show the hops from the container to the host's uplink: container eth0, host veth,
     bridge, uplink NIC. Exit 0 when the path is complete, 1 when it is not."""
@@ -61,7 +64,7 @@ def path(
     _check_format(fmt, render.FORMATS)
     t = targets.resolve(target)
     report = discover.discover(t, dest)
-    sys.stdout.write(render.path(report, fmt))
+    _emit(render.path(report, fmt), redact, [dest, _resolv_names(t.resolv_conf)])
     raise typer.Exit(ExitStatus.OK if report.complete else ExitStatus.PROBLEM)
 
 
@@ -76,6 +79,9 @@ def trace(
     pcap_dir: Optional[str] = typer.Option(None, "--pcap-dir",
                                            help="Write one pcap per hop into this folder."),
     timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for replies (0.1-10)."),
+    redact: bool = typer.Option(False, "--redact",
+                                help="Replace public addresses and host names with stable "
+                                     "placeholders, for pasting in public places."),
 ) -> None:
     """Probe DEST from inside the container while capturing on every hop at once, and say
     where the packets stop and why. Exit 0 when reachable, 1 when not."""
@@ -86,15 +92,42 @@ def trace(
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
     tracing.parse_destination(dest, port, proto)  # bad input fails before any I/O
+    if redact and pcap_dir:
+        raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
-    sys.stdout.write(render.trace(report, fmt))
+    _emit(render.trace(report, fmt), redact,
+          [dest.rsplit(":", 1)[0] if dest.count(":") == 1 else dest,
+           _resolv_names(t.resolv_conf)])
     for why in report.evidence.get("degraded", ()):
         sys.stderr.write(f"netdoctor: warning: {why}\n")
     v = report.verdict
     raise typer.Exit(ExitStatus.OK if v.reachable and not v.cause else ExitStatus.PROBLEM)
+
+
+def _resolv_names(resolv_conf: Optional[str], text: bool = False) -> list:
+    """The search domains of a resolv.conf (given by path, or as its text)."""
+    from netdoctor.diagnose import dns
+
+    conf = dns.parse_resolv_conf(resolv_conf or "") if text else dns.read_resolv_conf(
+        resolv_conf)
+    return list(conf.search)
+
+
+def _emit(report: str, redact: bool, names: list) -> None:
+    """Write a report to stdout, redacted when asked (see diagnose/redact.py)."""
+    if redact:
+        import socket
+
+        from netdoctor.diagnose.redact import Redactor
+
+        flat = []
+        for n in names:
+            flat.extend(n if isinstance(n, list) else [n])
+        report = Redactor(flat + [socket.gethostname()]).text(report)
+    sys.stdout.write(report)
 
 
 def _split_ids(only: Optional[str]) -> Optional[set]:
@@ -123,6 +156,9 @@ def checks(
                                       help="Send no DNS query (dns-unreachable then only "
                                            "checks routes)."),
     list_: bool = typer.Option(False, "--list", help="List the checks and exit."),
+    redact: bool = typer.Option(False, "--redact",
+                                help="Replace public addresses and host names with stable "
+                                     "placeholders, for pasting in public places."),
 ) -> None:
     """Check the host and containers for every misconfiguration that can stop container
     traffic. Read-only; sends one DNS query per container nameserver. Exit 1 when a finding
@@ -140,7 +176,9 @@ def checks(
     snap = _snapshot_for(targets_, all_containers, dest, not no_dns_probe, from_file)
     findings = run_checks(snap, _split_ids(only))
     colour = fmt == "text" and sys.stdout.isatty()
-    sys.stdout.write(render.checks(snap, findings, fmt, colour))
+    names = [snap.meta.get("hostname")] + [n for c in snap.containers
+                                           for n in _resolv_names(c.resolv_conf, text=True)]
+    _emit(render.checks(snap, findings, fmt, colour), redact, names)
     worst = max((SEVERITY_RANK.get(f.severity, 0) for f in findings), default=0)
     raise typer.Exit(ExitStatus.PROBLEM if worst >= SEVERITY_RANK[fail_on] else ExitStatus.OK)
 

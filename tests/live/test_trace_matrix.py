@@ -2,6 +2,7 @@
 more than one way, on the lab and on real Docker. Each must give the right cause and the
 right place; the healthy path must be reachable with no findings."""
 
+import json
 import os
 
 import pytest
@@ -327,3 +328,22 @@ def test_trace_uses_the_hosts_own_tracefs_mount(healed):
             assert not os.path.exists("/run/netdoctor/mnt")
         finally:
             sh("umount", mp)
+
+
+def test_redacted_trace_report(lab):
+    """--redact on a real trace: no public address or the destination's name is left, the
+    container's private address is, and one address keeps one placeholder throughout."""
+    plain = netdoctor("trace", "test", "www.baidu.com")
+    assert "203.0.113.80" in plain.stdout and "www.baidu.com" in plain.stdout
+    for fmt in ("text", "json", "markdown"):
+        res = netdoctor("trace", "test", "www.baidu.com", "--redact", "--format", fmt)
+        assert res.returncode == 0, res.stderr
+        out = res.stdout
+        assert "203.0.113." not in out and "198.51.100." not in out, out
+        assert "baidu" not in out, out
+        assert "172.29.0.2" in out
+        if fmt == "json":
+            doc = json.loads(out)
+            assert doc["destination"]["query"] == "HOST-1"
+            assert doc["destination"]["address"] == "PUBLIC-IP-1"
+            assert doc["hops"][-1]["addresses_seen"]["request"].endswith("-> PUBLIC-IP-1")

@@ -190,3 +190,85 @@ def test_two_traces_at_once_both_get_the_right_verdict(healed, fault, expected):
         assert rc == (0 if cause is None else 1), (key, v)
         assert "tracefs" in v["evidence_used"], (key, v)
     assert host_state() == before
+
+
+class RecordingProxy:
+    """A UNIX socket in front of the real dockerd socket that records every HTTP request
+    line netdoctor sends through it (and passes everything on unchanged)."""
+
+    def __init__(self, upstream: str, path: str):
+        import socket
+
+        self.upstream, self.path, self.requests = upstream, path, []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            up.connect(self.upstream)
+            threading.Thread(target=self._pump, args=(client, up, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, record):
+        import re
+
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if record:
+                    self.requests += re.findall(rb"(?m)^([A-Z]+) (\S+) HTTP/1\.[01]\r$", data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+
+
+def test_docker_is_only_read(docker_engine, tmp_path):
+    """Everything netdoctor asks the Docker daemon, during path, checks and trace, is a GET
+    of a listing or an inspect; the containers are as they were."""
+    docker_engine.run("ro1")
+    proxy = RecordingProxy(docker_engine.sock, str(tmp_path / "proxy.sock"))
+    env = dict(docker_engine.env, DOCKER_HOST=f"unix://{proxy.path}")
+    listing = docker_engine.docker("ps", "-a", "--no-trunc", "--format",
+                                   "{{.ID}} {{.Status}}").stdout
+    try:
+        for args in (("path", "ro1"), ("checks", "docker:ro1", "--no-dns-probe"),
+                     ("trace", "ro1", "203.0.113.80"), ("checks", "--no-dns-probe")):
+            res = netdoctor(*args, env=env)
+            assert res.returncode in (0, 1) and "Traceback" not in res.stderr, (args, res.stderr)
+    finally:
+        proxy.close()
+        after = docker_engine.docker("ps", "-a", "--no-trunc", "--format",
+                                     "{{.ID}} {{.Status}}").stdout
+        docker_engine.docker("rm", "-f", "ro1", check=False)
+    assert proxy.requests, "netdoctor did not ask Docker anything"
+    methods = {m.decode() for m, _ in proxy.requests}
+    assert methods == {"GET"}, proxy.requests
+    import re
+
+    for _, target in proxy.requests:
+        path = re.sub(r"^/v[\d.]+", "", target.decode()).split("?")[0]
+        assert path in ("/_ping", "/version", "/containers/json") or \
+            re.fullmatch(r"/containers/[^/]+/json", path), target
+    # Same containers, still running (Status says "Up N seconds": compare IDs and state).
+    assert [l.split()[:2] for l in after.splitlines()] == \
+        [l.split()[:2] for l in listing.splitlines()]

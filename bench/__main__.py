@@ -1,25 +1,46 @@
-"""python -m bench [--only checks|trace] [--sizes 10,100,1000] [--repeat 3] [--json FILE]
+"""python -m bench [--only checks|trace|load|startup] [--sizes 10,100,1000] [--rules 100,10000]
+                 [--repeat 3] [--json FILE]
+
+Every figure is a ratio against a baseline measured in the same run:
+
+checks at scale: a host namespace with N container namespaces on one bridge and R iptables
+rules. The floor is the raw gathering a shell script does for the same facts (ip -j -d
+addr/route/neigh for the host and every container, iptables-save, nft -j, the sysctls);
+netdoctor's figure is `netdoctor checks` on all N containers.
 
 trace: time-to-verdict on the lab (healthy, request dropped, reply dropped, DNS failure)
 against the manual method scripted: tcpdump on the four hops, one ping, captures stopped.
 
-checks at scale: a host namespace with N container namespaces on one bridge. The floor is
-the raw gathering a shell script does for the same facts (ip -j addr/route/neigh for the
-host and every container, iptables-save, nft -j, the sysctls); netdoctor's figure is
-`netdoctor checks` on all N containers. Builds its own sealed namespaces, removes them.
+load: traces while UDP blasters in the lab push background traffic through the same veth,
+bridge and uplink; each must localise its fault. Reports the background rate, the frames the
+capture sockets copied to user space per probe, and netdoctor's CPU time.
+
+startup: `netdoctor --help` and `netdoctor checks` in an empty namespace against
+`python -c pass`, the interpreter's own floor.
+
+Builds its own sealed namespaces (ndb-*) and the lab, and removes them.
 """
 
 import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 import uuid
 
 PREFIX = "ndb-"
+
+
+def netdoctor_exe() -> str:
+    """The console script next to this interpreter: a version manager's shim on PATH (pyenv)
+    would add its own start-up to every figure."""
+    script = os.path.join(sysconfig.get_path("scripts"), "netdoctor")
+    return script if os.access(script, os.X_OK) else shutil.which("netdoctor")
 
 
 def sh(argv, input=None, check=True):
@@ -37,6 +58,7 @@ class Topology:
         self.tag = uuid.uuid4().hex[:4]
         self.host = f"{PREFIX}{self.tag}-host"
         self.containers = [f"{PREFIX}{self.tag}-c{i}" for i in range(n)]
+        self.rules = 0
 
     def __enter__(self):
         sh(["ip", "netns", "add", self.host])
@@ -58,6 +80,21 @@ class Topology:
             self.close()
             raise
         return self
+
+    def set_rules(self, count):
+        """count rules in a chain FORWARD jumps to, none matching the containers' traffic
+        (addresses and ports of other networks), as a busy host has."""
+        lines = ["*filter", ":BENCH - [0:0]", "-F BENCH"]
+        for i in range(count):
+            a, b, c = (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF
+            lines.append(f"-A BENCH -s 10.{a}.{b}.{c}/32 -d 192.0.2.{c}/32 -p tcp "
+                         f"--dport {1024 + i % 50000} -j {'DROP' if i % 3 else 'ACCEPT'}")
+        lines.append("COMMIT")
+        sh(["ip", "netns", "exec", self.host, "iptables-restore", "--noflush"],
+           input="\n".join(lines) + "\n")
+        if not self.rules:
+            sh(["ip", "netns", "exec", self.host, "iptables", "-I", "FORWARD", "-j", "BENCH"])
+        self.rules = count
 
     def close(self):
         names = [self.host] + self.containers
@@ -88,7 +125,7 @@ def floor(topo):
 
 
 def netdoctor_checks(topo):
-    exe = shutil.which("netdoctor")
+    exe = netdoctor_exe()
     argv = ["ip", "netns", "exec", topo.host, exe, "checks", "--no-dns-probe", "--format", "json"]
     argv += [f"netns:{c}" for c in topo.containers]
 
@@ -147,7 +184,7 @@ def trace_bench(repeat):
             for step in steps:
                 sh(step)
             base = sorted(timed(lambda: manual_method("203.0.113.80")) for _ in range(repeat))
-            nd = sorted(timed(lambda: sh(["netdoctor", "trace", "test", dest], check=False))
+            nd = sorted(timed(lambda: sh([netdoctor_exe(), "trace", "test", dest], check=False))
                         for _ in range(repeat))
             b, t = base[len(base) // 2], nd[len(nd) // 2]
             rows.append({"bench": "trace", "scenario": name, "manual_s": round(b, 3),
@@ -162,32 +199,189 @@ def trace_bench(repeat):
     return rows
 
 
+# ------------------------------------------------------------------ capture under load
+
+BLASTER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst, end, payload = (sys.argv[1], 9), time.monotonic() + float(sys.argv[2]), b"x" * 18
+while time.monotonic() < end:
+    for _ in range(2000):
+        try:
+            s.sendto(payload, dst)
+        except OSError:
+            time.sleep(0.001)
+"""
+
+# fault -> (cause, stopped_at) the trace must give, with the background traffic running
+LOAD_SCENARIOS = (("healthy", None, None), ("forward-drop", "forward-dropped", "bridge"),
+                  ("ip-forward-off", "ip-forward-disabled", "bridge"),
+                  ("nat-missing", "nat-missing", "uplink"), ("veth-down", "veth-down", None))
+
+
+def _link_packets(ns, dev):
+    out = sh(["ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev]).stdout
+    stats = json.loads(out)[0]["stats64"]
+    return stats["rx"]["packets"] + stats["tx"]["packets"]
+
+
+def _traced(argv):
+    """(stdout, cpu seconds of the process) for one run of argv."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = subprocess.run(argv, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return r, cpu
+
+
+def load_bench(runs=10):
+    rows = []
+    brought_up = not os.path.exists("/run/netns/ndlab-host")
+    if brought_up:
+        sh(["netdoctor", "lab", "up"])
+    blasters = []
+    try:
+        sh(["netdoctor", "lab", "heal"])
+        # One blaster per container: the test container's own veth and the bridge and uplink
+        # carry the traffic (the web blaster keeps the bridge and uplink busy when a fault
+        # stops the test container's traffic).
+        for ns in ("ndlab-test", "ndlab-web"):
+            blasters.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c",
+                                              BLASTER, "203.0.113.80", "3600"]))
+        time.sleep(1.0)
+        correct, per_probe, cpus, rates, drops = 0, [], [], [], 0
+        for i in range(runs):
+            fault, cause, where = LOAD_SCENARIOS[i % len(LOAD_SCENARIOS)]
+            sh(["netdoctor", "lab", "heal"])
+            if fault != "healthy":
+                sh(["netdoctor", "lab", "break", fault])
+            p0, t0 = _link_packets("ndlab-host", "ndbr0"), time.monotonic()
+            r, cpu = _traced([netdoctor_exe(), "trace", "test", "203.0.113.80", "--format",
+                              "json"])
+            rate = (_link_packets("ndlab-host", "ndbr0") - p0) / (time.monotonic() - t0)
+            doc = json.loads(r.stdout)
+            v, ev = doc["verdict"], doc["evidence"]
+            ok = (v["cause"], v["stopped_at"]) == (cause, where)
+            correct += ok
+            probes = max(1, doc["probe"]["count"] + (1 if doc.get("pmtu") else 0))
+            per_probe.append(ev["frames_copied"] / probes)
+            drops += ev.get("capture_drops", 0)
+            cpus.append(cpu)
+            rates.append(rate)
+            print(f"load    run {i + 1:2} {fault:<15} {'ok ' if ok else 'WRONG'} "
+                  f"({v['cause']} at {v['stopped_at']})  bridge {rate / 1000:6.1f} kpps  "
+                  f"copied/probe {per_probe[-1]:5.1f}  cpu {cpu:5.2f} s", flush=True)
+        # The same trace on the quiet lab, for the CPU-time ratio.
+        for b in blasters:
+            b.terminate()
+        for b in blasters:
+            b.wait()
+        blasters = []
+        sh(["netdoctor", "lab", "heal"])
+        quiet = sorted(_traced([netdoctor_exe(), "trace", "test", "203.0.113.80",
+                                "--format", "json"])[1] for _ in range(3))[1]
+        med = sorted(cpus)[len(cpus) // 2]
+        row = {"bench": "load", "runs": runs, "correct": correct,
+               "background_kpps_median": round(sorted(rates)[len(rates) // 2] / 1000, 1),
+               "frames_copied_per_probe_median": round(sorted(per_probe)[len(per_probe) // 2],
+                                                       1),
+               "capture_drops": drops, "cpu_s_median": round(med, 3),
+               "cpu_s_quiet": round(quiet, 3), "cpu_ratio": round(med / quiet, 2)}
+        rows.append(row)
+        print(f"load    {correct}/{runs} correct; background {row['background_kpps_median']} "
+              f"kpps on the bridge; {row['frames_copied_per_probe_median']} frames copied per "
+              f"probe; cpu {med:.2f} s under load vs {quiet:.2f} s quiet "
+              f"(ratio {med / quiet:.2f})", flush=True)
+    finally:
+        for b in blasters:
+            b.terminate()
+            b.wait()
+        if brought_up:
+            sh(["netdoctor", "lab", "down"], check=False)
+        else:
+            sh(["netdoctor", "lab", "heal"], check=False)
+    return rows
+
+
+# ------------------------------------------------------------------ start-up
+
+def startup_bench(repeat):
+    empty = f"{PREFIX}{uuid.uuid4().hex[:4]}-empty"
+    sh(["ip", "netns", "add", empty])
+    rows = []
+    try:
+        def median(argv):
+            times = sorted(timed(lambda: sh(argv, check=False)) for _ in range(repeat))
+            return times[len(times) // 2]
+
+        floor_s = median([sys.executable, "-c", "pass"])
+        for label, argv in (("--help", [netdoctor_exe(), "--help"]),
+                            ("checks, empty host", ["ip", "netns", "exec", empty,
+                                                    netdoctor_exe(), "checks",
+                                                    "--no-dns-probe"])):
+            t = median(argv)
+            if label.startswith("checks"):
+                # `ip netns exec` itself costs: measure it around the interpreter floor too.
+                base = median(["ip", "netns", "exec", empty, sys.executable, "-c", "pass"])
+            else:
+                base = floor_s
+            rows.append({"bench": "startup", "what": label, "floor_s": round(base, 4),
+                         "netdoctor_s": round(t, 4), "ratio": round(t / base, 2)})
+            print(f"startup {label:<20} python -c pass {base:6.3f} s  netdoctor {t:6.3f} s  "
+                  f"ratio {t / base:5.2f}", flush=True)
+    finally:
+        sh(["ip", "netns", "del", empty], check=False)
+    return rows
+
+
+# ------------------------------------------------------------------ checks at scale
+
+def checks_bench(sizes, rule_counts):
+    rows = []
+    for n in sizes:
+        with Topology(n) as topo:
+            for r in rule_counts:
+                topo.set_rules(r)
+                base = floor(topo)
+                nd = netdoctor_checks(topo)
+                rows.append({"bench": "checks", "n": n, "rules": r, "floor_s": round(base, 3),
+                             "netdoctor_s": round(nd, 3), "ratio": round(nd / base, 2)})
+                print(f"checks  N={n:<5} R={r:<6} floor {base:7.2f} s  netdoctor {nd:7.2f} s  "
+                      f"ratio {nd / base:5.2f}", flush=True)
+    for r in rule_counts:
+        scale = [x for x in rows if x["rules"] == r]
+        if len(scale) >= 2:
+            a, b = scale[0], scale[-1]
+            exp = math.log(b["netdoctor_s"] / a["netdoctor_s"]) / math.log(b["n"] / a["n"])
+            fexp = math.log(b["floor_s"] / a["floor_s"]) / math.log(b["n"] / a["n"])
+            print(f"growth exponent at R={r} (N={a['n']}..{b['n']}): netdoctor {exp:.2f}, "
+                  f"floor {fexp:.2f}")
+            rows.append({"bench": "checks-growth-exponent", "rules": r, "value": round(exp, 2),
+                         "floor_value": round(fexp, 2)})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--only", choices=("checks", "trace"), default=None)
+    ap.add_argument("--rules", default="100,10000")
+    ap.add_argument("--only", choices=("checks", "trace", "load", "startup"), default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=10, help="traces under load")
     ap.add_argument("--json", default="bench/results.json")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (it builds network namespaces)")
     rows = []
+    if args.only in (None, "startup"):
+        rows += startup_bench(max(5, args.repeat))
     if args.only in (None, "trace"):
         rows += trace_bench(args.repeat)
-    for n in ([] if args.only == "trace" else [int(x) for x in args.sizes.split(",")]):
-        with Topology(n) as topo:
-            base = floor(topo)
-            nd = netdoctor_checks(topo)
-        rows.append({"bench": "checks", "n": n, "floor_s": round(base, 3),
-                     "netdoctor_s": round(nd, 3), "ratio": round(nd / base, 2)})
-        print(f"checks  N={n:<5} floor {base:7.2f} s  netdoctor {nd:7.2f} s  "
-              f"ratio {nd / base:5.2f}", flush=True)
-    scale = [r for r in rows if r["bench"] == "checks"]
-    if len(scale) >= 2:
-        a, b = scale[0], scale[-1]
-        exp = math.log(b["netdoctor_s"] / a["netdoctor_s"]) / math.log(b["n"] / a["n"])
-        print(f"growth exponent (netdoctor, N={a['n']}..{b['n']}): {exp:.2f}")
-        rows.append({"bench": "checks-growth-exponent", "value": round(exp, 2)})
+    if args.only in (None, "load"):
+        rows += load_bench(args.runs)
+    if args.only in (None, "checks"):
+        rows += checks_bench([int(x) for x in args.sizes.split(",")],
+                             [int(x) for x in args.rules.split(",")])
     with open(args.json, "w") as f:
         json.dump(rows, f, indent=2)
 

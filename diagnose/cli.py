@@ -378,18 +378,14 @@ def lab_heal() -> None:
 
 # ------------------------------------------------------------------ entry point
 
-def _terminate(signum, frame) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every capture, tracefs instance and lab object that a
-    # `finally` owns is released before the process ends.
-    raise KeyboardInterrupt
-
-
 def main(argv: Optional[List[str]] = None) -> None:
-    import signal
-
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    signal.signal(signal.SIGTERM, _terminate)
+    # SIGTERM unwinds like Ctrl-C, so every capture, tracefs instance and lab object that a
+    # `finally` owns is released before the process ends (with a watchdog: see entry.py).
+    from netdoctor.diagnose import entry
+
+    entry.install()
     try:
         result = app(args=args, prog_name="netdoctor", standalone_mode=False)
         code = result if isinstance(result, int) else 0

@@ -257,6 +257,28 @@ def remove_instance(path: str) -> bool:
     return not os.path.isdir(path)
 
 
+def release_own() -> None:
+    """Remove every object this process has recorded, without importing anything (the
+    watchdog's last resort when normal unwinding is stuck)."""
+    run = _current
+    if run is None or run.pid != os.getpid():
+        return
+    for obj in reversed(list(run.objects)):
+        try:
+            if obj["kind"] == "tracefs-instance":
+                remove_instance(obj["path"])
+            elif obj["kind"] == "tracefs-mount":
+                _unmount(obj["path"])
+            run.objects.remove(obj)
+        except Exception:
+            pass
+    try:
+        run._save()
+        _prune_dirs()
+    except OSError:
+        pass
+
+
 # ------------------------------------------------------------------ cleanup
 
 @dataclass

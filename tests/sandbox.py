@@ -43,6 +43,17 @@ def netdoctor_exe() -> list:
     return [exe] if exe else [sys.executable, "-m", "netdoctor.diagnose"]
 
 
+def startup_or_clean(err: str) -> bool:
+    """True when stderr holds no traceback, or only one from the interpreter's own start-up
+    (a signal that landed before netdoctor's first line ran: nothing of netdoctor's exists
+    yet, and Python itself reports it)."""
+    if "Traceback" not in err:
+        return True
+    frames = [l for l in err.splitlines() if l.strip().startswith("File ")
+              and "/diagnose/entry.py" not in l]  # entry.py's own imports precede its handler
+    return not any(part in l for l in frames for part in ("/diagnose/", "/capture/", "/checks/"))
+
+
 def netdoctor(*args, env=None, timeout=60):
     """Run the real `netdoctor` command; returns the CompletedProcess."""
     argv = netdoctor_exe()

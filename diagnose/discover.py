@@ -141,14 +141,18 @@ def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link, read) -> 
     if egress.peer_netnsid is None:
         return None, None, {}
     if d.target.host_netns is not None:
-        batches = [[d.target.host_netns]]
+        batches = [lambda: [d.target.host_netns]]
     else:
         # Our own namespace first (the usual case, and `ip netns exec HOST netdoctor`),
         # then every other namespace on the machine, asked in one go.
+        # The second list is only made when the first did not hold the host: listing every
+        # namespace for every container would make N containers cost N^2.
         me = netns.own()
-        batches = [[me], [n for n in netns.candidates() if n.inode not in (me.inode, c_ns.inode)]]
-    for batch in batches:
-        batch = [n for n in batch if n.inode != c_ns.inode]
+        batches = [lambda: [me],
+                   lambda: [n for n in netns.candidates() if n.inode not in (me.inode,
+                                                                             c_ns.inode)]]
+    for make in batches:
+        batch = [n for n in make() if n.inode != c_ns.inode]
         for cand, nsid in zip(batch, gather.nsids_of(c_ns, batch)):
             if nsid is None or nsid != egress.peer_netnsid:
                 continue

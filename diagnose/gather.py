@@ -55,10 +55,7 @@ def _read_here(ns_dict: dict) -> NamespaceSnapshot:
     if len(docs) != 3:
         raise CommandFailed(f"ip -batch printed {len(docs)} documents, expected 3")
     links = iproute.parse_links(docs[0])
-    routes = iproute.parse_routes(docs[1], "inet")
-    res6 = command.run(["ip", "-6", "-j", "route", "show", "table", "all"])
-    if res6.ok and res6.stdout.strip():
-        routes += iproute.parse_routes(iproute.split_documents(res6.stdout)[0], "inet6")
+    routes = iproute.parse_routes(docs[1])  # both families: `table all` dumps them all
     neighbours = iproute.parse_neighbours(docs[2])
     sysctls = {}
     for key in GLOBAL_SYSCTLS:

@@ -123,8 +123,24 @@ def _prefix(dst: str, family: str) -> str:
     return f"{dst}/{32 if family == 'inet' else 128}"
 
 
-def parse_routes(doc, family: str = "inet") -> tuple:
-    """Routes from `ip -j route show table all` (or `ip -6 -j ...` with family="inet6")."""
+def route_family(item: dict) -> str:
+    """`ip -j route show table all` without -4/-6 lists both families and does not say which
+    is which. IPv6 routes always carry a router preference ("pref"); their destinations and
+    gateways have colons. ("default" alone would say nothing.)"""
+    if "pref" in item:
+        return "inet6"
+    for key in ("dst", "gateway", "prefsrc"):
+        if ":" in str(item.get(key, "")):
+            return "inet6"
+    via = item.get("via")
+    if isinstance(via, dict) and via.get("family") == "inet6":
+        return "inet6"
+    return "inet"
+
+
+def parse_routes(doc, family: Optional[str] = None) -> tuple:
+    """Routes from `ip -j route show table all`, each with its family (as given, or as
+    route_family tells it when the dump holds both)."""
     routes = []
     for item in _objects(doc, "route show"):
         if "dst" not in item:
@@ -132,10 +148,11 @@ def parse_routes(doc, family: str = "inet") -> tuple:
         gateway = item.get("gateway")
         if gateway is None and isinstance(item.get("via"), dict):
             gateway = item["via"].get("host")
+        fam = family or route_family(item)
         routes.append(
             Route(
-                dst=_prefix(_str(item["dst"], "dst"), family),
-                family=family,
+                dst=_prefix(_str(item["dst"], "dst"), fam),
+                family=fam,
                 gateway=_opt_str(gateway, "gateway"),
                 dev=_opt_str(item.get("dev"), "dev"),
                 table=_str(item.get("table", "main"), "table"),

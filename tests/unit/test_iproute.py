@@ -42,6 +42,19 @@ def test_container_routes_and_default_gateway():
     assert any(r.dst == "172.29.0.2/32" for r in local)
     routes6 = iproute.parse_routes(json.loads(read("ndlab-test.route6.json")), "inet6")
     assert all(r.family == "inet6" for r in routes6)
+    # `route show table all` lists IPv6 routes too: they must not pass for IPv4 ones.
+    assert {(r.dst, r.table) for r in routes if r.family == "inet6"} == \
+        {(r.dst, r.table) for r in routes6}
+    assert all(":" not in r.dst for r in routes if r.family == "inet")
+
+
+def test_an_ipv6_default_route_is_not_an_ipv4_one():
+    doc = [{"dst": "10.9.0.0/24", "dev": "d0", "protocol": "kernel", "scope": "link"},
+           {"dst": "default", "dev": "d0", "metric": 1024, "pref": "medium"},
+           {"dst": "default", "gateway": "fe80::1", "dev": "d0"}]
+    routes = iproute.parse_routes(doc)
+    assert [r.family for r in routes] == ["inet", "inet6", "inet6"]
+    assert [r.dst for r in routes if r.is_default and r.family == "inet"] == []
 
 
 def test_route_get_answer_and_refusal():

@@ -1,5 +1,3 @@
-import ipaddress
-
 from netdoctor.checks import Check, register
 
 
@@ -20,14 +18,11 @@ class SubnetOverlap(Check):
         if h is None or iface is None or not own:
             return
         net = iface.network
-        for r in h.routes:
-            if r.table != "main" or r.is_default or r.family != "inet" or r.dev in own:
-                continue
-            try:
-                other = ipaddress.ip_network(r.dst, strict=False)
-            except ValueError:
-                continue
-            if other.prefixlen == 32 or not net.overlaps(other):
+        if net.version != 4:
+            return
+        for r in h.routes_overlapping(net):
+            other = r.network
+            if r.dev in own or other.prefixlen == 32:
                 continue
             yield self.finding(
                 ctx, f"{ctx.subject}'s network {net} overlaps {other} which "

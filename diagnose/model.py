@@ -6,6 +6,7 @@ so it runs on a saved snapshot without root.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -17,6 +18,18 @@ from typing import Optional
 # (ipaddress's is_private also counts the documentation ranges, which the lab's internet uses.)
 UNROUTED = tuple(ipaddress.ip_network(n) for n in
                  ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_network(text: str) -> ipaddress._BaseNetwork:
+    """ipaddress.ip_network(text, strict=False), parsed once per distinct text (a host with
+    thousands of containers and rules asks for the same networks over and over)."""
+    return ipaddress.ip_network(text, strict=False)
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_address(text: str) -> ipaddress._BaseAddress:
+    return ipaddress.ip_address(text)
 
 
 def is_unrouted(address: str) -> bool:
@@ -57,6 +70,11 @@ def _conforms(value, hint) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
 def _valid(value) -> bool:
     """A dataclass record whose every field has its annotated type (items of tuples that
     are records are checked in turn); other values pass."""
@@ -66,7 +84,7 @@ def _valid(value) -> bool:
         return all(_valid(v) for v in value)
     if not is_dataclass(value) or isinstance(value, type):
         return False
-    hints = typing.get_type_hints(type(value))
+    hints = _hints(type(value))
     return all(_conforms(getattr(value, f.name), hints.get(f.name, typing.Any))
                for f in fields(value))
 
@@ -164,8 +182,8 @@ class Route:
     @property
     def network(self) -> ipaddress._BaseNetwork:
         if self.is_default:
-            return ipaddress.ip_network("0.0.0.0/0" if self.family == "inet" else "::/0")
-        return ipaddress.ip_network(self.dst, strict=False)
+            return parse_network("0.0.0.0/0" if self.family == "inet" else "::/0")
+        return parse_network(self.dst)
 
 
 @dataclass(frozen=True)
@@ -212,6 +230,43 @@ class NamespaceSnapshot:
         if name is not None:
             return self._by_name.get(name)
         return None
+
+    @cached_property
+    def _v4_main_index(self) -> tuple:
+        """IPv4 main-table routes (not default) by start address, and by (start, length)."""
+        by_start, by_prefix = [], {}
+        for i, r in enumerate(self.routes):
+            if r.table != "main" or r.family != "inet" or r.is_default:
+                continue
+            try:
+                net = parse_network(r.dst)
+            except ValueError:
+                continue
+            lo = int(net.network_address)
+            by_start.append((lo, i))
+            by_prefix.setdefault((lo, net.prefixlen), []).append(i)
+        by_start.sort()
+        return by_start, by_prefix
+
+    def routes_overlapping(self, net) -> list:
+        """IPv4 main-table routes (not default) whose network overlaps net, in table order.
+        Two prefixes overlap only when one holds the other, so this is a few lookups, not
+        a scan: the routes inside net by start address, and net's supernets by prefix."""
+        import bisect
+
+        by_start, by_prefix = self._v4_main_index
+        lo = int(net.network_address)
+        hi = int(net.broadcast_address)
+        found = set()
+        for start, i in by_start[bisect.bisect_left(by_start, (lo, -1)):]:
+            if start > hi:
+                break
+            if parse_network(self.routes[i].dst).prefixlen >= net.prefixlen:
+                found.add(i)
+        for plen in range(0, net.prefixlen + 1):
+            mask = ((1 << 32) - 1) ^ ((1 << (32 - plen)) - 1) if plen else 0
+            found.update(by_prefix.get((lo & mask, plen), ()))
+        return [self.routes[i] for i in sorted(found)]
 
     def default_routes(self, family: str = "inet") -> list:
         return [

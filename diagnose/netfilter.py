@@ -15,12 +15,12 @@ accept or jump is assumed to match (a wrong verdict is worse than none).
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 from netdoctor.diagnose.errors import ParseError
+from netdoctor.diagnose.model import parse_address, parse_network
 
 TERMINAL = ("accept", "drop", "reject")
 NAT_VERDICTS = ("masquerade", "snat", "dnat", "redirect")
@@ -525,17 +525,19 @@ def _iface_match(pattern: str, name: Optional[str]) -> Optional[bool]:
 
 def _addr_match(values: tuple, addr: str) -> Optional[bool]:
     try:
-        a = ipaddress.ip_address(addr)
+        a = parse_address(addr)
     except ValueError:
         return None
     for v in values:
         try:
             if "-" in v and "/" not in v:
-                lo, hi = (ipaddress.ip_address(x) for x in v.split("-"))
-                if lo <= a <= hi:
+                lo, hi = (parse_address(x) for x in v.split("-"))
+                if lo.version == hi.version == a.version and lo <= a <= hi:
                     return True
-            elif a in ipaddress.ip_network(v, strict=False):
-                return True
+            else:
+                net = parse_network(v)
+                if net.version == a.version and a in net:
+                    return True
         except ValueError:
             return None
     return False

@@ -181,3 +181,40 @@ def test_docker_faults_are_named(docker_pair, break_it, fix_it, expected):
             assert f["evidence"]["chain"] == "DOCKER-USER"
     finally:
         in_ns(host, *fix_it)
+
+
+def test_rtnetlink_route_lookup_answers_as_ip_route_get_does(healed):
+    """netdoctor asks the kernel's FIB on a netlink socket; `ip route get` is the reference,
+    healthy and broken (forwarding off, no route, unknown device, IPv6 unreachable)."""
+    from netdoctor.diagnose import gather, netlink, netns
+
+    host, test = netns.named("ndlab-host"), netns.named("ndlab-test")
+    questions = [(test, ("203.0.113.80", None, None)), (test, ("172.29.0.3", None, None)),
+                 (host, ("203.0.113.80", "172.29.0.2", "ndbr0")),
+                 (host, ("203.0.113.80", "172.29.0.2", "no-such-dev")),
+                 (test, ("2001:db8::1", None, None))]
+
+    def both():
+        return [(netns.call_in(ns, netlink.route_get, *q),
+                 netns.call_in(ns, gather._ip_route_get_here, *q)) for ns, q in questions]
+
+    for ours, reference in both():
+        assert ours == reference
+    assert netdoctor("lab", "break", "ip-forward-off").returncode == 0
+    sh("ip", "-n", "ndlab-test", "route", "del", "default")
+    for ours, reference in both():
+        assert ours == reference
+
+
+def test_rtnetlink_nsids_match_pyroute2(lab):
+    """The namespace ids netdoctor reads on its own netlink socket are pyroute2's."""
+    from netdoctor.diagnose import gather, netns
+
+    every = [netns.named(n) for n in ("ndlab-host", "ndlab-test", "ndlab-web", "ndlab-inet")]
+    paths = [n.path for n in every] + ["/run/netns/ndt-no-such-namespace"]
+    for viewer in every:
+        ours = netns.call_in(viewer, gather._nsids_here, paths)
+        assert ours == netns.call_in(viewer, gather._pyroute2_nsids_here, paths)
+        assert ours[-1] is None
+    host = netns.call_in(every[0], gather._nsids_here, paths)
+    assert host[1] is not None and host[2] is not None  # the containers' veths give them ids

@@ -126,6 +126,16 @@ def test_ip_route_get(stdout, stderr):
     only_parse_errors(iproute.parse_route_get, stdout, stderr, "203.0.113.80", "q")
 
 
+@FUZZ
+@given(st.binary(max_size=200))
+def test_rtnetlink_route_answer(raw):
+    from netdoctor.diagnose import netlink
+
+    only_parse_errors(netlink.parse_route_answer, raw, "203.0.113.80", "q", lambda i: f"if{i}")
+    nsid = only_parse_errors(netlink.parse_nsid_answer, raw)
+    assert nsid is None or nsid >= 0
+
+
 # ------------------------------------------------------------------ netfilter
 
 @FUZZ

@@ -89,6 +89,25 @@ class NamespaceReader:
             self.snapshots[ns.inode] = read_namespace(ns)
         return self.snapshots[ns.inode]
 
+    def prefetch(self, namespaces: list, workers: int = 8) -> None:
+        """Read many namespaces at once (each read is an `ip` process: they overlap). A
+        namespace that cannot be read now is left for __call__, which says why."""
+        todo = {ns.inode: ns for ns in namespaces if ns.inode not in self.snapshots}
+        if len(todo) < 2:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        def attempt(ns):
+            try:
+                return ns.inode, read_namespace(ns)
+            except Exception:  # noqa: BLE001 - reported by the read that needs it
+                return ns.inode, None
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            for inode, snap in pool.map(attempt, todo.values()):
+                if snap is not None:
+                    self.snapshots[inode] = snap
+
 
 def _save_output(argv: list) -> tuple:
     """(stdout, None) or (None, why not) for a ruleset dump program."""

@@ -169,6 +169,7 @@ def _probe_dns(ns: netns.Netns, conf_text: Optional[str]) -> list:
 def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True) -> Snapshot:
     read = gather.NamespaceReader()
     me = netns.own()
+    read.prefetch([me] + [t.netns for t in targets])
     read(me)
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
     for t in targets:

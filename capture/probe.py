@@ -38,6 +38,28 @@ class ProbeResult:
     icmp_errors: list = field(default_factory=list)  # "host unreachable from 172.29.0.1", ...
     outcome: str = "no reply"  # reply, refused, no reply, local error, icmp error
     detail: Optional[str] = None
+    cut_short: bool = False  # the wait ended early: the kernel had dropped every probe
+
+
+SLICE = 0.02  # seconds between looks at the kernel's evidence while waiting
+
+
+def _wait(socks: list, deadline: float, stop, sent: int, write: bool = False):
+    """The sockets ready before deadline ([] at the deadline), or None when stop(sent) says
+    the evidence is already in (every probe dropped by the kernel): no reply can come."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return []
+        step = min(remaining, SLICE) if stop else remaining
+        if write:
+            _, ready, _ = select.select([], socks, [], step)
+        else:
+            ready, _, _ = select.select(socks, [], [], step)
+        if ready:
+            return ready
+        if stop is not None and stop(sent):
+            return None
 
 
 def _checksum(data: bytes) -> int:
@@ -59,7 +81,7 @@ def echo_packet(ident: int, seq: int, cookie: int, payload_len: int) -> bytes:
 
 
 def icmp_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
-              timeout: float, dont_fragment: bool = False) -> ProbeResult:
+              timeout: float, dont_fragment: bool = False, stop=None) -> ProbeResult:
     """Send `count` echoes, wait up to `timeout` for their replies (runs in the caller's netns)."""
     r = ProbeResult("icmp")
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
@@ -75,8 +97,10 @@ def icmp_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
                 r.error, r.outcome = e.strerror or str(e), "local error"
                 return r
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and r.replies < r.sent:
-            ready, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+        while r.replies + len(r.icmp_errors) < r.sent:
+            ready = _wait([s], deadline, stop, r.sent)
+            if ready is None:
+                r.cut_short = True
             if not ready:
                 break
             data, addr = s.recvfrom(65535)
@@ -106,7 +130,7 @@ def icmp_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
     return r
 
 
-def tcp_connect(dst: str, port: int, sport: int, timeout: float) -> ProbeResult:
+def tcp_connect(dst: str, port: int, sport: int, timeout: float, stop=None) -> ProbeResult:
     """One SYN from source port `sport`: connected (SYN-ACK) or refused (RST) both are replies."""
     r = ProbeResult("tcp")
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -121,8 +145,9 @@ def tcp_connect(dst: str, port: int, sport: int, timeout: float) -> ProbeResult:
         if err not in (0, errno.EINPROGRESS):
             r.error, r.outcome = os.strerror(err), "local error"
             return r
-        _, writable, _ = select.select([], [s], [], timeout)
+        writable = _wait([s], start + timeout, stop, 1, write=True)
         if not writable:
+            r.cut_short = writable is None
             return r
         err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         r.rtt_ms = (time.monotonic() - start) * 1000
@@ -140,7 +165,7 @@ def tcp_connect(dst: str, port: int, sport: int, timeout: float) -> ProbeResult:
     return r
 
 
-def dns_query(server: str, name: str, sport: int, timeout: float) -> ProbeResult:
+def dns_query(server: str, name: str, sport: int, timeout: float, stop=None) -> ProbeResult:
     """One A query for `name` to `server`, from source port `sport`."""
     r = ProbeResult("udp")
     txid, packet = dns.encode_query(name or ".", dns.QTYPE_A if name and name != "." else
@@ -156,9 +181,10 @@ def dns_query(server: str, name: str, sport: int, timeout: float) -> ProbeResult
             r.error, r.outcome = e.strerror or str(e), "local error"
             return r
         deadline = start + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+        while True:
+            ready = _wait([s], deadline, stop, 1)
             if not ready:
+                r.cut_short = ready is None
                 break
             try:
                 data = s.recv(4096)

@@ -20,6 +20,8 @@ from netdoctor.diagnose import netns
 ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = 35
 PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class HopCapture:
     sock: Optional[socket.socket] = None
     frames: list = field(default_factory=list)
     error: Optional[str] = None
+    kernel_drops: int = 0  # frames the filter admitted but the socket had no room for
 
     def arm(self, program: list) -> None:
         def open_here():
@@ -132,6 +135,13 @@ class HopCapture:
 
     def close(self) -> None:
         if self.sock is not None:
+            try:
+                # struct tpacket_stats {tp_packets, tp_drops}: what the kernel let through the
+                # filter, and what it had to drop for want of buffer.
+                raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+                self.kernel_drops += struct.unpack("=II", raw)[1]
+            except OSError:
+                pass
             self.sock.close()
             self.sock = None
 

@@ -124,6 +124,16 @@ class KernelTrace:
             self.instance = instance
             self._release()
 
+    def peek(self) -> list:
+        """The events so far, tracing left on (for deciding whether to wait longer)."""
+        if self.instance is None:
+            return []
+        try:
+            with open(os.path.join(self.instance, "trace"), errors="replace") as f:
+                return parse_trace(f.read())
+        except OSError:
+            return []
+
     def stop(self) -> None:
         if self.instance is None:
             return

@@ -243,15 +243,12 @@ def remove_instance(path: str) -> bool:
     """Turn off and remove one tracefs instance; True when it is gone."""
     if not os.path.isdir(path):
         return True
-    events = os.path.join(path, "events")
-    for root, dirs, files in os.walk(events):
-        if "enable" in files and root != events:
-            with contextlib.suppress(OSError):
-                with open(os.path.join(root, "enable")) as f:
-                    on = f.read().strip() not in ("0", "")
-                if on:
-                    with open(os.path.join(root, "enable"), "w") as f:
-                        f.write("0")
+    for switch in ("tracing_on", "events/enable"):  # one write turns every event off
+        try:
+            with open(os.path.join(path, switch), "w") as f:
+                f.write("0")
+        except OSError:
+            pass
     with contextlib.suppress(OSError):
         os.rmdir(path)
     return not os.path.isdir(path)

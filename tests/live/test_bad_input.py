@@ -67,7 +67,7 @@ def test_garbage_resolv_conf(healed):
 
 def test_container_exits_during_the_trace(healed):
     """pid:N of a process that ends mid-trace: its namespace is gone, so no verdict."""
-    assert netdoctor("lab", "break", "ip-forward-off").returncode == 0  # a 2 s probe window
+    assert netdoctor("lab", "break", "nat-missing").returncode == 0  # a 2 s probe window
     before = host_state()
     for delay in (0.9, 1.5):
         holder = subprocess.Popen(["ip", "netns", "exec", "ndlab-test", "sleep", "30"])
@@ -86,7 +86,7 @@ def test_interface_disappears_mid_run(healed):
     before = host_state()
     seen = set()
     for delay in (0.35, 0.6, 0.9, 1.3, 1.7):
-        assert netdoctor("lab", "break", "ip-forward-off").returncode == 0
+        assert netdoctor("lab", "break", "nat-missing").returncode == 0  # a 1.5 s wait
         killer = threading.Timer(delay, sh, ("ip", "-n", "ndlab-host", "link", "del",
                                              "veth-test"))
         killer.start()

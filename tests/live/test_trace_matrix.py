@@ -266,7 +266,7 @@ def test_interrupted_trace_leaves_nothing_behind(healed, signame):
     import subprocess
     import time
 
-    _break(["ip-forward-off"])  # the probe then waits for its whole timeout
+    _break(["nat-missing"])  # replies are lost beyond the host: the probe waits its timeout
     rules = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
     exe = netdoctor_exe()[0]
     for delay in (0.05, 0.2, 0.4, 0.7, 1.0, 1.5):
@@ -347,3 +347,15 @@ def test_redacted_trace_report(lab):
             assert doc["destination"]["query"] == "HOST-1"
             assert doc["destination"]["address"] == "PUBLIC-IP-1"
             assert doc["hops"][-1]["addresses_seen"]["request"].endswith("-> PUBLIC-IP-1")
+
+
+def test_the_wait_ends_when_the_kernel_has_dropped_every_probe(healed):
+    """A drop with a reason on the path is the answer: no reply can come, so trace stops
+    waiting. A silent loss beyond the host is waited out."""
+    _break(["forward-drop"])
+    rc, doc, v = trace("test", "203.0.113.80", "--timeout", "5")
+    assert v["cause"] == "forward-dropped" and doc["probe"]["wait_cut_short"] is True
+    assert netdoctor("lab", "heal").returncode == 0
+    _break(["nat-missing"])
+    rc, doc, v = trace("test", "203.0.113.80", "--timeout", "1")
+    assert v["cause"] == "nat-missing" and doc["probe"]["wait_cut_short"] is False

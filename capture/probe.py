@@ -41,7 +41,8 @@ class ProbeResult:
     cut_short: bool = False  # the wait ended early: the kernel had dropped every probe
 
 
-SLICE = 0.02  # seconds between looks at the kernel's evidence while waiting
+SLICE = 0.1  # seconds between looks at the kernel's evidence while waiting (each look
+# re-reads the trace buffer, which a busy host fills with other packets' drops)
 
 
 def _wait(socks: list, deadline: float, stop, sent: int, write: bool = False):

@@ -230,8 +230,9 @@ def _traced(argv):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(argv, capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return r, cpu
+    user = after.ru_utime - before.ru_utime
+    system = after.ru_stime - before.ru_stime
+    return r, (user + system, user)
 
 
 def load_bench(runs=10):
@@ -249,15 +250,15 @@ def load_bench(runs=10):
             blasters.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c",
                                               BLASTER, "203.0.113.80", "3600"]))
         time.sleep(1.0)
-        correct, per_probe, cpus, rates, drops = 0, [], [], [], 0
+        correct, per_probe, cpus, users, rates, drops = 0, [], [], [], [], 0
         for i in range(runs):
             fault, cause, where = LOAD_SCENARIOS[i % len(LOAD_SCENARIOS)]
             sh(["netdoctor", "lab", "heal"])
             if fault != "healthy":
                 sh(["netdoctor", "lab", "break", fault])
             p0, t0 = _link_packets("ndlab-host", "ndbr0"), time.monotonic()
-            r, cpu = _traced([netdoctor_exe(), "trace", "test", "203.0.113.80", "--format",
-                              "json"])
+            r, (cpu, user) = _traced([netdoctor_exe(), "trace", "test", "203.0.113.80",
+                                      "--format", "json"])
             rate = (_link_packets("ndlab-host", "ndbr0") - p0) / (time.monotonic() - t0)
             doc = json.loads(r.stdout)
             v, ev = doc["verdict"], doc["evidence"]
@@ -267,10 +268,12 @@ def load_bench(runs=10):
             per_probe.append(ev["frames_copied"] / probes)
             drops += ev.get("capture_drops", 0)
             cpus.append(cpu)
+            users.append(user)
             rates.append(rate)
             print(f"load    run {i + 1:2} {fault:<15} {'ok ' if ok else 'WRONG'} "
                   f"({v['cause']} at {v['stopped_at']})  bridge {rate / 1000:6.1f} kpps  "
-                  f"copied/probe {per_probe[-1]:5.1f}  cpu {cpu:5.2f} s", flush=True)
+                  f"copied/probe {per_probe[-1]:5.1f}  cpu {cpu:5.2f} s (user {user:4.2f})",
+                  flush=True)
         # The same trace on the quiet lab, for the CPU-time ratio.
         for b in blasters:
             b.terminate()
@@ -278,20 +281,25 @@ def load_bench(runs=10):
             b.wait()
         blasters = []
         sh(["netdoctor", "lab", "heal"])
-        quiet = sorted(_traced([netdoctor_exe(), "trace", "test", "203.0.113.80",
-                                "--format", "json"])[1] for _ in range(3))[1]
+        quiet_runs = sorted(_traced([netdoctor_exe(), "trace", "test", "203.0.113.80",
+                                     "--format", "json"])[1] for _ in range(3))
+        quiet, quiet_user = quiet_runs[1]
         med = sorted(cpus)[len(cpus) // 2]
+        med_user = sorted(users)[len(users) // 2]
         row = {"bench": "load", "runs": runs, "correct": correct,
                "background_kpps_median": round(sorted(rates)[len(rates) // 2] / 1000, 1),
                "frames_copied_per_probe_median": round(sorted(per_probe)[len(per_probe) // 2],
                                                        1),
                "capture_drops": drops, "cpu_s_median": round(med, 3),
-               "cpu_s_quiet": round(quiet, 3), "cpu_ratio": round(med / quiet, 2)}
+               "cpu_s_quiet": round(quiet, 3), "cpu_ratio": round(med / quiet, 2),
+               "user_cpu_s_median": round(med_user, 3), "user_cpu_s_quiet": round(quiet_user, 3),
+               "user_cpu_ratio": round(med_user / quiet_user, 2)}
         rows.append(row)
         print(f"load    {correct}/{runs} correct; background {row['background_kpps_median']} "
               f"kpps on the bridge; {row['frames_copied_per_probe_median']} frames copied per "
               f"probe; cpu {med:.2f} s under load vs {quiet:.2f} s quiet "
-              f"(ratio {med / quiet:.2f})", flush=True)
+              f"(ratio {med / quiet:.2f}); user cpu {med_user:.2f} s vs {quiet_user:.2f} s "
+              f"(ratio {med_user / quiet_user:.2f})", flush=True)
     finally:
         for b in blasters:
             b.terminate()

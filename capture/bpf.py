@@ -1,7 +1,7 @@
 """Classic BPF programs for the capture sockets: the kernel admits only the probe's frames.
 
 A busy interface must not drown the probe, so every hop's socket gets a filter that
-accepts: ARP; ICMP errors (they carry the probe's header back); and the probe's own flow,
+accepts: ARP; ICMP errors that quote the probe; and the probe's own flow,
 recognised by its tag, which survives NAT (an ICMP payload cookie, or the probe's own
 source port for TCP/UDP, matched in either direction).
 """
@@ -49,8 +49,10 @@ class _Program:
         return [tuple(c) for c in self.code]
 
 
-def probe_filter(proto: str, cookie: int = 0, port: int = 0) -> list:
-    """Instructions (code, jt, jf, k) admitting ARP, ICMP errors and the tagged probe flow."""
+def probe_filter(proto: str, cookie: int = 0, port: int = 0, ident: int = -1) -> list:
+    """Instructions (code, jt, jf, k) admitting ARP, the tagged probe flow, and the ICMP
+    errors that quote the probe (by ICMP id or cookie, or by port): a busy host's other
+    errors stay in the kernel."""
     p = _Program()
     p.op(LD_H_ABS, 12)
     p.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
@@ -65,17 +67,43 @@ def probe_filter(proto: str, cookie: int = 0, port: int = 0) -> list:
     # Errors: destination unreachable (3), time exceeded (11), parameter problem (12).
     p.op(JGE_K, 0x0300, jt="ge3", jf="echo")
     p.label("ge3")
-    p.op(JGE_K, 0x0400, jt="ge4", jf="accept")
+    p.op(JGE_K, 0x0400, jt="ge4", jf="error")
     p.label("ge4")
     p.op(JGE_K, 0x0B00, jt="ge11", jf="echo")
     p.label("ge11")
-    p.op(JGE_K, 0x0D00, jt="echo", jf="accept")
+    p.op(JGE_K, 0x0D00, jt="echo", jf="error")
     p.label("echo")
     if proto == "icmp":
         p.op(LD_W_IND, 14 + 8)  # the first payload word: the cookie
         p.op(JEQ_K, cookie & 0xFFFFFFFF, jt="accept", jf="drop")
     else:
         p.op(JEQ_K, 0xFFFFFFFF, jt="accept", jf="drop")  # never: no echo for TCP/UDP probes
+    # An ICMP error quotes the packet it is about: 8 bytes after the ICMP header comes that
+    # packet's IP header, then at least 8 bytes of its L4 header. Inner offsets are read
+    # relative to an outer header of 20 bytes; an outer header with options is let through.
+    p.label("error")
+    p.op(LD_B_ABS, 14)
+    p.op(JEQ_K, 0x45, jt="plain", jf="accept")
+    p.label("plain")
+    p.op(LD_B_ABS, 14 + 20 + 8 + 9)  # the quoted packet's protocol
+    if proto == "icmp":
+        p.op(JEQ_K, 1, jt="quoted_icmp", jf="drop")
+        p.label("quoted_icmp")
+        p.op(LDX_B_MSH, 14 + 20 + 8)  # X = the quoted IP header's length
+        p.op(LD_H_IND, 14 + 20 + 8 + 4)  # the quoted echo's id
+        p.op(JEQ_K, ident & 0xFFFF if ident >= 0 else 0x10000, jt="accept", jf="quoted_cookie")
+        p.label("quoted_cookie")
+        p.op(LD_W_IND, 14 + 20 + 8 + 8)  # its cookie, when the router quoted that far
+        p.op(JEQ_K, cookie & 0xFFFFFFFF, jt="accept", jf="drop")
+    else:
+        p.op(JEQ_K, 6 if proto == "tcp" else 17, jt="quoted_l4", jf="drop")
+        p.label("quoted_l4")
+        p.op(LDX_B_MSH, 14 + 20 + 8)
+        p.op(LD_H_IND, 14 + 20 + 8)  # the quoted source port
+        p.op(JEQ_K, port, jt="accept", jf="quoted_dport")
+        p.label("quoted_dport")
+        p.op(LD_H_IND, 14 + 20 + 8 + 2)
+        p.op(JEQ_K, port, jt="accept", jf="drop")
     p.label("not_icmp")
     if proto in ("tcp", "udp"):
         p.op(LD_B_ABS, 23)

@@ -97,7 +97,10 @@ class HopCapture:
 
     def arm(self, program: list) -> None:
         def open_here():
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            # Protocol 0: the socket receives nothing until bind() names the interface and
+            # the protocol, by which time the filter is attached. (Opened with ETH_P_ALL it
+            # would queue every frame of every interface until then: on a busy host, dozens.)
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             try:
                 # Filter before bind, so no unfiltered frame is ever queued.
                 bpf.attach(s, program)

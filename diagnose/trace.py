@@ -115,7 +115,8 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     ident = random.getrandbits(16)
     flow = L.Flow(proto, src or "", dst, cookie=cookie, sport=sport if proto != "icmp" else 0,
                   dport=dport or 0)
-    program = bpf.probe_filter(proto, cookie=cookie, port=sport)
+    program = bpf.probe_filter(proto, cookie=cookie, port=sport,
+                               ident=ident if proto == "icmp" else -1)
     mtu = (egress_hop or {}).get("mtu") or 1500
     big_payload = mtu - 28
     lengths = _probe_lengths(proto, mtu, host if proto == "udp" else None)

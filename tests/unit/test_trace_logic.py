@@ -30,14 +30,26 @@ def echo(src, dst, cookie, reply=False):
 
 
 def test_icmp_filter_admits_the_probe_and_its_reply_only():
-    prog = bpf.probe_filter("icmp", cookie=0xDEADBEEF)
+    prog = bpf.probe_filter("icmp", cookie=0xDEADBEEF, ident=7)
     assert bpf.run(prog, echo("172.29.0.2", "203.0.113.80", 0xDEADBEEF))
     assert bpf.run(prog, echo("203.0.113.80", "198.51.100.2", 0xDEADBEEF, reply=True))
     assert not bpf.run(prog, echo("172.29.0.2", "203.0.113.80", 0x12345678))
     arp = ether(b"\x00\x01\x08\x00\x06\x04\x00\x01" + b"\x00" * 20, 0x0806)
     assert bpf.run(prog, arp)
-    unreachable = ether(ipv4("172.29.0.1", "172.29.0.2", 1, b"\x03\x01" + b"\x00" * 34))
-    assert bpf.run(prog, unreachable)
+    # An ICMP error is admitted when it quotes the probe, and not for anyone else's packet.
+    probe_ip = ipv4("172.29.0.2", "203.0.113.80", 1, echo_packet(7, 1, 0xDEADBEEF, 61))
+    about_probe = ether(ipv4("172.29.0.1", "172.29.0.2", 1, b"\x03\x01\0\0\0\0\0\0" +
+                             probe_ip[:28]))
+    assert bpf.run(prog, about_probe)  # a quote of only 8 bytes of ICMP: matched by its id
+    prog_other_id = bpf.probe_filter("icmp", cookie=0xDEADBEEF, ident=9)
+    assert not bpf.run(prog_other_id, about_probe)  # id differs, cookie not quoted
+    full_quote = ether(ipv4("172.29.0.1", "172.29.0.2", 1, b"\x03\x01\0\0\0\0\0\0" +
+                            probe_ip))
+    assert bpf.run(prog_other_id, full_quote)  # id rewritten (NAT), cookie quoted
+    blaster = ipv4("172.29.0.2", "203.0.113.80", 17, struct.pack("!HHHH", 40000, 9, 26, 0))
+    about_other = ether(ipv4("203.0.113.80", "198.51.100.2", 1,
+                             b"\x03\x03\0\0\0\0\0\0" + blaster))
+    assert not bpf.run(prog, about_other)
     other_udp = ether(ipv4("1.1.1.1", "2.2.2.2", 17, struct.pack("!HHHH", 53, 4000, 8, 0)))
     assert not bpf.run(prog, other_udp)
     assert not bpf.run(prog, b"\x00" * 10)  # too short: the kernel drops it
@@ -50,6 +62,12 @@ def test_tcp_filter_matches_the_probe_port_both_ways():
                         struct.pack("!HH", 80, 41000) + b"\x00" * 16))
     other = ether(ipv4("172.29.0.2", "203.0.113.80", 6, struct.pack("!HH", 41001, 80) + b"\0" * 16))
     assert bpf.run(prog, syn) and bpf.run(prog, synack) and not bpf.run(prog, other)
+    quoted = ipv4("172.29.0.2", "203.0.113.80", 6, struct.pack("!HHI", 41000, 80, 0))
+    unreach = ether(ipv4("172.29.0.1", "172.29.0.2", 1, b"\x03\x0d\0\0\0\0\0\0" + quoted))
+    assert bpf.run(prog, unreach)
+    quoted_other = ipv4("172.29.0.2", "203.0.113.80", 6, struct.pack("!HHI", 41001, 80, 0))
+    assert not bpf.run(prog, ether(ipv4("172.29.0.1", "172.29.0.2", 1,
+                                        b"\x03\x0d\0\0\0\0\0\0" + quoted_other)))
 
 
 def test_frame_parser():
@@ -168,3 +186,17 @@ def test_destination_forms():
     for bad in (("x:y", None, None), ("x", 0, None), ("x", None, "tcp"), ("x", None, "gre")):
         with pytest.raises(UsageError):
             parse_destination(*bad)
+
+
+def test_trace_parser_can_pass_over_other_packets_drops():
+    text = ("  ping-42  [000] .....  10.000100: net_dev_queue: dev=eth0 skbaddr=00000000aaaa "
+            "len=103\n"
+            "  <idle>-0  [001] ..s1.  10.000200: kfree_skb: skbaddr=00000000aaaa protocol=2048 "
+            "location=nft_do_chain+0x46f/0x690 reason: NETFILTER_DROP\n"
+            "  <idle>-0  [001] ..s1.  10.000300: kfree_skb: skbaddr=00000000bbbb protocol=2048 "
+            "location=ip_error+0x94/0x220 reason: IP_INADDRERRORS\n")
+    every = parse_trace(text)
+    ours = parse_trace(text, seen_only=True)
+    assert [e.skbaddr for e in every] == ["00000000aaaa", "00000000aaaa", "00000000bbbb"]
+    assert [(e.event, e.reason) for e in ours] == [("net_dev_queue", None),
+                                                   ("kfree_skb", "NETFILTER_DROP")]

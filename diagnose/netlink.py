@@ -35,6 +35,38 @@ def _attr(kind: int, payload: bytes) -> bytes:
     return _RTA.pack(length, kind) + payload + b"\0" * ((4 - length % 4) % 4)
 
 
+def _request(kind: int, body: bytes, seq: int) -> bytes:
+    return _NLMSG.pack(_NLMSG.size + len(body), kind, NLM_F_REQUEST, seq, 0) + body
+
+
+def _socket() -> socket.socket:
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    s.settimeout(2.0)
+    return s
+
+
+def _header(data: bytes) -> tuple:
+    """(length, type) of an answer whose header and length are sound; ParseError if not."""
+    if len(data) < _NLMSG.size:
+        raise ParseError("rtnetlink: answer shorter than its header")
+    length, kind, _, _, _ = _NLMSG.unpack_from(data)
+    if length > len(data) or length < _NLMSG.size:
+        raise ParseError("rtnetlink: answer length does not match")
+    return length, kind
+
+
+def _attributes(data: bytes, start: int, length: int) -> dict:
+    """{type: payload} of the attributes from start to length (the first of each type)."""
+    attrs, i = {}, start
+    while i + _RTA.size <= length:
+        alen, akind = _RTA.unpack_from(data, i)
+        if alen < _RTA.size or i + alen > length:
+            raise ParseError("rtnetlink: attribute runs past the answer")
+        attrs.setdefault(akind, data[i + _RTA.size:i + alen])
+        i += (alen + 3) & ~3
+    return attrs
+
+
 def route_request(dst: str, src: Optional[str], iif_index: Optional[int], seq: int) -> bytes:
     family = socket.AF_INET6 if ":" in dst else socket.AF_INET
     bits = 128 if family == socket.AF_INET6 else 32
@@ -44,17 +76,13 @@ def route_request(dst: str, src: Optional[str], iif_index: Optional[int], seq: i
         body += _attr(RTA_SRC, ipaddress.ip_address(src).packed)
     if iif_index is not None:
         body += _attr(RTA_IIF, struct.pack("=I", iif_index))
-    return _NLMSG.pack(_NLMSG.size + len(body), RTM_GETROUTE, NLM_F_REQUEST, seq, 0) + body
+    return _request(RTM_GETROUTE, body, seq)
 
 
 def parse_route_answer(data: bytes, dst: str, query: str, name_of=socket.if_indextoname
                        ) -> RouteLookup:
     """The kernel's answer to route_request: its chosen route, or its refusal."""
-    if len(data) < _NLMSG.size:
-        raise ParseError("rtnetlink: answer shorter than its header")
-    length, kind, _, _, _ = _NLMSG.unpack_from(data)
-    if length > len(data) or length < _NLMSG.size:
-        raise ParseError("rtnetlink: answer length does not match")
+    length, kind = _header(data)
     if kind == NLMSG_ERROR:
         if length < _NLMSG.size + 4:
             raise ParseError("rtnetlink: error answer without its code")
@@ -66,13 +94,7 @@ def parse_route_answer(data: bytes, dst: str, query: str, name_of=socket.if_inde
     family, _, _, _, _, _, _, rtype, _ = _RTMSG.unpack_from(data, _NLMSG.size)
     if rtype in RTN_TYPES:
         return RouteLookup(dst=dst, dev=None, error=f"{RTN_TYPES[rtype]} route", query=query)
-    attrs, i = {}, _NLMSG.size + _RTMSG.size
-    while i + _RTA.size <= length:
-        alen, akind = _RTA.unpack_from(data, i)
-        if alen < _RTA.size or i + alen > length:
-            raise ParseError("rtnetlink: attribute runs past the answer")
-        attrs[akind] = data[i + _RTA.size:i + alen]
-        i += (alen + 3) & ~3
+    attrs = _attributes(data, _NLMSG.size + _RTMSG.size, length)
 
     def address(key: int) -> Optional[str]:
         raw = attrs.get(key)
@@ -101,46 +123,35 @@ def route_get(dst: str, src: Optional[str] = None, iif: Optional[str] = None) ->
         except OSError:
             return RouteLookup(dst=dst, dev=None, error=f'Cannot find device "{iif}"',
                                query=query)
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
-        s.settimeout(2.0)
+    with _socket() as s:
         s.send(route_request(dst, src, iif_index, 1))
         return parse_route_answer(s.recv(65536), dst, query)
 
 
 def nsid_request(fd: int, seq: int) -> bytes:
     body = struct.pack("=B3x", socket.AF_UNSPEC) + _attr(NETNSA_FD, struct.pack("=I", fd))
-    return _NLMSG.pack(_NLMSG.size + len(body), RTM_GETNSID, NLM_F_REQUEST, seq, 0) + body
+    return _request(RTM_GETNSID, body, seq)
 
 
 def parse_nsid_answer(data: bytes) -> Optional[int]:
     """The id in an RTM_NEWNSID answer; None when none is assigned or the kernel refused."""
-    if len(data) < _NLMSG.size:
-        raise ParseError("rtnetlink: answer shorter than its header")
-    length, kind, _, _, _ = _NLMSG.unpack_from(data)
-    if length > len(data) or length < _NLMSG.size:
-        raise ParseError("rtnetlink: answer length does not match")
+    length, kind = _header(data)
     if kind == NLMSG_ERROR:
         return None
     if kind != RTM_NEWNSID:
         raise ParseError(f"rtnetlink: unexpected answer type {kind}")
-    i = _NLMSG.size + 4
-    while i + _RTA.size <= length:
-        alen, akind = _RTA.unpack_from(data, i)
-        if alen < _RTA.size or i + alen > length:
-            raise ParseError("rtnetlink: attribute runs past the answer")
-        if akind == NETNSA_NSID and alen >= _RTA.size + 4:
-            nsid = struct.unpack_from("=i", data, i + _RTA.size)[0]
-            return nsid if nsid >= 0 else None
-        i += (alen + 3) & ~3
-    return None
+    raw = _attributes(data, _NLMSG.size + 4, length).get(NETNSA_NSID, b"")
+    if len(raw) < 4:
+        return None
+    nsid = struct.unpack_from("=i", raw)[0]
+    return nsid if nsid >= 0 else None
 
 
 def nsids(paths: list) -> list:
     """For each namespace path, the id the calling thread's namespace knows it by (None when
     it has assigned none, or the path cannot be opened). One socket serves them all."""
     out = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
-        s.settimeout(2.0)
+    with _socket() as s:
         for seq, path in enumerate(paths, 1):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

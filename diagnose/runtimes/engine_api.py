@@ -134,12 +134,14 @@ def positive_pid(value) -> Optional[int]:
     return pid if 0 < pid < 1 << 22 else None
 
 
-def record_from_listing(runtime: str, item):
-    """A ContainerRecord from one entry of /containers/json (Docker and podman alike).
+def record_from_listing(runtime: str, item, source: str = "/containers/json"):
+    """A ContainerRecord from one entry of a container listing: the Engine API's
+    /containers/json (Docker and podman alike) or `podman ps --format json`, which share
+    their field names. The network mode and the pid are taken where the listing has them.
     ParseError when the entry is not an object."""
     from netdoctor.diagnose.runtimes import ContainerRecord
 
-    item = container_entry(item, f"{runtime}: /containers/json")
+    item = container_entry(item, f"{runtime}: {source}")
     ident = text_field(item.get("Id"))
     state = text_field(item.get("State"))
     host_config = item.get("HostConfig")
@@ -151,6 +153,7 @@ def record_from_listing(runtime: str, item):
         running=state == "running",
         status=text_field(item.get("Status")) or state,
         network_mode=mode if isinstance(mode, str) else None,
+        pid=positive_pid(item.get("Pid")),
     )
 
 

@@ -14,9 +14,7 @@ from typing import Optional
 from netdoctor.diagnose import command
 from netdoctor.diagnose.errors import MissingDependency, ParseError
 from netdoctor.diagnose.runtimes import ContainerRecord
-from netdoctor.diagnose.runtimes.engine_api import (EngineAPI, container_entry, text_field, first_name,
-                                                    pid_from_inspect, positive_pid,
-                                                    record_from_listing)
+from netdoctor.diagnose.runtimes.engine_api import EngineAPI, pid_from_inspect, record_from_listing
 
 NAME = "podman"
 ROOTFUL_SOCKET = "/run/podman/podman.sock"
@@ -67,20 +65,9 @@ def containers() -> list:
 
 
 def record_from_cli(item) -> ContainerRecord:
-    """A ContainerRecord from one entry of `podman ps --format json`; ParseError when the
-    entry is not an object."""
-    item = container_entry(item, "podman ps")
-    ident = text_field(item.get("Id"))
-    state = text_field(item.get("State"))
-    return ContainerRecord(
-        runtime=NAME,
-        id=ident,
-        name=first_name(item.get("Names"), ident),
-        running=state == "running",
-        status=text_field(item.get("Status")) or state,
-        network_mode=None,  # `podman ps` does not say; inspect does
-        pid=positive_pid(item.get("Pid")),
-    )
+    """A ContainerRecord from one entry of `podman ps --format json` (which does not say the
+    network mode; inspect does); ParseError when the entry is not an object."""
+    return record_from_listing(NAME, item, "podman ps")
 
 
 def inspect(record: ContainerRecord) -> dict:

@@ -15,6 +15,7 @@ accept or jump is assumed to match (a wrong verdict is worse than none).
 
 from __future__ import annotations
 
+import functools
 import shlex
 from functools import cached_property
 from dataclasses import asdict, dataclass, field, replace
@@ -136,23 +137,29 @@ def _ranges(rule: Rule, kind: str) -> Optional[tuple]:
             return None  # negated, or two of them: leave it to the full match
         found = True
         for v in m.values:
-            fast = _v4_range(v)
-            if fast is not None:
-                out.append(fast)
-                continue
             try:
-                if "-" in v and "/" not in v:
-                    lo, hi = (parse_address(x) for x in v.split("-"))
-                    if lo.version != hi.version:
-                        return None
-                    out.append((lo.version, int(lo), int(hi)))
-                else:
-                    net = parse_network(v)
-                    out.append((net.version, int(net.network_address),
-                                int(net.broadcast_address)))
+                r = _value_range(v)
             except ValueError:
                 return None
+            if r:
+                out.append(r)
     return tuple(out) if found else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _value_range(v: str) -> tuple:
+    """(version, first, last) of an address match value: an address, a prefix or a
+    first-last range; () for a range whose ends are of two families (it admits nothing).
+    ValueError for a value netdoctor cannot read. The one reading of such values, for the
+    full match and the prefilter alike."""
+    fast = _v4_range(v)
+    if fast is not None:
+        return fast
+    if "-" in v and "/" not in v:
+        lo, hi = (parse_address(x) for x in v.split("-"))
+        return (lo.version, int(lo), int(hi)) if lo.version == hi.version else ()
+    net = parse_network(v)
+    return net.version, int(net.network_address), int(net.broadcast_address)
 
 
 def _v4_range(text: str) -> Optional[tuple]:
@@ -590,22 +597,16 @@ def _iface_match(pattern: str, name: Optional[str]) -> Optional[bool]:
 
 
 def _addr_match(values: tuple, addr: str) -> Optional[bool]:
-    try:
-        a = parse_address(addr)
-    except ValueError:
+    a = _as_int(addr)
+    if a is None:
         return None
     for v in values:
         try:
-            if "-" in v and "/" not in v:
-                lo, hi = (parse_address(x) for x in v.split("-"))
-                if lo.version == hi.version == a.version and lo <= a <= hi:
-                    return True
-            else:
-                net = parse_network(v)
-                if net.version == a.version and a in net:
-                    return True
+            r = _value_range(v)
         except ValueError:
             return None
+        if r and r[0] == a[0] and r[1] <= a[1] <= r[2]:
+            return True
     return False
 
 

@@ -296,32 +296,31 @@ def _probe_lengths(proto: str, mtu: int, dns_name: Optional[str]) -> tuple:
     return tuple(sorted({n for l in ip_lengths for n in (l, l + 14)}))
 
 
-def _dropped_skbs(events: list, lengths: tuple, devices: set) -> list:
-    """One entry per probe packet freed with a reason after being seen on one of devices.
-    (Counted per free, not per address: the kernel reuses one skb's memory for the next.)"""
-    last_dev, out = {}, []
+def _probe_frees(events: list, lengths: tuple):
+    """(kfree event, last device) for each free with a reason of an skb last seen on a device
+    with one of the probe's lengths. The free ends that skb: its memory, reused for the next
+    packet, counts again only after another device event of the probe's lengths."""
+    last_dev = {}
     for e in events:
         if e.event != "kfree_skb":
             if e.length in lengths:
                 last_dev[e.skbaddr] = e.dev
             continue
-        if e.reason and e.reason != "NOT_SPECIFIED" and last_dev.pop(e.skbaddr, None) in devices:
-            out.append((e.skbaddr, e.ts))
-    return out
+        if e.reason and e.reason != "NOT_SPECIFIED" and e.skbaddr in last_dev:
+            yield e, last_dev.pop(e.skbaddr)
+
+
+def _dropped_skbs(events: list, lengths: tuple, devices: set) -> list:
+    """One entry per probe packet freed with a reason after being seen on one of devices.
+    (Counted per free, not per address: the kernel reuses one skb's memory for the next.)"""
+    return [(e.skbaddr, e.ts) for e, dev in _probe_frees(events, lengths) if dev in devices]
 
 
 def _probe_drops(events: list, lengths: tuple) -> list:
     """(reason, location, last device) of every skb that carried one of the probe's lengths
     on a device and was then freed with a reason, first ones first."""
-    last_dev = {}
     out = []
-    for e in events:
-        if e.event != "kfree_skb":
-            if e.length in lengths:
-                last_dev[e.skbaddr] = e.dev
-            continue
-        if e.skbaddr in last_dev and e.reason and e.reason != "NOT_SPECIFIED":
-            item = (e.reason, e.location, last_dev[e.skbaddr])
-            if item not in out:
-                out.append(item)
+    for e, dev in _probe_frees(events, lengths):
+        if (e.reason, e.location, dev) not in out:
+            out.append((e.reason, e.location, dev))
     return out

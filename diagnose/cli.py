@@ -64,7 +64,9 @@ def path(
     _check_format(fmt, render.FORMATS)
     t = targets.resolve(target)
     report = discover.discover(t, dest)
-    _emit(render.path(report, fmt), redact, [dest, _resolv_names(t.resolv_conf)])
+    _emit(render.path(report, fmt),
+          _report_names(t, discover.parse_destination(dest, None, None)[0] if dest else None)
+          if redact else None)
     raise typer.Exit(ExitStatus.OK if report.complete else ExitStatus.PROBLEM)
 
 
@@ -91,42 +93,37 @@ def trace(
     _check_format(fmt, render.TRACE_FORMATS)
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
-    tracing.parse_destination(dest, port, proto)  # bad input fails before any I/O
+    host = tracing.parse_destination(dest, port, proto)[0]  # bad input fails before any I/O
     if redact and pcap_dir:
         raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
-    _emit(render.trace(report, fmt), redact,
-          [dest.rsplit(":", 1)[0] if dest.count(":") == 1 else dest,
-           _resolv_names(t.resolv_conf)])
+    _emit(render.trace(report, fmt), _report_names(t, host) if redact else None)
     for why in report.evidence.get("degraded", ()):
         sys.stderr.write(f"netdoctor: warning: {why}\n")
     v = report.verdict
     raise typer.Exit(ExitStatus.OK if v.reachable and not v.cause else ExitStatus.PROBLEM)
 
 
-def _resolv_names(resolv_conf: Optional[str], text: bool = False) -> list:
-    """The search domains of a resolv.conf (given by path, or as its text)."""
+def _report_names(target, dest_host: Optional[str]) -> list:
+    """The host names a report about target names: its destination and the search domains
+    of its resolv.conf (for --redact)."""
     from netdoctor.diagnose import dns
 
-    conf = dns.parse_resolv_conf(resolv_conf or "") if text else dns.read_resolv_conf(
-        resolv_conf)
-    return list(conf.search)
+    return [dest_host] + list(dns.read_resolv_conf(target.resolv_conf).search)
 
 
-def _emit(report: str, redact: bool, names: list) -> None:
-    """Write a report to stdout, redacted when asked (see diagnose/redact.py)."""
-    if redact:
+def _emit(report: str, redact_names: Optional[list] = None) -> None:
+    """Write a report to stdout; with redact_names (a list, maybe empty), redacted: public
+    addresses, these names and this machine's name become placeholders (diagnose/redact.py)."""
+    if redact_names is not None:
         import socket
 
         from netdoctor.diagnose.redact import Redactor
 
-        flat = []
-        for n in names:
-            flat.extend(n if isinstance(n, list) else [n])
-        report = Redactor(flat + [socket.gethostname()]).text(report)
+        report = Redactor(redact_names + [socket.gethostname()]).text(report)
     sys.stdout.write(report)
 
 
@@ -176,9 +173,13 @@ def checks(
     snap = _snapshot_for(targets_, all_containers, dest, not no_dns_probe, from_file)
     findings = run_checks(snap, _split_ids(only))
     colour = fmt == "text" and sys.stdout.isatty()
-    names = [snap.meta.get("hostname")] + [n for c in snap.containers
-                                           for n in _resolv_names(c.resolv_conf, text=True)]
-    _emit(render.checks(snap, findings, fmt, colour), redact, names)
+    names = None
+    if redact:
+        from netdoctor.diagnose import dns
+
+        names = [snap.meta.get("hostname")] + [
+            n for c in snap.containers for n in dns.parse_resolv_conf(c.resolv_conf or "").search]
+    _emit(render.checks(snap, findings, fmt, colour), names)
     worst = max((SEVERITY_RANK.get(f.severity, 0) for f in findings), default=0)
     raise typer.Exit(ExitStatus.PROBLEM if worst >= SEVERITY_RANK[fail_on] else ExitStatus.OK)
 

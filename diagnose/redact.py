@@ -77,9 +77,3 @@ def _is_address(text: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def names_in_resolv_conf(text) -> list:
-    from netdoctor.diagnose import dns
-
-    return list(dns.parse_resolv_conf(text or "").search)

@@ -135,11 +135,7 @@ def signals_deferred() -> Iterator[None]:
     delivered (as KeyboardInterrupt) when the outermost such block ends."""
     global _deferring
     if threading.current_thread() is not threading.main_thread() or _deferring:
-        _deferring += 1 if _deferring else 0
-        try:
-            yield
-        finally:
-            _deferring -= 1 if _deferring else 0
+        yield  # signals go to the main thread; or an outer block already holds them
         return
     pending = []
 

@@ -279,7 +279,7 @@ def _check_family(facts, dst: str) -> None:
                          f"it cannot reach it; trace an IPv4 address (or a name with an A "
                          f"record) instead")
     raise UsageError(f"{dst} is IPv6: trace sends IPv4 probes only so far; `netdoctor path "
-                     f"{facts.target['ref'] if facts.target.get('ref') else name} {dst}` "
+                     f"{facts.target['ref']} {dst}` "
                      f"shows the IPv6 path")
 
 

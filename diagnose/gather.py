@@ -7,7 +7,6 @@ and neighbours, one more for IPv6 routes) and reads /proc/sys/net inside the nam
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from typing import Optional
 
@@ -186,27 +185,6 @@ def _nsids_here(paths: list) -> list:
     from netdoctor.diagnose import netlink
 
     return netlink.nsids(paths)
-
-
-def _pyroute2_nsids_here(paths: list) -> list:
-    """The same question asked through pyroute2 (the reference the tests compare with)."""
-    from pyroute2 import IPRoute  # lazy: 0.25 s to import
-
-    out = []
-    with IPRoute() as ipr:
-        for path in paths:
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                out.append(None)
-                continue
-            try:
-                answer = ipr.get_netnsid(fd=fd)
-            finally:
-                os.close(fd)
-            nsid = answer.get("nsid") if isinstance(answer, dict) else None
-            out.append(nsid if nsid is not None and 0 <= nsid < 0xFFFFFFFF else None)
-    return out
 
 
 def nsids_of(viewer: netns.Netns, others: list) -> list:

@@ -206,6 +206,29 @@ def test_rtnetlink_route_lookup_answers_as_ip_route_get_does(healed):
         assert ours == reference
 
 
+def _pyroute2_nsids_here(paths: list) -> list:
+    """The nsid question asked through pyroute2: the reference for netdoctor's own."""
+    import os
+
+    from pyroute2 import IPRoute
+
+    out = []
+    with IPRoute() as ipr:
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                out.append(None)
+                continue
+            try:
+                answer = ipr.get_netnsid(fd=fd)
+            finally:
+                os.close(fd)
+            nsid = answer.get("nsid") if isinstance(answer, dict) else None
+            out.append(nsid if nsid is not None and 0 <= nsid < 0xFFFFFFFF else None)
+    return out
+
+
 def test_rtnetlink_nsids_match_pyroute2(lab):
     """The namespace ids netdoctor reads on its own netlink socket are pyroute2's."""
     from netdoctor.diagnose import gather, netns
@@ -214,7 +237,7 @@ def test_rtnetlink_nsids_match_pyroute2(lab):
     paths = [n.path for n in every] + ["/run/netns/ndt-no-such-namespace"]
     for viewer in every:
         ours = netns.call_in(viewer, gather._nsids_here, paths)
-        assert ours == netns.call_in(viewer, gather._pyroute2_nsids_here, paths)
+        assert ours == netns.call_in(viewer, _pyroute2_nsids_here, paths)
         assert ours[-1] is None
     host = netns.call_in(every[0], gather._nsids_here, paths)
     assert host[1] is not None and host[2] is not None  # the containers' veths give them ids

@@ -55,3 +55,25 @@ def test_veth_peer_must_point_back():
     g = topology.build_graph([replace(c, links=links), h], nsids)
     node = topology.iface_node(c, eth0)
     assert topology.neighbour_by_rel(g, node, "veth-peer") is None
+
+
+def test_lab_graph_edges():
+    # The recorded lab: eth0 and veth-test name each other, veth-test is a port of ndbr0, and
+    # every interface belongs to its namespace. Nothing else is linked.
+    c, h, nsids = load()
+    g = topology.build_graph([c, h], nsids)
+
+    def name(node):
+        data = g.nodes[node]
+        return data["link"].name if "link" in data else data["label"]
+
+    edges = {(name(s), name(d), rel) for s, d, rel in g.edges() if rel != "in-netns"}
+    ports = {l.name for l in h.links if l.master == h.link(name="ndbr0").ifindex}
+    assert ("eth0", "veth-test", "veth-peer") in edges
+    assert ("veth-test", "eth0", "veth-peer") in edges
+    assert {e for e in edges if e[2] == "bridge-member"} == {(p, "ndbr0", "bridge-member")
+                                                             for p in ports}
+    assert len([e for e in edges if e[2] == "veth-peer"]) == 2 * len(
+        [l for l in c.links if l.kind == "veth"])
+    in_netns = [(s, d) for s, d, rel in g.edges() if rel == "in-netns"]
+    assert len(in_netns) == len(c.links) + len(h.links)

@@ -24,7 +24,7 @@ from netdoctor.diagnose import localize as L
 
 SCHEMA = "netdoctor.trace/1"
 ICMP_PAYLOAD = 61  # an unusual size, so the kernel's device events can be told apart
-SETTLE = 0.05  # seconds for the last frames to reach the capture sockets
+SETTLE = 0.05  # seconds for a TCP probe's last frames to reach the capture sockets
 
 
 @dataclass
@@ -67,7 +67,7 @@ def _hop_netns(path: dict, hop: dict) -> netns.Netns:
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
           timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None) -> TraceReport:
     from netdoctor.capture import bpf, probe as P
-    from netdoctor.capture.sockets import HopCapture, pcap_name, write_pcap
+    from netdoctor.capture.sockets import HopCapture, close_all, pcap_name, write_pcap
     from netdoctor.capture.tracefs import KernelTrace
     from netdoctor.checks import run_checks
     from netdoctor.diagnose import snapshot as S
@@ -136,6 +136,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
         # come, and the evidence is in. (A silent loss further away still waits it out.)
         return sent > 0 and len(_dropped_skbs(kt.peek(), lengths, path_devices)) >= sent
 
+    closing = None
     try:
         for c in captures:
             c.arm(program)
@@ -156,10 +157,20 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             else:
                 results = netns.call_in(target.netns, P.dns_query, dst, ".", sport, timeout,
                                         all_dropped)
-            time.sleep(SETTLE)
-        for c in captures:
-            c.drain()
+            if proto == "tcp":
+                # Closing the probe socket sends a RST that the host forwards from its
+                # backlog, after close() has returned. Every other probe sends nothing after
+                # its answer, and each hop's tap queued a frame before the frame could go on:
+                # by the time the answer is in the container, every hop has captured it.
+                time.sleep(SETTLE)
+            for c in captures:
+                c.drain()
+            # The sockets close while the tracefs instance is removed: both wait for the
+            # kernel (RCU grace periods), and need not wait one after the other.
+            closing = close_all(captures)
     finally:
+        if closing is not None:
+            closing.join()
         for c in captures:
             c.close()
     # Evidence about a path that changed while it was gathered describes no configuration

@@ -45,40 +45,52 @@ def _skbaddr(line: str) -> Optional[str]:
 
 
 def parse_trace(text: str, seen_only: bool = False) -> list:
-    """Events of interest from a tracefs `trace` file; other lines are skipped. With
-    seen_only, a drop counts only for an skb that a device event of the probe's lengths
-    names: on a busy host the buffer is mostly other packets' drops, which are passed over
-    without being parsed."""
-    out = []
-    lines = text.splitlines()
-    seen = None
-    if seen_only:
-        seen = {_skbaddr(l) for l in lines if "kfree_skb:" not in l and "skbaddr=" in l}
-    for line in lines:
-        if not line or line.startswith("#"):
-            continue
-        if seen is not None and "kfree_skb:" in line and _skbaddr(line) not in seen:
-            continue
-        m = _LINE.match(line)
-        if not m or m.group("event") not in ("kfree_skb", "net_dev_queue", "netif_receive_skb"):
-            continue
-        rest = m.group("rest")
-        fields = dict(_FIELD.findall(rest))
-        reason = None
-        if "reason:" in rest:
-            reason = (rest.split("reason:", 1)[1].split() or [None])[0]
-        try:
-            length = int(fields["len"]) if "len" in fields else None
-            protocol = int(fields["protocol"]) if "protocol" in fields else None
-        except ValueError:
-            continue
-        if "skbaddr" not in fields:
-            continue
-        out.append(KernelEvent(ts=float(m.group("ts")), event=m.group("event"),
-                               skbaddr=fields["skbaddr"], dev=fields.get("dev"), length=length,
-                               reason=reason, location=fields.get("location"),
-                               protocol=protocol))
-    return out
+    """Events of interest from tracefs text (the `trace` or `trace_pipe` file); other lines
+    are skipped. With seen_only, a drop counts only for an skb that an earlier device event
+    of the probe's lengths named: on a busy host the buffer is mostly other packets' drops,
+    which are passed over without being parsed."""
+    return TraceParser(seen_only).feed(text)
+
+
+class TraceParser:
+    """parse_trace for text that arrives in pieces: which skbs the probe's device events
+    named is remembered from one piece to the next."""
+
+    def __init__(self, seen_only: bool = False):
+        self.seen: Optional[set] = set() if seen_only else None
+
+    def feed(self, text: str) -> list:
+        out = []
+        seen = self.seen
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            if seen is not None and "skbaddr=" in line:
+                if "kfree_skb:" not in line:
+                    seen.add(_skbaddr(line))
+                elif _skbaddr(line) not in seen:
+                    continue
+            m = _LINE.match(line)
+            if not m or m.group("event") not in ("kfree_skb", "net_dev_queue",
+                                                 "netif_receive_skb"):
+                continue
+            rest = m.group("rest")
+            fields = dict(_FIELD.findall(rest))
+            reason = None
+            if "reason:" in rest:
+                reason = (rest.split("reason:", 1)[1].split() or [None])[0]
+            try:
+                length = int(fields["len"]) if "len" in fields else None
+                protocol = int(fields["protocol"]) if "protocol" in fields else None
+            except ValueError:
+                continue
+            if "skbaddr" not in fields:
+                continue
+            out.append(KernelEvent(ts=float(m.group("ts")), event=m.group("event"),
+                                   skbaddr=fields["skbaddr"], dev=fields.get("dev"),
+                                   length=length, reason=reason,
+                                   location=fields.get("location"), protocol=protocol))
+        return out
 
 
 class KernelTrace:
@@ -94,6 +106,9 @@ class KernelTrace:
         self.events: list = []
         self.unavailable: Optional[str] = None
         self._stack = contextlib.ExitStack()
+        self._pipe: Optional[int] = None  # trace_pipe, read without blocking
+        self._parser = TraceParser(seen_only=True)
+        self._partial = b""
 
     def _write(self, rel: str, value: str) -> None:
         with open(os.path.join(self.instance, rel), "w") as f:
@@ -136,32 +151,55 @@ class KernelTrace:
             self._write("events/skb/kfree_skb/filter", "protocol == 2048 || protocol == 2054")
             self._write("events/skb/kfree_skb/enable", "1")
             self._write("tracing_on", "1")
+            # trace_pipe consumes what it returns: each event is formatted and parsed once,
+            # and what has been read leaves room in the buffer (re-reading `trace` formatted
+            # the whole buffer again at every look, on a busy host megabytes of other drops).
+            self._pipe = os.open(os.path.join(instance, "trace_pipe"),
+                                 os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
             self.unavailable = f"tracefs: {e.strerror or e}"
             self.instance = instance
             self._release()
 
+    def _read(self) -> None:
+        """Parse what the kernel recorded since the last read into self.events."""
+        chunks = [self._partial]
+        while True:
+            try:
+                data = os.read(self._pipe, 1 << 16)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        text = b"".join(chunks)
+        cut = text.rfind(b"\n") + 1  # a line cut short waits for the next read
+        self._partial = text[cut:]
+        self.events.extend(self._parser.feed(text[:cut].decode(errors="replace")))
+
     def peek(self) -> list:
         """The events so far, tracing left on (for deciding whether to wait longer)."""
-        if self.instance is None:
+        if self._pipe is None:
             return []
         try:
-            with open(os.path.join(self.instance, "trace"), errors="replace") as f:
-                return parse_trace(f.read(), seen_only=True)
+            self._read()
         except OSError:
-            return []
+            pass
+        return self.events
 
     def stop(self) -> None:
-        if self.instance is None:
+        if self._pipe is None:
             return
         try:
             self._write("tracing_on", "0")
-            with open(os.path.join(self.instance, "trace"), errors="replace") as f:
-                self.events = parse_trace(f.read(), seen_only=True)
+            self._read()
         except OSError as e:
             self.unavailable = f"tracefs: {e.strerror or e}"
 
     def _release(self) -> None:
+        if self._pipe is not None:
+            os.close(self._pipe)  # an open file keeps the instance from being removed
+            self._pipe = None
         if self.instance:
             if runs.remove_instance(self.instance):
                 runs.current().forget("tracefs-instance", self.instance)

@@ -200,3 +200,24 @@ def test_trace_parser_can_pass_over_other_packets_drops():
     assert [e.skbaddr for e in every] == ["00000000aaaa", "00000000aaaa", "00000000bbbb"]
     assert [(e.event, e.reason) for e in ours] == [("net_dev_queue", None),
                                                    ("kfree_skb", "NETFILTER_DROP")]
+
+
+def test_trace_parser_remembers_the_probe_skbs_between_reads():
+    # trace_pipe hands the events over in pieces; a drop read later still belongs to the
+    # probe's skb, and a drop recorded before the probe's skb was ever seen at that address
+    # (another packet's, at memory the probe's skb reuses afterwards) does not.
+    from netdoctor.capture.tracefs import TraceParser
+
+    earlier_drop = ("  <idle>-0  [001] ..s1.  9.990000: kfree_skb: skbaddr=00000000aaaa "
+                    "protocol=2048 location=udp_queue_rcv_skb+0x1/0x2 reason: NO_SOCKET\n")
+    queued = ("  ping-42  [000] .....  10.000100: net_dev_queue: dev=eth0 skbaddr=00000000aaaa "
+              "len=103\n")
+    dropped = ("  <idle>-0  [001] ..s1.  10.000200: kfree_skb: skbaddr=00000000aaaa "
+               "protocol=2048 location=nft_do_chain+0x46f/0x690 reason: NETFILTER_DROP\n")
+    parser = TraceParser(seen_only=True)
+    assert parser.feed(earlier_drop) == []
+    assert [e.event for e in parser.feed(queued)] == ["net_dev_queue"]
+    assert [(e.event, e.reason) for e in parser.feed(dropped)] == [("kfree_skb",
+                                                                    "NETFILTER_DROP")]
+    assert [e.reason for e in parse_trace(earlier_drop + queued + dropped, seen_only=True)
+            if e.event == "kfree_skb"] == ["NETFILTER_DROP"]

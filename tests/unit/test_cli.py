@@ -18,6 +18,22 @@ def test_help_lists_commands_and_does_not_import_scapy():
     assert probe.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_command_run_imports_no_heavy_library():
+    # A command that parses every kind of option (here it stops at the bad --format, before
+    # any I/O) must not pull in pydantic (typer 0.29's option coercion) or networkx: each cost
+    # 0.2 s of every run (bench/, pyinstrument).
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nfrom netdoctor.diagnose import cli\n"
+         "try:\n    cli.main(['trace', 'x', 'y', '--format', 'xml', '--timeout', '2',"
+         " '--port', '80'])\nexcept SystemExit:\n    pass\n"
+         "print(sorted(m for m in ('pydantic', 'networkx', 'scapy', 'pyroute2')"
+         " if m in sys.modules))"],
+        capture_output=True, text=True)
+    assert "--format must be one of" in probe.stderr
+    assert probe.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_version():
     res = netdoctor("--version")
     assert res.returncode == 0 and res.stdout.startswith("netdoctor ")

@@ -118,18 +118,35 @@ def _save_output(argv: list) -> tuple:
     return res.stdout, None
 
 
+_IPTABLES_SAVES = (("iptables-nft", "iptables-nft-save", "ip"),
+                   ("iptables-nft", "ip6tables-nft-save", "ip6"),
+                   ("iptables-legacy", "iptables-legacy-save", "ip"),
+                   ("iptables-legacy", "ip6tables-legacy-save", "ip6"))
+
+
+def _iptables_save(backend: str, prog: str) -> tuple:
+    text, why = _save_output([prog, "-c"])
+    if text is None and backend == "iptables-nft" and why == "not installed":
+        # Older distributions ship only `iptables-save`, with whatever backend it has.
+        text, why = _save_output([prog.replace("-nft", ""), "-c"])
+    return text, why
+
+
 def _netfilter_here():
+    from concurrent.futures import ThreadPoolExecutor
+
     from netdoctor.diagnose import netfilter as nf
 
+    # The five dumps run at once (threads started here are in this thread's namespace, and so
+    # are the programs they start): with 10,000 rules each takes most of a second.
+    with ThreadPoolExecutor(max_workers=len(_IPTABLES_SAVES) + 1) as pool:
+        saves = [pool.submit(_iptables_save, backend, prog)
+                 for backend, prog, _ in _IPTABLES_SAVES]
+        nft = pool.submit(_save_output, ["nft", "-j", "list", "ruleset"])
+        saves = [f.result() for f in saves]
+        nft = nft.result()
     chains, sources = [], {}
-    for backend, prog, family in (("iptables-nft", "iptables-nft-save", "ip"),
-                                  ("iptables-nft", "ip6tables-nft-save", "ip6"),
-                                  ("iptables-legacy", "iptables-legacy-save", "ip"),
-                                  ("iptables-legacy", "ip6tables-legacy-save", "ip6")):
-        text, why = _save_output([prog, "-c"])
-        if text is None and backend == "iptables-nft" and why == "not installed":
-            # Older distributions ship only `iptables-save`, with whatever backend it has.
-            text, why = _save_output([prog.replace("-nft", ""), "-c"])
+    for (backend, prog, family), (text, why) in zip(_IPTABLES_SAVES, saves):
         sources[prog] = why or "ok"
         if text:
             chains.extend(nf.parse_iptables_save(text, backend, family))
@@ -137,7 +154,7 @@ def _netfilter_here():
         raise MissingDependency("cannot read the firewall and NAT rules: neither iptables-save "
                                 "nor nft is installed (apt install iptables nftables)")
     iptables_tables = nf.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
-    text, why = _save_output(["nft", "-j", "list", "ruleset"])
+    text, why = nft
     sources["nft"] = why or "ok"
     if text and text.strip():
         try:

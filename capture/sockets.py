@@ -150,15 +150,12 @@ class HopCapture:
             self.sock = None
 
 
-def close_all(captures: list) -> "Closing":
-    """Start closing every capture at once; join() the result to wait for them.
+class Closing:
+    """Closing(captures) starts closing every capture at once; join() waits for them.
 
     Closing a packet socket waits out an RCU grace period (synchronize_net): 12 ms each,
     one after the other, but shared by closes that wait at the same time."""
-    return Closing(captures)
 
-
-class Closing:
     def __init__(self, captures: list):
         self._threads = [threading.Thread(target=c.close, daemon=True) for c in captures
                          if c.sock is not None]

@@ -67,7 +67,7 @@ def _hop_netns(path: dict, hop: dict) -> netns.Netns:
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
           timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None) -> TraceReport:
     from netdoctor.capture import bpf, probe as P
-    from netdoctor.capture.sockets import HopCapture, close_all, pcap_name, write_pcap
+    from netdoctor.capture.sockets import Closing, HopCapture, pcap_name, write_pcap
     from netdoctor.capture.tracefs import KernelTrace
     from netdoctor.checks import run_checks
     from netdoctor.diagnose import snapshot as S
@@ -167,7 +167,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                 c.drain()
             # The sockets close while the tracefs instance is removed: both wait for the
             # kernel (RCU grace periods), and need not wait one after the other.
-            closing = close_all(captures)
+            closing = Closing(captures)
     finally:
         if closing is not None:
             closing.join()

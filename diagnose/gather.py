@@ -132,36 +132,51 @@ def _iptables_save(backend: str, prog: str) -> tuple:
     return text, why
 
 
+def _nft_json(argv: list) -> tuple:
+    """(document, None) or (None, why not) for an `nft -j` listing."""
+    text, why = _save_output(argv)
+    if not text or not text.strip():
+        return None, why
+    try:
+        return json.loads(text), None
+    except ValueError as e:
+        raise ParseError(f"nft -j printed something that is not JSON: {e}") from None
+
+
 def _netfilter_here():
     from concurrent.futures import ThreadPoolExecutor
 
     from netdoctor.diagnose import netfilter as nf
 
-    # The five dumps run at once (threads started here are in this thread's namespace, and so
-    # are the programs they start): with 10,000 rules each takes most of a second.
+    # The dumps run at once (threads started here are in this thread's namespace, and so are
+    # the programs they start): with 10,000 rules each takes a large part of a second.
     with ThreadPoolExecutor(max_workers=len(_IPTABLES_SAVES) + 1) as pool:
         saves = [pool.submit(_iptables_save, backend, prog)
                  for backend, prog, _ in _IPTABLES_SAVES]
-        nft = pool.submit(_save_output, ["nft", "-j", "list", "ruleset"])
+        listed = pool.submit(_nft_json, ["nft", "-j", "list", "tables"])
         saves = [f.result() for f in saves]
-        nft = nft.result()
-    chains, sources = [], {}
-    for (backend, prog, family), (text, why) in zip(_IPTABLES_SAVES, saves):
-        sources[prog] = why or "ok"
-        if text:
-            chains.extend(nf.parse_iptables_save(text, backend, family))
-    if all(why == "not installed" for why in sources.values()) and shutil.which("nft") is None:
-        raise MissingDependency("cannot read the firewall and NAT rules: neither iptables-save "
-                                "nor nft is installed (apt install iptables nftables)")
-    iptables_tables = nf.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
-    text, why = nft
-    sources["nft"] = why or "ok"
-    if text and text.strip():
-        try:
-            doc = json.loads(text)
-        except ValueError as e:
-            raise ParseError(f"nft -j printed something that is not JSON: {e}") from None
-        chains.extend(nf.parse_nft_json(doc, iptables_tables))
+        tables_doc, nft_why = listed.result()
+        chains, sources = [], {}
+        for (backend, prog, family), (text, why) in zip(_IPTABLES_SAVES, saves):
+            sources[prog] = why or "ok"
+            if text:
+                chains.extend(nf.parse_iptables_save(text, backend, family))
+        if all(why == "not installed" for why in sources.values()) and nft_why == "not installed":
+            raise MissingDependency("cannot read the firewall and NAT rules: neither "
+                                    "iptables-save nor nft is installed "
+                                    "(apt install iptables nftables)")
+        # Tables iptables-nft made are in its dump already. nft lists only the others: on a
+        # host whose 10,000 rules are iptables-nft's, `nft -j list ruleset` would print them
+        # again as 4.6 MB of JSON.
+        iptables_tables = nf.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
+        native = [t for t in (nf.parse_nft_tables(tables_doc) if tables_doc else ())
+                  if t not in iptables_tables]
+        docs = list(pool.map(lambda t: _nft_json(["nft", "-j", "list", "table", *t]), native))
+    for doc, why in docs:
+        nft_why = nft_why or why
+        if doc is not None:
+            chains.extend(nf.parse_nft_json(doc, iptables_tables))
+    sources["nft"] = nft_why or "ok"
     return nf.Ruleset(tuple(chains), sources)
 
 

@@ -530,6 +530,22 @@ def _nft_item(item: dict, chains: dict, order: list, counts: dict, skip_tables) 
         chains[key]["rules"].append(_nft_rule(r, counts[key]))
 
 
+def parse_nft_tables(doc) -> list:
+    """(family, name) of each table in `nft -j list tables` (or any `nft -j` listing)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
+        raise ParseError("nft -j: expected an object with an 'nftables' list")
+    tables = []
+    for number, item in enumerate(doc["nftables"], 1):
+        if not isinstance(item, dict) or "table" not in item:
+            continue
+        t = item["table"]
+        try:
+            tables.append((_nft_name(t.get("family")), _nft_name(t.get("name"))))
+        except (TypeError, AttributeError):
+            raise ParseError(f"nft -j: table {number} has no family or name") from None
+    return tables
+
+
 def parse_nft_json(doc, skip_tables: set = frozenset()) -> tuple:
     """Chains from `nft -j list ruleset`, leaving out the (family, table) pairs in skip_tables."""
     if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):

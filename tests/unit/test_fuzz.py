@@ -166,6 +166,20 @@ def test_nft_json_mutated(d):
 
 
 @FUZZ
+@given(json_values)
+def test_nft_tables_any_document(doc):
+    only_parse_errors(netfilter.parse_nft_tables, doc)
+
+
+@FUZZ
+@given(st.data())
+def test_nft_tables_mutated(d):
+    name = d.draw(st.sampled_from(["docker-nft.json", "docker-plus-native-nft.json"]))
+    doc = mutate_json(json.loads(data(name)), d.draw)
+    only_parse_errors(netfilter.parse_nft_tables, doc)
+
+
+@FUZZ
 @given(st.data())
 def test_rulesets_from_mutated_text_can_be_walked(d):
     """A ruleset that parsed is one the packet walk can use: no crash on evaluate."""

@@ -115,6 +115,10 @@ class Chain:
         of them with two comparisons instead of a full match."""
         return tuple((_ranges(r, "saddr"), _ranges(r, "daddr")) for r in self.rules)
 
+    @cached_property
+    def address_index(self) -> "AddressIndex":
+        return AddressIndex(self.address_prefilter)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["rules"] = [r.to_dict() for r in self.rules]
@@ -181,12 +185,69 @@ def _v4_range(text: str) -> Optional[tuple]:
     return 4, value & ~host & 0xFFFFFFFF, (value & ~host & 0xFFFFFFFF) | host
 
 
-def _outside(ranges: Optional[tuple], addr: Optional[tuple]) -> bool:
-    """True when addr (version, int) is certainly admitted by none of ranges."""
-    if ranges is None or addr is None:
-        return False
-    version, value = addr
-    return not any(v == version and lo <= value <= hi for v, lo, hi in ranges)
+class _AddressSide:
+    """One address (source or destination) of a chain's prefilter, made into lookups."""
+
+    def __init__(self):
+        self.any: set = set()  # rules with no plain match on this address: every packet passes
+        self.prefixes: dict = {}  # (version, prefix length) -> {first address: [rule index]}
+        self.spans: list = []  # (version, first, last, rule index) of first-last ranges
+
+    def add(self, i: int, ranges: Optional[tuple]) -> None:
+        if ranges is None:
+            self.any.add(i)
+            return
+        for version, lo, hi in ranges:
+            size = hi - lo + 1
+            if size <= 0:
+                continue  # a backwards range admits nothing
+            if size & (size - 1) == 0 and lo % size == 0:  # an aligned power of two: a prefix
+                plen = (32 if version == 4 else 128) - (size.bit_length() - 1)
+                self.prefixes.setdefault((version, plen), {}).setdefault(lo, []).append(i)
+            else:
+                self.spans.append((version, lo, hi, i))
+
+    def hits(self, addr: tuple) -> set:
+        """The rules whose ranges on this address admit addr."""
+        version, value = addr
+        bits = 32 if version == 4 else 128
+        out = set()
+        for (v, plen), firsts in self.prefixes.items():
+            if v == version:
+                out.update(firsts.get(value >> (bits - plen) << (bits - plen), ()))
+        out.update(i for v, lo, hi, i in self.spans if v == version and lo <= value <= hi)
+        return out
+
+
+class AddressIndex:
+    """The rules of a chain that a packet's addresses let through the address prefilter,
+    found by lookups: a walk of 10,000 rules for each of 1,000 containers visits only the
+    rules that can match, instead of comparing every one. The same rules as the prefilter
+    (a property test compares the two)."""
+
+    def __init__(self, prefilter: tuple):
+        self.count = len(prefilter)
+        self.src, self.dst = _AddressSide(), _AddressSide()
+        for i, (sranges, dranges) in enumerate(prefilter):
+            self.src.add(i, sranges)
+            self.dst.add(i, dranges)
+        self.both_any = sorted(self.src.any & self.dst.any)
+
+    def candidates(self, src: Optional[tuple], dst: Optional[tuple]) -> list:
+        """Rule indexes, in order; src and dst are (version, int) or None (not an address:
+        nothing can be ruled out on that side)."""
+        if src is None and dst is None:
+            return list(range(self.count))
+        if src is None:
+            return sorted(self.dst.any | self.dst.hits(dst))
+        if dst is None:
+            return sorted(self.src.any | self.src.hits(src))
+        hs, hd = self.src.hits(src), self.dst.hits(dst)
+        extra = {i for i in hs if i in self.dst.any or i in hd}
+        extra.update(i for i in hd if i in self.src.any)
+        if not extra:
+            return self.both_any
+        return sorted(extra.union(self.both_any))
 
 
 @dataclass(frozen=True)
@@ -705,9 +766,9 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
         return None, None
     w.trail.append(f"{chain.table}/{chain.name}")
     src, dst = _as_int(w.packet.src), _as_int(w.packet.dst)
-    for rule, (sranges, dranges) in zip(chain.rules, chain.address_prefilter):
-        if _outside(sranges, src) or _outside(dranges, dst):
-            continue  # the full match would say False
+    rules = chain.rules
+    for i in chain.address_index.candidates(src, dst):  # the others cannot match
+        rule = rules[i]
         m = rule_matches(rule, w.packet)
         if m is False:
             continue

@@ -42,5 +42,45 @@ def test_address_prefilter_only_skips_rules_that_cannot_match(vals, negate, src,
     chain = nf.Chain("iptables-nft", "ip", "filter", "FORWARD", rules=(rule,))
     (sranges, dranges), = chain.address_prefilter
     packet = nf.Packet(src, dst, "br0", "eth0")
-    if nf._outside(sranges, nf._as_int(src)):
+    if outside(sranges, nf._as_int(src)):
         assert nf.rule_matches(rule, packet) is False
+
+
+def outside(ranges, addr) -> bool:
+    """The prefilter's meaning, said the obvious way: addr (version, int) is admitted by none
+    of ranges. None (no plain match, or not an address) rules nothing out."""
+    if ranges is None or addr is None:
+        return False
+    version, value = addr
+    return not any(v == version and lo <= value <= hi for v, lo, hi in ranges)
+
+
+matches = st.tuples(st.sampled_from(["saddr", "daddr"]), st.lists(values, min_size=1, max_size=3),
+                    st.booleans())
+small_prefixes = st.builds(lambda a, p: str(ipaddress.ip_network(f"10.0.{a}.0/{p}", strict=False)),
+                           st.integers(0, 3), st.integers(22, 32))
+near_values = st.one_of(small_prefixes, values,
+                        st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.{n & 255}"),
+                        st.tuples(st.integers(0, 1023), st.integers(0, 1023)).map(
+                            lambda t: f"10.0.{t[0] >> 8}.{t[0] & 255}-10.0.{t[1] >> 8}.{t[1] & 255}"))
+matches = st.tuples(st.sampled_from(["saddr", "daddr"]),
+                    st.lists(near_values, min_size=1, max_size=3), st.booleans())
+packet_addresses = st.one_of(st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.{n & 255}"),
+                             addresses, st.just("not-an-address"))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.lists(matches, max_size=3), max_size=12), packet_addresses,
+       packet_addresses)
+def test_address_index_finds_the_rules_the_prefilter_lets_through(rules, src, dst):
+    # Rules and packets are drawn mostly from 10.0.0.0/22, so most rules match some packets.
+    from netdoctor.diagnose import netfilter as nf
+
+    chain = nf.Chain("iptables-nft", "ip", "filter", "FORWARD", rules=tuple(
+        nf.Rule("iptables-nft", "ip", "filter", "FORWARD", n,
+                tuple(nf.Match(kind, tuple(vals), neg) for kind, vals, neg in ms), "drop")
+        for n, ms in enumerate(rules, 1)))
+    s, d = nf._as_int(src), nf._as_int(dst)
+    expected = [i for i, (sr, dr) in enumerate(chain.address_prefilter)
+                if not outside(sr, s) and not outside(dr, d)]
+    assert chain.address_index.candidates(s, d) == expected

@@ -275,6 +275,10 @@ def configure_healthy(state: dict) -> dict:
     _ip(L.HOST_NS, "route", "replace", "default", "via", L.UPSTREAM_ADDRESS, "dev", L.UPLINK)
     _ip(L.HOST_NS, "neigh", "flush", "nud", "permanent")
     _sysctl(L.HOST_NS, "net.ipv4.ip_forward", "1")
+    # Writing ip_forward sets every interface's forwarding only when its value changes: one
+    # interface turned off by hand stays off unless set again.
+    for key in ("default", L.UPLINK, L.BRIDGE, *(veth for _, veth in L.CONTAINERS.values())):
+        _sysctl(L.HOST_NS, f"net.ipv4.conf.{key}.forwarding", "1")
     for key in ("all", "default", L.UPLINK, L.BRIDGE):
         _sysctl(L.HOST_NS, f"net.ipv4.conf.{key}.rp_filter", "0")
     _flush_netfilter(L.HOST_NS)

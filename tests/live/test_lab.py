@@ -107,6 +107,15 @@ def test_heal_restores_every_fault(lab):
     assert st["faults"] == []
 
 
+def test_heal_turns_forwarding_back_on_for_one_interface(lab):
+    # Turned off by hand on the bridge alone: ip_forward stays 1, so writing it changes nothing.
+    sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-qw", "net.ipv4.conf.ndbr0.forwarding=0")
+    assert netdoctor("lab", "heal").returncode == 0
+    out = sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-n",
+             "net.ipv4.conf.ndbr0.forwarding").stdout
+    assert out.strip() == "1"
+
+
 def test_bad_destinations(lab):
     res = netdoctor("path", "test", "bad name!")
     assert res.returncode == 2 and "neither an IP address nor a host name" in res.stderr

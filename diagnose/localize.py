@@ -57,6 +57,7 @@ class HopSighting:
     arp_replies: int = 0
     icmp_errors: tuple = ()
     capture_error: Optional[str] = None
+    arp_unanswered: tuple = ()  # addresses ARP asked for here that never answered
 
     def to_dict(self, t0: Optional[int]) -> dict:
         d = asdict(self)
@@ -73,6 +74,7 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
     first = None
     seen: dict = {}
     errors = []
+    asked, answered = [], set()
     for f in frames:
         kind = classify(f, flow)
         if kind is None:
@@ -80,8 +82,10 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
         if kind == "arp":
             if f.arp_op == 1:
                 arp_req += 1
+                asked.append(f.dst)
             elif f.arp_op == 2:
                 arp_rep += 1
+                answered.add(f.src)
             continue
         if first is None or (f.ts_ns and f.ts_ns < first):
             first = f.ts_ns
@@ -94,7 +98,8 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
         else:
             errors.append(f"ICMP type {f.icmp_type} from {f.src}")
     return HopSighting(role, name, netns, req, rep, first, seen, arp_req, arp_rep,
-                       tuple(dict.fromkeys(errors)), capture_error)
+                       tuple(dict.fromkeys(errors)), capture_error,
+                       tuple(a for a in dict.fromkeys(asked) if a and a not in answered))
 
 
 @dataclass(frozen=True)
@@ -202,11 +207,31 @@ class Verdict:
         return d
 
 
+def unanswered_next_hop(sightings: list, hv: HopVerdict,
+                        next_hops: Optional[dict] = None) -> Optional[tuple]:
+    """(hop, address) when the hop the request should have left by next asked ARP for its
+    next hop and got no answer: the request waits in the kernel's neighbour queue, and is
+    never seen there. next_hops maps a role to the address its kernel sends to (a gateway,
+    or the destination on the link); without it, any unanswered address counts."""
+    if hv.reachable or hv.direction != "request":
+        return None
+    roles = [s.role for s in sightings]
+    i = roles.index(hv.stopped_at) + 1 if hv.stopped_at in roles else 0
+    if i >= len(sightings):
+        return None
+    hop = sightings[i]
+    want = (next_hops or {}).get(hop.role)
+    for address in hop.arp_unanswered:
+        if want is None or address == want:
+            return hop, address
+    return None
+
+
 def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hits: list,
-           flow: Flow, evidence_used: tuple) -> Verdict:
+           flow: Flow, evidence_used: tuple, next_hops: Optional[dict] = None) -> Verdict:
     """The cause of the hop verdict. drops: [(reason, location, device)] of the probe's skbs,
     device being the last one the skb was seen on; rule_hits: dropping rules/policies whose
-    counters moved during the probe."""
+    counters moved during the probe; next_hops: see unanswered_next_hop."""
     # tracefs sees the whole machine: a drop counts only where the probe's path runs.
     path_devices = {s.name for s in sightings}
     on_path = [(r, loc) for r, loc, dev in drops if dev in path_devices]
@@ -224,6 +249,7 @@ def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hi
             places = [p for p in places if p[0] == direction]
         return (hv.direction, hv.stopped_at) in places
 
+    arp = unanswered_next_hop(sightings, hv, next_hops)
     candidates = sorted((f for f in errors if blocks_here(f)),
                         key=lambda f: PRIORITY.get(f.id, len(PRIORITY)))
     by_reason = REASON_CAUSES.get(reason or "", [])
@@ -239,6 +265,8 @@ def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hi
         cause = by_reason[0]
     elif rule_hits and hv.stopped_at in ("bridge", "uplink"):
         cause = "forward-dropped"
+    elif arp is not None:
+        cause = "neighbour-failed"
     elif hv.stopped_at == "uplink" and hv.direction == "request":
         up = next((s for s in sightings if s.role == "uplink"), None)
         src = (up.addresses_seen.get("request", "").split(" -> ")[0] if up else "")
@@ -251,6 +279,9 @@ def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hi
         cause = blocking[0].id if blocking else "unknown"
     explanation = (f"the {hv.direction} was last seen at {hv.stopped_at}"
                    if hv.stopped_at else "the request never left the container")
+    if cause == "neighbour-failed" and arp is not None:
+        explanation += (f"; on {arp[0].name} ({arp[0].role}) ARP asked for {arp[1]} and "
+                        f"nothing answered")
     if cause not in NETFILTER_CAUSES:
         rule = None  # a counter that moved is evidence only when a rule is the cause
     return Verdict(False, hv.stopped_at, hv.direction, cause, reason, location, rule,

@@ -206,6 +206,12 @@ def _trace_header(report) -> str:
     return f"trace {t['kind']}:{t['name']} -> {where}, {what}"
 
 
+def _runbook_exists(check_id: str) -> bool:
+    from netdoctor import runbooks
+
+    return runbooks.text(check_id) is not None
+
+
 def _verdict_lines(v: dict, report) -> list:
     if v["reachable"] and not v["cause"]:
         rtt = report.probe.get("rtt_ms")
@@ -222,6 +228,10 @@ def _verdict_lines(v: dict, report) -> list:
             lines.append(f"verdict: NOT REACHABLE; the {v['direction'] or 'probe'} stopped "
                          f"at {where}")
         lines.append(f"cause: {v['cause']}")
+        plain = (f"the {v['direction']} was last seen at {v['stopped_at']}",
+                 "the request never left the container")
+        if v["explanation"] and v["explanation"] not in plain:
+            lines.append(f"why: {v['explanation']}")
     if v.get("kernel_drop_reason"):
         lines.append(f"kernel: dropped with reason {v['kernel_drop_reason']}"
                      + (f" at {v['kernel_location']}" if v.get("kernel_location") else ""))
@@ -245,8 +255,8 @@ def trace_text(report) -> str:
             mark = "<- stopped here"
         first = "-" if h["first_seen_us"] is None else f"+{h['first_seen_us']}"
         note = h["capture_error"] or ""
-        if h["arp_requests"] and not h["arp_replies"] and h["role"] == "container":
-            note = f"{h['arp_requests']} ARP request(s), no reply"
+        if h.get("arp_unanswered"):
+            note = f"ARP for {', '.join(h['arp_unanswered'])}: no reply"
         rows.append((h["role"], h["name"], h["netns"], h["request_seen"], h["reply_seen"], first,
                      "; ".join(seen) or "-", mark or note))
     lines += _table(rows, ("HOP", "INTERFACE", "NETNS", "REQ", "REPLY", "FIRST µs",
@@ -263,6 +273,9 @@ def trace_text(report) -> str:
     if cause is not None:
         lines += ["", f"{cause.severity.upper()} {cause.id}: {cause.message}",
                   f"  fix: {cause.fix}", f"  runbook: runbooks/{cause.id}.md"]
+    elif not v["reachable"] and v["cause"] and _runbook_exists(v["cause"]):
+        # The cause rests on the probe's evidence alone (no check found it beforehand).
+        lines += ["", f"runbook: runbooks/{v['cause']}.md"]
     others = [f for f in report.findings if f is not cause]
     if others:
         lines.append("")

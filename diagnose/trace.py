@@ -215,7 +215,9 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     used = tuple(k for k, v in (("captures", True), ("tracefs", not kt.unavailable),
                                 ("counters", counters_after is not None),
                                 ("checks", True)) if v)
-    verdict = L.decide(hv, sightings, findings, drops, hits, flow, used)
+    # The address each hop's kernel sends the request to: its gateway, else the destination.
+    next_hops = {h["role"]: h.get("via") or dst for h in path["hops"]}
+    verdict = L.decide(hv, sightings, findings, drops, hits, flow, used, next_hops)
     if dns_failure and verdict.reachable:
         verdict = L.Verdict(False, None, None, "dns-no-answer" if "NXDOMAIN" in dns_failure
                             or "no address" in dns_failure else "dns-unreachable",

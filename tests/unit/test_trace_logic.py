@@ -161,6 +161,38 @@ def test_decide_from_evidence_alone():
     assert v.cause == "rp-filter-drop"
 
 
+def arp_frame(op, sender, target):
+    body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, b"\x04" * 6,
+                       bytes(map(int, sender.split("."))), b"\x00" * 6,
+                       bytes(map(int, target.split("."))))
+    return parse_frame(ether(body, 0x0806), 0, op == 1)
+
+
+def test_unanswered_arp_for_the_next_hop_is_a_failed_neighbour():
+    # The request is last seen on the bridge; the uplink asks for the host's gateway again and
+    # again, and nothing answers: the request waits in the neighbour queue.
+    asked = [arp_frame(1, "198.51.100.2", "198.51.100.99") for _ in range(2)]
+    up = L.sight("uplink", "eth0", "ns", asked, FLOW)
+    assert up.arp_unanswered == ("198.51.100.99",)
+    s = sightings([2, 2, 2, 0], [0] * 4)
+    s[3] = up
+    br = L.HopVerdict(False, "bridge", "request")
+    v = L.decide(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.99"})
+    assert v.cause == "neighbour-failed" and "198.51.100.99" in v.explanation
+    # ARP for someone else on the uplink says nothing about the probe's next hop.
+    assert L.decide(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.1"}).cause == "unknown"
+    # Answered ARP is no failure.
+    answered = asked + [arp_frame(2, "198.51.100.99", "198.51.100.2")]
+    s[3] = L.sight("uplink", "eth0", "ns", answered, FLOW)
+    assert s[3].arp_unanswered == ()
+    assert L.decide(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.99"}).cause == "unknown"
+    # A dropping rule whose counter moved outranks it.
+    hit = [{"where": "iptables-nft filter FORWARD rule 1", "text": "-j DROP"}]
+    s[3] = up
+    assert L.decide(br, s, [], [], hit, FLOW, (), {"uplink": "198.51.100.99"}).cause == \
+        "forward-dropped"
+
+
 def test_rule_hits_name_the_rule_whose_counter_moved():
     before = nf.Ruleset(nf.parse_iptables_save(
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [5:300]\n:OUTPUT ACCEPT [0:0]\n"

@@ -69,8 +69,28 @@ def _read_here(ns_dict: dict) -> NamespaceSnapshot:
             if v is not None:
                 sysctls[pattern.format(link.name)] = v
     return NamespaceSnapshot(
-        netns=ns_dict, links=links, routes=routes, neighbours=neighbours, sysctls=sysctls
+        netns=ns_dict, links=links, routes=routes, neighbours=neighbours, sysctls=sysctls,
+        netfilter_tables=_netfilter_tables_here(),
     )
+
+
+def _netfilter_tables_here() -> tuple:
+    """The netfilter tables of the calling thread's namespace, without starting a program."""
+    from netdoctor.diagnose import netlink
+
+    try:
+        tables = [f"nft {family} {name}" for family, name in netlink.nft_tables()]
+    except (OSError, ParseError):
+        tables = ["unknown"]
+    for family, names in (("ip", "ip_tables_names"), ("ip6", "ip6_tables_names")):
+        try:
+            with open(f"/proc/thread-self/net/{names}", encoding="ascii") as f:
+                tables += [f"legacy {family} {n}" for n in f.read().split()]
+        except FileNotFoundError:
+            pass  # no legacy iptables module loaded: no legacy tables anywhere
+        except (OSError, ValueError):
+            tables.append("unknown")
+    return tuple(tables)
 
 
 def read_namespace(ns: netns.Netns) -> NamespaceSnapshot:

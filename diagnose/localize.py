@@ -146,6 +146,7 @@ BLOCKS_AT = {
     "container-link-down": [("request", None)],
     "container-no-address": [("request", None)],
     "container-no-default-route": [("request", None)],
+    "container-output-dropped": [("request", None)],
     "veth-down": [("request", None), ("request", "container")],
     "veth-not-attached": [("request", None), ("request", "container"), ("request", "host-veth"),
                           ("request", "bridge")],  # on the wrong bridge, the host still routes
@@ -171,12 +172,12 @@ PRIORITY = {cid: i for i, cid in enumerate(BLOCKS_AT)}
 # cause, whatever the kernel's drop reason: a firewall drop of packets that arrive on the
 # wrong bridge is a symptom, and opening the firewall would not repair the container.
 STRUCTURAL = tuple(list(BLOCKS_AT)[:list(BLOCKS_AT).index("ip-conflict") + 1])
-NETFILTER_CAUSES = ("forward-dropped", "bridge-netfilter")
+NETFILTER_CAUSES = ("forward-dropped", "bridge-netfilter", "container-output-dropped")
 
 # What the kernel's drop reason says, in the catalog's words.
 REASON_CAUSES = {
     "IP_INADDRERRORS": ["ip-forward-disabled", "host-no-route"],
-    "NETFILTER_DROP": ["forward-dropped", "bridge-netfilter"],
+    "NETFILTER_DROP": ["forward-dropped", "bridge-netfilter", "container-output-dropped"],
     "IP_RPFILTER": ["rp-filter-drop"],
     "NEIGH_FAILED": ["neighbour-failed"],
     "NEIGH_DEAD": ["neighbour-failed"],
@@ -284,5 +285,8 @@ def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hi
                         f"nothing answered")
     if cause not in NETFILTER_CAUSES:
         rule = None  # a counter that moved is evidence only when a rule is the cause
+    elif cause == "container-output-dropped":
+        # The moved counters are the host's; the container's rule is the finding's.
+        rule = next((f.vars.get("rule") for f in errors if f.id == cause), None)
     return Verdict(False, hv.stopped_at, hv.direction, cause, reason, location, rule,
                    evidence_used, explanation)

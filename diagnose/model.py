@@ -215,6 +215,10 @@ class NamespaceSnapshot:
     routes: tuple = ()
     neighbours: tuple = ()
     sysctls: dict = field(default_factory=dict)
+    # "nft ip filter", "legacy ip6 nat", ...: the netfilter tables that exist here, so that
+    # a container's rules are dumped only where it has any ("unknown" when it could not be
+    # told: then they are dumped).
+    netfilter_tables: tuple = ()
 
     @cached_property
     def _by_ifindex(self) -> dict:
@@ -282,6 +286,7 @@ class NamespaceSnapshot:
             "routes": [asdict(r) for r in self.routes],
             "neighbours": [dict(asdict(n), state=list(n.state)) for n in self.neighbours],
             "sysctls": dict(self.sysctls),
+            "netfilter_tables": list(self.netfilter_tables),
         }
 
     @classmethod
@@ -295,4 +300,5 @@ class NamespaceSnapshot:
                 for n in data.get("neighbours", ())
             ),
             sysctls=dict(data.get("sysctls", {})),
+            netfilter_tables=tuple(data.get("netfilter_tables", ())),
         )

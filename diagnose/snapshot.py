@@ -49,6 +49,9 @@ class ContainerFacts:
     host_inode: Optional[int]
     resolv_conf: Optional[str] = None  # its text, as the container reads it
     dns_probe: Optional[list] = None  # [{"server", "answered", "rcode", "error"}]; None: not probed
+    # The container's own netfilter rules (its OUTPUT chain decides before anything leaves);
+    # None when its namespace has no tables, or is the host's.
+    ruleset: Optional[Ruleset] = None
 
     @property
     def label(self) -> str:
@@ -57,14 +60,16 @@ class ContainerFacts:
     def to_dict(self) -> dict:
         return {"target": self.target, "path": self.path, "namespace": self.namespace.to_dict(),
                 "host_inode": self.host_inode, "resolv_conf": self.resolv_conf,
-                "dns_probe": self.dns_probe}
+                "dns_probe": self.dns_probe,
+                "ruleset": self.ruleset.to_dict() if self.ruleset is not None else None}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerFacts":
         return cls(target=d["target"], path=d["path"],
                    namespace=NamespaceSnapshot.from_dict(d["namespace"]),
                    host_inode=d.get("host_inode"), resolv_conf=d.get("resolv_conf"),
-                   dns_probe=d.get("dns_probe"))
+                   dns_probe=d.get("dns_probe"),
+                   ruleset=Ruleset.from_dict(d["ruleset"]) if d.get("ruleset") else None)
 
 
 def _check_shape(c: "ContainerFacts") -> None:
@@ -183,9 +188,16 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         if host_inode is not None and host_inode not in host_inodes:
             host_inodes[host_inode] = netns.open_path(host["path"], host.get("name"))
         conf_text = _read_text(t.resolv_conf)
+        c_snap = read(t.netns)
+        ruleset = None
+        if c_snap.netfilter_tables and t.netns.inode not in (host_inode, me.inode):
+            try:
+                ruleset = gather.read_netfilter(t.netns)
+            except NetdoctorError as e:
+                problems.append(f"{t.label}: its own firewall rules: {e}")
         containers.append(ContainerFacts(
-            target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
-            host_inode=host_inode, resolv_conf=conf_text))
+            target=t.to_dict(), path=report.to_dict(), namespace=c_snap,
+            host_inode=host_inode, resolv_conf=conf_text, ruleset=ruleset))
         probe_from.append(t.netns)
     if probe_dns and containers:
         # Silent nameservers cost their timeout each: ask them all at once.

@@ -284,9 +284,10 @@ def configure_healthy(state: dict) -> dict:
     _flush_netfilter(L.HOST_NS)
     _ns_exec(L.HOST_NS, "iptables-restore", input=host_ruleset())
 
-    # The containers: address, default route via the bridge, resolv.conf.
+    # The containers: address, default route via the bridge, resolv.conf, no firewall.
     for name, (addr, _) in L.CONTAINERS.items():
         ns = L.container_ns(name)
+        _flush_netfilter(ns)
         _ip(ns, "link", "set", "lo", "up")
         _ip(ns, "link", "set", L.CONTAINER_IFACE, "mtu", str(L.MTU), "up")
         _set_only_address(ns, L.CONTAINER_IFACE, f"{addr}/{L.PREFIXLEN}")

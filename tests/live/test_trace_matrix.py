@@ -83,6 +83,9 @@ MATRIX = {
                                            "rp-filter-drop", "any", "request", None),
     "uplink down": ([("ndlab-host", "ip", "link", "set", "eth0", "down")], "uplink-down",
                     "bridge", "request", None),
+    "the container's own OUTPUT drops": ([("ndlab-test", "iptables", "-A", "OUTPUT", "-j",
+                                           "DROP")], "container-output-dropped", None,
+                                         "request", None),
     # Nothing answers ARP for the host's gateway: the request waits in the host's neighbour
     # queue (longer than the probe waits), so only the uplink's unanswered ARP says so.
     "host gateway does not answer ARP": ([("ndlab-host", "ip", "route", "replace", "default",
@@ -130,7 +133,8 @@ def test_fault_matrix(healed, case):
     assert (v["cause"], v["direction"]) == (cause, direction), v
     if stopped_at is not None or cause in ("veth-down", "bridge-down", "container-link-down",
                                            "container-no-default-route", "container-no-address",
-                                           "container-wrong-gateway", "neighbour-failed"):
+                                           "container-wrong-gateway", "neighbour-failed",
+                                           "container-output-dropped"):
         # None means "never left the container" for faults that stop it there; the others
         # may be seen leaving the container first, depending on what the ARP cache holds.
         if stopped_at == "any":
@@ -145,6 +149,16 @@ def test_fault_matrix(healed, case):
     # upstream, and ARP that nobody answers for an entry the kernel had not made before.
     assert cause in {f["id"] for f in doc["findings"]} or cause == "upstream-no-reply" or (
         cause == "neighbour-failed" and "nothing answered" in v["explanation"])
+
+
+def test_the_containers_own_rule_is_named(healed):
+    in_ns("ndlab-test", "iptables", "-A", "OUTPUT", "-p", "icmp", "-j", "DROP")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1 and doc["probe"]["outcome"] == "local error"
+    assert v["rule"] == "iptables-nft -t filter OUTPUT rule 1: -A OUTPUT -p icmp -j DROP"
+    # The same container over TCP is not affected, and nothing else was blamed.
+    rc, doc, v = trace("test", "203.0.113.80:80")
+    assert rc == 0 and v["reachable"], v
 
 
 def test_rule_named_for_a_firewall_drop(healed):

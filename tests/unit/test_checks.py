@@ -142,6 +142,14 @@ CASES = {
             ns, keep=lambda r: not r.is_default)), "lab:test")],
     "mtu-mismatch": [("jumbo container", E.edit_container_ns(
         HEALTHY, "test", lambda ns: E.link(ns, "eth0", mtu=9000)), "lab:test")],
+    "container-output-dropped": [
+        ("DROP in the container's OUTPUT", E.edit_container(HEALTHY, "test", ruleset=nf.Ruleset(
+            nf.parse_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+                                   ":OUTPUT ACCEPT [0:0]\n-A OUTPUT -o eth0 -j DROP\nCOMMIT\n",
+                                   "iptables-nft", "ip"))), "lab:test"),
+        ("OUTPUT policy DROP", E.edit_container(HEALTHY, "test", ruleset=nf.Ruleset(
+            nf.parse_iptables_save("*filter\n:OUTPUT DROP [5:300]\n-A OUTPUT -o lo -j ACCEPT\n"
+                                   "COMMIT\n", "iptables-nft", "ip"))), "lab:test")],
 }
 
 
@@ -185,6 +193,20 @@ def test_forward_drop_names_rule_and_direction():
     assert reply.evidence["direction"] == "reply" and reply.evidence["policy"] == "drop"
     nft = next(f for f in run_checks(CASES["forward-dropped"][3][1]) if f.id == "forward-dropped")
     assert nft.evidence["backend"] == "nft" and "handle 4" in nft.fix
+
+
+def test_container_output_drop_names_the_containers_rule_and_only_that_container():
+    snap = CASES["container-output-dropped"][0][1]
+    f = next(f for f in run_checks(snap) if f.id == "container-output-dropped")
+    assert f.evidence["rule"] == "-A OUTPUT -o eth0 -j DROP" and f.evidence["position"] == 1
+    assert f.fix == "ip netns exec ndlab-test iptables -t filter -D OUTPUT 1"
+    assert ids(run_checks(snap), "lab:web") == set()
+    # Rules that let the traffic out (Docker's DNS redirection, an ACCEPT) are no finding.
+    fine = E.edit_container(HEALTHY, "test", ruleset=nf.Ruleset(nf.parse_iptables_save(
+        "*filter\n:OUTPUT DROP [0:0]\n-A OUTPUT -o eth0 -j ACCEPT\nCOMMIT\n*nat\n"
+        ":OUTPUT ACCEPT [0:0]\n-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT\n"
+        ":DOCKER_OUTPUT - [0:0]\nCOMMIT\n", "iptables-nft", "ip")))
+    assert "container-output-dropped" not in ids(run_checks(fine))
 
 
 def test_none_mode_is_a_note_not_an_error():

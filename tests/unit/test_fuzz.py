@@ -5,6 +5,7 @@ recorded output from the lab, mutated."""
 
 import json
 import os
+import struct
 from datetime import timedelta
 
 import pytest
@@ -134,6 +135,34 @@ def test_rtnetlink_route_answer(raw):
     only_parse_errors(netlink.parse_route_answer, raw, "203.0.113.80", "q", lambda i: f"if{i}")
     nsid = only_parse_errors(netlink.parse_nsid_answer, raw)
     assert nsid is None or nsid >= 0
+
+
+def nft_table_message(family: int, name: bytes, kind: int = (10 << 8)) -> bytes:
+    attr = struct.pack("=HH", 4 + len(name) + 1, 1) + name + b"\0"
+    attr += b"\0" * ((4 - len(attr) % 4) % 4)
+    body = struct.pack("=BBH", family, 0, 0) + attr
+    return struct.pack("=IHHII", 16 + len(body), kind, 2, 1, 0) + body
+
+
+def test_nft_table_answers_as_the_kernel_sends_them():
+    from netdoctor.diagnose import netlink
+
+    data = nft_table_message(2, b"filter") + nft_table_message(1, b"fw") + struct.pack(
+        "=IHHIIi", 20, 3, 2, 1, 0, 0)
+    assert netlink.parse_nft_table_answers(data) == ((("ip", "filter"), ("inet", "fw")), True)
+    assert netlink.parse_nft_table_answers(nft_table_message(10, b"nat")) == \
+        ((("ip6", "nat"),), False)
+
+
+@FUZZ
+@given(st.data())
+def test_nft_table_answers(d):
+    from netdoctor.diagnose import netlink
+
+    real = nft_table_message(2, b"filter") + nft_table_message(7, b"br")
+    raw = d.draw(st.one_of(st.binary(max_size=200), st.builds(
+        lambda cut, junk: real[:cut] + junk, st.integers(0, len(real)), st.binary(max_size=8))))
+    only_parse_errors(netlink.parse_nft_table_answers, raw)
 
 
 # ------------------------------------------------------------------ netfilter

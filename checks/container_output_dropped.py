@@ -1,0 +1,51 @@
+from netdoctor.checks import Check, register
+from netdoctor.checks.context import PROBE_FLOWS
+from netdoctor.checks.forward_dropped import PAST, rule_evidence
+from netdoctor.diagnose.netfilter import Packet, evaluate
+
+
+def _fix(outcome, eth: str) -> str:
+    if outcome.rule is None:
+        c = outcome.chain
+        if c.backend == "nft":
+            return f"{{in_container}}nft add rule {c.family} {c.table} {c.name} oifname {eth} accept"
+        return f"{{in_container}}iptables -t {c.table} -I {c.name} -o {eth} -j ACCEPT"
+    r = outcome.rule
+    if r.backend == "nft":
+        return f"{{in_container}}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
+    prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
+    if r.family == "ip6":
+        prog = prog.replace("iptables", "ip6tables")
+    return f"{{in_container}}{prog} -t {r.table} -D {r.chain} {r.index}"
+
+
+@register
+class ContainerOutputDropped(Check):
+    """The container's own firewall drops what it sends"""
+
+    id = "container-output-dropped"
+    severity = "error"
+    scope = "container"
+    tags = ("netfilter", "path")
+
+    def run(self, ctx):
+        ruleset = ctx.container.ruleset
+        eth = ctx.egress
+        if ruleset is None or eth is None or not ctx.address:
+            return
+        for proto, port in PROBE_FLOWS:
+            packet = Packet(src=ctx.address, dst=ctx.destination, iif=None, oif=eth.name,
+                            proto=proto, dport=port)
+            out = evaluate(ruleset, "output", packet)
+            if out.verdict not in ("drop", "reject"):
+                continue
+            flow = proto if port is None else f"{proto}/{port}"
+            how = "by policy" if out.by_policy else "by a rule"
+            ev = rule_evidence(out)
+            ev.update({"flow": flow, "packet": f"{packet.src} -> {packet.dst} out {eth.name}"})
+            yield self.finding(
+                ctx, f"{ctx.subject}'s own firewall {PAST[out.verdict]} what it sends "
+                     f"({flow}, {packet.src} -> {packet.dst}) {how} in OUTPUT: "
+                     f"{out.describe()}; nothing leaves the container",
+                ev, _fix(out, eth.name), rule=out.describe())
+            return

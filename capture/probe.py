@@ -123,6 +123,8 @@ def icmp_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
                 if len(inner_icmp) == 8 and struct.unpack("!H", inner_icmp[4:6])[0] == ident:
                     what = UNREACH_CODES.get(code, f"code {code}") if itype == 3 else \
                         ICMP_ERRORS[itype]
+                    if itype == 3 and code == 4:  # the router says which MTU it can forward
+                        what += f" (next-hop MTU {struct.unpack('!H', icmp[6:8])[0]})"
                     r.icmp_errors.append(f"{what} from {addr[0]}")
     if r.replies:
         r.outcome = "reply"

@@ -266,9 +266,15 @@ def trace_text(report) -> str:
     lines.append("")
     lines += _verdict_lines(v, report)
     if report.pmtu is not None:
-        lines.append(f"path MTU: a {report.pmtu['size']}-byte don't-fragment probe was "
-                     + ("answered" if report.pmtu["answered"] else
-                        f"NOT answered ({report.pmtu['detail'] or 'no reply'})"))
+        p = report.pmtu
+        if p["answered"]:
+            how = "answered"
+        elif p.get("discovery_works"):
+            how = (f"not answered, but the sender was told ({p['detail']}): the path MTU is "
+                   f"smaller than the container's, and path MTU discovery works")
+        else:
+            how = f"NOT answered ({p['detail'] or 'no reply'})"
+        lines.append(f"path MTU: a {p['size']}-byte don't-fragment probe was {how}")
     cause = next((f for f in report.findings if f.id == v["cause"]), None)
     if cause is not None:
         lines += ["", f"{cause.severity.upper()} {cause.id}: {cause.message}",

@@ -9,6 +9,7 @@ Everything armed is released in `finally`, whatever happens.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import socket
@@ -230,9 +231,15 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
 
     pmtu = None
     if big is not None:
+        # Told "fragmentation needed" by a router, or "message too long" by the container's
+        # own kernel (which already learnt the smaller path MTU): path MTU discovery works,
+        # and the path is smaller than the container's MTU, not a black hole.
+        told = (big.outcome == "icmp error" and "fragmentation needed" in (big.detail or "")) \
+            or (big.outcome == "local error" and big.error == os.strerror(errno.EMSGSIZE))
         pmtu = {"size": mtu, "dont_fragment": True, "answered": big.outcome == "reply",
-                "detail": big.error or big.detail}
-        if verdict.reachable and not pmtu["answered"]:
+                "detail": big.error or big.detail, "discovery_works": big.outcome == "reply"
+                or told}
+        if verdict.reachable and not pmtu["discovery_works"]:
             verdict = L.Verdict(True, None, None, "mtu-mismatch", None, None, None, used,
                                 f"small packets pass, a {mtu}-byte don't-fragment packet does "
                                 f"not: a path-MTU black hole")

@@ -293,6 +293,7 @@ def configure_healthy(state: dict) -> dict:
         _set_only_address(ns, L.CONTAINER_IFACE, f"{addr}/{L.PREFIXLEN}")
         _ip(ns, "route", "flush", "table", "main", "proto", "boot")
         _ip(ns, "route", "replace", "default", "via", L.BRIDGE_ADDRESS, "dev", L.CONTAINER_IFACE)
+        _ip(ns, "route", "flush", "cache")  # path MTUs learnt while a fault was in place
         _ip(ns, "neigh", "flush", "nud", "permanent")
         _flush_netfilter(ns)
         _write_resolv_conf(name)

@@ -200,7 +200,18 @@ def test_path_mtu_black_hole(healed):
     rc, doc, v = trace("test", "203.0.113.80")
     assert rc == 1
     assert v["reachable"] is True and v["cause"] == "mtu-mismatch"
-    assert doc["pmtu"]["answered"] is False
+    assert doc["pmtu"]["answered"] is False and doc["pmtu"]["discovery_works"] is False
+
+
+def test_smaller_routed_path_mtu_is_no_black_hole(healed):
+    # A router (the host) that cannot forward 1500 bytes says so with "fragmentation needed":
+    # the path is smaller, and path MTU discovery works. Reachable; the MTU finding warns.
+    in_ns("ndlab-host", "ip", "link", "set", "eth0", "mtu", "1400")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 0 and v["reachable"] is True and v["cause"] is None, v
+    assert doc["pmtu"]["answered"] is False and doc["pmtu"]["discovery_works"] is True
+    assert "mtu-mismatch" in {f["id"] for f in doc["findings"]}
+    # (The container has learnt the smaller path MTU; `lab heal` forgets it.)
 
 
 def test_upstream_no_reply_when_the_internet_is_silent(healed):

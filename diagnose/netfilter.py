@@ -329,6 +329,8 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
             matches.append(Match("dport", _split_list(value().replace(":", "-")), negate))
         elif tok in ("--sport", "--source-port", "--sports", "--source-ports"):
             matches.append(Match("sport", _split_list(value().replace(":", "-")), negate))
+        elif tok == "--icmp-type":
+            matches.append(Match("icmptype", (value().lower(),), negate))
         elif tok in ("--ctstate", "--state"):
             matches.append(Match("ctstate", tuple(s.lower() for s in _split_list(value())), negate))
         elif tok in ("-j", "--jump"):
@@ -492,6 +494,8 @@ def _nft_match(m: dict) -> Match:
                 kind = fld
             elif proto in ("tcp", "udp", "th", "sctp") and fld in ("dport", "sport"):
                 kind = fld
+            elif proto == "icmp" and fld == "type":
+                kind = "icmptype"
     values = _nft_value(right)
     if kind is None or values is None or op not in ("==", "!=", "in"):
         return Match("unknown", (_compact(m),), False)
@@ -499,6 +503,8 @@ def _nft_match(m: dict) -> Match:
         values = tuple(str(v).lower() for v in values)
     elif kind in ("iif", "oif"):
         values = tuple(str(v).replace("*", "+") for v in values)  # one wildcard spelling
+    elif kind == "icmptype":
+        values = tuple(str(v).lower() for v in values)
     return Match(kind, tuple(str(v) for v in values), op == "!=")
 
 
@@ -726,11 +732,47 @@ def match(m: Match, p: Packet) -> Optional[bool]:
             r = False
     elif m.kind == "ctstate":
         r = p.ctstate in m.values
+    elif m.kind == "icmptype":
+        if p.proto != "icmp":
+            r = False  # (iptables and nft both match the type of ICMP packets only)
+        else:
+            results = [_icmp_type_match(v, p) for v in m.values]
+            r = None if None in results else any(results)
     else:
         return None
     if r is None:
         return None
     return (not r) if m.negate else r
+
+
+# ICMP type names as iptables and nft print them: (type, code or None for any code).
+_ICMP_TYPES = {"echo-reply": (0, None), "pong": (0, None), "destination-unreachable": (3, None),
+               "network-unreachable": (3, 0), "host-unreachable": (3, 1),
+               "protocol-unreachable": (3, 2), "port-unreachable": (3, 3),
+               "fragmentation-needed": (3, 4), "source-quench": (4, None),
+               "redirect": (5, None), "echo-request": (8, None), "ping": (8, None),
+               "router-advertisement": (9, None), "router-solicitation": (10, None),
+               "time-exceeded": (11, None), "ttl-exceeded": (11, None),
+               "parameter-problem": (12, None), "timestamp-request": (13, None),
+               "timestamp-reply": (14, None), "info-request": (15, None),
+               "info-reply": (16, None), "address-mask-request": (17, None),
+               "address-mask-reply": (18, None)}
+
+
+def _icmp_type_match(value: str, p: Packet) -> Optional[bool]:
+    """Does an ICMP type value ("echo-request", "8", "3/4", "any") admit the probe's echo? The
+    packets netdoctor follows are echoes: a request (new) or its reply (established)."""
+    if value == "any":
+        return True
+    if value in _ICMP_TYPES:
+        itype, code = _ICMP_TYPES[value]
+    else:
+        t, _, c = value.partition("/")
+        if not (t.isdigit() and t.isascii()) or (c and not (c.isdigit() and c.isascii())):
+            return None
+        itype, code = int(t), int(c) if c else None
+    mine = 8 if p.ctstate == "new" else 0
+    return itype == mine and code in (None, 0)
 
 
 def rule_matches(rule: Rule, p: Packet) -> Optional[bool]:

@@ -209,6 +209,32 @@ def test_container_output_drop_names_the_containers_rule_and_only_that_container
     assert "container-output-dropped" not in ids(run_checks(fine))
 
 
+def test_icmp_type_rules_are_evaluated_not_guessed():
+    def with_rule(rule):
+        return E.set_ruleset(HEALTHY, E.lab_rules(insert_after(":NDLAB-FORWARD - [0:0]", rule)))
+
+    def forward(snap):
+        return [(f.severity, f.evidence.get("direction")) for f in run_checks(snap)
+                if f.id == "forward-dropped" and f.subject == "lab:test"]
+
+    # Dropping "fragmentation needed" (a common hardening mistake) is not dropping echoes.
+    assert forward(with_rule("-A FORWARD -p icmp -m icmp --icmp-type 3/4 -j DROP")) == []
+    assert forward(with_rule("-A FORWARD -p icmp -m icmp --icmp-type echo-request -j DROP")) \
+        == [("error", "request")]
+    # Everything but echo requests: the replies coming back are dropped.
+    assert forward(with_rule("-A FORWARD -p icmp -m icmp ! --icmp-type 8 -j DROP")) == \
+        [("error", "reply")]
+    nft = {"nftables": [
+        {"table": {"family": "inet", "name": "fw"}},
+        {"chain": {"family": "inet", "table": "fw", "name": "fwd", "type": "filter",
+                   "hook": "forward", "prio": -10, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "fw", "chain": "fwd", "handle": 4, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "icmp", "field": "type"}},
+                       "right": "echo-request"}}, {"drop": None}]}}]}
+    snap = E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_nft_json(nft))
+    assert forward(snap) == [("error", "request")]
+
+
 def test_none_mode_is_a_note_not_an_error():
     _, c = E.container(HEALTHY, "test")
     snap = E.edit_container(CASES["container-no-interface"][0][1], "test",

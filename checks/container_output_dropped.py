@@ -1,6 +1,6 @@
 from netdoctor.checks import Check, register
 from netdoctor.checks.context import PROBE_FLOWS
-from netdoctor.checks.forward_dropped import PAST, rule_evidence
+from netdoctor.checks.forward_dropped import PAST, delete_rule, rule_evidence
 from netdoctor.diagnose.netfilter import Packet, evaluate
 
 
@@ -10,13 +10,7 @@ def _fix(outcome, eth: str) -> str:
         if c.backend == "nft":
             return f"{{in_container}}nft add rule {c.family} {c.table} {c.name} oifname {eth} accept"
         return f"{{in_container}}iptables -t {c.table} -I {c.name} -o {eth} -j ACCEPT"
-    r = outcome.rule
-    if r.backend == "nft":
-        return f"{{in_container}}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
-    prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
-    if r.family == "ip6":
-        prog = prog.replace("iptables", "ip6tables")
-    return f"{{in_container}}{prog} -t {r.table} -D {r.chain} {r.index}"
+    return delete_rule(outcome.rule, "{in_container}")
 
 
 @register

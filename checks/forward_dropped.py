@@ -31,13 +31,17 @@ def _fix(outcome) -> str:
             return (f"{{in_host}}nft add rule {c.family} {c.table} {c.name} "
                     f"iifname {{ingress}} accept")
         return f"{{in_host}}iptables -I {c.name} -i {{ingress}} -j ACCEPT"
-    r = outcome.rule
+    return delete_rule(outcome.rule, "{in_host}")
+
+
+def delete_rule(r, where: str) -> str:
+    """The command that deletes rule r, run `where` ("{in_host}", "{in_container}")."""
     if r.backend == "nft":
-        return f"{{in_host}}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
+        return f"{where}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
     prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
     if r.family == "ip6":
         prog = prog.replace("iptables", "ip6tables")
-    return f"{{in_host}}{prog} -t {r.table} -D {r.chain} {r.index}"
+    return f"{where}{prog} -t {r.table} -D {r.chain} {r.index}"
 
 
 @register

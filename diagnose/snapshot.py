@@ -188,17 +188,11 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         if host_inode is not None and host_inode not in host_inodes:
             host_inodes[host_inode] = netns.open_path(host["path"], host.get("name"))
         conf_text = _read_text(t.resolv_conf)
-        c_snap = read(t.netns)
-        ruleset = None
-        if c_snap.netfilter_tables and t.netns.inode not in (host_inode, me.inode):
-            try:
-                ruleset = gather.read_netfilter(t.netns)
-            except NetdoctorError as e:
-                problems.append(f"{t.label}: its own firewall rules: {e}")
         containers.append(ContainerFacts(
-            target=t.to_dict(), path=report.to_dict(), namespace=c_snap,
-            host_inode=host_inode, resolv_conf=conf_text, ruleset=ruleset))
+            target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
+            host_inode=host_inode, resolv_conf=conf_text))
         probe_from.append(t.netns)
+    containers = _with_own_rules(containers, probe_from, problems, me.inode)
     if probe_dns and containers:
         # Silent nameservers cost their timeout each: ask them all at once.
         from concurrent.futures import ThreadPoolExecutor
@@ -221,6 +215,39 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     return Snapshot(hosts=hosts, containers=tuple(containers), own_inode=me.inode,
                     destination=destination or DEFAULT_DESTINATION, meta=meta,
                     problems=tuple(problems))
+
+
+def _can_filter(tables: tuple) -> bool:
+    """Whether netfilter tables may hold a rule that drops what the container sends. nat
+    tables cannot (Docker's DNS redirection lives there, in every container of a
+    user-defined network); a native nft table's chain types are only known by reading it."""
+    return any(not t.endswith(" nat") for t in tables)
+
+
+def _with_own_rules(containers: list, namespaces: list, problems: list, own_inode: int) -> list:
+    """The containers, each with its own firewall rules where its namespace may filter."""
+    todo = [i for i, c in enumerate(containers)
+            if _can_filter(c.namespace.netfilter_tables)
+            and c.namespace.netns.get("inode") not in (c.host_inode, own_inode)]
+    if not todo:
+        return containers
+
+    def read(i):
+        try:
+            return i, gather.read_netfilter(namespaces[i]), None
+        except NetdoctorError as e:
+            return i, None, f"{containers[i].label}: its own firewall rules: {e}"
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = list(containers)
+    with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+        for i, ruleset, why in pool.map(read, todo):
+            if why:
+                problems.append(why)
+            else:
+                out[i] = replace(out[i], ruleset=ruleset)
+    return out
 
 
 def discover_path(target, destination: Optional[str], read):

@@ -274,3 +274,13 @@ def test_snapshot_survives_json():
 
     again = Snapshot.from_dict(json.loads(json.dumps(HEALTHY.to_dict())))
     assert again == HEALTHY and run_checks(again) == []
+
+
+def test_only_namespaces_that_may_filter_have_their_rules_dumped():
+    from netdoctor.diagnose.snapshot import _can_filter
+
+    # Docker's DNS redirection (nat only) in every container of a user-defined network: no dump.
+    assert not _can_filter(("nft ip nat",)) and not _can_filter(())
+    assert _can_filter(("nft ip nat", "nft ip filter"))
+    assert _can_filter(("nft inet fw",))  # a native table's chain types are not known yet
+    assert _can_filter(("legacy ip mangle",)) and _can_filter(("unknown",))

@@ -3,8 +3,10 @@ question `ip route get DST [from SRC] [iif DEV]` asks, and RTM_GETNSID, "under w
 this namespace know that one?" (what IFLA_LINK_NETNSID values name). Asked on a raw NETLINK_ROUTE socket
 in the calling thread's namespace, it costs a fraction of a millisecond instead of a
 process (4-5 ms); the answer is the kernel's own FIB lookup either way. Nothing is sent.
+Also one nfnetlink question, read for every namespace: which nf_tables tables exist (what
+`nft list tables` says), so that rules are dumped only where there are some.
 
-The only parser of these rtnetlink answers.
+The only parser of these rtnetlink and nfnetlink answers.
 """
 
 from __future__ import annotations

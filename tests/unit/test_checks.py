@@ -18,13 +18,16 @@ def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
 
 
-def native_nft_drop(match_saddr="172.29.0.2"):
+def native_nft_drop(match_saddr="172.29.0.2", match=("ip", "saddr")):
+    """A native `inet fw` table whose forward chain drops what `match` (payload protocol and
+    field) equals match_saddr."""
+    protocol, fld = match
     doc = {"nftables": [
         {"table": {"family": "inet", "name": "fw"}},
         {"chain": {"family": "inet", "table": "fw", "name": "fwd", "type": "filter",
                    "hook": "forward", "prio": -10, "policy": "accept"}},
         {"rule": {"family": "inet", "table": "fw", "chain": "fwd", "handle": 4, "expr": [
-            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": protocol, "field": fld}},
                        "right": match_saddr}},
             {"counter": {"packets": 3, "bytes": 252}}, {"drop": None}]}}]}
     return nf.parse_nft_json(doc)
@@ -224,14 +227,8 @@ def test_icmp_type_rules_are_evaluated_not_guessed():
     # Everything but echo requests: the replies coming back are dropped.
     assert forward(with_rule("-A FORWARD -p icmp -m icmp ! --icmp-type 8 -j DROP")) == \
         [("error", "reply")]
-    nft = {"nftables": [
-        {"table": {"family": "inet", "name": "fw"}},
-        {"chain": {"family": "inet", "table": "fw", "name": "fwd", "type": "filter",
-                   "hook": "forward", "prio": -10, "policy": "accept"}},
-        {"rule": {"family": "inet", "table": "fw", "chain": "fwd", "handle": 4, "expr": [
-            {"match": {"op": "==", "left": {"payload": {"protocol": "icmp", "field": "type"}},
-                       "right": "echo-request"}}, {"drop": None}]}}]}
-    snap = E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_nft_json(nft))
+    snap = E.set_ruleset(HEALTHY, E.lab_rules() + native_nft_drop("echo-request",
+                                                                  ("icmp", "type")))
     assert forward(snap) == [("error", "request")]
 
 

@@ -180,32 +180,24 @@ def test_iptables_save_mutated(d):
     only_parse_errors(netfilter.parse_iptables_save, text)
 
 
+NFT_PARSERS = pytest.mark.parametrize("parse", [netfilter.parse_nft_json,
+                                                 netfilter.parse_nft_tables])
+
+
+@NFT_PARSERS
 @FUZZ
 @given(json_values)
-def test_nft_json_any_document(doc):
-    only_parse_errors(netfilter.parse_nft_json, doc)
+def test_nft_json_any_document(parse, doc):
+    only_parse_errors(parse, doc)
 
 
+@NFT_PARSERS
 @FUZZ
 @given(st.data())
-def test_nft_json_mutated(d):
+def test_nft_json_mutated(parse, d):
     name = d.draw(st.sampled_from(["docker-nft.json", "docker-plus-native-nft.json"]))
     doc = mutate_json(json.loads(data(name)), d.draw)
-    only_parse_errors(netfilter.parse_nft_json, doc)
-
-
-@FUZZ
-@given(json_values)
-def test_nft_tables_any_document(doc):
-    only_parse_errors(netfilter.parse_nft_tables, doc)
-
-
-@FUZZ
-@given(st.data())
-def test_nft_tables_mutated(d):
-    name = d.draw(st.sampled_from(["docker-nft.json", "docker-plus-native-nft.json"]))
-    doc = mutate_json(json.loads(data(name)), d.draw)
-    only_parse_errors(netfilter.parse_nft_tables, doc)
+    only_parse_errors(parse, doc)
 
 
 @FUZZ

@@ -28,7 +28,7 @@ class BridgeNetfilter(Check):
         if other is None:
             return
         packet = Packet(src=ctx.address, dst=other, iif=br.name, oif=br.name, proto="tcp",
-                        dport=80)
+                        dport=80, sport=ctx.ephemeral_ports)
         out = evaluate(ctx.host.ruleset, "forward", packet)
         if out.verdict not in ("drop", "reject"):
             return

@@ -29,7 +29,8 @@ class ContainerOutputDropped(Check):
             return
         for proto, port in PROBE_FLOWS:
             packet = Packet(src=ctx.address, dst=ctx.destination, iif=None, oif=eth.name,
-                            proto=proto, dport=port)
+                            proto=proto, dport=port,
+                            sport=ctx.ephemeral_ports if port is not None else None)
             out = evaluate(ruleset, "output", packet)
             if out.verdict not in ("drop", "reject"):
                 continue

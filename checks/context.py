@@ -17,6 +17,8 @@ from netdoctor.diagnose.netfilter import Packet
 
 # The flows checks follow for a container: ICMP echo, web, DNS.
 PROBE_FLOWS = (("icmp", None), ("tcp", 80), ("tcp", 443), ("udp", 53))
+# Linux's default net.ipv4.ip_local_port_range: where a client's source port comes from.
+EPHEMERAL_PORTS = (32768, 60999)
 
 
 def ns_label(netns: dict) -> str:
@@ -191,18 +193,32 @@ class ContainerContext:
     def bridged(self) -> bool:
         return self.path.get("mode") in ("bridge", "routed") and self.host_veth is not None
 
+    @cached_property
+    def ephemeral_ports(self) -> tuple:
+        """The range the container's kernel picks a client's source port from."""
+        words = self.namespace.sysctls.get("net.ipv4.ip_local_port_range", "").split()
+        if len(words) == 2 and all(w.isdigit() and w.isascii() for w in words):
+            lo, hi = sorted(int(w) for w in words)
+            return lo, hi
+        return EPHEMERAL_PORTS
+
     def request(self, proto: str = "icmp", dport: Optional[int] = None,
                 dst: Optional[str] = None) -> Optional[Packet]:
+        """The container's request, as the host's FORWARD hook meets it."""
         if not (self.address and self.ingress and self.uplink):
             return None
+        sport = self.ephemeral_ports if proto in ("tcp", "udp") else None
         return Packet(src=self.address, dst=dst or self.destination, iif=self.ingress.name,
-                      oif=self.uplink.name, proto=proto, dport=dport)
+                      oif=self.uplink.name, proto=proto, dport=dport, sport=sport)
 
     def reply(self, proto: str = "icmp", dport: Optional[int] = None) -> Optional[Packet]:
+        """The answer to request(proto, dport): from the service's port to the client's."""
         if not (self.address and self.ingress and self.uplink):
             return None
+        ports = proto in ("tcp", "udp")
         return Packet(src=self.destination, dst=self.address, iif=self.uplink.name,
-                      oif=self.ingress.name, proto=proto, dport=None, ctstate="established")
+                      oif=self.ingress.name, proto=proto, sport=dport if ports else None,
+                      dport=self.ephemeral_ports if ports else None, ctstate="established")
 
 
 def _host_vars(snapshot, host_netns: Optional[dict]) -> dict:

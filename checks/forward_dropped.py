@@ -4,6 +4,7 @@ from netdoctor.diagnose.netfilter import evaluate
 
 
 PAST = {"drop": "dropped", "reject": "rejected"}
+PLURAL = {"request": "requests", "reply": "replies"}
 
 
 def _flow(proto, port):
@@ -72,7 +73,7 @@ class ForwardDropped(Check):
                                          f"out {packet.oif}" + (
                                              " (established)" if direction == "reply" else "")})
                     yield self.finding(
-                        ctx, f"{direction}s of {ctx.subject} ({_flow(proto, port)}, "
+                        ctx, f"{PLURAL[direction]} of {ctx.subject} ({_flow(proto, port)}, "
                              f"{packet.src} -> {packet.dst}) are {PAST[out.verdict]} {how} in "
                              f"FORWARD: {out.describe()}",
                         ev, _fix(out), rule=out.describe(), direction=direction)
@@ -81,7 +82,7 @@ class ForwardDropped(Check):
             if uncertain:
                 r = uncertain[0]
                 yield self.finding(
-                    ctx, f"{direction}s of {ctx.subject} may be dropped in FORWARD by a rule "
+                    ctx, f"{PLURAL[direction]} of {ctx.subject} may be dropped in FORWARD by a rule "
                          f"whose matches netdoctor cannot evaluate: {r.where}: {r.text}",
                     {"direction": direction, "rule": r.text, "where": r.where,
                      "packets": r.packets},

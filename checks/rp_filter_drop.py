@@ -1,4 +1,5 @@
 from netdoctor.checks import Check, register
+from netdoctor.checks.forward_dropped import PLURAL
 from netdoctor.checks.context import lookup
 
 
@@ -43,7 +44,7 @@ class RpFilterDrop(Check):
             via = f"{back.dev}" if back is not None and back.dev else "no route"
             yield self.finding(
                 ctx, f"rp_filter={mode} ({'strict' if mode == 1 else 'loose'}) on {iface.name} "
-                     f"in {ctx.vars['host_ns']}: {direction}s from {source} arrive on "
+                     f"in {ctx.vars['host_ns']}: {PLURAL[direction]} from {source} arrive on "
                      f"{iface.name} but the route back to {source} is via {via}",
                 {"interface": iface.name, "rp_filter_effective": mode,
                  "net.ipv4.conf.all.rp_filter": h.sysctls.get("net.ipv4.conf.all.rp_filter"),

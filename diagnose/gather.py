@@ -22,6 +22,7 @@ GLOBAL_SYSCTLS = (
     "net.ipv6.conf.all.forwarding",
     "net.ipv4.conf.all.rp_filter",
     "net.ipv4.conf.default.rp_filter",
+    "net.ipv4.ip_local_port_range",
     "net.bridge.bridge-nf-call-iptables",
     "net.bridge.bridge-nf-call-ip6tables",
     "net.netfilter.nf_conntrack_count",

@@ -645,9 +645,12 @@ class Packet:
     iif: Optional[str]
     oif: Optional[str]
     proto: str = "icmp"  # icmp, tcp, udp
-    dport: Optional[int] = None
+    # A port is a number, or (first, last) when only its range is known: a client's source
+    # port is one of its namespace's ephemeral ports, which one is chosen at connect().
+    dport: Optional[object] = None
     ctstate: str = "new"  # new, established
     family: str = "ip"
+    sport: Optional[object] = None
 
 
 @dataclass(frozen=True)
@@ -693,20 +696,33 @@ def _addr_match(values: tuple, addr: str) -> Optional[bool]:
     return False
 
 
-def _port_match(values: tuple, port: Optional[int]) -> Optional[bool]:
+def _port_match(values: tuple, port) -> Optional[bool]:
+    """Does a port match admit the packet's port? port is a number or a (first, last) range
+    of which the packet has one: True when the match admits all of them, False when none,
+    None when some (or when a value cannot be read)."""
     if port is None:
         return False
+    lo, hi = port if isinstance(port, tuple) else (port, port)
+    spans = []
     for v in values:
         try:
             if "-" in str(v):
-                lo, hi = (int(x) for x in str(v).split("-"))
-                if lo <= port <= hi:
-                    return True
-            elif int(v) == port:
-                return True
+                a, b = (int(x) for x in str(v).split("-"))
+            else:
+                a = b = int(v)
         except ValueError:
             return None
-    return False
+        spans.append((a, b))
+    need = lo  # the first port of the range that no span admits yet
+    for a, b in sorted(spans):
+        if a > need:
+            break  # a gap: some port of the range is not admitted
+        need = max(need, b + 1)
+        if need > hi:
+            return True
+    if not any(a <= hi and b >= lo for a, b in spans):
+        return False
+    return None
 
 
 def match(m: Match, p: Packet) -> Optional[bool]:
@@ -727,9 +743,10 @@ def match(m: Match, p: Packet) -> Optional[bool]:
     elif m.kind == "l3proto":
         r = ({"ip": "ipv4", "ip6": "ipv6"}.get(p.family, p.family) in {str(v) for v in m.values})
     elif m.kind in ("dport", "sport"):
-        r = _port_match(m.values, p.dport if m.kind == "dport" else None)
         if p.proto not in ("tcp", "udp"):
             r = False
+        else:
+            r = _port_match(m.values, p.dport if m.kind == "dport" else p.sport)
     elif m.kind == "ctstate":
         r = p.ctstate in m.values
     elif m.kind == "icmptype":

@@ -281,3 +281,38 @@ def test_only_namespaces_that_may_filter_have_their_rules_dumped():
     assert _can_filter(("nft ip nat", "nft ip filter"))
     assert _can_filter(("nft inet fw",))  # a native table's chain types are not known yet
     assert _can_filter(("legacy ip mangle",)) and _can_filter(("unknown",))
+
+
+def _forward_findings(rule):
+    snap = E.set_ruleset(HEALTHY, E.lab_rules(insert_after(":NDLAB-FORWARD - [0:0]", rule)))
+    return [f for f in run_checks(snap) if f.id == "forward-dropped" and f.subject == "lab:test"]
+
+
+def test_a_source_port_rule_that_drops_the_containers_requests_is_found():
+    # Everything a client sends comes from an ephemeral port (32768-60999 here): a rule on
+    # the source port matches it.
+    found = _forward_findings("-A FORWARD -i ndbr0 -p tcp -m tcp --sport 1024:65535 -j DROP")
+    assert [(f.severity, f.evidence["direction"], f.evidence["flow"]) for f in found] == \
+        [("error", "request", "tcp/80")]
+
+
+def test_a_negated_source_port_rule_does_not_drop_replies_from_that_port():
+    # Replies of DNS come *from* port 53: "drop UDP from the uplink unless it is from 53"
+    # lets them through. (The old walk had no source port, so `! --sport 53` always matched.)
+    assert _forward_findings("-A FORWARD -i eth0 -p udp -m udp ! --sport 53 -j DROP") == []
+    # ...and replies of the web flows come from 80 and 443, which such a rule does drop.
+    found = _forward_findings("-A FORWARD -i eth0 -p tcp -m tcp ! --sport 53 -j DROP")
+    assert [(f.evidence["direction"], f.evidence["flow"]) for f in found] == [("reply", "tcp/80")]
+
+
+def test_reply_rules_keyed_on_the_service_port_are_found():
+    # Replies of the web flow carry source port 80: a rule dropping them is a finding.
+    found = _forward_findings("-A FORWARD -i eth0 -p tcp -m tcp --sport 443 -j DROP")
+    assert [(f.evidence["direction"], f.evidence["flow"]) for f in found] == \
+        [("reply", "tcp/443")]
+
+
+def test_a_rule_on_part_of_the_ephemeral_range_is_uncertain_not_a_verdict():
+    # The client's port is one of 32768-60999, which one is not known before it connects.
+    found = _forward_findings("-A FORWARD -i ndbr0 -p tcp -m tcp --sport 40000:50000 -j DROP")
+    assert [(f.severity, f.evidence["direction"]) for f in found] == [("warning", "request")]

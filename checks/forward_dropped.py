@@ -81,9 +81,12 @@ class ForwardDropped(Check):
                 uncertain.extend(out.uncertain)
             if uncertain:
                 r = uncertain[0]
+                why = ("a rule hands them to a user-space program (queue), which decides"
+                       if r.verdict == "queue" else
+                       "a rule whose matches netdoctor cannot evaluate")
                 yield self.finding(
-                    ctx, f"{PLURAL[direction]} of {ctx.subject} may be dropped in FORWARD by a rule "
-                         f"whose matches netdoctor cannot evaluate: {r.where}: {r.text}",
+                    ctx, f"{PLURAL[direction]} of {ctx.subject} may be dropped in FORWARD by "
+                         f"{why}: {r.where}: {r.text}",
                     {"direction": direction, "rule": r.text, "where": r.where,
                      "packets": r.packets},
                     f"{{in_host}}iptables-save -c | grep -n -- '{r.chain}'", severity="warning",

@@ -49,6 +49,7 @@ class Match:
     kind: str
     values: tuple
     negate: bool = False
+    family: str = ""  # for saddr/daddr of an nft rule: "ip" or "ip6", as the rule says it
 
     def text(self) -> str:
         neg = "!= " if self.negate else ""
@@ -64,7 +65,9 @@ class Rule:
     chain: str
     index: int  # 1-based position in its chain, as `iptables -L --line-numbers` counts
     matches: tuple
-    verdict: str  # accept drop reject jump goto return masquerade snat dnat redirect continue
+    # accept drop reject jump goto return masquerade snat dnat redirect continue, and queue
+    # (handed to a user-space program, which decides: netdoctor cannot know what)
+    verdict: str
     target: Optional[str] = None  # chain for jump/goto
     text: str = ""  # as a person finds it again: iptables-save line, or nft rule
     handle: Optional[int] = None
@@ -85,8 +88,8 @@ class Rule:
     @classmethod
     def from_dict(cls, d: dict) -> "Rule":
         d = dict(d)
-        d["matches"] = tuple(Match(m["kind"], tuple(m["values"]), m.get("negate", False))
-                             for m in d.get("matches", ()))
+        d["matches"] = tuple(Match(m["kind"], tuple(m["values"]), m.get("negate", False),
+                                   m.get("family", "")) for m in d.get("matches", ()))
         return cls(**d)
 
 
@@ -284,7 +287,7 @@ class Ruleset:
 
 _IPT_VERDICT = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return",
                 "MASQUERADE": "masquerade", "SNAT": "snat", "DNAT": "dnat",
-                "REDIRECT": "redirect"}
+                "REDIRECT": "redirect", "NFQUEUE": "queue", "QUEUE": "queue"}
 _IGNORED_MODULES = ("comment",)
 
 
@@ -481,7 +484,7 @@ def _nft_value(v) -> tuple:
 
 def _nft_match(m: dict) -> Match:
     left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
-    kind = None
+    kind, family = None, ""
     if isinstance(left, dict):
         if "meta" in left:
             kind = _NFT_FIELDS.get(("meta", left["meta"].get("key")))
@@ -491,7 +494,7 @@ def _nft_match(m: dict) -> Match:
             pl = left["payload"]
             proto, fld = pl.get("protocol"), pl.get("field")
             if proto in ("ip", "ip6") and fld in ("saddr", "daddr"):
-                kind = fld
+                kind, family = fld, proto
             elif proto in ("tcp", "udp", "th", "sctp") and fld in ("dport", "sport"):
                 kind = fld
             elif proto == "icmp" and fld == "type":
@@ -505,7 +508,7 @@ def _nft_match(m: dict) -> Match:
         values = tuple(str(v).replace("*", "+") for v in values)  # one wildcard spelling
     elif kind == "icmptype":
         values = tuple(str(v).lower() for v in values)
-    return Match(kind, tuple(str(v) for v in values), op == "!=")
+    return Match(kind, tuple(str(v) for v in values), op == "!=", family)
 
 
 def _compact(obj) -> str:
@@ -536,7 +539,7 @@ def _nft_rule(r: dict, index: int) -> Rule:
                 continue
             matches.append(Match("unknown", (_compact(e),), False))
         elif key == "queue":
-            verdict = "drop"  # without a listener, queued packets are dropped
+            verdict = "queue"
     rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
                 chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
                 target=target, handle=r.get("handle") if isinstance(r.get("handle"), int) else None,
@@ -546,7 +549,7 @@ def _nft_rule(r: dict, index: int) -> Rule:
 
 def render_nft(rule: Rule) -> str:
     words = []
-    names = {"saddr": "ip saddr", "daddr": "ip daddr", "iif": "iifname", "oif": "oifname",
+    names = {"iif": "iifname", "oif": "oifname",
              "proto": "meta l4proto", "dport": "th dport", "sport": "th sport",
              "ctstate": "ct state"}
     for m in rule.matches:
@@ -554,7 +557,9 @@ def render_nft(rule: Rule) -> str:
             words.append(m.values[0])
             continue
         vals = m.values[0] if len(m.values) == 1 else "{ " + ", ".join(m.values) + " }"
-        words.append(f"{names.get(m.kind, m.kind)} {'!= ' if m.negate else ''}{vals}")
+        name = f"{m.family or 'ip'} {m.kind}" if m.kind in ("saddr", "daddr") else \
+            names.get(m.kind, m.kind)
+        words.append(f"{name} {'!= ' if m.negate else ''}{vals}")
     if rule.verdict in ("jump", "goto"):
         words.append(f"{rule.verdict} {rule.target}")
     elif rule.verdict != "continue":
@@ -832,12 +837,18 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
         if m is False:
             continue
         if m is None:
-            if rule.verdict in ("drop", "reject"):
+            if rule.verdict in ("drop", "reject", "queue"):
                 w.uncertain.append(rule)
                 continue
         v = rule.verdict
         if v == "continue":
             continue
+        if v == "queue":
+            # The listening program decides, and without one the packet is dropped (unless
+            # the rule says bypass): it may be dropped. Taken as let through, as an IPS
+            # mostly does, so that what comes after is still judged.
+            w.uncertain.append(rule)
+            return "accept", rule
         if v in ("jump", "goto"):
             sub = w.ruleset.chain(rule.backend, rule.family, rule.table, rule.target or "")
             if sub is None:

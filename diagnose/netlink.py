@@ -57,6 +57,31 @@ def _header(data: bytes) -> tuple:
     return length, kind
 
 
+def answer_to(data: bytes, seq: int, portid: int) -> Optional[bytes]:
+    """The message of one read (a datagram may hold several) that answers our request: its
+    sequence number and port id are the request's. Anything else (a late answer to an
+    earlier question, another socket's) is not ours; None when the read holds no answer."""
+    i = 0
+    while i + _NLMSG.size <= len(data):
+        length, _, _, mseq, mport = _NLMSG.unpack_from(data, i)
+        if length < _NLMSG.size or i + length > len(data):
+            raise ParseError("rtnetlink: answer length does not match")
+        if mseq == seq and mport == portid:
+            return data[i:i + length]
+        i += (length + 3) & ~3
+    return None
+
+
+def _ask(s: socket.socket, request: bytes, seq: int) -> bytes:
+    """Send request and read until its answer comes (the socket's timeout bounds the wait)."""
+    s.send(request)
+    portid = s.getsockname()[0]
+    while True:
+        answer = answer_to(s.recv(65536), seq, portid)
+        if answer is not None:
+            return answer
+
+
 def _attributes(data: bytes, start: int, length: int) -> dict:
     """{type: payload} of the attributes from start to length (the first of each type)."""
     attrs, i = {}, start
@@ -89,8 +114,9 @@ def parse_route_answer(data: bytes, dst: str, query: str, name_of=socket.if_inde
         if length < _NLMSG.size + 4:
             raise ParseError("rtnetlink: error answer without its code")
         code = -struct.unpack_from("=i", data, _NLMSG.size)[0]
-        return RouteLookup(dst=dst, dev=None, error=os.strerror(code) if code else "no route",
-                           query=query)
+        if code == 0:  # an acknowledgement: the kernel said nothing about the route
+            raise ParseError("rtnetlink: acknowledged without a route")
+        return RouteLookup(dst=dst, dev=None, error=os.strerror(abs(code)), query=query)
     if kind != RTM_NEWROUTE or length < _NLMSG.size + _RTMSG.size:
         raise ParseError(f"rtnetlink: unexpected answer type {kind}")
     family, _, _, _, _, _, _, rtype, _ = _RTMSG.unpack_from(data, _NLMSG.size)
@@ -126,8 +152,7 @@ def route_get(dst: str, src: Optional[str] = None, iif: Optional[str] = None) ->
             return RouteLookup(dst=dst, dev=None, error=f'Cannot find device "{iif}"',
                                query=query)
     with _socket() as s:
-        s.send(route_request(dst, src, iif_index, 1))
-        return parse_route_answer(s.recv(65536), dst, query)
+        return parse_route_answer(_ask(s, route_request(dst, src, iif_index, 1), 1), dst, query)
 
 
 def nsid_request(fd: int, seq: int) -> bytes:
@@ -161,8 +186,7 @@ def nsids(paths: list) -> list:
                 out.append(None)  # gone, or not ours to open
                 continue
             try:
-                s.send(nsid_request(fd, seq))
-                out.append(parse_nsid_answer(s.recv(65536)))
+                out.append(parse_nsid_answer(_ask(s, nsid_request(fd, seq), seq)))
             finally:
                 os.close(fd)
     return out

@@ -316,3 +316,37 @@ def test_a_rule_on_part_of_the_ephemeral_range_is_uncertain_not_a_verdict():
     # The client's port is one of 32768-60999, which one is not known before it connects.
     found = _forward_findings("-A FORWARD -i ndbr0 -p tcp -m tcp --sport 40000:50000 -j DROP")
     assert [(f.severity, f.evidence["direction"]) for f in found] == [("warning", "request")]
+
+
+def test_queued_packets_are_uncertain_in_both_rule_languages():
+    # A packet queued to user space is dropped, accepted or changed by the program that
+    # listens (an IPS); without one it is dropped unless the rule says bypass. iptables
+    # NFQUEUE passed silently and nft queue was a certain drop: both are "may be dropped".
+    nfqueue = _forward_findings("-A FORWARD -i ndbr0 -j NFQUEUE --queue-num 1")
+    nft = E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_nft_json({"nftables": [
+        {"chain": {"family": "inet", "table": "ips", "name": "fwd", "type": "filter",
+                   "hook": "forward", "prio": -10, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "ips", "chain": "fwd", "handle": 2,
+                  "expr": [{"queue": {"num": 1}}]}}]}))
+    queued = [f for f in run_checks(nft) if f.id == "forward-dropped" and f.subject == "lab:test"]
+    assert [(f.severity, f.evidence["direction"]) for f in nfqueue] == [("warning", "request")]
+    # The nft rule queues whatever crosses FORWARD, replies too.
+    assert [(f.severity, f.evidence["direction"]) for f in queued] == \
+        [("warning", "request"), ("warning", "reply")]
+    assert "user-space program" in queued[0].message
+
+
+def test_nft_rules_of_ip6_are_shown_as_ip6():
+    chains = nf.parse_nft_json({"nftables": [
+        {"chain": {"family": "ip6", "table": "f", "name": "c", "type": "filter",
+                   "hook": "forward", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "ip6", "table": "f", "chain": "c", "handle": 3, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}},
+                       "right": {"prefix": {"addr": "fd00::", "len": 64}}}}, {"drop": None}]}},
+        {"chain": {"family": "inet", "table": "f", "name": "c", "type": "filter",
+                   "hook": "forward", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "f", "chain": "c", "handle": 4, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}},
+                       "right": "2001:db8::80"}}, {"drop": None}]}}]})
+    assert [r.text for c in chains for r in c.rules] == ["ip6 saddr fd00::/64 drop",
+                                                         "ip6 daddr 2001:db8::80 drop"]

@@ -110,8 +110,9 @@ def resolve_destination(target: Target, query: Optional[str]) -> dict:
     if dns.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
     conf = dns.read_resolv_conf(target.resolv_conf)
-    address, server = dns.resolve_in(target.netns, conf, host)
-    return {"query": query, "address": address, "nameserver": server}
+    found = dns.resolve_in(target.netns, conf, host)
+    return {"query": query, "address": found.address, "nameserver": found.server,
+            "name": found.name}
 
 
 def _container_egress(d: _Discovery, snap: NamespaceSnapshot) -> Optional[Link]:

@@ -82,8 +82,9 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     else:
         conf = dns.read_resolv_conf(target.resolv_conf)
         try:
-            address, server = dns.resolve_in(target.netns, conf, host)
-            destination.update(address=address, nameserver=server)
+            found = dns.resolve_in(target.netns, conf, host)
+            destination.update(address=found.address, nameserver=found.server,
+                               name=found.name)
         except Unresolved as e:
             # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
             dns_failure = str(e)
@@ -220,8 +221,8 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     next_hops = {h["role"]: h.get("via") or dst for h in path["hops"]}
     verdict = L.decide(hv, sightings, findings, drops, hits, flow, used, next_hops)
     if dns_failure and verdict.reachable:
-        verdict = L.Verdict(False, None, None, "dns-no-answer" if "NXDOMAIN" in dns_failure
-                            or "no address" in dns_failure else "dns-unreachable",
+        # The probe to the nameserver was answered: it answers, without an address.
+        verdict = L.Verdict(False, None, None, "dns-no-answer",
                             evidence_used=used,
                             explanation=f"the nameserver answers, but: {dns_failure}")
     elif dns_failure and verdict.cause in ("upstream-no-reply", "unknown"):

@@ -222,3 +222,24 @@ def test_thousands_of_links():
     finally:
         sh("ip", "netns", "del", ctr)
         sh("ip", "netns", "del", host)
+
+
+def test_a_short_name_through_a_kubernetes_style_search_list(healed):
+    # ndots:5 and a search list, as every Kubernetes pod has: "www" is asked as
+    # www.ns.svc.cluster.local, ... (refused by the lab's nameserver, which knows none of
+    # them), then www.baidu.com, which answers. Asking only the bare name gave a false
+    # dns-no-answer.
+    with open(RESOLV, "rb") as f:
+        saved = f.read()
+    try:
+        with open(RESOLV, "w") as f:
+            f.write("search ns.svc.cluster.local svc.cluster.local baidu.com\n"
+                    "nameserver 203.0.113.53\noptions ndots:5\n")
+        rc, doc = netdoctor_json("trace", "test", "www")
+        assert rc == 0, doc["verdict"]
+        assert doc["verdict"]["reachable"] is True
+        assert doc["destination"]["address"] == "203.0.113.80"
+        assert doc["destination"]["name"] == "www.baidu.com"
+    finally:
+        with open(RESOLV, "wb") as f:
+            f.write(saved)

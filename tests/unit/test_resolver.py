@@ -1,0 +1,186 @@
+"""Resolution as the container's libc does it: the search list and ndots (resolv.conf(5),
+glibc's res_search, musl's name_from_dns_search), A and AAAA, a truncated answer asked
+again over TCP. Served by a real DNS server on loopback (UDP and TCP), no root needed."""
+
+import socket
+import struct
+import threading
+
+import pytest
+
+from netdoctor.diagnose import dns
+from netdoctor.diagnose.errors import Unresolved
+
+
+def conf(text):
+    return dns.parse_resolv_conf(text)
+
+
+K8S = ("search default.svc.cluster.local svc.cluster.local cluster.local\n"
+       "nameserver 127.0.0.1\noptions ndots:5\n")
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    # Fewer dots than ndots: the search list first, then the name as it is (glibc; musl too).
+    ("web", K8S, ["web.default.svc.cluster.local", "web.svc.cluster.local",
+                  "web.cluster.local", "web"]),
+    ("www.baidu.com", K8S, ["www.baidu.com.default.svc.cluster.local",
+                            "www.baidu.com.svc.cluster.local", "www.baidu.com.cluster.local",
+                            "www.baidu.com"]),
+    # As many dots as ndots (default 1): the name first, then the search list (glibc).
+    ("www.baidu.com", "search corp.example\nnameserver 127.0.0.1\n",
+     ["www.baidu.com", "www.baidu.com.corp.example"]),
+    ("db", "search corp.example\nnameserver 127.0.0.1\n", ["db.corp.example", "db"]),
+    # A trailing dot: absolute, never searched.
+    ("web.", K8S, ["web"]),
+    # `domain` is a one-entry search list; the last of search/domain wins.
+    ("db", "search a.example\ndomain b.example\n", ["db.b.example", "db"]),
+    # ndots:0 never searches first; no search list at all: only the name.
+    ("db", "search corp.example\noptions ndots:0\n", ["db", "db.corp.example"]),
+    ("db", "nameserver 127.0.0.1\n", ["db"]),
+    # glibc caps ndots at 15.
+    ("a.b", "search x.example\noptions ndots:99\n", ["a.b.x.example", "a.b"]),
+])
+def test_names_tried_in_the_resolvers_order(name, text, expected):
+    assert dns.candidate_names(name, conf(text)) == expected
+
+
+class LoopbackDNS:
+    """A DNS server on 127.0.0.1 (UDP and TCP, one port): zone maps (name, qtype) to
+    addresses; names under `nxdomain_under` that are not in the zone are NXDOMAIN, other
+    unknown names REFUSED; names in `truncate` get an empty TC answer over UDP."""
+
+    def __init__(self, zone, nxdomain_under=(), truncate=()):
+        self.zone, self.nxdomain_under, self.truncate = zone, nxdomain_under, truncate
+        self.asked = []  # (transport, name, qtype)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(("127.0.0.1", self.port))
+        self.tcp.listen(4)
+        self.udp.settimeout(0.2)
+        self.tcp.settimeout(0.2)
+        self.running = True
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._serve_udp,
+                                                                          self._serve_tcp)]
+        for t in self.threads:
+            t.start()
+
+    def answer(self, query, transport):
+        txid, _, _, _, _, _ = struct.unpack("!HHHHHH", query[:12])
+        i, labels = 12, []
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode())
+            i += 1 + query[i]
+        qtype = struct.unpack("!H", query[i + 1:i + 3])[0]
+        question = query[12:i + 5]
+        name = ".".join(labels)
+        self.asked.append((transport, name, qtype))
+        addrs = self.zone.get((name, qtype))
+        known = any(n == name for n, _ in self.zone)
+        flags, records = 0x8180, b""
+        if transport == "udp" and name in self.truncate:
+            flags |= 0x0200
+        elif addrs:
+            family = socket.AF_INET if qtype == 1 else socket.AF_INET6
+            for a in addrs:
+                raw = socket.inet_pton(family, a)
+                records += b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 60, len(raw)) + raw
+        elif not known:
+            flags |= 3 if any(name.endswith(d) for d in self.nxdomain_under) else 5
+        count = len(addrs) if addrs and not flags & 0x0200 else 0
+        return struct.pack("!HHHHHH", txid, flags, 1, count, 0, 0) + question + records
+
+    def _serve_udp(self):
+        while self.running:
+            try:
+                data, peer = self.udp.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.udp.sendto(self.answer(data, "udp"), peer)
+
+    def _serve_tcp(self):
+        while self.running:
+            try:
+                conn, _ = self.tcp.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(1)
+                while True:
+                    head = conn.recv(2)
+                    if len(head) < 2:
+                        break
+                    need, data = struct.unpack("!H", head)[0], b""
+                    while len(data) < need:
+                        data += conn.recv(need - len(data))
+                    reply = self.answer(data, "tcp")
+                    conn.sendall(struct.pack("!H", len(reply)) + reply)
+
+    def close(self):
+        self.running = False
+        for t in self.threads:
+            t.join()
+        self.udp.close()
+        self.tcp.close()
+
+
+@pytest.fixture
+def server(request):
+    s = LoopbackDNS(**request.param)
+    yield s
+    s.close()
+
+
+CLUSTER = {"zone": {("web.default.svc.cluster.local", 1): ["10.96.0.10"],
+                    ("www.baidu.com", 1): ["203.0.113.80"],
+                    ("v6only.example", 28): ["2001:db8::80"],
+                    ("v6only.example", 1): [],
+                    ("big.example", 1): ["203.0.113.7"]},
+           "nxdomain_under": ("cluster.local", "example"), "truncate": ("big.example",)}
+
+
+@pytest.mark.parametrize("server", [CLUSTER], indirect=True)
+def test_a_short_name_resolves_through_the_kubernetes_search_list(server):
+    found = dns.lookup(conf(K8S), "web", timeout=1.0, port=server.port)
+    assert (found.address, found.name, found.server) == \
+        ("10.96.0.10", "web.default.svc.cluster.local", "127.0.0.1")
+
+
+@pytest.mark.parametrize("server", [CLUSTER], indirect=True)
+def test_nxdomain_under_one_search_domain_goes_on_to_the_next_name(server):
+    # www.baidu.com has fewer than 5 dots: three search domains answer NXDOMAIN first.
+    found = dns.lookup(conf(K8S), "www.baidu.com", timeout=1.0, port=server.port)
+    assert (found.address, found.name) == ("203.0.113.80", "www.baidu.com")
+    assert [n for _, n, t in server.asked if t == 1][-1] == "www.baidu.com"
+
+
+@pytest.mark.parametrize("server", [CLUSTER], indirect=True)
+def test_a_name_with_only_an_aaaa_record_resolves(server):
+    found = dns.lookup(conf("nameserver 127.0.0.1\n"), "v6only.example", timeout=1.0,
+                       port=server.port)
+    assert found.address == "2001:db8::80" and found.addresses == ("2001:db8::80",)
+    assert {t for _, _, t in server.asked} == {1, 28}  # both asked, as getaddrinfo does
+
+
+@pytest.mark.parametrize("server", [CLUSTER], indirect=True)
+def test_a_truncated_answer_is_asked_again_over_tcp(server):
+    found = dns.lookup(conf("nameserver 127.0.0.1\n"), "big.example", timeout=1.0,
+                       port=server.port)
+    assert found.address == "203.0.113.7"
+    assert ("tcp", "big.example", 1) in server.asked
+
+
+@pytest.mark.parametrize("server", [CLUSTER], indirect=True)
+def test_a_name_nobody_has_says_what_each_name_got(server):
+    with pytest.raises(Unresolved) as e:
+        dns.lookup(conf(K8S), "nothere", timeout=1.0, port=server.port)
+    text = str(e.value)
+    assert "nothere.default.svc.cluster.local: NXDOMAIN" in text
+    assert "nothere: REFUSED" in text  # the bare name: dnsmasq-like refusal, no upstream

@@ -1,9 +1,11 @@
 """The check registry: one module per check, each a pure function of a Snapshot.
 
 A check is a class with `id` (kebab-case, stable), `severity`, `scope` ("host" or
-"container"), `tags`, a docstring whose first line is its title, and `run(ctx)` yielding
-Findings. Its runbook is runbooks/<id>.md. A check that raises becomes an
-`internal-error` finding and the other checks go on.
+"container"), `tags`, `needs` (facts that must have been read for it to judge), a docstring
+whose first line is its title, and `run(ctx)` yielding Findings. Its runbook is
+runbooks/<id>.md. A check that raises becomes an `internal-error` finding and the other
+checks go on. A check whose facts could not be read is not run: one `not-judged` warning
+per subject names those checks and why, instead of a silent pass.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Check:
     scope: str = "container"  # where the fault lives: "host" or "container"
     runs_on: str = ""  # what it is run for, "host" or "container"; default: its scope
     tags: tuple = ()
+    needs: tuple = ()  # "host-rules": the host's netfilter rules
 
     @classmethod
     def target_kind(cls) -> str:
@@ -108,8 +111,12 @@ def run_checks(snapshot, only: Optional[set] = None) -> list:
                         message=f"the snapshot could not be read: {type(e).__name__}: {e}",
                         evidence={}, fix="take a new snapshot (netdoctor snapshot -o snap.json)")]
     for ctx in every:
+        unjudged = []
         for check_id, cls in sorted(REGISTRY.items()):
             if cls.target_kind() != ctx.scope or (only and check_id not in only):
+                continue
+            if "host-rules" in cls.needs and ctx.host_rules_unread:
+                unjudged.append(check_id)
                 continue
             try:
                 findings.extend(cls().run(ctx))
@@ -119,9 +126,22 @@ def run_checks(snapshot, only: Optional[set] = None) -> list:
                     message=f"check {check_id} crashed: {type(e).__name__}: {e}",
                     evidence={"check": check_id}, fix="report this bug with the snapshot "
                     "(netdoctor snapshot -o snap.json)"))
+        if unjudged:
+            findings.append(_not_judged(ctx, unjudged, ctx.host_rules_unread))
     findings = _mark_consequences(findings)
     findings.sort(key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.subject, f.id))
     return findings
+
+
+def _not_judged(ctx, checks: list, gaps: list) -> Finding:
+    in_host = ctx.vars.get("in_host", "")
+    return Finding(
+        id="not-judged", severity="warning", scope=ctx.scope, subject=ctx.subject,
+        message=f"not judged: {', '.join(checks)}: the host's rules could not be read "
+                f"({'; '.join(gaps)})",
+        evidence={"checks": checks, "unread": gaps},
+        fix=f"{in_host}iptables-save -c >/dev/null; {in_host}nft list ruleset >/dev/null",
+        vars=dict(ctx.vars))
 
 
 def _mark_consequences(findings: list) -> list:

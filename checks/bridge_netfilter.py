@@ -12,6 +12,7 @@ class BridgeNetfilter(Check):
     scope = "host"
     runs_on = "container"
     tags = ("netfilter", "bridge", "path")
+    needs = ("host-rules",)
 
     def run(self, ctx):
         h = ctx.host_ns

@@ -45,6 +45,39 @@ def lookup(routes: tuple, address: str, table: str = "main") -> Optional[Route]:
     return best
 
 
+def unread_rules(ruleset, tables: tuple) -> list:
+    """Why part of a namespace's IPv4 rules was not read, one line per gap: a reader that
+    failed (or is missing) where nothing else read the tables it covers. tables: what the
+    namespace's kernel listed ("nft ip filter", "legacy ip nat", "unknown")."""
+    sources = ruleset.sources
+
+    def ok(reader):
+        return sources.get(reader, "ok") == "ok"
+
+    def failed(reader):
+        return sources.get(reader, "ok") not in ("ok", "not installed")
+
+    listed = set(tables)
+    gaps = []
+    # iptables-nft-save reads the tables iptables-nft made; nft reads the others, and all
+    # of them when iptables-nft-save read nothing.
+    made_by_iptables = {f"nft {c.family} {c.table}" for c in ruleset.chains
+                        if c.backend == "iptables-nft"}
+    if failed("iptables-nft-save") and not ok("nft"):
+        gaps.append(f"iptables-nft-save: {sources['iptables-nft-save']}")
+    if not ok("nft"):
+        native = sorted(t for t in listed - made_by_iptables
+                        if t.startswith(("nft ip ", "nft inet ")))
+        if native or (failed("nft") and (not listed or "unknown" in listed)):
+            gaps.append(f"nft: {sources.get('nft')}"
+                        + (f" (tables {', '.join(t[4:] for t in native)})" if native else ""))
+    legacy = sorted(t for t in listed if t.startswith("legacy ip "))
+    if failed("iptables-legacy-save") or (legacy and not ok("iptables-legacy-save")):
+        gaps.append(f"iptables-legacy-save: {sources.get('iptables-legacy-save')}"
+                    + (f" (tables {', '.join(t[10:] for t in legacy)})" if legacy else ""))
+    return gaps
+
+
 def link_evidence(link: Link, **more) -> dict:
     """The facts a link finding rests on, as `ip -d link` shows them."""
     return dict({"interface": link.name, "flags": list(link.flags),
@@ -78,6 +111,10 @@ class HostContext:
     def subject(self) -> str:
         return f"host {ns_label(self.namespace.netns)}"
 
+    @cached_property
+    def host_rules_unread(self) -> list:
+        return unread_rules(self.ruleset, self.namespace.netfilter_tables)
+
 
 @dataclass
 class ContainerContext:
@@ -102,6 +139,12 @@ class ContainerContext:
     @property
     def path(self) -> dict:
         return self.container.path
+
+    @cached_property
+    def host_rules_unread(self) -> list:
+        if self.host is None:
+            return []
+        return unread_rules(self.host.ruleset, self.host.namespace.netfilter_tables)
 
     @cached_property
     def destination(self) -> str:

@@ -54,6 +54,7 @@ class ForwardDropped(Check):
     scope = "host"
     runs_on = "container"
     tags = ("netfilter", "path")
+    needs = ("host-rules",)
 
     def run(self, ctx):
         if ctx.host is None or not ctx.bridged:

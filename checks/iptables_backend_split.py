@@ -9,6 +9,7 @@ class IptablesBackendSplit(Check):
     severity = "warning"
     scope = "host"
     tags = ("netfilter",)
+    needs = ("host-rules",)
 
     def run(self, ctx):
         rs = ctx.ruleset

@@ -26,6 +26,7 @@ class NatMissing(Check):
     scope = "host"
     runs_on = "container"
     tags = ("netfilter", "nat", "path")
+    needs = ("host-rules",)
 
     def run(self, ctx):
         packet = ctx.request()

@@ -350,3 +350,41 @@ def test_nft_rules_of_ip6_are_shown_as_ip6():
                        "right": "2001:db8::80"}}, {"drop": None}]}}]})
     assert [r.text for c in chains for r in c.rules] == ["ip6 saddr fd00::/64 drop",
                                                          "ip6 daddr 2001:db8::80 drop"]
+
+
+def _unread_host_rules(**sources):
+    """The healthy lab with a host whose rule dumps failed: nothing was read."""
+    snap = E.set_ruleset(HEALTHY, ())
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    reported = dict(hosts[key].ruleset.sources, **sources)
+    hosts[key] = replace(hosts[key], ruleset=nf.Ruleset((), reported), namespace=replace(
+        hosts[key].namespace, netfilter_tables=("nft ip filter", "nft ip nat")))
+    return replace(snap, hosts=hosts)
+
+
+def test_rules_that_could_not_be_read_are_not_judged_and_say_why():
+    # iptables-nft-save failed and nft is not installed: the ruleset is empty because it was
+    # not read. That is no "no NAT" (a false nat-missing) and no silent pass for FORWARD.
+    snap = _unread_host_rules(**{"iptables-nft-save": "iptables-nft-save: table 'filter' is "
+                                                       "incompatible, use 'nft' tool.",
+                                 "nft": "not installed"})
+    findings = [f for f in run_checks(snap) if f.subject == "lab:test"]
+    assert [f.id for f in findings] == ["not-judged"]
+    f = findings[0]
+    assert f.severity == "warning"
+    assert {"forward-dropped", "nat-missing", "bridge-netfilter"} <= set(f.evidence["checks"])
+    assert "incompatible" in f.message and "forward-dropped" in f.message
+    host = [f for f in run_checks(snap) if f.subject == "host ndlab-host"]
+    assert [f.id for f in host] == ["not-judged"]
+    assert host[0].evidence["checks"] == ["iptables-backend-split"]
+
+
+def test_a_reader_that_is_missing_where_another_read_the_rules_is_no_gap():
+    # iptables-nft-save failed but nft read every table: judged as usual.
+    snap = E.set_ruleset(HEALTHY, E.lab_rules())
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    hosts[key] = replace(hosts[key], ruleset=replace(hosts[key].ruleset, sources=dict(
+        hosts[key].ruleset.sources, **{"iptables-nft-save": "some error", "nft": "ok"})))
+    assert run_checks(replace(snap, hosts=hosts)) == []

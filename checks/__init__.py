@@ -75,6 +75,8 @@ class Check:
 
 
 REGISTRY: dict = {}
+# Findings that are not checks but have a runbook page: what could not be judged, and why.
+NOT_CHECKS = ("not-judged",)
 
 
 def register(cls):

@@ -37,6 +37,12 @@ class PathChanged(NetdoctorError):
     status = ExitStatus.PATH_CHANGED
 
 
+class InternalError(NetdoctorError):
+    """netdoctor contradicted itself: a bug, never the user's input."""
+
+    status = ExitStatus.INTERNAL
+
+
 class CommandFailed(NetdoctorError):
     """An external program netdoctor relies on failed in a way it cannot interpret."""
 

@@ -171,7 +171,11 @@ def _probe_dns(ns: netns.Netns, conf_text: Optional[str]) -> list:
     return results
 
 
-def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True) -> Snapshot:
+def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True,
+         strict: bool = False) -> Snapshot:
+    """The snapshot of targets. A target whose path cannot be read is a problem of the
+    snapshot, and the others go on; strict=True raises its error instead (one target, as
+    trace has: its error, with its exit status, is the answer)."""
     read = gather.NamespaceReader()
     me = netns.own()
     read.prefetch([me] + [t.netns for t in targets])
@@ -181,6 +185,8 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         try:
             report = discover_path(t, destination, read)
         except NetdoctorError as e:
+            if strict:
+                raise
             problems.append(f"{t.label}: {e}")
             continue
         host = report.host_netns

@@ -19,8 +19,8 @@ from typing import Optional
 
 from netdoctor.diagnose import dns, gather, netns
 from netdoctor.diagnose.discover import parse_destination
-from netdoctor.diagnose.errors import (NetdoctorError, PathChanged, TargetNotFound,
-                                       Unresolved, UsageError)
+from netdoctor.diagnose.errors import (InternalError, NetdoctorError, PathChanged,
+                                       TargetNotFound, Unresolved, UsageError)
 from netdoctor.diagnose import localize as L
 
 SCHEMA = "netdoctor.trace/1"
@@ -62,7 +62,8 @@ def _hop_netns(path: dict, hop: dict) -> netns.Netns:
     for ns in (path["target"]["netns"], path.get("host_netns")):
         if ns and ns["inode"] == inode:
             return netns.Netns.from_dict(ns)
-    raise UsageError(f"lost track of the namespace of {hop['name']}")
+    raise InternalError(f"lost track of the namespace of {hop['name']} (a bug: please report "
+                        f"it, with --debug output)")
 
 
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
@@ -95,11 +96,12 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             host, dport, proto = conf.nameservers[0], 53, "udp"
 
     dst = destination["address"] or host
-    snap = S.take([target], destination=dst, probe_dns=False)
-    if not snap.containers:
+    try:
+        snap = S.take([target], destination=dst, probe_dns=False, strict=True)
+    except NetdoctorError:
         if not target.netns.present():
-            raise _gone(target)
-        raise UsageError("; ".join(snap.problems) or "nothing to trace")
+            raise _gone(target) from None
+        raise
     facts = snap.containers[0]
     _check_family(facts, dst)
     path = dict(facts.path, target=facts.target)

@@ -243,3 +243,18 @@ def test_a_short_name_through_a_kubernetes_style_search_list(healed):
     finally:
         with open(RESOLV, "wb") as f:
             f.write(saved)
+
+
+def test_ip_missing_is_a_missing_dependency_for_every_command(lab):
+    # trace turned the reader's error into a usage error (exit 2, "your fault").
+    import shutil
+
+    d = _path_without("ip")
+    try:
+        env = dict(os.environ, PATH=d)
+        for args in (("path", "test"), ("checks", "test"), ("trace", "test", "203.0.113.80")):
+            res = netdoctor(*args, env=env)
+            assert res.returncode == 6, (args, res.returncode, res.stderr)
+            assert "Traceback" not in res.stderr and "ip" in res.stderr
+    finally:
+        shutil.rmtree(d)

@@ -253,3 +253,20 @@ def test_trace_parser_remembers_the_probe_skbs_between_reads():
                                                                     "NETFILTER_DROP")]
     assert [e.reason for e in parse_trace(earlier_drop + queued + dropped, seen_only=True)
             if e.event == "kfree_skb"] == ["NETFILTER_DROP"]
+
+
+def test_a_hop_in_no_namespace_of_the_path_is_netdoctors_bug_not_the_users():
+    # An internal inconsistency was a UsageError: exit 2, "check your arguments".
+    from netdoctor.diagnose import trace
+    from netdoctor.diagnose.errors import InternalError
+    from netdoctor.diagnose.status import ExitStatus
+
+    path = {"target": {"netns": {"name": "c", "inode": 1, "path": "/run/netns/c"}},
+            "host_netns": {"name": "h", "inode": 2, "path": "/run/netns/h"}}
+    assert trace._hop_netns(path, {"name": "eth0", "netns_inode": 2}).name == "h"
+    try:
+        trace._hop_netns(path, {"name": "eth9", "netns_inode": 3})
+    except InternalError as e:
+        assert e.status == ExitStatus.INTERNAL and "eth9" in str(e)
+    else:
+        raise AssertionError("no error for a hop outside the path's namespaces")

@@ -61,6 +61,10 @@ def _conforms(value, hint) -> bool:
         return isinstance(value, tuple) and all(_valid(v) for v in value)
     if hint is dict:
         return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if origin is dict:  # Dict[str, V]: every key text, every value of V
+        _, value_hint = typing.get_args(hint)
+        return isinstance(value, dict) and all(isinstance(k, str) and _conforms(v, value_hint)
+                                               for k, v in value.items())
     if hint is str:
         return isinstance(value, str)
     if hint is list:
@@ -214,7 +218,7 @@ class NamespaceSnapshot:
     links: tuple
     routes: tuple = ()
     neighbours: tuple = ()
-    sysctls: dict = field(default_factory=dict)
+    sysctls: typing.Dict[str, str] = field(default_factory=dict)
     # "nft ip filter", "legacy ip6 nat", ...: the netfilter tables that exist here, so that
     # a container's rules are dumped only where it has any ("unknown" when it could not be
     # told: then they are dumped).

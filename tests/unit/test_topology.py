@@ -20,8 +20,8 @@ def load():
 
 def test_snapshot_round_trips_through_json():
     c, h, _ = load()
-    assert NamespaceSnapshot.from_dict(json.loads(json.dumps(h.to_dict()))) == h
-    assert h.sysctls["net.ipv4.ip_forward"] == "1"
+    for ns in (c, h):
+        assert NamespaceSnapshot.from_dict(json.loads(json.dumps(ns.to_dict()))) == ns
 
 
 def test_container_eth0_leads_to_bridge():
@@ -68,12 +68,10 @@ def test_lab_graph_edges():
         return data["link"].name if "link" in data else data["label"]
 
     edges = {(name(s), name(d), rel) for s, d, rel in g.edges() if rel != "in-netns"}
-    ports = {l.name for l in h.links if l.master == h.link(name="ndbr0").ifindex}
-    assert ("eth0", "veth-test", "veth-peer") in edges
-    assert ("veth-test", "eth0", "veth-peer") in edges
-    assert {e for e in edges if e[2] == "bridge-member"} == {(p, "ndbr0", "bridge-member")
-                                                             for p in ports}
-    assert len([e for e in edges if e[2] == "veth-peer"]) == 2 * len(
-        [l for l in c.links if l.kind == "veth"])
-    in_netns = [(s, d) for s, d, rel in g.edges() if rel == "in-netns"]
-    assert len(in_netns) == len(c.links) + len(h.links)
+    # The lab's wiring (diagnose/lab/layout.py), not a count taken from the same file.
+    assert edges == {("eth0", "veth-test", "veth-peer"), ("veth-test", "eth0", "veth-peer"),
+                     ("veth-test", "ndbr0", "bridge-member"),
+                     ("veth-web", "ndbr0", "bridge-member")}
+    in_netns = {(name(s), name(d)) for s, d, rel in g.edges() if rel == "in-netns"}
+    assert {(i, ns) for i, ns in in_netns if i in ("eth0", "veth-test", "ndbr0")} >= {
+        ("veth-test", "ndlab-host"), ("ndbr0", "ndlab-host")}

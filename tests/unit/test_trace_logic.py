@@ -10,23 +10,7 @@ from netdoctor.checks import Finding
 from netdoctor.diagnose import localize as L
 from netdoctor.diagnose import netfilter as nf
 
-
-def ipv4(src, dst, proto, payload):
-    total = 20 + len(payload)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, proto, 0,
-                      bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))))
-    return hdr + payload
-
-
-def ether(payload, ethertype=0x0800):
-    return b"\x02" * 6 + b"\x04" * 6 + struct.pack("!H", ethertype) + payload
-
-
-def echo(src, dst, cookie, reply=False):
-    pkt = bytearray(echo_packet(7, 1, cookie, 61))
-    if reply:
-        pkt[0] = 0
-    return ether(ipv4(src, dst, 1, bytes(pkt)))
+from frames import echo, ether, ipv4
 
 
 def test_icmp_filter_admits_the_probe_and_its_reply_only():

@@ -40,7 +40,9 @@ def netdoctor_exe() -> list:
     if os.access(script, os.X_OK):
         return [script]
     exe = shutil.which("netdoctor")
-    return [exe] if exe else [sys.executable, "-m", "netdoctor.diagnose"]
+    # Not installed: the command from this checkout.
+    return [exe] if exe else [sys.executable, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "uninstalled.py")]
 
 
 def startup_or_clean(err: str) -> bool:

@@ -1,7 +1,5 @@
 """Edits of a recorded snapshot: change one fact, keep every other one as it was recorded."""
 
-import json
-import os
 from dataclasses import replace
 
 from netdoctor.diagnose import netfilter as nf
@@ -9,12 +7,11 @@ from netdoctor.diagnose.lab.control import host_ruleset
 from netdoctor.diagnose.model import Address, Neighbour, Route
 from netdoctor.diagnose.snapshot import Snapshot
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+import recorded
 
 
 def load(name="lab-checks-snapshot.json") -> Snapshot:
-    with open(os.path.join(DATA, name)) as f:
-        return Snapshot.from_dict(json.load(f))
+    return Snapshot.from_dict(recorded.document(name))
 
 
 def container(snap, name):

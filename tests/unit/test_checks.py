@@ -156,14 +156,18 @@ CASES = {
 }
 
 
+def case(check_id, name):
+    """The edited snapshot of one named case of CASES."""
+    return next(snap for case_name, snap, _ in CASES[check_id] if case_name == name)
+
+
 def test_every_check_has_a_case():
     assert set(load_all()) == set(CASES)
 
 
-@pytest.mark.parametrize("snapshot_file", ["lab-checks-snapshot.json",
-                                           "docker-checks-snapshot.json"])
-def test_healthy_snapshots_have_no_findings(snapshot_file):
-    assert run_checks(E.load(snapshot_file)) == []
+def test_healthy_snapshots_have_no_findings(healthy_lab, healthy_docker):
+    assert run_checks(healthy_lab) == []
+    assert run_checks(healthy_docker) == []
 
 
 @pytest.mark.parametrize("check_id, case, snap, subject", [
@@ -176,30 +180,31 @@ def test_check_names_its_fault(check_id, case, snap, subject):
     assert "{" not in f.fix, f.fix  # every placeholder filled
 
 
-@pytest.mark.parametrize("check_id", ["container-no-default-route", "container-link-down",
-                                      "veth-down", "mtu-mismatch", "container-wrong-gateway"])
-def test_a_containers_own_fault_does_not_spill_onto_its_neighbour(check_id):
-    snap = CASES[check_id][0][1]
-    assert ids(run_checks(snap), "lab:web") == set()
+@pytest.mark.parametrize("check_id, name", [
+    ("container-no-default-route", "default route deleted"), ("container-link-down", "eth0 down"),
+    ("veth-down", "veth-test down"), ("mtu-mismatch", "jumbo container"),
+    ("container-wrong-gateway", "gateway not the bridge")])
+def test_a_containers_own_fault_does_not_spill_onto_its_neighbour(check_id, name):
+    assert ids(run_checks(case(check_id, name)), "lab:web") == set()
 
 
 def test_forward_drop_names_rule_and_direction():
-    snap = CASES["forward-dropped"][0][1]
+    snap = case("forward-dropped", "DROP at top of FORWARD")
     f = next(f for f in run_checks(snap) if f.id == "forward-dropped")
     assert f.evidence["rule"] == "-A FORWARD -s 172.29.0.2/32 -j DROP"
     assert f.evidence["position"] == 1 and f.evidence["direction"] == "request"
-    legacy = next(f for f in run_checks(CASES["forward-dropped"][4][1])
+    legacy = next(f for f in run_checks(case("forward-dropped", "iptables-legacy FORWARD"))
                   if f.id == "forward-dropped")
     assert legacy.evidence["backend"] == "iptables-legacy" and legacy.evidence["packets"] == 7
     assert legacy.fix.endswith("iptables-legacy -t filter -D FORWARD 1")
-    reply = next(f for f in run_checks(CASES["forward-dropped"][5][1]) if f.id == "forward-dropped")
+    reply = next(f for f in run_checks(case("forward-dropped", "replies dropped")) if f.id == "forward-dropped")
     assert reply.evidence["direction"] == "reply" and reply.evidence["policy"] == "drop"
-    nft = next(f for f in run_checks(CASES["forward-dropped"][3][1]) if f.id == "forward-dropped")
+    nft = next(f for f in run_checks(case("forward-dropped", "native nft table")) if f.id == "forward-dropped")
     assert nft.evidence["backend"] == "nft" and "handle 4" in nft.fix
 
 
 def test_container_output_drop_names_the_containers_rule_and_only_that_container():
-    snap = CASES["container-output-dropped"][0][1]
+    snap = case("container-output-dropped", "DROP in the container's OUTPUT")
     f = next(f for f in run_checks(snap) if f.id == "container-output-dropped")
     assert f.evidence["rule"] == "-A OUTPUT -o eth0 -j DROP" and f.evidence["position"] == 1
     assert f.fix == "ip netns exec ndlab-test iptables -t filter -D OUTPUT 1"
@@ -234,14 +239,14 @@ def test_icmp_type_rules_are_evaluated_not_guessed():
 
 def test_none_mode_is_a_note_not_an_error():
     _, c = E.container(HEALTHY, "test")
-    snap = E.edit_container(CASES["container-no-interface"][0][1], "test",
+    snap = E.edit_container(case("container-no-interface", "only lo"), "test",
                             target=dict(c.target, network_mode="none"))
     f = next(f for f in run_checks(snap) if f.id == "container-no-interface")
     assert f.severity == "info"
 
 
 def test_dns_failure_behind_a_broken_path_is_marked_as_consequence():
-    snap = E.edit_container(CASES["ip-forward-disabled"][0][1], "test", dns_probe=[
+    snap = E.edit_container(case("ip-forward-disabled", "sysctl 0"), "test", dns_probe=[
         {"server": "203.0.113.53", "answered": False, "rcode": None, "error": "timeout"}])
     f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
     assert f.evidence["likely_consequence_of"] == ["ip-forward-disabled"]

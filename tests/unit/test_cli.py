@@ -4,6 +4,10 @@ import subprocess
 import sys
 
 from sandbox import netdoctor, netdoctor_exe
+from uninstalled import ROOT
+
+# netdoctor importable in a child interpreter, installed or not.
+PRELUDE = f"import sys\nsys.path.insert(0, {ROOT + '/tests'!r})\nimport uninstalled\nuninstalled.install()\n"
 
 
 def test_help_lists_commands_and_does_not_import_scapy():
@@ -11,7 +15,7 @@ def test_help_lists_commands_and_does_not_import_scapy():
     assert res.returncode == 0 and "path" in res.stdout and "lab" in res.stdout
     probe = subprocess.run(
         [sys.executable, "-c",
-         "import sys\nfrom netdoctor.diagnose import cli\n"
+         PRELUDE + "from netdoctor.diagnose import cli\n"
          "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
          "print(sorted(m for m in ('scapy', 'pyroute2', 'networkx') if m in sys.modules))"],
         capture_output=True, text=True)
@@ -24,7 +28,7 @@ def test_a_command_run_imports_no_heavy_library():
     # 0.2 s of every run (bench/, pyinstrument).
     probe = subprocess.run(
         [sys.executable, "-c",
-         "import sys\nfrom netdoctor.diagnose import cli\n"
+         PRELUDE + "from netdoctor.diagnose import cli\n"
          "try:\n    cli.main(['trace', 'x', 'y', '--format', 'xml', '--timeout', '2',"
          " '--port', '80'])\nexcept SystemExit:\n    pass\n"
          "print(sorted(m for m in ('pydantic', 'networkx', 'scapy', 'pyroute2')"
@@ -63,13 +67,13 @@ def test_lab_break_lists_faults():
         assert fault in res.stdout
 
 
-def test_checks_from_a_saved_snapshot_colour_only_on_a_terminal(tmp_path):
+def test_checks_from_a_saved_snapshot_colour_only_on_a_terminal(tmp_path, healthy_lab):
     import json
     import shutil
 
     import snapshot_edits as E
 
-    snap = E.edit_host_ns(E.load(), lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
+    snap = E.edit_host_ns(healthy_lab, lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
     path = tmp_path / "snap.json"
     path.write_text(json.dumps(snap.to_dict()))
     piped = netdoctor("checks", "--from", path)
@@ -78,7 +82,7 @@ def test_checks_from_a_saved_snapshot_colour_only_on_a_terminal(tmp_path):
     assert "\x1b[" not in piped.stdout
     if shutil.which("script") is None:
         return
-    exe = netdoctor_exe()[0]
+    exe = " ".join(netdoctor_exe())
     tty = subprocess.run(["script", "-qec", f"{exe} checks --from {path}", "/dev/null"],
                          capture_output=True, text=True)
     assert "\x1b[" in tty.stdout and "ip-forward-disabled" in tty.stdout

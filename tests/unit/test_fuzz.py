@@ -18,15 +18,15 @@ from netdoctor.diagnose import dns, iproute, netfilter, privileges, runs, snapsh
 from netdoctor.diagnose.errors import ParseError  # noqa: E402
 from netdoctor.diagnose.runtimes import containerd, engine_api, podman  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+import recorded  # noqa: E402
+
 FUZZ = settings(max_examples=int(os.environ.get("NETDOCTOR_FUZZ_EXAMPLES", "300")),
                 deadline=timedelta(seconds=2),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def data(name: str) -> str:
-    with open(os.path.join(DATA, name)) as f:
-        return f.read()
+    return recorded.text(name)
 
 
 json_values = st.recursive(

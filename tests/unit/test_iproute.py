@@ -8,12 +8,10 @@ import pytest
 from netdoctor.diagnose import iproute
 from netdoctor.diagnose.errors import ParseError
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data")
-
+import recorded
 
 def read(name):
-    with open(os.path.join(DATA, name)) as f:
-        return f.read()
+    return recorded.text(name)
 
 
 def test_batch_output_splits_into_three_documents():

@@ -8,7 +8,6 @@ from netdoctor.diagnose.redact import Redactor, is_public
 import snapshot_edits as E
 from sandbox import netdoctor
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 
 
 def test_what_counts_as_public():
@@ -33,9 +32,9 @@ def test_lookalikes_are_left_alone():
     assert Redactor(["example.com"]).text(text) == text
 
 
-def test_checks_from_a_snapshot_redacted_stays_valid_json(tmp_path):
+def test_checks_from_a_snapshot_redacted_stays_valid_json(tmp_path, healthy_lab):
     # The recorded lab with its uplink down: findings that name public addresses.
-    snap = E.edit_host_ns(E.load(), lambda ns: E.without_flag(ns, "eth0"))
+    snap = E.edit_host_ns(healthy_lab, lambda ns: E.without_flag(ns, "eth0"))
     path = tmp_path / "snap.json"
     path.write_text(json.dumps(snap.to_dict()))
     plain = netdoctor("checks", "--from", str(path), "--format", "json")

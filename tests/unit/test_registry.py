@@ -7,7 +7,6 @@ from netdoctor import runbooks
 from netdoctor.checks import ID_FORMAT, NOT_CHECKS, SEVERITIES, load_all
 from netdoctor.checks.context import contexts
 
-import snapshot_edits as E
 
 RUNBOOK_DIR = os.path.dirname(runbooks.__file__)
 
@@ -45,10 +44,10 @@ def test_no_runbook_without_a_check():
     assert pages == set(load_all()) | set(NOT_CHECKS)
 
 
-def test_runbook_placeholders_are_names_checks_provide():
+def test_runbook_placeholders_are_names_checks_provide(healthy_lab):
     # The names every finding carries, plus the ones specific checks add.
     ctx_vars = set()
-    for ctx in contexts(E.load()):
+    for ctx in contexts(healthy_lab):
         ctx_vars |= set(ctx.vars)
     specific = {"fix", "rule", "direction", "rp_iface", "rp_mode", "next_hop", "count", "limit",
                 "other_net", "expected_bridge", "conflict_iface", "conflict_addr", "nameserver",

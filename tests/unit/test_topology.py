@@ -1,17 +1,15 @@
 """The path graph, built from a recorded snapshot of the lab's host and container."""
 
 import json
-import os
 
 from netdoctor.diagnose import topology
 from netdoctor.diagnose.model import NamespaceSnapshot
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+import recorded
 
 
 def load():
-    with open(os.path.join(DATA, "lab-snapshot.json")) as f:
-        raw = json.load(f)
+    raw = recorded.document("lab-snapshot.json")
     c = NamespaceSnapshot.from_dict(raw["ndlab-test"])
     h = NamespaceSnapshot.from_dict(raw["ndlab-host"])
     nsids = {int(k): {int(n): i for n, i in v.items()} for k, v in raw["nsids"].items()}

@@ -1,0 +1,116 @@
+"""Record tests/data again from real namespaces: `python3 tests/record_data.py [lab] [docker]`.
+
+Run as root on a machine where netdoctor is installed (./install.sh --dev). It builds what
+it records from and removes it afterwards:
+  lab     the built-in lab (`netdoctor lab up`, healthy): lab-checks-snapshot.json,
+          lab-snapshot.json, ndlab-{host,test}.batch.json, ndlab-{host,test}.route6.json,
+          route-get-forward.json, route-get-noforward.{out,err} (with forwarding off)
+  docker  a real dockerd in a sealed host with two containers on a user-defined network:
+          docker-checks-snapshot.json, docker-iptables-save-c.txt, docker-nft.json,
+          docker-plus-native-nft.json (the same with a native `inet fw` table added)
+Names and addresses are the lab's and the sealed host's, so the unit tests' expectations
+(172.29.0.2, ndbr0, veth-test, ...) hold for a new recording; inode numbers and MACs change.
+Review the diff before committing it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import recorded  # noqa: E402
+from sandbox import DockerEngine, SealedHost, netdoctor, sh  # noqa: E402
+
+IP_BATCH = "addr show\nroute show table all\nneigh show\n"
+
+
+def write(name: str, content: str) -> None:
+    with open(recorded.path(name), "w") as f:
+        f.write(content)
+    print(f"recorded {name} ({len(content)} bytes)")
+
+
+def ip(ns: str, *args, input=None, check=True):
+    return sh("ip", "-n", ns, *args, input=input, check=check)
+
+
+def record_lab() -> None:
+    from netdoctor.diagnose import gather, netns
+
+    up = netdoctor("lab", "up")
+    if up.returncode != 0:
+        raise SystemExit(f"lab up failed: {up.stderr.strip()}")
+    try:
+        snap = os.path.join(recorded.DATA, "lab-checks-snapshot.json")
+        res = netdoctor("snapshot", "lab:test", "lab:web", "-o", snap)
+        if res.returncode != 0:
+            raise SystemExit(f"snapshot failed: {res.stderr.strip()}")
+        print("recorded lab-checks-snapshot.json")
+        for ns in ("ndlab-host", "ndlab-test"):
+            write(f"{ns}.batch.json", ip(ns, "-j", "-d", "-batch", "-", input=IP_BATCH).stdout)
+            write(f"{ns}.route6.json", ip(ns, "-j", "-6", "route", "show", "table", "all").stdout)
+        spaces = {name: netns.named(name) for name in ("ndlab-test", "ndlab-host", "ndlab-inet")}
+        doc = {name: gather.read_namespace(spaces[name]).to_dict()
+               for name in ("ndlab-test", "ndlab-host")}
+        # Which id each namespace gives the others: what IFLA_LINK_NETNSID values name.
+        doc["nsids"] = {}
+        for viewer in ("ndlab-test", "ndlab-host"):
+            others = [ns for name, ns in spaces.items() if name != viewer]
+            ids = gather.nsids_of(spaces[viewer], others)
+            doc["nsids"][str(spaces[viewer].inode)] = {
+                str(i): ns.inode for i, ns in zip(ids, others) if i is not None}
+        write("lab-snapshot.json", json.dumps(doc, indent=1) + "\n")
+        query = ("route", "get", "203.0.113.80", "from", "172.29.0.2", "iif", "ndbr0")
+        write("route-get-forward.json", ip("ndlab-host", "-j", *query).stdout)
+        netdoctor("lab", "break", "ip-forward-off")
+        refused = ip("ndlab-host", "-j", *query, check=False)
+        write("route-get-noforward.out", refused.stdout)
+        write("route-get-noforward.err", refused.stderr)
+    finally:
+        netdoctor("lab", "down")
+
+
+NATIVE_TABLE = """table inet fw {
+    chain forward_filter {
+        type filter hook forward priority -10; policy accept;
+        ip saddr 10.99.0.0/16 counter drop
+    }
+}
+"""
+
+
+def record_docker() -> None:
+    with SealedHost("rec") as sealed:
+        engine = DockerEngine(sealed).start()
+        try:
+            engine.docker("network", "create", "--subnet", "172.30.0.0/24", "appnet")
+            for name in ("web1", "web2"):
+                engine.run(name)
+            snap = os.path.join(recorded.DATA, "docker-checks-snapshot.json")
+            res = netdoctor("snapshot", "docker:web1", "docker:web2", "-o", snap,
+                            env=engine.env)
+            if res.returncode != 0:
+                raise SystemExit(f"snapshot failed: {res.stderr.strip()}")
+            print("recorded docker-checks-snapshot.json")
+
+            def in_host(*argv, input=None):
+                return sh("ip", "netns", "exec", sealed.host, *argv, input=input).stdout
+
+            write("docker-iptables-save-c.txt", in_host("iptables-save", "-c"))
+            write("docker-nft.json", in_host("nft", "-j", "list", "ruleset"))
+            in_host("nft", "-f", "-", input=NATIVE_TABLE)
+            write("docker-plus-native-nft.json", in_host("nft", "-j", "list", "ruleset"))
+        finally:
+            engine.stop()
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        raise SystemExit("record_data.py builds namespaces: run it as root")
+    what = sys.argv[1:] or ["lab", "docker"]
+    for part in what:
+        {"lab": record_lab, "docker": record_docker}[part]()
+    subprocess.run(["git", "-C", HERE, "diff", "--stat", "--", "data"])

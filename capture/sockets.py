@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from netdoctor.capture import bpf
-from netdoctor.diagnose import netns
+from netdoctor.diagnose.host import netns
 
 ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = 35

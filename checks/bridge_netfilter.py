@@ -1,6 +1,6 @@
 from netdoctor.checks import Check, register
 from netdoctor.checks.forward_dropped import rule_evidence
-from netdoctor.diagnose.netfilter import Packet, evaluate
+from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
 @register

@@ -1,7 +1,7 @@
 from netdoctor.checks import Check, register
 from netdoctor.checks.context import PROBE_FLOWS
 from netdoctor.checks.forward_dropped import PAST, delete_rule, rule_evidence
-from netdoctor.diagnose.netfilter import Packet, evaluate
+from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
 def _fix(outcome, eth: str) -> str:

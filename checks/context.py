@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, Optional
 
-from netdoctor.diagnose.model import Link, NamespaceSnapshot, Route
-from netdoctor.diagnose.netfilter import Packet
+from netdoctor.diagnose.facts.namespace import Link, NamespaceSnapshot, Route
+from netdoctor.diagnose.reason.rules import Packet
 
 # The flows checks follow for a container: ICMP echo, web, DNS.
 PROBE_FLOWS = (("icmp", None), ("tcp", 80), ("tcp", 443), ("udp", 53))

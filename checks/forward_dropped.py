@@ -1,6 +1,6 @@
 from netdoctor.checks import Check, register
 from netdoctor.checks.context import PROBE_FLOWS
-from netdoctor.diagnose.netfilter import evaluate
+from netdoctor.diagnose.reason.rules import evaluate
 
 
 PAST = {"drop": "dropped", "reject": "rejected"}

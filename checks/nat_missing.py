@@ -2,8 +2,8 @@ import ipaddress
 
 from netdoctor.checks import Check, register
 from netdoctor.checks.forward_dropped import rule_evidence
-from netdoctor.diagnose.model import is_unrouted
-from netdoctor.diagnose.netfilter import evaluate
+from netdoctor.diagnose.facts.namespace import is_unrouted
+from netdoctor.diagnose.reason.rules import evaluate
 
 
 def needs_translation(src: str, dst: str) -> bool:

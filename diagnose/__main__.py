@@ -1,3 +1,3 @@
-from netdoctor.diagnose.cli import main
+from netdoctor.diagnose.cli.app import main
 
 main()

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose import netns
+from netdoctor.diagnose.host import netns
 from netdoctor.diagnose.errors import ParseError, Unresolved
 
 QTYPE_A = 1

@@ -1,6 +1,6 @@
 """netdoctor's own exceptions; cli.main() maps each to its exit status."""
 
-from netdoctor.diagnose.status import ExitStatus
+from netdoctor.diagnose.cli.status import ExitStatus
 
 
 class NetdoctorError(Exception):

@@ -18,7 +18,7 @@ import struct
 from typing import Optional
 
 from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.model import RouteLookup
+from netdoctor.diagnose.facts.namespace import RouteLookup
 
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 RTM_NEWNSID, RTM_GETNSID = 88, 90

@@ -38,7 +38,7 @@ def ip(ns: str, *args, input=None, check=True):
 
 
 def record_lab() -> None:
-    from netdoctor.diagnose import gather, netns
+    from netdoctor.diagnose.host import gather, netns
 
     up = netdoctor("lab", "up")
     if up.returncode != 0:

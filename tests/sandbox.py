@@ -52,7 +52,7 @@ def startup_or_clean(err: str) -> bool:
     if "Traceback" not in err:
         return True
     frames = [l for l in err.splitlines() if l.strip().startswith("File ")
-              and "/diagnose/entry.py" not in l]  # entry.py's own imports precede its handler
+              and "/diagnose/cli/entry.py" not in l]  # entry.py's own imports precede its handler
     return not any(part in l for l in frames for part in ("/diagnose/", "/capture/", "/checks/"))
 
 

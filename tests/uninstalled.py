@@ -37,6 +37,6 @@ def install() -> None:
 
 if __name__ == "__main__":
     install()
-    from netdoctor.diagnose.entry import main
+    from netdoctor.diagnose.cli.entry import main
 
     main()

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Optional
 
-from netdoctor.diagnose import command, netns, privileges
+from netdoctor.diagnose.host import command, netns, privileges
 from netdoctor.diagnose.errors import LabStateError, MissingDependency
 from netdoctor.diagnose.lab import layout as L
 

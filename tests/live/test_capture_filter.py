@@ -8,7 +8,7 @@ import time
 import pytest
 
 from netdoctor.capture import bpf
-from netdoctor.diagnose import netns
+from netdoctor.diagnose.host import netns
 
 from frames import ARP, echo, icmp_error, ipv4, tcp, udp
 from sandbox import sh

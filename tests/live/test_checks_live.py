@@ -186,7 +186,8 @@ def test_docker_faults_are_named(docker_pair, break_it, fix_it, expected):
 def test_rtnetlink_route_lookup_answers_as_ip_route_get_does(healed):
     """netdoctor asks the kernel's FIB on a netlink socket; `ip route get` is the reference,
     healthy and broken (forwarding off, no route, unknown device, IPv6 unreachable)."""
-    from netdoctor.diagnose import gather, netlink, netns
+    from netdoctor.diagnose.host import gather, netns
+    from netdoctor.diagnose import netlink
 
     host, test = netns.named("ndlab-host"), netns.named("ndlab-test")
     questions = [(test, ("203.0.113.80", None, None)), (test, ("172.29.0.3", None, None)),
@@ -231,7 +232,7 @@ def _pyroute2_nsids_here(paths: list) -> list:
 
 def test_rtnetlink_nsids_match_pyroute2(lab):
     """The namespace ids netdoctor reads on its own netlink socket are pyroute2's."""
-    from netdoctor.diagnose import gather, netns
+    from netdoctor.diagnose.host import gather, netns
 
     every = [netns.named(n) for n in ("ndlab-host", "ndlab-test", "ndlab-web", "ndlab-inet")]
     paths = [n.path for n in every] + ["/run/netns/ndt-no-such-namespace"]

@@ -2,10 +2,11 @@
 
 from dataclasses import replace
 
-from netdoctor.diagnose import netfilter as nf
+from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.lab.control import host_ruleset
-from netdoctor.diagnose.model import Address, Neighbour, Route
-from netdoctor.diagnose.snapshot import Snapshot
+from netdoctor.diagnose.facts.namespace import Address, Neighbour, Route
+from netdoctor.diagnose.pipeline.snapshot import Snapshot
 
 import recorded
 
@@ -47,13 +48,13 @@ def edit_host_ns(snap, fn, name="test"):
 def set_ruleset(snap, chains, name="test"):
     key = host_key(snap, name)
     hosts = dict(snap.hosts)
-    hosts[key] = replace(hosts[key], ruleset=nf.Ruleset(tuple(chains)))
+    hosts[key] = replace(hosts[key], ruleset=Ruleset(tuple(chains)))
     return replace(snap, hosts=hosts)
 
 
 def lab_rules(transform=lambda text: text):
     """The lab host's real ruleset text, changed by transform, parsed."""
-    return nf.parse_iptables_save(transform(host_ruleset()))
+    return iptables_save.parse_iptables_save(transform(host_ruleset()))
 
 
 # --- namespace edits ---

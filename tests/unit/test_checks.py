@@ -7,7 +7,9 @@ from dataclasses import replace
 import pytest
 
 from netdoctor.checks import REGISTRY, load_all, run_checks  # noqa: F401
-from netdoctor.diagnose import netfilter as nf
+from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.parse import iptables_save
+from netdoctor.diagnose.parse import nft_json
 
 import snapshot_edits as E
 
@@ -30,7 +32,7 @@ def native_nft_drop(match_saddr="172.29.0.2", match=("ip", "saddr")):
             {"match": {"op": "==", "left": {"payload": {"protocol": protocol, "field": fld}},
                        "right": match_saddr}},
             {"counter": {"packets": 3, "bytes": 252}}, {"drop": None}]}}]}
-    return nf.parse_nft_json(doc)
+    return nft_json.parse_nft_json(doc)
 
 
 def insert_after(anchor, line):
@@ -63,7 +65,7 @@ CASES = {
         ("policy DROP, accept rule lost", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_OUT))),
          "lab:test"),
         ("native nft table", E.set_ruleset(HEALTHY, E.lab_rules() + native_nft_drop()), "lab:test"),
-        ("iptables-legacy FORWARD", E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_iptables_save(
+        ("iptables-legacy FORWARD", E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
             "[7:588] -A FORWARD -i ndbr0 -p icmp -j DROP\nCOMMIT\n", "iptables-legacy")), "lab:test"),
         ("replies dropped", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BACK))), "lab:test"),
@@ -104,7 +106,7 @@ CASES = {
         ns, "net.netfilter.nf_conntrack_count", "260000"), "net.netfilter.nf_conntrack_max",
         "262144")), "host ndlab-host")],
     "iptables-backend-split": [
-        ("legacy rules beside nft", E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_iptables_save(
+        ("legacy rules beside nft", E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
             "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n", "iptables-legacy")),
          "host ndlab-host")],
@@ -146,12 +148,12 @@ CASES = {
     "mtu-mismatch": [("jumbo container", E.edit_container_ns(
         HEALTHY, "test", lambda ns: E.link(ns, "eth0", mtu=9000)), "lab:test")],
     "container-output-dropped": [
-        ("DROP in the container's OUTPUT", E.edit_container(HEALTHY, "test", ruleset=nf.Ruleset(
-            nf.parse_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+        ("DROP in the container's OUTPUT", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
+            iptables_save.parse_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
                                    ":OUTPUT ACCEPT [0:0]\n-A OUTPUT -o eth0 -j DROP\nCOMMIT\n",
                                    "iptables-nft", "ip"))), "lab:test"),
-        ("OUTPUT policy DROP", E.edit_container(HEALTHY, "test", ruleset=nf.Ruleset(
-            nf.parse_iptables_save("*filter\n:OUTPUT DROP [5:300]\n-A OUTPUT -o lo -j ACCEPT\n"
+        ("OUTPUT policy DROP", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
+            iptables_save.parse_iptables_save("*filter\n:OUTPUT DROP [5:300]\n-A OUTPUT -o lo -j ACCEPT\n"
                                    "COMMIT\n", "iptables-nft", "ip"))), "lab:test")],
 }
 
@@ -210,7 +212,7 @@ def test_container_output_drop_names_the_containers_rule_and_only_that_container
     assert f.fix == "ip netns exec ndlab-test iptables -t filter -D OUTPUT 1"
     assert ids(run_checks(snap), "lab:web") == set()
     # Rules that let the traffic out (Docker's DNS redirection, an ACCEPT) are no finding.
-    fine = E.edit_container(HEALTHY, "test", ruleset=nf.Ruleset(nf.parse_iptables_save(
+    fine = E.edit_container(HEALTHY, "test", ruleset=Ruleset(iptables_save.parse_iptables_save(
         "*filter\n:OUTPUT DROP [0:0]\n-A OUTPUT -o eth0 -j ACCEPT\nCOMMIT\n*nat\n"
         ":OUTPUT ACCEPT [0:0]\n-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT\n"
         ":DOCKER_OUTPUT - [0:0]\nCOMMIT\n", "iptables-nft", "ip")))
@@ -272,14 +274,14 @@ def test_a_crashing_check_becomes_an_internal_error(monkeypatch):
 
 
 def test_snapshot_survives_json():
-    from netdoctor.diagnose.snapshot import Snapshot
+    from netdoctor.diagnose.pipeline.snapshot import Snapshot
 
     again = Snapshot.from_dict(json.loads(json.dumps(HEALTHY.to_dict())))
     assert again == HEALTHY and run_checks(again) == []
 
 
 def test_only_namespaces_that_may_filter_have_their_rules_dumped():
-    from netdoctor.diagnose.snapshot import _can_filter
+    from netdoctor.diagnose.pipeline.snapshot import _can_filter
 
     # Docker's DNS redirection (nat only) in every container of a user-defined network: no dump.
     assert not _can_filter(("nft ip nat",)) and not _can_filter(())
@@ -328,7 +330,7 @@ def test_queued_packets_are_uncertain_in_both_rule_languages():
     # listens (an IPS); without one it is dropped unless the rule says bypass. iptables
     # NFQUEUE passed silently and nft queue was a certain drop: both are "may be dropped".
     nfqueue = _forward_findings("-A FORWARD -i ndbr0 -j NFQUEUE --queue-num 1")
-    nft = E.set_ruleset(HEALTHY, E.lab_rules() + nf.parse_nft_json({"nftables": [
+    nft = E.set_ruleset(HEALTHY, E.lab_rules() + nft_json.parse_nft_json({"nftables": [
         {"chain": {"family": "inet", "table": "ips", "name": "fwd", "type": "filter",
                    "hook": "forward", "prio": -10, "policy": "accept"}},
         {"rule": {"family": "inet", "table": "ips", "chain": "fwd", "handle": 2,
@@ -342,7 +344,7 @@ def test_queued_packets_are_uncertain_in_both_rule_languages():
 
 
 def test_nft_rules_of_ip6_are_shown_as_ip6():
-    chains = nf.parse_nft_json({"nftables": [
+    chains = nft_json.parse_nft_json({"nftables": [
         {"chain": {"family": "ip6", "table": "f", "name": "c", "type": "filter",
                    "hook": "forward", "prio": 0, "policy": "accept"}},
         {"rule": {"family": "ip6", "table": "f", "chain": "c", "handle": 3, "expr": [
@@ -363,7 +365,7 @@ def _unread_host_rules(**sources):
     key = E.host_key(snap)
     hosts = dict(snap.hosts)
     reported = dict(hosts[key].ruleset.sources, **sources)
-    hosts[key] = replace(hosts[key], ruleset=nf.Ruleset((), reported), namespace=replace(
+    hosts[key] = replace(hosts[key], ruleset=Ruleset((), reported), namespace=replace(
         hosts[key].namespace, netfilter_tables=("nft ip filter", "nft ip nat")))
     return replace(snap, hosts=hosts)
 

@@ -15,7 +15,7 @@ def test_help_lists_commands_and_does_not_import_scapy():
     assert res.returncode == 0 and "path" in res.stdout and "lab" in res.stdout
     probe = subprocess.run(
         [sys.executable, "-c",
-         PRELUDE + "from netdoctor.diagnose import cli\n"
+         PRELUDE + "from netdoctor.diagnose.cli import app as cli\n"
          "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
          "print(sorted(m for m in ('scapy', 'pyroute2', 'networkx') if m in sys.modules))"],
         capture_output=True, text=True)
@@ -28,7 +28,7 @@ def test_a_command_run_imports_no_heavy_library():
     # 0.2 s of every run (bench/, pyinstrument).
     probe = subprocess.run(
         [sys.executable, "-c",
-         PRELUDE + "from netdoctor.diagnose import cli\n"
+         PRELUDE + "from netdoctor.diagnose.cli import app as cli\n"
          "try:\n    cli.main(['trace', 'x', 'y', '--format', 'xml', '--timeout', '2',"
          " '--port', '80'])\nexcept SystemExit:\n    pass\n"
          "print(sorted(m for m in ('pydantic', 'networkx', 'scapy', 'pyroute2')"

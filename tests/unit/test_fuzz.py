@@ -14,9 +14,18 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from netdoctor.capture import sockets, tracefs  # noqa: E402
-from netdoctor.diagnose import dns, iproute, netfilter, privileges, runs, snapshot  # noqa: E402
+from netdoctor.diagnose import dns
+from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.parse import iptables_save
+from netdoctor.diagnose.parse import nft_json
+from netdoctor.diagnose.reason import rules# noqa: E402
+from netdoctor.diagnose.pipeline import snapshot  # noqa: E402
+from netdoctor.diagnose.parse import iproute
+from netdoctor.diagnose.host import privileges
+from netdoctor.capture import runs
 from netdoctor.diagnose.errors import ParseError  # noqa: E402
-from netdoctor.diagnose.runtimes import containerd, engine_api, podman  # noqa: E402
+from netdoctor.diagnose.targets import containerd, engine_api
+from netdoctor.diagnose.targets import podman  # noqa: E402
 
 import recorded  # noqa: E402
 
@@ -170,18 +179,18 @@ def test_nft_table_answers(d):
 @FUZZ
 @given(st.text(max_size=400))
 def test_iptables_save_any_text(text):
-    only_parse_errors(netfilter.parse_iptables_save, text)
+    only_parse_errors(iptables_save.parse_iptables_save, text)
 
 
 @FUZZ
 @given(st.data())
 def test_iptables_save_mutated(d):
     text = mutate_lines(data("docker-iptables-save-c.txt"), d.draw)
-    only_parse_errors(netfilter.parse_iptables_save, text)
+    only_parse_errors(iptables_save.parse_iptables_save, text)
 
 
-NFT_PARSERS = pytest.mark.parametrize("parse", [netfilter.parse_nft_json,
-                                                 netfilter.parse_nft_tables])
+NFT_PARSERS = pytest.mark.parametrize("parse", [nft_json.parse_nft_json,
+                                                 nft_json.parse_nft_tables])
 
 
 @NFT_PARSERS
@@ -204,14 +213,14 @@ def test_nft_json_mutated(parse, d):
 @given(st.data())
 def test_rulesets_from_mutated_text_can_be_walked(d):
     """A ruleset that parsed is one the packet walk can use: no crash on evaluate."""
-    chains = only_parse_errors(netfilter.parse_iptables_save,
+    chains = only_parse_errors(iptables_save.parse_iptables_save,
                                mutate_lines(data("docker-iptables-save-c.txt"), d.draw))
     if chains is None:
         return
-    ruleset = netfilter.Ruleset(chains)
-    p = netfilter.Packet("172.17.0.2", "203.0.113.80", iif="docker0", oif="eth0")
+    ruleset = Ruleset(chains)
+    p = rules.Packet("172.17.0.2", "203.0.113.80", iif="docker0", oif="eth0")
     for hook, type_ in (("forward", "filter"), ("postrouting", "nat")):
-        netfilter.evaluate(ruleset, hook, p, type_)
+        rules.evaluate(ruleset, hook, p, type_)
 
 
 # ------------------------------------------------------------------ DNS

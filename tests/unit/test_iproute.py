@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from netdoctor.diagnose import iproute
+from netdoctor.diagnose.parse import iproute
 from netdoctor.diagnose.errors import ParseError
 
 import recorded

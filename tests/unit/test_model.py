@@ -7,7 +7,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from netdoctor.diagnose.model import NamespaceSnapshot, Route  # noqa: E402
+from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, Route  # noqa: E402
 
 prefixes = st.builds(lambda a, p: str(ipaddress.ip_network(f"{ipaddress.IPv4Address(a)}/{p}",
                                                              strict=False)),
@@ -35,15 +35,16 @@ values = st.one_of(prefixes, addresses, st.tuples(addresses, addresses).map("-".
 @settings(max_examples=500, deadline=None)
 @given(st.lists(values, min_size=1, max_size=4), st.booleans(), addresses, addresses)
 def test_address_prefilter_only_skips_rules_that_cannot_match(vals, negate, src, dst):
-    from netdoctor.diagnose import netfilter as nf
+    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+    from netdoctor.diagnose.reason import rules
 
-    rule = nf.Rule("iptables-nft", "ip", "filter", "FORWARD", 1,
-                   (nf.Match("saddr", tuple(vals), negate),), "drop")
-    chain = nf.Chain("iptables-nft", "ip", "filter", "FORWARD", rules=(rule,))
+    rule = Rule("iptables-nft", "ip", "filter", "FORWARD", 1,
+                   (Match("saddr", tuple(vals), negate),), "drop")
+    chain = Chain("iptables-nft", "ip", "filter", "FORWARD", rules=(rule,))
     (sranges, dranges), = chain.address_prefilter
-    packet = nf.Packet(src, dst, "br0", "eth0")
-    if outside(sranges, nf._as_int(src)):
-        assert nf.rule_matches(rule, packet) is False
+    packet = rules.Packet(src, dst, "br0", "eth0")
+    if outside(sranges, rules._as_int(src)):
+        assert rules.rule_matches(rule, packet) is False
 
 
 def outside(ranges, addr) -> bool:
@@ -74,13 +75,14 @@ packet_addresses = st.one_of(st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.
        packet_addresses)
 def test_address_index_finds_the_rules_the_prefilter_lets_through(rules, src, dst):
     # Rules and packets are drawn mostly from 10.0.0.0/22, so most rules match some packets.
-    from netdoctor.diagnose import netfilter as nf
+    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+    from netdoctor.diagnose.reason.rules import _as_int
 
-    chain = nf.Chain("iptables-nft", "ip", "filter", "FORWARD", rules=tuple(
-        nf.Rule("iptables-nft", "ip", "filter", "FORWARD", n,
-                tuple(nf.Match(kind, tuple(vals), neg) for kind, vals, neg in ms), "drop")
+    chain = Chain("iptables-nft", "ip", "filter", "FORWARD", rules=tuple(
+        Rule("iptables-nft", "ip", "filter", "FORWARD", n,
+             tuple(Match(kind, tuple(vals), neg) for kind, vals, neg in ms), "drop")
         for n, ms in enumerate(rules, 1)))
-    s, d = nf._as_int(src), nf._as_int(dst)
+    s, d = _as_int(src), _as_int(dst)
     expected = [i for i, (sr, dr) in enumerate(chain.address_prefilter)
                 if not outside(sr, s) and not outside(dr, d)]
     assert chain.address_index.candidates(s, d) == expected

@@ -4,7 +4,7 @@ private, loopback and link-local addresses and everything else stay as they were
 import json
 import os
 
-from netdoctor.diagnose.redact import Redactor, is_public
+from netdoctor.diagnose.report.redact import Redactor, is_public
 import snapshot_edits as E
 from sandbox import netdoctor
 

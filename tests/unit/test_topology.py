@@ -2,8 +2,8 @@
 
 import json
 
-from netdoctor.diagnose import topology
-from netdoctor.diagnose.model import NamespaceSnapshot
+from netdoctor.diagnose.reason import topology
+from netdoctor.diagnose.facts.namespace import NamespaceSnapshot
 
 import recorded
 

@@ -7,8 +7,10 @@ from netdoctor.capture.probe import echo_packet
 from netdoctor.capture.sockets import parse_frame
 from netdoctor.capture.tracefs import parse_trace
 from netdoctor.checks import Finding
-from netdoctor.diagnose import localize as L
-from netdoctor.diagnose import netfilter as nf
+from netdoctor.diagnose.reason import verdict as L
+from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.parse import iptables_save
+from netdoctor.diagnose.reason import rules
 
 from frames import echo, ether, ipv4
 
@@ -77,7 +79,7 @@ garbage line
 
 
 def test_tracefs_parser_and_probe_drops():
-    from netdoctor.diagnose.trace import _probe_drops
+    from netdoctor.diagnose.pipeline.trace import _probe_drops
 
     events = parse_trace(TRACE)
     assert [e.event for e in events] == ["net_dev_queue", "netif_receive_skb", "netif_receive_skb",
@@ -178,20 +180,20 @@ def test_unanswered_arp_for_the_next_hop_is_a_failed_neighbour():
 
 
 def test_rule_hits_name_the_rule_whose_counter_moved():
-    before = nf.Ruleset(nf.parse_iptables_save(
+    before = Ruleset(iptables_save.parse_iptables_save(
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [5:300]\n:OUTPUT ACCEPT [0:0]\n"
         "[0:0] -A FORWARD -s 172.29.0.2/32 -j DROP\n[9:900] -A FORWARD -j ACCEPT\nCOMMIT\n"))
-    after = nf.Ruleset(nf.parse_iptables_save(
+    after = Ruleset(iptables_save.parse_iptables_save(
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [6:360]\n:OUTPUT ACCEPT [0:0]\n"
         "[2:168] -A FORWARD -s 172.29.0.2/32 -j DROP\n[12:1000] -A FORWARD -j ACCEPT\nCOMMIT\n"))
-    hits = nf.rule_hits(before, after)
+    hits = rules.rule_hits(before, after)
     assert hits[0]["text"] == "-A FORWARD -s 172.29.0.2/32 -j DROP" and hits[0]["delta"] == 2
     assert hits[1]["policy"] and hits[1]["delta"] == 1
     assert all("ACCEPT" not in h["text"] for h in hits)
 
 
 def test_destination_forms():
-    from netdoctor.diagnose.trace import parse_destination
+    from netdoctor.diagnose.pipeline.trace import parse_destination
     import pytest
     from netdoctor.diagnose.errors import UsageError
 
@@ -241,9 +243,9 @@ def test_trace_parser_remembers_the_probe_skbs_between_reads():
 
 def test_a_hop_in_no_namespace_of_the_path_is_netdoctors_bug_not_the_users():
     # An internal inconsistency was a UsageError: exit 2, "check your arguments".
-    from netdoctor.diagnose import trace
+    from netdoctor.diagnose.pipeline import trace
     from netdoctor.diagnose.errors import InternalError
-    from netdoctor.diagnose.status import ExitStatus
+    from netdoctor.diagnose.cli.status import ExitStatus
 
     path = {"target": {"netns": {"name": "c", "inode": 1, "path": "/run/netns/c"}},
             "host_netns": {"name": "h", "inode": 2, "path": "/run/netns/h"}}

@@ -10,7 +10,7 @@ import json
 from typing import Iterable, Optional
 
 from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.model import Address, Link, Neighbour, Route, RouteLookup
+from netdoctor.diagnose.facts.namespace import Address, Link, Neighbour, Route, RouteLookup
 
 
 def split_documents(text: str) -> list:

@@ -8,9 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from netdoctor.diagnose import __version__, privileges
+from netdoctor.diagnose import __version__
+from netdoctor.diagnose.host import privileges
 from netdoctor.diagnose.errors import NetdoctorError, UsageError
-from netdoctor.diagnose.status import ExitStatus
+from netdoctor.diagnose.cli.status import ExitStatus
 
 HELP = """Find where a container's packets stop, and why.
 
@@ -59,7 +60,9 @@ def path(
 ) -> None:
     """Show the hops from the container to the host's uplink: container eth0, host veth,
     bridge, uplink NIC. Exit 0 when the path is complete, 1 when it is not."""
-    from netdoctor.diagnose import discover, render, targets
+    from netdoctor.diagnose.pipeline import path as discover
+    from netdoctor.diagnose.report import render
+    from netdoctor.diagnose import targets
 
     _check_format(fmt, render.FORMATS)
     t = targets.resolve(target)
@@ -87,8 +90,9 @@ def trace(
 ) -> None:
     """Probe DEST from inside the container while capturing on every hop at once, and say
     where the packets stop and why. Exit 0 when reachable, 1 when not."""
-    from netdoctor.diagnose import render, targets
-    from netdoctor.diagnose import trace as tracing
+    from netdoctor.diagnose.report import render
+    from netdoctor.diagnose import targets
+    from netdoctor.diagnose.pipeline import trace as tracing
 
     _check_format(fmt, render.TRACE_FORMATS)
     if not 0.1 <= timeout <= 10:
@@ -121,7 +125,7 @@ def _emit(report: str, redact_names: Optional[list] = None) -> None:
     if redact_names is not None:
         import socket
 
-        from netdoctor.diagnose.redact import Redactor
+        from netdoctor.diagnose.report.redact import Redactor
 
         report = Redactor(redact_names + [socket.gethostname()]).text(report)
     sys.stdout.write(report)
@@ -161,7 +165,7 @@ def checks(
     traffic. Read-only; sends one DNS query per container nameserver. Exit 1 when a finding
     is at or above --fail-on."""
     from netdoctor.checks import SEVERITY_RANK, load_all, run_checks
-    from netdoctor.diagnose import render
+    from netdoctor.diagnose.report import render
 
     if list_:
         for cid, cls in sorted(load_all().items()):
@@ -185,7 +189,8 @@ def checks(
 
 
 def _snapshot_for(refs, all_containers: bool, dest, probe_dns: bool, from_file):
-    from netdoctor.diagnose import snapshot, targets
+    from netdoctor.diagnose.pipeline import snapshot
+    from netdoctor.diagnose import targets
 
     if from_file:
         if refs or all_containers or dest:
@@ -216,7 +221,7 @@ def _is_ip(text: str) -> bool:
 
 
 def _load_snapshot(path: str):
-    from netdoctor.diagnose import snapshot
+    from netdoctor.diagnose.pipeline import snapshot
     from netdoctor.diagnose.errors import ParseError
 
     try:
@@ -267,7 +272,7 @@ def cleanup(
     tracefs instances and private tracefs mounts, found by their run tag. Runs still at work
     are left alone. Exit 0 when nothing is left, 1 when something could not be removed (or,
     with --dry-run, when something would be)."""
-    from netdoctor.diagnose import runs
+    from netdoctor.capture import runs
 
     _check_format(fmt, ("text", "json"))
     privileges.require(privileges.CAP_SYS_ADMIN, why="cleanup unmounts and removes tracefs "
@@ -384,7 +389,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     debug = "--debug" in args
     # SIGTERM unwinds like Ctrl-C, so every capture, tracefs instance and lab object that a
     # `finally` owns is released before the process ends (with a watchdog: see entry.py).
-    from netdoctor.diagnose import entry
+    from netdoctor.diagnose.cli import entry
 
     entry.install()
     try:

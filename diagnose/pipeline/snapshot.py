@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from netdoctor.diagnose import __version__, dns, gather, netns
+from netdoctor.diagnose import __version__, dns
+from netdoctor.diagnose.host import gather, netns
 from netdoctor.diagnose.errors import MissingDependency, NetdoctorError, ParseError
-from netdoctor.diagnose.model import NamespaceSnapshot, check_types
-from netdoctor.diagnose.netfilter import Ruleset
+from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, check_types
+from netdoctor.diagnose.facts.ruleset import Ruleset
 
 SCHEMA = "netdoctor.snapshot/1"
 # Where checks send container traffic when no destination is given: an address only
@@ -260,6 +261,6 @@ def _with_own_rules(containers: list, namespaces: list, problems: list, own_inod
 
 
 def discover_path(target, destination: Optional[str], read):
-    from netdoctor.diagnose import discover
+    from netdoctor.diagnose.pipeline import path as discover
 
     return discover.discover(target, destination or DEFAULT_DESTINATION, read=read)

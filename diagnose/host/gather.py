@@ -10,9 +10,10 @@ import json
 import shutil
 from typing import Optional
 
-from netdoctor.diagnose import command, iproute, netns
+from netdoctor.diagnose.host import command, netns
+from netdoctor.diagnose.parse import iproute
 from netdoctor.diagnose.errors import CommandFailed, MissingDependency, ParseError
-from netdoctor.diagnose.model import NamespaceSnapshot, RouteLookup
+from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, RouteLookup
 
 _BATCH = "addr show\nroute show table all\nneigh show\n"
 
@@ -167,7 +168,9 @@ def _nft_json(argv: list) -> tuple:
 def _netfilter_here():
     from concurrent.futures import ThreadPoolExecutor
 
-    from netdoctor.diagnose import netfilter as nf
+    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+    from netdoctor.diagnose.parse import iptables_save
+    from netdoctor.diagnose.parse import nft_json
 
     # The dumps run at once (threads started here are in this thread's namespace, and so are
     # the programs they start): with 10,000 rules each takes a large part of a second.
@@ -181,7 +184,7 @@ def _netfilter_here():
         for (backend, prog, family), (text, why) in zip(_IPTABLES_SAVES, saves):
             sources[prog] = why or "ok"
             if text:
-                chains.extend(nf.parse_iptables_save(text, backend, family))
+                chains.extend(iptables_save.parse_iptables_save(text, backend, family))
         if all(why == "not installed" for why in sources.values()) and nft_why == "not installed":
             raise MissingDependency("cannot read the firewall and NAT rules: neither "
                                     "iptables-save nor nft is installed "
@@ -189,16 +192,16 @@ def _netfilter_here():
         # Tables iptables-nft made are in its dump already. nft lists only the others: on a
         # host whose 10,000 rules are iptables-nft's, `nft -j list ruleset` would print them
         # again as 4.6 MB of JSON.
-        iptables_tables = nf.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
-        native = [t for t in (nf.parse_nft_tables(tables_doc) if tables_doc else ())
+        iptables_tables = iptables_save.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
+        native = [t for t in (nft_json.parse_nft_tables(tables_doc) if tables_doc else ())
                   if t not in iptables_tables]
         docs = list(pool.map(lambda t: _nft_json(["nft", "-j", "list", "table", *t]), native))
     for doc, why in docs:
         nft_why = nft_why or why
         if doc is not None:
-            chains.extend(nf.parse_nft_json(doc, iptables_tables))
+            chains.extend(nft_json.parse_nft_json(doc, iptables_tables))
     sources["nft"] = nft_why or "ok"
-    return nf.Ruleset(tuple(chains), sources)
+    return Ruleset(tuple(chains), sources)
 
 
 def read_netfilter(ns: netns.Netns):

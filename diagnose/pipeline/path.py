@@ -14,9 +14,11 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose import dns, gather, netns, topology
+from netdoctor.diagnose import dns
+from netdoctor.diagnose.host import gather, netns
+from netdoctor.diagnose.reason import topology
 from netdoctor.diagnose.errors import UsageError
-from netdoctor.diagnose.model import Link, NamespaceSnapshot
+from netdoctor.diagnose.facts.namespace import Link, NamespaceSnapshot
 from netdoctor.diagnose.targets import Target
 
 @dataclass(frozen=True)

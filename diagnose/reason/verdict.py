@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose.model import is_unrouted
+from netdoctor.diagnose.facts.namespace import is_unrouted
 
 ORDER = ("container", "host-veth", "bridge", "uplink")
 

@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose import netns
+from netdoctor.diagnose.host import netns
 from netdoctor.diagnose.errors import (MissingDependency, NetdoctorError, NoPermission,
                                        TargetNotFound, UsageError)
-from netdoctor.diagnose.runtimes import ContainerRecord
+from netdoctor.diagnose.targets.records import ContainerRecord
 
 RUNTIME_NAMES = ("docker", "podman", "containerd")
 PREFIXES = RUNTIME_NAMES + ("lab", "pid", "netns")
@@ -59,11 +59,11 @@ class Target:
 
 def _runtime(name: str):
     if name == "docker":
-        from netdoctor.diagnose.runtimes import docker as mod
+        from netdoctor.diagnose.targets import docker as mod
     elif name == "podman":
-        from netdoctor.diagnose.runtimes import podman as mod
+        from netdoctor.diagnose.targets import podman as mod
     else:
-        from netdoctor.diagnose.runtimes import containerd as mod
+        from netdoctor.diagnose.targets import containerd as mod
     return mod
 
 

@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose import dns, gather, netns
-from netdoctor.diagnose.discover import parse_destination
+from netdoctor.diagnose import dns
+from netdoctor.diagnose.host import gather, netns
+from netdoctor.diagnose.pipeline.path import parse_destination
 from netdoctor.diagnose.errors import (InternalError, NetdoctorError, PathChanged,
                                        TargetNotFound, Unresolved, UsageError)
-from netdoctor.diagnose import localize as L
+from netdoctor.diagnose.reason import verdict as L
 
 SCHEMA = "netdoctor.trace/1"
 ICMP_PAYLOAD = 61  # an unusual size, so the kernel's device events can be told apart
@@ -72,7 +73,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     from netdoctor.capture.sockets import Closing, HopCapture, pcap_name, write_pcap
     from netdoctor.capture.tracefs import KernelTrace
     from netdoctor.checks import run_checks
-    from netdoctor.diagnose import snapshot as S
+    from netdoctor.diagnose.pipeline import snapshot as S
 
     started = time.monotonic()
     host, dport, proto = parse_destination(dest, port, proto)
@@ -212,7 +213,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     drops = _probe_drops(kt.events, lengths)
     hits = []
     if counters_before is not None and counters_after is not None:
-        from netdoctor.diagnose.netfilter import rule_hits
+        from netdoctor.diagnose.reason.rules import rule_hits
 
         hits = rule_hits(counters_before, counters_after)
         evidence["counters"] = f"{len(hits)} dropping rule(s) matched during the probe"

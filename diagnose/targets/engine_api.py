@@ -139,7 +139,7 @@ def record_from_listing(runtime: str, item, source: str = "/containers/json"):
     /containers/json (Docker and podman alike) or `podman ps --format json`, which share
     their field names. The network mode and the pid are taken where the listing has them.
     ParseError when the entry is not an object."""
-    from netdoctor.diagnose.runtimes import ContainerRecord
+    from netdoctor.diagnose.targets.records import ContainerRecord
 
     item = container_entry(item, f"{runtime}: {source}")
     ident = text_field(item.get("Id"))

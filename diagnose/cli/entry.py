@@ -18,7 +18,7 @@ _watchdog = None
 
 
 def _last_resort() -> None:
-    runs = sys.modules.get("netdoctor.diagnose.runs")
+    runs = sys.modules.get("netdoctor.capture.runs")
     try:
         if runs is not None:
             runs.release_own()
@@ -46,7 +46,7 @@ def install() -> None:
 def main() -> None:
     install()
     try:
-        from netdoctor.diagnose.cli import main as run
+        from netdoctor.diagnose.cli.app import main as run
     except KeyboardInterrupt:
         sys.stderr.write("netdoctor: interrupted\n")
         sys.exit(130)

@@ -1,0 +1,253 @@
+"""Netfilter rulesets as facts: chains and rules of every backend (iptables-nft,
+iptables-legacy, native nft), with their counters. Read by parse.iptables_save and
+parse.nft_json; walked by reason.rules."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Optional
+
+from netdoctor.diagnose.facts.namespace import parse_address, parse_network
+
+
+@dataclass(frozen=True)
+class Match:
+    """One condition of a rule. kind: saddr daddr iif oif proto dport sport ctstate unknown."""
+
+    kind: str
+    values: tuple
+    negate: bool = False
+    family: str = ""  # for saddr/daddr of an nft rule: "ip" or "ip6", as the rule says it
+
+    def text(self) -> str:
+        neg = "!= " if self.negate else ""
+        vals = ",".join(str(v) for v in self.values)
+        return f"{self.kind} {neg}{vals}" if self.kind != "unknown" else f"[{vals}]"
+
+
+@dataclass(frozen=True)
+class Rule:
+    backend: str  # "iptables-nft", "iptables-legacy", "nft"
+    family: str  # "ip", "ip6", "inet", ...
+    table: str
+    chain: str
+    index: int  # 1-based position in its chain, as `iptables -L --line-numbers` counts
+    matches: tuple
+    # accept drop reject jump goto return masquerade snat dnat redirect continue, and queue
+    # (handed to a user-space program, which decides: netdoctor cannot know what)
+    verdict: str
+    target: Optional[str] = None  # chain for jump/goto
+    text: str = ""  # as a person finds it again: iptables-save line, or nft rule
+    handle: Optional[int] = None
+    packets: int = 0
+    bytes: int = 0
+
+    @property
+    def where(self) -> str:
+        if self.backend == "nft":
+            return f"nft table {self.family} {self.table} chain {self.chain} handle {self.handle}"
+        return f"{self.backend} -t {self.table} {self.chain} rule {self.index}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["matches"] = [dict(asdict(m), values=list(m.values)) for m in self.matches]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Rule":
+        d = dict(d)
+        d["matches"] = tuple(Match(m["kind"], tuple(m["values"]), m.get("negate", False),
+                                   m.get("family", "")) for m in d.get("matches", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Chain:
+    backend: str
+    family: str
+    table: str
+    name: str
+    hook: Optional[str] = None  # None for a regular (jump target) chain
+    priority: int = 0
+    type: Optional[str] = None  # filter / nat / route
+    policy: Optional[str] = None  # accept / drop, for base chains
+    rules: tuple = ()
+    policy_packets: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return (self.backend, self.family, self.table, self.name)
+
+    @cached_property
+    def address_prefilter(self) -> tuple:
+        """Per rule, the integer ranges its plain (not negated) source and destination
+        matches admit, or None where a rule has no such match or one netdoctor cannot read.
+        A packet outside them cannot match the rule, so a walk of 10,000 rules skips most
+        of them with two comparisons instead of a full match."""
+        return tuple((_ranges(r, "saddr"), _ranges(r, "daddr")) for r in self.rules)
+
+    @cached_property
+    def address_index(self) -> "AddressIndex":
+        return AddressIndex(self.address_prefilter)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rules"] = [r.to_dict() for r in self.rules]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Chain":
+        d = dict(d)
+        d["rules"] = tuple(Rule.from_dict(r) for r in d.get("rules", ()))
+        return cls(**d)
+
+
+def _ranges(rule: Rule, kind: str) -> Optional[tuple]:
+    out = []
+    found = False
+    for m in rule.matches:
+        if m.kind != kind:
+            continue
+        if m.negate or found:
+            return None  # negated, or two of them: leave it to the full match
+        found = True
+        for v in m.values:
+            try:
+                r = value_range(v)
+            except ValueError:
+                return None
+            if r:
+                out.append(r)
+    return tuple(out) if found else None
+
+
+@functools.lru_cache(maxsize=65536)
+def value_range(v: str) -> tuple:
+    """(version, first, last) of an address match value: an address, a prefix or a
+    first-last range; () for a range whose ends are of two families (it admits nothing).
+    ValueError for a value netdoctor cannot read. The one reading of such values, for the
+    full match and the prefilter alike."""
+    fast = _v4_range(v)
+    if fast is not None:
+        return fast
+    if "-" in v and "/" not in v:
+        lo, hi = (parse_address(x) for x in v.split("-"))
+        return (lo.version, int(lo), int(hi)) if lo.version == hi.version else ()
+    net = parse_network(v)
+    return net.version, int(net.network_address), int(net.broadcast_address)
+
+
+def _v4_range(text: str) -> Optional[tuple]:
+    """(4, first, last) of a plain dotted-quad address or prefix, without ipaddress (10,000
+    rules are read per run); None for anything else, which takes the general path."""
+    addr, _, plen = text.partition("/")
+    parts = addr.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and p.isascii() and len(p) <= 3
+                                  and (p == "0" or p[0] != "0") for p in parts):
+        return None  # leading zeros: ipaddress refuses them, so the full match decides
+    if plen and not (plen.isdigit() and plen.isascii() and int(plen) <= 32):
+        return None
+    octets = [int(p) for p in parts]
+    if any(o > 255 for o in octets):
+        return None
+    value = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+    bits = int(plen) if plen else 32
+    host = (1 << (32 - bits)) - 1
+    return 4, value & ~host & 0xFFFFFFFF, (value & ~host & 0xFFFFFFFF) | host
+
+
+class _AddressSide:
+    """One address (source or destination) of a chain's prefilter, made into lookups."""
+
+    def __init__(self):
+        self.any: set = set()  # rules with no plain match on this address: every packet passes
+        self.prefixes: dict = {}  # (version, prefix length) -> {first address: [rule index]}
+        self.spans: list = []  # (version, first, last, rule index) of first-last ranges
+
+    def add(self, i: int, ranges: Optional[tuple]) -> None:
+        if ranges is None:
+            self.any.add(i)
+            return
+        for version, lo, hi in ranges:
+            size = hi - lo + 1
+            if size <= 0:
+                continue  # a backwards range admits nothing
+            if size & (size - 1) == 0 and lo % size == 0:  # an aligned power of two: a prefix
+                plen = (32 if version == 4 else 128) - (size.bit_length() - 1)
+                self.prefixes.setdefault((version, plen), {}).setdefault(lo, []).append(i)
+            else:
+                self.spans.append((version, lo, hi, i))
+
+    def hits(self, addr: tuple) -> set:
+        """The rules whose ranges on this address admit addr."""
+        version, value = addr
+        bits = 32 if version == 4 else 128
+        out = set()
+        for (v, plen), firsts in self.prefixes.items():
+            if v == version:
+                out.update(firsts.get(value >> (bits - plen) << (bits - plen), ()))
+        out.update(i for v, lo, hi, i in self.spans if v == version and lo <= value <= hi)
+        return out
+
+
+class AddressIndex:
+    """The rules of a chain that a packet's addresses let through the address prefilter,
+    found by lookups: a walk of 10,000 rules for each of 1,000 containers visits only the
+    rules that can match, instead of comparing every one. The same rules as the prefilter
+    (a property test compares the two)."""
+
+    def __init__(self, prefilter: tuple):
+        self.count = len(prefilter)
+        self.src, self.dst = _AddressSide(), _AddressSide()
+        for i, (sranges, dranges) in enumerate(prefilter):
+            self.src.add(i, sranges)
+            self.dst.add(i, dranges)
+        self.both_any = sorted(self.src.any & self.dst.any)
+
+    def candidates(self, src: Optional[tuple], dst: Optional[tuple]) -> list:
+        """Rule indexes, in order; src and dst are (version, int) or None (not an address:
+        nothing can be ruled out on that side)."""
+        if src is None and dst is None:
+            return list(range(self.count))
+        if src is None:
+            return sorted(self.dst.any | self.dst.hits(dst))
+        if dst is None:
+            return sorted(self.src.any | self.src.hits(src))
+        hs, hd = self.src.hits(src), self.dst.hits(dst)
+        extra = {i for i in hs if i in self.dst.any or i in hd}
+        extra.update(i for i in hd if i in self.src.any)
+        if not extra:
+            return self.both_any
+        return sorted(extra.union(self.both_any))
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    chains: tuple = ()
+    # What was read, and what could not be: {"iptables-nft": "ok", "nft": "not installed", ...}
+    sources: dict = field(default_factory=dict)
+
+    def chain(self, backend: str, family: str, table: str, name: str) -> Optional[Chain]:
+        for c in self.chains:
+            if c.key == (backend, family, table, name):
+                return c
+        return None
+
+    def base_chains(self, hook: str, family: str, type_: str) -> list:
+        fams = {"ip": ("ip", "inet"), "ip6": ("ip6", "inet")}.get(family, (family,))
+        found = [c for c in self.chains
+                 if c.hook == hook and c.family in fams and (c.type or "filter") == type_]
+        return sorted(found, key=lambda c: c.priority)
+
+    def rule_count(self, backend: str) -> int:
+        return sum(len(c.rules) for c in self.chains if c.backend == backend)
+
+    def to_dict(self) -> dict:
+        return {"chains": [c.to_dict() for c in self.chains], "sources": dict(self.sources)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Ruleset":
+        return cls(tuple(Chain.from_dict(c) for c in d.get("chains", ())),
+                   dict(d.get("sources", {})))

@@ -1,0 +1,197 @@
+"""The one parser of `nft -j` output: `list ruleset`, `list table`, `list tables`.
+
+The tables iptables-nft manages are left out (skip_tables): they are read through
+iptables-save, which keeps their full meaning and rule text."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from netdoctor.diagnose.errors import ParseError
+from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule
+
+_NFT_FIELDS = {("meta", "iifname"): "iif", ("meta", "oifname"): "oif",
+               ("meta", "l4proto"): "proto", ("meta", "protocol"): "l3proto",
+               ("ct", "state"): "ctstate"}
+
+
+def _nft_value(v) -> tuple:
+    if isinstance(v, dict):
+        if "prefix" in v:
+            p = v["prefix"]
+            return (f"{p['addr']}/{p['len']}",)
+        if "set" in v:
+            return _nft_value(v["set"] if isinstance(v["set"], list) else [v["set"]])
+        if "range" in v:
+            a, b = v["range"]
+            return (f"{a}-{b}",)
+        return None  # a named set, a map, an expression: not modelled
+    if isinstance(v, list):
+        out = []
+        for item in v:
+            sub = _nft_value(item)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return tuple(out)
+    if isinstance(v, str) and v.startswith("@"):
+        return None
+    return (v,)
+
+
+def _nft_match(m: dict) -> Match:
+    left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
+    kind, family = None, ""
+    if isinstance(left, dict):
+        if "meta" in left:
+            kind = _NFT_FIELDS.get(("meta", left["meta"].get("key")))
+        elif "ct" in left:
+            kind = _NFT_FIELDS.get(("ct", left["ct"].get("key")))
+        elif "payload" in left:
+            pl = left["payload"]
+            proto, fld = pl.get("protocol"), pl.get("field")
+            if proto in ("ip", "ip6") and fld in ("saddr", "daddr"):
+                kind, family = fld, proto
+            elif proto in ("tcp", "udp", "th", "sctp") and fld in ("dport", "sport"):
+                kind = fld
+            elif proto == "icmp" and fld == "type":
+                kind = "icmptype"
+    values = _nft_value(right)
+    if kind is None or values is None or op not in ("==", "!=", "in"):
+        return Match("unknown", (_compact(m),), False)
+    if kind == "ctstate":
+        values = tuple(str(v).lower() for v in values)
+    elif kind in ("iif", "oif"):
+        values = tuple(str(v).replace("*", "+") for v in values)  # one wildcard spelling
+    elif kind == "icmptype":
+        values = tuple(str(v).lower() for v in values)
+    return Match(kind, tuple(str(v) for v in values), op == "!=", family)
+
+
+def _compact(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)[:200]
+
+
+def _nft_rule(r: dict, index: int) -> Rule:
+    matches, verdict, target, packets, bytes_ = [], "continue", None, 0, 0
+    for e in r.get("expr") or ():
+        if not isinstance(e, dict) or len(e) != 1:
+            continue
+        (key, val), = e.items()
+        if key == "match":
+            matches.append(_nft_match(val))
+        elif key == "counter" and isinstance(val, dict):
+            packets, bytes_ = int(val.get("packets", 0)), int(val.get("bytes", 0))
+        elif key in ("accept", "drop", "return", "masquerade", "snat", "dnat", "redirect"):
+            verdict = key
+        elif key == "reject":
+            verdict = "reject"
+        elif key in ("jump", "goto"):
+            verdict, target = key, _nft_name((val or {}).get("target"))
+        elif key in ("limit", "xt", "quota", "fib"):
+            # Statements that decide whether the rule goes on: not modelled.
+            if key == "xt" and (val or {}).get("type") == "target":
+                continue
+            matches.append(Match("unknown", (_compact(e),), False))
+        elif key == "queue":
+            verdict = "queue"
+    rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
+                chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
+                target=target, handle=r.get("handle") if isinstance(r.get("handle"), int) else None,
+                packets=packets, bytes=bytes_)
+    return replace(rule, text=render_nft(rule))
+
+
+def render_nft(rule: Rule) -> str:
+    words = []
+    names = {"iif": "iifname", "oif": "oifname",
+             "proto": "meta l4proto", "dport": "th dport", "sport": "th sport",
+             "ctstate": "ct state"}
+    for m in rule.matches:
+        if m.kind == "unknown":
+            words.append(m.values[0])
+            continue
+        vals = m.values[0] if len(m.values) == 1 else "{ " + ", ".join(m.values) + " }"
+        name = f"{m.family or 'ip'} {m.kind}" if m.kind in ("saddr", "daddr") else \
+            names.get(m.kind, m.kind)
+        words.append(f"{name} {'!= ' if m.negate else ''}{vals}")
+    if rule.verdict in ("jump", "goto"):
+        words.append(f"{rule.verdict} {rule.target}")
+    elif rule.verdict != "continue":
+        words.append(rule.verdict)
+    return " ".join(words)
+
+
+def _nft_name(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a name, got {type(value).__name__}")
+    return value
+
+
+def _nft_item(item: dict, chains: dict, order: list, counts: dict, skip_tables) -> None:
+    if "chain" in item:
+        c = item["chain"]
+        key = (_nft_name(c.get("family")), _nft_name(c.get("table")), _nft_name(c.get("name")))
+        if (key[0], key[1]) in skip_tables:
+            return
+        try:
+            prio = int(c.get("prio", 0))
+        except (TypeError, ValueError):
+            prio = 0
+        hook = c.get("hook")
+        hook = _nft_name(hook) if hook is not None else None
+        policy = c.get("policy") if hook else None
+        chains[key] = {"hook": hook, "prio": prio,
+                       "type": _nft_name(c["type"]) if c.get("type") is not None else None,
+                       "policy": _nft_name(policy) if policy is not None else None,
+                       "rules": []}
+        order.append(key)
+    elif "rule" in item:
+        r = item["rule"]
+        key = (_nft_name(r.get("family")), _nft_name(r.get("table")), _nft_name(r.get("chain")))
+        if (key[0], key[1]) in skip_tables:
+            return
+        if key not in chains:
+            raise ParseError(f"nft -j: rule for unknown chain {key}")
+        counts[key] = counts.get(key, 0) + 1
+        chains[key]["rules"].append(_nft_rule(r, counts[key]))
+
+
+def parse_nft_tables(doc) -> list:
+    """(family, name) of each table in `nft -j list tables` (or any `nft -j` listing)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
+        raise ParseError("nft -j: expected an object with an 'nftables' list")
+    tables = []
+    for number, item in enumerate(doc["nftables"], 1):
+        if not isinstance(item, dict) or "table" not in item:
+            continue
+        t = item["table"]
+        try:
+            tables.append((_nft_name(t.get("family")), _nft_name(t.get("name"))))
+        except (TypeError, AttributeError):
+            raise ParseError(f"nft -j: table {number} has no family or name") from None
+    return tables
+
+
+def parse_nft_json(doc, skip_tables: set = frozenset()) -> tuple:
+    """Chains from `nft -j list ruleset`, leaving out the (family, table) pairs in skip_tables."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
+        raise ParseError("nft -j: expected an object with an 'nftables' list")
+    chains: dict = {}
+    order = []
+    counts: dict = {}
+    for number, item in enumerate(doc["nftables"], 1):
+        if not isinstance(item, dict):
+            raise ParseError("nft -j: expected objects in the 'nftables' list")
+        try:
+            _nft_item(item, chains, order, counts, skip_tables)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:
+            # A field of the wrong type or shape: the document is not what nft prints.
+            raise ParseError(f"nft -j: item {number} is malformed "
+                             f"({type(e).__name__}: {str(e)[:60]})") from None
+    return tuple(
+        Chain(backend="nft", family=str(f), table=str(t), name=str(n), hook=c["hook"],
+              priority=c["prio"], type=c["type"], policy=c["policy"], rules=tuple(c["rules"]))
+        for (f, t, n) in order for c in [chains[(f, t, n)]]
+    )

@@ -1,0 +1,283 @@
+"""What a ruleset does to one packet: the rule walk, and the rules whose counters moved.
+
+evaluate(ruleset, hook, packet) walks the base chains of a hook in priority order, following
+jumps, gotos and returns, the way the kernel does: a drop anywhere drops; an accept ends only
+its own base chain. A match netdoctor does not model is "unknown": a rule with an unknown
+match that would drop is reported as uncertain and not assumed to match; one that would
+accept or jump is assumed to match (a wrong verdict is worse than none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from netdoctor.diagnose.facts.namespace import parse_address
+from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset, value_range
+
+NAT_VERDICTS = ("masquerade", "snat", "dnat", "redirect")
+
+
+@dataclass(frozen=True)
+class Packet:
+    src: str
+    dst: str
+    iif: Optional[str]
+    oif: Optional[str]
+    proto: str = "icmp"  # icmp, tcp, udp
+    # A port is a number, or (first, last) when only its range is known: a client's source
+    # port is one of its namespace's ephemeral ports, which one is chosen at connect().
+    dport: Optional[object] = None
+    ctstate: str = "new"  # new, established
+    family: str = "ip"
+    sport: Optional[object] = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: str  # accept, drop, reject, or a NAT verdict; "none" when no chain exists
+    rule: Optional[Rule]  # the rule that decided; None when a policy did
+    chain: Optional[Chain]  # the base chain whose rule or policy decided
+    uncertain: tuple = ()  # rules with unknown matches that would have dropped
+    trail: tuple = ()  # "backend table chain" walked, for the evidence
+
+    @property
+    def by_policy(self) -> bool:
+        return self.rule is None and self.chain is not None
+
+    def describe(self) -> str:
+        if self.rule is not None:
+            return f"{self.rule.where}: {self.rule.text}"
+        if self.chain is not None:
+            return (f"{self.chain.backend} table {self.chain.family} {self.chain.table} "
+                    f"chain {self.chain.name} policy {self.chain.policy}")
+        return "no rules"
+
+
+def _iface_match(pattern: str, name: Optional[str]) -> Optional[bool]:
+    if name is None:
+        return None
+    if pattern.endswith("+"):
+        return name.startswith(pattern[:-1])
+    return name == pattern
+
+
+def _addr_match(values: tuple, addr: str) -> Optional[bool]:
+    a = _as_int(addr)
+    if a is None:
+        return None
+    for v in values:
+        try:
+            r = value_range(v)
+        except ValueError:
+            return None
+        if r and r[0] == a[0] and r[1] <= a[1] <= r[2]:
+            return True
+    return False
+
+
+def _port_match(values: tuple, port) -> Optional[bool]:
+    """Does a port match admit the packet's port? port is a number or a (first, last) range
+    of which the packet has one: True when the match admits all of them, False when none,
+    None when some (or when a value cannot be read)."""
+    if port is None:
+        return False
+    lo, hi = port if isinstance(port, tuple) else (port, port)
+    spans = []
+    for v in values:
+        try:
+            if "-" in str(v):
+                a, b = (int(x) for x in str(v).split("-"))
+            else:
+                a = b = int(v)
+        except ValueError:
+            return None
+        spans.append((a, b))
+    need = lo  # the first port of the range that no span admits yet
+    for a, b in sorted(spans):
+        if a > need:
+            break  # a gap: some port of the range is not admitted
+        need = max(need, b + 1)
+        if need > hi:
+            return True
+    if not any(a <= hi and b >= lo for a, b in spans):
+        return False
+    return None
+
+
+def match(m: Match, p: Packet) -> Optional[bool]:
+    """True / False, or None when netdoctor cannot tell."""
+    if m.kind == "unknown":
+        return None
+    if m.kind == "saddr":
+        r = _addr_match(m.values, p.src)
+    elif m.kind == "daddr":
+        r = _addr_match(m.values, p.dst)
+    elif m.kind in ("iif", "oif"):
+        name = p.iif if m.kind == "iif" else p.oif
+        results = [_iface_match(v, name) for v in m.values]
+        r = None if None in results else any(results)
+    elif m.kind == "proto":
+        vals = {str(v).lower() for v in m.values}
+        r = p.proto in vals or "all" in vals or ("icmp" in vals and p.proto == "icmp")
+    elif m.kind == "l3proto":
+        r = ({"ip": "ipv4", "ip6": "ipv6"}.get(p.family, p.family) in {str(v) for v in m.values})
+    elif m.kind in ("dport", "sport"):
+        if p.proto not in ("tcp", "udp"):
+            r = False
+        else:
+            r = _port_match(m.values, p.dport if m.kind == "dport" else p.sport)
+    elif m.kind == "ctstate":
+        r = p.ctstate in m.values
+    elif m.kind == "icmptype":
+        if p.proto != "icmp":
+            r = False  # (iptables and nft both match the type of ICMP packets only)
+        else:
+            results = [_icmp_type_match(v, p) for v in m.values]
+            r = None if None in results else any(results)
+    else:
+        return None
+    if r is None:
+        return None
+    return (not r) if m.negate else r
+
+
+# ICMP type names as iptables and nft print them: (type, code or None for any code).
+_ICMP_TYPES = {"echo-reply": (0, None), "pong": (0, None), "destination-unreachable": (3, None),
+               "network-unreachable": (3, 0), "host-unreachable": (3, 1),
+               "protocol-unreachable": (3, 2), "port-unreachable": (3, 3),
+               "fragmentation-needed": (3, 4), "source-quench": (4, None),
+               "redirect": (5, None), "echo-request": (8, None), "ping": (8, None),
+               "router-advertisement": (9, None), "router-solicitation": (10, None),
+               "time-exceeded": (11, None), "ttl-exceeded": (11, None),
+               "parameter-problem": (12, None), "timestamp-request": (13, None),
+               "timestamp-reply": (14, None), "info-request": (15, None),
+               "info-reply": (16, None), "address-mask-request": (17, None),
+               "address-mask-reply": (18, None)}
+
+
+def _icmp_type_match(value: str, p: Packet) -> Optional[bool]:
+    """Does an ICMP type value ("echo-request", "8", "3/4", "any") admit the probe's echo? The
+    packets netdoctor follows are echoes: a request (new) or its reply (established)."""
+    if value == "any":
+        return True
+    if value in _ICMP_TYPES:
+        itype, code = _ICMP_TYPES[value]
+    else:
+        t, _, c = value.partition("/")
+        if not (t.isdigit() and t.isascii()) or (c and not (c.isdigit() and c.isascii())):
+            return None
+        itype, code = int(t), int(c) if c else None
+    mine = 8 if p.ctstate == "new" else 0
+    return itype == mine and code in (None, 0)
+
+
+def rule_matches(rule: Rule, p: Packet) -> Optional[bool]:
+    unknown = False
+    for m in rule.matches:
+        r = match(m, p)
+        if r is False:
+            return False
+        if r is None:
+            unknown = True
+    return None if unknown else True
+
+
+def _as_int(addr: str) -> Optional[tuple]:
+    try:
+        a = parse_address(addr)
+    except ValueError:
+        return None
+    return a.version, int(a)
+
+
+@dataclass
+class _Walk:
+    ruleset: Ruleset
+    packet: Packet
+    uncertain: list = field(default_factory=list)
+    trail: list = field(default_factory=list)
+
+
+def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
+    """(verdict or None to go on in the caller, deciding rule)."""
+    if depth > 32:
+        return None, None
+    w.trail.append(f"{chain.table}/{chain.name}")
+    src, dst = _as_int(w.packet.src), _as_int(w.packet.dst)
+    rules = chain.rules
+    for i in chain.address_index.candidates(src, dst):  # the others cannot match
+        rule = rules[i]
+        m = rule_matches(rule, w.packet)
+        if m is False:
+            continue
+        if m is None:
+            if rule.verdict in ("drop", "reject", "queue"):
+                w.uncertain.append(rule)
+                continue
+        v = rule.verdict
+        if v == "continue":
+            continue
+        if v == "queue":
+            # The listening program decides, and without one the packet is dropped (unless
+            # the rule says bypass): it may be dropped. Taken as let through, as an IPS
+            # mostly does, so that what comes after is still judged.
+            w.uncertain.append(rule)
+            return "accept", rule
+        if v in ("jump", "goto"):
+            sub = w.ruleset.chain(rule.backend, rule.family, rule.table, rule.target or "")
+            if sub is None:
+                continue
+            verdict, decided = _run_chain(w, sub, depth + 1)
+            if verdict not in (None, "return"):
+                return verdict, decided
+            if v == "goto":  # a goto never comes back here: the caller goes on
+                return "return", None
+            continue  # the jumped-to chain returned: go on after the jump
+        if v == "return":
+            return "return", rule
+        return v, rule
+    return None, None
+
+
+def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter") -> Outcome:
+    """What the base chains of `hook` (of `type_`) do to packet, in priority order."""
+    w = _Walk(ruleset, packet)
+    bases = ruleset.base_chains(hook, packet.family, type_)
+    last = None
+    for base in bases:
+        verdict, rule = _run_chain(w, base, 0)
+        if verdict in (None, "return"):
+            verdict, rule = base.policy or "accept", None
+        last = (verdict, rule, base)
+        if verdict in ("drop", "reject") or verdict in NAT_VERDICTS:
+            return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail))
+    if last is None:
+        return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail))
+    verdict, rule, base = last
+    return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail))
+
+
+def rule_hits(before: Ruleset, after: Ruleset, verdicts: tuple = ("drop", "reject")) -> list:
+    """Rules and base-chain policies with one of `verdicts` whose packet counters moved
+    between two reads: what matched while the probe ran."""
+    old_rules, old_policy = {}, {}
+    for c in before.chains:
+        old_policy[c.key] = c.policy_packets
+        for r in c.rules:
+            old_rules[(c.key, r.handle if r.backend == "nft" else r.text)] = r.packets
+    hits = []
+    for c in after.chains:
+        if c.policy in verdicts and c.policy_packets > old_policy.get(c.key, c.policy_packets):
+            hits.append({"where": f"{c.backend} table {c.family} {c.table} chain {c.name}",
+                         "text": f"policy {c.policy}",
+                         "delta": c.policy_packets - old_policy[c.key], "policy": True})
+        for r in c.rules:
+            if r.verdict not in verdicts:
+                continue
+            key = (c.key, r.handle if r.backend == "nft" else r.text)
+            if key in old_rules and r.packets > old_rules[key]:
+                hits.append({"where": r.where, "text": r.text, "delta": r.packets - old_rules[key],
+                             "policy": False})
+    hits.sort(key=lambda h: h["policy"])  # a rule says more than a policy
+    return hits

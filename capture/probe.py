@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose import dns
+from netdoctor.diagnose.parse import dns_wire
 
 IP_MTU_DISCOVER = 10
 IP_PMTUDISC_DO = 2
@@ -171,8 +171,8 @@ def tcp_connect(dst: str, port: int, sport: int, timeout: float, stop=None) -> P
 def dns_query(server: str, name: str, sport: int, timeout: float, stop=None) -> ProbeResult:
     """One A query for `name` to `server`, from source port `sport`."""
     r = ProbeResult("udp")
-    txid, packet = dns.encode_query(name or ".", dns.QTYPE_A if name and name != "." else
-                                    dns.QTYPE_NS)
+    txid, packet = dns_wire.encode_query(name or ".", dns_wire.QTYPE_A if name and name != "." else
+                                    dns_wire.QTYPE_NS)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.bind(("0.0.0.0", sport))
@@ -200,7 +200,7 @@ def dns_query(server: str, name: str, sport: int, timeout: float, stop=None) -> 
                 r.icmp_errors.append(e.strerror or str(e))
                 return r
             try:
-                answer = dns.parse_response(data)
+                answer = dns_wire.parse_response(data)
             except Exception:
                 continue
             if answer.txid == txid:

@@ -1,6 +1,6 @@
 from netdoctor.checks import Check, register
 from netdoctor.checks.context import lookup
-from netdoctor.diagnose import dns
+from netdoctor.diagnose.parse import resolv_conf
 
 
 @register
@@ -16,7 +16,7 @@ class DnsUnreachable(Check):
         c = ctx.container
         if c.resolv_conf is None or not any(not l.is_loopback for l in ctx.namespace.links):
             return
-        conf = dns.parse_resolv_conf(c.resolv_conf)
+        conf = resolv_conf.parse_resolv_conf(c.resolv_conf)
         if not conf.nameservers:
             yield self.finding(ctx, f"{ctx.subject}'s resolv.conf names no nameserver",
                                {"resolv_conf": c.resolv_conf[:500], "ignored": list(conf.ignored)},

@@ -114,9 +114,9 @@ def trace(
 def _report_names(target, dest_host: Optional[str]) -> list:
     """The host names a report about target names: its destination and the search domains
     of its resolv.conf (for --redact)."""
-    from netdoctor.diagnose import dns
+    from netdoctor.diagnose.host import resolver
 
-    return [dest_host] + list(dns.read_resolv_conf(target.resolv_conf).search)
+    return [dest_host] + list(resolver.read_resolv_conf(target.resolv_conf).search)
 
 
 def _emit(report: str, redact_names: Optional[list] = None) -> None:
@@ -179,10 +179,10 @@ def checks(
     colour = fmt == "text" and sys.stdout.isatty()
     names = None
     if redact:
-        from netdoctor.diagnose import dns
+        from netdoctor.diagnose.parse import resolv_conf
 
         names = [snap.meta.get("hostname")] + [
-            n for c in snap.containers for n in dns.parse_resolv_conf(c.resolv_conf or "").search]
+            n for c in snap.containers for n in resolv_conf.parse_resolv_conf(c.resolv_conf or "").search]
     _emit(render.checks(snap, findings, fmt, colour), names)
     worst = max((SEVERITY_RANK.get(f.severity, 0) for f in findings), default=0)
     raise typer.Exit(ExitStatus.PROBLEM if worst >= SEVERITY_RANK[fail_on] else ExitStatus.OK)
@@ -215,9 +215,9 @@ def _snapshot_for(refs, all_containers: bool, dest, probe_dns: bool, from_file):
 
 
 def _is_ip(text: str) -> bool:
-    from netdoctor.diagnose import dns
+    from netdoctor.diagnose.parse import dns_wire
 
-    return dns.is_address(text)
+    return dns_wire.is_address(text)
 
 
 def _load_snapshot(path: str):

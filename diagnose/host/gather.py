@@ -78,10 +78,10 @@ def _read_here(ns_dict: dict) -> NamespaceSnapshot:
 
 def _netfilter_tables_here() -> tuple:
     """The netfilter tables of the calling thread's namespace, without starting a program."""
-    from netdoctor.diagnose import netlink
+    from netdoctor.diagnose.host import nfnetlink
 
     try:
-        tables = [f"nft {family} {name}" for family, name in netlink.nft_tables()]
+        tables = [f"nft {family} {name}" for family, name in nfnetlink.nft_tables()]
     except (OSError, ParseError):
         tables = ["unknown"]
     for family, names in (("ip", "ip_tables_names"), ("ip6", "ip6_tables_names")):
@@ -168,7 +168,7 @@ def _nft_json(argv: list) -> tuple:
 def _netfilter_here():
     from concurrent.futures import ThreadPoolExecutor
 
-    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+    from netdoctor.diagnose.facts.ruleset import Ruleset
     from netdoctor.diagnose.parse import iptables_save
     from netdoctor.diagnose.parse import nft_json
 
@@ -210,10 +210,10 @@ def read_netfilter(ns: netns.Netns):
 
 
 def _route_get_here(dst: str, src: Optional[str], iif: Optional[str]) -> RouteLookup:
-    from netdoctor.diagnose import netlink
+    from netdoctor.diagnose.host import rtnetlink
 
     try:
-        return netlink.route_get(dst, src, iif)
+        return rtnetlink.route_get(dst, src, iif)
     except (OSError, ParseError):  # no rtnetlink here: ask `ip`, which says the same
         return _ip_route_get_here(dst, src, iif)
 
@@ -238,9 +238,9 @@ def route_get(ns: netns.Netns, dst: str, src: Optional[str] = None,
 
 
 def _nsids_here(paths: list) -> list:
-    from netdoctor.diagnose import netlink
+    from netdoctor.diagnose.host import rtnetlink
 
-    return netlink.nsids(paths)
+    return rtnetlink.nsids(paths)
 
 
 def nsids_of(viewer: netns.Netns, others: list) -> list:

@@ -14,7 +14,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose import dns
+from netdoctor.diagnose.host import resolver
+from netdoctor.diagnose.parse import dns_wire
 from netdoctor.diagnose.host import gather, netns
 from netdoctor.diagnose.reason import topology
 from netdoctor.diagnose.errors import UsageError
@@ -99,7 +100,7 @@ def parse_destination(dest: str, port: Optional[int], proto: Optional[str]) -> t
         raise UsageError(f"--proto {proto} needs a port (DEST:PORT or --port)")
     if not host:
         raise UsageError("DEST is empty")
-    if not (dns.is_address(host) or dns.is_host_name(host)):
+    if not (dns_wire.is_address(host) or dns_wire.is_host_name(host)):
         raise UsageError(f"DEST '{dest}' is neither an IP address nor a host name")
     return host, dport, proto
 
@@ -109,10 +110,10 @@ def resolve_destination(target: Target, query: Optional[str]) -> dict:
     if query is None:
         return {"query": None, "address": None, "nameserver": None}
     host, _, _ = parse_destination(query, None, None)
-    if dns.is_address(host):
+    if dns_wire.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
-    conf = dns.read_resolv_conf(target.resolv_conf)
-    found = dns.resolve_in(target.netns, conf, host)
+    conf = resolver.read_resolv_conf(target.resolv_conf)
+    found = resolver.resolve_in(target.netns, conf, host)
     return {"query": query, "address": found.address, "nameserver": found.server,
             "name": found.name}
 

@@ -17,7 +17,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from netdoctor.diagnose import __version__, dns
+from netdoctor.diagnose import __version__
+from netdoctor.diagnose.host import resolver
+from netdoctor.diagnose.parse import dns_wire
+from netdoctor.diagnose.parse import resolv_conf
 from netdoctor.diagnose.host import gather, netns
 from netdoctor.diagnose.errors import MissingDependency, NetdoctorError, ParseError
 from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, check_types
@@ -159,11 +162,11 @@ def _read_text(path: Optional[str]) -> Optional[str]:
 
 def _probe_dns(ns: netns.Netns, conf_text: Optional[str]) -> list:
     """One query per nameserver (for ".", type NS): does anything answer at all?"""
-    conf = dns.parse_resolv_conf(conf_text or "")
+    conf = resolv_conf.parse_resolv_conf(conf_text or "")
     results = []
     for server in conf.nameservers:
         try:
-            answer = netns.call_in(ns, dns.ask, server, ".", dns.QTYPE_NS, 1.0)
+            answer = netns.call_in(ns, resolver.ask, server, ".", dns_wire.QTYPE_NS, 1.0)
             results.append({"server": server, "answered": True, "rcode": answer.rcode,
                             "error": None})
         except socket.timeout:

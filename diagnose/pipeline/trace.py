@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose import dns
+from netdoctor.diagnose.host import resolver
+from netdoctor.diagnose.parse import dns_wire
 from netdoctor.diagnose.host import gather, netns
 from netdoctor.diagnose.pipeline.path import parse_destination
 from netdoctor.diagnose.errors import (InternalError, NetdoctorError, PathChanged,
@@ -79,12 +80,12 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     host, dport, proto = parse_destination(dest, port, proto)
     destination = {"query": dest, "address": None, "nameserver": None, "resolved": True}
     dns_failure = None
-    if dns.is_address(host):
+    if dns_wire.is_address(host):
         destination["address"] = host
     else:
-        conf = dns.read_resolv_conf(target.resolv_conf)
+        conf = resolver.read_resolv_conf(target.resolv_conf)
         try:
-            found = dns.resolve_in(target.netns, conf, host)
+            found = resolver.resolve_in(target.netns, conf, host)
             destination.update(address=found.address, nameserver=found.server,
                                name=found.name)
         except Unresolved as e:
@@ -157,7 +158,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                                         all_dropped)
             elif dport == 53 or dns_failure:
                 results = netns.call_in(target.netns, P.dns_query, dst,
-                                        host if not dns.is_address(host) else ".", sport,
+                                        host if not dns_wire.is_address(host) else ".", sport,
                                         timeout, all_dropped)
             else:
                 results = netns.call_in(target.netns, P.dns_query, dst, ".", sport, timeout,
@@ -315,8 +316,8 @@ def _probe_lengths(proto: str, mtu: int, dns_name: Optional[str]) -> tuple:
     elif proto == "tcp":
         ip_lengths = (60, 40)  # SYN with Linux's options; a bare SYN/RST
     else:
-        name = dns_name if dns_name and not dns.is_address(dns_name) else "."
-        ip_lengths = (20 + 8 + len(dns.encode_query(name)[1]),)
+        name = dns_name if dns_name and not dns_wire.is_address(dns_name) else "."
+        ip_lengths = (20 + 8 + len(dns_wire.encode_query(name)[1]),)
     return tuple(sorted({n for l in ip_lengths for n in (l, l + 14)}))
 
 

@@ -187,7 +187,7 @@ def test_rtnetlink_route_lookup_answers_as_ip_route_get_does(healed):
     """netdoctor asks the kernel's FIB on a netlink socket; `ip route get` is the reference,
     healthy and broken (forwarding off, no route, unknown device, IPv6 unreachable)."""
     from netdoctor.diagnose.host import gather, netns
-    from netdoctor.diagnose import netlink
+    from netdoctor.diagnose.host import rtnetlink
 
     host, test = netns.named("ndlab-host"), netns.named("ndlab-test")
     questions = [(test, ("203.0.113.80", None, None)), (test, ("172.29.0.3", None, None)),
@@ -196,7 +196,7 @@ def test_rtnetlink_route_lookup_answers_as_ip_route_get_does(healed):
                  (test, ("2001:db8::1", None, None))]
 
     def both():
-        return [(netns.call_in(ns, netlink.route_get, *q),
+        return [(netns.call_in(ns, rtnetlink.route_get, *q),
                  netns.call_in(ns, gather._ip_route_get_here, *q)) for ns, q in questions]
 
     for ours, reference in both():

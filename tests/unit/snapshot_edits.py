@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.facts.ruleset import Ruleset
 from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.lab.control import host_ruleset
 from netdoctor.diagnose.facts.namespace import Address, Neighbour, Route

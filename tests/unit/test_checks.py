@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from netdoctor.checks import REGISTRY, load_all, run_checks  # noqa: F401
-from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.facts.ruleset import Ruleset
 from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.parse import nft_json
 

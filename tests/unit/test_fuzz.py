@@ -14,8 +14,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from netdoctor.capture import sockets, tracefs  # noqa: E402
-from netdoctor.diagnose import dns
-from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.host import resolver
+from netdoctor.diagnose.parse import dns_wire
+from netdoctor.diagnose.parse import resolv_conf
+from netdoctor.diagnose.facts.ruleset import Ruleset
 from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.parse import nft_json
 from netdoctor.diagnose.reason import rules# noqa: E402
@@ -139,10 +141,10 @@ def test_ip_route_get(stdout, stderr):
 @FUZZ
 @given(st.binary(max_size=200))
 def test_rtnetlink_route_answer(raw):
-    from netdoctor.diagnose import netlink
+    from netdoctor.diagnose.host import rtnetlink
 
-    only_parse_errors(netlink.parse_route_answer, raw, "203.0.113.80", "q", lambda i: f"if{i}")
-    nsid = only_parse_errors(netlink.parse_nsid_answer, raw)
+    only_parse_errors(rtnetlink.parse_route_answer, raw, "203.0.113.80", "q", lambda i: f"if{i}")
+    nsid = only_parse_errors(rtnetlink.parse_nsid_answer, raw)
     assert nsid is None or nsid >= 0
 
 
@@ -154,24 +156,24 @@ def nft_table_message(family: int, name: bytes, kind: int = (10 << 8)) -> bytes:
 
 
 def test_nft_table_answers_as_the_kernel_sends_them():
-    from netdoctor.diagnose import netlink
+    from netdoctor.diagnose.host import nfnetlink
 
     data = nft_table_message(2, b"filter") + nft_table_message(1, b"fw") + struct.pack(
         "=IHHIIi", 20, 3, 2, 1, 0, 0)
-    assert netlink.parse_nft_table_answers(data) == ((("ip", "filter"), ("inet", "fw")), True)
-    assert netlink.parse_nft_table_answers(nft_table_message(10, b"nat")) == \
+    assert nfnetlink.parse_nft_table_answers(data) == ((("ip", "filter"), ("inet", "fw")), True)
+    assert nfnetlink.parse_nft_table_answers(nft_table_message(10, b"nat")) == \
         ((("ip6", "nat"),), False)
 
 
 @FUZZ
 @given(st.data())
 def test_nft_table_answers(d):
-    from netdoctor.diagnose import netlink
+    from netdoctor.diagnose.host import nfnetlink
 
     real = nft_table_message(2, b"filter") + nft_table_message(7, b"br")
     raw = d.draw(st.one_of(st.binary(max_size=200), st.builds(
         lambda cut, junk: real[:cut] + junk, st.integers(0, len(real)), st.binary(max_size=8))))
-    only_parse_errors(netlink.parse_nft_table_answers, raw)
+    only_parse_errors(nfnetlink.parse_nft_table_answers, raw)
 
 
 # ------------------------------------------------------------------ netfilter
@@ -228,10 +230,10 @@ def test_rulesets_from_mutated_text_can_be_walked(d):
 @FUZZ
 @given(st.text(max_size=400))
 def test_resolv_conf_never_fails(text):
-    conf = dns.parse_resolv_conf(text)  # garbage lines are ignored and listed, not fatal
+    conf = resolv_conf.parse_resolv_conf(text)  # garbage lines are ignored and listed, not fatal
     assert len(conf.nameservers) <= 3
     for server in conf.nameservers:
-        assert dns.is_address(server)
+        assert dns_wire.is_address(server)
 
 
 @FUZZ
@@ -241,22 +243,22 @@ def test_resolv_conf_garbage_bytes_from_a_file(tmp_path_factory, raw):
     # text gives, and garbage never becomes a nameserver.
     path = tmp_path_factory.mktemp("resolv") / "resolv.conf"
     path.write_bytes(raw)
-    conf = dns.read_resolv_conf(str(path))
-    assert conf == dns.parse_resolv_conf(raw.decode("utf-8", errors="replace"))
-    assert all(dns.is_address(server) for server in conf.nameservers)
+    conf = resolver.read_resolv_conf(str(path))
+    assert conf == resolv_conf.parse_resolv_conf(raw.decode("utf-8", errors="replace"))
+    assert all(dns_wire.is_address(server) for server in conf.nameservers)
 
 
 @FUZZ
 @given(st.binary(max_size=300))
 def test_dns_answer_any_bytes(raw):
-    only_parse_errors(dns.parse_response, raw)
+    only_parse_errors(dns_wire.parse_response, raw)
 
 
 @FUZZ
 @given(st.data())
 def test_dns_answer_mutated(d):
     """A real-looking answer with bytes flipped or cut."""
-    query = bytearray(dns.encode_query("www.baidu.com", txid=7)[1])
+    query = bytearray(dns_wire.encode_query("www.baidu.com", txid=7)[1])
     answer = bytearray(query)
     answer[2] |= 0x80
     answer[7] = 1  # one answer
@@ -265,7 +267,7 @@ def test_dns_answer_mutated(d):
         i = d.draw(st.integers(0, len(answer) - 1))
         answer[i] = d.draw(st.integers(0, 255))
     answer = answer[:d.draw(st.integers(0, len(answer)))]
-    only_parse_errors(dns.parse_response, bytes(answer))
+    only_parse_errors(dns_wire.parse_response, bytes(answer))
 
 
 # ------------------------------------------------------------------ kernel and /proc

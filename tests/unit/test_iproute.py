@@ -1,7 +1,6 @@
 """The ip -j parser, on output recorded from the lab's real namespaces."""
 
 import json
-import os
 
 import pytest
 

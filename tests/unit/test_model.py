@@ -35,7 +35,7 @@ values = st.one_of(prefixes, addresses, st.tuples(addresses, addresses).map("-".
 @settings(max_examples=500, deadline=None)
 @given(st.lists(values, min_size=1, max_size=4), st.booleans(), addresses, addresses)
 def test_address_prefilter_only_skips_rules_that_cannot_match(vals, negate, src, dst):
-    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule
     from netdoctor.diagnose.reason import rules
 
     rule = Rule("iptables-nft", "ip", "filter", "FORWARD", 1,
@@ -75,7 +75,7 @@ packet_addresses = st.one_of(st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.
        packet_addresses)
 def test_address_index_finds_the_rules_the_prefilter_lets_through(rules, src, dst):
     # Rules and packets are drawn mostly from 10.0.0.0/22, so most rules match some packets.
-    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule
     from netdoctor.diagnose.reason.rules import _as_int
 
     chain = Chain("iptables-nft", "ip", "filter", "FORWARD", rules=tuple(

@@ -5,7 +5,8 @@ import struct
 
 import pytest
 
-from netdoctor.diagnose import netlink
+from netdoctor.diagnose.host import netlink
+from netdoctor.diagnose.host import rtnetlink
 from netdoctor.diagnose.errors import ParseError
 
 HEADER = struct.Struct("=IHHII")
@@ -27,7 +28,7 @@ def new_route(oif, seq=1, portid=4242):
 
 
 def test_a_refusal_is_the_kernels_reason():
-    answer = netlink.parse_route_answer(error(101), "203.0.113.80", "q")
+    answer = rtnetlink.parse_route_answer(error(101), "203.0.113.80", "q")
     assert answer.dev is None and answer.error == "Network is unreachable"
 
 
@@ -35,7 +36,7 @@ def test_an_acknowledgement_is_not_a_missing_route():
     # Error code 0 is "done, nothing to say": reading it as "no route" gave a false
     # host-no-route. It is no answer to a route question at all.
     with pytest.raises(ParseError):
-        netlink.parse_route_answer(error(0), "203.0.113.80", "q")
+        rtnetlink.parse_route_answer(error(0), "203.0.113.80", "q")
 
 
 def test_only_the_answer_to_our_request_is_read():
@@ -46,5 +47,5 @@ def test_only_the_answer_to_our_request_is_read():
     picked = netlink.answer_to(data, seq=1, portid=4242)
     assert picked == ours
     assert netlink.answer_to(stale + earlier, seq=1, portid=4242) is None
-    route = netlink.parse_route_answer(picked, "203.0.113.80", "q", lambda i: f"if{i}")
+    route = rtnetlink.parse_route_answer(picked, "203.0.113.80", "q", lambda i: f"if{i}")
     assert route.dev == "if3"

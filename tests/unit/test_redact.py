@@ -2,7 +2,6 @@
 private, loopback and link-local addresses and everything else stay as they were."""
 
 import json
-import os
 
 from netdoctor.diagnose.report.redact import Redactor, is_public
 import snapshot_edits as E

@@ -8,12 +8,13 @@ import threading
 
 import pytest
 
-from netdoctor.diagnose import dns
+from netdoctor.diagnose.host import resolver
+from netdoctor.diagnose.parse import resolv_conf
 from netdoctor.diagnose.errors import Unresolved
 
 
 def conf(text):
-    return dns.parse_resolv_conf(text)
+    return resolv_conf.parse_resolv_conf(text)
 
 
 K8S = ("search default.svc.cluster.local svc.cluster.local cluster.local\n"
@@ -42,7 +43,7 @@ K8S = ("search default.svc.cluster.local svc.cluster.local cluster.local\n"
     ("a.b", "search x.example\noptions ndots:99\n", ["a.b.x.example", "a.b"]),
 ])
 def test_names_tried_in_the_resolvers_order(name, text, expected):
-    assert dns.candidate_names(name, conf(text)) == expected
+    assert resolv_conf.candidate_names(name, conf(text)) == expected
 
 
 class LoopbackDNS:
@@ -148,7 +149,7 @@ CLUSTER = {"zone": {("web.default.svc.cluster.local", 1): ["10.96.0.10"],
 
 @pytest.mark.parametrize("server", [CLUSTER], indirect=True)
 def test_a_short_name_resolves_through_the_kubernetes_search_list(server):
-    found = dns.lookup(conf(K8S), "web", timeout=1.0, port=server.port)
+    found = resolver.lookup(conf(K8S), "web", timeout=1.0, port=server.port)
     assert (found.address, found.name, found.server) == \
         ("10.96.0.10", "web.default.svc.cluster.local", "127.0.0.1")
 
@@ -156,14 +157,14 @@ def test_a_short_name_resolves_through_the_kubernetes_search_list(server):
 @pytest.mark.parametrize("server", [CLUSTER], indirect=True)
 def test_nxdomain_under_one_search_domain_goes_on_to_the_next_name(server):
     # www.baidu.com has fewer than 5 dots: three search domains answer NXDOMAIN first.
-    found = dns.lookup(conf(K8S), "www.baidu.com", timeout=1.0, port=server.port)
+    found = resolver.lookup(conf(K8S), "www.baidu.com", timeout=1.0, port=server.port)
     assert (found.address, found.name) == ("203.0.113.80", "www.baidu.com")
     assert [n for _, n, t in server.asked if t == 1][-1] == "www.baidu.com"
 
 
 @pytest.mark.parametrize("server", [CLUSTER], indirect=True)
 def test_a_name_with_only_an_aaaa_record_resolves(server):
-    found = dns.lookup(conf("nameserver 127.0.0.1\n"), "v6only.example", timeout=1.0,
+    found = resolver.lookup(conf("nameserver 127.0.0.1\n"), "v6only.example", timeout=1.0,
                        port=server.port)
     assert found.address == "2001:db8::80" and found.addresses == ("2001:db8::80",)
     assert {t for _, _, t in server.asked} == {1, 28}  # both asked, as getaddrinfo does
@@ -171,7 +172,7 @@ def test_a_name_with_only_an_aaaa_record_resolves(server):
 
 @pytest.mark.parametrize("server", [CLUSTER], indirect=True)
 def test_a_truncated_answer_is_asked_again_over_tcp(server):
-    found = dns.lookup(conf("nameserver 127.0.0.1\n"), "big.example", timeout=1.0,
+    found = resolver.lookup(conf("nameserver 127.0.0.1\n"), "big.example", timeout=1.0,
                        port=server.port)
     assert found.address == "203.0.113.7"
     assert ("tcp", "big.example", 1) in server.asked
@@ -180,7 +181,7 @@ def test_a_truncated_answer_is_asked_again_over_tcp(server):
 @pytest.mark.parametrize("server", [CLUSTER], indirect=True)
 def test_a_name_nobody_has_says_what_each_name_got(server):
     with pytest.raises(Unresolved) as e:
-        dns.lookup(conf(K8S), "nothere", timeout=1.0, port=server.port)
+        resolver.lookup(conf(K8S), "nothere", timeout=1.0, port=server.port)
     text = str(e.value)
     assert "nothere.default.svc.cluster.local: NXDOMAIN" in text
     assert "nothere: REFUSED" in text  # the bare name: dnsmasq-like refusal, no upstream

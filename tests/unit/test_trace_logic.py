@@ -8,7 +8,7 @@ from netdoctor.capture.sockets import parse_frame
 from netdoctor.capture.tracefs import parse_trace
 from netdoctor.checks import Finding
 from netdoctor.diagnose.reason import verdict as L
-from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+from netdoctor.diagnose.facts.ruleset import Ruleset
 from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.reason import rules
 

@@ -12,6 +12,7 @@ from netdoctor.diagnose import __version__
 from netdoctor.diagnose.host import privileges
 from netdoctor.diagnose.errors import NetdoctorError, UsageError
 from netdoctor.diagnose.cli.status import ExitStatus
+from netdoctor.diagnose.targets.destination import parse_destination
 
 HELP = """Find where a container's packets stop, and why.
 
@@ -68,7 +69,7 @@ def path(
     t = targets.resolve(target)
     report = discover.discover(t, dest)
     _emit(render.path(report, fmt),
-          _report_names(t, discover.parse_destination(dest, None, None)[0] if dest else None)
+          _report_names(t, parse_destination(dest, None, None)[0] if dest else None)
           if redact else None)
     raise typer.Exit(ExitStatus.OK if report.complete else ExitStatus.PROBLEM)
 
@@ -97,7 +98,7 @@ def trace(
     _check_format(fmt, render.TRACE_FORMATS)
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
-    host = tracing.parse_destination(dest, port, proto)[0]  # bad input fails before any I/O
+    host = parse_destination(dest, port, proto)[0]  # bad input fails before any I/O
     if redact and pcap_dir:
         raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
@@ -221,7 +222,7 @@ def _is_ip(text: str) -> bool:
 
 
 def _load_snapshot(path: str):
-    from netdoctor.diagnose.pipeline import snapshot
+    from netdoctor.diagnose.facts import snapshot
     from netdoctor.diagnose.errors import ParseError
 
     try:

@@ -248,7 +248,3 @@ def nsids_of(viewer: netns.Netns, others: list) -> list:
     IFLA_LINK_NETNSID values name); None where viewer has assigned none. One netlink
     socket serves them all."""
     return netns.call_in(viewer, _nsids_here, [o.path for o in others])
-
-
-def nsid_of(viewer: netns.Netns, other: netns.Netns) -> Optional[int]:
-    return nsids_of(viewer, [other])[0]

@@ -20,7 +20,7 @@ from typing import Optional
 from netdoctor.diagnose.host import resolver
 from netdoctor.diagnose.parse import dns_wire
 from netdoctor.diagnose.host import gather, netns
-from netdoctor.diagnose.pipeline.path import parse_destination
+from netdoctor.diagnose.targets.destination import parse_destination
 from netdoctor.diagnose.errors import (InternalError, NetdoctorError, PathChanged,
                                        TargetNotFound, Unresolved, UsageError)
 from netdoctor.diagnose.reason import verdict as L
@@ -74,7 +74,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     from netdoctor.capture.sockets import Closing, HopCapture, pcap_name, write_pcap
     from netdoctor.capture.tracefs import KernelTrace
     from netdoctor.checks import run_checks
-    from netdoctor.diagnose.pipeline import snapshot as S
+    from netdoctor.diagnose.pipeline import snapshot
 
     started = time.monotonic()
     host, dport, proto = parse_destination(dest, port, proto)
@@ -99,7 +99,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
 
     dst = destination["address"] or host
     try:
-        snap = S.take([target], destination=dst, probe_dns=False, strict=True)
+        snap = snapshot.take([target], destination=dst, probe_dns=False, strict=True)
     except NetdoctorError:
         if not target.netns.present():
             raise _gone(target) from None

@@ -6,7 +6,7 @@ from netdoctor.diagnose.facts.ruleset import Ruleset
 from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.lab.control import host_ruleset
 from netdoctor.diagnose.facts.namespace import Address, Neighbour, Route
-from netdoctor.diagnose.pipeline.snapshot import Snapshot
+from netdoctor.diagnose.facts.snapshot import Snapshot
 
 import recorded
 

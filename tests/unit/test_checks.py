@@ -274,7 +274,7 @@ def test_a_crashing_check_becomes_an_internal_error(monkeypatch):
 
 
 def test_snapshot_survives_json():
-    from netdoctor.diagnose.pipeline.snapshot import Snapshot
+    from netdoctor.diagnose.facts.snapshot import Snapshot
 
     again = Snapshot.from_dict(json.loads(json.dumps(HEALTHY.to_dict())))
     assert again == HEALTHY and run_checks(again) == []

@@ -21,7 +21,7 @@ from netdoctor.diagnose.facts.ruleset import Ruleset
 from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.parse import nft_json
 from netdoctor.diagnose.reason import rules# noqa: E402
-from netdoctor.diagnose.pipeline import snapshot  # noqa: E402
+from netdoctor.diagnose.facts import snapshot# noqa: E402
 from netdoctor.diagnose.parse import iproute
 from netdoctor.diagnose.host import privileges
 from netdoctor.capture import runs

@@ -193,7 +193,7 @@ def test_rule_hits_name_the_rule_whose_counter_moved():
 
 
 def test_destination_forms():
-    from netdoctor.diagnose.pipeline.trace import parse_destination
+    from netdoctor.diagnose.targets.destination import parse_destination
     import pytest
     from netdoctor.diagnose.errors import UsageError
 

@@ -1,0 +1,140 @@
+"""The snapshot: every fact the checks judge, gathered once, savable as JSON.
+
+For each host namespace (the namespace netdoctor runs in, and any namespace that holds a
+target's veth peer): its links, routes, neighbours, sysctls and netfilter ruleset; for each
+target: its namespace, its discovered path, its resolv.conf, the answer of one DNS query per
+nameserver, and its own rules where it has any. `netdoctor checks --from FILE` judges a saved
+snapshot anywhere, without root: from_dict validates it field by field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from netdoctor.diagnose.errors import ParseError
+from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, check_types
+from netdoctor.diagnose.facts.ruleset import Ruleset
+
+SCHEMA = "netdoctor.snapshot/1"
+# Where checks send container traffic when no destination is given: an address only
+# the default route covers (RFC 2544 benchmarking range). Nothing is sent to it.
+DEFAULT_DESTINATION = "198.18.0.1"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    namespace: NamespaceSnapshot
+    ruleset: Ruleset
+
+    def to_dict(self) -> dict:
+        return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HostFacts":
+        return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]))
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    target: dict  # Target.to_dict()
+    path: dict  # PathReport.to_dict()
+    namespace: NamespaceSnapshot
+    host_inode: Optional[int]
+    resolv_conf: Optional[str] = None  # its text, as the container reads it
+    dns_probe: Optional[list] = None  # [{"server", "answered", "rcode", "error"}]; None: not probed
+    # The container's own netfilter rules (its OUTPUT chain decides before anything leaves);
+    # None when its namespace has no tables, or is the host's.
+    ruleset: Optional[Ruleset] = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.target['kind']}:{self.target['name']}"
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "path": self.path, "namespace": self.namespace.to_dict(),
+                "host_inode": self.host_inode, "resolv_conf": self.resolv_conf,
+                "dns_probe": self.dns_probe,
+                "ruleset": self.ruleset.to_dict() if self.ruleset is not None else None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ContainerFacts":
+        return cls(target=d["target"], path=d["path"],
+                   namespace=NamespaceSnapshot.from_dict(d["namespace"]),
+                   host_inode=d.get("host_inode"), resolv_conf=d.get("resolv_conf"),
+                   dns_probe=d.get("dns_probe"),
+                   ruleset=Ruleset.from_dict(d["ruleset"]) if d.get("ruleset") else None)
+
+
+def _check_shape(c: "ContainerFacts") -> None:
+    """The parts of a container's free-form records that the checks rely on."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ParseError(f"snapshot: container {str(c.target.get('name'))[:40]!r}: {what}")
+
+    need(all(isinstance(c.target.get(k), str) for k in ("kind", "name")),
+         "target needs a kind and a name")
+    need(c.target.get("network_mode") is None or isinstance(c.target["network_mode"], str),
+         "network_mode must be text")
+    need(isinstance(c.path.get("hops", []), list), "path hops must be a list")
+    for h in c.path.get("hops", []):
+        need(isinstance(h, dict) and isinstance(h.get("role"), str)
+             and isinstance(h.get("name"), str) and isinstance(h.get("ifindex"), int),
+             "every hop needs a role, a name and an ifindex")
+    for key in ("destination", "host_netns"):
+        need(c.path.get(key) is None or isinstance(c.path[key], dict), f"path {key} must be an "
+                                                                      f"object")
+    need(isinstance(c.path.get("mode"), (str, type(None))), "path mode must be text")
+    lookups = c.path.get("route_lookups", [])
+    need(isinstance(lookups, list) and all(
+        isinstance(l, dict) and isinstance(l.get("netns"), str)
+        and isinstance(l.get("query"), str)
+        and all(isinstance(l.get(k), (str, type(None))) for k in ("dev", "gateway", "error"))
+        for l in lookups), "route_lookups must be objects with a netns and a query")
+    need(c.dns_probe is None or all(isinstance(p, dict) and isinstance(p.get("server"), str)
+                                    for p in c.dns_probe), "dns_probe entries need a server")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    hosts: dict  # str(inode) -> HostFacts
+    containers: tuple = ()
+    own_inode: Optional[int] = None
+    destination: str = DEFAULT_DESTINATION
+    meta: dict = field(default_factory=dict)
+    problems: tuple = ()  # what could not be gathered, one line each
+
+    def host(self, inode: Optional[int]) -> Optional[HostFacts]:
+        return self.hosts.get(str(inode)) if inode is not None else None
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "meta": self.meta, "own_inode": self.own_inode,
+                "destination": self.destination,
+                "hosts": {k: h.to_dict() for k, h in self.hosts.items()},
+                "containers": [c.to_dict() for c in self.containers],
+                "problems": list(self.problems)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Snapshot":
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            raise ParseError(f"not a netdoctor snapshot (expected schema {SCHEMA})")
+        try:
+            snap = cls(hosts={k: HostFacts.from_dict(h) for k, h in d["hosts"].items()},
+                       containers=tuple(ContainerFacts.from_dict(c) for c in d["containers"]),
+                       own_inode=d.get("own_inode"),
+                       destination=d.get("destination", DEFAULT_DESTINATION),
+                       meta=d.get("meta", {}), problems=tuple(d.get("problems", ())))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise ParseError(f"snapshot is incomplete or malformed: {e}") from None
+        for inode, host in snap.hosts.items():
+            if not inode.isascii() or not inode.isdigit():
+                raise ParseError(f"snapshot: host key {inode[:20]!r} is not a namespace inode")
+            check_types(host.namespace, f"snapshot: host {inode}")
+            check_types(host.ruleset, f"snapshot: rules of host {inode}")
+        for c in snap.containers:
+            check_types(c, "snapshot: a container")
+            _check_shape(c)
+        if not isinstance(snap.destination, str) or not all(isinstance(p, str)
+                                                              for p in snap.problems):
+            raise ParseError("snapshot: destination and problems must be text")
+        return snap

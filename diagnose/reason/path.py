@@ -1,0 +1,292 @@
+"""The path engine: the hops a container's packets take, from facts and the kernel's answers.
+
+container eth0 --veth-peer--> host veth --bridge-member--> bridge --egress-route--> uplink
+
+Pure: everything it knows comes through a Kernel, which reads a namespace, answers a route
+lookup (`ip route get`), names namespace ids and lists namespaces. pipeline/path.py passes
+the live one (host/); a saved snapshot can stand in for it. The host is the namespace that
+holds the container's veth peer, found by the namespace id the container's kernel gives the
+peer (IFLA_LINK_NETNSID), never by ifindex alone: ifindexes repeat across namespaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Protocol
+
+from netdoctor.diagnose.facts.namespace import Link, NamespaceSnapshot, RouteLookup
+from netdoctor.diagnose.reason import topology
+
+
+class Kernel(Protocol):
+    """What the path engine asks of the machine (each namespace is a host.netns.Netns)."""
+
+    def read(self, ns) -> NamespaceSnapshot: ...
+
+    def route(self, ns, dst: str, src: Optional[str] = None,
+              iif: Optional[str] = None) -> RouteLookup: ...
+
+    def nsids(self, viewer, others: list) -> list: ...
+
+    def own(self): ...
+
+    def namespaces(self) -> list: ...
+
+
+@dataclass(frozen=True)
+class PathReport:
+    target: dict
+    destination: dict  # {"query": ..., "address": ..., "nameserver": ...}
+    mode: str  # "bridge", "routed", "macvlan", "host", "none"
+    host_netns: Optional[dict]
+    hops: tuple
+    complete: bool
+    notes: tuple = ()  # why the path is incomplete, or what is unusual about it
+    lookups: tuple = ()  # the route lookups made, as evidence
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "netdoctor.path/1",
+            "target": self.target,
+            "destination": self.destination,
+            "mode": self.mode,
+            "host_netns": self.host_netns,
+            "complete": self.complete,
+            "hops": [h.to_dict() for h in self.hops],
+            "notes": list(self.notes),
+            "route_lookups": [
+                {"query": l.query, "netns": ns, "dev": l.dev, "gateway": l.gateway,
+                 "error": l.error}
+                for ns, l in self.lookups
+            ],
+        }
+
+
+@dataclass
+class _Discovery:
+    target: object  # targets.Target
+    dest: Optional[str]
+    kernel: "Kernel"
+    notes: list = field(default_factory=list)
+    lookups: list = field(default_factory=list)
+    container_unrouted: bool = False  # the container itself has no route toward dest
+
+
+def _primary_address(link: Link, family: str = "inet") -> Optional[str]:
+    for a in link.addresses:
+        if a.family == family and a.scope == "global":
+            return a.local
+    return None
+
+
+def _family(dest: Optional[str]) -> str:
+    if dest and ":" in dest:
+        return "inet6"
+    return "inet"
+
+
+def _container_egress(d: _Discovery, snap: NamespaceSnapshot) -> Optional[Link]:
+    """The interface the container's kernel routes toward dest (or its default route)."""
+    ns = d.target.netns
+    candidates = [l for l in snap.links if not l.is_loopback]
+    if d.dest:
+        lookup = d.kernel.route(ns, d.dest)
+        d.lookups.append((ns.label, lookup))
+        if lookup.dev:
+            return snap.link(name=lookup.dev)
+        d.notes.append(f"container has no route to {d.dest} ({lookup.error})")
+        d.container_unrouted = True
+    else:
+        defaults = snap.default_routes()
+        if defaults and defaults[0].dev:
+            return snap.link(name=defaults[0].dev)
+        d.notes.append("container has no default route")
+        d.container_unrouted = True
+    # Without a route, still show the path its only interface would take.
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _find_host(d: _Discovery, c_snap: NamespaceSnapshot, egress: Link) -> tuple:
+    """(host Netns, host snapshot, nsids) for the namespace that holds egress's peer."""
+    c_ns = d.target.netns
+    if egress.peer_netnsid is None:
+        return None, None, {}
+    if d.target.host_netns is not None:
+        batches = [lambda: [d.target.host_netns]]
+    else:
+        # Our own namespace first (the usual case, and `ip netns exec HOST netdoctor`),
+        # then every other namespace on the machine, asked in one go.
+        # The second list is only made when the first did not hold the host: listing every
+        # namespace for every container would make N containers cost N^2.
+        me = d.kernel.own()
+        batches = [lambda: [me],
+                   lambda: [n for n in d.kernel.namespaces() if n.inode not in (me.inode,
+                                                                             c_ns.inode)]]
+    for make in batches:
+        batch = [n for n in make() if n.inode != c_ns.inode]
+        for cand, nsid in zip(batch, d.kernel.nsids(c_ns, batch)):
+            if nsid is None or nsid != egress.peer_netnsid:
+                continue
+            snap = d.kernel.read(cand)
+            nsids = {c_ns.inode: {nsid: cand.inode}}
+            back = d.kernel.nsids(cand, [c_ns])[0]
+            if back is not None:
+                nsids[cand.inode] = {back: c_ns.inode}
+            return cand, snap, nsids
+    return None, None, {}
+
+
+def build(target, destination: dict, kernel: "Kernel") -> PathReport:
+    """The path from target toward destination["address"] (or its default route), from
+    what kernel answers."""
+    d = _Discovery(target, destination["address"], kernel)
+    if target.shares_with:
+        d.notes.append(f"the container joined the network namespace of container "
+                       f"'{target.shares_with}' (network mode container:{target.shares_with})")
+    c_snap = kernel.read(target.netns)
+    host_mode = target.network_mode == "host" or (
+        target.host_netns is None and target.netns.inode == kernel.own().inode
+    )
+    if host_mode:
+        return _host_mode(d, destination, c_snap)
+
+    interfaces = [l for l in c_snap.links if not l.is_loopback]
+    if not interfaces:
+        return PathReport(
+            target=target.to_dict(), destination=destination, mode="none", host_netns=None,
+            hops=(), complete=False,
+            notes=("the container has no network interface besides lo (network mode none): "
+                   "it cannot reach anything",),
+        )
+
+    egress = _container_egress(d, c_snap)
+    if egress is None:
+        return PathReport(target.to_dict(), destination, "bridge", None, (), False,
+                          tuple(d.notes), tuple(d.lookups))
+    host_ns, h_snap, nsids = _find_host(d, c_snap, egress)
+    if h_snap is None:
+        hops = (topology.Hop.of("container", egress, c_snap.netns),)
+        d.notes.append(
+            f"the peer of {egress.name} (ifindex {egress.peer_ifindex}) is in no namespace "
+            "netdoctor can open" if egress.peer_netnsid is not None else
+            f"{egress.name} ({egress.kind or 'device'}) has no peer in another namespace"
+        )
+        return PathReport(target.to_dict(), destination, "bridge", None, hops, False,
+                          tuple(d.notes), tuple(d.lookups))
+
+    g = topology.build_graph([c_snap, _around_peer(h_snap, egress)], nsids)
+    c_node = topology.iface_node(c_snap, egress)
+    gw = _container_gateway(d, c_snap)
+    hops = [topology.hop_at(g, c_node, "container", via=gw)]
+    mode = "bridge"
+    peer_node = topology.neighbour_by_rel(g, c_node, "veth-peer")
+    lower_node = topology.neighbour_by_rel(g, c_node, "lower-device")
+    src = _primary_address(egress, _family(d.dest))
+    if peer_node is not None:
+        hops.append(topology.hop_at(g, peer_node, "host-veth"))
+        bridge_node = topology.neighbour_by_rel(g, peer_node, "bridge-member")
+        if bridge_node is not None:
+            hops.append(topology.hop_at(g, bridge_node, "bridge"))
+            ingress = bridge_node
+        else:
+            d.notes.append(f"host veth {hops[-1].name} is not attached to any bridge")
+            mode = "routed"
+            ingress = peer_node
+    elif lower_node is not None:
+        mode = g.nodes[c_node]["link"].kind
+        hops.append(topology.hop_at(g, lower_node, "uplink"))
+        return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
+                          True, tuple(d.notes), tuple(d.lookups))
+    else:
+        d.notes.append(f"could not match {egress.name}'s peer in {host_ns.label}")
+        return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
+                          False, tuple(d.notes), tuple(d.lookups))
+
+    ingress_link = g.nodes[ingress]["link"]
+    uplink = _host_egress(d, host_ns, h_snap, ingress_link, src)
+    complete = False
+    if uplink is not None:
+        link, via = uplink
+        if link.ifindex == ingress_link.ifindex:
+            d.notes.append(f"{d.dest} is on the container network itself: the path ends at "
+                           f"{link.name}")
+            complete = True
+        else:
+            hops.append(topology.Hop.of("uplink", link, h_snap.netns, via=via))
+            complete = True
+    for hop in hops:
+        if hop.state in ("DOWN", "NO-CARRIER"):
+            d.notes.append(f"{hop.role} {hop.name} is {hop.state}")
+    return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
+                      complete and not d.container_unrouted, tuple(d.notes), tuple(d.lookups))
+
+
+def _around_peer(h_snap: NamespaceSnapshot, egress: Link) -> NamespaceSnapshot:
+    """The host's links this container's path can touch: its peer and the peer's master.
+    A host with thousands of veths would otherwise be graphed once per container."""
+    from dataclasses import replace
+
+    peer = h_snap.link(ifindex=egress.peer_ifindex)
+    keep = {l.ifindex for l in (peer,) if l is not None}
+    if peer is not None and peer.master is not None:
+        keep.add(peer.master)
+    return replace(h_snap, links=tuple(l for l in h_snap.links if l.ifindex in keep))
+
+
+def _container_gateway(d: _Discovery, c_snap: NamespaceSnapshot) -> Optional[str]:
+    for _, lookup in d.lookups:
+        if lookup.dev and lookup.gateway:
+            return lookup.gateway
+    defaults = c_snap.default_routes(_family(d.dest))
+    return defaults[0].gateway if defaults else None
+
+
+def _host_egress(d: _Discovery, host_ns, h_snap: NamespaceSnapshot,
+                 ingress: Link, src: Optional[str]) -> Optional[tuple]:
+    """(uplink Link, gateway) the host forwards the container's packets out of."""
+    if d.dest:
+        lookup = None
+        if src:
+            lookup = d.kernel.route(host_ns, d.dest, src=src, iif=ingress.name)
+            d.lookups.append((host_ns.label, lookup))
+        if lookup is None or not lookup.dev:
+            if lookup is not None:
+                d.notes.append(f"the host would not forward {src} -> {d.dest} arriving on "
+                               f"{ingress.name}: {lookup.error}")
+            plain = d.kernel.route(host_ns, d.dest)
+            d.lookups.append((host_ns.label, plain))
+            lookup = plain
+        if not lookup.dev:
+            d.notes.append(f"the host has no route to {d.dest} ({lookup.error})")
+            return None
+        link = h_snap.link(name=lookup.dev)
+        return (link, lookup.gateway) if link else None
+    defaults = h_snap.default_routes()
+    if not defaults or not defaults[0].dev:
+        d.notes.append("the host has no default route")
+        return None
+    link = h_snap.link(name=defaults[0].dev)
+    return (link, defaults[0].gateway) if link else None
+
+
+def _host_mode(d: _Discovery, destination: dict, snap: NamespaceSnapshot) -> PathReport:
+    t = d.target
+    d.notes.append("the container shares the host's network namespace (network mode host): "
+                   "the path starts at the host NIC")
+    link, via = None, None
+    if d.dest:
+        lookup = d.kernel.route(t.netns, d.dest)
+        d.lookups.append((t.netns.label, lookup))
+        if lookup.dev:
+            link, via = snap.link(name=lookup.dev), lookup.gateway
+        else:
+            d.notes.append(f"the host has no route to {d.dest} ({lookup.error})")
+    else:
+        defaults = snap.default_routes()
+        if defaults and defaults[0].dev:
+            link, via = snap.link(name=defaults[0].dev), defaults[0].gateway
+        else:
+            d.notes.append("the host has no default route")
+    hops = (topology.Hop.of("uplink", link, snap.netns, via=via),) if link else ()
+    return PathReport(t.to_dict(), destination, "host", t.netns.to_dict(), hops, bool(hops),
+                      tuple(d.notes), tuple(d.lookups))

@@ -1,0 +1,76 @@
+"""The path engine on recorded facts alone: no root, no namespace opened. The kernel's
+answers come from the recorded namespaces (routes by longest prefix, the recorded ids)."""
+
+import ipaddress
+
+from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, RouteLookup
+from netdoctor.diagnose.host.netns import Netns
+from netdoctor.diagnose.reason import path as engine
+from netdoctor.diagnose.targets import Target
+
+import recorded
+
+
+class RecordedKernel:
+    """A Kernel (reason/path.py) that answers from tests/data/lab-snapshot.json."""
+
+    def __init__(self, doc, forwarding=True):
+        self.spaces = {d["netns"]["inode"]: NamespaceSnapshot.from_dict(d)
+                       for k, d in doc.items() if k != "nsids"}
+        self.ids = {int(v): {int(i): n for i, n in m.items()} for v, m in doc["nsids"].items()}
+        self.forwarding = forwarding
+        self.asked = []
+
+    def netns(self, name):
+        snap = next(s for s in self.spaces.values() if s.netns["name"] == name)
+        return Netns(snap.netns["path"], snap.netns["inode"], name)
+
+    def read(self, ns):
+        return self.spaces[ns.inode]
+
+    def route(self, ns, dst, src=None, iif=None):
+        self.asked.append((ns.name, dst, src, iif))
+        if iif and not self.forwarding:
+            return RouteLookup(dst=dst, dev=None, error="Network is unreachable", query="q")
+        addr = ipaddress.ip_address(dst)
+        best = max((r for r in self.spaces[ns.inode].routes if r.table == "main"
+                    and r.family == "inet" and addr in r.network),
+                   key=lambda r: r.network.prefixlen, default=None)
+        if best is None:
+            return RouteLookup(dst=dst, dev=None, error="Network is unreachable", query="q")
+        return RouteLookup(dst=dst, dev=best.dev, gateway=best.gateway, query="q")
+
+    def nsids(self, viewer, others):
+        mine = self.ids.get(viewer.inode, {})
+        return [next((i for i, inode in mine.items() if inode == o.inode), None) for o in others]
+
+    def own(self):
+        return Netns("/proc/1/ns/net", 1, None)  # neither of the recorded namespaces
+
+    def namespaces(self):
+        return [self.netns(s.netns["name"]) for s in self.spaces.values()]
+
+
+def lab_target(kernel):
+    return Target(ref="lab:test", kind="lab", name="test", netns=kernel.netns("ndlab-test"))
+
+
+def test_the_lab_path_from_recorded_facts():
+    kernel = RecordedKernel(recorded.document("lab-snapshot.json"))
+    report = engine.build(lab_target(kernel), {"query": "203.0.113.80",
+                                               "address": "203.0.113.80"}, kernel)
+    assert [(h.role, h.name) for h in report.hops] == [
+        ("container", "eth0"), ("host-veth", "veth-test"), ("bridge", "ndbr0"),
+        ("uplink", "eth0")]
+    assert report.complete and report.mode == "bridge"
+    assert report.hops[0].via == "172.29.0.1" and report.hops[-1].via == "198.51.100.1"
+    # The host's forwarding decision was asked as the container's packet meets it.
+    assert ("ndlab-host", "203.0.113.80", "172.29.0.2", "ndbr0") in kernel.asked
+
+
+def test_a_host_that_refuses_to_forward_is_a_note_and_the_plain_route_is_shown():
+    kernel = RecordedKernel(recorded.document("lab-snapshot.json"), forwarding=False)
+    report = engine.build(lab_target(kernel), {"query": "203.0.113.80",
+                                               "address": "203.0.113.80"}, kernel)
+    assert any("would not forward 172.29.0.2 -> 203.0.113.80" in n for n in report.notes)
+    assert report.hops[-1].name == "eth0"

@@ -34,8 +34,24 @@ class Finding:
 
     @property
     def title(self) -> str:
-        check = REGISTRY.get(self.id)
+        check = _check(self.id)
         return check.title() if check else self.id
+
+    # Where the finding's fault stops a packet, and how it ranks as a cause: the check's.
+    @property
+    def blocks_at(self) -> tuple:
+        check = _check(self.id)
+        return check.blocks_at if check else ()
+
+    @property
+    def precedence(self) -> int:
+        check = _check(self.id)
+        return check.precedence if check else Check.precedence
+
+    @property
+    def structural(self) -> bool:
+        check = _check(self.id)
+        return check.structural if check else False
 
     def to_dict(self) -> dict:
         return {"id": self.id, "severity": self.severity, "scope": self.scope,
@@ -50,6 +66,17 @@ class Check:
     runs_on: str = ""  # what it is run for, "host" or "container"; default: its scope
     tags: tuple = ()
     needs: tuple = ()  # "host-rules": the host's netfilter rules
+    # Where the fault stops a probe, for the trace's verdict: (direction, role of the last
+    # hop that sees it), role None when the probe never leaves the container. A finding
+    # whose evidence names a direction blocks in that direction only.
+    blocks_at: tuple = ()
+    # Root causes first: when several findings explain the same stop, the lowest precedence
+    # is the cause and the others are its symptoms (a gateway's neighbour entry fails
+    # *because* the veth is down, not the other way round).
+    precedence: int = 100
+    # A fault of the wiring itself: where it blocks, it is the cause whatever the kernel's
+    # drop reason says (a firewall drop of packets on the wrong bridge is a symptom).
+    structural: bool = False
 
     @classmethod
     def target_kind(cls) -> str:
@@ -75,6 +102,12 @@ class Check:
 
 
 REGISTRY: dict = {}
+
+
+def _check(check_id: str):
+    if not REGISTRY:
+        load_all()
+    return REGISTRY.get(check_id)
 # Findings that are not checks but have a runbook page: what could not be judged, and why.
 NOT_CHECKS = ("not-judged",)
 

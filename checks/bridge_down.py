@@ -11,6 +11,9 @@ class BridgeDown(Check):
     scope = "host"
     runs_on = "container"
     tags = ("link", "bridge", "path")
+    blocks_at = (("request", None), ("request", "container"), ("request", "host-veth"))
+    precedence = 7
+    structural = True
 
     def run(self, ctx):
         br = ctx.bridge

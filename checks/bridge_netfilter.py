@@ -12,6 +12,8 @@ class BridgeNetfilter(Check):
     scope = "host"
     runs_on = "container"
     tags = ("netfilter", "bridge", "path")
+    blocks_at = (("request", "bridge"),)
+    precedence = 17
     needs = ("host-rules",)
 
     def run(self, ctx):

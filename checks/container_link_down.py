@@ -10,6 +10,9 @@ class ContainerLinkDown(Check):
     severity = "error"
     scope = "container"
     tags = ("link", "path")
+    blocks_at = (("request", None),)
+    precedence = 1
+    structural = True
 
     def run(self, ctx):
         eth = ctx.egress

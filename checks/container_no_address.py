@@ -10,6 +10,9 @@ class ContainerNoAddress(Check):
     severity = "error"
     scope = "container"
     tags = ("address", "path")
+    blocks_at = (("request", None),)
+    precedence = 2
+    structural = True
 
     def run(self, ctx):
         eth = ctx.egress

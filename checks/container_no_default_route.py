@@ -10,6 +10,9 @@ class ContainerNoDefaultRoute(Check):
     severity = "error"
     scope = "container"
     tags = ("routing", "path")
+    blocks_at = (("request", None),)
+    precedence = 3
+    structural = True
 
     def run(self, ctx):
         eth = ctx.egress

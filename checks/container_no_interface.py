@@ -9,6 +9,9 @@ class ContainerNoInterface(Check):
     severity = "error"
     scope = "container"
     tags = ("link", "path")
+    blocks_at = (("request", None),)
+    precedence = 0
+    structural = True
 
     def run(self, ctx):
         if any(not l.is_loopback for l in ctx.namespace.links):

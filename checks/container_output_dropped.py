@@ -21,6 +21,9 @@ class ContainerOutputDropped(Check):
     severity = "error"
     scope = "container"
     tags = ("netfilter", "path")
+    blocks_at = (("request", None),)
+    precedence = 4
+    structural = True
 
     def run(self, ctx):
         ruleset = ctx.container.ruleset

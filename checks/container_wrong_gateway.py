@@ -12,6 +12,9 @@ class ContainerWrongGateway(Check):
     severity = "error"
     scope = "container"
     tags = ("routing", "path")
+    blocks_at = (("request", None), ("request", "container"))
+    precedence = 8
+    structural = True
 
     def run(self, ctx):
         gw, eth = ctx.gateway, ctx.egress

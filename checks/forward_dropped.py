@@ -54,6 +54,8 @@ class ForwardDropped(Check):
     scope = "host"
     runs_on = "container"
     tags = ("netfilter", "path")
+    blocks_at = (("request", "bridge"), ("reply", "uplink"))
+    precedence = 14
     needs = ("host-rules",)
 
     def run(self, ctx):

@@ -10,6 +10,8 @@ class HostNoRoute(Check):
     scope = "host"
     runs_on = "container"
     tags = ("routing", "path")
+    blocks_at = (("request", "bridge"),)
+    precedence = 12
 
     def run(self, ctx):
         if ctx.host is None or not ctx.bridged:

@@ -10,6 +10,13 @@ class IpConflict(Check):
     severity = "error"
     scope = "container"
     tags = ("address", "arp", "path")
+    blocks_at = (("request", None),
+                 ("request", "container"),
+                 ("request", "bridge"),
+                 ("reply", "uplink"),
+                 ("reply", "bridge"))
+    precedence = 9
+    structural = True
 
     def run(self, ctx):
         h, iface = ctx.host_ns, ctx.interface

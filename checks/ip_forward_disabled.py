@@ -10,6 +10,8 @@ class IpForwardDisabled(Check):
     severity = "error"
     scope = "host"
     tags = ("forwarding", "sysctl", "path")
+    blocks_at = (("request", "bridge"),)
+    precedence = 10
 
     def run(self, ctx):
         bridged = [c for c in ctx.containers

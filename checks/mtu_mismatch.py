@@ -9,6 +9,8 @@ class MtuMismatch(Check):
     severity = "warning"
     scope = "container"
     tags = ("mtu",)
+    blocks_at = (("request", "container"), ("request", "host-veth"), ("request", "bridge"))
+    precedence = 18
 
     def run(self, ctx):
         eth = ctx.egress

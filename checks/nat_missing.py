@@ -26,6 +26,8 @@ class NatMissing(Check):
     scope = "host"
     runs_on = "container"
     tags = ("netfilter", "nat", "path")
+    blocks_at = (("request", "uplink"),)
+    precedence = 15
     needs = ("host-rules",)
 
     def run(self, ctx):

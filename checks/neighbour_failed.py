@@ -18,6 +18,11 @@ class NeighbourFailed(Check):
     severity = "error"
     scope = "container"
     tags = ("arp", "neighbour", "path")
+    blocks_at = (("request", None),
+                 ("request", "container"),
+                 ("request", "host-veth"),
+                 ("request", "bridge"))
+    precedence = 16
 
     def run(self, ctx):
         eth = ctx.egress

@@ -22,6 +22,12 @@ class RpFilterDrop(Check):
     scope = "host"
     runs_on = "container"
     tags = ("sysctl", "routing", "path")
+    blocks_at = (("request", "bridge"),
+                 ("request", "host-veth"),
+                 ("reply", "uplink"),
+                 ("request", None),
+                 ("request", "container"))  # it silences ARP too
+    precedence = 13
 
     def run(self, ctx):
         h = ctx.host_ns

@@ -11,6 +11,8 @@ class UplinkDown(Check):
     scope = "host"
     runs_on = "container"
     tags = ("link", "path")
+    blocks_at = (("request", "bridge"),)
+    precedence = 11
 
     def run(self, ctx):
         h = ctx.host_ns

@@ -10,6 +10,9 @@ class VethDown(Check):
     severity = "error"
     scope = "container"
     tags = ("link", "veth", "path")
+    blocks_at = (("request", None), ("request", "container"))
+    precedence = 5
+    structural = True
 
     def run(self, ctx):
         veth = ctx.host_veth

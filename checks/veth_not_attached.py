@@ -9,6 +9,12 @@ class VethNotAttached(Check):
     severity = "error"
     scope = "container"
     tags = ("veth", "bridge", "path")
+    blocks_at = (("request", None),
+                 ("request", "container"),
+                 ("request", "host-veth"),
+                 ("request", "bridge"))  # on the wrong bridge, the host still routes it
+    precedence = 6
+    structural = True
 
     def run(self, ctx):
         veth, h = ctx.host_veth, ctx.host_ns

@@ -1,10 +1,15 @@
 """trace(target, dest) -> TraceReport: probe from the container, capture on every hop at once,
 follow the probe into the kernel's drop reasons, and say where and why it stopped.
 
-Order of work: resolve the destination from inside the container; run the checks for this
-path (read-only); arm a filtered capture on every hop, a private tracefs instance and a read
-of the rule counters; send the bounded probes; stop and read everything; localize; decide.
-Everything armed is released in `finally`, whatever happens.
+Six phases, one function each:
+  resolve   DEST, resolved inside the container (a DNS failure retargets the probe at the
+            nameserver: the failure is the verdict, the path to the nameserver its evidence)
+  plan      the snapshot of the path, its checks, the probe's tag and kernel filter
+  observe   captures on every hop, a tracefs instance and the rule counters around the
+            bounded probes; everything armed is released in `finally`, whatever happens
+  evidence  what each hop saw, the probe's own kernel drops, the rules whose counters moved
+  decide    reason/verdict.py's ordered rules
+  report    the TraceReport (and the pcaps)
 """
 
 from __future__ import annotations
@@ -17,13 +22,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose.host import resolver
-from netdoctor.diagnose.parse import dns_wire
-from netdoctor.diagnose.host import gather, netns
-from netdoctor.diagnose.targets.destination import parse_destination
+from netdoctor.capture import bpf, probe as P
+from netdoctor.capture.sockets import Closing, HopCapture, pcap_name, write_pcap
+from netdoctor.capture.tracefs import KernelTrace
+from netdoctor.checks import run_checks
+from netdoctor.checks.context import ns_label
 from netdoctor.diagnose.errors import (InternalError, NetdoctorError, PathChanged,
                                        TargetNotFound, Unresolved, UsageError)
-from netdoctor.diagnose.reason import verdict as L
+from netdoctor.diagnose.host import gather, netns, resolver
+from netdoctor.diagnose.parse import dns_wire
+from netdoctor.diagnose.pipeline import snapshot
+from netdoctor.diagnose.reason import evidence as E
+from netdoctor.diagnose.reason import verdict as V
+from netdoctor.diagnose.reason.rules import rule_hits
+from netdoctor.diagnose.targets.destination import parse_destination
 
 SCHEMA = "netdoctor.trace/1"
 ICMP_PAYLOAD = 61  # an unusual size, so the kernel's device events can be told apart
@@ -37,7 +49,7 @@ class TraceReport:
     probe: dict
     hops: list  # HopSighting
     findings: list
-    verdict: L.Verdict
+    verdict: V.Verdict
     path: dict
     pmtu: Optional[dict] = None
     evidence: dict = field(default_factory=dict)
@@ -59,116 +71,135 @@ class TraceReport:
         }
 
 
-def _hop_netns(path: dict, hop: dict) -> netns.Netns:
-    inode = hop["netns_inode"]
-    for ns in (path["target"]["netns"], path.get("host_netns")):
-        if ns and ns["inode"] == inode:
-            return netns.Netns.from_dict(ns)
-    raise InternalError(f"lost track of the namespace of {hop['name']} (a bug: please report "
-                        f"it, with --debug output)")
-
-
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
           timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None) -> TraceReport:
-    from netdoctor.capture import bpf, probe as P
-    from netdoctor.capture.sockets import Closing, HopCapture, pcap_name, write_pcap
-    from netdoctor.capture.tracefs import KernelTrace
-    from netdoctor.checks import run_checks
-    from netdoctor.diagnose.pipeline import snapshot
-
     started = time.monotonic()
+    aim = resolve(target, dest, port, proto)
+    plan = make_plan(target, aim)
+    seen = observe(target, plan, timeout, count)
+    found = read_evidence(plan, seen)
+    verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
+                              found.hits, plan.flow, found.used, plan.next_hops,
+                              aim.dns_failure, found.pmtu))
+    return report(plan, aim, seen, found, verdict, pcap_dir, started)
+
+
+# ------------------------------------------------------------------ resolve
+
+@dataclass
+class Aim:
+    """Where the probe goes: DEST resolved, or the nameserver when DEST did not resolve."""
+    destination: dict  # query, address, nameserver, name, resolved, error (for the report)
+    host: str  # what the probe is addressed to, or the name it asks for (DNS probes)
+    dport: Optional[int]
+    proto: str
+    dns_failure: Optional[str] = None
+
+    @property
+    def address(self) -> str:
+        return self.destination["address"] or self.host
+
+
+def resolve(target, dest: str, port: Optional[int], proto: Optional[str]) -> Aim:
     host, dport, proto = parse_destination(dest, port, proto)
     destination = {"query": dest, "address": None, "nameserver": None, "resolved": True}
-    dns_failure = None
     if dns_wire.is_address(host):
         destination["address"] = host
-    else:
-        conf = resolver.read_resolv_conf(target.resolv_conf)
-        try:
-            found = resolver.resolve_in(target.netns, conf, host)
-            destination.update(address=found.address, nameserver=found.server,
-                               name=found.name)
-        except Unresolved as e:
-            # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
-            dns_failure = str(e)
-            destination.update(resolved=False, error=dns_failure)
-            if not conf.nameservers:
-                raise
-            destination["nameserver"] = conf.nameservers[0]
-            host, dport, proto = conf.nameservers[0], 53, "udp"
-
-    dst = destination["address"] or host
+        return Aim(destination, host, dport, proto)
+    conf = resolver.read_resolv_conf(target.resolv_conf)
     try:
-        snap = snapshot.take([target], destination=dst, probe_dns=False, strict=True)
+        found = resolver.resolve_in(target.netns, conf, host)
+    except Unresolved as e:
+        if not conf.nameservers:
+            raise
+        # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
+        destination.update(resolved=False, error=str(e), nameserver=conf.nameservers[0])
+        return Aim(destination, conf.nameservers[0], 53, "udp", dns_failure=str(e))
+    destination.update(address=found.address, nameserver=found.server, name=found.name)
+    return Aim(destination, host, dport, proto)
+
+
+# ------------------------------------------------------------------ plan
+
+@dataclass
+class Plan:
+    facts: object  # ContainerFacts
+    path: dict
+    findings: list
+    flow: E.Flow
+    program: list  # the capture sockets' filter
+    lengths: tuple  # the probe's packet lengths on the devices
+    mtu: int
+    host_ns: Optional[netns.Netns]
+    counters_before: object  # the host's Ruleset, or None
+    ident: int
+    next_hops: dict  # role -> the address its kernel sends the request to
+    dns_name: str  # what a UDP probe asks: DEST's name on port 53, else the root
+
+    @property
+    def captures(self) -> list:
+        return [HopCapture(h["role"], h["name"], hop_netns(self.path, h), h["ifindex"])
+                for h in self.path["hops"]]
+
+
+def make_plan(target, aim: Aim) -> Plan:
+    try:
+        snap = snapshot.take([target], destination=aim.address, probe_dns=False, strict=True)
     except NetdoctorError:
         if not target.netns.present():
             raise _gone(target) from None
         raise
     facts = snap.containers[0]
-    _check_family(facts, dst)
+    _check_family(facts, aim.address)
     path = dict(facts.path, target=facts.target)
-    host_ns = path.get("host_netns")
-    from netdoctor.checks.context import ns_label
-
-    subjects = {facts.label} | ({f"host {ns_label(host_ns)}"} if host_ns else set())
+    host = path.get("host_netns")
+    subjects = {facts.label} | ({f"host {ns_label(host)}"} if host else set())
     findings = [f for f in run_checks(snap) if f.subject in subjects]
-    egress_hop = next((h for h in path["hops"] if h["role"] == "container"), None)
-    src = next((a.split("/")[0] for a in (egress_hop or {}).get("addresses", ())
-                if ":" not in a), None)
+    egress = next((h for h in path["hops"] if h["role"] == "container"), {})
+    src = next((a.split("/")[0] for a in egress.get("addresses", ()) if ":" not in a), "")
+    cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
+    icmp = aim.proto == "icmp"
+    flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,
+                  dport=aim.dport or 0)
+    mtu = egress.get("mtu") or 1500
+    dns_name = aim.host if aim.dport == 53 and not dns_wire.is_address(aim.host) else "."
+    host_ns = netns.Netns.from_dict(host) if host else None
+    host_facts = snap.host(host_ns.inode) if host_ns is not None else None
+    return Plan(facts, path, findings, flow,
+                bpf.probe_filter(aim.proto, cookie=cookie, port=sport,
+                                 ident=ident if icmp else -1),
+                _probe_lengths(aim.proto, mtu, dns_name), mtu, host_ns,
+                host_facts.ruleset if host_facts is not None else None, ident,
+                {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name)
 
-    cookie = random.getrandbits(32)
-    sport = P.random_port()
-    ident = random.getrandbits(16)
-    flow = L.Flow(proto, src or "", dst, cookie=cookie, sport=sport if proto != "icmp" else 0,
-                  dport=dport or 0)
-    program = bpf.probe_filter(proto, cookie=cookie, port=sport,
-                               ident=ident if proto == "icmp" else -1)
-    mtu = (egress_hop or {}).get("mtu") or 1500
-    big_payload = mtu - 28
-    lengths = _probe_lengths(proto, mtu, host if proto == "udp" else None)
-    host_handle = netns.Netns.from_dict(host_ns) if host_ns else None
 
-    captures = [HopCapture(h["role"], h["name"], _hop_netns(path, h), h["ifindex"])
-                for h in path["hops"]]
-    results, big = None, None
-    evidence = {"captures": "ok", "tracefs": None, "counters": None}
-    host_facts = snap.host(host_handle.inode) if host_handle is not None else None
-    counters_before = host_facts.ruleset if host_facts is not None else None
-    kt = KernelTrace(lengths)
-    path_devices = {h["name"] for h in path["hops"]}
+# ------------------------------------------------------------------ observe
+
+@dataclass
+class Observation:
+    captures: list  # HopCapture, with their frames
+    kernel: KernelTrace
+    results: object  # ProbeResult of the probe
+    big: object  # ProbeResult of the full-size don't-fragment echo, when one was sent
+    counters_after: object  # the host's Ruleset after the probe, or None
+    degraded: list  # evidence that could not be had, one line each
+
+
+def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
+    captures, kt = plan.captures, KernelTrace(plan.lengths)
+    path_devices = {h["name"] for h in plan.path["hops"]}
 
     def all_dropped(sent: int) -> bool:
         # Stop waiting once the kernel has dropped every probe on the path: no reply can
         # come, and the evidence is in. (A silent loss further away still waits it out.)
-        return sent > 0 and len(_dropped_skbs(kt.peek(), lengths, path_devices)) >= sent
+        return sent > 0 and len(E.dropped_skbs(kt.peek(), plan.lengths, path_devices)) >= sent
 
-    closing = None
+    results = big = closing = None
     try:
         for c in captures:
-            c.arm(program)
+            c.arm(plan.program)
         with kt:
-            if proto == "icmp":
-                results = netns.call_in(target.netns, P.icmp_echo, dst, ident, cookie,
-                                        ICMP_PAYLOAD, count, timeout, False, all_dropped)
-                if results.outcome == "reply" and dns_failure is None:
-                    big = netns.call_in(target.netns, P.icmp_echo, dst, ident, cookie,
-                                        big_payload, 1, timeout, True)
-            elif proto == "tcp":
-                results = netns.call_in(target.netns, P.tcp_connect, dst, dport, sport, timeout,
-                                        all_dropped)
-            elif dport == 53 or dns_failure:
-                results = netns.call_in(target.netns, P.dns_query, dst,
-                                        host if not dns_wire.is_address(host) else ".", sport,
-                                        timeout, all_dropped)
-            else:
-                results = netns.call_in(target.netns, P.dns_query, dst, ".", sport, timeout,
-                                        all_dropped)
-            if proto == "tcp":
-                # Closing the probe socket sends a RST that the host forwards from its
-                # backlog, after close() has returned. Every other probe sends nothing after
-                # its answer, and each hop's tap queued a frame before the frame could go on:
-                # by the time the answer is in the container, every hop has captured it.
-                time.sleep(SETTLE)
+            results, big = _send_probes(target, plan, timeout, count, all_dropped)
             for c in captures:
                 c.drain()
             # The sockets close while the tracefs instance is removed: both wait for the
@@ -179,102 +210,144 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             closing.join()
         for c in captures:
             c.close()
-    # Evidence about a path that changed while it was gathered describes no configuration
-    # that exists: say so instead of giving a verdict.
+    _still_there(target, plan)
+    degraded = [f"kernel drop reasons not read: {kt.unavailable}"] if kt.unavailable else []
+    counters_after = None
+    if plan.host_ns is not None:
+        try:
+            counters_after = gather.read_netfilter(plan.host_ns)
+        except Exception as e:  # counters are evidence, not a requirement
+            degraded.append(f"rule counters not read after the probe: {e}")
+    return Observation(captures, kt, results, big, counters_after, degraded)
+
+
+def _send_probes(target, plan: Plan, timeout: float, count: int, all_dropped) -> tuple:
+    """(result, full-size result or None): the bounded probes, sent from the container."""
+    flow, big = plan.flow, None
+    if flow.kind == "icmp":
+        results = netns.call_in(target.netns, P.icmp_echo, flow.dst, plan.ident, flow.cookie,
+                                ICMP_PAYLOAD, count, timeout, False, all_dropped)
+        if results.outcome == "reply":
+            big = netns.call_in(target.netns, P.icmp_echo, flow.dst, plan.ident, flow.cookie,
+                                plan.mtu - 28, 1, timeout, True)
+        return results, big
+    if flow.kind == "tcp":
+        results = netns.call_in(target.netns, P.tcp_connect, flow.dst, flow.dport, flow.sport,
+                                timeout, all_dropped)
+        # Closing the probe socket sends a RST that the host forwards from its backlog, after
+        # close() has returned. Every other probe sends nothing after its answer, and each
+        # hop's tap queued a frame before the frame could go on: by the time the answer is
+        # in the container, every hop has captured it.
+        time.sleep(SETTLE)
+        return results, None
+    return netns.call_in(target.netns, P.dns_query, flow.dst, plan.dns_name, flow.sport,
+                         timeout, all_dropped), None
+
+
+def _still_there(target, plan: Plan) -> None:
+    """Evidence about a path that changed while it was gathered describes no configuration
+    that exists: say so instead of giving a verdict."""
     if not target.netns.present():
         raise _gone(target)
-    vanished = [f"{h['name']} ({_hop_netns(path, h).label})" for h in path["hops"]
-                if not _hop_present(path, h)]
+    vanished = [f"{h['name']} ({hop_netns(plan.path, h).label})" for h in plan.path["hops"]
+                if not _hop_present(plan.path, h)]
     if vanished:
         raise PathChanged(f"{', '.join(vanished)} went away during the trace; what was seen "
                           f"describes a path that no longer exists: run the trace again")
-    evidence["tracefs"] = kt.unavailable or f"{len(kt.events)} kernel events"
-    degraded = []  # evidence that could not be had, one line each, for a warning
-    if kt.unavailable:
-        degraded.append(f"kernel drop reasons not read: {kt.unavailable}")
-    counters_after = None
-    if host_handle is not None:
-        try:
-            counters_after = gather.read_netfilter(host_handle)
-        except Exception as e:  # counters are evidence, not a requirement
-            evidence["counters"] = f"unavailable: {e}"
-            degraded.append(f"rule counters not read after the probe: {e}")
 
-    sightings = [L.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error)
-                 for c in captures]
-    if any(c.error for c in captures):
-        evidence["captures"] = "; ".join(c.error for c in captures if c.error)
-        degraded.append(f"capture incomplete: {evidence['captures']}")
+
+# ------------------------------------------------------------------ evidence
+
+@dataclass
+class Evidence:
+    sightings: list  # HopSighting, container first
+    hops: E.HopVerdict
+    drops: list  # (reason, location, last device) of the probe's freed skbs
+    hits: list  # dropping rules whose counters moved
+    used: tuple  # the sources the verdict rests on
+    pmtu: Optional[dict]
+    summary: dict  # TraceReport.evidence
+
+
+def read_evidence(plan: Plan, seen: Observation) -> Evidence:
+    flow, kt, results = plan.flow, seen.kernel, seen.results
+    sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error)
+                 for c in seen.captures]
+    summary = {"captures": "ok", "tracefs": kt.unavailable or f"{len(kt.events)} kernel events",
+               "counters": None}
+    degraded = list(seen.degraded)
+    if any(c.error for c in seen.captures):
+        summary["captures"] = "; ".join(c.error for c in seen.captures if c.error)
+        degraded.append(f"capture incomplete: {summary['captures']}")
     replied = results is not None and results.outcome in ("reply", "refused")
-    hv = L.localize(sightings, replied)
-    if L.answered_by_host(sightings, replied):
-        evidence["answered_by_host"] = (f"the {results.detail or 'answer'} came from the host: "
-                                        f"it was never seen on the uplink")
-
-    drops = _probe_drops(kt.events, lengths)
+    if E.answered_by_host(sightings, replied):
+        summary["answered_by_host"] = (f"the {results.detail or 'answer'} came from the host: "
+                                       f"it was never seen on the uplink")
     hits = []
-    if counters_before is not None and counters_after is not None:
-        from netdoctor.diagnose.reason.rules import rule_hits
-
-        hits = rule_hits(counters_before, counters_after)
-        evidence["counters"] = f"{len(hits)} dropping rule(s) matched during the probe"
+    if plan.counters_before is not None and seen.counters_after is not None:
+        hits = rule_hits(plan.counters_before, seen.counters_after)
+        summary["counters"] = f"{len(hits)} dropping rule(s) matched during the probe"
+    elif plan.host_ns is not None:
+        summary["counters"] = "unavailable: not read after the probe"
     used = tuple(k for k, v in (("captures", True), ("tracefs", not kt.unavailable),
-                                ("counters", counters_after is not None),
+                                ("counters", seen.counters_after is not None),
                                 ("checks", True)) if v)
-    # The address each hop's kernel sends the request to: its gateway, else the destination.
-    next_hops = {h["role"]: h.get("via") or dst for h in path["hops"]}
-    verdict = L.decide(hv, sightings, findings, drops, hits, flow, used, next_hops)
-    if dns_failure and verdict.reachable:
-        # The probe to the nameserver was answered: it answers, without an address.
-        verdict = L.Verdict(False, None, None, "dns-no-answer",
-                            evidence_used=used,
-                            explanation=f"the nameserver answers, but: {dns_failure}")
-    elif dns_failure and verdict.cause in ("upstream-no-reply", "unknown"):
-        verdict = L.Verdict(False, verdict.stopped_at, verdict.direction, "dns-unreachable",
-                            verdict.kernel_drop_reason, verdict.kernel_location, verdict.rule,
-                            used, verdict.explanation)
+    drops = E.probe_drops(kt.events, plan.lengths)
+    summary.update(kernel_drops=[{"reason": r, "location": loc, "last_device": dev}
+                                 for r, loc, dev in drops], rule_hits=hits,
+                   # What the kernel filters let through to netdoctor: a handful per probe,
+                   # however busy the interfaces (and none lost for want of buffer).
+                   frames_copied=sum(len(c.frames) for c in seen.captures),
+                   capture_drops=sum(c.kernel_drops for c in seen.captures), degraded=degraded)
+    return Evidence(sightings, E.localize(sightings, replied), drops, hits, used,
+                    _pmtu(plan.mtu, seen.big), summary)
 
-    pmtu = None
-    if big is not None:
-        # Told "fragmentation needed" by a router, or "message too long" by the container's
-        # own kernel (which already learnt the smaller path MTU): path MTU discovery works,
-        # and the path is smaller than the container's MTU, not a black hole.
-        told = (big.outcome == "icmp error" and "fragmentation needed" in (big.detail or "")) \
-            or (big.outcome == "local error" and big.error == os.strerror(errno.EMSGSIZE))
-        pmtu = {"size": mtu, "dont_fragment": True, "answered": big.outcome == "reply",
-                "detail": big.error or big.detail, "discovery_works": big.outcome == "reply"
-                or told}
-        if verdict.reachable and not pmtu["discovery_works"]:
-            verdict = L.Verdict(True, None, None, "mtu-mismatch", None, None, None, used,
-                                f"small packets pass, a {mtu}-byte don't-fragment packet does "
-                                f"not: a path-MTU black hole")
 
+def _pmtu(mtu: int, big) -> Optional[dict]:
+    if big is None:
+        return None
+    # Told "fragmentation needed" by a router, or "message too long" by the container's own
+    # kernel (which already learnt the smaller path MTU): path MTU discovery works, and the
+    # path is smaller than the container's MTU, not a black hole.
+    told = (big.outcome == "icmp error" and "fragmentation needed" in (big.detail or "")) \
+        or (big.outcome == "local error" and big.error == os.strerror(errno.EMSGSIZE))
+    return {"size": mtu, "dont_fragment": True, "answered": big.outcome == "reply",
+            "detail": big.error or big.detail,
+            "discovery_works": big.outcome == "reply" or told}
+
+
+# ------------------------------------------------------------------ report
+
+def report(plan: Plan, aim: Aim, seen: Observation, found: Evidence, verdict: V.Verdict,
+           pcap_dir: Optional[str], started: float) -> TraceReport:
     if pcap_dir:
         os.makedirs(pcap_dir, exist_ok=True)
-        for i, c in enumerate(captures, 1):
+        for i, c in enumerate(seen.captures, 1):
             write_pcap(os.path.join(pcap_dir, pcap_name(c.role, c.name, i)), c.frames)
-
-    probe_info = {"kind": proto, "port": dport, "count": results.sent if results else 0,
-                  "replies": results.replies if results else 0,
-                  "outcome": results.outcome if results else None,
-                  "detail": (results.error or results.detail) if results else None,
-                  "rtt_ms": round(results.rtt_ms, 3) if results and results.rtt_ms else None,
-                  "icmp_errors": results.icmp_errors if results else [],
-                  "wait_cut_short": bool(results and results.cut_short),
-                  "tag": {"icmp_id": ident, "cookie": f"{cookie:08x}"} if proto == "icmp"
-                  else {"source_port": sport}}
-    evidence["kernel_drops"] = [{"reason": r, "location": loc, "last_device": dev}
-                                for r, loc, dev in drops]
-    evidence["rule_hits"] = hits
-    # What the kernel filters let through to netdoctor: a handful per probe, however busy
-    # the interfaces (and none lost for want of buffer).
-    evidence["frames_copied"] = sum(len(c.frames) for c in captures)
-    evidence["capture_drops"] = sum(c.kernel_drops for c in captures)
-    evidence["degraded"] = degraded
-    return TraceReport(target=facts.target, destination=destination, probe=probe_info,
-                       hops=sightings, findings=findings, verdict=verdict, path=path,
-                       pmtu=pmtu, evidence=evidence,
+    r, flow = seen.results, plan.flow
+    probe = {"kind": flow.kind, "port": aim.dport, "count": r.sent if r else 0,
+             "replies": r.replies if r else 0, "outcome": r.outcome if r else None,
+             "detail": (r.error or r.detail) if r else None,
+             "rtt_ms": round(r.rtt_ms, 3) if r and r.rtt_ms else None,
+             "icmp_errors": r.icmp_errors if r else [],
+             "wait_cut_short": bool(r and r.cut_short),
+             "tag": {"icmp_id": plan.ident, "cookie": f"{flow.cookie:08x}"}
+             if flow.kind == "icmp" else {"source_port": flow.sport}}
+    return TraceReport(target=plan.facts.target, destination=aim.destination, probe=probe,
+                       hops=found.sightings, findings=plan.findings, verdict=verdict,
+                       path=plan.path, pmtu=found.pmtu, evidence=found.summary,
                        elapsed_ms=int((time.monotonic() - started) * 1000))
+
+
+# ------------------------------------------------------------------ helpers
+
+def hop_netns(path: dict, hop: dict) -> netns.Netns:
+    inode = hop["netns_inode"]
+    for ns in (path["target"]["netns"], path.get("host_netns")):
+        if ns and ns["inode"] == inode:
+            return netns.Netns.from_dict(ns)
+    raise InternalError(f"lost track of the namespace of {hop['name']} (a bug: please report "
+                        f"it, with --debug output)")
 
 
 def _gone(target) -> TargetNotFound:
@@ -285,7 +358,7 @@ def _gone(target) -> TargetNotFound:
 
 def _hop_present(path: dict, hop: dict) -> bool:
     try:
-        ns = _hop_netns(path, hop)
+        ns = hop_netns(path, hop)
         return ns.present() and netns.call_in(ns, socket.if_nametoindex,
                                               hop["name"]) == hop["ifindex"]
     except (OSError, NetdoctorError):
@@ -308,7 +381,7 @@ def _check_family(facts, dst: str) -> None:
                      f"shows the IPv6 path")
 
 
-def _probe_lengths(proto: str, mtu: int, dns_name: Optional[str]) -> tuple:
+def _probe_lengths(proto: str, mtu: int, dns_name: str) -> tuple:
     """The IP and Ethernet lengths the probe's packets have on the devices (what the kernel's
     device events report), so its skbs can be picked out of the trace."""
     if proto == "icmp":
@@ -316,36 +389,5 @@ def _probe_lengths(proto: str, mtu: int, dns_name: Optional[str]) -> tuple:
     elif proto == "tcp":
         ip_lengths = (60, 40)  # SYN with Linux's options; a bare SYN/RST
     else:
-        name = dns_name if dns_name and not dns_wire.is_address(dns_name) else "."
-        ip_lengths = (20 + 8 + len(dns_wire.encode_query(name)[1]),)
+        ip_lengths = (20 + 8 + len(dns_wire.encode_query(dns_name)[1]),)
     return tuple(sorted({n for l in ip_lengths for n in (l, l + 14)}))
-
-
-def _probe_frees(events: list, lengths: tuple):
-    """(kfree event, last device) for each free with a reason of an skb last seen on a device
-    with one of the probe's lengths. The free ends that skb: its memory, reused for the next
-    packet, counts again only after another device event of the probe's lengths."""
-    last_dev = {}
-    for e in events:
-        if e.event != "kfree_skb":
-            if e.length in lengths:
-                last_dev[e.skbaddr] = e.dev
-            continue
-        if e.reason and e.reason != "NOT_SPECIFIED" and e.skbaddr in last_dev:
-            yield e, last_dev.pop(e.skbaddr)
-
-
-def _dropped_skbs(events: list, lengths: tuple, devices: set) -> list:
-    """One entry per probe packet freed with a reason after being seen on one of devices.
-    (Counted per free, not per address: the kernel reuses one skb's memory for the next.)"""
-    return [(e.skbaddr, e.ts) for e, dev in _probe_frees(events, lengths) if dev in devices]
-
-
-def _probe_drops(events: list, lengths: tuple) -> list:
-    """(reason, location, last device) of every skb that carried one of the probe's lengths
-    on a device and was then freed with a reason, first ones first."""
-    out = []
-    for e, dev in _probe_frees(events, lengths):
-        if (e.reason, e.location, dev) not in out:
-            out.append((e.reason, e.location, dev))
-    return out

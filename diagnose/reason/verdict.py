@@ -1,180 +1,23 @@
-"""localize(sightings) -> HopVerdict, and decide(...) -> Verdict: pure, no I/O.
+"""decide(case) -> Verdict: why the probe stopped where it did. Pure, no I/O.
 
-Where did the probe stop? The furthest hop that saw the request; if a reply was seen
-somewhere, the hop nearest the container that saw it. Why? The finding (from the checks)
-that blocks at that place, confirmed or chosen by the kernel's drop reason and by the rule
-whose counter moved; failing any finding, the evidence itself names the cause.
+Every verdict rule is here, as one ordered list (RULES): the first rule that applies
+decides. A rule reads a Case (where the probe stopped, what each hop saw, the checks'
+findings, the kernel's drop reasons, the rule counters that moved, the name resolution)
+and names a cause, or passes. Findings say where their fault stops a packet and how they
+rank as a cause (a check's `blocks_at`, `precedence`, `structural`, in checks/); the
+kernel's drop reason, the counters and the captures confirm, choose or stand in for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Optional
 
 from netdoctor.diagnose.facts.namespace import is_unrouted
+from netdoctor.diagnose.reason.evidence import Flow, HopVerdict, unanswered_next_hop
 
-ORDER = ("container", "host-veth", "bridge", "uplink")
-
-
-@dataclass(frozen=True)
-class Flow:
-    kind: str  # icmp, tcp, udp
-    src: str  # the container's address
-    dst: str
-    cookie: int = 0
-    sport: int = 0
-    dport: int = 0
-
-
-def classify(frame, flow: Flow) -> Optional[str]:
-    """'request', 'reply', 'error' (an ICMP error about the probe), 'arp', or None."""
-    if frame.proto == "arp":
-        return "arp"
-    if frame.proto == "icmp":
-        if frame.icmp_type in (8, 0) and flow.kind == "icmp" and frame.cookie == flow.cookie:
-            return "request" if frame.icmp_type == 8 else "reply"
-        if frame.inner is not None and frame.inner[1] == flow.dst:
-            return "error"
-        return None
-    if frame.proto == flow.kind and flow.kind in ("tcp", "udp"):
-        if frame.sport == flow.sport and frame.dport == flow.dport:
-            return "request"
-        if frame.dport == flow.sport and frame.sport == flow.dport:
-            return "reply"
-    return None
-
-
-@dataclass(frozen=True)
-class HopSighting:
-    role: str
-    name: str
-    netns: str
-    request_seen: int = 0
-    reply_seen: int = 0
-    first_seen_ns: Optional[int] = None
-    addresses_seen: dict = field(default_factory=dict)
-    arp_requests: int = 0
-    arp_replies: int = 0
-    icmp_errors: tuple = ()
-    capture_error: Optional[str] = None
-    arp_unanswered: tuple = ()  # addresses ARP asked for here that never answered
-
-    def to_dict(self, t0: Optional[int]) -> dict:
-        d = asdict(self)
-        d.pop("first_seen_ns")
-        d["icmp_errors"] = list(self.icmp_errors)
-        d["first_seen_us"] = (None if self.first_seen_ns is None or t0 is None
-                              else round((self.first_seen_ns - t0) / 1000))
-        return d
-
-
-def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
-          capture_error: Optional[str] = None) -> HopSighting:
-    req = rep = arp_req = arp_rep = 0
-    first = None
-    seen: dict = {}
-    errors = []
-    asked, answered = [], set()
-    for f in frames:
-        kind = classify(f, flow)
-        if kind is None:
-            continue
-        if kind == "arp":
-            if f.arp_op == 1:
-                arp_req += 1
-                asked.append(f.dst)
-            elif f.arp_op == 2:
-                arp_rep += 1
-                answered.add(f.src)
-            continue
-        if first is None or (f.ts_ns and f.ts_ns < first):
-            first = f.ts_ns
-        if kind == "request":
-            req += 1
-            seen.setdefault("request", f"{f.src} -> {f.dst}")
-        elif kind == "reply":
-            rep += 1
-            seen.setdefault("reply", f"{f.src} -> {f.dst}")
-        else:
-            errors.append(f"ICMP type {f.icmp_type} from {f.src}")
-    return HopSighting(role, name, netns, req, rep, first, seen, arp_req, arp_rep,
-                       tuple(dict.fromkeys(errors)), capture_error,
-                       tuple(a for a in dict.fromkeys(asked) if a and a not in answered))
-
-
-@dataclass(frozen=True)
-class HopVerdict:
-    reachable: bool
-    stopped_at: Optional[str]
-    direction: Optional[str]
-
-
-def answered_by_host(sightings: list, replied: bool) -> bool:
-    """The container got an answer that never crossed the uplink: the host itself made it
-    (an iptables REJECT's RST or ICMP error), not the destination."""
-    up = next((s for s in sightings if s.role == "uplink"), None)
-    inner_reply = any(s.reply_seen for s in sightings if s.role != "uplink")
-    return replied and up is not None and up.capture_error is None and not up.reply_seen \
-        and inner_reply
-
-
-def localize(sightings: list, replied: bool) -> HopVerdict:
-    """sightings in path order (container first)."""
-    if replied and not answered_by_host(sightings, replied):
-        return HopVerdict(True, None, None)
-    if replied:  # the host answered in the destination's place: where did the request stop?
-        with_request = [i for i, s in enumerate(sightings) if s.request_seen]
-        return HopVerdict(False, sightings[max(with_request)].role if with_request else None,
-                          "request")
-    with_reply = [i for i, s in enumerate(sightings) if s.reply_seen]
-    if with_reply:
-        return HopVerdict(False, sightings[min(with_reply)].role, "reply")
-    with_request = [i for i, s in enumerate(sightings) if s.request_seen]
-    if with_request:
-        return HopVerdict(False, sightings[max(with_request)].role, "request")
-    return HopVerdict(False, None, "request")
-
-
-# Where each check's fault stops a probe: (direction, role of the last hop that sees it).
-# None as role: the probe never leaves the container.
-# Listed root causes first: when several findings could explain the same stop, the one
-# earlier here is the cause and the later ones are its symptoms (a gateway's ARP entry
-# fails *because* the veth is down, not the other way round). A neighbour entry that
-# fails, for instance, can leave nothing at all on the wire (None) or only ARP.
-BLOCKS_AT = {
-    "container-no-interface": [("request", None)],
-    "container-link-down": [("request", None)],
-    "container-no-address": [("request", None)],
-    "container-no-default-route": [("request", None)],
-    "container-output-dropped": [("request", None)],
-    "veth-down": [("request", None), ("request", "container")],
-    "veth-not-attached": [("request", None), ("request", "container"), ("request", "host-veth"),
-                          ("request", "bridge")],  # on the wrong bridge, the host still routes
-    "bridge-down": [("request", None), ("request", "container"), ("request", "host-veth")],
-    "container-wrong-gateway": [("request", None), ("request", "container")],
-    "ip-conflict": [("request", None), ("request", "container"), ("request", "bridge"),
-                    ("reply", "uplink"), ("reply", "bridge")],
-    "ip-forward-disabled": [("request", "bridge")],
-    "uplink-down": [("request", "bridge")],
-    "host-no-route": [("request", "bridge")],
-    "rp-filter-drop": [("request", "bridge"), ("request", "host-veth"), ("reply", "uplink"),
-                       ("request", None), ("request", "container")],  # it silences ARP too
-    "forward-dropped": [("request", "bridge"), ("reply", "uplink")],
-    "nat-missing": [("request", "uplink")],
-    "neighbour-failed": [("request", None), ("request", "container"), ("request", "host-veth"),
-                         ("request", "bridge")],
-    "bridge-netfilter": [("request", "bridge")],
-    "mtu-mismatch": [("request", "container"), ("request", "host-veth"), ("request", "bridge")],
-    "dns-unreachable": [],
-}
-PRIORITY = {cid: i for i, cid in enumerate(BLOCKS_AT)}
-# Faults of the wiring itself. When one of them blocks where the probe stopped, it is the
-# cause, whatever the kernel's drop reason: a firewall drop of packets that arrive on the
-# wrong bridge is a symptom, and opening the firewall would not repair the container.
-STRUCTURAL = tuple(list(BLOCKS_AT)[:list(BLOCKS_AT).index("ip-conflict") + 1])
-NETFILTER_CAUSES = ("forward-dropped", "bridge-netfilter", "container-output-dropped")
-
-# What the kernel's drop reason says, in the catalog's words.
+# What the kernel's drop reason says, in the catalog's words (first: the likeliest alone).
 REASON_CAUSES = {
     "IP_INADDRERRORS": ["ip-forward-disabled", "host-no-route"],
     "NETFILTER_DROP": ["forward-dropped", "bridge-netfilter", "container-output-dropped"],
@@ -188,6 +31,9 @@ REASON_CAUSES = {
     "IP_LOCAL_SOURCE": ["ip-conflict"],
     "IP_INVALID_SOURCE": ["ip-conflict"],
 }
+# Causes a dropping rule makes: for them, and only them, the rule whose counter moved is
+# evidence.
+RULE_CAUSES = ("forward-dropped", "bridge-netfilter", "container-output-dropped")
 
 
 @dataclass(frozen=True)
@@ -208,85 +54,202 @@ class Verdict:
         return d
 
 
-def unanswered_next_hop(sightings: list, hv: HopVerdict,
-                        next_hops: Optional[dict] = None) -> Optional[tuple]:
-    """(hop, address) when the hop the request should have left by next asked ARP for its
-    next hop and got no answer: the request waits in the kernel's neighbour queue, and is
-    never seen there. next_hops maps a role to the address its kernel sends to (a gateway,
-    or the destination on the link); without it, any unanswered address counts."""
-    if hv.reachable or hv.direction != "request":
-        return None
-    roles = [s.role for s in sightings]
-    i = roles.index(hv.stopped_at) + 1 if hv.stopped_at in roles else 0
-    if i >= len(sightings):
-        return None
-    hop = sightings[i]
-    want = (next_hops or {}).get(hop.role)
-    for address in hop.arp_unanswered:
-        if want is None or address == want:
-            return hop, address
+@dataclass
+class Case:
+    """Everything a verdict rests on. drops: [(reason, location, device)] of the probe's skbs,
+    device being the last one the skb was seen on; rule_hits: dropping rules and policies
+    whose counters moved during the probe; next_hops: role -> the address that hop's kernel
+    sends to (see unanswered_next_hop); dns_failure: why the name did not resolve (the
+    probe then went to the nameserver); pmtu: the full-size probe's outcome."""
+
+    hops: HopVerdict
+    sightings: list
+    findings: list
+    drops: list = field(default_factory=list)
+    rule_hits: list = field(default_factory=list)
+    flow: Optional[Flow] = None
+    evidence_used: tuple = ()
+    next_hops: Optional[dict] = None
+    dns_failure: Optional[str] = None
+    pmtu: Optional[dict] = None
+
+    @cached_property
+    def kernel_drop(self) -> tuple:
+        """(reason, location) of the first drop on the probe's path: tracefs sees the whole
+        machine, and only the path's devices count."""
+        path_devices = {s.name for s in self.sightings}
+        on_path = [(r, loc) for r, loc, dev in self.drops if dev in path_devices]
+        return on_path[0] if on_path else (None, None)
+
+    @cached_property
+    def errors(self) -> list:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @cached_property
+    def blocking_here(self) -> list:
+        """Error findings whose fault stops a packet where this one stopped, root causes
+        first."""
+        def blocks_here(f) -> bool:
+            places = f.blocks_at
+            direction = (f.evidence or {}).get("direction")
+            if direction:
+                places = [p for p in places if p[0] == direction]
+            return (self.hops.direction, self.hops.stopped_at) in places
+
+        return sorted((f for f in self.errors if blocks_here(f)), key=lambda f: f.precedence)
+
+    @cached_property
+    def by_reason(self) -> list:
+        return REASON_CAUSES.get(self.kernel_drop[0] or "", [])
+
+    @cached_property
+    def unanswered_arp(self) -> Optional[tuple]:
+        return unanswered_next_hop(self.sightings, self.hops, self.next_hops)
+
+    def stopped(self, role: str, direction: str = "request") -> bool:
+        return self.hops.stopped_at == role and self.hops.direction == direction
+
+
+# ------------------------------------------------------------------ the rules, in order
+
+def _dns_answered_without_address(c: Case) -> Optional[Verdict]:
+    """The name did not resolve, yet the probe to the nameserver was answered: it answers,
+    without an address."""
+    if c.dns_failure and c.hops.reachable:
+        return Verdict(False, None, None, "dns-no-answer", evidence_used=c.evidence_used,
+                       explanation=f"the nameserver answers, but: {c.dns_failure}")
     return None
 
 
-def decide(hv: HopVerdict, sightings: list, findings: list, drops: list, rule_hits: list,
-           flow: Flow, evidence_used: tuple, next_hops: Optional[dict] = None) -> Verdict:
-    """The cause of the hop verdict. drops: [(reason, location, device)] of the probe's skbs,
-    device being the last one the skb was seen on; rule_hits: dropping rules/policies whose
-    counters moved during the probe; next_hops: see unanswered_next_hop."""
-    # tracefs sees the whole machine: a drop counts only where the probe's path runs.
-    path_devices = {s.name for s in sightings}
-    on_path = [(r, loc) for r, loc, dev in drops if dev in path_devices]
-    reason, location = (on_path[0] if on_path else (None, None))
-    rule = rule_hits[0]["where"] + ": " + rule_hits[0]["text"] if rule_hits else None
-    if hv.reachable:
-        return Verdict(True, None, None, None, None, None, None, evidence_used,
-                       "the probe was answered")
-    errors = [f for f in findings if f.severity == "error"]
+def _path_mtu_black_hole(c: Case) -> Optional[Verdict]:
+    """Small packets pass; a full-size don't-fragment packet neither passes nor is refused
+    with a 'fragmentation needed' that the sender would learn from."""
+    if c.hops.reachable and c.pmtu is not None and not c.pmtu["discovery_works"]:
+        return Verdict(True, None, None, "mtu-mismatch", evidence_used=c.evidence_used,
+                       explanation=f"small packets pass, a {c.pmtu['size']}-byte "
+                                   f"don't-fragment packet does not: a path-MTU black hole")
+    return None
 
-    def blocks_here(f) -> bool:
-        places = BLOCKS_AT.get(f.id, [])
-        if f.id == "forward-dropped":
-            direction = f.evidence.get("direction", "request")
-            places = [p for p in places if p[0] == direction]
-        return (hv.direction, hv.stopped_at) in places
 
-    arp = unanswered_next_hop(sightings, hv, next_hops)
-    candidates = sorted((f for f in errors if blocks_here(f)),
-                        key=lambda f: PRIORITY.get(f.id, len(PRIORITY)))
-    by_reason = REASON_CAUSES.get(reason or "", [])
-    cause = None
-    if candidates and candidates[0].id in STRUCTURAL:
-        cause = candidates[0].id
-    elif candidates and by_reason:
-        agreeing = [f for f in candidates if f.id in by_reason]
-        cause = (agreeing or candidates)[0].id
-    elif candidates:
-        cause = candidates[0].id
-    elif by_reason:
-        cause = by_reason[0]
-    elif rule_hits and hv.stopped_at in ("bridge", "uplink"):
-        cause = "forward-dropped"
-    elif arp is not None:
-        cause = "neighbour-failed"
-    elif hv.stopped_at == "uplink" and hv.direction == "request":
-        up = next((s for s in sightings if s.role == "uplink"), None)
-        src = (up.addresses_seen.get("request", "").split(" -> ")[0] if up else "")
-        if src == flow.src and is_unrouted(flow.src):
-            cause = "nat-missing"
-        else:
-            cause = "upstream-no-reply"
-    else:
-        blocking = [f for f in errors if BLOCKS_AT.get(f.id)]
-        cause = blocking[0].id if blocking else "unknown"
+def _answered(c: Case) -> Optional[Verdict]:
+    if c.hops.reachable:
+        return Verdict(True, None, None, None, evidence_used=c.evidence_used,
+                       explanation="the probe was answered")
+    return None
+
+
+def _wiring_fault_where_it_stopped(c: Case) -> Optional[str]:
+    """A fault of the wiring that blocks here is the cause, whatever the kernel says."""
+    first = c.blocking_here[0] if c.blocking_here else None
+    return first.id if first is not None and first.structural else None
+
+
+def _finding_the_kernel_confirms(c: Case) -> Optional[str]:
+    """Of the findings that block here, the first the kernel's drop reason agrees with (or,
+    when none agrees, the first of them)."""
+    if c.blocking_here and c.by_reason:
+        agreeing = [f for f in c.blocking_here if f.id in c.by_reason]
+        return (agreeing or c.blocking_here)[0].id
+    return None
+
+
+def _finding_where_it_stopped(c: Case) -> Optional[str]:
+    return c.blocking_here[0].id if c.blocking_here else None
+
+
+def _kernel_drop_reason(c: Case) -> Optional[str]:
+    return c.by_reason[0] if c.by_reason else None
+
+
+def _dropping_rule_counted(c: Case) -> Optional[str]:
+    """A dropping rule's counter moved while the probe crossed the host."""
+    if c.rule_hits and c.hops.stopped_at in ("bridge", "uplink"):
+        return "forward-dropped"
+    return None
+
+
+def _next_hop_never_answered(c: Case) -> Optional[str]:
+    """The hop the request should leave by asked ARP for its next hop, and nothing answered:
+    the request waits in the neighbour queue and is never seen there."""
+    return "neighbour-failed" if c.unanswered_arp is not None else None
+
+
+def _left_untranslated(c: Case) -> Optional[str]:
+    """The container's own private source address was seen leaving the uplink."""
+    if not c.stopped("uplink"):
+        return None
+    up = next((s for s in c.sightings if s.role == "uplink"), None)
+    src = up.addresses_seen.get("request", "").split(" -> ")[0] if up else ""
+    flow_src = c.flow.src if c.flow is not None else ""
+    return "nat-missing" if src and src == flow_src and is_unrouted(flow_src) else None
+
+
+def _nameserver_silent_beyond_the_uplink(c: Case) -> Optional[str]:
+    if c.dns_failure and c.stopped("uplink"):
+        return "dns-unreachable"
+    return None
+
+
+def _left_and_nothing_came_back(c: Case) -> Optional[str]:
+    return "upstream-no-reply" if c.stopped("uplink") else None
+
+
+def _finding_that_blocks_anywhere(c: Case) -> Optional[str]:
+    blocking = [f for f in c.errors if f.blocks_at]
+    return blocking[0].id if blocking else None
+
+
+def _name_did_not_resolve(c: Case) -> Optional[str]:
+    return "dns-unreachable" if c.dns_failure else None
+
+
+def _nothing_explains_it(c: Case) -> Optional[str]:
+    return "unknown"
+
+
+# (what the rule says, the rule): verdict rules return a whole Verdict, cause rules a cause.
+RULES: list = [
+    ("the name did not resolve, but the nameserver answers", _dns_answered_without_address),
+    ("small packets pass, full-size ones vanish", _path_mtu_black_hole),
+    ("the probe was answered", _answered),
+    ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
+    ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
+    ("a finding blocks where it stopped", _finding_where_it_stopped),
+    ("the kernel's drop reason", _kernel_drop_reason),
+    ("a dropping rule's counter moved", _dropping_rule_counted),
+    ("the next hop never answered ARP", _next_hop_never_answered),
+    ("a private source left the uplink untranslated", _left_untranslated),
+    ("the nameserver is silent beyond the uplink", _nameserver_silent_beyond_the_uplink),
+    ("it left the uplink and nothing came back", _left_and_nothing_came_back),
+    ("a finding blocks somewhere on the path", _finding_that_blocks_anywhere),
+    ("the name did not resolve", _name_did_not_resolve),
+    ("nothing explains it", _nothing_explains_it),
+]
+
+
+def decide(case: Case) -> Verdict:
+    for _, rule in RULES:
+        decided = rule(case)
+        if isinstance(decided, Verdict):
+            return decided
+        if decided is not None:
+            return _explained(case, decided)
+    raise AssertionError("the last rule always decides")  # pragma: no cover
+
+
+def _explained(c: Case, cause: str) -> Verdict:
+    hv = c.hops
+    reason, location = c.kernel_drop
     explanation = (f"the {hv.direction} was last seen at {hv.stopped_at}"
                    if hv.stopped_at else "the request never left the container")
-    if cause == "neighbour-failed" and arp is not None:
-        explanation += (f"; on {arp[0].name} ({arp[0].role}) ARP asked for {arp[1]} and "
-                        f"nothing answered")
-    if cause not in NETFILTER_CAUSES:
-        rule = None  # a counter that moved is evidence only when a rule is the cause
-    elif cause == "container-output-dropped":
+    if cause == "neighbour-failed" and c.unanswered_arp is not None:
+        hop, address = c.unanswered_arp
+        explanation += f"; on {hop.name} ({hop.role}) ARP asked for {address} and nothing answered"
+    rule = None  # a counter that moved is evidence only when a rule is the cause
+    if cause == "container-output-dropped":
         # The moved counters are the host's; the container's rule is the finding's.
-        rule = next((f.vars.get("rule") for f in errors if f.id == cause), None)
+        rule = next((f.vars.get("rule") for f in c.errors if f.id == cause), None)
+    elif cause in RULE_CAUSES and c.rule_hits:
+        rule = c.rule_hits[0]["where"] + ": " + c.rule_hits[0]["text"]
     return Verdict(False, hv.stopped_at, hv.direction, cause, reason, location, rule,
-                   evidence_used, explanation)
+                   c.evidence_used, explanation)

@@ -7,7 +7,8 @@ from netdoctor.capture.probe import echo_packet
 from netdoctor.capture.sockets import parse_frame
 from netdoctor.capture.tracefs import parse_trace
 from netdoctor.checks import Finding
-from netdoctor.diagnose.reason import verdict as L
+from netdoctor.diagnose.reason import evidence as E
+from netdoctor.diagnose.reason import verdict as V
 from netdoctor.diagnose.facts.ruleset import Ruleset
 from netdoctor.diagnose.parse import iptables_save
 from netdoctor.diagnose.reason import rules
@@ -79,71 +80,70 @@ garbage line
 
 
 def test_tracefs_parser_and_probe_drops():
-    from netdoctor.diagnose.pipeline.trace import _probe_drops
 
     events = parse_trace(TRACE)
     assert [e.event for e in events] == ["net_dev_queue", "netif_receive_skb", "netif_receive_skb",
                                          "kfree_skb", "kfree_skb"]
     assert events[3].reason == "IP_INADDRERRORS" and events[3].location == "ip_error+0x94/0x220"
     # Only the skb that carried the probe's length counts; the other drop is someone else's.
-    assert _probe_drops(events, (89, 103)) == [("IP_INADDRERRORS", "ip_error+0x94/0x220", "ndbr0")]
+    assert E.probe_drops(events, (89, 103)) == [("IP_INADDRERRORS", "ip_error+0x94/0x220", "ndbr0")]
 
 
 def sightings(req, rep, uplink_capture_error=None):
     roles = ("container", "host-veth", "bridge", "uplink")
     names = ("eth0", "veth-test", "ndbr0", "eth0")
-    return [L.HopSighting(r, names[i], "ns", req[i], rep[i],
+    return [E.HopSighting(r, names[i], "ns", req[i], rep[i],
                           capture_error=uplink_capture_error if r == "uplink" else None)
             for i, r in enumerate(roles)]
 
 
 def test_localize():
-    assert L.localize(sightings([1, 1, 1, 1], [1, 1, 1, 1]), True).reachable
-    assert L.localize(sightings([1, 1, 1, 0], [0, 0, 0, 0]), False) == \
-        L.HopVerdict(False, "bridge", "request")
-    assert L.localize(sightings([1, 1, 1, 1], [0, 0, 0, 1]), False) == \
-        L.HopVerdict(False, "uplink", "reply")
-    assert L.localize(sightings([0, 0, 0, 0], [0, 0, 0, 0]), False) == \
-        L.HopVerdict(False, None, "request")
+    assert E.localize(sightings([1, 1, 1, 1], [1, 1, 1, 1]), True).reachable
+    assert E.localize(sightings([1, 1, 1, 0], [0, 0, 0, 0]), False) == \
+        E.HopVerdict(False, "bridge", "request")
+    assert E.localize(sightings([1, 1, 1, 1], [0, 0, 0, 1]), False) == \
+        E.HopVerdict(False, "uplink", "reply")
+    assert E.localize(sightings([0, 0, 0, 0], [0, 0, 0, 0]), False) == \
+        E.HopVerdict(False, None, "request")
     # An answer that never crossed the uplink came from the host (a REJECT), not the server.
-    assert L.localize(sightings([1, 1, 1, 0], [1, 1, 0, 0]), True) == \
-        L.HopVerdict(False, "bridge", "request")
+    assert E.localize(sightings([1, 1, 1, 0], [1, 1, 0, 0]), True) == \
+        E.HopVerdict(False, "bridge", "request")
 
 
 def finding(cid, **evidence):
     return Finding(cid, "error", "host", "lab:test", "m", evidence, "fix")
 
 
-FLOW = L.Flow("icmp", "172.29.0.2", "203.0.113.80", cookie=1)
+FLOW = E.Flow("icmp", "172.29.0.2", "203.0.113.80", cookie=1)
 
 
 def test_decide_prefers_the_root_cause_and_the_kernel_reason():
-    hv = L.HopVerdict(False, None, "request")
-    v = L.decide(hv, [], [finding("neighbour-failed"), finding("veth-down")], [], [], FLOW, ())
+    hv = E.HopVerdict(False, None, "request")
+    v = V.decide(V.Case(hv, [], [finding("neighbour-failed"), finding("veth-down")], [], [], FLOW, ()))
     assert v.cause == "veth-down"
-    hv = L.HopVerdict(False, "bridge", "request")
+    hv = E.HopVerdict(False, "bridge", "request")
     both = [finding("forward-dropped", direction="request"), finding("ip-forward-disabled")]
-    v = L.decide(hv, sightings([1, 1, 1, 0], [0] * 4), both,
-                 [("NETFILTER_DROP", "nft_do_chain", "ndbr0")], [], FLOW, ())
+    v = V.decide(V.Case(hv, sightings([1, 1, 1, 0], [0] * 4), both,
+                 [("NETFILTER_DROP", "nft_do_chain", "ndbr0")], [], FLOW, ()))
     assert v.cause == "forward-dropped" and v.kernel_drop_reason == "NETFILTER_DROP"
-    v = L.decide(hv, sightings([1, 1, 1, 0], [0] * 4), both,
-                 [("IP_INADDRERRORS", "ip_error", "ndbr0")], [], FLOW, ())
+    v = V.decide(V.Case(hv, sightings([1, 1, 1, 0], [0] * 4), both,
+                 [("IP_INADDRERRORS", "ip_error", "ndbr0")], [], FLOW, ()))
     assert v.cause == "ip-forward-disabled"
 
 
 def test_decide_from_evidence_alone():
-    up = L.HopVerdict(False, "uplink", "request")
+    up = E.HopVerdict(False, "uplink", "request")
     s = sightings([1, 1, 1, 1], [0] * 4)
-    s[3] = L.HopSighting("uplink", "eth0", "ns", 1, 0,
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
                          addresses_seen={"request": "172.29.0.2 -> 203.0.113.80"})
-    assert L.decide(up, s, [], [], [], FLOW, ()).cause == "nat-missing"
-    s[3] = L.HopSighting("uplink", "eth0", "ns", 1, 0,
+    assert V.decide(V.Case(up, s, [], [], [], FLOW, ())).cause == "nat-missing"
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
                          addresses_seen={"request": "198.51.100.2 -> 203.0.113.80"})
-    v = L.decide(up, s, [], [("NETFILTER_DROP", "x", "wan0")], [], FLOW, ())
+    v = V.decide(V.Case(up, s, [], [("NETFILTER_DROP", "x", "wan0")], [], FLOW, ()))
     assert v.cause == "upstream-no-reply" and v.kernel_drop_reason is None  # not on our path
-    br = L.HopVerdict(False, "bridge", "request")
-    v = L.decide(br, sightings([1, 1, 1, 0], [0] * 4), [], [("IP_RPFILTER", "x", "ndbr0")], [],
-                 FLOW, ())
+    br = E.HopVerdict(False, "bridge", "request")
+    v = V.decide(V.Case(br, sightings([1, 1, 1, 0], [0] * 4), [], [("IP_RPFILTER", "x", "ndbr0")], [],
+                 FLOW, ()))
     assert v.cause == "rp-filter-drop"
 
 
@@ -158,24 +158,24 @@ def test_unanswered_arp_for_the_next_hop_is_a_failed_neighbour():
     # The request is last seen on the bridge; the uplink asks for the host's gateway again and
     # again, and nothing answers: the request waits in the neighbour queue.
     asked = [arp_frame(1, "198.51.100.2", "198.51.100.99") for _ in range(2)]
-    up = L.sight("uplink", "eth0", "ns", asked, FLOW)
+    up = E.sight("uplink", "eth0", "ns", asked, FLOW)
     assert up.arp_unanswered == ("198.51.100.99",)
     s = sightings([2, 2, 2, 0], [0] * 4)
     s[3] = up
-    br = L.HopVerdict(False, "bridge", "request")
-    v = L.decide(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.99"})
+    br = E.HopVerdict(False, "bridge", "request")
+    v = V.decide(V.Case(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.99"}))
     assert v.cause == "neighbour-failed" and "198.51.100.99" in v.explanation
     # ARP for someone else on the uplink says nothing about the probe's next hop.
-    assert L.decide(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.1"}).cause == "unknown"
+    assert V.decide(V.Case(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.1"})).cause == "unknown"
     # Answered ARP is no failure.
     answered = asked + [arp_frame(2, "198.51.100.99", "198.51.100.2")]
-    s[3] = L.sight("uplink", "eth0", "ns", answered, FLOW)
+    s[3] = E.sight("uplink", "eth0", "ns", answered, FLOW)
     assert s[3].arp_unanswered == ()
-    assert L.decide(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.99"}).cause == "unknown"
+    assert V.decide(V.Case(br, s, [], [], [], FLOW, (), {"uplink": "198.51.100.99"})).cause == "unknown"
     # A dropping rule whose counter moved outranks it.
     hit = [{"where": "iptables-nft filter FORWARD rule 1", "text": "-j DROP"}]
     s[3] = up
-    assert L.decide(br, s, [], [], hit, FLOW, (), {"uplink": "198.51.100.99"}).cause == \
+    assert V.decide(V.Case(br, s, [], [], hit, FLOW, (), {"uplink": "198.51.100.99"})).cause == \
         "forward-dropped"
 
 
@@ -249,10 +249,33 @@ def test_a_hop_in_no_namespace_of_the_path_is_netdoctors_bug_not_the_users():
 
     path = {"target": {"netns": {"name": "c", "inode": 1, "path": "/run/netns/c"}},
             "host_netns": {"name": "h", "inode": 2, "path": "/run/netns/h"}}
-    assert trace._hop_netns(path, {"name": "eth0", "netns_inode": 2}).name == "h"
+    assert trace.hop_netns(path, {"name": "eth0", "netns_inode": 2}).name == "h"
     try:
-        trace._hop_netns(path, {"name": "eth9", "netns_inode": 3})
+        trace.hop_netns(path, {"name": "eth9", "netns_inode": 3})
     except InternalError as e:
         assert e.status == ExitStatus.INTERNAL and "eth9" in str(e)
     else:
         raise AssertionError("no error for a hop outside the path's namespaces")
+
+
+def test_name_resolution_and_path_mtu_are_verdict_rules_too():
+    reached = E.HopVerdict(True, None, None)
+    failure = "cannot resolve 'x' (x: REFUSED from 203.0.113.53)"
+    v = V.decide(V.Case(reached, sightings([1, 1, 1, 1], [1, 1, 1, 1]), [], flow=FLOW,
+                        dns_failure=failure))
+    assert (v.reachable, v.cause) == (False, "dns-no-answer") and failure in v.explanation
+    silent = E.HopVerdict(False, "uplink", "request")
+    s = sightings([1, 1, 1, 1], [0] * 4)
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
+                         addresses_seen={"request": "198.51.100.2 -> 203.0.113.53"})
+    v = V.decide(V.Case(silent, s, [], flow=FLOW, dns_failure=failure))
+    assert (v.cause, v.stopped_at) == ("dns-unreachable", "uplink")
+    hole = {"size": 1500, "discovery_works": False}
+    v = V.decide(V.Case(reached, sightings([1, 1, 1, 1], [1, 1, 1, 1]), [], flow=FLOW,
+                        pmtu=hole))
+    assert (v.reachable, v.cause) == (True, "mtu-mismatch") and "1500-byte" in v.explanation
+    v = V.decide(V.Case(reached, [], [], pmtu=dict(hole, discovery_works=True)))
+    assert (v.reachable, v.cause) == (True, None)
+    # The rules are one ordered list, each saying what it decides on.
+    assert [name for name, _ in V.RULES][0] == \
+        "the name did not resolve, but the nameserver answers"

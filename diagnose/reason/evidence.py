@@ -1,0 +1,181 @@
+"""What the probe left behind, read hop by hop: pure, no I/O.
+
+sight() turns each hop's captured frames into a HopSighting (request and reply seen, the
+addresses they carried, ARP asked and answered, ICMP errors); localize() says where the
+probe stopped: the furthest hop that saw the request; if a reply was seen somewhere, the
+hop nearest the container that saw it. probe_drops() picks the probe's own skbs out of the
+kernel's drop events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+@dataclass(frozen=True)
+class Flow:
+    kind: str  # icmp, tcp, udp
+    src: str  # the container's address
+    dst: str
+    cookie: int = 0
+    sport: int = 0
+    dport: int = 0
+
+
+def classify(frame, flow: Flow) -> Optional[str]:
+    """'request', 'reply', 'error' (an ICMP error about the probe), 'arp', or None."""
+    if frame.proto == "arp":
+        return "arp"
+    if frame.proto == "icmp":
+        if frame.icmp_type in (8, 0) and flow.kind == "icmp" and frame.cookie == flow.cookie:
+            return "request" if frame.icmp_type == 8 else "reply"
+        if frame.inner is not None and frame.inner[1] == flow.dst:
+            return "error"
+        return None
+    if frame.proto == flow.kind and flow.kind in ("tcp", "udp"):
+        if frame.sport == flow.sport and frame.dport == flow.dport:
+            return "request"
+        if frame.dport == flow.sport and frame.sport == flow.dport:
+            return "reply"
+    return None
+
+
+@dataclass(frozen=True)
+class HopSighting:
+    role: str
+    name: str
+    netns: str
+    request_seen: int = 0
+    reply_seen: int = 0
+    first_seen_ns: Optional[int] = None
+    addresses_seen: dict = field(default_factory=dict)
+    arp_requests: int = 0
+    arp_replies: int = 0
+    icmp_errors: tuple = ()
+    capture_error: Optional[str] = None
+    arp_unanswered: tuple = ()  # addresses ARP asked for here that never answered
+
+    def to_dict(self, t0: Optional[int]) -> dict:
+        d = asdict(self)
+        d.pop("first_seen_ns")
+        d["icmp_errors"] = list(self.icmp_errors)
+        d["first_seen_us"] = (None if self.first_seen_ns is None or t0 is None
+                              else round((self.first_seen_ns - t0) / 1000))
+        return d
+
+
+def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
+          capture_error: Optional[str] = None) -> HopSighting:
+    req = rep = arp_req = arp_rep = 0
+    first = None
+    seen: dict = {}
+    errors = []
+    asked, answered = [], set()
+    for f in frames:
+        kind = classify(f, flow)
+        if kind is None:
+            continue
+        if kind == "arp":
+            if f.arp_op == 1:
+                arp_req += 1
+                asked.append(f.dst)
+            elif f.arp_op == 2:
+                arp_rep += 1
+                answered.add(f.src)
+            continue
+        if first is None or (f.ts_ns and f.ts_ns < first):
+            first = f.ts_ns
+        if kind == "request":
+            req += 1
+            seen.setdefault("request", f"{f.src} -> {f.dst}")
+        elif kind == "reply":
+            rep += 1
+            seen.setdefault("reply", f"{f.src} -> {f.dst}")
+        else:
+            errors.append(f"ICMP type {f.icmp_type} from {f.src}")
+    return HopSighting(role, name, netns, req, rep, first, seen, arp_req, arp_rep,
+                       tuple(dict.fromkeys(errors)), capture_error,
+                       tuple(a for a in dict.fromkeys(asked) if a and a not in answered))
+
+
+@dataclass(frozen=True)
+class HopVerdict:
+    reachable: bool
+    stopped_at: Optional[str]
+    direction: Optional[str]
+
+
+def answered_by_host(sightings: list, replied: bool) -> bool:
+    """The container got an answer that never crossed the uplink: the host itself made it
+    (an iptables REJECT's RST or ICMP error), not the destination."""
+    up = next((s for s in sightings if s.role == "uplink"), None)
+    inner_reply = any(s.reply_seen for s in sightings if s.role != "uplink")
+    return replied and up is not None and up.capture_error is None and not up.reply_seen \
+        and inner_reply
+
+
+def localize(sightings: list, replied: bool) -> HopVerdict:
+    """sightings in path order (container first)."""
+    if replied and not answered_by_host(sightings, replied):
+        return HopVerdict(True, None, None)
+    if replied:  # the host answered in the destination's place: where did the request stop?
+        with_request = [i for i, s in enumerate(sightings) if s.request_seen]
+        return HopVerdict(False, sightings[max(with_request)].role if with_request else None,
+                          "request")
+    with_reply = [i for i, s in enumerate(sightings) if s.reply_seen]
+    if with_reply:
+        return HopVerdict(False, sightings[min(with_reply)].role, "reply")
+    with_request = [i for i, s in enumerate(sightings) if s.request_seen]
+    if with_request:
+        return HopVerdict(False, sightings[max(with_request)].role, "request")
+    return HopVerdict(False, None, "request")
+
+
+def unanswered_next_hop(sightings: list, hv: HopVerdict,
+                        next_hops: Optional[dict] = None) -> Optional[tuple]:
+    """(hop, address) when the hop the request should have left by next asked ARP for its
+    next hop and got no answer: the request waits in the kernel's neighbour queue, and is
+    never seen there. next_hops maps a role to the address its kernel sends to (a gateway,
+    or the destination on the link); without it, any unanswered address counts."""
+    if hv.reachable or hv.direction != "request":
+        return None
+    roles = [s.role for s in sightings]
+    i = roles.index(hv.stopped_at) + 1 if hv.stopped_at in roles else 0
+    if i >= len(sightings):
+        return None
+    hop = sightings[i]
+    want = (next_hops or {}).get(hop.role)
+    for address in hop.arp_unanswered:
+        if want is None or address == want:
+            return hop, address
+    return None
+
+
+def probe_frees(events: list, lengths: tuple):
+    """(kfree event, last device) for each free with a reason of an skb last seen on a device
+    with one of the probe's lengths. The free ends that skb: its memory, reused for the next
+    packet, counts again only after another device event of the probe's lengths."""
+    last_dev = {}
+    for e in events:
+        if e.event != "kfree_skb":
+            if e.length in lengths:
+                last_dev[e.skbaddr] = e.dev
+            continue
+        if e.reason and e.reason != "NOT_SPECIFIED" and e.skbaddr in last_dev:
+            yield e, last_dev.pop(e.skbaddr)
+
+
+def dropped_skbs(events: list, lengths: tuple, devices: set) -> list:
+    """One entry per probe packet freed with a reason after being seen on one of devices.
+    (Counted per free, not per address: the kernel reuses one skb's memory for the next.)"""
+    return [(e.skbaddr, e.ts) for e, dev in probe_frees(events, lengths) if dev in devices]
+
+
+def probe_drops(events: list, lengths: tuple) -> list:
+    """(reason, location, last device) of every skb that carried one of the probe's lengths
+    on a device and was then freed with a reason, first ones first."""
+    out = []
+    for e, dev in probe_frees(events, lengths):
+        if (e.reason, e.location, dev) not in out:
+            out.append((e.reason, e.location, dev))
+    return out

@@ -127,6 +127,27 @@ def load_all() -> dict:
     return REGISTRY
 
 
+def select(only: Optional[set] = None, skip: Optional[set] = None,
+           tags: Optional[set] = None) -> set:
+    """The IDs of the checks to run: all of them, or `only` these, less `skip`, and of those
+    only the ones with one of `tags`. Unknown IDs and tags are a usage error."""
+    from netdoctor.diagnose.errors import UsageError
+
+    registry = load_all()
+    unknown = ((only or set()) | (skip or set())) - set(registry)
+    if unknown:
+        raise UsageError(f"unknown check id(s): {', '.join(sorted(unknown))} "
+                         f"(see `netdoctor checks --list`)")
+    known_tags = {t for cls in registry.values() for t in cls.tags}
+    if tags and tags - known_tags:
+        raise UsageError(f"unknown tag(s): {', '.join(sorted(tags - known_tags))} "
+                         f"(tags: {', '.join(sorted(known_tags))})")
+    chosen = set(only or registry) - set(skip or ())
+    if tags:
+        chosen = {cid for cid in chosen if tags & set(registry[cid].tags)}
+    return chosen
+
+
 def run_checks(snapshot, only: Optional[set] = None) -> list:
     """Every check against every host and container of snapshot; sorted findings."""
     from netdoctor.checks.context import contexts

@@ -1,55 +1,47 @@
-"""netdoctor's own exceptions; cli.main() maps each to its exit status."""
-
-from netdoctor.diagnose.cli.status import ExitStatus
+"""netdoctor's own exceptions. Each says, in one line, what is wrong and what to do;
+cli/status.py maps each kind to its exit status, in one place."""
 
 
 class NetdoctorError(Exception):
-    """An error the user can act on. The message is one line: what is wrong and what to do."""
-
-    status = ExitStatus.INTERNAL
+    """An error the user can act on."""
 
 
 class UsageError(NetdoctorError):
-    status = ExitStatus.USAGE
+    """Bad arguments or options."""
 
 
 class TargetNotFound(NetdoctorError):
-    status = ExitStatus.TARGET_NOT_FOUND
+    """The target (container, pid, netns) does not exist, is ambiguous, or went away."""
 
 
 class Unresolved(NetdoctorError):
-    status = ExitStatus.UNRESOLVED
+    """The destination cannot be probed: its name does not resolve, or its family is one
+    the container has no address in."""
 
 
 class NoPermission(NetdoctorError):
-    status = ExitStatus.NO_PERMISSION
+    """Not root, or lacking a capability netdoctor needs."""
 
 
 class MissingDependency(NetdoctorError):
-    status = ExitStatus.MISSING_DEPENDENCY
+    """A program or service netdoctor needs is missing or not answering."""
 
 
 class LabStateError(NetdoctorError):
-    status = ExitStatus.LAB_STATE
+    """A lab command found the lab down (or up) when it needs the other."""
 
 
 class PathChanged(NetdoctorError):
-    status = ExitStatus.PATH_CHANGED
+    """The path changed while netdoctor looked at it."""
 
 
 class InternalError(NetdoctorError):
     """netdoctor contradicted itself: a bug, never the user's input."""
 
-    status = ExitStatus.INTERNAL
-
 
 class CommandFailed(NetdoctorError):
     """An external program netdoctor relies on failed in a way it cannot interpret."""
 
-    status = ExitStatus.INTERNAL
-
 
 class ParseError(NetdoctorError):
     """External text (ip JSON, /proc files, runtime answers) was not in the expected form."""
-
-    status = ExitStatus.INTERNAL

@@ -1,6 +1,9 @@
-"""Exit statuses of the `netdoctor` command, in one place (documented in README.md)."""
+"""Exit statuses of the `netdoctor` command, and which error gets which: in one place
+(documented in README.md), as httpie maps its outcomes in http_status_to_exit_status."""
 
 from enum import IntEnum
+
+from netdoctor.diagnose import errors
 
 
 class ExitStatus(IntEnum):
@@ -27,3 +30,25 @@ class ExitStatus(IntEnum):
     # A bug in netdoctor.
     INTERNAL = 70
     INTERRUPTED = 130
+
+
+# The most specific kinds first; anything else of netdoctor's is a bug.
+_BY_ERROR = (
+    (errors.UsageError, ExitStatus.USAGE),
+    (errors.TargetNotFound, ExitStatus.TARGET_NOT_FOUND),
+    (errors.Unresolved, ExitStatus.UNRESOLVED),
+    (errors.NoPermission, ExitStatus.NO_PERMISSION),
+    (errors.MissingDependency, ExitStatus.MISSING_DEPENDENCY),
+    (errors.LabStateError, ExitStatus.LAB_STATE),
+    (errors.PathChanged, ExitStatus.PATH_CHANGED),
+)
+
+
+def exit_status_for(error: BaseException) -> ExitStatus:
+    """The exit status of a run that ended with error. Pure."""
+    for kind, status in _BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    if isinstance(error, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.INTERNAL

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Optional
 
 from netdoctor.diagnose import __version__
-from netdoctor.diagnose.errors import MissingDependency, NetdoctorError, ParseError
+from netdoctor.diagnose.errors import MissingDependency, NetdoctorError, ParseError, UsageError
 from netdoctor.diagnose.facts.snapshot import (DEFAULT_DESTINATION, ContainerFacts, HostFacts,
                                                Snapshot)
 from netdoctor.diagnose.host import gather, netns, resolver
@@ -138,3 +138,38 @@ def discover_path(target, destination: Optional[str], read):
     from netdoctor.diagnose.pipeline import path as discover
 
     return discover.discover(target, destination or DEFAULT_DESTINATION, read=read)
+
+
+def of_targets(refs, all_containers: bool, destination: Optional[str],
+               probe_dns: bool) -> Snapshot:
+    """The snapshot `checks` and `snapshot` take: the named targets, or every running
+    container when none is named (or with all_containers)."""
+    from netdoctor.diagnose import targets
+
+    if destination is not None and not dns_wire.is_address(destination):
+        raise UsageError("--dest takes an IP address")
+    chosen = [targets.resolve(ref) for ref in refs or ()]
+    problems = []
+    if not refs or all_containers:
+        more, problems = targets.all_running()
+        seen = {t.netns.inode for t in chosen}
+        chosen += [t for t in more if t.netns.inode not in seen]
+    snap = take(chosen, destination=destination, probe_dns=probe_dns)
+    return replace(snap, problems=snap.problems + tuple(problems)) if problems else snap
+
+
+def from_file(path: str) -> Snapshot:
+    """A snapshot saved by `netdoctor snapshot`, validated field by field."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read snapshot {path}: {e}") from None
+    try:
+        return Snapshot.from_dict(data)
+    except ParseError as e:
+        raise UsageError(f"{path}: {e}") from None

@@ -97,3 +97,41 @@ def test_checks_from_rejects_what_is_not_a_snapshot(tmp_path):
     assert res.returncode == 2 and "no such file" in res.stderr
     res = netdoctor("checks", "--fail-on", "info", "--from", bad)
     assert res.returncode == 2
+
+
+def test_checks_can_be_skipped_and_chosen_by_tag(tmp_path, healthy_lab):
+    import json
+
+    import snapshot_edits as E
+
+    snap = E.edit_host_ns(healthy_lab, lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(snap.to_dict()))
+    found = netdoctor("checks", "--from", path, "--format", "json")
+    assert found.returncode == 1
+    assert "ip-forward-disabled" in {f["id"] for f in json.loads(found.stdout)["findings"]}
+    skipped = netdoctor("checks", "--from", path, "--skip", "ip-forward-disabled")
+    assert skipped.returncode == 0 and "ip-forward-disabled" not in skipped.stdout
+    other_tag = netdoctor("checks", "--from", path, "--tags", "netfilter,dns")
+    assert other_tag.returncode == 0
+    by_tag = netdoctor("checks", "--from", path, "--tags", "forwarding")
+    assert by_tag.returncode == 1 and "ip-forward-disabled" in by_tag.stdout
+    listed = netdoctor("checks", "--list", "--tags", "nat").stdout.split()
+    assert "nat-missing" in listed and "veth-down" not in listed
+    for bad in (("--skip", "no-such-check"), ("--tags", "no-such-tag")):
+        res = netdoctor("checks", "--from", path, *bad)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_every_error_kind_has_its_documented_exit_status():
+    from netdoctor.diagnose import errors
+    from netdoctor.diagnose.cli.status import ExitStatus, exit_status_for
+
+    expected = {errors.UsageError: 2, errors.TargetNotFound: 3, errors.Unresolved: 4,
+                errors.NoPermission: 5, errors.MissingDependency: 6, errors.LabStateError: 7,
+                errors.PathChanged: 8, errors.InternalError: 70, errors.ParseError: 70,
+                errors.CommandFailed: 70, errors.NetdoctorError: 70}
+    for kind, code in expected.items():
+        assert exit_status_for(kind("x")) == code, kind
+    assert exit_status_for(KeyboardInterrupt()) == ExitStatus.INTERRUPTED == 130
+    assert exit_status_for(ValueError("a bug")) == ExitStatus.INTERNAL

@@ -1,0 +1,45 @@
+"""What every command shares: the --format check, printing (redacted on request) and the
+names a report carries. Parsing and printing only."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from netdoctor.diagnose.errors import UsageError
+
+REDACT_HELP = ("Replace public addresses and host names with stable placeholders, for pasting "
+               "in public places.")
+
+
+def check_format(fmt: str, allowed: tuple) -> str:
+    if fmt not in allowed:
+        raise UsageError(f"--format must be one of: {', '.join(allowed)} (got '{fmt}')")
+    return fmt
+
+
+def id_list(text: Optional[str]) -> Optional[set]:
+    """a,b,c -> {"a", "b", "c"}; None when not given."""
+    if not text:
+        return None
+    return {i.strip() for i in text.split(",") if i.strip()}
+
+
+def report_names(target, dest_host: Optional[str]) -> list:
+    """The host names a report about target names: its destination and the search domains
+    of its resolv.conf (for --redact)."""
+    from netdoctor.diagnose.host import resolver
+
+    return [dest_host] + list(resolver.read_resolv_conf(target.resolv_conf).search)
+
+
+def emit(report: str, redact_names: Optional[list] = None) -> None:
+    """Write a report to stdout; with redact_names (a list, maybe empty), redacted: public
+    addresses, these names and this machine's name become placeholders (report/redact.py)."""
+    if redact_names is not None:
+        import socket
+
+        from netdoctor.diagnose.report.redact import Redactor
+
+        report = Redactor(redact_names + [socket.gethostname()]).text(report)
+    sys.stdout.write(report)

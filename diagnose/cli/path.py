@@ -1,0 +1,33 @@
+"""netdoctor path TARGET [DEST]"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from netdoctor.diagnose.cli.common import REDACT_HELP, check_format, emit, report_names
+from netdoctor.diagnose.cli.status import ExitStatus
+from netdoctor.diagnose.targets.destination import parse_destination
+
+
+def path(
+    target: str = typer.Argument(..., help="The container (see TARGET above)."),
+    dest: Optional[str] = typer.Argument(
+        None, help="Destination address or name (resolved from inside the container); "
+                   "default: the container's default route."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
+) -> None:
+    """Show the hops from the container to the host's uplink: container eth0, host veth,
+    bridge, uplink NIC. Exit 0 when the path is complete, 1 when it is not."""
+    from netdoctor.diagnose import targets
+    from netdoctor.diagnose.pipeline import path as discover
+    from netdoctor.diagnose import report as reports
+
+    check_format(fmt, reports.FORMATS)
+    host = parse_destination(dest, None, None)[0] if dest else None
+    t = targets.resolve(target)
+    report = discover.discover(t, dest)
+    emit(reports.path(report, fmt), report_names(t, host) if redact else None)
+    raise typer.Exit(ExitStatus.OK if report.complete else ExitStatus.PROBLEM)

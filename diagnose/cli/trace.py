@@ -1,0 +1,49 @@
+"""netdoctor trace TARGET DEST[:PORT]"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from netdoctor.diagnose.cli.common import REDACT_HELP, check_format, emit, report_names
+from netdoctor.diagnose.cli.status import ExitStatus
+from netdoctor.diagnose.errors import UsageError
+from netdoctor.diagnose.host import privileges
+from netdoctor.diagnose.targets.destination import parse_destination
+
+
+def trace(
+    target: str = typer.Argument(..., help="The container (see TARGET above)."),
+    dest: str = typer.Argument(..., help="Address, name (resolved inside the container), "
+                                         "or HOST:PORT."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Probe this port (TCP SYN)."),
+    proto: Optional[str] = typer.Option(None, "--proto", help="icmp, tcp or udp."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
+    pcap_dir: Optional[str] = typer.Option(None, "--pcap-dir",
+                                           help="Write one pcap per hop into this folder."),
+    timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for replies (0.1-10)."),
+    redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
+) -> None:
+    """Probe DEST from inside the container while capturing on every hop at once, and say
+    where the packets stop and why. Exit 0 when reachable, 1 when not."""
+    from netdoctor.diagnose import targets
+    from netdoctor.diagnose.pipeline import trace as tracing
+    from netdoctor.diagnose import report as reports
+
+    check_format(fmt, reports.TRACE_FORMATS)
+    if not 0.1 <= timeout <= 10:
+        raise UsageError("--timeout must be between 0.1 and 10 seconds")
+    host = parse_destination(dest, port, proto)[0]  # bad input fails before any I/O
+    if redact and pcap_dir:
+        raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
+    privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
+                       privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
+    t = targets.resolve(target)
+    report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
+    emit(reports.trace(report, fmt), report_names(t, host) if redact else None)
+    for why in report.evidence.get("degraded", ()):
+        sys.stderr.write(f"netdoctor: warning: {why}\n")
+    v = report.verdict
+    raise typer.Exit(ExitStatus.OK if v.reachable and not v.cause else ExitStatus.PROBLEM)

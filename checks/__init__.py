@@ -122,7 +122,7 @@ def register(cls):
 def load_all() -> dict:
     """Import every check module of this package (each registers its class)."""
     for mod in pkgutil.iter_modules(__path__):
-        if mod.name not in ("context",):
+        if mod.name != "context" and not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
     return REGISTRY
 

@@ -1,6 +1,6 @@
 from netdoctor.checks import Check, register
 from netdoctor.checks.context import PROBE_FLOWS
-from netdoctor.checks.forward_dropped import PAST, delete_rule, rule_evidence
+from netdoctor.checks._rules import PAST, delete_rule, flow_name, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -37,7 +37,7 @@ class ContainerOutputDropped(Check):
             out = evaluate(ruleset, "output", packet)
             if out.verdict not in ("drop", "reject"):
                 continue
-            flow = proto if port is None else f"{proto}/{port}"
+            flow = flow_name(proto, port)
             how = "by policy" if out.by_policy else "by a rule"
             ev = rule_evidence(out)
             ev.update({"flow": flow, "packet": f"{packet.src} -> {packet.dst} out {eth.name}"})

@@ -1,28 +1,7 @@
 from netdoctor.checks import Check, register
+from netdoctor.checks._rules import PAST, PLURAL, delete_rule, flow_name, rule_evidence
 from netdoctor.checks.context import PROBE_FLOWS
 from netdoctor.diagnose.reason.rules import evaluate
-
-
-PAST = {"drop": "dropped", "reject": "rejected"}
-PLURAL = {"request": "requests", "reply": "replies"}
-
-
-def _flow(proto, port):
-    return proto if port is None else f"{proto}/{port}"
-
-
-def rule_evidence(outcome) -> dict:
-    ev = {"verdict": outcome.verdict, "decided_by": outcome.describe(),
-          "chains_walked": list(outcome.trail)}
-    if outcome.rule is not None:
-        r = outcome.rule
-        ev.update({"backend": r.backend, "table": r.table, "chain": r.chain, "rule": r.text,
-                   "position": r.index, "handle": r.handle, "packets": r.packets})
-    elif outcome.chain is not None:
-        c = outcome.chain
-        ev.update({"backend": c.backend, "table": c.table, "chain": c.name,
-                   "policy": c.policy, "packets": c.policy_packets})
-    return ev
 
 
 def _fix(outcome) -> str:
@@ -33,16 +12,6 @@ def _fix(outcome) -> str:
                     f"iifname {{ingress}} accept")
         return f"{{in_host}}iptables -I {c.name} -i {{ingress}} -j ACCEPT"
     return delete_rule(outcome.rule, "{in_host}")
-
-
-def delete_rule(r, where: str) -> str:
-    """The command that deletes rule r, run `where` ("{in_host}", "{in_container}")."""
-    if r.backend == "nft":
-        return f"{where}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
-    prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
-    if r.family == "ip6":
-        prog = prog.replace("iptables", "ip6tables")
-    return f"{where}{prog} -t {r.table} -D {r.chain} {r.index}"
 
 
 @register
@@ -71,12 +40,12 @@ class ForwardDropped(Check):
                 if out.verdict in ("drop", "reject"):
                     how = "by policy" if out.by_policy else "by a rule"
                     ev = rule_evidence(out)
-                    ev.update({"direction": direction, "flow": _flow(proto, port),
+                    ev.update({"direction": direction, "flow": flow_name(proto, port),
                                "packet": f"{packet.src} -> {packet.dst} in {packet.iif} "
                                          f"out {packet.oif}" + (
                                              " (established)" if direction == "reply" else "")})
                     yield self.finding(
-                        ctx, f"{PLURAL[direction]} of {ctx.subject} ({_flow(proto, port)}, "
+                        ctx, f"{PLURAL[direction]} of {ctx.subject} ({flow_name(proto, port)}, "
                              f"{packet.src} -> {packet.dst}) are {PAST[out.verdict]} {how} in "
                              f"FORWARD: {out.describe()}",
                         ev, _fix(out), rule=out.describe(), direction=direction)

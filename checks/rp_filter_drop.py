@@ -1,5 +1,5 @@
 from netdoctor.checks import Check, register
-from netdoctor.checks.forward_dropped import PLURAL
+from netdoctor.checks._rules import PLURAL
 from netdoctor.checks.context import lookup
 
 

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.capture import bpf
+from . import bpf
 from netdoctor.diagnose.host import netns
 
 ETH_P_ALL = 0x0003
@@ -179,3 +179,10 @@ def write_pcap(path: str, frames: list) -> None:
 
 def pcap_name(role: str, name: str, index: int) -> str:
     return f"{index}-{role}-{name}.pcap".replace(os.sep, "_")
+
+
+def write_pcaps(folder: str, captures: list) -> None:
+    """One pcap per hop into folder, named by the hop's place, role and interface."""
+    os.makedirs(folder, exist_ok=True)
+    for i, c in enumerate(captures, 1):
+        write_pcap(os.path.join(folder, pcap_name(c.role, c.name, i)), c.frames)

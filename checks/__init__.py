@@ -150,7 +150,7 @@ def select(only: Optional[set] = None, skip: Optional[set] = None,
 
 def run_checks(snapshot, only: Optional[set] = None) -> list:
     """Every check against every host and container of snapshot; sorted findings."""
-    from netdoctor.checks.context import contexts
+    from .context import contexts
 
     load_all()
     unknown = (only or set()) - set(REGISTRY)

@@ -1,5 +1,5 @@
-from netdoctor.checks import Check, register
-from netdoctor.checks._rules import rule_evidence
+from . import Check, register
+from ._rules import rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 

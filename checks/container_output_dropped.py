@@ -1,6 +1,6 @@
-from netdoctor.checks import Check, register
-from netdoctor.checks.context import PROBE_FLOWS
-from netdoctor.checks._rules import PAST, delete_rule, flow_name, rule_evidence
+from . import Check, register
+from .context import PROBE_FLOWS
+from ._rules import PAST, delete_rule, flow_name, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 

@@ -1,5 +1,5 @@
-from netdoctor.checks import Check, register
-from netdoctor.checks.context import lookup
+from . import Check, register
+from .context import lookup
 from netdoctor.diagnose.parse import resolv_conf
 
 

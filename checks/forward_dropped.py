@@ -1,6 +1,6 @@
-from netdoctor.checks import Check, register
-from netdoctor.checks._rules import PAST, PLURAL, delete_rule, flow_name, rule_evidence
-from netdoctor.checks.context import PROBE_FLOWS
+from . import Check, register
+from ._rules import PAST, PLURAL, delete_rule, flow_name, rule_evidence
+from .context import PROBE_FLOWS
 from netdoctor.diagnose.reason.rules import evaluate
 
 

@@ -1,4 +1,4 @@
-from netdoctor.checks import Check, register
+from . import Check, register
 
 
 @register

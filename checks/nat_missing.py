@@ -1,7 +1,7 @@
 import ipaddress
 
-from netdoctor.checks import Check, register
-from netdoctor.checks._rules import rule_evidence
+from . import Check, register
+from ._rules import rule_evidence
 from netdoctor.diagnose.facts.namespace import is_unrouted
 from netdoctor.diagnose.reason.rules import evaluate
 

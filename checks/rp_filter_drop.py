@@ -1,6 +1,6 @@
-from netdoctor.checks import Check, register
-from netdoctor.checks._rules import PLURAL
-from netdoctor.checks.context import lookup
+from . import Check, register
+from ._rules import PLURAL
+from .context import lookup
 
 
 def effective_rp_filter(sysctls: dict, ifname: str) -> int:

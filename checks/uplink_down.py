@@ -1,5 +1,5 @@
-from netdoctor.checks import Check, register
-from netdoctor.checks.context import global_addresses, link_evidence
+from . import Check, register
+from .context import global_addresses, link_evidence
 
 
 @register

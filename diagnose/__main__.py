@@ -1,3 +1,3 @@
-from netdoctor.diagnose.cli.app import main
+from .cli.app import main
 
 main()

@@ -8,10 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from netdoctor.diagnose import __version__
-from netdoctor.diagnose.cli import checks, cleanup, lab, path, snapshot, trace
-from netdoctor.diagnose.cli.status import ExitStatus, exit_status_for
-from netdoctor.diagnose.errors import NetdoctorError
+from .. import __version__
+from . import checks, cleanup, lab, path, snapshot, trace
+from .status import ExitStatus, exit_status_for
+from ..errors import NetdoctorError
 
 HELP = """Find where a container's packets stop, and why.
 
@@ -51,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     debug = "--debug" in args
     # SIGTERM unwinds like Ctrl-C, so every capture, tracefs instance and lab object that a
     # `finally` owns is released before the process ends (with a watchdog: see entry.py).
-    from netdoctor.diagnose.cli import entry
+    from . import entry
 
     entry.install()
     try:

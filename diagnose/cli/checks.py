@@ -7,9 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from netdoctor.diagnose.cli.common import REDACT_HELP, check_format, emit, id_list
-from netdoctor.diagnose.cli.status import ExitStatus
-from netdoctor.diagnose.errors import UsageError
+from .common import REDACT_HELP, check_format, emit, id_list
+from .status import ExitStatus
+from ..errors import UsageError
 
 
 def checks(
@@ -41,8 +41,8 @@ def checks(
     traffic. Read-only; sends one DNS query per container nameserver. Exit 1 when a finding
     is at or above --fail-on."""
     from netdoctor.checks import SEVERITY_RANK, load_all, run_checks, select
-    from netdoctor.diagnose.pipeline import snapshot
-    from netdoctor.diagnose import report as reports
+    from ..pipeline import snapshot
+    from .. import report as reports
 
     chosen = select(id_list(only), id_list(skip), id_list(tags))
     if list_:
@@ -64,7 +64,7 @@ def checks(
     findings = run_checks(snap, chosen)
     names = None
     if redact:
-        from netdoctor.diagnose.parse.resolv_conf import parse_resolv_conf
+        from ..parse.resolv_conf import parse_resolv_conf
 
         names = [snap.meta.get("hostname")] + [
             n for c in snap.containers for n in parse_resolv_conf(c.resolv_conf or "").search]

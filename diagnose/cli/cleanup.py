@@ -6,9 +6,9 @@ import json
 
 import typer
 
-from netdoctor.diagnose.cli.common import check_format
-from netdoctor.diagnose.cli.status import ExitStatus
-from netdoctor.diagnose.host import privileges
+from .common import check_format
+from .status import ExitStatus
+from ..host import privileges
 
 
 def cleanup(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from netdoctor.diagnose.errors import UsageError
+from ..errors import UsageError
 
 REDACT_HELP = ("Replace public addresses and host names with stable placeholders, for pasting "
                "in public places.")
@@ -28,7 +28,7 @@ def id_list(text: Optional[str]) -> Optional[set]:
 def report_names(target, dest_host: Optional[str]) -> list:
     """The host names a report about target names: its destination and the search domains
     of its resolv.conf (for --redact)."""
-    from netdoctor.diagnose.host import resolver
+    from ..host import resolver
 
     return [dest_host] + list(resolver.read_resolv_conf(target.resolv_conf).search)
 
@@ -39,7 +39,7 @@ def emit(report: str, redact_names: Optional[list] = None) -> None:
     if redact_names is not None:
         import socket
 
-        from netdoctor.diagnose.report.redact import Redactor
+        from ..report.redact import Redactor
 
         report = Redactor(redact_names + [socket.gethostname()]).text(report)
     sys.stdout.write(report)

@@ -46,7 +46,7 @@ def install() -> None:
 def main() -> None:
     install()
     try:
-        from netdoctor.diagnose.cli.app import main as run
+        from .app import main as run
     except KeyboardInterrupt:
         sys.stderr.write("netdoctor: interrupted\n")
         sys.exit(130)

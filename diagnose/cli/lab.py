@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from netdoctor.diagnose.cli.common import check_format
-from netdoctor.diagnose.cli.status import ExitStatus
+from .common import check_format
+from .status import ExitStatus
 
 app = typer.Typer(help="The built-in sealed lab: a Docker-like host and a fake internet.",
                   no_args_is_help=True)
@@ -16,7 +16,7 @@ app = typer.Typer(help="The built-in sealed lab: a Docker-like host and a fake i
 
 def up() -> None:
     """Create the lab (namespaces ndlab-*), healthy, with DNS and HTTP in its internet."""
-    from netdoctor.diagnose.lab import control, layout
+    from ..lab import control, layout
 
     created, _ = control.up()
     if not created:
@@ -31,7 +31,7 @@ def up() -> None:
 
 def down() -> None:
     """Remove everything the lab created."""
-    from netdoctor.diagnose.lab import control
+    from ..lab import control
 
     removed = control.down()
     if not removed:
@@ -42,7 +42,7 @@ def down() -> None:
 
 def status(fmt: str = typer.Option("text", "--format", "-f", help="text or json.")) -> None:
     """Say whether the lab is up, its services, and the faults injected. Exit 7 when down."""
-    from netdoctor.diagnose.lab import control
+    from ..lab import control
 
     check_format(fmt, ("text", "json"))
     st = control.status()
@@ -74,7 +74,7 @@ def break_(
     list_: bool = typer.Option(False, "--list", help="List the faults and exit."),
 ) -> None:
     """Inject a fault into the lab (undo with `netdoctor lab heal`)."""
-    from netdoctor.diagnose.lab import faults
+    from ..lab import faults
 
     if list_ or fault is None:
         for f in faults.FAULTS.values():
@@ -89,7 +89,7 @@ def break_(
 
 def heal() -> None:
     """Undo every fault: put the lab back in its healthy configuration."""
-    from netdoctor.diagnose.lab import control
+    from ..lab import control
 
     control.heal()
     typer.echo("lab healed")

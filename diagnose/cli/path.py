@@ -6,9 +6,9 @@ from typing import Optional
 
 import typer
 
-from netdoctor.diagnose.cli.common import REDACT_HELP, check_format, emit, report_names
-from netdoctor.diagnose.cli.status import ExitStatus
-from netdoctor.diagnose.targets.destination import parse_destination
+from .common import REDACT_HELP, check_format, emit, report_names
+from .status import ExitStatus
+from ..targets.destination import parse_destination
 
 
 def path(
@@ -21,9 +21,9 @@ def path(
 ) -> None:
     """Show the hops from the container to the host's uplink: container eth0, host veth,
     bridge, uplink NIC. Exit 0 when the path is complete, 1 when it is not."""
-    from netdoctor.diagnose import targets
-    from netdoctor.diagnose.pipeline import path as discover
-    from netdoctor.diagnose import report as reports
+    from .. import targets
+    from ..pipeline import path as discover
+    from .. import report as reports
 
     check_format(fmt, reports.FORMATS)
     host = parse_destination(dest, None, None)[0] if dest else None

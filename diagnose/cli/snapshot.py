@@ -20,7 +20,7 @@ def snapshot(
 ) -> None:
     """Save everything `checks` judges to a JSON file, to check it later anywhere with
     `netdoctor checks --from FILE`."""
-    from netdoctor.diagnose.pipeline import snapshot as taking
+    from ..pipeline import snapshot as taking
 
     snap = taking.of_targets(targets_, all_containers, dest, not no_dns_probe)
     text = json.dumps(snap.to_dict(), indent=1) + "\n"

@@ -3,7 +3,7 @@
 
 from enum import IntEnum
 
-from netdoctor.diagnose import errors
+from .. import errors
 
 
 class ExitStatus(IntEnum):

@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from netdoctor.diagnose.cli.common import REDACT_HELP, check_format, emit, report_names
-from netdoctor.diagnose.cli.status import ExitStatus
-from netdoctor.diagnose.errors import UsageError
-from netdoctor.diagnose.host import privileges
-from netdoctor.diagnose.targets.destination import parse_destination
+from .common import REDACT_HELP, check_format, emit, report_names
+from .status import ExitStatus
+from ..errors import UsageError
+from ..host import privileges
+from ..targets.destination import parse_destination
 
 
 def trace(
@@ -28,9 +28,9 @@ def trace(
 ) -> None:
     """Probe DEST from inside the container while capturing on every hop at once, and say
     where the packets stop and why. Exit 0 when reachable, 1 when not."""
-    from netdoctor.diagnose import targets
-    from netdoctor.diagnose.pipeline import trace as tracing
-    from netdoctor.diagnose import report as reports
+    from .. import targets
+    from ..pipeline import trace as tracing
+    from .. import report as reports
 
     check_format(fmt, reports.TRACE_FORMATS)
     if not 0.1 <= timeout <= 10:

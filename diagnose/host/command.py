@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from netdoctor.diagnose.errors import CommandFailed, MissingDependency
+from ..errors import CommandFailed, MissingDependency
 
 DEFAULT_TIMEOUT = 15.0
 

@@ -10,10 +10,10 @@ import json
 import shutil
 from typing import Optional
 
-from netdoctor.diagnose.host import command, netns
-from netdoctor.diagnose.parse import iproute
-from netdoctor.diagnose.errors import CommandFailed, MissingDependency, ParseError
-from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, RouteLookup
+from . import command, netns
+from ..parse import iproute
+from ..errors import CommandFailed, MissingDependency, ParseError
+from ..facts.namespace import NamespaceSnapshot, RouteLookup
 
 _BATCH = "addr show\nroute show table all\nneigh show\n"
 
@@ -78,7 +78,7 @@ def _read_here(ns_dict: dict) -> NamespaceSnapshot:
 
 def _netfilter_tables_here() -> tuple:
     """The netfilter tables of the calling thread's namespace, without starting a program."""
-    from netdoctor.diagnose.host import nfnetlink
+    from . import nfnetlink
 
     try:
         tables = [f"nft {family} {name}" for family, name in nfnetlink.nft_tables()]
@@ -168,9 +168,9 @@ def _nft_json(argv: list) -> tuple:
 def _netfilter_here():
     from concurrent.futures import ThreadPoolExecutor
 
-    from netdoctor.diagnose.facts.ruleset import Ruleset
-    from netdoctor.diagnose.parse import iptables_save
-    from netdoctor.diagnose.parse import nft_json
+    from ..facts.ruleset import Ruleset
+    from ..parse import iptables_save
+    from ..parse import nft_json
 
     # The dumps run at once (threads started here are in this thread's namespace, and so are
     # the programs they start): with 10,000 rules each takes a large part of a second.
@@ -210,7 +210,7 @@ def read_netfilter(ns: netns.Netns):
 
 
 def _route_get_here(dst: str, src: Optional[str], iif: Optional[str]) -> RouteLookup:
-    from netdoctor.diagnose.host import rtnetlink
+    from . import rtnetlink
 
     try:
         return rtnetlink.route_get(dst, src, iif)
@@ -238,7 +238,7 @@ def route_get(ns: netns.Netns, dst: str, src: Optional[str] = None,
 
 
 def _nsids_here(paths: list) -> list:
-    from netdoctor.diagnose.host import rtnetlink
+    from . import rtnetlink
 
     return rtnetlink.nsids(paths)
 
@@ -248,3 +248,14 @@ def nsids_of(viewer: netns.Netns, others: list) -> list:
     IFLA_LINK_NETNSID values name); None where viewer has assigned none. One netlink
     socket serves them all."""
     return netns.call_in(viewer, _nsids_here, [o.path for o in others])
+
+
+def machine_facts() -> dict:
+    """Which machine a snapshot was taken on, and when, and by whom."""
+    import os
+    import platform
+    import socket
+    import time
+
+    return {"taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "hostname": socket.gethostname(), "kernel": platform.release(), "uid": os.geteuid()}

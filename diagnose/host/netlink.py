@@ -8,7 +8,7 @@ import socket
 import struct
 from typing import Optional
 
-from netdoctor.diagnose.errors import ParseError
+from ..errors import ParseError
 
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 1

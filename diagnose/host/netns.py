@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
-from netdoctor.diagnose.errors import NoPermission, TargetNotFound
+from ..errors import NoPermission, TargetNotFound
 
 NETNS_RUN_DIR = "/run/netns"  # iproute2's NETNS_RUN_DIR (/var/run/netns is a link to it)
 CLONE_NEWNET = 0x40000000
@@ -222,3 +222,13 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def has_link(ns: Netns, name: str, ifindex: int) -> bool:
+    """Whether ns is still there and still holds interface `name` with this ifindex."""
+    import socket
+
+    try:
+        return ns.present() and call_in(ns, socket.if_nametoindex, name) == ifindex
+    except OSError:
+        return False

@@ -7,8 +7,8 @@ from __future__ import annotations
 import socket
 import struct
 
-from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.host.netlink import NLM_F_REQUEST, NLMSG, NLMSG_ERROR, attributes, header
+from ..errors import ParseError
+from .netlink import NLM_F_REQUEST, NLMSG, NLMSG_ERROR, attributes, header
 
 
 NETLINK_NETFILTER = 12

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netdoctor.diagnose.errors import NoPermission
+from ..errors import NoPermission
 
 CAP_NET_ADMIN = 12
 CAP_NET_RAW = 13

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from netdoctor.diagnose.errors import ParseError, Unresolved
-from netdoctor.diagnose.host import netns
-from netdoctor.diagnose.parse.dns_wire import (QTYPE_A, QTYPE_AAAA, DnsAnswer, encode_query,
+from ..errors import ParseError, Unresolved
+from . import netns
+from ..parse.dns_wire import (QTYPE_A, QTYPE_AAAA, QTYPE_NS, DnsAnswer, encode_query,
                                                parse_response)
-from netdoctor.diagnose.parse.resolv_conf import ResolvConf, candidate_names, parse_resolv_conf
+from ..parse.resolv_conf import ResolvConf, candidate_names, parse_resolv_conf
 
 def read_resolv_conf(path: Optional[str]) -> ResolvConf:
     if not path:
@@ -150,3 +150,21 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,
                timeout: float = 1.0) -> Resolution:
     """lookup() inside the container's namespace."""
     return netns.call_in(ns, lookup, resolv_conf, name, timeout)
+
+
+def probe_nameservers(ns: netns.Netns, conf_text: Optional[str]) -> list:
+    """One query per nameserver (for ".", type NS): does anything answer at all?"""
+    conf = parse_resolv_conf(conf_text or "")
+    results = []
+    for server in conf.nameservers:
+        try:
+            answer = netns.call_in(ns, ask, server, ".", QTYPE_NS, 1.0)
+            results.append({"server": server, "answered": True, "rcode": answer.rcode,
+                            "error": None})
+        except socket.timeout:
+            results.append({"server": server, "answered": False, "rcode": None,
+                            "error": "no answer within 1 s"})
+        except (OSError, ParseError) as e:
+            results.append({"server": server, "answered": False, "rcode": None,
+                            "error": getattr(e, "strerror", None) or str(e)})
+    return results

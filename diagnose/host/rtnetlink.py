@@ -14,9 +14,9 @@ import socket
 import struct
 from typing import Optional
 
-from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.facts.namespace import RouteLookup
-from netdoctor.diagnose.host.netlink import (NLMSG, NLMSG_ERROR, ask, attribute, attributes,
+from ..errors import ParseError
+from ..facts.namespace import RouteLookup
+from .netlink import (NLMSG, NLMSG_ERROR, ask, attribute, attributes,
                                              header, open_socket, request)
 
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26

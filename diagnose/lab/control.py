@@ -17,9 +17,9 @@ import sys
 import time
 from typing import Optional
 
-from netdoctor.diagnose.host import command, netns, privileges
-from netdoctor.diagnose.errors import LabStateError, MissingDependency
-from netdoctor.diagnose.lab import layout as L
+from ..host import command, netns, privileges
+from ..errors import LabStateError, MissingDependency
+from . import layout as L
 
 REQUIRED_PROGRAMS = {
     "ip": "iproute2",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from netdoctor.diagnose.errors import CommandFailed, LabStateError, UsageError
-from netdoctor.diagnose.lab import control
-from netdoctor.diagnose.lab import layout as L
+from ..errors import CommandFailed, LabStateError, UsageError
+from . import control
+from . import layout as L
 
 
 @dataclass(frozen=True)

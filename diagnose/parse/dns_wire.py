@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
-from netdoctor.diagnose.errors import ParseError, Unresolved
+from ..errors import ParseError, Unresolved
 
 QTYPE_A = 1
 QTYPE_NS = 2

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Iterable, Optional
 
-from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.facts.namespace import Address, Link, Neighbour, Route, RouteLookup
+from ..errors import ParseError
+from ..facts.namespace import Address, Link, Neighbour, Route, RouteLookup
 
 
 def split_documents(text: str) -> list:

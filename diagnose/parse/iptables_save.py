@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shlex
 
-from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule
+from ..errors import ParseError
+from ..facts.ruleset import Chain, Match, Rule
 
 # iptables built-in chains: (hook, priority) per table, as iptables-nft registers them.
 _BUILTIN = {

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule
+from ..errors import ParseError
+from ..facts.ruleset import Chain, Match, Rule
 
 _NFT_FIELDS = {("meta", "iifname"): "iif", ("meta", "oifname"): "oif",
                ("meta", "l4proto"): "proto", ("meta", "protocol"): "l3proto",

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Optional
 
-from netdoctor.diagnose.host import gather, netns, resolver
-from netdoctor.diagnose.parse import dns_wire
-from netdoctor.diagnose.reason import path as engine
-from netdoctor.diagnose.reason.path import PathReport
-from netdoctor.diagnose.targets.destination import parse_destination
+from ..host import gather, netns, resolver
+from ..parse import dns_wire
+from ..reason import path as engine
+from ..reason.path import PathReport
+from ..targets.destination import parse_destination
 
 
 class LiveKernel:

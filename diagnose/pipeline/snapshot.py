@@ -7,19 +7,15 @@ query (the only packets `checks` sends; skipped with probe_dns=False).
 
 from __future__ import annotations
 
-import os
-import platform
-import socket
-import time
 from dataclasses import replace
 from typing import Optional
 
-from netdoctor.diagnose import __version__
-from netdoctor.diagnose.errors import MissingDependency, NetdoctorError, ParseError, UsageError
-from netdoctor.diagnose.facts.snapshot import (DEFAULT_DESTINATION, ContainerFacts, HostFacts,
+from .. import __version__
+from ..errors import MissingDependency, NetdoctorError, ParseError, UsageError
+from ..facts.snapshot import (DEFAULT_DESTINATION, ContainerFacts, HostFacts,
                                                Snapshot)
-from netdoctor.diagnose.host import gather, netns, resolver
-from netdoctor.diagnose.parse import dns_wire, resolv_conf
+from ..host import gather, netns, resolver
+from ..parse import dns_wire
 
 def _read_text(path: Optional[str]) -> Optional[str]:
     if not path:
@@ -29,24 +25,6 @@ def _read_text(path: Optional[str]) -> Optional[str]:
             return f.read(65536)
     except OSError:
         return None
-
-
-def _probe_dns(ns: netns.Netns, conf_text: Optional[str]) -> list:
-    """One query per nameserver (for ".", type NS): does anything answer at all?"""
-    conf = resolv_conf.parse_resolv_conf(conf_text or "")
-    results = []
-    for server in conf.nameservers:
-        try:
-            answer = netns.call_in(ns, resolver.ask, server, ".", dns_wire.QTYPE_NS, 1.0)
-            results.append({"server": server, "answered": True, "rcode": answer.rcode,
-                            "error": None})
-        except socket.timeout:
-            results.append({"server": server, "answered": False, "rcode": None,
-                            "error": "no answer within 1 s"})
-        except (OSError, ParseError) as e:
-            results.append({"server": server, "answered": False, "rcode": None,
-                            "error": getattr(e, "strerror", None) or str(e)})
-    return results
 
 
 def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True,
@@ -82,7 +60,7 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(32, len(containers))) as pool:
-            probes = list(pool.map(lambda pair: _probe_dns(pair[0], pair[1].resolv_conf),
+            probes = list(pool.map(lambda pair: resolver.probe_nameservers(pair[0], pair[1].resolv_conf),
                                    zip(probe_from, containers)))
         containers = [replace(c, dns_probe=p) for c, p in zip(containers, probes)]
     hosts = {}
@@ -93,9 +71,7 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:
             problems.append(f"host {ns.label}: {e}")
-    meta = {"taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "hostname": socket.gethostname(), "kernel": platform.release(),
-            "netdoctor": __version__, "uid": os.geteuid()}
+    meta = dict(gather.machine_facts(), netdoctor=__version__)
     return Snapshot(hosts=hosts, containers=tuple(containers), own_inode=me.inode,
                     destination=destination or DEFAULT_DESTINATION, meta=meta,
                     problems=tuple(problems))
@@ -135,7 +111,7 @@ def _with_own_rules(containers: list, namespaces: list, problems: list, own_inod
 
 
 def discover_path(target, destination: Optional[str], read):
-    from netdoctor.diagnose.pipeline import path as discover
+    from . import path as discover
 
     return discover.discover(target, destination or DEFAULT_DESTINATION, read=read)
 
@@ -144,7 +120,7 @@ def of_targets(refs, all_containers: bool, destination: Optional[str],
                probe_dns: bool) -> Snapshot:
     """The snapshot `checks` and `snapshot` take: the named targets, or every running
     container when none is named (or with all_containers)."""
-    from netdoctor.diagnose import targets
+    from .. import targets
 
     if destination is not None and not dns_wire.is_address(destination):
         raise UsageError("--dest takes an IP address")

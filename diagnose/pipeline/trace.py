@@ -17,25 +17,24 @@ from __future__ import annotations
 import errno
 import os
 import random
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from netdoctor.capture import bpf, probe as P
-from netdoctor.capture.sockets import Closing, HopCapture, pcap_name, write_pcap
+from netdoctor.capture.sockets import Closing, HopCapture, write_pcaps
 from netdoctor.capture.tracefs import KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import ns_label
-from netdoctor.diagnose.errors import (InternalError, NetdoctorError, PathChanged,
+from ..errors import (InternalError, NetdoctorError, PathChanged,
                                        TargetNotFound, Unresolved, UsageError)
-from netdoctor.diagnose.host import gather, netns, resolver
-from netdoctor.diagnose.parse import dns_wire
-from netdoctor.diagnose.pipeline import snapshot
-from netdoctor.diagnose.reason import evidence as E
-from netdoctor.diagnose.reason import verdict as V
-from netdoctor.diagnose.reason.rules import rule_hits
-from netdoctor.diagnose.targets.destination import parse_destination
+from ..host import gather, netns, resolver
+from ..parse import dns_wire
+from . import snapshot
+from ..reason import evidence as E
+from ..reason import verdict as V
+from ..reason.rules import rule_hits
+from ..targets.destination import parse_destination
 
 SCHEMA = "netdoctor.trace/1"
 ICMP_PAYLOAD = 61  # an unusual size, so the kernel's device events can be told apart
@@ -321,9 +320,7 @@ def _pmtu(mtu: int, big) -> Optional[dict]:
 def report(plan: Plan, aim: Aim, seen: Observation, found: Evidence, verdict: V.Verdict,
            pcap_dir: Optional[str], started: float) -> TraceReport:
     if pcap_dir:
-        os.makedirs(pcap_dir, exist_ok=True)
-        for i, c in enumerate(seen.captures, 1):
-            write_pcap(os.path.join(pcap_dir, pcap_name(c.role, c.name, i)), c.frames)
+        write_pcaps(pcap_dir, seen.captures)
     r, flow = seen.results, plan.flow
     probe = {"kind": flow.kind, "port": aim.dport, "count": r.sent if r else 0,
              "replies": r.replies if r else 0, "outcome": r.outcome if r else None,
@@ -358,10 +355,8 @@ def _gone(target) -> TargetNotFound:
 
 def _hop_present(path: dict, hop: dict) -> bool:
     try:
-        ns = hop_netns(path, hop)
-        return ns.present() and netns.call_in(ns, socket.if_nametoindex,
-                                              hop["name"]) == hop["ifindex"]
-    except (OSError, NetdoctorError):
+        return netns.has_link(hop_netns(path, hop), hop["name"], hop["ifindex"])
+    except NetdoctorError:
         return False
 
 

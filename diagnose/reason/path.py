@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
-from netdoctor.diagnose.facts.namespace import Link, NamespaceSnapshot, RouteLookup
-from netdoctor.diagnose.reason import topology
+from ..facts.namespace import Link, NamespaceSnapshot, RouteLookup
+from . import topology
 
 
 class Kernel(Protocol):

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose.facts.namespace import parse_address
-from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset, value_range
+from ..facts.namespace import parse_address
+from ..facts.ruleset import Chain, Match, Rule, Ruleset, value_range
 
 NAT_VERDICTS = ("masquerade", "snat", "dnat", "redirect")
 

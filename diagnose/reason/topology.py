@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from netdoctor.diagnose.facts.namespace import Link, NamespaceSnapshot
+from ..facts.namespace import Link, NamespaceSnapshot
 
 ROLES = ("container", "host-veth", "bridge", "uplink")
 

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Optional
 
-from netdoctor.diagnose.facts.namespace import is_unrouted
-from netdoctor.diagnose.reason.evidence import Flow, HopVerdict, unanswered_next_hop
+from ..facts.namespace import is_unrouted
+from .evidence import Flow, HopVerdict, unanswered_next_hop
 
 # What the kernel's drop reason says, in the catalog's words (first: the likeliest alone).
 REASON_CAUSES = {

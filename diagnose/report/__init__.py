@@ -11,7 +11,7 @@ TRACE_FORMATS = ("text", "json", "markdown")
 
 
 def path(report, fmt: str) -> str:
-    from netdoctor.diagnose.report import text
+    from . import text
 
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2) + "\n"
@@ -19,7 +19,7 @@ def path(report, fmt: str) -> str:
 
 
 def checks(snapshot, findings: list, fmt: str, colour: bool = False) -> str:
-    from netdoctor.diagnose.report import as_json, markdown, text
+    from . import as_json, markdown, text
 
     if fmt == "json":
         return as_json.checks_json(snapshot, findings)
@@ -29,7 +29,7 @@ def checks(snapshot, findings: list, fmt: str, colour: bool = False) -> str:
 
 
 def trace(report, fmt: str) -> str:
-    from netdoctor.diagnose.report import markdown, text
+    from . import markdown, text
 
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2, default=str) + "\n"

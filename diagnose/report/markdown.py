@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from netdoctor.diagnose.report.as_json import summary, target_rows
-from netdoctor.diagnose.report.text import trace_title, verdict_lines
+from .as_json import summary, target_rows
+from .text import trace_title, verdict_lines
 
 
 def md_cell(text: str) -> str:

@@ -18,7 +18,7 @@ import ipaddress
 import re
 from typing import Iterable
 
-from netdoctor.diagnose.facts.namespace import is_unrouted
+from ..facts.namespace import is_unrouted
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")

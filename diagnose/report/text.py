@@ -3,7 +3,7 @@ stdout is a terminal)."""
 
 from __future__ import annotations
 
-from netdoctor.diagnose.report.as_json import summary, target_rows
+from .as_json import summary, target_rows
 
 
 def table(rows: list, header: tuple) -> list:

@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose.host import netns
-from netdoctor.diagnose.errors import (MissingDependency, NetdoctorError, NoPermission,
+from ..host import netns
+from ..errors import (MissingDependency, NetdoctorError, NoPermission,
                                        TargetNotFound, UsageError)
-from netdoctor.diagnose.targets.records import ContainerRecord
+from .records import ContainerRecord
 
 RUNTIME_NAMES = ("docker", "podman", "containerd")
 PREFIXES = RUNTIME_NAMES + ("lab", "pid", "netns")
@@ -59,11 +59,11 @@ class Target:
 
 def _runtime(name: str):
     if name == "docker":
-        from netdoctor.diagnose.targets import docker as mod
+        from . import docker as mod
     elif name == "podman":
-        from netdoctor.diagnose.targets import podman as mod
+        from . import podman as mod
     else:
-        from netdoctor.diagnose.targets import containerd as mod
+        from . import containerd as mod
     return mod
 
 
@@ -135,8 +135,8 @@ def _from_record(ref: str, rec: ContainerRecord, all_records: list) -> Target:
 # ------------------------------------------------------------------ lab, pid, netns
 
 def _lab_target(ref: str, name: str) -> Optional[Target]:
-    from netdoctor.diagnose.lab import control
-    from netdoctor.diagnose.lab import layout as L
+    from ..lab import control
+    from ..lab import layout as L
 
     if name not in L.CONTAINERS or L.container_ns(name) not in control.present_namespaces():
         return None
@@ -189,7 +189,7 @@ def _resolve_prefixed(ref: str, prefix: str, rest: str) -> Target:
     if prefix == "lab":
         t = _lab_target(ref, rest)
         if t is None:
-            from netdoctor.diagnose.lab import layout as L
+            from ..lab import layout as L
             raise TargetNotFound(
                 f"no lab container '{rest}' (lab containers: {', '.join(L.CONTAINERS)}; "
                 f"is the lab up? `netdoctor lab up`)"
@@ -241,8 +241,8 @@ def _resolve_bare(ref: str) -> Target:
 
 
 def _lab_names() -> list:
-    from netdoctor.diagnose.lab import control
-    from netdoctor.diagnose.lab import layout as L
+    from ..lab import control
+    from ..lab import layout as L
 
     present = control.present_namespaces()
     return [n for n in L.CONTAINERS if L.container_ns(n) in present]

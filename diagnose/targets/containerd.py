@@ -7,10 +7,10 @@ import os
 import shutil
 from typing import Optional
 
-from netdoctor.diagnose.host import command
-from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.targets.records import ContainerRecord
-from netdoctor.diagnose.targets.engine_api import container_entry, positive_pid, text_field
+from ..host import command
+from ..errors import ParseError
+from .records import ContainerRecord
+from .engine_api import container_entry, positive_pid, text_field
 
 NAME = "containerd"
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from netdoctor.diagnose.errors import UsageError
-from netdoctor.diagnose.parse import dns_wire
+from ..errors import UsageError
+from ..parse import dns_wire
 
 
 def parse_destination(dest: str, port: Optional[int], proto: Optional[str]) -> tuple:

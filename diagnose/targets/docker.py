@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from netdoctor.diagnose.targets.records import ContainerRecord
-from netdoctor.diagnose.targets.engine_api import EngineAPI, pid_from_inspect, record_from_listing
+from .records import ContainerRecord
+from .engine_api import EngineAPI, pid_from_inspect, record_from_listing
 
 NAME = "docker"
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"

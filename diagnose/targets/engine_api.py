@@ -12,7 +12,7 @@ import socket
 from typing import Optional
 from urllib.parse import quote, urlparse
 
-from netdoctor.diagnose.errors import MissingDependency, NoPermission, ParseError
+from ..errors import MissingDependency, NoPermission, ParseError
 
 TIMEOUT = 5.0
 
@@ -139,7 +139,7 @@ def record_from_listing(runtime: str, item, source: str = "/containers/json"):
     /containers/json (Docker and podman alike) or `podman ps --format json`, which share
     their field names. The network mode and the pid are taken where the listing has them.
     ParseError when the entry is not an object."""
-    from netdoctor.diagnose.targets.records import ContainerRecord
+    from .records import ContainerRecord
 
     item = container_entry(item, f"{runtime}: {source}")
     ident = text_field(item.get("Id"))

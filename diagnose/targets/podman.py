@@ -11,10 +11,10 @@ import os
 import shutil
 from typing import Optional
 
-from netdoctor.diagnose.host import command
-from netdoctor.diagnose.errors import MissingDependency, ParseError
-from netdoctor.diagnose.targets.records import ContainerRecord
-from netdoctor.diagnose.targets.engine_api import EngineAPI, pid_from_inspect, record_from_listing
+from ..host import command
+from ..errors import MissingDependency, ParseError
+from .records import ContainerRecord
+from .engine_api import EngineAPI, pid_from_inspect, record_from_listing
 
 NAME = "podman"
 ROOTFUL_SOCKET = "/run/podman/podman.sock"

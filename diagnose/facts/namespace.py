@@ -59,6 +59,9 @@ def _conforms(value, hint) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is tuple:
         return isinstance(value, tuple) and all(_valid(v) for v in value)
+    if origin is tuple:  # Tuple[X, ...]: every item an X
+        item_hint = typing.get_args(hint)[0]
+        return isinstance(value, tuple) and all(_conforms(v, item_hint) for v in value)
     if hint is dict:
         return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if origin is dict:  # Dict[str, V]: every key text, every value of V
@@ -97,7 +100,7 @@ def check_types(record, what: str) -> None:
     """ParseError unless the record (read from a file someone may have edited) has the
     types its fields are declared with, all the way down."""
     if not _valid(record):
-        from netdoctor.diagnose.errors import ParseError
+        from ..errors import ParseError
 
         raise ParseError(f"{what}: a field has the wrong type")
 
@@ -124,7 +127,7 @@ class Link:
     kind: Optional[str]  # "veth", "bridge", None for a plain NIC, ...
     mtu: int
     mac: Optional[str]
-    flags: tuple
+    flags: typing.Tuple[str, ...]
     operstate: str
     master: Optional[int] = None  # ifindex of the bridge (or bond) this link is enslaved to
     peer_ifindex: Optional[int] = None  # IFLA_LINK: a veth's peer ifindex, in peer_netnsid's ns
@@ -195,7 +198,7 @@ class Neighbour:
     dst: str
     dev: str
     lladdr: Optional[str]
-    state: tuple  # e.g. ("REACHABLE",), ("FAILED",), ("INCOMPLETE",)
+    state: typing.Tuple[str, ...]  # e.g. ("REACHABLE",), ("FAILED",), ("INCOMPLETE",)
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ class NamespaceSnapshot:
     # "nft ip filter", "legacy ip6 nat", ...: the netfilter tables that exist here, so that
     # a container's rules are dumped only where it has any ("unknown" when it could not be
     # told: then they are dumped).
-    netfilter_tables: tuple = ()
+    netfilter_tables: typing.Tuple[str, ...] = ()
 
     @cached_property
     def _by_ifindex(self) -> dict:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Optional
+from typing import Optional, Tuple
 
-from netdoctor.diagnose.facts.namespace import parse_address, parse_network
+from .namespace import parse_address, parse_network
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Match:
     """One condition of a rule. kind: saddr daddr iif oif proto dport sport ctstate unknown."""
 
     kind: str
-    values: tuple
+    values: Tuple[str, ...]
     negate: bool = False
     family: str = ""  # for saddr/daddr of an nft rule: "ip" or "ip6", as the rule says it
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from netdoctor.diagnose.errors import ParseError
-from netdoctor.diagnose.facts.namespace import NamespaceSnapshot, check_types
-from netdoctor.diagnose.facts.ruleset import Ruleset
+from ..errors import ParseError
+from .namespace import NamespaceSnapshot, check_types
+from .ruleset import Ruleset
 
 SCHEMA = "netdoctor.snapshot/1"
 # Where checks send container traffic when no destination is given: an address only
@@ -81,6 +81,15 @@ def _check_shape(c: "ContainerFacts") -> None:
         need(isinstance(h, dict) and isinstance(h.get("role"), str)
              and isinstance(h.get("name"), str) and isinstance(h.get("ifindex"), int),
              "every hop needs a role, a name and an ifindex")
+    ns = c.target.get("netns")
+    need(isinstance(ns, dict) and isinstance(ns.get("name"), (str, type(None)))
+         and isinstance(ns.get("inode"), (int, type(None))) and not isinstance(ns.get("inode"), bool)
+         and isinstance(ns.get("path"), (str, type(None))), "target netns needs a name, an "
+                                                             "inode and a path")
+    dest = c.path.get("destination") or {}
+    need(isinstance(dest, dict) and all(isinstance(dest.get(k), (str, type(None)))
+                                        for k in ("query", "address", "nameserver", "name")),
+         "path destination fields must be text")
     for key in ("destination", "host_netns"):
         need(c.path.get(key) is None or isinstance(c.path[key], dict), f"path {key} must be an "
                                                                       f"object")

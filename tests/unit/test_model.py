@@ -86,3 +86,46 @@ def test_address_index_finds_the_rules_the_prefilter_lets_through(rules, src, ds
     expected = [i for i, (sr, dr) in enumerate(chain.address_prefilter)
                 if not outside(sr, s) and not outside(dr, d)]
     assert chain.address_index.candidates(s, d) == expected
+
+
+def test_a_saved_rule_whose_values_are_not_text_is_refused_on_load():
+    # Found by the snapshot fuzz: a match value of null passed validation and crashed the
+    # rule walk (forward-dropped, bridge-netfilter) instead of being refused with the file.
+    import json
+
+    import pytest
+
+    from netdoctor.diagnose.errors import ParseError
+    from netdoctor.diagnose.facts.snapshot import Snapshot
+
+    import recorded
+
+    doc = recorded.document("lab-checks-snapshot.json")
+    rule = next(r for h in doc["hosts"].values() for c in h["ruleset"]["chains"]
+                for r in c["rules"] if any(m["kind"] == "iif" for m in r["matches"]))
+    next(m for m in rule["matches"] if m["kind"] == "iif")["values"] = [None]
+    with pytest.raises(ParseError):
+        Snapshot.from_dict(json.loads(json.dumps(doc)))
+    for flags in ([None], [3]):
+        doc = recorded.document("lab-checks-snapshot.json")
+        next(iter(doc["hosts"].values()))["namespace"]["links"][0]["flags"] = flags
+        with pytest.raises(ParseError):
+            Snapshot.from_dict(doc)
+
+
+def test_a_saved_container_whose_destination_or_namespace_is_malformed_is_refused():
+    # Also found by the fuzz: a list as the path's destination address crashed forward-dropped;
+    # a number as the target's netns stopped every check.
+    import pytest
+
+    from netdoctor.diagnose.errors import ParseError
+    from netdoctor.diagnose.facts.snapshot import Snapshot
+
+    import recorded
+
+    for edit in (lambda c: c["path"]["destination"].update(address=["203.0.113.80"]),
+                 lambda c: c["target"].update(netns=3)):
+        doc = recorded.document("lab-checks-snapshot.json")
+        edit(doc["containers"][0])
+        with pytest.raises(ParseError):
+            Snapshot.from_dict(doc)

@@ -10,7 +10,7 @@ import typer
 
 from .. import __version__
 from . import checks, cleanup, lab, path, snapshot, trace
-from .status import ExitStatus, exit_status_for
+from .status import ExitStatus, exit_status_for, interrupted
 from ..errors import NetdoctorError
 
 HELP = """Find where a container's packets stop, and why.
@@ -77,6 +77,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             code = e.exit_code
+        elif interrupted(e):
+            sys.stderr.write("netdoctor: interrupted\n")
+            code = ExitStatus.INTERRUPTED
         else:
             if debug:
                 raise

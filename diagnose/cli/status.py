@@ -49,6 +49,18 @@ def exit_status_for(error: BaseException) -> ExitStatus:
     for kind, status in _BY_ERROR:
         if isinstance(error, kind):
             return status
-    if isinstance(error, KeyboardInterrupt):
+    if interrupted(error):
         return ExitStatus.INTERRUPTED
     return ExitStatus.INTERNAL
+
+
+def interrupted(error: BaseException) -> bool:
+    """Whether error is Ctrl-C or SIGTERM, or came of one: a signal that lands while Python
+    makes a class (an import mid-run) surfaces as the RuntimeError it was wrapped in."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False

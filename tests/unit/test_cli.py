@@ -135,3 +135,25 @@ def test_every_error_kind_has_its_documented_exit_status():
         assert exit_status_for(kind("x")) == code, kind
     assert exit_status_for(KeyboardInterrupt()) == ExitStatus.INTERRUPTED == 130
     assert exit_status_for(ValueError("a bug")) == ExitStatus.INTERNAL
+
+
+def test_an_interrupt_that_surfaces_wrapped_is_still_an_interrupt():
+    # A SIGTERM that lands while a class is being made (an import, mid-run) comes out as
+    # "RuntimeError: Error calling __set_name__ ..." caused by the KeyboardInterrupt: exit 130,
+    # not an internal error (exit 70).
+    from netdoctor.diagnose.cli.status import ExitStatus, exit_status_for
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from e
+    except RuntimeError as wrapped:
+        assert exit_status_for(wrapped) == ExitStatus.INTERRUPTED
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("raised while handling it")
+    except ValueError as during:
+        assert exit_status_for(during) == ExitStatus.INTERRUPTED

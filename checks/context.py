@@ -78,6 +78,25 @@ def unread_rules(ruleset, tables: tuple) -> list:
     return gaps
 
 
+def uplink_addresses(ns: NamespaceSnapshot) -> set:
+    """The addresses a host reaches its default gateways with ("198.51.100.2/24" on eth0):
+    what no fix may remove. An address of a default route's link whose network holds the
+    gateway (or every address of a link whose default route has no gateway)."""
+    out = set()
+    for r in ns.default_routes("inet") + ns.default_routes("inet6"):
+        link = ns.link(name=r.dev) if r.dev else None
+        if link is None:
+            continue
+        for a in link.addresses:
+            try:
+                holds = r.gateway is None or ipaddress.ip_address(r.gateway) in a.interface.network
+            except ValueError:
+                holds = False
+            if holds and a.scope == "global":
+                out.add(str(a))
+    return out
+
+
 def link_evidence(link: Link, **more) -> dict:
     """The facts a link finding rests on, as `ip -d link` shows them."""
     return dict({"interface": link.name, "flags": list(link.flags),

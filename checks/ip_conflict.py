@@ -1,5 +1,8 @@
 from . import Check, register
-from .context import global_addresses
+from .context import global_addresses, uplink_addresses
+
+# Network modes in which the container's interface is a child of a host device.
+LOWER_DEVICE_MODES = ("macvlan", "ipvlan", "macvtap")
 
 
 @register
@@ -25,18 +28,30 @@ class IpConflict(Check):
         net = iface.network
         own = {l.ifindex for l in (ctx.ingress, ctx.host_veth, ctx.network_bridge)
                if l is not None}
+        # A macvlan or ipvlan child shares its parent's segment by design: the parent in the
+        # same subnet is the normal wiring, a conflict only when it holds the child's address.
+        parent = ctx.uplink if ctx.path.get("mode") in LOWER_DEVICE_MODES else None
+        # The addresses the host reaches its gateways with are never the thing to remove.
+        protected = uplink_addresses(h)
         for link in h.links:
             if link.ifindex in own or link.is_loopback:
                 continue
             for a in global_addresses(link, "inet"):
                 if a.interface.ip not in net or a.interface.network.prefixlen == 0:
                     continue
+                if parent is not None and link.ifindex == parent.ifindex \
+                        and a.local != ctx.address:
+                    continue
                 what = ("the container's own address" if a.local == ctx.address else
                         "its gateway" if a.local == ctx.gateway else f"an address of {net}")
+                if str(a) in protected:
+                    fix = (f"{{in_host}}ip -br addr show dev {link.name}  # the host's uplink "
+                           f"address: keep {a}; give {ctx.subject} an address outside it")
+                else:
+                    fix = "{in_host}ip addr del " + str(a) + " dev " + link.name
                 yield self.finding(
                     ctx, f"{link.name} in {ctx.vars['host_ns']} has {a} — {what}: the host "
                          f"answers ARP and routes for it there, not toward {ctx.subject}",
                     {"interface": link.name, "address": str(a), "container_ip": ctx.address,
-                     "container_network": str(net)},
-                    "{in_host}ip addr del " + str(a) + " dev " + link.name,
-                    conflict_iface=link.name, conflict_addr=str(a))
+                     "container_network": str(net), "host_uplink": str(a) in protected},
+                    fix, conflict_iface=link.name, conflict_addr=str(a))

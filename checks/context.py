@@ -324,15 +324,24 @@ def _container_vars(ctx: ContainerContext) -> dict:
 
 
 def contexts(snapshot) -> Iterator:
+    """A HostContext per host, then a ContainerContext per container. A host's runbook names
+    come from its first container on a bridge or routed veth, so a host finding's report
+    reads with a real bridge, container address and destination (the finding lists every
+    container it concerns)."""
     by_host: dict = {}
     for c in snapshot.containers:
         by_host.setdefault(c.host_inode, []).append(c)
-    for inode_str, host in sorted(snapshot.hosts.items()):
-        inode = int(inode_str)
-        ctx = HostContext(snapshot, inode, host, by_host.get(inode, []))
-        ctx.vars = _host_vars(snapshot, host.namespace.netns)
-        yield ctx
+    containers = []
     for c in snapshot.containers:
         ctx = ContainerContext(snapshot, c, snapshot.host(c.host_inode))
         ctx.vars = _container_vars(ctx)
+        containers.append(ctx)
+    for inode_str, host in sorted(snapshot.hosts.items()):
+        inode = int(inode_str)
+        ctx = HostContext(snapshot, inode, host, by_host.get(inode, []))
+        example = next((cc for cc in sorted(containers, key=lambda cc: cc.subject)
+                        if cc.container.host_inode == inode and cc.bridged), None)
+        ctx.vars = dict(example.vars if example is not None else {},
+                        **_host_vars(snapshot, host.namespace.netns))
         yield ctx
+    yield from containers

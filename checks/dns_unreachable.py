@@ -20,7 +20,8 @@ class DnsUnreachable(Check):
         if not conf.nameservers:
             yield self.finding(ctx, f"{ctx.subject}'s resolv.conf names no nameserver",
                                {"resolv_conf": c.resolv_conf[:500], "ignored": list(conf.ignored)},
-                               "add a `nameserver <address>` line to the container's resolv.conf")
+                               "add a `nameserver <address>` line to the container's resolv.conf",
+                               nameserver="(none: resolv.conf names no nameserver)")
             return
         probes = {p["server"]: p for p in (c.dns_probe or ())}
         broken = []

@@ -61,7 +61,7 @@ def checks_markdown(snapshot, findings: list) -> str:
 def trace_markdown(report) -> str:
     doc = report.to_dict()
     v = doc["verdict"]
-    lines = [f"# netdoctor trace: {trace_title(report)}", ""]
+    lines = [f"# netdoctor {trace_title(report)}", ""]
     lines += [f"- {line}" for line in verdict_lines(v, report)]
     lines += ["", "## Hops", "", "| hop | interface | netns | requests | replies | first seen (µs) "
               "| addresses seen |", "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -4,6 +4,7 @@ right place; the healthy path must be reachable with no findings."""
 
 import json
 import os
+import re
 
 import pytest
 
@@ -248,6 +249,11 @@ def test_markdown_report(healed):
     assert res.returncode == 1
     assert "| bridge **(stopped here)** | ndbr0 |" in res.stdout
     assert "ip netns exec ndlab-host sysctl -w net.ipv4.ip_forward=1" in res.stdout
+    # The pasted report reads with real names: no template placeholder, one "trace" in
+    # its title.
+    assert res.stdout.startswith("# netdoctor trace lab:test -> 203.0.113.80")
+    assert not re.findall(r"\{[a-z_]+\}", res.stdout), re.findall(r"\{[a-z_]+\}", res.stdout)
+    assert "iif ndbr0" in res.stdout and "from 172.29.0.2" in res.stdout
 
 
 @pytest.fixture(scope="module")

@@ -93,3 +93,18 @@ def test_a_macvlan_parent_in_its_childrens_subnet_is_no_conflict():
     found = [(f.id, f.severity) for f in run_checks(macvlan_container(HEALTHY))
              if f.subject == "lab:test"]
     assert ("ip-conflict", "error") not in found, found
+
+
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+@pytest.mark.parametrize("name, snap", SNAPSHOTS, ids=[n for n, _ in SNAPSHOTS])
+def test_every_runbook_in_a_report_has_its_names_filled_in(name, snap):
+    # The Markdown report is pasted into tickets: each finding's runbook (Why, Confirm, Fix,
+    # Revert) must read with the real interfaces, addresses and namespace prefixes.
+    from netdoctor.diagnose.report.markdown import checks_markdown
+
+    findings = run_checks(snap)
+    text = checks_markdown(snap, findings)
+    left = sorted(set(PLACEHOLDER.findall(text)))
+    assert not left, (left, sorted({f.id for f in findings}))

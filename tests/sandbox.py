@@ -63,8 +63,8 @@ def netdoctor(*args, env=None, timeout=60):
                           env=env, timeout=timeout)
 
 
-def netdoctor_json(*args, env=None):
-    res = netdoctor(*args, "--format", "json", env=env)
+def netdoctor_json(*args, env=None, timeout=60):
+    res = netdoctor(*args, "--format", "json", env=env, timeout=timeout)
     assert res.stdout.strip(), f"no output; stderr: {res.stderr}"
     return res.returncode, json.loads(res.stdout)
 

@@ -31,23 +31,6 @@ def read_resolv_conf(path: Optional[str]) -> ResolvConf:
         return ResolvConf()
 
 
-def ask(server: str, name: str, qtype: int, timeout: float) -> DnsAnswer:
-    """One query to server from the calling thread's namespace; socket.timeout if silent."""
-    family = socket.AF_INET6 if ":" in server else socket.AF_INET
-    txid, packet = encode_query(name, qtype)
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.connect((server, 53))
-        s.send(packet)
-        deadline = time.monotonic() + timeout
-        while True:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            data = s.recv(4096)
-            answer = parse_response(data)
-            if answer.txid == txid:
-                return answer
-
-
 def ask_tcp(server: str, name: str, qtype: int, timeout: float, port: int = 53) -> DnsAnswer:
     """One query over TCP (RFC 7766: a two-byte length before each message)."""
     txid, packet = encode_query(name, qtype)
@@ -152,19 +135,74 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,
     return netns.call_in(ns, lookup, resolv_conf, name, timeout)
 
 
-def probe_nameservers(ns: netns.Netns, conf_text: Optional[str]) -> list:
-    """One query per nameserver (for ".", type NS): does anything answer at all?"""
-    conf = parse_resolv_conf(conf_text or "")
-    results = []
-    for server in conf.nameservers:
-        try:
-            answer = netns.call_in(ns, ask, server, ".", QTYPE_NS, 1.0)
-            results.append({"server": server, "answered": True, "rcode": answer.rcode,
-                            "error": None})
-        except socket.timeout:
-            results.append({"server": server, "answered": False, "rcode": None,
-                            "error": "no answer within 1 s"})
-        except (OSError, ParseError) as e:
-            results.append({"server": server, "answered": False, "rcode": None,
-                            "error": getattr(e, "strerror", None) or str(e)})
+def probe_nameservers(containers: list, timeout: float = 1.0) -> list:
+    """For each (namespace, resolv.conf text), one query per nameserver (for ".", type NS):
+    does anything answer at all? [{"server", "answered", "rcode", "error"}] per container.
+
+    Every query is sent at once, each from a socket opened in its container's namespace (a
+    socket keeps the namespace it was made in), and one loop waits for all of them: the
+    whole probe costs one timeout, however many containers have a silent nameserver."""
+    import selectors
+
+    results = [[] for _ in containers]
+    waiting = {}  # socket -> (container index, result index, txid)
+    opened = []
+    sel = selectors.DefaultSelector()
+    try:
+        for i, (ns, conf_text) in enumerate(containers):
+            servers = parse_resolv_conf(conf_text or "").nameservers
+            if not servers:
+                continue
+            for server, sent in zip(servers, netns.call_in(ns, _send_probes, servers)):
+                results[i].append({"server": server, "answered": False, "rcode": None,
+                                   "error": None})
+                if isinstance(sent, OSError):
+                    results[i][-1]["error"] = sent.strerror or str(sent)
+                    continue
+                sock, txid = sent
+                opened.append(sock)
+                waiting[sock] = (i, len(results[i]) - 1, txid)
+                sel.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+                sock = key.fileobj
+                i, j, txid = waiting[sock]
+                try:
+                    answer = parse_response(sock.recv(4096))
+                except (OSError, ParseError) as e:
+                    answer, error = None, getattr(e, "strerror", None) or str(e)
+                else:
+                    if answer.txid != txid:
+                        continue  # not the answer to this question: keep waiting
+                    error = None
+                results[i][j].update(answered=answer is not None, error=error,
+                                     rcode=answer.rcode if answer else None)
+                sel.unregister(sock)
+                del waiting[sock]
+        for i, j, _ in waiting.values():
+            results[i][j]["error"] = f"no answer within {timeout:g} s"
+    finally:
+        sel.close()
+        for sock in opened:
+            sock.close()
     return results
+
+
+def _send_probes(servers: tuple) -> list:
+    """In the calling thread's namespace: a connected UDP socket per server, its question
+    sent: (socket, txid), or the OSError that stopped it (no route, ...)."""
+    out = []
+    for server in servers:
+        family = socket.AF_INET6 if ":" in server else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.connect((server, 53))
+            txid, packet = encode_query(".", QTYPE_NS)
+            sock.send(packet)
+            out.append((sock, txid))
+        except OSError as e:
+            sock.close()
+            out.append(e)
+    return out

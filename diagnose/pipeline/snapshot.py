@@ -56,12 +56,8 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         probe_from.append(t.netns)
     containers = _with_own_rules(containers, probe_from, problems, me.inode)
     if probe_dns and containers:
-        # Silent nameservers cost their timeout each: ask them all at once.
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(32, len(containers))) as pool:
-            probes = list(pool.map(lambda pair: resolver.probe_nameservers(pair[0], pair[1].resolv_conf),
-                                   zip(probe_from, containers)))
+        probes = resolver.probe_nameservers(
+            [(ns, c.resolv_conf) for ns, c in zip(probe_from, containers)])
         containers = [replace(c, dns_probe=p) for c, p in zip(containers, probes)]
     hosts = {}
     for inode, ns in host_inodes.items():

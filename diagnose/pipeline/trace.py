@@ -270,8 +270,9 @@ class Evidence:
 
 def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     flow, kt, results = plan.flow, seen.kernel, seen.results
-    sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error)
-                 for c in seen.captures]
+    sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error,
+                         _bridge_addresses(hop))
+                 for c, hop in zip(seen.captures, plan.path["hops"])]
     summary = {"captures": "ok", "tracefs": kt.unavailable or f"{len(kt.events)} kernel events",
                "counters": None}
     degraded = list(seen.degraded)
@@ -337,6 +338,14 @@ def report(plan: Plan, aim: Aim, seen: Observation, found: Evidence, verdict: V.
 
 
 # ------------------------------------------------------------------ helpers
+
+def _bridge_addresses(hop: dict) -> Optional[tuple]:
+    """A bridge device's own addresses (it sees only the answers sent to them); None for
+    any other hop, which sees every frame of its link."""
+    if hop.get("kind") != "bridge":
+        return None
+    return tuple(a.split("/")[0] for a in hop.get("addresses", ()))
+
 
 def hop_netns(path: dict, hop: dict) -> netns.Netns:
     inode = hop["netns_inode"]

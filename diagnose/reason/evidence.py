@@ -65,7 +65,11 @@ class HopSighting:
 
 
 def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
-          capture_error: Optional[str] = None) -> HopSighting:
+          capture_error: Optional[str] = None,
+          own_addresses: Optional[tuple] = None) -> HopSighting:
+    """What one hop's frames show. own_addresses, for a bridge device: the bridge sees the
+    broadcast questions of every port but only the answers sent to itself (unicast between
+    two ports is bridged past it), so only its own questions can go unanswered there."""
     req = rep = arp_req = arp_rep = 0
     first = None
     seen: dict = {}
@@ -78,7 +82,8 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
         if kind == "arp":
             if f.arp_op == 1:
                 arp_req += 1
-                asked.append(f.dst)
+                if own_addresses is None or f.src in own_addresses:
+                    asked.append(f.dst)
             elif f.arp_op == 2:
                 arp_rep += 1
                 answered.add(f.src)

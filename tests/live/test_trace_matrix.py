@@ -398,3 +398,13 @@ def test_the_wait_ends_when_the_kernel_has_dropped_every_probe(healed):
     _break(["nat-missing"])
     rc, doc, v = trace("test", "203.0.113.80", "--timeout", "1")
     assert v["cause"] == "nat-missing" and doc["probe"]["wait_cut_short"] is False
+
+
+def test_container_to_container_on_one_bridge_reports_no_arp_the_bridge_could_not_see(lab):
+    # test asks ARP for web: a broadcast the bridge device sees; web's answer is unicast
+    # between two bridge ports, which the bridge device never sees. No "no reply" there.
+    sh("ip", "-n", "ndlab-test", "neigh", "flush", "all")
+    rc, doc = netdoctor_json("trace", "test", "172.29.0.3")
+    assert rc == 0 and doc["verdict"]["reachable"] is True
+    bridge = next(h for h in doc["hops"] if h["role"] == "bridge")
+    assert bridge["arp_requests"] >= 1 and bridge["arp_unanswered"] == []

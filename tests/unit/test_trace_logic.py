@@ -279,3 +279,18 @@ def test_name_resolution_and_path_mtu_are_verdict_rules_too():
     # The rules are one ordered list, each saying what it decides on.
     assert [name for name, _ in V.RULES][0] == \
         "the name did not resolve, but the nameserver answers"
+
+
+def test_a_bridge_device_reports_no_unanswered_arp_it_could_not_see_answered():
+    # Container 172.17.0.2 asks for its neighbour 172.17.0.3 on docker0. The question is a
+    # broadcast, so the bridge device sees it; the answer is unicast between two ports, which
+    # the bridge device never sees. Only the bridge's own questions can be judged there.
+    theirs = [arp_frame(1, "172.17.0.2", "172.17.0.3")]
+    ours = [arp_frame(1, "172.17.0.1", "172.17.0.9")]
+    bridge = E.sight("bridge", "docker0", "ns", theirs + ours, FLOW,
+                     own_addresses=("172.17.0.1",))
+    assert bridge.arp_unanswered == ("172.17.0.9",)
+    assert bridge.arp_requests == 2  # every question it saw still counts as seen
+    # A veth or an uplink sees every frame of its link: any unanswered question counts.
+    veth = E.sight("host-veth", "veth1", "ns", theirs, FLOW)
+    assert veth.arp_unanswered == ("172.17.0.3",)

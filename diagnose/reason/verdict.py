@@ -10,7 +10,7 @@ kernel's drop reason, the counters and the captures confirm, choose or stand in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Optional
 
@@ -47,6 +47,9 @@ class Verdict:
     rule: Optional[str] = None
     evidence_used: tuple = ()  # what the verdict rests on: captures, tracefs, counters, checks
     explanation: str = ""
+    # How the cause came about, when that is a cause of its own: the name did not resolve
+    # (the cause) because the query to the nameserver was dropped in FORWARD (the mechanism).
+    mechanism: Optional[str] = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -138,6 +141,19 @@ def _answered(c: Case) -> Optional[Verdict]:
     return None
 
 
+def _name_did_not_resolve(c: Case) -> Optional[Verdict]:
+    """The name did not resolve and the query to the nameserver went unanswered: the DNS
+    failure is the cause, and what the rules below find on the path to the nameserver is
+    its mechanism (none when the query left the host and nothing came back)."""
+    if not c.dns_failure or c.hops.reachable:
+        return None
+    path = decide(replace(c, dns_failure=None))
+    silent = path.cause in ("upstream-no-reply", "unknown")
+    return replace(path, cause="dns-unreachable", mechanism=None if silent else path.cause,
+                   explanation=f"{c.dns_failure}; the query to the nameserver: "
+                               f"{path.explanation}" + ("" if silent else f" ({path.cause})"))
+
+
 def _wiring_fault_where_it_stopped(c: Case) -> Optional[str]:
     """A fault of the wiring that blocks here is the cause, whatever the kernel says."""
     first = c.blocking_here[0] if c.blocking_here else None
@@ -184,12 +200,6 @@ def _left_untranslated(c: Case) -> Optional[str]:
     return "nat-missing" if src and src == flow_src and is_unrouted(flow_src) else None
 
 
-def _nameserver_silent_beyond_the_uplink(c: Case) -> Optional[str]:
-    if c.dns_failure and c.stopped("uplink"):
-        return "dns-unreachable"
-    return None
-
-
 def _left_and_nothing_came_back(c: Case) -> Optional[str]:
     return "upstream-no-reply" if c.stopped("uplink") else None
 
@@ -197,10 +207,6 @@ def _left_and_nothing_came_back(c: Case) -> Optional[str]:
 def _finding_that_blocks_anywhere(c: Case) -> Optional[str]:
     blocking = [f for f in c.errors if f.blocks_at]
     return blocking[0].id if blocking else None
-
-
-def _name_did_not_resolve(c: Case) -> Optional[str]:
-    return "dns-unreachable" if c.dns_failure else None
 
 
 def _nothing_explains_it(c: Case) -> Optional[str]:
@@ -212,6 +218,7 @@ RULES: list = [
     ("the name did not resolve, but the nameserver answers", _dns_answered_without_address),
     ("small packets pass, full-size ones vanish", _path_mtu_black_hole),
     ("the probe was answered", _answered),
+    ("the name did not resolve: the path to the nameserver says how", _name_did_not_resolve),
     ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
     ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
     ("a finding blocks where it stopped", _finding_where_it_stopped),
@@ -219,10 +226,8 @@ RULES: list = [
     ("a dropping rule's counter moved", _dropping_rule_counted),
     ("the next hop never answered ARP", _next_hop_never_answered),
     ("a private source left the uplink untranslated", _left_untranslated),
-    ("the nameserver is silent beyond the uplink", _nameserver_silent_beyond_the_uplink),
     ("it left the uplink and nothing came back", _left_and_nothing_came_back),
     ("a finding blocks somewhere on the path", _finding_that_blocks_anywhere),
-    ("the name did not resolve", _name_did_not_resolve),
     ("nothing explains it", _nothing_explains_it),
 ]
 

@@ -123,6 +123,8 @@ def verdict_lines(v: dict, report) -> list:
             lines.append(f"verdict: NOT REACHABLE; the {v['direction'] or 'probe'} stopped "
                          f"at {where}")
         lines.append(f"cause: {v['cause']}")
+        if v.get("mechanism"):
+            lines.append(f"mechanism: {v['mechanism']}")
         plain = (f"the {v['direction']} was last seen at {v['stopped_at']}",
                  "the request never left the container")
         if v["explanation"] and v["explanation"] not in plain:
@@ -170,7 +172,10 @@ def trace_text(report) -> str:
         else:
             how = f"NOT answered ({p['detail'] or 'no reply'})"
         lines.append(f"path MTU: a {p['size']}-byte don't-fragment probe was {how}")
-    cause = next((f for f in report.findings if f.id == v["cause"]), None)
+    # The finding to act on: the cause's, else its mechanism's (a DNS failure caused by a
+    # FORWARD drop is mended by the FORWARD fix).
+    cause = next((f for f in report.findings if f.id == v["cause"]), None) or next(
+        (f for f in report.findings if f.id == v.get("mechanism")), None)
     if cause is not None:
         lines += ["", f"{cause.severity.upper()} {cause.id}: {cause.message}",
                   f"  fix: {cause.fix}", f"  runbook: runbooks/{cause.id}.md"]

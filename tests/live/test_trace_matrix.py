@@ -408,3 +408,23 @@ def test_container_to_container_on_one_bridge_reports_no_arp_the_bridge_could_no
     assert rc == 0 and doc["verdict"]["reachable"] is True
     bridge = next(h for h in doc["hops"] if h["role"] == "bridge")
     assert bridge["arp_requests"] >= 1 and bridge["arp_unanswered"] == []
+
+
+@pytest.mark.parametrize("fault, mechanism, stopped_at", [
+    ("forward-drop", "forward-dropped", "bridge"),
+    ("ip-forward-off", "ip-forward-disabled", "bridge"),
+    ("nat-missing", "nat-missing", "uplink"),
+])
+def test_a_name_that_cannot_resolve_is_the_cause_and_the_path_its_mechanism(healed, fault,
+                                                                           mechanism,
+                                                                           stopped_at):
+    # The README's promise: when the name does not resolve, the DNS failure is the cause;
+    # what stopped the query on its way to the nameserver is how, with its evidence.
+    _break([fault])
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 1 and doc["destination"]["resolved"] is False
+    assert (v["cause"], v["mechanism"], v["stopped_at"]) == ("dns-unreachable", mechanism,
+                                                              stopped_at), v
+    text = netdoctor("trace", "test", "www.baidu.com").stdout
+    assert "cause: dns-unreachable" in text and f"mechanism: {mechanism}" in text
+    assert f"ERROR {mechanism}:" in text  # the finding to act on, with its fix

@@ -269,7 +269,14 @@ def test_name_resolution_and_path_mtu_are_verdict_rules_too():
     s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
                          addresses_seen={"request": "198.51.100.2 -> 203.0.113.53"})
     v = V.decide(V.Case(silent, s, [], flow=FLOW, dns_failure=failure))
-    assert (v.cause, v.stopped_at) == ("dns-unreachable", "uplink")
+    assert (v.cause, v.stopped_at, v.mechanism) == ("dns-unreachable", "uplink", None)
+    # The query was dropped in FORWARD on its way: the DNS failure is the cause, the drop how.
+    dropped = E.HopVerdict(False, "bridge", "request")
+    v = V.decide(V.Case(dropped, sightings([1, 1, 1, 0], [0] * 4),
+                        [finding("forward-dropped")], [("NETFILTER_DROP", "x", "ndbr0")], [],
+                        FLOW, dns_failure=failure))
+    assert (v.cause, v.mechanism, v.kernel_drop_reason) == ("dns-unreachable", "forward-dropped",
+                                                            "NETFILTER_DROP")
     hole = {"size": 1500, "discovery_works": False}
     v = V.decide(V.Case(reached, sightings([1, 1, 1, 1], [1, 1, 1, 1]), [], flow=FLOW,
                         pmtu=hole))

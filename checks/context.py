@@ -232,14 +232,40 @@ class ContainerContext:
         return None
 
     @cached_property
-    def address(self) -> Optional[str]:
+    def source(self):
+        """The address the container's kernel sends from, as it picks one: the source its
+        route lookup answered (or the route's src hint), else the address whose network
+        holds the gateway, else the first global one on the egress interface."""
         addrs = global_addresses(self.egress)
-        return addrs[0].local if addrs else None
+        if not addrs:
+            return None
+        mine = self.namespace.netns.get("name") or f"net:[{self.namespace.netns.get('inode')}]"
+        hints = [l.get("prefsrc") for l in self.path.get("route_lookups", ())
+                 if l.get("netns") == mine]
+        if self.default_route is not None:
+            hints.append(self.default_route.prefsrc)
+        for hint in hints:
+            chosen = next((a for a in addrs if a.local == hint), None)
+            if chosen is not None:
+                return chosen
+        if self.gateway:
+            try:
+                gw = ipaddress.ip_address(self.gateway)
+            except ValueError:
+                gw = None
+            chosen = next((a for a in addrs if gw is not None and gw in a.interface.network),
+                          None)
+            if chosen is not None:
+                return chosen
+        return addrs[0]
+
+    @cached_property
+    def address(self) -> Optional[str]:
+        return self.source.local if self.source is not None else None
 
     @cached_property
     def interface(self):
-        addrs = global_addresses(self.egress)
-        return addrs[0].interface if addrs else None
+        return self.source.interface if self.source is not None else None
 
     @cached_property
     def default_route(self) -> Optional[Route]:

@@ -98,7 +98,8 @@ def _check_shape(c: "ContainerFacts") -> None:
     need(isinstance(lookups, list) and all(
         isinstance(l, dict) and isinstance(l.get("netns"), str)
         and isinstance(l.get("query"), str)
-        and all(isinstance(l.get(k), (str, type(None))) for k in ("dev", "gateway", "error"))
+        and all(isinstance(l.get(k), (str, type(None)))
+                for k in ("dev", "gateway", "prefsrc", "error"))
         for l in lookups), "route_lookups must be objects with a netns and a query")
     need(c.dns_probe is None or all(isinstance(p, dict) and isinstance(p.get("server"), str)
                                     for p in c.dns_probe), "dns_probe entries need a server")

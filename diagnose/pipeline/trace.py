@@ -155,7 +155,12 @@ def make_plan(target, aim: Aim) -> Plan:
     subjects = {facts.label} | ({f"host {ns_label(host)}"} if host else set())
     findings = [f for f in run_checks(snap) if f.subject in subjects]
     egress = next((h for h in path["hops"] if h["role"] == "container"), {})
-    src = next((a.split("/")[0] for a in egress.get("addresses", ()) if ":" not in a), "")
+    # The source the container's kernel picks (its route lookup answered it), else eth0's
+    # first IPv4 address.
+    mine = ns_label(facts.namespace.netns)
+    src = next((l["prefsrc"] for l in path.get("route_lookups", ())
+                if l.get("netns") == mine and l.get("prefsrc")), None) or next(
+        (a.split("/")[0] for a in egress.get("addresses", ()) if ":" not in a), "")
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
     icmp = aim.proto == "icmp"
     flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,

@@ -56,7 +56,7 @@ class PathReport:
             "notes": list(self.notes),
             "route_lookups": [
                 {"query": l.query, "netns": ns, "dev": l.dev, "gateway": l.gateway,
-                 "error": l.error}
+                 "prefsrc": l.prefsrc, "error": l.error}
                 for ns, l in self.lookups
             ],
         }
@@ -181,7 +181,9 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
     mode = "bridge"
     peer_node = topology.neighbour_by_rel(g, c_node, "veth-peer")
     lower_node = topology.neighbour_by_rel(g, c_node, "lower-device")
-    src = _primary_address(egress, _family(d.dest))
+    # The source the container's kernel picks (its lookup answered it), else the first.
+    src = next((l.prefsrc for ns, l in d.lookups if ns == target.netns.label and l.prefsrc),
+               None) or _primary_address(egress, _family(d.dest))
     if peer_node is not None:
         hops.append(topology.hop_at(g, peer_node, "host-veth"))
         bridge_node = topology.neighbour_by_rel(g, peer_node, "bridge-member")

@@ -428,3 +428,19 @@ def test_a_name_that_cannot_resolve_is_the_cause_and_the_path_its_mechanism(heal
     text = netdoctor("trace", "test", "www.baidu.com").stdout
     assert "cause: dns-unreachable" in text and f"mechanism: {mechanism}" in text
     assert f"ERROR {mechanism}:" in text  # the finding to act on, with its fix
+
+
+def test_the_source_the_kernel_picks_is_the_one_judged_and_traced(healed):
+    # eth0's first address is in no network the host knows; the second holds the gateway,
+    # so the kernel sends from it. Judged from the first, NAT and FORWARD looked missing.
+    in_ns("ndlab-test", "ip", "addr", "flush", "dev", "eth0")
+    in_ns("ndlab-test", "ip", "addr", "add", "10.9.9.9/24", "dev", "eth0")
+    in_ns("ndlab-test", "ip", "addr", "add", "172.29.0.2/24", "dev", "eth0")
+    in_ns("ndlab-test", "ip", "route", "replace", "default", "via", "172.29.0.1")
+    rc, path = netdoctor_json("path", "test", "203.0.113.80")
+    host_lookup = [l for l in path["route_lookups"] if l["netns"] == "ndlab-host"][0]
+    assert "from 172.29.0.2" in host_lookup["query"], host_lookup
+    rc, doc = netdoctor_json("checks", "test", "--no-dns-probe")
+    assert rc == 0 and doc["findings"] == [], doc["findings"]
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 0 and v["reachable"], v

@@ -395,3 +395,23 @@ def test_a_reader_that_is_missing_where_another_read_the_rules_is_no_gap():
     hosts[key] = replace(hosts[key], ruleset=replace(hosts[key].ruleset, sources=dict(
         hosts[key].ruleset.sources, **{"iptables-nft-save": "some error", "nft": "ok"})))
     assert run_checks(replace(snap, hosts=hosts)) == []
+
+
+def test_traffic_is_judged_from_the_source_address_the_kernel_would_pick():
+    # eth0 holds 10.9.9.9/24 first and 172.29.0.2/24 second; the default route's gateway is
+    # in the second's network, so the kernel sends from 172.29.0.2, which the lab's NAT
+    # and FORWARD rules expect. Judged from the first address, it was a false nat-missing
+    # and forward-dropped.
+    def two_addresses(ns):
+        link = ns.link(name="eth0")
+        return E.link(ns, "eth0", addresses=(E.Address("inet", "10.9.9.9", 24),)
+                      + link.addresses)
+
+    snap = E.edit_container_ns(HEALTHY, "test", two_addresses)
+    assert ids(run_checks(snap), "lab:test") == set()
+    # A route's src hint wins: the kernel's own answer, when recorded, says which.
+    _, c = E.container(snap, "test")
+    hinted = E.edit_container(snap, "test", path=dict(c.path, route_lookups=[
+        dict(l, prefsrc="10.9.9.9") if l["netns"] == "ndlab-test" else l
+        for l in c.path["route_lookups"]]))
+    assert "nat-missing" in ids(run_checks(hinted), "lab:test")

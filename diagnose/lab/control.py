@@ -242,12 +242,25 @@ def _ensure_veth(ns: str, name: str, peer_ns: str, peer: str) -> None:
 
 
 def ensure_links() -> None:
-    """Every lab link exists (heal also brings back links deleted by hand)."""
+    """Every lab link exists, and no other (heal brings back links deleted by hand, and
+    removes links added by hand: a second bridge, a macvlan child, ...)."""
     _ensure_veth(L.HOST_NS, L.UPLINK, L.INET_NS, L.UPSTREAM_IFACE)
     if not _has_link(L.HOST_NS, L.BRIDGE):
         _ip(L.HOST_NS, "link", "add", L.BRIDGE, "type", "bridge")
     for name, (_, veth) in L.CONTAINERS.items():
         _ensure_veth(L.container_ns(name), L.CONTAINER_IFACE, L.HOST_NS, veth)
+    expected = {L.HOST_NS: {L.UPLINK, L.BRIDGE, *(v for _, v in L.CONTAINERS.values())},
+                L.INET_NS: {L.UPSTREAM_IFACE},
+                **{L.container_ns(n): {L.CONTAINER_IFACE} for n in L.CONTAINERS}}
+    for ns, names in expected.items():
+        listed = command.run(["ip", "-j", "-n", ns, "link", "show"])
+        try:
+            present = [l.get("ifname") for l in json.loads(listed.stdout or "[]")]
+        except ValueError:
+            continue
+        for name in present:
+            if name and name != "lo" and name not in names and _has_link(ns, name):
+                _ip(ns, "link", "del", name)
 
 
 def configure_healthy(state: dict) -> dict:

@@ -173,6 +173,15 @@ def _finding_where_it_stopped(c: Case) -> Optional[str]:
     return c.blocking_here[0].id if c.blocking_here else None
 
 
+def _wiring_fault_on_the_path(c: Case) -> Optional[str]:
+    """No finding blocks where it stopped, but the wiring is broken earlier on the path: that
+    is the root cause, and what the evidence shows further on (a lost reply, a neighbour
+    nobody answers, a drop) is its symptom."""
+    wiring = sorted((f for f in c.errors if f.structural and f.blocks_at),
+                    key=lambda f: f.precedence)
+    return wiring[0].id if wiring else None
+
+
 def _kernel_drop_reason(c: Case) -> Optional[str]:
     return c.by_reason[0] if c.by_reason else None
 
@@ -205,7 +214,7 @@ def _left_and_nothing_came_back(c: Case) -> Optional[str]:
 
 
 def _finding_that_blocks_anywhere(c: Case) -> Optional[str]:
-    blocking = [f for f in c.errors if f.blocks_at]
+    blocking = sorted((f for f in c.errors if f.blocks_at), key=lambda f: f.precedence)
     return blocking[0].id if blocking else None
 
 
@@ -222,6 +231,7 @@ RULES: list = [
     ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
     ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
     ("a finding blocks where it stopped", _finding_where_it_stopped),
+    ("the wiring is broken earlier on the path", _wiring_fault_on_the_path),
     ("the kernel's drop reason", _kernel_drop_reason),
     ("a dropping rule's counter moved", _dropping_rule_counted),
     ("the next hop never answered ARP", _next_hop_never_answered),

@@ -114,6 +114,17 @@ MATRIX = {
                                   ("ndlab-host", "ip", "link", "set", "br-other", "up"),
                                   ("ndlab-host", "ip", "link", "set", "veth-test", "master",
                                    "br-other")], "veth-not-attached", "any", "request", None),
+    # The same, where the other bridge routes the container network and forwards: requests
+    # get out, the replies are routed to ndbr0 and lost. The detached veth is the cause, not
+    # the symptoms it makes further on (a wrong-looking gateway, an unanswered neighbour).
+    "veth on a second bridge that routes the network": (
+        [("ndlab-host", "ip", "link", "add", "br-other", "type", "bridge"),
+         ("ndlab-host", "ip", "link", "set", "br-other", "up"),
+         ("ndlab-host", "ip", "addr", "add", "172.29.0.254/24", "dev", "br-other"),
+         ("ndlab-host", "ip", "link", "set", "veth-test", "master", "br-other"),
+         ("ndlab-host", "iptables", "-I", "FORWARD", "-i", "br-other", "-j", "ACCEPT"),
+         ("ndlab-host", "iptables", "-I", "FORWARD", "-o", "br-other", "-j", "ACCEPT")],
+        "veth-not-attached", "any", "reply", None),
 }
 
 

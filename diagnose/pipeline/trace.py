@@ -135,8 +135,8 @@ class Plan:
     next_hops: dict  # role -> the address its kernel sends the request to
     dns_name: str  # what a UDP probe asks: DEST's name on port 53, else the root
 
-    @property
-    def captures(self) -> list:
+    def new_captures(self) -> list:
+        """A capture per hop, not armed yet."""
         return [HopCapture(h["role"], h["name"], hop_netns(self.path, h), h["ifindex"])
                 for h in self.path["hops"]]
 
@@ -190,7 +190,7 @@ class Observation:
 
 
 def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
-    captures, kt = plan.captures, KernelTrace(plan.lengths)
+    captures, kt = plan.new_captures(), KernelTrace(plan.lengths)
     path_devices = {h["name"] for h in plan.path["hops"]}
 
     def all_dropped(sent: int) -> bool:

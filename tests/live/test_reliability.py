@@ -167,12 +167,15 @@ def test_cleanup_leaves_a_running_trace_alone(healed):
 
 
 @pytest.mark.parametrize("fault,expected", [
-    (None, {"test": (None, None), "web": (None, None)}),
+    (None, {"test": (None, None, None), "web": (None, None, None)}),
     # One container broken and one healthy at the same time: neither run may take the
     # other's probes, counters or kernel events for its own.
-    ("forward-drop", {"test": ("forward-dropped", "bridge"), "web": (None, None)}),
-    ("ip-forward-off", {"test": ("ip-forward-disabled", "bridge"),
-                        "web": ("ip-forward-disabled", "bridge")}),
+    ("forward-drop", {"test": ("forward-dropped", "bridge", None),
+                      "web": (None, None, None)}),
+    # web traces a name: with forwarding off its query to the nameserver stops at the
+    # bridge too, so the DNS failure is the cause and forwarding off its mechanism.
+    ("ip-forward-off", {"test": ("ip-forward-disabled", "bridge", None),
+                        "web": ("dns-unreachable", "bridge", "ip-forward-disabled")}),
 ])
 def test_two_traces_at_once_both_get_the_right_verdict(healed, fault, expected):
     if fault:
@@ -189,10 +192,11 @@ def test_two_traces_at_once_both_get_the_right_verdict(healed, fault, expected):
         t.start()
     for t in threads:
         t.join(timeout=120)
-    for key, (cause, stopped_at) in expected.items():
+    for key, (cause, stopped_at, mechanism) in expected.items():
         rc, doc = results[key]
         v = doc["verdict"]
-        assert (v["cause"], v["stopped_at"]) == (cause, stopped_at), (key, v)
+        assert (v["cause"], v["stopped_at"], v["mechanism"]) == (cause, stopped_at,
+                                                                  mechanism), (key, v)
         assert rc == (0 if cause is None else 1), (key, v)
         assert "tracefs" in v["evidence_used"], (key, v)
     assert host_state() == before

@@ -25,7 +25,7 @@ from netdoctor.capture import bpf, probe as P
 from netdoctor.capture.sockets import Closing, HopCapture, write_pcaps
 from netdoctor.capture.tracefs import KernelTrace
 from netdoctor.checks import run_checks
-from netdoctor.checks.context import ns_label
+from netdoctor.checks.context import contexts, ns_label
 from ..errors import (InternalError, NetdoctorError, PathChanged,
                                        TargetNotFound, Unresolved, UsageError)
 from ..host import gather, netns, resolver
@@ -155,12 +155,9 @@ def make_plan(target, aim: Aim) -> Plan:
     subjects = {facts.label} | ({f"host {ns_label(host)}"} if host else set())
     findings = [f for f in run_checks(snap) if f.subject in subjects]
     egress = next((h for h in path["hops"] if h["role"] == "container"), {})
-    # The source the container's kernel picks (its route lookup answered it), else eth0's
-    # first IPv4 address.
-    mine = ns_label(facts.namespace.netns)
-    src = next((l["prefsrc"] for l in path.get("route_lookups", ())
-                if l.get("netns") == mine and l.get("prefsrc")), None) or next(
-        (a.split("/")[0] for a in egress.get("addresses", ()) if ":" not in a), "")
+    # The source the container's kernel picks: the one the checks judged.
+    src = next(c.address for c in contexts(snap)
+               if c.scope == "container" and c.subject == facts.label) or ""
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
     icmp = aim.proto == "icmp"
     flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,

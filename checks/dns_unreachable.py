@@ -21,7 +21,8 @@ class DnsUnreachable(Check):
             yield self.finding(ctx, f"{ctx.subject}'s resolv.conf names no nameserver",
                                {"resolv_conf": c.resolv_conf[:500], "ignored": list(conf.ignored)},
                                "add a `nameserver <address>` line to the container's resolv.conf",
-                               nameserver="(none: resolv.conf names no nameserver)")
+                               # With no nameserver line, the resolver asks this machine.
+                               nameserver="127.0.0.1")
             return
         probes = {p["server"]: p for p in (c.dns_probe or ())}
         broken = []

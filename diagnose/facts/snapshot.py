@@ -81,6 +81,13 @@ def _check_shape(c: "ContainerFacts") -> None:
         need(isinstance(h, dict) and isinstance(h.get("role"), str)
              and isinstance(h.get("name"), str) and isinstance(h.get("ifindex"), int),
              "every hop needs a role, a name and an ifindex")
+        text = ("via", "kind", "mac", "state", "master", "netns")
+        need(all(isinstance(h.get(k), (str, type(None))) for k in text)
+             and all(isinstance(h.get(k), (int, type(None))) and not isinstance(h.get(k), bool)
+                     for k in ("mtu", "netns_inode"))
+             and isinstance(h.get("addresses", []), list)
+             and all(isinstance(a, str) for a in h.get("addresses", [])),
+             "a hop's fields have the wrong type")
     ns = c.target.get("netns")
     need(isinstance(ns, dict) and isinstance(ns.get("name"), (str, type(None)))
          and isinstance(ns.get("inode"), (int, type(None))) and not isinstance(ns.get("inode"), bool)

@@ -124,7 +124,11 @@ def test_a_saved_container_whose_destination_or_namespace_is_malformed_is_refuse
     import recorded
 
     for edit in (lambda c: c["path"]["destination"].update(address=["203.0.113.80"]),
-                 lambda c: c["target"].update(netns=3)):
+                 lambda c: c["target"].update(netns=3),
+                 # a hop's gateway as a number crashed neighbour-failed
+                 lambda c: c["path"]["hops"][3].update(via=1),
+                 lambda c: c["path"]["hops"][0].update(addresses=[5]),
+                 lambda c: c["path"]["hops"][0].update(mtu="1500")):
         doc = recorded.document("lab-checks-snapshot.json")
         edit(doc["containers"][0])
         with pytest.raises(ParseError):

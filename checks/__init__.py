@@ -31,6 +31,9 @@ class Finding:
     evidence: dict  # the exact facts the check used
     fix: str  # one command a person can run (printed, never run)
     vars: dict = field(default_factory=dict)  # names and addresses for the runbook
+    # "destination" for a finding about the far end of an east-west trace: it explains a
+    # failure, but its check's hop roles are the far end's own, not the path's.
+    side: str = "source"
 
     @property
     def title(self) -> str:
@@ -41,7 +44,7 @@ class Finding:
     @property
     def blocks_at(self) -> tuple:
         check = _check(self.id)
-        return check.blocks_at if check else ()
+        return check.blocks_at if check and self.side == "source" else ()
 
     @property
     def precedence(self) -> int:
@@ -56,7 +59,8 @@ class Finding:
     def to_dict(self) -> dict:
         return {"id": self.id, "severity": self.severity, "scope": self.scope,
                 "subject": self.subject, "title": self.title, "message": self.message,
-                "evidence": self.evidence, "fix": self.fix, "runbook": f"runbooks/{self.id}.md"}
+                "evidence": self.evidence, "fix": self.fix, "runbook": f"runbooks/{self.id}.md",
+                "side": self.side}
 
 
 class Check:
@@ -108,8 +112,10 @@ def _check(check_id: str):
     if not REGISTRY:
         load_all()
     return REGISTRY.get(check_id)
-# Findings that are not checks but have a runbook page: what could not be judged, and why.
-NOT_CHECKS = ("not-judged",)
+# Causes that are not checks but have a runbook page: what could not be judged, and why; the
+# causes the trace's evidence alone names (a destination that received the probe and did not
+# answer; a drop the kernel attributes to a tc filter or eBPF program).
+NOT_CHECKS = ("not-judged", "destination-no-reply", "tc-drop")
 
 
 def register(cls):

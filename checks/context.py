@@ -17,6 +17,8 @@ from netdoctor.diagnose.reason.rules import Packet
 
 # The flows checks follow for a container: ICMP echo, web, DNS.
 PROBE_FLOWS = (("icmp", None), ("tcp", 80), ("tcp", 443), ("udp", 53))
+# Network modes in which the container's interface is a child of a host device.
+LOWER_DEVICE_MODES = ("macvlan", "ipvlan", "macvtap")
 # Linux's default net.ipv4.ip_local_port_range: where a client's source port comes from.
 EPHEMERAL_PORTS = (32768, 60999)
 
@@ -202,6 +204,30 @@ class ContainerContext:
         return self._link_of_hop("uplink", self.host_ns)
 
     @cached_property
+    def host_egress(self) -> Optional[Link]:
+        """Where the container's request leaves the host's IP layer: the uplink; for a
+        destination on this machine, the bridge or veth that leads to it (the container's
+        own bridge when both ends are its ports)."""
+        for role in ("uplink", "out-bridge", "far-veth"):
+            link = self._link_of_hop(role, self.host_ns)
+            if link is not None:
+                return link
+        if self.hop("bridge-port") is not None:
+            return self.bridge
+        return None
+
+    @cached_property
+    def routed(self) -> bool:
+        """A routed veth (CNI ptp, Calico): no bridge, the host routes to the veth itself."""
+        return self.host_veth is not None and self.bridge is None \
+            and self.network_bridge is None
+
+    @cached_property
+    def east_west(self) -> bool:
+        """The destination is a container on this machine."""
+        return self.hop("destination") is not None
+
+    @cached_property
     def network_bridge(self) -> Optional[Link]:
         """The host bridge that owns the container's network (holds its gateway's subnet),
         whether or not the container's veth is attached to it."""
@@ -293,18 +319,18 @@ class ContainerContext:
     def request(self, proto: str = "icmp", dport: Optional[int] = None,
                 dst: Optional[str] = None) -> Optional[Packet]:
         """The container's request, as the host's FORWARD hook meets it."""
-        if not (self.address and self.ingress and self.uplink):
+        if not (self.address and self.ingress and self.host_egress):
             return None
         sport = self.ephemeral_ports if proto in ("tcp", "udp") else None
         return Packet(src=self.address, dst=dst or self.destination, iif=self.ingress.name,
-                      oif=self.uplink.name, proto=proto, dport=dport, sport=sport)
+                      oif=self.host_egress.name, proto=proto, dport=dport, sport=sport)
 
     def reply(self, proto: str = "icmp", dport: Optional[int] = None) -> Optional[Packet]:
         """The answer to request(proto, dport): from the service's port to the client's."""
-        if not (self.address and self.ingress and self.uplink):
+        if not (self.address and self.ingress and self.host_egress):
             return None
         ports = proto in ("tcp", "udp")
-        return Packet(src=self.destination, dst=self.address, iif=self.uplink.name,
+        return Packet(src=self.destination, dst=self.address, iif=self.host_egress.name,
                       oif=self.ingress.name, proto=proto, sport=dport if ports else None,
                       dport=self.ephemeral_ports if ports else None, ctstate="established")
 

@@ -4,7 +4,18 @@ from .context import PROBE_FLOWS
 from netdoctor.diagnose.reason.rules import evaluate
 
 
+def docker_isolation(outcome) -> bool:
+    """The drop is Docker keeping its networks apart (DOCKER-ISOLATION-STAGE-1/2), or
+    inter-container communication switched off on one network (icc=false)."""
+    r = outcome.rule
+    return r is not None and (r.chain.startswith("DOCKER-ISOLATION")
+                              or any("/DOCKER-ISOLATION" in t for t in outcome.trail))
+
+
 def _fix(outcome) -> str:
+    if docker_isolation(outcome):
+        # Docker puts the rule back on its next start: the fix is to share a network.
+        return "docker network connect <a network of {destination}> {container_name}"
     if outcome.rule is None:
         c = outcome.chain
         if c.backend == "nft":
@@ -30,6 +41,9 @@ class ForwardDropped(Check):
     def run(self, ctx):
         if ctx.host is None or not ctx.bridged:
             return
+        if ctx.host_egress is not None and ctx.host_egress == ctx.ingress and \
+                ctx.host_ns.sysctls.get("net.bridge.bridge-nf-call-iptables") != "1":
+            return  # bridged from port to port: FORWARD sees it only through br_netfilter
         for direction, make in (("request", ctx.request), ("reply", ctx.reply)):
             uncertain = []
             for proto, port in PROBE_FLOWS:
@@ -39,6 +53,8 @@ class ForwardDropped(Check):
                 out = evaluate(ctx.host.ruleset, "forward", packet)
                 if out.verdict in ("drop", "reject"):
                     how = "by policy" if out.by_policy else "by a rule"
+                    if docker_isolation(out):
+                        how = "by Docker's network isolation"
                     ev = rule_evidence(out)
                     ev.update({"direction": direction, "flow": flow_name(proto, port),
                                "packet": f"{packet.src} -> {packet.dst} in {packet.iif} "

@@ -3,7 +3,7 @@
 Run as root on a machine where netdoctor is installed (./install.sh --dev). It builds what
 it records from and removes it afterwards:
   lab     the built-in lab (`netdoctor lab up`, healthy): lab-checks-snapshot.json,
-          lab-snapshot.json, ndlab-{host,test}.batch.json, ndlab-{host,test}.route6.json,
+          lab-snapshot.json (test, host, web), ndlab-{host,test}.batch.json, ndlab-{host,test}.route6.json,
           route-get-forward.json, route-get-noforward.{out,err} (with forwarding off)
   docker  a real dockerd in a sealed host with two containers on a user-defined network:
           docker-checks-snapshot.json, docker-iptables-save-c.txt, docker-nft.json,
@@ -52,12 +52,13 @@ def record_lab() -> None:
         for ns in ("ndlab-host", "ndlab-test"):
             write(f"{ns}.batch.json", ip(ns, "-j", "-d", "-batch", "-", input=IP_BATCH).stdout)
             write(f"{ns}.route6.json", ip(ns, "-j", "-6", "route", "show", "table", "all").stdout)
-        spaces = {name: netns.named(name) for name in ("ndlab-test", "ndlab-host", "ndlab-inet")}
-        doc = {name: gather.read_namespace(spaces[name]).to_dict()
-               for name in ("ndlab-test", "ndlab-host")}
+        spaces = {name: netns.named(name)
+                  for name in ("ndlab-test", "ndlab-host", "ndlab-inet", "ndlab-web")}
+        recorded_spaces = ("ndlab-test", "ndlab-host", "ndlab-web")
+        doc = {name: gather.read_namespace(spaces[name]).to_dict() for name in recorded_spaces}
         # Which id each namespace gives the others: what IFLA_LINK_NETNSID values name.
         doc["nsids"] = {}
-        for viewer in ("ndlab-test", "ndlab-host"):
+        for viewer in recorded_spaces:
             others = [ns for name, ns in spaces.items() if name != viewer]
             ids = gather.nsids_of(spaces[viewer], others)
             doc["nsids"][str(spaces[viewer].inode)] = {

@@ -8,7 +8,7 @@ import typer
 
 from .common import REDACT_HELP, check_format, emit, report_names
 from .status import ExitStatus
-from ..targets.destination import parse_destination
+from ..targets.destination import check_destination
 
 
 def path(
@@ -19,14 +19,15 @@ def path(
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
 ) -> None:
-    """Show the hops from the container to the host's uplink: container eth0, host veth,
-    bridge, uplink NIC. Exit 0 when the path is complete, 1 when it is not."""
+    """Show the hops the container's packets take toward DEST: container eth0, host veth,
+    bridge, then the uplink NIC, or (for a container on this machine) its bridge port and
+    its own interface. Exit 0 when the path is complete, 1 when it is not."""
     from .. import targets
     from ..pipeline import path as discover
     from .. import report as reports
 
     check_format(fmt, reports.FORMATS)
-    host = parse_destination(dest, None, None)[0] if dest else None
+    host = check_destination(dest, None, None) if dest else None
     t = targets.resolve(target)
     report = discover.discover(t, dest)
     emit(reports.path(report, fmt), report_names(t, host) if redact else None)

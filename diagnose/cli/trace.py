@@ -11,7 +11,7 @@ from .common import REDACT_HELP, check_format, emit, report_names
 from .status import ExitStatus
 from ..errors import UsageError
 from ..host import privileges
-from ..targets.destination import parse_destination
+from ..targets.destination import check_destination
 
 
 def trace(
@@ -35,7 +35,7 @@ def trace(
     check_format(fmt, reports.TRACE_FORMATS)
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
-    host = parse_destination(dest, port, proto)[0]  # bad input fails before any I/O
+    host = check_destination(dest, port, proto)  # bad input fails before any I/O
     if redact and pcap_dir:
         raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,

@@ -23,6 +23,7 @@ GLOBAL_SYSCTLS = (
     "net.ipv6.conf.all.forwarding",
     "net.ipv4.conf.all.rp_filter",
     "net.ipv4.conf.default.rp_filter",
+    "net.ipv4.conf.all.proxy_arp",
     "net.ipv4.ip_local_port_range",
     "net.bridge.bridge-nf-call-iptables",
     "net.bridge.bridge-nf-call-ip6tables",
@@ -30,7 +31,8 @@ GLOBAL_SYSCTLS = (
     "net.netfilter.nf_conntrack_max",
 )
 # Per-interface sysctls, read for every non-loopback link.
-INTERFACE_SYSCTLS = ("net.ipv4.conf.{}.rp_filter", "net.ipv4.conf.{}.forwarding")
+INTERFACE_SYSCTLS = ("net.ipv4.conf.{}.rp_filter", "net.ipv4.conf.{}.forwarding",
+                     "net.ipv4.conf.{}.proxy_arp")
 
 
 def read_sysctl(key: str) -> Optional[str]:

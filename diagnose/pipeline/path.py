@@ -6,11 +6,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Optional
 
+from ..errors import TargetNotFound, Unresolved, UsageError
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
 from ..reason import path as engine
 from ..reason.path import PathReport
-from ..targets.destination import parse_destination
+from ..targets.destination import container_reference, parse_destination
 
 
 class LiveKernel:
@@ -33,16 +34,57 @@ class LiveKernel:
 
 
 def resolve_destination(target, query: Optional[str]) -> dict:
-    """{"query", "address", "nameserver"}: DEST resolved from inside the container."""
+    """{"query", "address", "nameserver"}: DEST resolved from inside the container (or, for
+    a container given as DEST, its address; "container" then names it)."""
     if query is None:
         return {"query": None, "address": None, "nameserver": None}
+    ref = container_reference(query, None)
+    if ref is not None:
+        return dict(container_destination(target, ref[0]), query=query, nameserver=None)
     host, _, _ = parse_destination(query, None, None)
     if dns_wire.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
     conf = resolver.read_resolv_conf(target.resolv_conf)
-    found = resolver.resolve_in(target.netns, conf, host)
+    try:
+        found = resolver.resolve_in(target.netns, conf, host)
+    except Unresolved:
+        other = container_named(target, host)
+        if other is None:
+            raise
+        return dict(other, query=query, nameserver=None)
     return {"query": query, "address": found.address, "nameserver": found.server,
             "name": found.name}
+
+
+def container_named(source, name: str) -> Optional[dict]:
+    """container_destination() for a bare name that DNS did not resolve, when a container
+    has that name; None when none has."""
+    from .. import targets
+
+    try:
+        targets.resolve(name)
+    except (TargetNotFound, UsageError):
+        return None
+    return container_destination(source, name)
+
+
+def container_destination(source, ref: str) -> dict:
+    """{"address", "container"}: the container `ref` names, at its address on a network the
+    source container shares with it (else its first IPv4 address)."""
+    from .. import targets
+
+    other = targets.resolve(ref)
+    if other.netns.inode == source.netns.inode:
+        raise UsageError(f"DEST {ref} is {source.label}'s own network namespace")
+    mine = [a.interface for l in gather.read_namespace(source.netns).links
+            for a in l.addresses if a.scope == "global"]
+    theirs = [a for l in gather.read_namespace(other.netns).links if not l.is_loopback
+              for a in l.addresses if a.scope == "global" and a.family == "inet"]
+    if not theirs:
+        raise Unresolved(f"{other.label} has no IPv4 address to send to")
+    shared = [a for a in theirs if any(a.interface.ip in m.network for m in mine
+                                       if m.version == 4)]
+    return {"address": (shared or theirs)[0].local, "container": other.label}
 
 
 def discover(target, dest_query: Optional[str] = None, read=None) -> PathReport:

@@ -28,10 +28,12 @@ def _read_text(path: Optional[str]) -> Optional[str]:
 
 
 def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True,
-         strict: bool = False) -> Snapshot:
+         strict: bool = False, toward: Optional[dict] = None) -> Snapshot:
     """The snapshot of targets. A target whose path cannot be read is a problem of the
     snapshot, and the others go on; strict=True raises its error instead (one target, as
-    trace has: its error, with its exit status, is the answer)."""
+    trace has: its error, with its exit status, is the answer). toward: {target label:
+    destination} for targets whose path goes elsewhere (an east-west trace's destination
+    container, judged on its way back to the source)."""
     read = gather.NamespaceReader()
     me = netns.own()
     read.prefetch([me] + [t.netns for t in targets])
@@ -39,7 +41,7 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
     for t in targets:
         try:
-            report = discover_path(t, destination, read)
+            report = discover_path(t, (toward or {}).get(t.label, destination), read)
         except NetdoctorError as e:
             if strict:
                 raise

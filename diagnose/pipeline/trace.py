@@ -30,13 +30,14 @@ from ..errors import (InternalError, NetdoctorError, PathChanged,
                                        TargetNotFound, Unresolved, UsageError)
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
+from . import path as discover
 from . import snapshot
 from ..reason import evidence as E
 from ..reason import verdict as V
 from ..reason.rules import rule_hits
-from ..targets.destination import parse_destination
+from ..targets.destination import container_reference, parse_destination
 
-SCHEMA = "netdoctor.trace/1"
+SCHEMA = "netdoctor.trace/2"
 ICMP_PAYLOAD = 61  # an unusual size, so the kernel's device events can be told apart
 SETTLE = 0.05  # seconds for a TCP probe's last frames to reach the capture sockets
 
@@ -100,8 +101,14 @@ class Aim:
 
 
 def resolve(target, dest: str, port: Optional[int], proto: Optional[str]) -> Aim:
-    host, dport, proto = parse_destination(dest, port, proto)
     destination = {"query": dest, "address": None, "nameserver": None, "resolved": True}
+    ref = container_reference(dest, port)
+    if ref is not None:  # a container: its address, probed as an address would be
+        other = discover.container_destination(target, ref[0])
+        destination.update(other)
+        _, dport, proto = parse_destination(other["address"], ref[1], proto)
+        return Aim(destination, other["address"], dport, proto)
+    host, dport, proto = parse_destination(dest, port, proto)
     if dns_wire.is_address(host):
         destination["address"] = host
         return Aim(destination, host, dport, proto)
@@ -109,6 +116,10 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str]) -> Aim
     try:
         found = resolver.resolve_in(target.netns, conf, host)
     except Unresolved as e:
+        other = discover.container_named(target, host)
+        if other is not None:
+            destination.update(other)
+            return Aim(destination, other["address"], dport, proto)
         if not conf.nameservers:
             raise
         # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
@@ -158,6 +169,8 @@ def make_plan(target, aim: Aim) -> Plan:
     # The source the container's kernel picks: the one the checks judged.
     src = next(c.address for c in contexts(snap)
                if c.scope == "container" and c.subject == facts.label) or ""
+    if aim.destination.get("container") and src:
+        findings += _far_side_findings(aim.destination["container"], src)
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
     icmp = aim.proto == "icmp"
     flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,
@@ -172,6 +185,22 @@ def make_plan(target, aim: Aim) -> Plan:
                 _probe_lengths(aim.proto, mtu, dns_name), mtu, host_ns,
                 host_facts.ruleset if host_facts is not None else None, ident,
                 {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name)
+
+
+def _far_side_findings(ref: str, src: str) -> list:
+    """The checks of the destination container, on its way back to src: both sides of an
+    east-west path are judged (its findings marked side="destination")."""
+    from dataclasses import replace as with_side
+
+    from .. import targets
+
+    other = targets.resolve(ref)
+    snap = snapshot.take([other], destination=src, probe_dns=False)
+    if not snap.containers:
+        return []
+    label = snap.containers[0].label
+    return [with_side(f, side="destination") for f in run_checks(snap)
+            if f.subject == label and f.id != "not-judged"]
 
 
 # ------------------------------------------------------------------ observe
@@ -273,8 +302,8 @@ class Evidence:
 def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     flow, kt, results = plan.flow, seen.kernel, seen.results
     sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error,
-                         _bridge_addresses(hop))
-                 for c, hop in zip(seen.captures, plan.path["hops"])]
+                         _bridge_addresses(hop), _observes(plan.path["hops"], i))
+                 for i, (c, hop) in enumerate(zip(seen.captures, plan.path["hops"]))]
     summary = {"captures": "ok", "tracefs": kt.unavailable or f"{len(kt.events)} kernel events",
                "counters": None}
     degraded = list(seen.degraded)
@@ -349,9 +378,20 @@ def _bridge_addresses(hop: dict) -> Optional[tuple]:
     return tuple(a.split("/")[0] for a in hop.get("addresses", ()))
 
 
+def _observes(hops: list, i: int) -> str:
+    """What hops[i]'s capture can see of the probe: the container's bridge followed by one
+    of its own ports carries the probe from port to port, past its own device (a bridge the
+    host routes the probe onto sends it through its device, and sees it)."""
+    hop, after = hops[i], hops[i + 1] if i + 1 < len(hops) else None
+    if hop["role"] == "bridge" and after is not None and after["role"] == "bridge-port" \
+            and after.get("master") == hop["name"]:
+        return E.BRIDGED_PAST
+    return "all"
+
+
 def hop_netns(path: dict, hop: dict) -> netns.Netns:
     inode = hop["netns_inode"]
-    for ns in (path["target"]["netns"], path.get("host_netns")):
+    for ns in (path["target"]["netns"], path.get("host_netns"), path.get("far_netns")):
         if ns and ns["inode"] == inode:
             return netns.Netns.from_dict(ns)
     raise InternalError(f"lost track of the namespace of {hop['name']} (a bug: please report "

@@ -54,6 +54,14 @@ class HopSighting:
     icmp_errors: tuple = ()
     capture_error: Optional[str] = None
     arp_unanswered: tuple = ()  # addresses ARP asked for here that never answered
+    # What a capture on this hop can see of the probe: "all", or for a bridge whose two ends
+    # are both its ports, "broadcasts and its own traffic" (bridged unicast passes it by).
+    observes: str = "all"
+
+    @property
+    def blind(self) -> bool:
+        """The hop cannot see the probe's unicast frames: its silence says nothing."""
+        return self.observes != "all"
 
     def to_dict(self, t0: Optional[int]) -> dict:
         d = asdict(self)
@@ -64,9 +72,12 @@ class HopSighting:
         return d
 
 
+BRIDGED_PAST = "broadcasts and its own traffic (bridged unicast passes it by)"
+
+
 def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
           capture_error: Optional[str] = None,
-          own_addresses: Optional[tuple] = None) -> HopSighting:
+          own_addresses: Optional[tuple] = None, observes: str = "all") -> HopSighting:
     """What one hop's frames show. own_addresses, for a bridge device: the bridge sees the
     broadcast questions of every port but only the answers sent to itself (unicast between
     two ports is bridged past it), so only its own questions can go unanswered there."""
@@ -100,7 +111,8 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
             errors.append(f"ICMP type {f.icmp_type} from {f.src}")
     return HopSighting(role, name, netns, req, rep, first, seen, arp_req, arp_rep,
                        tuple(dict.fromkeys(errors)), capture_error,
-                       tuple(a for a in dict.fromkeys(asked) if a and a not in answered))
+                       tuple(a for a in dict.fromkeys(asked) if a and a not in answered),
+                       observes)
 
 
 @dataclass(frozen=True)
@@ -120,19 +132,40 @@ def answered_by_host(sightings: list, replied: bool) -> bool:
 
 
 def localize(sightings: list, replied: bool) -> HopVerdict:
-    """sightings in path order (container first)."""
+    """sightings in path order (container first). A hop that cannot see the probe (a bridge
+    between two of its ports) is no evidence by its silence; a packet lost between the hops
+    on either side of it was lost in it, and it is named as the hop it stopped at."""
     if replied and not answered_by_host(sightings, replied):
         return HopVerdict(True, None, None)
+    seeing = [i for i, s in enumerate(sightings) if not s.blind]
+
+    def last_with(attr):
+        found = [i for i in seeing if getattr(sightings[i], attr)]
+        return max(found) if found else None
+
+    def first_with(attr):
+        found = [i for i in seeing if getattr(sightings[i], attr)]
+        return min(found) if found else None
+
+    def forward(i):  # the request got past hop i: a blind hop right after it swallowed it
+        if i + 1 < len(sightings) and sightings[i + 1].blind:
+            return sightings[i + 1].role
+        return sightings[i].role
+
+    def backward(i):  # the reply got as far as hop i toward the container
+        if i > 0 and sightings[i - 1].blind:
+            return sightings[i - 1].role
+        return sightings[i].role
+
     if replied:  # the host answered in the destination's place: where did the request stop?
-        with_request = [i for i, s in enumerate(sightings) if s.request_seen]
-        return HopVerdict(False, sightings[max(with_request)].role if with_request else None,
-                          "request")
-    with_reply = [i for i, s in enumerate(sightings) if s.reply_seen]
-    if with_reply:
-        return HopVerdict(False, sightings[min(with_reply)].role, "reply")
-    with_request = [i for i, s in enumerate(sightings) if s.request_seen]
-    if with_request:
-        return HopVerdict(False, sightings[max(with_request)].role, "request")
+        i = last_with("request_seen")
+        return HopVerdict(False, None if i is None else forward(i), "request")
+    i = first_with("reply_seen")
+    if i is not None:
+        return HopVerdict(False, backward(i), "reply")
+    i = last_with("request_seen")
+    if i is not None:
+        return HopVerdict(False, forward(i), "request")
     return HopVerdict(False, None, "request")
 
 

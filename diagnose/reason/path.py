@@ -1,6 +1,16 @@
 """The path engine: the hops a container's packets take, from facts and the kernel's answers.
 
 container eth0 --veth-peer--> host veth --bridge-member--> bridge --egress-route--> uplink
+                                                             |
+                         (a destination on this machine)     +--> bridge-port --> destination
+                                                             +--> out-bridge --> bridge-port --> destination
+                                                             +--> far-veth --> destination
+
+Each step follows the kernel's decision: the container's route lookup picks its interface,
+the veth's peer (by namespace id) is the host's end, the host's lookup for the packet as it
+arrives (source, input interface) picks the device it leaves by; a bridge hands a frame to
+the port that leads to the destination's address, a veth to its peer's namespace. ROLES
+lists every role a hop can have.
 
 Pure: everything it knows comes through a Kernel, which reads a namespace, answers a route
 lookup (`ip route get`), names namespace ids and lists namespaces. pipeline/path.py passes
@@ -11,11 +21,25 @@ peer (IFLA_LINK_NETNSID), never by ifindex alone: ifindexes repeat across namesp
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
 from ..facts.namespace import Link, NamespaceSnapshot, RouteLookup
 from . import topology
+
+# The roles a hop can have, in the order a request meets them (README: "Path roles").
+ROLES = {
+    "container": "the interface the container's packet leaves by",
+    "host-veth": "the host's end of the container's veth pair",
+    "bridge": "the bridge the host veth is a port of (the container network's gateway)",
+    "uplink": "the host interface the packet leaves the machine by (a macvlan's parent too)",
+    "out-bridge": "another bridge on the same host the host routes the packet onto",
+    "bridge-port": "the bridge port that leads to the destination (its host veth)",
+    "far-veth": "the host veth the host routes the packet into (routed veth, no bridge)",
+    "destination": "the destination container's own interface",
+}
+SCHEMA = "netdoctor.path/2"
 
 
 class Kernel(Protocol):
@@ -43,14 +67,18 @@ class PathReport:
     complete: bool
     notes: tuple = ()  # why the path is incomplete, or what is unusual about it
     lookups: tuple = ()  # the route lookups made, as evidence
+    far_netns: Optional[dict] = None  # the destination's namespace, when it is on this machine
+    direction: str = "outbound"  # outbound: from the container (inbound: toward it)
 
     def to_dict(self) -> dict:
         return {
-            "schema": "netdoctor.path/1",
+            "schema": SCHEMA,
+            "direction": self.direction,
             "target": self.target,
             "destination": self.destination,
             "mode": self.mode,
             "host_netns": self.host_netns,
+            "far_netns": self.far_netns,
             "complete": self.complete,
             "hops": [h.to_dict() for h in self.hops],
             "notes": list(self.notes),
@@ -187,6 +215,12 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
     if peer_node is not None:
         hops.append(topology.hop_at(g, peer_node, "host-veth"))
         bridge_node = topology.neighbour_by_rel(g, peer_node, "bridge-member")
+        if bridge_node is not None and g.nodes[bridge_node]["link"].kind == "openvswitch":
+            d.notes.append(f"host veth {hops[-1].name} is a port of Open vSwitch "
+                           f"({g.nodes[bridge_node]['link'].name}): netdoctor does not model "
+                           f"OVS flows, so the path past it is not followed")
+            return PathReport(target.to_dict(), destination, "openvswitch", host_ns.to_dict(),
+                              tuple(hops), False, tuple(d.notes), tuple(d.lookups))
         if bridge_node is not None:
             hops.append(topology.hop_at(g, bridge_node, "bridge"))
             ingress = bridge_node
@@ -206,21 +240,83 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
 
     ingress_link = g.nodes[ingress]["link"]
     uplink = _host_egress(d, host_ns, h_snap, ingress_link, src)
-    complete = False
+    complete, far = False, None
     if uplink is not None:
         link, via = uplink
-        if link.ifindex == ingress_link.ifindex:
-            d.notes.append(f"{d.dest} is on the container network itself: the path ends at "
-                           f"{link.name}")
+        if link.is_loopback:
+            d.notes.append(f"{d.dest} is an address of the host {host_ns.label} itself: the "
+                           f"path ends there")
             complete = True
         else:
-            hops.append(topology.Hop.of("uplink", link, h_snap.netns, via=via))
-            complete = True
+            far_hops, far = ([], None)
+            if via is None and _may_lead_to_a_container(link, d.dest):
+                far_hops, far = _far_end(d, host_ns, h_snap, link)
+            if far is not None:
+                if link.ifindex != ingress_link.ifindex:
+                    role = "out-bridge" if link.kind == "bridge" else "far-veth"
+                    hops.append(topology.Hop.of(role, link, h_snap.netns))
+                hops.extend(far_hops)
+                complete = True
+            elif link.ifindex == ingress_link.ifindex:
+                d.notes.append(f"{d.dest} is on the container network itself, and no "
+                               f"namespace behind {link.name} holds it: the host's ARP "
+                               f"question for it has nobody to answer")
+            else:
+                hops.append(topology.Hop.of("uplink", link, h_snap.netns, via=via))
+                complete = True
     for hop in hops:
         if hop.state in ("DOWN", "NO-CARRIER"):
             d.notes.append(f"{hop.role} {hop.name} is {hop.state}")
     return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
-                      complete and not d.container_unrouted, tuple(d.notes), tuple(d.lookups))
+                      complete and not d.container_unrouted, tuple(d.notes), tuple(d.lookups),
+                      far_netns=far)
+
+
+def _may_lead_to_a_container(link: Link, dest: Optional[str]) -> bool:
+    """A bridge, or a veth the host routes dest into without sharing a network with it (a
+    routed container's veth: a /32 route, or proxy ARP), may have the destination behind it.
+    A veth whose own network holds dest is a link to a router, as an uplink is."""
+    if link.kind == "bridge":
+        return True
+    if link.kind != "veth" or not dest:
+        return False
+    try:
+        ip = ipaddress.ip_address(dest)
+    except ValueError:
+        return False
+    return not any(a.scope == "global" and a.prefixlen < ip.max_prefixlen
+                   and ip in a.interface.network for a in link.addresses
+                   if a.family == ("inet" if ip.version == 4 else "inet6"))
+
+
+def _far_end(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, out: Link) -> tuple:
+    """([hops], far namespace dict) past `out`, a bridge or veth the host sends the packet
+    into on-link: the port and the interface in another namespace that hold the
+    destination's address. A bridge delivers to the port behind which the destination's
+    MAC lives: the port whose peer holds the address."""
+    target = d.dest
+    if out.kind == "veth":
+        ports = [out]
+    else:
+        ports = [l for l in h_snap.links if l.master == out.ifindex and l.kind == "veth"]
+    ports = [p for p in ports if p.peer_netnsid is not None and p.peer_ifindex is not None]
+    if not ports:
+        return [], None
+    others = [n for n in d.kernel.namespaces() if n.inode != host_ns.inode]
+    by_nsid = {i: n for n, i in zip(others, d.kernel.nsids(host_ns, others)) if i is not None}
+    for port in ports:
+        ns = by_nsid.get(port.peer_netnsid)
+        if ns is None:
+            continue
+        snap = d.kernel.read(ns)
+        inner = snap.link(ifindex=port.peer_ifindex)
+        if inner is None or not any(a.local == target for a in inner.addresses):
+            continue
+        hops = [] if out.kind == "veth" else [topology.Hop.of("bridge-port", port, h_snap.netns,
+                                                             master=out.name)]
+        hops.append(topology.Hop.of("destination", inner, snap.netns))
+        return hops, snap.netns
+    return [], None
 
 
 def _around_peer(h_snap: NamespaceSnapshot, egress: Link) -> NamespaceSnapshot:
@@ -236,8 +332,11 @@ def _around_peer(h_snap: NamespaceSnapshot, egress: Link) -> NamespaceSnapshot:
 
 
 def _container_gateway(d: _Discovery, c_snap: NamespaceSnapshot) -> Optional[str]:
-    for _, lookup in d.lookups:
-        if lookup.dev and lookup.gateway:
+    """The next hop the container's kernel sends to: its lookup's gateway (none when the
+    destination is on its link), else its default route's."""
+    own = d.target.netns.label
+    for ns, lookup in d.lookups:
+        if ns == own and lookup.dev:
             return lookup.gateway
     defaults = c_snap.default_routes(_family(d.dest))
     return defaults[0].gateway if defaults else None

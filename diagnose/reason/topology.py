@@ -14,8 +14,6 @@ from typing import Optional
 
 from ..facts.namespace import Link, NamespaceSnapshot
 
-ROLES = ("container", "host-veth", "bridge", "uplink")
-
 
 def iface_node(snap: NamespaceSnapshot, link: Link) -> tuple:
     return ("if", snap.netns["inode"], link.ifindex)

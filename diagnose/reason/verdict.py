@@ -148,10 +148,31 @@ def _name_did_not_resolve(c: Case) -> Optional[Verdict]:
     if not c.dns_failure or c.hops.reachable:
         return None
     path = decide(replace(c, dns_failure=None))
-    silent = path.cause in ("upstream-no-reply", "unknown")
+    silent = path.cause in ("upstream-no-reply", "destination-no-reply", "unknown")
     return replace(path, cause="dns-unreachable", mechanism=None if silent else path.cause,
                    explanation=f"{c.dns_failure}; the query to the nameserver: "
                                f"{path.explanation}" + ("" if silent else f" ({path.cause})"))
+
+
+# Drop reasons that name a program netdoctor does not read: a tc classifier or action, an
+# eBPF program on tc or a cgroup. The kernel's word is all there is about them.
+PROGRAM_DROPS = ("TC_INGRESS", "TC_EGRESS", "TC_CHAIN_NOTFOUND", "TC_COOKIE_ERROR",
+                 "TC_RECLASSIFY_LOOP", "BPF_CGROUP_EGRESS")
+
+
+def _dropped_by_a_program(c: Case) -> Optional[Verdict]:
+    """The kernel says a tc filter or an eBPF program dropped the probe: netdoctor cannot
+    see inside those, so it names the device and says so instead of guessing a rule."""
+    reason, location = c.kernel_drop
+    if reason not in PROGRAM_DROPS:
+        return None
+    device = next((dev for r, loc, dev in c.drops if r == reason), None)
+    v = _explained(c, "tc-drop")
+    return replace(v, explanation=f"{v.explanation}; the kernel dropped it with {reason} on "
+                                  f"{device}: a tc filter or an eBPF program there decided, "
+                                  f"and netdoctor does not evaluate those (`tc filter show "
+                                  f"dev {device} ingress`; for an eBPF dataplane, its own "
+                                  f"tools)")
 
 
 def _wiring_fault_where_it_stopped(c: Case) -> Optional[str]:
@@ -180,6 +201,15 @@ def _wiring_fault_on_the_path(c: Case) -> Optional[str]:
     wiring = sorted((f for f in c.errors if f.structural and f.blocks_at),
                     key=lambda f: f.precedence)
     return wiring[0].id if wiring else None
+
+
+def _fault_at_the_far_end(c: Case) -> Optional[str]:
+    """Nothing on the source's side explains it, and the destination container's own checks
+    found an error: a fault at the far end (its interface down, its veth detached, its own
+    firewall) is the cause."""
+    far = sorted((f for f in c.errors if f.side == "destination"),
+                 key=lambda f: (not f.structural, f.precedence))
+    return far[0].id if far else None
 
 
 def _kernel_drop_reason(c: Case) -> Optional[str]:
@@ -213,6 +243,13 @@ def _left_and_nothing_came_back(c: Case) -> Optional[str]:
     return "upstream-no-reply" if c.stopped("uplink") else None
 
 
+def _reached_and_not_answered(c: Case) -> Optional[str]:
+    """The destination's own interface received the request and sent nothing back: it
+    ignored or dropped it itself (its own firewall, nothing listening for UDP, a service
+    that does not answer)."""
+    return "destination-no-reply" if c.stopped("destination") else None
+
+
 def _finding_that_blocks_anywhere(c: Case) -> Optional[str]:
     blocking = sorted((f for f in c.errors if f.blocks_at), key=lambda f: f.precedence)
     return blocking[0].id if blocking else None
@@ -228,15 +265,18 @@ RULES: list = [
     ("small packets pass, full-size ones vanish", _path_mtu_black_hole),
     ("the probe was answered", _answered),
     ("the name did not resolve: the path to the nameserver says how", _name_did_not_resolve),
+    ("a tc filter or eBPF program dropped it, the kernel says", _dropped_by_a_program),
     ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
     ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
     ("a finding blocks where it stopped", _finding_where_it_stopped),
     ("the wiring is broken earlier on the path", _wiring_fault_on_the_path),
+    ("the destination's own checks found a fault", _fault_at_the_far_end),
     ("the kernel's drop reason", _kernel_drop_reason),
     ("a dropping rule's counter moved", _dropping_rule_counted),
     ("the next hop never answered ARP", _next_hop_never_answered),
     ("a private source left the uplink untranslated", _left_untranslated),
     ("it left the uplink and nothing came back", _left_and_nothing_came_back),
+    ("the destination received it and did not answer", _reached_and_not_answered),
     ("a finding blocks somewhere on the path", _finding_that_blocks_anywhere),
     ("nothing explains it", _nothing_explains_it),
 ]

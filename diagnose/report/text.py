@@ -152,6 +152,8 @@ def trace_text(report) -> str:
             mark = "<- stopped here"
         first = "-" if h["first_seen_us"] is None else f"+{h['first_seen_us']}"
         note = h["capture_error"] or ""
+        if h.get("observes", "all") != "all" and not h["request_seen"]:
+            note = f"sees {h['observes']}"
         if h.get("arp_unanswered"):
             note = f"ARP for {', '.join(h['arp_unanswered'])}: no reply"
         rows.append((h["role"], h["name"], h["netns"], h["request_seen"], h["reply_seen"], first,

@@ -8,6 +8,25 @@ from ..errors import UsageError
 from ..parse import dns_wire
 
 
+TARGET_PREFIXES = ("docker", "podman", "containerd", "lab", "pid", "netns")
+
+
+def container_reference(dest: str, port: Optional[int]) -> Optional[tuple]:
+    """(TARGET reference, port) when DEST names a container with a target prefix
+    ("docker:web", "lab:web:8080"), else None."""
+    prefix, sep, rest = dest.partition(":")
+    if not sep or prefix not in TARGET_PREFIXES:
+        return None
+    ref, dport = dest, port
+    head, sep, tail = rest.rpartition(":")
+    if sep and tail.isdigit():
+        ref = f"{prefix}:{head}"
+        dport = port if port is not None else int(tail)
+    if dport is not None and not 0 < dport < 65536:
+        raise UsageError(f"port {dport} is out of range")
+    return ref, dport
+
+
 def parse_destination(dest: str, port: Optional[int], proto: Optional[str]) -> tuple:
     """(host, port, proto) from DEST, host:port or [v6]:port, and --port/--proto: the one
     parser of a destination, for `path` and `trace` alike. Pure, so bad input fails before
@@ -38,3 +57,13 @@ def parse_destination(dest: str, port: Optional[int], proto: Optional[str]) -> t
     if not (dns_wire.is_address(host) or dns_wire.is_host_name(host)):
         raise UsageError(f"DEST '{dest}' is neither an IP address nor a host name")
     return host, dport, proto
+
+
+def check_destination(dest: str, port: Optional[int], proto: Optional[str]) -> str:
+    """DEST validated before any I/O (a container reference or an address or name, with a
+    port and protocol that fit): what it names, without its port."""
+    ref = container_reference(dest, port)
+    if ref is not None:
+        parse_destination("0.0.0.0", ref[1], proto)
+        return ref[0]
+    return parse_destination(dest, port, proto)[0]

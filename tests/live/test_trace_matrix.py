@@ -28,7 +28,7 @@ def test_healthy_lab_is_reachable_with_no_findings(lab):
     assert v["reachable"] is True and v["cause"] is None and v["stopped_at"] is None
     assert v["direction"] is None
     assert doc["findings"] == []
-    assert doc["schema"] == "netdoctor.trace/1"
+    assert doc["schema"] == "netdoctor.trace/2"
     assert doc["destination"]["address"] == "203.0.113.80"
     hops = doc["hops"]
     assert [h["role"] for h in hops] == ["container", "host-veth", "bridge", "uplink"]

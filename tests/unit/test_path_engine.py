@@ -74,3 +74,50 @@ def test_a_host_that_refuses_to_forward_is_a_note_and_the_plain_route_is_shown()
                                                "address": "203.0.113.80"}, kernel)
     assert any("would not forward 172.29.0.2 -> 203.0.113.80" in n for n in report.notes)
     assert report.hops[-1].name == "eth0"
+
+
+def test_a_container_on_the_same_bridge_is_followed_to_its_own_interface():
+    kernel = RecordedKernel(recorded.document("lab-snapshot.json"))
+    report = engine.build(lab_target(kernel), {"query": "172.29.0.3",
+                                               "address": "172.29.0.3"}, kernel)
+    assert [(h.role, h.name, h.netns["name"]) for h in report.hops] == [
+        ("container", "eth0", "ndlab-test"), ("host-veth", "veth-test", "ndlab-host"),
+        ("bridge", "ndbr0", "ndlab-host"), ("bridge-port", "veth-web", "ndlab-host"),
+        ("destination", "eth0", "ndlab-web")]
+    assert report.complete and report.far_netns["name"] == "ndlab-web"
+    d = report.to_dict()
+    assert d["schema"] == "netdoctor.path/2" and d["direction"] == "outbound"
+    assert all(h["role"] in engine.ROLES for h in d["hops"])
+
+
+def test_an_address_nobody_holds_on_the_bridge_ends_the_path_there_incomplete():
+    kernel = RecordedKernel(recorded.document("lab-snapshot.json"))
+    report = engine.build(lab_target(kernel), {"query": "172.29.0.99",
+                                               "address": "172.29.0.99"}, kernel)
+    assert [h.role for h in report.hops] == ["container", "host-veth", "bridge"]
+    assert not report.complete
+    assert any("no namespace behind ndbr0 holds it" in n for n in report.notes)
+
+
+def test_the_uplink_is_not_mistaken_for_a_routed_container_veth():
+    """The lab's uplink is a veth too; its own network holds the upstream router."""
+    kernel = RecordedKernel(recorded.document("lab-snapshot.json"))
+    report = engine.build(lab_target(kernel), {"query": "198.51.100.1",
+                                               "address": "198.51.100.1"}, kernel)
+    assert [h.role for h in report.hops][-1] == "uplink" and report.far_netns is None
+
+
+def test_an_open_vswitch_port_ends_the_path_with_a_note_not_a_guess():
+    from dataclasses import replace
+
+    kernel = RecordedKernel(recorded.document("lab-snapshot.json"))
+    host = kernel.netns("ndlab-host")
+    snap = kernel.spaces[host.inode]
+    kernel.spaces[host.inode] = replace(snap, links=tuple(
+        replace(l, kind="openvswitch", name="ovs-system") if l.name == "ndbr0" else l
+        for l in snap.links))
+    report = engine.build(lab_target(kernel), {"query": "203.0.113.80",
+                                               "address": "203.0.113.80"}, kernel)
+    assert [h.role for h in report.hops] == ["container", "host-veth"]
+    assert not report.complete and report.mode == "openvswitch"
+    assert any("Open vSwitch (ovs-system)" in n for n in report.notes)

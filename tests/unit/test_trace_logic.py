@@ -301,3 +301,47 @@ def test_a_bridge_device_reports_no_unanswered_arp_it_could_not_see_answered():
     # A veth or an uplink sees every frame of its link: any unanswered question counts.
     veth = E.sight("host-veth", "veth1", "ns", theirs, FLOW)
     assert veth.arp_unanswered == ("172.17.0.3",)
+
+
+def test_a_tc_or_ebpf_drop_is_named_and_not_blamed_on_a_rule():
+    """The kernel's TC_INGRESS: no firewall finding is guessed, the device is named."""
+    hv = E.HopVerdict(False, "host-veth", "request")
+    s = sightings([1, 1, 0, 0], [0] * 4)
+    v = V.decide(V.Case(hv, s, [finding("forward-dropped", direction="request")],
+                        [("TC_INGRESS", "tcf_classify+0x1", "veth-test")], [], FLOW, ()))
+    assert v.cause == "tc-drop" and v.kernel_drop_reason == "TC_INGRESS"
+    assert "veth-test" in v.explanation and "does not evaluate" in v.explanation
+
+
+def ew_sightings(req, rep):
+    roles = ("container", "host-veth", "bridge", "bridge-port", "destination")
+    names = ("eth0", "veth-test", "ndbr0", "veth-web", "eth0")
+    return [E.HopSighting(r, names[i], "ns", req[i], rep[i],
+                          observes=E.BRIDGED_PAST if r == "bridge" else "all")
+            for i, r in enumerate(roles)]
+
+
+def test_east_west_localisation_passes_over_a_bridge_that_cannot_see():
+    # Seen on both ends and never on the bridge between two of its ports: reachable.
+    assert E.localize(ew_sightings([1, 1, 0, 1, 1], [1, 1, 0, 1, 1]), True).reachable
+    # Lost after the sender's veth and before the far port: lost in the bridge.
+    assert E.localize(ew_sightings([1, 1, 0, 0, 0], [0] * 5), False) == \
+        E.HopVerdict(False, "bridge", "request")
+    # Received by the destination, nothing back: it stopped there.
+    hv = E.localize(ew_sightings([1, 1, 0, 1, 1], [0] * 5), False)
+    assert hv == E.HopVerdict(False, "destination", "request")
+    assert V.decide(V.Case(hv, ew_sightings([1, 1, 0, 1, 1], [0] * 5), [], flow=FLOW)).cause \
+        == "destination-no-reply"
+    # The reply came back as far as the far port: lost in the bridge on its way back.
+    assert E.localize(ew_sightings([1, 1, 0, 1, 1], [0, 0, 0, 1, 1]), False) == \
+        E.HopVerdict(False, "bridge", "reply")
+
+
+def test_a_far_side_finding_is_a_cause_but_claims_no_hop_of_the_path():
+    from dataclasses import replace
+
+    far = replace(finding("veth-down"), side="destination")
+    assert far.blocks_at == ()
+    hv = E.HopVerdict(False, None, "request")
+    assert V.decide(V.Case(hv, ew_sightings([0] * 5, [0] * 5), [far], flow=FLOW)).cause == \
+        "veth-down"

@@ -1,0 +1,82 @@
+"""East-west: a container traced to another container on the same machine, on real Docker
+(one user-defined network, and across two networks Docker isolates) and in the lab."""
+
+import pytest
+
+from sandbox import netdoctor_json
+
+pytestmark = [pytest.mark.live]
+
+
+def roles(doc):
+    return [h["role"] for h in doc["hops"]]
+
+
+@pytest.fixture(scope="module")
+def two_networks(docker_engine):
+    d = docker_engine
+    d.docker("network", "create", "--subnet", "172.31.8.0/24", "ndt-a")
+    d.docker("network", "create", "--subnet", "172.31.9.0/24", "ndt-b")
+    d.run("ew1", "--network", "ndt-a")
+    d.run("ew2", "--network", "ndt-a")
+    d.run("ew3", "--network", "ndt-b")
+    yield d
+    d.docker("rm", "-f", "ew1", "ew2", "ew3", check=False)
+    d.docker("network", "rm", "ndt-a", "ndt-b", check=False)
+
+
+@pytest.mark.docker
+def test_same_network_reaches_the_far_container_and_captures_its_side(two_networks):
+    rc, doc = netdoctor_json("trace", "ew1", "docker:ew2", env=two_networks.env)
+    assert rc == 0 and doc["verdict"]["reachable"] is True, doc["verdict"]
+    assert roles(doc) == ["container", "host-veth", "bridge", "bridge-port", "destination"]
+    far = doc["hops"][-1]
+    assert far["request_seen"] >= 1 and far["reply_seen"] >= 1
+    assert far["netns"] != doc["hops"][0]["netns"]
+    # The bridge cannot see unicast bridged between two of its ports: it says so.
+    assert doc["hops"][2]["observes"] != "all"
+    assert doc["destination"]["container"] == "docker:ew2"
+    assert doc["destination"]["address"].startswith("172.31.8.")
+
+
+@pytest.mark.docker
+def test_across_networks_docker_isolation_is_named_with_its_rule(two_networks):
+    rc, doc = netdoctor_json("trace", "ew1", "docker:ew3", env=two_networks.env)
+    assert rc == 1, doc["verdict"]
+    v = doc["verdict"]
+    assert v["cause"] == "forward-dropped" and v["stopped_at"] == "bridge", v
+    assert "DOCKER-ISOLATION" in (v["rule"] or ""), v
+    assert roles(doc) == ["container", "host-veth", "bridge", "out-bridge", "bridge-port",
+                          "destination"]
+    cause = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
+    assert "network isolation" in cause["message"]
+    assert cause["fix"].startswith("docker network connect"), cause["fix"]
+
+
+@pytest.mark.docker
+def test_path_to_a_container_given_by_address(two_networks):
+    rc, first = netdoctor_json("path", "ew1", "docker:ew2", env=two_networks.env)
+    assert rc == 0
+    address = first["destination"]["address"]
+    rc, doc = netdoctor_json("path", "ew1", address, env=two_networks.env)
+    assert rc == 0 and doc["schema"] == "netdoctor.path/2" and doc["direction"] == "outbound"
+    assert roles(doc)[-2:] == ["bridge-port", "destination"]
+    assert doc["far_netns"]["inode"] == doc["hops"][-1]["netns_inode"]
+
+
+def test_lab_far_side_fault_is_the_cause(lab, healed):
+    from sandbox import netdoctor
+
+    assert netdoctor("lab", "break", "veth-down", "-c", "web").returncode == 0
+    rc, doc = netdoctor_json("trace", "lab:test", "lab:web")
+    assert rc == 1
+    assert doc["verdict"]["cause"] == "veth-down", doc["verdict"]
+    cause = next(f for f in doc["findings"] if f["id"] == "veth-down")
+    assert cause["side"] == "destination" and "veth-web" in cause["fix"]
+
+
+def test_lab_healthy_east_west_by_bare_name(lab):
+    rc, doc = netdoctor_json("trace", "lab:test", "web")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    assert doc["destination"]["container"] == "lab:web"
+    assert doc["hops"][-1]["reply_seen"] >= 1

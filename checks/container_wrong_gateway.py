@@ -25,7 +25,12 @@ class ContainerWrongGateway(Check):
         except ValueError:
             return
         route = ctx.default_route
-        on_link = any(gw_ip in a.interface.network for a in global_addresses(eth, "inet"))
+        # On the link: in one of its networks, or behind a scope-link route of its own
+        # (a routed container's /32 with the gateway 169.254.1.1 dev eth0 scope link).
+        on_link = any(gw_ip in a.interface.network for a in global_addresses(eth, "inet")) \
+            or any(r.dev == eth.name and r.scope == "link" and not r.gateway
+                   and not r.is_default and gw_ip in r.network
+                   for r in ctx.namespace.routes if r.family == "inet")
         if not on_link and "onlink" not in (route.scope or "") and route.dev == eth.name:
             yield self.finding(
                 ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "

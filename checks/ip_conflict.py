@@ -1,8 +1,5 @@
 from . import Check, register
-from .context import global_addresses, uplink_addresses
-
-# Network modes in which the container's interface is a child of a host device.
-LOWER_DEVICE_MODES = ("macvlan", "ipvlan", "macvtap")
+from .context import LOWER_DEVICE_MODES, global_addresses, uplink_addresses
 
 
 @register

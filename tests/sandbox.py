@@ -298,3 +298,43 @@ class Podman:
         self.podman("rmi", "-a", "-f", check=False)
         unmount_below(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CniPods:
+    """Pods wired by Debian's real CNI plugins (/usr/lib/cni), invoked as a runtime invokes
+    them: CNI_COMMAND=ADD with the pod's netns path and the JSON config on stdin, run inside
+    the sealed host so that the host's end lands there. close() DELs every pod and removes
+    its namespace and the IPAM state."""
+
+    PLUGINS = "/usr/lib/cni"
+
+    def __init__(self, sealed: SealedHost):
+        self.sealed = sealed
+        self.state = tempfile.mkdtemp(prefix="ndt-cni-")
+        self.pods = []  # (netns, config, ifname)
+
+    def _call(self, command: str, ns: str, config: dict, ifname: str, check=True):
+        env = {"CNI_COMMAND": command, "CNI_CONTAINERID": ns, "CNI_NETNS": f"/run/netns/{ns}",
+               "CNI_IFNAME": ifname, "CNI_PATH": self.PLUGINS, "PATH": os.environ["PATH"]}
+        conf = dict(config)
+        if "ipam" in conf:
+            conf["ipam"] = dict(conf["ipam"], dataDir=os.path.join(self.state, "ipam"))
+        return sh("ip", "netns", "exec", self.sealed.host,
+                  os.path.join(self.PLUGINS, conf["type"]), input=json.dumps(conf), env=env,
+                  check=check)
+
+    def add(self, tag: str, config: dict, ifname: str = "eth0") -> str:
+        """A pod namespace wired by config's plugin; its netns name."""
+        ns = unique(tag)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        self.pods.append((ns, config, ifname))
+        self._call("ADD", ns, config, ifname)
+        return ns
+
+    def close(self):
+        for ns, config, ifname in reversed(self.pods):
+            self._call("DEL", ns, config, ifname, check=False)
+            sh("ip", "netns", "del", ns, check=False)
+        self.pods = []
+        shutil.rmtree(self.state, ignore_errors=True)

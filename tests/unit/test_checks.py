@@ -16,6 +16,43 @@ import snapshot_edits as E
 HEALTHY = E.load()
 
 
+def _routed(proxy_arp="1", host_route=True):
+    """The lab's test container rewired Calico-style: a /32 behind a veth with no bridge,
+    the link-local gateway 169.254.1.1 answered by proxy ARP, a host route to the /32."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    _, c = E.container(HEALTHY, "test")
+    path = dict(c.path, mode="routed",
+                hops=[h for h in c.path["hops"] if h["role"] != "bridge"])
+    snap = E.edit_container(HEALTHY, "test", path=path)
+    snap = E.edit_container_ns(snap, "test", lambda ns: E.routes(E.link(
+        ns, "eth0", addresses=(E.Address("inet", "172.29.0.2", 32),)),
+        keep=lambda r: False, add=[
+            Route(dst="169.254.1.1/32", dev="eth0", scope="link"),
+            E.route("default", "eth0", "169.254.1.1")]))
+    extra = [Route(dst="172.29.0.2/32", dev="veth-test", scope="link")] if host_route else []
+    snap = E.edit_host_ns(snap, lambda ns: E.sysctl(E.routes(E.link(E.link(
+        ns, "veth-test", master=None), "ndbr0", addresses=()),
+        keep=lambda r: r.dev != "ndbr0", add=extra),
+        "net.ipv4.conf.veth-test.proxy_arp", proxy_arp))
+    # The lab's forwarding rules, for the veth instead of the bridge.
+    return E.set_ruleset(snap, E.lab_rules(lambda text: text.replace("ndbr0", "veth-test")))
+
+
+def _macvlan_to_the_host():
+    """The test container as a macvlan child of the host's uplink, traced to the host's own
+    uplink address."""
+    _, c = E.container(HEALTHY, "test")
+    hops = [h for h in c.path["hops"] if h["role"] in ("container", "uplink")]
+    path = dict(c.path, mode="macvlan", hops=hops,
+                destination={"query": "198.51.100.2", "address": "198.51.100.2",
+                             "nameserver": None})
+    return E.edit_container(HEALTHY, "test", path=path)
+
+
+ROUTED = _routed()
+
+
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
 
@@ -50,6 +87,12 @@ MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
 
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
+    "proxy-arp-off": [("proxy_arp off on a Calico-style veth", _routed(proxy_arp="0"),
+                       "lab:test")],
+    "container-route-missing": [("no host route to a routed container",
+                                 _routed(host_route=False), "lab:test")],
+    "macvlan-host-isolation": [("macvlan child to its host's address", _macvlan_to_the_host(),
+                                "lab:test")],
     "ip-forward-disabled": [
         ("sysctl 0", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0")),
          "host ndlab-host"),
@@ -170,6 +213,11 @@ def test_every_check_has_a_case():
 def test_healthy_snapshots_have_no_findings(healthy_lab, healthy_docker):
     assert run_checks(healthy_lab) == []
     assert run_checks(healthy_docker) == []
+
+
+def test_a_healthy_calico_style_routed_container_has_no_findings():
+    """A /32 with a link-local gateway reached through a scope-link route is on-link."""
+    assert [(f.id, f.message) for f in run_checks(ROUTED) if f.subject == "lab:test"] == []
 
 
 @pytest.mark.parametrize("check_id, case, snap, subject", [

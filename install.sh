@@ -36,6 +36,10 @@ python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ "$dev" = 1 ] && ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed"; then
   missing+=(busybox-static)
 fi
+# The real CNI plugins the live tests wire pods with (not a program on PATH).
+if [ "$dev" = 1 ] && [ ! -x /usr/lib/cni/ptp ]; then
+  missing+=(containernetworking-plugins)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "install.sh: apt-get install $pkgs"

@@ -1,6 +1,8 @@
 """Kernel evidence without eBPF: skb:kfree_skb (drop reason and location) and the device
 events net:net_dev_queue / net:netif_receive_skb (skbaddr and device), recorded in a private
-tracefs instance for the probe window only.
+tracefs instance for the probe window only. With a JournalFilter, also the kernel's own
+decisions: fib:fib_table_lookup (the routing decision, filtered in the kernel to the probe's
+protocol and port) and neigh:* (neighbour resolution), parsed into Decisions.
 
 The instance is named by the run's tag (netdoctor-<pid>-<starttime>-<n>) and removed
 afterwards, on any exit. If the host has no tracefs mounted, a private mount under
@@ -36,6 +38,62 @@ class KernelEvent:
     protocol: Optional[int] = None
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One decision of the kernel: a FIB lookup ("route") or a neighbour event
+    ("neighbour"), with the fields the tracepoint printed."""
+
+    ts: float
+    kind: str  # "route" or "neighbour"
+    event: str  # fib_table_lookup, neigh_update, neigh_timer_handler, ...
+    fields: tuple  # ((name, value), ...)
+
+    def get(self, name: str) -> Optional[str]:
+        return dict(self.fields).get(name)
+
+
+@dataclass(frozen=True)
+class JournalFilter:
+    """Which routing decisions to record: the sender's own lookups carry the probe's IP
+    protocol (and source port, for TCP and UDP); a router's lookups for a packet it forwards
+    carry neither (protocol 0), so they are taken by the interface the packet came in on."""
+
+    proto: int
+    port: Optional[int] = None
+    iifs: tuple = ()
+
+    def fib_filter(self) -> str:
+        own = f"proto == {self.proto}"
+        if self.port:
+            own += f" && (sport == {self.port} || dport == {self.port})"
+        if not self.iifs:
+            return own
+        routed = " || ".join(f"iif == {i}" for i in sorted(set(self.iifs)))
+        return f"({own}) || (proto == 0 && ({routed}))"
+
+
+_FIB = re.compile(r"table (?P<table>\d+) oif (?P<oif>-?\d+) iif (?P<iif>-?\d+) proto (?P<proto>\d+) "
+                  r"(?P<src>\S+)/(?P<sport>\d+) -> (?P<dst>\S+)/(?P<dport>\d+) .*==> "
+                  r"dev (?P<dev>\S*) gw (?P<gw4>[^/\s]+)/(?P<gw6>\S+) err (?P<err>-?\d+)")
+_NEIGH_FIELDS = ("dev", "nud_state", "primary_key4", "new_state", "err")
+NEIGH_EVENTS = ("neigh_create", "neigh_update", "neigh_timer_handler", "neigh_event_send_dead")
+
+
+def _decision(ts: float, event: str, rest: str) -> Optional[Decision]:
+    if event == "fib_table_lookup":
+        m = _FIB.search(rest)
+        if not m:
+            return None
+        return Decision(ts, "route", event, tuple(m.groupdict().items()))
+    if event in NEIGH_EVENTS:
+        words = rest.split()
+        fields = tuple((k, words[i + 1]) for i, k in enumerate(words[:-1]) if k in _NEIGH_FIELDS)
+        if ("family", "2") not in tuple(zip(words, words[1:])):
+            return None
+        return Decision(ts, "neighbour", event, fields)
+    return None
+
+
 def _skbaddr(line: str) -> Optional[str]:
     i = line.find("skbaddr=")
     if i < 0:
@@ -58,6 +116,7 @@ class TraceParser:
 
     def __init__(self, seen_only: bool = False):
         self.seen: Optional[set] = set() if seen_only else None
+        self.decisions: list = []  # Decision, in the order the kernel recorded them
 
     def feed(self, text: str) -> list:
         out = []
@@ -71,8 +130,12 @@ class TraceParser:
                 elif _skbaddr(line) not in seen:
                     continue
             m = _LINE.match(line)
-            if not m or m.group("event") not in ("kfree_skb", "net_dev_queue",
-                                                 "netif_receive_skb"):
+            if not m:
+                continue
+            if m.group("event") not in ("kfree_skb", "net_dev_queue", "netif_receive_skb"):
+                d = _decision(float(m.group("ts")), m.group("event"), m.group("rest"))
+                if d is not None:
+                    self.decisions.append(d)
                 continue
             rest = m.group("rest")
             fields = dict(_FIELD.findall(rest))
@@ -100,8 +163,9 @@ class KernelTrace:
     run's record before it is made and removed on every exit; signals are held while either
     is being made or removed, so an interruption cannot orphan it."""
 
-    def __init__(self, lengths: tuple):
+    def __init__(self, lengths: tuple, journal: Optional[JournalFilter] = None):
         self.lengths = tuple(sorted(set(lengths)))
+        self.journal = journal
         self.instance: Optional[str] = None
         self.events: list = []
         self.unavailable: Optional[str] = None
@@ -150,6 +214,8 @@ class KernelTrace:
                 self._write(f"events/{ev}/enable", "1")
             self._write("events/skb/kfree_skb/filter", "protocol == 2048 || protocol == 2054")
             self._write("events/skb/kfree_skb/enable", "1")
+            if self.journal is not None:
+                self._arm_journal(root)
             self._write("tracing_on", "1")
             # trace_pipe consumes what it returns: each event is formatted and parsed once,
             # and what has been read leaves room in the buffer (re-reading `trace` formatted
@@ -160,6 +226,20 @@ class KernelTrace:
             self.unavailable = f"tracefs: {e.strerror or e}"
             self.instance = instance
             self._release()
+
+    def _arm_journal(self, root: str) -> None:
+        """The decision tracepoints, where this kernel has them (each one on its own)."""
+        if os.path.isdir(os.path.join(root, "events", "fib", "fib_table_lookup")):
+            self._write("events/fib/fib_table_lookup/filter", self.journal.fib_filter())
+            self._write("events/fib/fib_table_lookup/enable", "1")
+        for ev in NEIGH_EVENTS:
+            if os.path.isdir(os.path.join(root, "events", "neigh", ev)):
+                self._write(f"events/neigh/{ev}/filter", "family == 2")
+                self._write(f"events/neigh/{ev}/enable", "1")
+
+    @property
+    def decisions(self) -> list:
+        return self._parser.decisions
 
     def _read(self) -> None:
         """Parse what the kernel recorded since the last read into self.events."""

@@ -23,7 +23,7 @@ from typing import Optional
 
 from netdoctor.capture import bpf, probe as P
 from netdoctor.capture.sockets import Closing, HopCapture, write_pcaps
-from netdoctor.capture.tracefs import KernelTrace
+from netdoctor.capture.tracefs import JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
 from ..errors import (InternalError, NetdoctorError, PathChanged,
@@ -33,6 +33,7 @@ from ..parse import dns_wire
 from . import path as discover
 from . import snapshot
 from ..reason import evidence as E
+from ..reason import journal as J
 from ..reason import verdict as V
 from ..reason.rules import rule_hits
 from ..targets.destination import container_reference, parse_destination
@@ -80,7 +81,8 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     found = read_evidence(plan, seen)
     verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
                               found.hits, plan.flow, found.used, plan.next_hops,
-                              aim.dns_failure, found.pmtu))
+                              aim.dns_failure, found.pmtu,
+                              tuple(found.summary.get("divergences", ()))))
     return report(plan, aim, seen, found, verdict, pcap_dir, started)
 
 
@@ -216,7 +218,12 @@ class Observation:
 
 
 def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
-    captures, kt = plan.new_captures(), KernelTrace(plan.lengths)
+    flow = plan.flow
+    routers = tuple(h["ifindex"] for h in plan.path["hops"]
+                    if h["role"] in ("bridge", "host-veth", "uplink", "out-bridge", "far-veth"))
+    journal = JournalFilter({"icmp": 1, "tcp": 6, "udp": 17}[flow.kind], flow.sport or None,
+                            routers)
+    captures, kt = plan.new_captures(), KernelTrace(plan.lengths, journal)
     path_devices = {h["name"] for h in plan.path["hops"]}
 
     def all_dropped(sent: int) -> bool:
@@ -324,6 +331,9 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
                                 ("counters", seen.counters_after is not None),
                                 ("checks", True)) if v)
     drops = E.probe_drops(kt.events, plan.lengths)
+    decided = J.entries(kt.decisions, plan.path["hops"], flow)
+    summary["journal"] = decided
+    summary["divergences"] = J.divergences(decided, plan.path["hops"])
     summary.update(kernel_drops=[{"reason": r, "location": loc, "last_device": dev}
                                  for r, loc, dev in drops], rule_hits=hits,
                    # What the kernel filters let through to netdoctor: a handful per probe,

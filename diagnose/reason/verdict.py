@@ -75,6 +75,7 @@ class Case:
     next_hops: Optional[dict] = None
     dns_failure: Optional[str] = None
     pmtu: Optional[dict] = None
+    divergences: tuple = ()  # where the kernel's decisions left the path the facts predicted
 
     @cached_property
     def kernel_drop(self) -> tuple:
@@ -250,6 +251,13 @@ def _reached_and_not_answered(c: Case) -> Optional[str]:
     return "destination-no-reply" if c.stopped("destination") else None
 
 
+def _kernel_went_elsewhere(c: Case) -> Optional[str]:
+    """Nothing else explains the stop, and the kernel's own routing decision sent the probe
+    another way than the facts say (policy routing by mark, a route that changed): that is
+    the lead to follow."""
+    return "path-diverged" if c.divergences else None
+
+
 def _finding_that_blocks_anywhere(c: Case) -> Optional[str]:
     blocking = sorted((f for f in c.errors if f.blocks_at), key=lambda f: f.precedence)
     return blocking[0].id if blocking else None
@@ -277,6 +285,7 @@ RULES: list = [
     ("a private source left the uplink untranslated", _left_untranslated),
     ("it left the uplink and nothing came back", _left_and_nothing_came_back),
     ("the destination received it and did not answer", _reached_and_not_answered),
+    ("the kernel routed it elsewhere than the facts say", _kernel_went_elsewhere),
     ("a finding blocks somewhere on the path", _finding_that_blocks_anywhere),
     ("nothing explains it", _nothing_explains_it),
 ]
@@ -306,5 +315,7 @@ def _explained(c: Case, cause: str) -> Verdict:
         rule = next((f.vars.get("rule") for f in c.errors if f.id == cause), None)
     elif cause in RULE_CAUSES and c.rule_hits:
         rule = c.rule_hits[0]["where"] + ": " + c.rule_hits[0]["text"]
+    if c.divergences:
+        explanation += "; " + c.divergences[0]
     return Verdict(False, hv.stopped_at, hv.direction, cause, reason, location, rule,
                    c.evidence_used, explanation)

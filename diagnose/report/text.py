@@ -162,6 +162,12 @@ def trace_text(report) -> str:
                            "ADDRESSES SEEN", ""))
     if not doc["hops"]:
         lines.append("(no hops: the container has no path to trace)")
+    journal = report.evidence.get("journal") or []
+    if journal:
+        lines += ["", "kernel decisions (tracefs):"]
+        lines += [f"  {e['hop']:<11} {e['said']}" for e in journal]
+    for d in report.evidence.get("divergences") or ():
+        lines.append(f"  DIVERGES: {d}")
     lines.append("")
     lines += verdict_lines(v, report)
     if report.pmtu is not None:

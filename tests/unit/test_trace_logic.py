@@ -1,5 +1,6 @@
 """The trace's pure parts: the kernel filter, frame and tracefs parsers, localization, cause."""
 
+import json
 import struct
 
 from netdoctor.capture import bpf
@@ -345,3 +346,38 @@ def test_a_far_side_finding_is_a_cause_but_claims_no_hop_of_the_path():
     hv = E.HopVerdict(False, None, "request")
     assert V.decide(V.Case(hv, ew_sightings([0] * 5, [0] * 5), [far], flow=FLOW)).cause == \
         "veth-down"
+
+
+# Recorded from this kernel's tracefs during a healthy lab trace (the second line's gateway
+# field is what the tracepoint leaves in memory for a route without one).
+JOURNAL_TRACE = """\
+ python3-1 [001] ..... 10.000001: fib_table_lookup: table 254 oif 0 iif 1 proto 1 0.0.0.0/0 -> 203.0.113.80/0 tos 0 scope 0 flags 0 ==> dev eth0 gw 172.29.0.1/:: err 0
+ python3-1 [001] ..s1. 10.000002: fib_table_lookup: table 254 oif 0 iif 3 proto 0 172.29.0.2/0 -> 203.0.113.80/0 tos 0 scope 0 flags 0 ==> dev eth0 gw 198.51.100.1/:: err 0
+ python3-1 [001] ..s1. 10.000003: fib_table_lookup: table 254 oif 0 iif 2 proto 0 198.51.100.2/0 -> 203.0.113.80/0 tos 0 scope 0 flags 0 ==> dev lo gw 198.51.100.1/:: err 0
+ python3-1 [001] ..s1. 10.000004: fib_table_lookup: table 254 oif 0 iif 2 proto 0 203.0.113.80/0 -> 172.29.0.2/0 tos 0 scope 0 flags 0 ==> dev ndbr0 gw 198.51.100.1/0:7761:6e30:: err 0
+ python3-1 [001] ..s1. 10.000005: fib_table_lookup: table 254 oif 0 iif 2 proto 0 203.0.113.80/0 -> 172.29.0.2/0 tos 0 scope 0 flags 0 ==> dev eth0 gw 198.51.100.1/:: err 0
+ ping-5 [000] b.s1. 10.000006: neigh_update: family 2 dev eth0 lladdr 000000000000 flags 00 nud_state incomplete type 01 dead 0 refcnt 3 primary_key4 198.51.100.1 primary_key6 :: confirmed 1 updated 2 used 3 new_lladdr 000000000000 new_state failed update_flags 00 pid 0
+"""
+
+
+def test_the_journal_ties_each_kernel_decision_to_its_hop():
+    from netdoctor.capture.tracefs import TraceParser
+    from netdoctor.diagnose.reason import journal as J
+
+    import recorded
+
+    hops = json.loads(json.dumps(recorded.document("lab-checks-snapshot.json")
+                                 ["containers"][0]["path"]["hops"]))
+    parser = TraceParser(seen_only=True)
+    parser.feed(JOURNAL_TRACE)
+    flow = E.Flow("icmp", "172.29.0.2", "203.0.113.80", cookie=1)
+    said = [(e["hop"], e["said"]) for e in J.entries(parser.decisions, hops, flow)]
+    assert said == [
+        ("container", "table main: 0.0.0.0 -> 203.0.113.80 ==> dev eth0 via 172.29.0.1"),
+        ("bridge", "table main iif ndbr0: 172.29.0.2 -> 203.0.113.80 ==> dev eth0 via "
+                   "198.51.100.1"),
+        # The reply into the bridge: no gateway, whatever the field held; the container's
+        # own lookup for it (iif 2 there too) is not the host's.
+        ("uplink", "table main iif eth0: 203.0.113.80 -> 172.29.0.2 ==> dev ndbr0"),
+        ("uplink", "neighbour 198.51.100.1 on eth0: failed")]
+    assert J.divergences(J.entries(parser.decisions, hops, flow), hops) == []

@@ -14,16 +14,23 @@ app = typer.Typer(help="The built-in sealed lab: a Docker-like host and a fake i
                   no_args_is_help=True)
 
 
-def up() -> None:
+def up(shape: str = typer.Option("bridge", "--shape",
+                                  help="bridge (Docker's default), routed (Calico/ptp: /32 "
+                                       "per container, no bridge) or macvlan.")) -> None:
     """Create the lab (namespaces ndlab-*), healthy, with DNS and HTTP in its internet."""
     from ..lab import control, layout
 
-    created, _ = control.up()
+    created, state = control.up(shape)
     if not created:
-        typer.echo("lab is already up (`netdoctor lab heal` restores it, `lab down` removes it)")
+        typer.echo(f"lab is already up, shape {state.get('shape') or 'bridge'} (`netdoctor "
+                   f"lab heal` restores it, `lab down` removes it)")
         return
     names = ", ".join(layout.CONTAINERS)
-    typer.echo(f"lab is up: containers {names} on {layout.BRIDGE} ({layout.SUBNET}), "
+    wiring = {"bridge": f"on {layout.BRIDGE} ({layout.SUBNET})",
+              "routed": f"routed, /32s of {layout.SUBNET} via {layout.ROUTED_GATEWAY}",
+              "macvlan": f"macvlan children of {layout.UPLINK} "
+                         f"({', '.join(layout.MACVLAN_ADDRESSES.values())})"}[shape]
+    typer.echo(f"lab is up: containers {names} {wiring}, "
                f"host {layout.HOST_NS}, {layout.WEB_NAME} = {layout.WEB_ADDRESS}, "
                f"DNS {layout.DNS_ADDRESS}")
     typer.echo("try: netdoctor path test www.baidu.com")
@@ -78,7 +85,8 @@ def break_(
 
     if list_ or fault is None:
         for f in faults.FAULTS.values():
-            typer.echo(f"{f.name:<18} {f.summary}")
+            only = "" if len(f.shapes) == 3 else f" [{', '.join(f.shapes)}]"
+            typer.echo(f"{f.name:<18} {f.summary}{only}")
         if fault is None and not list_:
             raise typer.Exit(ExitStatus.USAGE)
         return

@@ -18,7 +18,7 @@ import time
 from typing import Optional
 
 from ..host import command, netns, privileges
-from ..errors import LabStateError, MissingDependency
+from ..errors import LabStateError, MissingDependency, UsageError
 from . import layout as L
 
 REQUIRED_PROGRAMS = {
@@ -175,8 +175,15 @@ def stop_service(state: dict, which: str) -> dict:
 
 # ---------------------------------------------------------------- healthy configuration
 
-def host_ruleset() -> str:
-    """Docker-style filter and NAT for the lab host, in iptables-restore form."""
+def host_ruleset(shape: str = "bridge") -> str:
+    """Docker-style filter and NAT for the lab host, in iptables-restore form: for the bridge,
+    or (routed) for the containers' veths. A macvlan host forwards nothing of theirs."""
+    if shape == "macvlan":
+        return "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    if shape == "routed":
+        inner, nat = "veth-+", f"-A POSTROUTING -s {L.SUBNET} -o {L.UPLINK} -j MASQUERADE"
+    else:
+        inner, nat = L.BRIDGE, f"-A POSTROUTING -s {L.SUBNET} ! -o {L.BRIDGE} -j MASQUERADE"
     return f"""*filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
@@ -186,16 +193,16 @@ def host_ruleset() -> str:
 -A FORWARD -j NDLAB-USER
 -A FORWARD -j NDLAB-FORWARD
 -A NDLAB-USER -j RETURN
--A NDLAB-FORWARD -o {L.BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A NDLAB-FORWARD -i {L.BRIDGE} ! -o {L.BRIDGE} -j ACCEPT
--A NDLAB-FORWARD -i {L.BRIDGE} -o {L.BRIDGE} -j ACCEPT
+-A NDLAB-FORWARD -o {inner} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A NDLAB-FORWARD -i {inner} ! -o {inner} -j ACCEPT
+-A NDLAB-FORWARD -i {inner} -o {inner} -j ACCEPT
 COMMIT
 *nat
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
--A POSTROUTING -s {L.SUBNET} ! -o {L.BRIDGE} -j MASQUERADE
+{nat}
 COMMIT
 """
 
@@ -241,16 +248,44 @@ def _ensure_veth(ns: str, name: str, peer_ns: str, peer: str) -> None:
     _ip(ns, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", peer_ns)
 
 
-def ensure_links() -> None:
-    """Every lab link exists, and no other (heal brings back links deleted by hand, and
-    removes links added by hand: a second bridge, a macvlan child, ...)."""
+def _kind(ns: str, name: str) -> Optional[str]:
+    listed = command.run(["ip", "-j", "-d", "-n", ns, "link", "show", "dev", name])
+    try:
+        return ((json.loads(listed.stdout or "[]") or [{}])[0].get("linkinfo") or {}).get(
+            "info_kind")
+    except (ValueError, IndexError):
+        return None
+
+
+def _ensure_macvlan(ns: str) -> None:
+    """The container's eth0: a macvlan child of the host's uplink, made again when it is
+    missing or not one."""
+    if _has_link(ns, L.CONTAINER_IFACE):
+        if _kind(ns, L.CONTAINER_IFACE) == "macvlan":
+            return
+        _ip(ns, "link", "del", L.CONTAINER_IFACE)
+    tmp = "ndmv-" + ns[len(L.PREFIX):][:9]
+    _ip(L.HOST_NS, "link", "add", tmp, "link", L.UPLINK, "type", "macvlan", "mode", "bridge")
+    _ip(L.HOST_NS, "link", "set", tmp, "netns", ns)
+    _ip(ns, "link", "set", tmp, "name", L.CONTAINER_IFACE)
+
+
+def ensure_links(shape: str = "bridge") -> None:
+    """Every lab link of the shape exists, and no other (heal brings back links deleted by
+    hand, and removes links added by hand: a second bridge, a macvlan child, ...)."""
     _ensure_veth(L.HOST_NS, L.UPLINK, L.INET_NS, L.UPSTREAM_IFACE)
-    if not _has_link(L.HOST_NS, L.BRIDGE):
-        _ip(L.HOST_NS, "link", "add", L.BRIDGE, "type", "bridge")
+    host_links = {L.UPLINK}
+    if shape == "bridge":
+        if not _has_link(L.HOST_NS, L.BRIDGE):
+            _ip(L.HOST_NS, "link", "add", L.BRIDGE, "type", "bridge")
+        host_links.add(L.BRIDGE)
     for name, (_, veth) in L.CONTAINERS.items():
-        _ensure_veth(L.container_ns(name), L.CONTAINER_IFACE, L.HOST_NS, veth)
-    expected = {L.HOST_NS: {L.UPLINK, L.BRIDGE, *(v for _, v in L.CONTAINERS.values())},
-                L.INET_NS: {L.UPSTREAM_IFACE},
+        if shape == "macvlan":
+            _ensure_macvlan(L.container_ns(name))
+        else:
+            _ensure_veth(L.container_ns(name), L.CONTAINER_IFACE, L.HOST_NS, veth)
+            host_links.add(veth)
+    expected = {L.HOST_NS: host_links, L.INET_NS: {L.UPSTREAM_IFACE},
                 **{L.container_ns(n): {L.CONTAINER_IFACE} for n in L.CONTAINERS}}
     for ns, names in expected.items():
         listed = command.run(["ip", "-j", "-n", ns, "link", "show"])
@@ -264,8 +299,9 @@ def ensure_links() -> None:
 
 
 def configure_healthy(state: dict) -> dict:
-    """Put every lab object in its healthy configuration (idempotent)."""
-    ensure_links()
+    """Put every lab object in its healthy configuration for the lab's shape (idempotent)."""
+    shape = state.get("shape") or "bridge"
+    ensure_links(shape)
     # The fake internet: its uplink side, the two service addresses on lo, no filtering.
     _ip(L.INET_NS, "link", "set", "lo", "up")
     _ip(L.INET_NS, "link", "set", L.UPSTREAM_IFACE, "up", "mtu", str(L.MTU))
@@ -275,37 +311,51 @@ def configure_healthy(state: dict) -> dict:
     _flush_netfilter(L.INET_NS)
     _ip(L.INET_NS, "neigh", "flush", "nud", "permanent")
 
-    # The host: uplink, bridge, veths enslaved and up, default route, forwarding, Docker rules.
+    # The host: uplink, the containers' side of the shape, default route, forwarding, rules.
     _ip(L.HOST_NS, "link", "set", "lo", "up")
     _ip(L.HOST_NS, "link", "set", L.UPLINK, "up", "mtu", str(L.MTU))
     _set_only_address(L.HOST_NS, L.UPLINK, f"{L.UPLINK_ADDRESS}/{L.UPLINK_PREFIXLEN}")
-    _ip(L.HOST_NS, "link", "set", L.BRIDGE, "up", "mtu", str(L.MTU))
-    _set_only_address(L.HOST_NS, L.BRIDGE, f"{L.BRIDGE_ADDRESS}/{L.PREFIXLEN}")
-    for _, (_, veth) in L.CONTAINERS.items():
-        _ip(L.HOST_NS, "link", "set", veth, "master", L.BRIDGE, "mtu", str(L.MTU), "up")
-        _ip(L.HOST_NS, "addr", "flush", "dev", veth, "scope", "global")
     _ip(L.HOST_NS, "route", "flush", "table", "main", "proto", "boot")  # routes added by hand
+    veths = [veth for _, veth in L.CONTAINERS.values()] if shape != "macvlan" else []
+    if shape == "bridge":
+        _ip(L.HOST_NS, "link", "set", L.BRIDGE, "up", "mtu", str(L.MTU))
+        _set_only_address(L.HOST_NS, L.BRIDGE, f"{L.BRIDGE_ADDRESS}/{L.PREFIXLEN}")
+    for name, (addr, veth) in L.CONTAINERS.items():
+        if shape == "macvlan":
+            continue
+        if shape == "bridge":
+            _ip(L.HOST_NS, "link", "set", veth, "master", L.BRIDGE, "mtu", str(L.MTU), "up")
+        else:
+            _ip(L.HOST_NS, "link", "set", veth, "nomaster", "mtu", str(L.MTU), "up")
+        _ip(L.HOST_NS, "addr", "flush", "dev", veth, "scope", "global")
+        if shape == "routed":
+            _sysctl(L.HOST_NS, f"net.ipv4.conf.{veth}.proxy_arp", "1")
+            _ip(L.HOST_NS, "route", "replace", f"{addr}/32", "dev", veth, "scope", "link")
     _ip(L.HOST_NS, "route", "replace", "default", "via", L.UPSTREAM_ADDRESS, "dev", L.UPLINK)
     _ip(L.HOST_NS, "neigh", "flush", "nud", "permanent")
     _sysctl(L.HOST_NS, "net.ipv4.ip_forward", "1")
     # Writing ip_forward sets every interface's forwarding only when its value changes: one
     # interface turned off by hand stays off unless set again.
-    for key in ("default", L.UPLINK, L.BRIDGE, *(veth for _, veth in L.CONTAINERS.values())):
+    bridge = [L.BRIDGE] if shape == "bridge" else []
+    for key in ("default", L.UPLINK, *bridge, *veths):
         _sysctl(L.HOST_NS, f"net.ipv4.conf.{key}.forwarding", "1")
-    for key in ("all", "default", L.UPLINK, L.BRIDGE):
+    for key in ("all", "default", L.UPLINK, *bridge):
         _sysctl(L.HOST_NS, f"net.ipv4.conf.{key}.rp_filter", "0")
     _flush_netfilter(L.HOST_NS)
-    _ns_exec(L.HOST_NS, "iptables-restore", input=host_ruleset())
+    _ns_exec(L.HOST_NS, "iptables-restore", input=host_ruleset(shape))
 
-    # The containers: address, default route via the bridge, resolv.conf, no firewall.
-    for name, (addr, _) in L.CONTAINERS.items():
+    # The containers: address, default route via the shape's gateway, resolv.conf, no firewall.
+    gateway = L.container_gateway(shape)
+    for name in L.CONTAINERS:
         ns = L.container_ns(name)
         _flush_netfilter(ns)
         _ip(ns, "link", "set", "lo", "up")
         _ip(ns, "link", "set", L.CONTAINER_IFACE, "mtu", str(L.MTU), "up")
-        _set_only_address(ns, L.CONTAINER_IFACE, f"{addr}/{L.PREFIXLEN}")
+        _set_only_address(ns, L.CONTAINER_IFACE, L.container_cidr(name, shape))
         _ip(ns, "route", "flush", "table", "main", "proto", "boot")
-        _ip(ns, "route", "replace", "default", "via", L.BRIDGE_ADDRESS, "dev", L.CONTAINER_IFACE)
+        if shape == "routed":
+            _ip(ns, "route", "replace", gateway, "dev", L.CONTAINER_IFACE, "scope", "link")
+        _ip(ns, "route", "replace", "default", "via", gateway, "dev", L.CONTAINER_IFACE)
         _ip(ns, "route", "flush", "cache")  # path MTUs learnt while a fault was in place
         _ip(ns, "neigh", "flush", "nud", "permanent")
         _flush_netfilter(ns)
@@ -319,8 +369,11 @@ def configure_healthy(state: dict) -> dict:
 
 # ---------------------------------------------------------------- commands
 
-def up() -> tuple:
-    """Create the lab. Returns (created, state); created is False when it was already up."""
+def up(shape: str = "bridge") -> tuple:
+    """Create the lab in a shape (layout.SHAPES). Returns (created, state); created is False
+    when it was already up (in whatever shape it has)."""
+    if shape not in L.SHAPES:
+        raise UsageError(f"unknown shape '{shape}'; choose one of: {', '.join(L.SHAPES)}")
     _require_root()
     _require_programs()
     if is_up():
@@ -330,7 +383,8 @@ def up() -> tuple:
     try:
         for ns in L.all_namespaces():
             command.run(["ip", "netns", "add", ns], check=True)
-        state = configure_healthy({"created": time.time(), "services": {}, "faults": []})
+        state = configure_healthy({"created": time.time(), "services": {}, "faults": [],
+                                   "shape": shape})
     except BaseException:
         down()
         raise
@@ -387,6 +441,7 @@ def status() -> dict:
     services = (state or {}).get("services") or {}
     return {
         "up": is_up(),
+        "shape": (state or {}).get("shape") or ("bridge" if state else None),
         "namespaces": {ns: ns in present for ns in L.all_namespaces()},
         "containers": {name: L.container_ns(name) for name in L.CONTAINERS},
         "services": {

@@ -20,6 +20,7 @@ class Fault:
     summary: str
     per_container: bool
     inject: Callable[[str], None]  # called with the container name (ignored for host faults)
+    shapes: tuple = ("bridge", "routed", "macvlan")  # the lab shapes it applies to
 
 
 def _ip(ns: str, *args: str) -> None:
@@ -38,28 +39,46 @@ def _veth(container: str) -> str:
     return L.CONTAINERS[container][1]
 
 
+def _drop_nat(_: str) -> None:
+    shape = (control.read_state() or {}).get("shape") or "bridge"
+    out = ["!", "-o", L.BRIDGE] if shape == "bridge" else ["-o", L.UPLINK]
+    _ipt(L.HOST_NS, "-t", "nat", "-D", "POSTROUTING", "-s", L.SUBNET, *out, "-j", "MASQUERADE")
+
+
+def _proxy_arp_off(container: str) -> None:
+    control._sysctl(L.HOST_NS, f"net.ipv4.conf.{_veth(container)}.proxy_arp", "0")
+    _ip(L.container_ns(container), "neigh", "flush", "dev", L.CONTAINER_IFACE)
+
+
 def _stop_dns(_: str) -> None:
     state = control.stop_service(control.read_state() or {}, "dns")
     control._write_state(state)
 
 
+FORWARDING = ("bridge", "routed")  # the shapes in which the host forwards for the containers
+
 FAULTS = {f.name: f for f in [
     Fault("ip-forward-off", "host stops forwarding: net.ipv4.ip_forward=0", False,
-          lambda c: control._sysctl(L.HOST_NS, "net.ipv4.ip_forward", "0")),
+          lambda c: control._sysctl(L.HOST_NS, "net.ipv4.ip_forward", "0"), FORWARDING),
     Fault("forward-drop", "a DROP rule for the container's address at the top of FORWARD", True,
-          lambda c: _ipt(L.HOST_NS, "-I", "FORWARD", "1", "-s", _address(c), "-j", "DROP")),
+          lambda c: _ipt(L.HOST_NS, "-I", "FORWARD", "1", "-s", _address(c), "-j", "DROP"),
+          FORWARDING),
     Fault("nat-missing", "the MASQUERADE rule for the container subnet is gone", False,
-          lambda c: _ipt(L.HOST_NS, "-t", "nat", "-D", "POSTROUTING", "-s", L.SUBNET,
-                         "!", "-o", L.BRIDGE, "-j", "MASQUERADE")),
+          _drop_nat, FORWARDING),
     Fault("veth-detached", "the container's host-side veth is taken off the bridge", True,
-          lambda c: _ip(L.HOST_NS, "link", "set", _veth(c), "nomaster")),
+          lambda c: _ip(L.HOST_NS, "link", "set", _veth(c), "nomaster"), ("bridge",)),
     Fault("veth-down", "the container's host-side veth is set down", True,
-          lambda c: _ip(L.HOST_NS, "link", "set", _veth(c), "down")),
+          lambda c: _ip(L.HOST_NS, "link", "set", _veth(c), "down"), FORWARDING),
     Fault("bridge-down", f"the bridge {L.BRIDGE} is set down", False,
-          lambda c: _ip(L.HOST_NS, "link", "set", L.BRIDGE, "down")),
+          lambda c: _ip(L.HOST_NS, "link", "set", L.BRIDGE, "down"), ("bridge",)),
     Fault("no-default-route", "the container has no default route", True,
           lambda c: _ip(L.container_ns(c), "route", "del", "default")),
     Fault("dns-unreachable", "the DNS server in the internet stops answering", False, _stop_dns),
+    Fault("route-missing", "the host's route to a routed container's /32 is deleted", True,
+          lambda c: _ip(L.HOST_NS, "route", "del", f"{_address(c)}/32", "dev", _veth(c)),
+          ("routed",)),
+    Fault("proxy-arp-off", "proxy ARP is off on a routed container's veth", True,
+          _proxy_arp_off, ("routed",)),
 ]}
 
 
@@ -74,6 +93,10 @@ def inject(name: str, container: str = "test") -> dict:
         raise LabStateError("the lab is not up: run `netdoctor lab up` first")
     fault = FAULTS[name]
     state = control.read_state() or {}
+    shape = state.get("shape") or "bridge"
+    if shape not in fault.shapes:
+        raise UsageError(f"{name} needs a lab of shape {' or '.join(fault.shapes)}; this lab "
+                         f"is {shape} (`netdoctor lab down`, then `lab up --shape ...`)")
     entry = {"fault": name, "container": container if fault.per_container else None}
     if entry in (state.get("faults") or []):
         raise LabStateError(f"{name} is already injected; `netdoctor lab heal` undoes it")

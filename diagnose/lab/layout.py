@@ -8,6 +8,11 @@
                                                        lo: 203.0.113.80 (HTTP, www.baidu.com)
                                                            203.0.113.53 (DNS, dnsmasq)
 
+`lab up --shape` wires the same containers two other ways (SHAPES): routed, as Calico and
+CNI ptp do (no bridge: each container a /32 behind its veth, the link-local gateway
+169.254.1.1 answered by proxy ARP, a host route per container), and macvlan (each
+container's eth0 a macvlan child of the host's uplink, in the uplink's own network).
+
 Every address lives in namespaces the lab creates; nothing is routed to the machine's
 real interfaces. The "internet" has no route back to 172.29.0.0/24, so without NAT the
 replies have nowhere to go, as on the real internet.
@@ -40,6 +45,27 @@ CONTAINERS = {
     "web": ("172.29.0.3", "veth-web"),
 }
 CONTAINER_IFACE = "eth0"
+
+SHAPES = {
+    "bridge": "containers on a bridge, NAT to the uplink (Docker's default network)",
+    "routed": "no bridge: /32 per container, gateway 169.254.1.1 by proxy ARP (Calico, ptp)",
+    "macvlan": "containers as macvlan children of the uplink, in its own network",
+}
+ROUTED_GATEWAY = "169.254.1.1"
+# macvlan containers live in the uplink's network: name -> address
+MACVLAN_ADDRESSES = {"test": "198.51.100.10", "web": "198.51.100.11"}
+
+
+def container_cidr(name: str, shape: str) -> str:
+    """The address (with prefix length) the container's eth0 has in a shape."""
+    if shape == "macvlan":
+        return f"{MACVLAN_ADDRESSES[name]}/{UPLINK_PREFIXLEN}"
+    return f"{CONTAINERS[name][0]}/{32 if shape == 'routed' else PREFIXLEN}"
+
+
+def container_gateway(shape: str) -> str:
+    return {"bridge": BRIDGE_ADDRESS, "routed": ROUTED_GATEWAY,
+            "macvlan": UPSTREAM_ADDRESS}[shape]
 MTU = 1500
 
 STATE_DIR = "/run/netdoctor/lab"

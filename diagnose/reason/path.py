@@ -225,7 +225,8 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
             hops.append(topology.hop_at(g, bridge_node, "bridge"))
             ingress = bridge_node
         else:
-            d.notes.append(f"host veth {hops[-1].name} is not attached to any bridge")
+            d.notes.append(f"host veth {hops[-1].name} is no bridge port: the host routes "
+                           f"the container's packets itself (a routed veth)")
             mode = "routed"
             ingress = peer_node
     elif lower_node is not None:

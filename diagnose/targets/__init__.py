@@ -145,7 +145,7 @@ def _lab_target(ref: str, name: str) -> Optional[Target]:
         kind="lab",
         name=name,
         netns=netns.named(L.container_ns(name)),
-        network_mode="bridge",
+        network_mode=(control.read_state() or {}).get("shape") or "bridge",
         host_netns=netns.named(L.HOST_NS),
         resolv_conf=L.resolv_conf_path(name),
     )

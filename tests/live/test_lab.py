@@ -74,7 +74,7 @@ def test_veth_detached_drops_the_bridge_hop(healed):
     _, report = netdoctor_json("path", "test")
     assert [h["role"] for h in report["hops"]][:2] == ["container", "host-veth"]
     assert "bridge" not in [h["role"] for h in report["hops"]]
-    assert any("not attached to any bridge" in n for n in report["notes"])
+    assert any("is no bridge port" in n for n in report["notes"])
 
 
 def test_nat_missing_and_forward_drop_change_the_rules(healed):

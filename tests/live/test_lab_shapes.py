@@ -1,0 +1,82 @@
+"""`netdoctor lab up --shape routed|macvlan`: the other shapes the lab builds, each healthy and
+with the faults that belong to it, diagnosed by path, checks and trace."""
+
+import os
+
+import pytest
+
+from sandbox import netdoctor, netdoctor_json
+
+pytestmark = [pytest.mark.live]
+
+
+def _shaped_lab(shape):
+    from conftest import IS_ROOT, LAB_NS
+
+    if not IS_ROOT:
+        pytest.skip("needs root")
+    if any(os.path.exists(f"/run/netns/{ns}") for ns in LAB_NS):
+        pytest.skip("a netdoctor lab is already up on this machine; the tests leave it alone")
+    res = netdoctor("lab", "up", "--shape", shape)
+    assert res.returncode == 0, res.stderr
+    try:
+        yield shape
+    finally:
+        assert netdoctor("lab", "down").returncode == 0
+
+
+@pytest.fixture(scope="module", params=["routed", "macvlan"])
+def shaped(request):
+    yield from _shaped_lab(request.param)
+
+
+@pytest.fixture
+def healed_shape(shaped):
+    yield shaped
+    assert netdoctor("lab", "heal").returncode == 0
+
+
+def test_each_shape_is_healthy_from_path_to_trace(shaped):
+    rc, path = netdoctor_json("path", "lab:test", "www.baidu.com")
+    assert rc == 0 and path["mode"] == shaped, path
+    expected = {"routed": ["container", "host-veth", "uplink"],
+                "macvlan": ["container", "uplink"]}[shaped]
+    assert [h["role"] for h in path["hops"]] == expected
+    rc, checks = netdoctor_json("checks", "lab:test", "lab:web")
+    assert rc == 0 and checks["findings"] == [], checks["findings"]
+    rc, trace = netdoctor_json("trace", "lab:test", "www.baidu.com")
+    assert rc == 0 and trace["verdict"]["reachable"], trace["verdict"]
+    status = netdoctor_json("lab", "status")[1]
+    assert status["shape"] == shaped
+
+
+CASES = {
+    "routed": [("route-missing", "container-route-missing"),
+               ("proxy-arp-off", "proxy-arp-off"),
+               ("forward-drop", "forward-dropped"),
+               ("nat-missing", "nat-missing"),
+               ("veth-down", "veth-down")],
+    "macvlan": [("no-default-route", "container-no-default-route")],
+}
+
+
+def test_the_faults_of_each_shape(healed_shape):
+    for fault, cause in CASES[healed_shape]:
+        res = netdoctor("lab", "break", fault)
+        assert res.returncode == 0, res.stderr
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        assert rc == 1 and trace["verdict"]["cause"] == cause, (fault, trace["verdict"])
+        assert netdoctor("lab", "heal").returncode == 0
+
+
+def test_a_bridge_fault_is_refused_on_another_shape(shaped):
+    res = netdoctor("lab", "break", "bridge-down")
+    assert res.returncode == 2 and "needs a lab of shape bridge" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1
+
+
+def test_a_macvlan_child_cannot_reach_its_own_host(shaped):
+    if shaped != "macvlan":
+        pytest.skip("macvlan only")
+    rc, trace = netdoctor_json("trace", "lab:test", "198.51.100.2")
+    assert rc == 1 and trace["verdict"]["cause"] == "macvlan-host-isolation", trace["verdict"]

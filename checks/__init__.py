@@ -29,11 +29,19 @@ class Finding:
     subject: str  # "lab:test", "host ndlab-host", ...
     message: str  # one line, with the real names
     evidence: dict  # the exact facts the check used
-    fix: str  # one command a person can run (printed, never run)
+    fix: str  # one command that fixes it (printed, never run); "" when only `verify` fits
     vars: dict = field(default_factory=dict)  # names and addresses for the runbook
     # "destination" for a finding about the far end of an east-west trace: it explains a
     # failure, but its check's hop roles are the far end's own, not the path's.
     side: str = "source"
+    # A command that shows the fault without changing anything, where no single change is
+    # the fix (a nameserver that does not answer): the runbook gives the likely fixes.
+    verify: str = ""
+
+    @property
+    def action(self) -> str:
+        """The line a report prints: "fix: ..." or "verify: ..."."""
+        return f"fix: {self.fix}" if self.fix else f"verify: {self.verify}"
 
     @property
     def title(self) -> str:
@@ -60,7 +68,16 @@ class Finding:
         return {"id": self.id, "severity": self.severity, "scope": self.scope,
                 "subject": self.subject, "title": self.title, "message": self.message,
                 "evidence": self.evidence, "fix": self.fix, "runbook": f"runbooks/{self.id}.md",
-                "side": self.side}
+                "side": self.side, "verify": self.verify, "vars": self.vars}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        """A finding of a saved report (its runbook names in `vars`, when it has them)."""
+        return cls(id=d["id"], severity=d["severity"], scope=d["scope"],
+                   subject=d["subject"], message=d["message"],
+                   evidence=d.get("evidence") or {}, fix=d.get("fix") or "",
+                   vars=dict(d.get("vars") or {}), side=d.get("side") or "source",
+                   verify=d.get("verify") or "")
 
 
 class Check:
@@ -94,15 +111,20 @@ class Check:
         raise NotImplementedError
 
     def finding(self, ctx, message: str, evidence: dict, fix: str,
-                severity: Optional[str] = None, **extra_vars) -> Finding:
+                severity: Optional[str] = None, verify: bool = False,
+                **extra_vars) -> Finding:
+        """A finding of this check. fix is the command that fixes it; with verify=True it
+        is a command that only shows the fault (the runbook's Fix gives the likely fixes)."""
         from netdoctor.runbooks import fill
 
         vars_ = dict(ctx.vars)
         vars_.update(extra_vars)
-        vars_["fix"] = fill(fix, vars_)
+        command = fill(fix, vars_)
+        vars_["fix"] = command
         return Finding(id=self.id, severity=severity or self.severity, scope=self.scope,
                        subject=ctx.subject, message=message, evidence=evidence,
-                       fix=vars_["fix"], vars=vars_)
+                       fix="" if verify else command, vars=vars_,
+                       verify=command if verify else "")
 
 
 REGISTRY: dict = {}

@@ -42,5 +42,5 @@ class DnsUnreachable(Check):
                  f"{'s' if len(broken) > 1 else ''} ({listed})",
             {"nameservers": list(conf.nameservers), "failing": dict(broken),
              "probed": c.dns_probe is not None},
-            "{in_container}nslookup example.com " + broken[0][0], severity=severity,
+            "{in_container}nslookup example.com " + broken[0][0], severity=severity, verify=True,
             nameserver=broken[0][0])

@@ -78,4 +78,4 @@ class ForwardDropped(Check):
                     {"direction": direction, "rule": r.text, "where": r.where,
                      "packets": r.packets},
                     f"{{in_host}}iptables-save -c | grep -n -- '{r.chain}'", severity="warning",
-                    rule=r.where)
+                    verify=True, rule=r.where)

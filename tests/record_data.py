@@ -3,7 +3,8 @@
 Run as root on a machine where netdoctor is installed (./install.sh --dev). It builds what
 it records from and removes it afterwards:
   lab     the built-in lab (`netdoctor lab up`, healthy): lab-checks-snapshot.json,
-          lab-snapshot.json (test, host, web), ndlab-{host,test}.batch.json, ndlab-{host,test}.route6.json,
+          lab-snapshot.json (test, host, web), lab-trace-east-west.json,
+          lab-trace-forward-drop.json, ndlab-{host,test}.batch.json, ndlab-{host,test}.route6.json,
           route-get-forward.json, route-get-noforward.{out,err} (with forwarding off)
   docker  a real dockerd in a sealed host with two containers on a user-defined network:
           docker-checks-snapshot.json, docker-iptables-save-c.txt, docker-nft.json,
@@ -64,6 +65,13 @@ def record_lab() -> None:
             doc["nsids"][str(spaces[viewer].inode)] = {
                 str(i): ns.inode for i, ns in zip(ids, others) if i is not None}
         write("lab-snapshot.json", json.dumps(doc, indent=1) + "\n")
+        # Trace documents, for the reports drawn from saved runs.
+        east_west = netdoctor("trace", "lab:test", "lab:web", "--format", "json")
+        write("lab-trace-east-west.json", east_west.stdout)
+        netdoctor("lab", "break", "forward-drop")
+        dropped = netdoctor("trace", "lab:test", "203.0.113.80", "--format", "json")
+        write("lab-trace-forward-drop.json", dropped.stdout)
+        netdoctor("lab", "heal")
         query = ("route", "get", "203.0.113.80", "from", "172.29.0.2", "iif", "ndbr0")
         write("route-get-forward.json", ip("ndlab-host", "-j", *query).stdout)
         netdoctor("lab", "break", "ip-forward-off")

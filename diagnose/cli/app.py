@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from .. import __version__
-from . import checks, cleanup, lab, path, snapshot, trace
+from . import checks, cleanup, lab, path, report, snapshot, trace
 from .status import ExitStatus, exit_status_for, interrupted
 from ..errors import NetdoctorError
 
@@ -25,6 +25,7 @@ app.command()(path.path)
 app.command()(trace.trace)
 app.command()(checks.checks)
 app.command("snapshot")(snapshot.snapshot)
+app.command()(report.report)
 app.command()(cleanup.cleanup)
 app.add_typer(lab.app, name="lab")
 

@@ -29,8 +29,9 @@ def checks(
     from_file: Optional[str] = typer.Option(None, "--from",
                                             help="Judge a saved snapshot (no root needed)."),
     dest: Optional[str] = typer.Option(None, "--dest",
-                                       help="Destination the container traffic is checked for "
-                                            "(default: any internet address)."),
+                                       help="Destination address or name the traffic is "
+                                            "checked for; a name is resolved inside each "
+                                            "container (default: any internet address)."),
     no_dns_probe: bool = typer.Option(False, "--no-dns-probe",
                                       help="Send no DNS query (dns-unreachable then only "
                                            "checks routes)."),

@@ -108,6 +108,34 @@ def _with_own_rules(containers: list, namespaces: list, problems: list, own_inod
     return out
 
 
+def _resolve_in_each(chosen: list, name: str) -> tuple:
+    """({target label: address}, [problem]) for a destination name, asked from inside each
+    container at once (a container where it does not resolve is judged for the default
+    destination, and says so)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..errors import Unresolved
+
+    def one(t):
+        try:
+            conf = resolver.read_resolv_conf(t.resolv_conf)
+            return t.label, resolver.resolve_in(t.netns, conf, name).address, None
+        except (Unresolved, NetdoctorError) as e:
+            return t.label, None, f"{t.label}: --dest {name} did not resolve there ({e}); " \
+                                  f"judged for {DEFAULT_DESTINATION} instead"
+
+    toward, problems = {}, []
+    if not chosen:
+        return toward, problems
+    with ThreadPoolExecutor(max_workers=min(32, len(chosen))) as pool:
+        for label, address, problem in pool.map(one, chosen):
+            if address:
+                toward[label] = address
+            else:
+                problems.append(problem)
+    return toward, problems
+
+
 def discover_path(target, destination: Optional[str], read):
     from . import path as discover
 
@@ -120,15 +148,23 @@ def of_targets(refs, all_containers: bool, destination: Optional[str],
     container when none is named (or with all_containers)."""
     from .. import targets
 
-    if destination is not None and not dns_wire.is_address(destination):
-        raise UsageError("--dest takes an IP address")
+    if destination is not None and not (dns_wire.is_address(destination)
+                                        or dns_wire.is_host_name(destination)):
+        raise UsageError(f"--dest '{destination}' is neither an IP address nor a host name")
     chosen = [targets.resolve(ref) for ref in refs or ()]
     problems = []
     if not refs or all_containers:
         more, problems = targets.all_running()
         seen = {t.netns.inode for t in chosen}
         chosen += [t for t in more if t.netns.inode not in seen]
-    snap = take(chosen, destination=destination, probe_dns=probe_dns)
+    toward = None
+    if destination is not None and not dns_wire.is_address(destination):
+        # A name is resolved inside each container, as its own libc would (and as trace
+        # does): containers with different resolvers may reach different addresses.
+        toward, unresolved = _resolve_in_each(chosen, destination)
+        problems = list(problems) + unresolved
+        destination = None
+    snap = take(chosen, destination=destination, probe_dns=probe_dns, toward=toward)
     return replace(snap, problems=snap.problems + tuple(problems)) if problems else snap
 
 

@@ -21,7 +21,10 @@ def target_rows(snapshot) -> list:
         t = c.target
         ns = t["netns"].get("name") or f"net:[{t['netns']['inode']}]"
         out.append({"target": f"{t['kind']}:{t['name']}", "netns": ns,
-                    "mode": c.path.get("mode"), "complete": c.path.get("complete")})
+                    "mode": c.path.get("mode"), "complete": c.path.get("complete"),
+                    "destination": (c.path.get("destination") or {}).get("address"),
+                    "hops": [{k: h.get(k) for k in ("role", "name", "netns", "addresses",
+                                                    "via")} for h in c.path.get("hops", ())]})
     return out
 
 
@@ -30,6 +33,7 @@ def checks_json(snapshot, findings: list) -> str:
         "schema": CHECKS_SCHEMA,
         "host": {k: snapshot.meta.get(k) for k in ("hostname", "kernel", "taken_at", "netdoctor")},
         "destination": snapshot.destination,
+        "host_namespaces": len(snapshot.hosts),
         "targets": target_rows(snapshot),
         "findings": [f.to_dict() for f in findings],
         "summary": summary(findings),

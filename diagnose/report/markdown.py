@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from .as_json import summary, target_rows
+from . import mermaid
 from .text import trace_title, verdict_lines
 
 
@@ -28,13 +29,18 @@ def findings_markdown(findings: list) -> list:
         why = parts.get("Why it breaks traffic")
         if why:
             lines += ["", "**Why it breaks traffic.** " + runbooks.fill(why, f.vars)]
+        if f.verify:
+            lines += ["", "**Verify**", "", f"    {f.verify}"]
         for name in ("Confirm", "Fix", "Revert"):
             body = parts.get(name)
-            if name == "Fix" and not body:
+            if name == "Fix" and not body and f.fix:
                 body = f"    {f.fix}"
             if body:
                 lines += ["", f"**{name}**", "", runbooks.fill(body, f.vars)]
     return lines
+
+
+PICTURES = 12  # path pictures in one checks report: enough for a host, not a fleet
 
 
 def checks_markdown(snapshot, findings: list) -> str:
@@ -51,6 +57,16 @@ def checks_markdown(snapshot, findings: list) -> str:
     for p in snapshot.problems:
         lines.append(f"- not checked: {p}")
     lines.append("")
+    pictures = [(t, mermaid.path_flowchart(c.path)) for t, c in
+                zip(targets, snapshot.containers)][:PICTURES]
+    pictures = [(t, p) for t, p in pictures if p]
+    if pictures:
+        lines += ["## Paths", ""]
+        for t, picture in pictures:
+            lines += [f"`{t['target']}` toward {t.get('destination') or 'its default route'}:",
+                      ""] + mermaid.block(picture) + [""]
+        if len(targets) > PICTURES:
+            lines += [f"(the first {PICTURES} of {len(targets)} paths)", ""]
     if findings:
         lines += ["## Findings", ""] + findings_markdown(findings)
     else:
@@ -71,6 +87,15 @@ def trace_markdown(report) -> str:
         lines.append(f"| {h['role']}{mark} | {h['name']} | {h['netns']} | {h['request_seen']} | "
                      f"{h['reply_seen']} | {h['first_seen_us'] if h['first_seen_us'] is not None else '-'} "
                      f"| {md_cell(seen)} |")
+    journal = (doc.get("evidence") or {}).get("journal") or []
+    if journal:
+        lines += ["", "## Kernel decisions (tracefs)", ""]
+        lines += [f"- {e['hop']}: `{e['said']}`" for e in journal]
+        lines += [f"- **diverges**: {d}" for d in (doc.get("evidence") or {}).get("divergences")
+                  or ()]
+    picture = mermaid.block(mermaid.trace_flowchart(doc))
+    if picture:
+        lines += ["", "## Path", ""] + picture
     if report.findings:
         ordered = sorted(report.findings, key=lambda f: f.id != v["cause"])
         lines += ["", "## Findings", ""] + findings_markdown(ordered)

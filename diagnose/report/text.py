@@ -78,7 +78,7 @@ def checks_text(snapshot, findings: list, colour: bool = False) -> str:
     for f in findings:
         lines.append(f"{f.severity.upper().ljust(7)} {f.id}  {f.subject}")
         lines.append(f"        {f.message}")
-        lines.append(f"        fix: {f.fix}")
+        lines.append(f"        {f.action}")
         lines.append(f"        runbook: runbooks/{f.id}.md")
     s = summary(findings)
     if not findings:
@@ -186,7 +186,7 @@ def trace_text(report) -> str:
         (f for f in report.findings if f.id == v.get("mechanism")), None)
     if cause is not None:
         lines += ["", f"{cause.severity.upper()} {cause.id}: {cause.message}",
-                  f"  fix: {cause.fix}", f"  runbook: runbooks/{cause.id}.md"]
+                  f"  {cause.action}", f"  runbook: runbooks/{cause.id}.md"]
     elif not v["reachable"] and v["cause"] and _runbook_exists(v["cause"]):
         # The cause rests on the probe's evidence alone (no check found it beforehand).
         lines += ["", f"runbook: runbooks/{v['cause']}.md"]

@@ -242,3 +242,15 @@ def test_rtnetlink_nsids_match_pyroute2(lab):
         assert ours[-1] is None
     host = netns.call_in(every[0], gather._nsids_here, paths)
     assert host[1] is not None and host[2] is not None  # the containers' veths give them ids
+
+
+def test_dest_by_name_is_resolved_inside_each_container(lab, healed):
+    """A rule that drops one web server is found for the name that resolves to it."""
+    in_ns("ndlab-host", "iptables", "-I", "FORWARD", "1", "-d", "203.0.113.80", "-j", "DROP")
+    rc, doc = netdoctor_json("checks", "test", "--no-dns-probe")
+    assert rc == 0, doc["findings"]  # the default destination is not dropped
+    rc, doc = netdoctor_json("checks", "test", "--dest", "www.baidu.com", "--no-dns-probe")
+    assert rc == 1 and doc["targets"][0]["destination"] == "203.0.113.80"
+    assert {f["id"] for f in doc["findings"]} == {"forward-dropped"}, doc["findings"]
+    rc, doc = netdoctor_json("checks", "test", "--dest", "nowhere.invalid", "--no-dns-probe")
+    assert any("nowhere.invalid did not resolve" in p for p in doc["problems"]), doc

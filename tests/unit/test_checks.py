@@ -226,8 +226,16 @@ def test_check_names_its_fault(check_id, case, snap, subject):
     findings = run_checks(snap)
     assert check_id in ids(findings, subject), [(f.id, f.subject) for f in findings]
     f = next(f for f in findings if f.id == check_id and f.subject == subject)
-    assert f.evidence and f.fix and f.message
-    assert "{" not in f.fix, f.fix  # every placeholder filled
+    assert f.evidence and (f.fix or f.verify) and f.message
+    assert "{" not in f.fix + f.verify, f.action  # every placeholder filled
+
+
+def test_a_diagnosis_command_is_a_verify_not_a_fix():
+    """A dead nameserver has no one-command fix: its command only shows the fault."""
+    f = next(f for f in run_checks(case("dns-unreachable", CASES["dns-unreachable"][0][0]))
+             if f.id == "dns-unreachable")
+    assert f.fix == "" and "nslookup" in f.verify and f.action.startswith("verify: ")
+    assert f.to_dict()["verify"] == f.verify
 
 
 @pytest.mark.parametrize("check_id, name", [

@@ -157,3 +157,37 @@ def test_an_interrupt_that_surfaces_wrapped_is_still_an_interrupt():
             raise ValueError("raised while handling it")
     except ValueError as during:
         assert exit_status_for(during) == ExitStatus.INTERRUPTED
+
+
+def test_report_renders_a_saved_checks_run_as_the_run_itself_did(tmp_path):
+    import recorded
+
+    snap = recorded.path("lab-checks-snapshot.json")
+    direct = netdoctor("checks", "--from", snap)
+    saved = tmp_path / "checks.json"
+    saved.write_text(netdoctor("checks", "--from", snap, "--format", "json").stdout)
+    again = netdoctor("report", str(saved))
+    assert again.returncode == 0 and again.stdout == direct.stdout
+    md = netdoctor("report", str(saved), "--format", "markdown")
+    assert md.stdout == netdoctor("checks", "--from", snap, "--format", "markdown").stdout
+
+
+def test_report_draws_a_saved_trace_and_refuses_what_is_not_a_report(tmp_path):
+    import recorded
+
+    trace = recorded.path("lab-trace-forward-drop.json")
+    text = netdoctor("report", trace)
+    assert text.returncode == 0
+    assert "cause: forward-dropped" in text.stdout and "fix: ip netns exec ndlab-host" in text.stdout
+    md = netdoctor("report", trace, "--format", "markdown").stdout
+    assert "```mermaid\nflowchart LR\n" in md and "## Kernel decisions (tracefs)" in md
+    mermaid = netdoctor("report", trace, "--format", "mermaid").stdout
+    assert mermaid.startswith("flowchart LR\n") and "✗ forward-dropped" in mermaid
+    junk = tmp_path / "junk.json"
+    junk.write_text("[1, 2")
+    for bad, why in ((str(junk), "cannot read report"),
+                     (recorded.path("lab-checks-snapshot.json"), "checks --from FILE"),
+                     (recorded.path("docker-nft.json"), "not a netdoctor report"),
+                     (str(tmp_path / "missing.json"), "no such file")):
+        res = netdoctor("report", bad)
+        assert res.returncode == 2 and why in res.stderr and res.stderr.count("\n") == 1, res

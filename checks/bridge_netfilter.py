@@ -23,17 +23,24 @@ class BridgeNetfilter(Check):
             return
         if h.sysctls.get("net.bridge.bridge-nf-call-iptables") != "1":
             return
-        # A neighbour on the same bridge: the first address of the network that is neither
-        # this container nor its gateway (rules that single out one neighbour are rare).
+        # A neighbour on the same bridge: the destination when it is one (east-west), else
+        # the first address of the network that is neither this container nor its gateway
+        # (rules that single out one neighbour are rare).
         net = ctx.interface.network
-        hosts = [str(a) for a, _ in zip(net.hosts(), range(4))]
-        other = next((a for a in hosts if a not in (ctx.address, ctx.gateway)), None)
+        if ctx.east_west and ctx.host_egress == br:
+            other = ctx.destination
+        else:
+            hosts = [str(a) for a, _ in zip(net.hosts(), range(4))]
+            other = next((a for a in hosts if a not in (ctx.address, ctx.gateway)), None)
         if other is None:
             return
-        packet = Packet(src=ctx.address, dst=other, iif=br.name, oif=br.name, proto="tcp",
-                        dport=80, sport=ctx.ephemeral_ports)
-        out = evaluate(ctx.host.ruleset, "forward", packet)
-        if out.verdict not in ("drop", "reject"):
+        for proto, port in (("icmp", None), ("tcp", 80)):
+            packet = Packet(src=ctx.address, dst=other, iif=br.name, oif=br.name, proto=proto,
+                            dport=port, sport=ctx.ephemeral_ports if port else None)
+            out = evaluate(ctx.host.ruleset, "forward", packet)
+            if out.verdict in ("drop", "reject"):
+                break
+        else:
             return
         ev = rule_evidence(out)
         ev.update({"net.bridge.bridge-nf-call-iptables": "1",

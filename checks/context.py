@@ -308,6 +308,21 @@ class ContainerContext:
         return self.path.get("mode") in ("bridge", "routed") and self.host_veth is not None
 
     @cached_property
+    def inbound(self) -> list:
+        """The inbound walk of each port the container publishes (or a user asked about):
+        reason.inbound.Walk, from the host's rules and the container's listeners."""
+        from netdoctor.diagnose.reason.inbound import DEFAULT_CLIENT, walk
+
+        ports = self.container.target.get("ports") or []
+        if not ports or self.host is None or not self.address or not self.bridged:
+            return []
+        up = self.uplink
+        up_addr = global_addresses(up)[0].local if global_addresses(up) else None
+        return [walk(self.host.ruleset, p, self.address, up.name if up else None, up_addr,
+                     self.ingress.name if self.ingress else None, self.container.listeners,
+                     p.get("client") or DEFAULT_CLIENT) for p in ports]
+
+    @cached_property
     def ephemeral_ports(self) -> tuple:
         """The range the container's kernel picks a client's source port from."""
         words = self.namespace.sysctls.get("net.ipv4.ip_local_port_range", "").split()

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from .. import __version__
-from . import checks, cleanup, lab, path, report, snapshot, trace
+from . import checks, cleanup, inbound, lab, path, report, snapshot, trace
 from .status import ExitStatus, exit_status_for, interrupted
 from ..errors import NetdoctorError
 
@@ -23,6 +23,7 @@ app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 app.command()(path.path)
 app.command()(trace.trace)
+app.command()(inbound.inbound)
 app.command()(checks.checks)
 app.command("snapshot")(snapshot.snapshot)
 app.command()(report.report)

@@ -43,6 +43,8 @@ class Rule:
     handle: Optional[int] = None
     packets: int = 0
     bytes: int = 0
+    # Where a NAT rule translates to: "172.17.0.2:80", "172.17.0.2", ":8080" (redirect)
+    to: Optional[str] = None
 
     @property
     def where(self) -> str:

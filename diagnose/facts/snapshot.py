@@ -46,6 +46,9 @@ class ContainerFacts:
     # The container's own netfilter rules (its OUTPUT chain decides before anything leaves);
     # None when its namespace has no tables, or is the host's.
     ruleset: Optional[Ruleset] = None
+    # Its listening TCP and bound UDP sockets ({"proto", "address", "port"}), read from its
+    # own /proc/net tables when it publishes a port; None when not read.
+    listeners: Optional[list] = None
 
     @property
     def label(self) -> str:
@@ -55,7 +58,8 @@ class ContainerFacts:
         return {"target": self.target, "path": self.path, "namespace": self.namespace.to_dict(),
                 "host_inode": self.host_inode, "resolv_conf": self.resolv_conf,
                 "dns_probe": self.dns_probe,
-                "ruleset": self.ruleset.to_dict() if self.ruleset is not None else None}
+                "ruleset": self.ruleset.to_dict() if self.ruleset is not None else None,
+                "listeners": self.listeners}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerFacts":
@@ -63,7 +67,8 @@ class ContainerFacts:
                    namespace=NamespaceSnapshot.from_dict(d["namespace"]),
                    host_inode=d.get("host_inode"), resolv_conf=d.get("resolv_conf"),
                    dns_probe=d.get("dns_probe"),
-                   ruleset=Ruleset.from_dict(d["ruleset"]) if d.get("ruleset") else None)
+                   ruleset=Ruleset.from_dict(d["ruleset"]) if d.get("ruleset") else None,
+                   listeners=d.get("listeners"))
 
 
 def _check_shape(c: "ContainerFacts") -> None:
@@ -101,6 +106,19 @@ def _check_shape(c: "ContainerFacts") -> None:
         need(c.path.get(key) is None or isinstance(c.path[key], dict), f"path {key} must be an "
                                                                       f"object")
     need(isinstance(c.path.get("mode"), (str, type(None))), "path mode must be text")
+
+    def number(v) -> bool:
+        return v is None or (isinstance(v, int) and not isinstance(v, bool))
+
+    ports = c.target.get("ports", [])
+    need(isinstance(ports, list) and all(
+        isinstance(p, dict) and number(p.get("host_port")) and number(p.get("container_port"))
+        and all(isinstance(p.get(k, ""), str) for k in ("proto", "host_ip", "source"))
+        for p in ports), "target ports must be objects with numeric ports")
+    need(c.listeners is None or (isinstance(c.listeners, list) and all(
+        isinstance(s, dict) and isinstance(s.get("proto"), str)
+        and isinstance(s.get("address"), str) and number(s.get("port"))
+        for s in c.listeners)), "listeners must be objects with a proto, address and port")
     lookups = c.path.get("route_lookups", [])
     need(isinstance(lookups, list) and all(
         isinstance(l, dict) and isinstance(l.get("netns"), str)

@@ -261,3 +261,24 @@ def machine_facts() -> dict:
 
     return {"taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "hostname": socket.gethostname(), "kernel": platform.release(), "uid": os.geteuid()}
+
+
+def _listeners_here() -> list:
+    from ..parse import proc_net
+
+    out = []
+    for table, proto in (("tcp", "tcp"), ("tcp6", "tcp"), ("udp", "udp"), ("udp6", "udp")):
+        try:
+            # thread-self: this thread entered the namespace, the process did not.
+            with open(f"/proc/thread-self/net/{table}", encoding="ascii") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue  # no IPv6 in this kernel
+        out += [{"proto": s.proto, "address": s.address, "port": s.port}
+                for s in proc_net.listening(text, proto)]
+    return out
+
+
+def read_listeners(ns: netns.Netns) -> list:
+    """The namespace's listening TCP and bound UDP sockets, from its own /proc/net tables."""
+    return netns.call_in(ns, _listeners_here)

@@ -101,7 +101,7 @@ def _pid_alive(pid: Optional[int], marker: str) -> bool:
         return False
 
 
-def _start_in_inet(argv: list, log_name: str) -> int:
+def _start_in_inet(argv: list, log_name: str, ns: str = L.INET_NS) -> int:
     os.makedirs(L.STATE_DIR, exist_ok=True)
     log = open(os.path.join(L.STATE_DIR, log_name), "ab")
 
@@ -111,7 +111,7 @@ def _start_in_inet(argv: list, log_name: str) -> int:
         return proc.pid
 
     try:
-        return netns.call_in(netns.named(L.INET_NS), spawn)
+        return netns.call_in(netns.named(ns), spawn)
     finally:
         log.close()
 
@@ -133,11 +133,37 @@ def _http_argv() -> list:
     return [sys.executable, "-m", "http.server", "80", "--bind", L.WEB_ADDRESS, "--directory", root]
 
 
-def _wait_listening(port: int, proto: str, timeout: float = 5.0) -> bool:
+def _web_argv(bind: str) -> list:
+    root = os.path.join(L.STATE_DIR, "web")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "index.html"), "w", encoding="utf-8") as f:
+        f.write("<html><body>netdoctor lab: the published web container</body></html>\n")
+    return [sys.executable, "-m", "http.server", str(L.PUBLISHED_PORT), "--bind", bind,
+            "--directory", root]
+
+
+def publishes(shape: str) -> bool:
+    """Whether the lab publishes web's port in this shape (a macvlan container needs no NAT)."""
+    return shape in ("bridge", "routed")
+
+
+def start_web(state: dict, bind: str = "0.0.0.0") -> dict:
+    """(Re)start the published web service, listening on bind."""
+    state = stop_service(state, "web")
+    services = dict(state.get("services") or {})
+    services["web"] = _start_in_inet(_web_argv(bind), "web.log",
+                                     L.container_ns(L.PUBLISHED_CONTAINER))
+    if not _wait_listening(L.PUBLISHED_PORT, "tcp", ns=L.container_ns(L.PUBLISHED_CONTAINER)):
+        raise LabStateError("the lab's published web service did not start; see "
+                            + os.path.join(L.STATE_DIR, "web.log"))
+    return dict(state, services=services, web_bind=bind)
+
+
+def _wait_listening(port: int, proto: str, timeout: float = 5.0, ns: str = L.INET_NS) -> bool:
     flag = "-ltnH" if proto == "tcp" else "-lunH"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        res = _ns_exec(L.INET_NS, "ss", flag, f"sport = :{port}", check=False)
+        res = _ns_exec(ns, "ss", flag, f"sport = :{port}", check=False)
         if res.ok and res.stdout.strip():
             return True
         time.sleep(0.05)
@@ -157,13 +183,18 @@ def ensure_services(state: dict) -> dict:
         if not _wait_listening(80, "tcp"):
             raise LabStateError("the lab's HTTP server did not start; see "
                                 + os.path.join(L.STATE_DIR, "http.log"))
-    return dict(state, services=services)
+    state = dict(state, services=services)
+    if publishes(state.get("shape") or "bridge") and (
+            not _pid_alive(services.get("web"), "http.server")
+            or state.get("web_bind") != "0.0.0.0"):
+        state = start_web(state)
+    return state
 
 
 def stop_service(state: dict, which: str) -> dict:
     services = dict(state.get("services") or {})
     pid = services.pop(which, None)
-    marker = "dnsmasq" if which == "dns" else "http.server"
+    marker = "dnsmasq" if which == "dns" else "http.server"  # http and web
     if _pid_alive(pid, marker):
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
@@ -184,6 +215,14 @@ def host_ruleset(shape: str = "bridge") -> str:
         inner, nat = "veth-+", f"-A POSTROUTING -s {L.SUBNET} -o {L.UPLINK} -j MASQUERADE"
     else:
         inner, nat = L.BRIDGE, f"-A POSTROUTING -s {L.SUBNET} ! -o {L.BRIDGE} -j MASQUERADE"
+    # web's port, published as Docker publishes one: DNAT for outside clients (PREROUTING)
+    # and for the host itself (OUTPUT), and an accept in FORWARD.
+    web = L.CONTAINERS[L.PUBLISHED_CONTAINER][0]
+    dnat = (f"-p tcp -m tcp --dport {L.PUBLISHED_HOST_PORT} -j DNAT --to-destination "
+            f"{web}:{L.PUBLISHED_PORT}")
+    publish = (f"-A PREROUTING -d {L.UPLINK_ADDRESS}/32 {dnat}\n"
+               f"-A OUTPUT -d {L.UPLINK_ADDRESS}/32 {dnat}\n")
+    accept = f"-A NDLAB-FORWARD -d {web}/32 -p tcp -m tcp --dport {L.PUBLISHED_PORT} -j ACCEPT\n"
     return f"""*filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
@@ -193,7 +232,7 @@ def host_ruleset(shape: str = "bridge") -> str:
 -A FORWARD -j NDLAB-USER
 -A FORWARD -j NDLAB-FORWARD
 -A NDLAB-USER -j RETURN
--A NDLAB-FORWARD -o {inner} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+{accept}-A NDLAB-FORWARD -o {inner} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A NDLAB-FORWARD -i {inner} ! -o {inner} -j ACCEPT
 -A NDLAB-FORWARD -i {inner} -o {inner} -j ACCEPT
 COMMIT
@@ -202,7 +241,7 @@ COMMIT
 :INPUT ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
-{nat}
+{publish}{nat}
 COMMIT
 """
 
@@ -396,7 +435,7 @@ def down() -> list:
     _require_root()
     removed = []
     state = read_state() or {}
-    for which in ("dns", "http"):
+    for which in ("dns", "http", "web"):
         before = (state.get("services") or {}).get(which)
         state = stop_service(state, which)
         if before:

@@ -50,6 +50,26 @@ def _proxy_arp_off(container: str) -> None:
     _ip(L.container_ns(container), "neigh", "flush", "dev", L.CONTAINER_IFACE)
 
 
+def _web(_: str = "") -> str:
+    return L.CONTAINERS[L.PUBLISHED_CONTAINER][0]
+
+
+def _listen_loopback(_: str) -> None:
+    control._write_state(control.start_web(control.read_state() or {}, "127.0.0.1"))
+
+
+def _not_listening(_: str) -> None:
+    control._write_state(control.stop_service(control.read_state() or {}, "web"))
+
+
+def _dnat_gone(_: str) -> None:
+    """What a firewall reload does to Docker's rules: the DNAT for the published port goes."""
+    dnat = ["-p", "tcp", "-m", "tcp", "--dport", str(L.PUBLISHED_HOST_PORT), "-j", "DNAT",
+            "--to-destination", f"{_web()}:{L.PUBLISHED_PORT}"]
+    for chain in ("PREROUTING", "OUTPUT"):
+        _ipt(L.HOST_NS, "-t", "nat", "-D", chain, "-d", f"{L.UPLINK_ADDRESS}/32", *dnat)
+
+
 def _stop_dns(_: str) -> None:
     state = control.stop_service(control.read_state() or {}, "dns")
     control._write_state(state)
@@ -74,6 +94,15 @@ FAULTS = {f.name: f for f in [
     Fault("no-default-route", "the container has no default route", True,
           lambda c: _ip(L.container_ns(c), "route", "del", "default")),
     Fault("dns-unreachable", "the DNS server in the internet stops answering", False, _stop_dns),
+    Fault("listen-loopback", "web's published service listens on 127.0.0.1 only", False,
+          _listen_loopback, FORWARDING),
+    Fault("not-listening", "web's published service is stopped", False, _not_listening,
+          FORWARDING),
+    Fault("dnat-missing", "the DNAT that publishes web's port is gone (a firewall reload)",
+          False, _dnat_gone, FORWARDING),
+    Fault("inbound-drop", "a DOCKER-USER-style DROP of web's published port in FORWARD",
+          False, lambda c: _ipt(L.HOST_NS, "-I", "NDLAB-USER", "1", "-d", _web(), "-p", "tcp",
+                                "--dport", str(L.PUBLISHED_PORT), "-j", "DROP"), FORWARDING),
     Fault("route-missing", "the host's route to a routed container's /32 is deleted", True,
           lambda c: _ip(L.HOST_NS, "route", "del", f"{_address(c)}/32", "dev", _veth(c)),
           ("routed",)),

@@ -13,6 +13,9 @@ CNI ptp do (no bridge: each container a /32 behind its veth, the link-local gate
 169.254.1.1 answered by proxy ARP, a host route per container), and macvlan (each
 container's eth0 a macvlan child of the host's uplink, in the uplink's own network).
 
+web publishes a service as `docker run -p 8080:80` would: an HTTP server on its port 80,
+DNAT from the host's 198.51.100.2:8080 (PREROUTING and OUTPUT), an accept in FORWARD.
+
 Every address lives in namespaces the lab creates; nothing is routed to the machine's
 real interfaces. The "internet" has no route back to 172.29.0.0/24, so without NAT the
 replies have nowhere to go, as on the real internet.
@@ -45,6 +48,12 @@ CONTAINERS = {
     "web": ("172.29.0.3", "veth-web"),
 }
 CONTAINER_IFACE = "eth0"
+
+# The lab's published service, as `docker run -p 8080:80 web` makes it: web's HTTP server on
+# port 80, published on the host's uplink address, port 8080 (bridge and routed shapes).
+PUBLISHED_CONTAINER = "web"
+PUBLISHED_HOST_PORT = 8080
+PUBLISHED_PORT = 80
 
 SHAPES = {
     "bridge": "containers on a bridge, NAT to the uplink (Docker's default network)",

@@ -35,7 +35,7 @@ def _split_list(value: str) -> tuple:
 def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
               packets: int, bytes_: int, text: str, user_chains: set) -> Rule:
     chain = tokens[1]
-    matches, verdict, target = [], "continue", None
+    matches, verdict, target, to = [], "continue", None, None
     negate = False
     i, n = 2, len(tokens)
     module = None
@@ -81,7 +81,13 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
                 verdict, target = "jump", name
             else:
                 verdict = "continue"  # LOG, MARK, CT, TCPMSS, ...: the packet goes on
-            # The target's own options follow; none of them changes where the packet goes.
+            # The target's own options follow: of them, only a NAT target's address matters.
+            rest = tokens[i + 1:]
+            for opt in ("--to-destination", "--to-source", "--to-ports", "--to"):
+                if opt in rest and rest.index(opt) + 1 < len(rest):
+                    to = rest[rest.index(opt) + 1]
+                    to = f":{to}" if opt == "--to-ports" else to
+                    break
             i = n
             continue
         elif tok in ("-g", "--goto"):
@@ -102,7 +108,7 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
         i += 1
     return Rule(backend=backend, family=family, table=table, chain=chain, index=index,
                 matches=tuple(matches), verdict=verdict, target=target, text=text,
-                packets=packets, bytes=bytes_)
+                packets=packets, bytes=bytes_, to=to)
 
 
 def parse_iptables_save(text: str, backend: str = "iptables-nft", family: str = "ip") -> tuple:

@@ -5,6 +5,8 @@ iptables-save, which keeps their full meaning and rule text."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import json
 from dataclasses import replace
 
@@ -73,8 +75,20 @@ def _compact(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)[:200]
 
 
+def _nat_to(val) -> Optional[str]:
+    """Where an nft snat/dnat/redirect statement translates to, as iptables writes it."""
+    if not isinstance(val, dict):
+        return None
+    addr, port = val.get("addr"), val.get("port")
+    addr = addr if isinstance(addr, str) else None
+    port = port if isinstance(port, int) else None
+    if addr is None and port is None:
+        return None
+    return (addr or "") + (f":{port}" if port is not None else "")
+
+
 def _nft_rule(r: dict, index: int) -> Rule:
-    matches, verdict, target, packets, bytes_ = [], "continue", None, 0, 0
+    matches, verdict, target, packets, bytes_, to = [], "continue", None, 0, 0, None
     for e in r.get("expr") or ():
         if not isinstance(e, dict) or len(e) != 1:
             continue
@@ -85,6 +99,8 @@ def _nft_rule(r: dict, index: int) -> Rule:
             packets, bytes_ = int(val.get("packets", 0)), int(val.get("bytes", 0))
         elif key in ("accept", "drop", "return", "masquerade", "snat", "dnat", "redirect"):
             verdict = key
+            if key in ("snat", "dnat", "redirect"):
+                to = _nat_to(val)
         elif key == "reject":
             verdict = "reject"
         elif key in ("jump", "goto"):
@@ -99,7 +115,7 @@ def _nft_rule(r: dict, index: int) -> Rule:
     rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
                 chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
                 target=target, handle=r.get("handle") if isinstance(r.get("handle"), int) else None,
-                packets=packets, bytes=bytes_)
+                packets=packets, bytes=bytes_, to=to)
     return replace(rule, text=render_nft(rule))
 
 
@@ -119,7 +135,7 @@ def render_nft(rule: Rule) -> str:
     if rule.verdict in ("jump", "goto"):
         words.append(f"{rule.verdict} {rule.target}")
     elif rule.verdict != "continue":
-        words.append(rule.verdict)
+        words.append(rule.verdict + (f" to {rule.to}" if rule.to else ""))
     return " ".join(words)
 
 

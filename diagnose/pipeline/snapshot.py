@@ -52,9 +52,15 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         if host_inode is not None and host_inode not in host_inodes:
             host_inodes[host_inode] = netns.open_path(host["path"], host.get("name"))
         conf_text = _read_text(t.resolv_conf)
+        listeners = None
+        if t.ports:  # what listens behind a published port
+            try:
+                listeners = gather.read_listeners(t.netns)
+            except NetdoctorError as e:
+                problems.append(f"{t.label}: its listening sockets: {e}")
         containers.append(ContainerFacts(
             target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
-            host_inode=host_inode, resolv_conf=conf_text))
+            host_inode=host_inode, resolv_conf=conf_text, listeners=listeners))
         probe_from.append(t.netns)
     containers = _with_own_rules(containers, probe_from, problems, me.inode)
     if probe_dns and containers:

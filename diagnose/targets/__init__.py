@@ -18,7 +18,7 @@ from typing import Optional
 from ..host import netns
 from ..errors import (MissingDependency, NetdoctorError, NoPermission,
                                        TargetNotFound, UsageError)
-from .records import ContainerRecord
+from .records import ContainerRecord, port_bindings
 
 RUNTIME_NAMES = ("docker", "podman", "containerd")
 PREFIXES = RUNTIME_NAMES + ("lab", "pid", "netns")
@@ -37,6 +37,7 @@ class Target:
     host_netns: Optional[netns.Netns] = None  # known host (the lab's); else discovered
     resolv_conf: Optional[str] = None
     notes: tuple = field(default_factory=tuple)
+    ports: tuple = ()  # PortBinding: what the runtime publishes (and the port a user asked)
 
     @property
     def label(self) -> str:
@@ -52,6 +53,7 @@ class Target:
             "netns": self.netns.to_dict(),
             "network_mode": self.network_mode,
             "shares_with": self.shares_with,
+            "ports": [p if isinstance(p, dict) else p.to_dict() for p in self.ports],
         }
 
 
@@ -129,6 +131,7 @@ def _from_record(ref: str, rec: ContainerRecord, all_records: list) -> Target:
         network_mode=mode,
         shares_with=shares_with,
         resolv_conf=f"/proc/{pid}/root/etc/resolv.conf",
+        ports=port_bindings(info),
     )
 
 
@@ -140,12 +143,19 @@ def _lab_target(ref: str, name: str) -> Optional[Target]:
 
     if name not in L.CONTAINERS or L.container_ns(name) not in control.present_namespaces():
         return None
+    shape = (control.read_state() or {}).get("shape") or "bridge"
+    ports = ()
+    if name == L.PUBLISHED_CONTAINER and control.publishes(shape):
+        from .records import PortBinding
+
+        ports = (PortBinding(L.PUBLISHED_HOST_PORT, L.PUBLISHED_PORT, "tcp", L.UPLINK_ADDRESS),)
     return Target(
         ref=ref,
         kind="lab",
         name=name,
         netns=netns.named(L.container_ns(name)),
-        network_mode=(control.read_state() or {}).get("shape") or "bridge",
+        network_mode=shape,
+        ports=ports,
         host_netns=netns.named(L.HOST_NS),
         resolv_conf=L.resolv_conf_path(name),
     )

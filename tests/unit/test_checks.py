@@ -52,6 +52,31 @@ def _macvlan_to_the_host():
 
 ROUTED = _routed()
 
+DNAT = "-A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.29.0.2:80\n"
+
+
+def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule=""):
+    """The lab's test container publishing tcp 8080 -> 80 (as `docker run -p 8080:80`
+    makes it), with its listeners and the host's DNAT as given."""
+    _, c = E.container(HEALTHY, "test")
+    port = port or {"host_port": 8080, "container_port": 80, "proto": "tcp", "host_ip": "",
+                    "source": "runtime"}
+    snap = E.edit_container(HEALTHY, "test", target=dict(c.target, ports=[port]),
+                            listeners=[{"proto": "tcp", "address": a, "port": 80}
+                                       for a in listeners])
+
+    def rules(text):
+        text = text.replace(":POSTROUTING ACCEPT [0:0]\n", ":POSTROUTING ACCEPT [0:0]\n" + dnat)
+        # Docker's accept for a published port, in FORWARD.
+        text = text.replace("-A NDLAB-FORWARD -o ndbr0 -m conntrack",
+                            "-A NDLAB-FORWARD -d 172.29.0.2/32 ! -i ndbr0 -o ndbr0 -p tcp -m tcp "
+                            "--dport 80 -j ACCEPT\n-A NDLAB-FORWARD -o ndbr0 -m conntrack", 1)
+        return text.replace("-A NDLAB-USER -j RETURN", user_rule + "-A NDLAB-USER -j RETURN")
+    return E.set_ruleset(snap, E.lab_rules(rules))
+
+
+PUBLISHED = _published()
+
 
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
@@ -87,6 +112,17 @@ MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
 
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
+    "port-not-published": [("asked for a port nothing publishes", _published(
+        port={"host_port": 9090, "container_port": None, "proto": "tcp", "host_ip": "",
+              "source": "asked"}), "lab:test")],
+    "publish-dnat-missing": [("DNAT flushed", _published(dnat=""), "lab:test"),
+                             ("DNAT to a stale address", _published(dnat=DNAT.replace(
+                                 "172.29.0.2:80", "172.29.0.9:80")), "lab:test")],
+    "inbound-dropped": [("DOCKER-USER-style drop of the port", _published(
+        user_rule="-A NDLAB-USER -p tcp -m tcp --dport 80 -j DROP\n"), "lab:test")],
+    "container-not-listening": [("no listener", _published(listeners=()), "lab:test")],
+    "container-listens-on-loopback": [("127.0.0.1 only", _published(listeners=("127.0.0.1",)),
+                                       "lab:test")],
     "proxy-arp-off": [("proxy_arp off on a Calico-style veth", _routed(proxy_arp="0"),
                        "lab:test")],
     "container-route-missing": [("no host route to a routed container",
@@ -213,6 +249,10 @@ def test_every_check_has_a_case():
 def test_healthy_snapshots_have_no_findings(healthy_lab, healthy_docker):
     assert run_checks(healthy_lab) == []
     assert run_checks(healthy_docker) == []
+
+
+def test_a_healthy_published_port_has_no_findings():
+    assert [(f.id, f.message) for f in run_checks(PUBLISHED)] == []
 
 
 def test_a_healthy_calico_style_routed_container_has_no_findings():

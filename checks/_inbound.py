@@ -1,0 +1,13 @@
+"""What the inbound checks share (private: no check imports another): the names of a
+published port, as a finding says them."""
+
+
+def port_name(w) -> str:
+    host = f"{w.host_address}:{w.host_port}" if w.host_port else "?"
+    inside = f"{w.container_port}" if w.container_port else "?"
+    return f"{w.proto} {host} -> container port {inside}"
+
+
+def port_vars(w) -> dict:
+    return {"host_port": str(w.host_port or "?"), "container_port": str(w.container_port or "?"),
+            "proto": w.proto, "host_address": w.host_address or "?"}

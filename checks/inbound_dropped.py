@@ -1,0 +1,40 @@
+from . import Check, register
+from ._inbound import port_name, port_vars
+from ._rules import delete_rule
+
+
+@register
+class InboundDropped(Check):
+    """A client's connection to a published port is dropped on its way in (raw PREROUTING or
+    FORWARD)"""
+
+    id = "inbound-dropped"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("inbound", "netfilter")
+    precedence = 14
+    needs = ("host-rules",)
+
+    def run(self, ctx):
+        for w in ctx.inbound:
+            if w.dropped is None:
+                continue
+            rule = _rule_of(ctx, w.dropped.said)
+            fix = delete_rule(rule, "{in_host}") if rule is not None else \
+                "{in_host}iptables -I DOCKER-USER -p {proto} --dport {container_port} -j ACCEPT"
+            yield self.finding(
+                ctx, f"a client's {port_name(w)} for {ctx.subject} is "
+                     f"{'rejected' if w.dropped.verdict == 'reject' else 'dropped'} in "
+                     f"{w.dropped.hook}: {w.dropped.said}",
+                {"hook": w.dropped.hook, "decided_by": w.dropped.said, "walk": w.to_dict()},
+                fix, rule=w.dropped.said, **port_vars(w))
+
+
+def _rule_of(ctx, said: str):
+    """The rule a walk step names ("<where>: <text>"), found again in the host's ruleset."""
+    for chain in ctx.host.ruleset.chains:
+        for r in chain.rules:
+            if said == f"{r.where}: {r.text}":
+                return r
+    return None

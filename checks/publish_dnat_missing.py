@@ -1,0 +1,38 @@
+from . import Check, register
+from ._inbound import port_name, port_vars
+
+
+@register
+class PublishDnatMissing(Check):
+    """The runtime publishes a port, but no DNAT rule (or a stale one) carries it to the
+    container"""
+
+    id = "publish-dnat-missing"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("inbound", "nat")
+    precedence = 15
+    needs = ("host-rules",)
+
+    def run(self, ctx):
+        for w in ctx.inbound:
+            if w.source != "runtime" or w.dropped:
+                continue
+            if w.published and not w.dnat_elsewhere:
+                continue
+            if w.dnat_elsewhere:
+                why = (f"its DNAT goes to {w.dnat_to}, not to the container's "
+                       f"{ctx.address} ({w.dnat_rule}): a stale rule")
+            else:
+                why = "no DNAT rule carries it there (a firewall reload flushes Docker's chains)"
+            kind = ctx.container.target.get("kind")
+            # Restarting the container makes its runtime write the port's rules again.
+            fix = {"docker": "docker restart {container_name}",
+                   "podman": "podman restart {container_name}",
+                   "lab": "netdoctor lab heal"}.get(kind)
+            yield self.finding(
+                ctx, f"{ctx.subject} publishes {port_name(w)}, but {why}",
+                {"walk": w.to_dict()},
+                fix or "{in_host}iptables-save -t nat | grep -n DNAT", verify=fix is None,
+                **port_vars(w))

@@ -1,0 +1,48 @@
+"""netdoctor inbound TARGET PORT[/tcp|/udp]"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .common import REDACT_HELP, check_format, emit
+from .status import ExitStatus
+from ..errors import UsageError
+
+
+def inbound(
+    target: str = typer.Argument(..., help="The container (see TARGET above)."),
+    port: str = typer.Argument(..., metavar="PORT[/tcp|/udp]",
+                               help="The published host port, or the container port."),
+    client: Optional[str] = typer.Option(None, "--from",
+                                         help="The client's address (default: one outside "
+                                              "every local network, as an outside client has)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
+    timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for the answer "
+                                                         "(0.1-10)."),
+    redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
+) -> None:
+    """Why can't anyone reach this container's published port? Walks the inbound path
+    (PREROUTING, the DNAT that publishes the port, FORWARD, the bridge and veth, the
+    container's listening socket), then sends one SYN from the host to its own address and
+    port with captures on every hop. Exit 0 when an outside client can connect, 1 when not."""
+    from .. import targets
+    from ..host import privileges
+    from ..parse import dns_wire
+    from ..pipeline import inbound as pipeline
+    from ..report import inbound as render
+
+    check_format(fmt, ("text", "json", "markdown"))
+    pipeline.parse_port(port)  # bad input fails before any I/O
+    if client is not None and not dns_wire.is_address(client):
+        raise UsageError(f"--from '{client}' is not an IP address")
+    if not 0.1 <= timeout <= 10:
+        raise UsageError("--timeout must be between 0.1 and 10 seconds")
+    privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
+                       privileges.CAP_NET_ADMIN, why="inbound enters namespaces and captures")
+    t = targets.resolve(target)
+    report = pipeline.inbound(t, port, client, timeout)
+    emit(render.render(report, fmt), [] if redact else None)
+    v = report.verdict
+    raise typer.Exit(ExitStatus.OK if v["reachable"] else ExitStatus.PROBLEM)

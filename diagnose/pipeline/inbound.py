@@ -1,0 +1,204 @@
+"""inbound(target, PORT) -> InboundReport: why can't anyone reach this container's published
+port?
+
+  resolve   PORT is the published host port or the container port; the runtime's port
+            bindings, or the DNAT rules themselves, map one to the other
+  plan      the snapshot (with the container's listening sockets), the checks, the static
+            walk of the inbound path (reason/inbound.py)
+  observe   one TCP SYN from the host's own namespace to the host's address and port, with
+            captures on the bridge, the host veth and the container's interface, tracefs and
+            the rule counters: it exercises nat OUTPUT's DNAT, the bridge, the veth and the
+            listener, never PREROUTING, FORWARD or the uplink (the static walk speaks for those)
+  decide    the verdict (reason/inbound.py decide)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from netdoctor.capture import bpf, probe as P
+from netdoctor.capture.sockets import Closing, HopCapture
+from netdoctor.capture.tracefs import KernelTrace
+from netdoctor.checks import run_checks
+from netdoctor.checks.context import contexts, ns_label
+from ..errors import UsageError
+from ..host import gather, netns
+from ..reason import evidence as E
+from ..reason import inbound as R
+from ..reason.rules import rule_hits
+from ..targets.records import PortBinding
+from . import snapshot
+
+SCHEMA = "netdoctor.inbound/1"
+# The hops the host's own probe crosses, in the order it meets them.
+PROBE_ROLES = ("bridge", "host-veth", "container")
+
+
+def parse_port(spec: str) -> tuple:
+    """(port, proto) from PORT[/tcp|/udp]; a one-line usage error otherwise."""
+    number, _, proto = str(spec).partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp"):
+        raise UsageError(f"PORT '{spec}': the protocol must be tcp or udp")
+    if not (number.isascii() and number.isdigit()) or not 0 < int(number) < 65536:
+        raise UsageError(f"PORT '{spec}' must be a port number (1-65535), with /tcp or /udp")
+    return int(number), proto
+
+
+@dataclass
+class InboundReport:
+    target: dict
+    port: dict  # the binding judged: host_port, container_port, proto, host_ip, source
+    client: str
+    walk: dict
+    probe: dict
+    hops: list  # HopSighting, in the order the host's probe meets them
+    findings: list
+    verdict: dict
+    untested: list  # the parts of the outside path the probe could not exercise
+    evidence: dict
+    elapsed_ms: int = 0
+
+    def to_dict(self) -> dict:
+        t0 = min((h.first_seen_ns for h in self.hops if h.first_seen_ns), default=None)
+        return {"schema": SCHEMA, "direction": "inbound", "target": self.target,
+                "port": self.port, "client": self.client, "walk": self.walk,
+                "probe": self.probe, "hops": [h.to_dict(t0) for h in self.hops],
+                "findings": [f.to_dict() for f in self.findings], "verdict": self.verdict,
+                "untested": self.untested, "evidence": self.evidence,
+                "elapsed_ms": self.elapsed_ms}
+
+
+def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.0
+            ) -> InboundReport:
+    started = time.monotonic()
+    port, proto = parse_port(spec)
+    client = client or R.DEFAULT_CLIENT
+    binding = _binding(target, port, proto)
+    snap = snapshot.take([replace(target, ports=(binding,))], probe_dns=False, strict=True)
+    snap = _mapped_by_dnat(snap, binding, client)
+    ctx = next(c for c in contexts(snap) if c.scope == "container")
+    if not ctx.bridged:
+        raise UsageError(f"{target.label} is not behind a bridge or a routed veth (mode "
+                         f"{ctx.path.get('mode')}): its ports are its host's own, or reached "
+                         f"without NAT; `netdoctor checks` and `trace` look at it")
+    walk = ctx.inbound[0] if ctx.inbound else None
+    host = ctx.path.get("host_netns")
+    subjects = {ctx.subject, f"host {ns_label(host)}" if host else ""}
+    findings = [f for f in run_checks(snap) if f.subject in subjects]
+    probe, sightings, ev = _observe(target, ctx, walk, timeout)
+    verdict = R.decide(walk, findings, probe, sightings, ev.get("kernel_drops") or [])
+    untested = _untested(walk)
+    b = ctx.container.target["ports"][0]
+    port_doc = dict(b, container_port=walk.container_port if walk else b["container_port"])
+    return InboundReport(ctx.container.target, port_doc, client,
+                         walk.to_dict() if walk else {}, probe, sightings, findings, verdict,
+                         untested, ev, int((time.monotonic() - started) * 1000))
+
+
+def _binding(target, port: int, proto: str) -> dict:
+    """The runtime's binding for PORT (as the host port first, else as the container port),
+    or the port as asked, for the rules to say where it goes."""
+    mine = [b for b in target.ports if b.proto == proto]
+    for b in sorted(mine, key=lambda b: b.host_port != port):
+        if port in (b.host_port, b.container_port):
+            return dict(b.to_dict(), client=None)
+    return dict(PortBinding(port, None, proto, "", "asked").to_dict(), client=None)
+
+
+def _mapped_by_dnat(snap, binding: dict, client: str):
+    """The snapshot with the binding judged: the client's address set; a port asked for that
+    no DNAT publishes on the host, but that a DNAT rule sends the container's way (the user
+    named the container port), is taken from that rule."""
+    c = snap.containers[0]
+    b = dict(binding, client=client)
+    if b["source"] == "asked" and snap.host(c.host_inode) is not None:
+        ctx = next(x for x in contexts(replace(snap, containers=(replace(
+            c, target=dict(c.target, ports=[b])),))) if x.scope == "container")
+        if ctx.inbound and not ctx.inbound[0].published:
+            host_port = _host_port_for(snap.host(c.host_inode).ruleset, ctx.address,
+                                       b["host_port"], b["proto"])
+            if host_port is not None:
+                b.update(host_port=host_port, container_port=binding["host_port"])
+    return replace(snap, containers=(replace(c, target=dict(c.target, ports=[b])),))
+
+
+def _host_port_for(ruleset, address: Optional[str], container_port: int, proto: str):
+    """The host port a DNAT rule publishes address:container_port on, when one does."""
+    for chain in ruleset.chains:
+        for r in chain.rules:
+            if r.verdict != "dnat" or not r.to or not address:
+                continue
+            to_addr, to_port = R.split_to(r.to)
+            if to_addr != address or to_port != container_port:
+                continue
+            for m in r.matches:
+                if m.kind == "dport" and not m.negate and len(m.values) == 1 \
+                        and str(m.values[0]).isdigit():
+                    if any(x.kind == "proto" and proto in x.values for x in r.matches):
+                        return int(m.values[0])
+    return None
+
+
+def _untested(walk) -> list:
+    """What the host's own probe did not cross, and what the static walk said of it."""
+    if walk is None:
+        return []
+    said = {s.hook: f"{s.verdict}: {s.said}" for s in walk.steps}
+    return [{"part": part, "static": said.get(hook, "not walked")}
+            for part, hook in (("raw/mangle PREROUTING", "raw/mangle PREROUTING"),
+                               ("nat PREROUTING (the DNAT an outside client meets)",
+                                "nat PREROUTING"),
+                               ("FORWARD", "FORWARD"),
+                               ("the uplink", None))]
+
+
+def _observe(target, ctx, walk, timeout: float) -> tuple:
+    """(probe dict, sightings, evidence dict): one SYN from the host to its own address."""
+    if walk is None or not walk.published or walk.proto != "tcp" or not walk.host_address:
+        why = ("nothing to probe: the port is not published" if walk is None or not walk.published
+               else "UDP is not probed (a silent UDP service answers nothing either way)")
+        return {"sent": False, "why_not": why}, [], {}
+    host = netns.Netns.from_dict(ctx.path["host_netns"])
+    hops = [h for role in PROBE_ROLES for h in ctx.path["hops"] if h["role"] == role]
+    sport = P.random_port()
+    flow = E.Flow("tcp", walk.host_address, walk.host_address, sport=sport,
+                  dport=walk.container_port or walk.host_port)
+    caps = [HopCapture(h["role"], h["name"], host if h["netns_inode"] == host.inode
+                       else target.netns, h["ifindex"]) for h in hops]
+    program = bpf.probe_filter("tcp", port=sport)
+    lengths = tuple(sorted({n for l in (60, 40) for n in (l, l + 14)}))
+    kt = KernelTrace(lengths)
+    before = ctx.host.ruleset
+    result, closing = None, None
+    try:
+        for c in caps:
+            c.arm(program)
+        with kt:
+            result = netns.call_in(host, P.tcp_connect, walk.host_address, walk.host_port,
+                                   sport, timeout)
+            time.sleep(0.05)  # the last frames reach the capture sockets
+            for c in caps:
+                c.drain()
+            closing = Closing(caps)
+    finally:
+        if closing is not None:
+            closing.join()
+        for c in caps:
+            c.close()
+    sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error) for c in caps]
+    drops = E.probe_drops(kt.events, lengths)
+    try:
+        hits = rule_hits(before, gather.read_netfilter(host))
+    except Exception as e:  # counters are evidence, not a requirement
+        hits = [{"where": "counters", "text": f"not read after the probe: {e}"}]
+    probe = {"sent": True, "from": f"{ns_label(ctx.path['host_netns'])} (the host itself)",
+             "to": f"{walk.host_address}:{walk.host_port}", "source_port": sport,
+             "outcome": result.outcome if result else None,
+             "detail": (result.error or result.detail) if result else None}
+    ev = {"kernel_drops": [{"reason": r, "location": loc, "last_device": d}
+                           for r, loc, d in drops], "rule_hits": hits,
+          "tracefs": kt.unavailable or f"{len(kt.events)} kernel events"}
+    return probe, sightings, ev

@@ -1,0 +1,200 @@
+"""The inbound path, as the kernel would take it for a client's first packet to a published
+port (pure, no I/O): raw and mangle PREROUTING, the nat PREROUTING that publishes the port
+(DNAT), the routing decision after it, FORWARD toward the container, and the container's
+listening socket.
+
+walk() answers for one published (or asked-for) port; checks/ and `netdoctor inbound` both
+read its Walk. Every step names the rule or the fact it rests on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .rules import Packet, evaluate
+
+# A client somewhere on the internet: an address only a default route covers (the
+# benchmarking range, never a real host), from the ports a client's kernel picks.
+DEFAULT_CLIENT = "198.18.0.1"
+CLIENT_PORTS = (1024, 65535)
+
+
+@dataclass
+class Step:
+    hook: str  # "raw/mangle PREROUTING", "nat PREROUTING", "FORWARD", "listener"
+    verdict: str  # accept, drop, reject, dnat, none, listening, loopback-only, not-listening
+    said: str  # what decided, as a person finds it again
+
+    def to_dict(self) -> dict:
+        return {"hook": self.hook, "verdict": self.verdict, "said": self.said}
+
+
+@dataclass
+class Walk:
+    host_port: Optional[int]
+    container_port: Optional[int]
+    proto: str
+    host_address: Optional[str]  # the address the client connects to
+    client: str
+    source: str  # runtime, asked
+    dnat_to: Optional[str] = None  # "172.17.0.2:80" as the rule says it
+    dnat_rule: Optional[str] = None
+    dnat_elsewhere: bool = False  # the DNAT leads to another address than the container's
+    dropped: Optional[Step] = None  # the step that drops the first packet
+    steps: list = field(default_factory=list)
+    listening: Optional[str] = None  # "any", "loopback", "none", None (not read)
+    listeners: list = field(default_factory=list)  # the sockets on the container port
+
+    @property
+    def published(self) -> bool:
+        return self.dnat_to is not None
+
+    def to_dict(self) -> dict:
+        return {"host_port": self.host_port, "container_port": self.container_port,
+                "proto": self.proto, "host_address": self.host_address, "client": self.client,
+                "source": self.source, "dnat_to": self.dnat_to, "dnat_rule": self.dnat_rule,
+                "dnat_elsewhere": self.dnat_elsewhere, "listening": self.listening,
+                "steps": [s.to_dict() for s in self.steps]}
+
+
+def split_to(to: str) -> tuple:
+    """("172.17.0.2", 80) from "172.17.0.2:80", ("172.17.0.2", None), (None, 8080) from ":8080"."""
+    if to.startswith("["):  # [v6]:port
+        addr, _, rest = to[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif to.count(":") == 1:
+        addr, _, port = to.partition(":")
+    else:
+        addr, port = to, ""
+    port = port.split("-")[0]
+    return addr or None, int(port) if port.isdigit() else None
+
+
+def walk(ruleset, binding: dict, container_address: str, uplink: Optional[str],
+         uplink_address: Optional[str], ingress: Optional[str],
+         listeners: Optional[list], client: str = DEFAULT_CLIENT) -> Walk:
+    """The client's first packet to binding's host port, hook by hook, to the listener."""
+    proto = binding.get("proto") or "tcp"
+    host_ip = binding.get("host_ip") or ""
+    host_address = host_ip if host_ip and not ipaddress.ip_address(host_ip).is_unspecified \
+        else uplink_address
+    w = Walk(binding.get("host_port"), binding.get("container_port"), proto, host_address,
+             client, binding.get("source") or "runtime")
+    if ruleset is not None and host_address and w.host_port:
+        _prerouting(w, ruleset, uplink, container_address)
+        if w.published and not w.dropped and not w.dnat_elsewhere:
+            _forward(w, ruleset, uplink, ingress, container_address)
+    _listener(w, listeners)
+    return w
+
+
+def _prerouting(w: Walk, ruleset, uplink: Optional[str], container_address: str) -> None:
+    first = Packet(src=w.client, dst=w.host_address, iif=uplink, oif=None, proto=w.proto,
+                   dport=w.host_port, sport=CLIENT_PORTS)
+    early = evaluate(ruleset, "prerouting", first, type_="filter")  # raw (and mangle)
+    if early.verdict in ("drop", "reject"):
+        w.dropped = Step("raw/mangle PREROUTING", early.verdict, early.describe())
+        w.steps.append(w.dropped)
+        return
+    nat = evaluate(ruleset, "prerouting", first, type_="nat")
+    if nat.verdict != "dnat" or nat.rule is None or not nat.rule.to:
+        w.steps.append(Step("nat PREROUTING", "none",
+                            f"no DNAT for {w.proto} port {w.host_port} on {w.host_address} "
+                            f"({nat.describe()})"))
+        return
+    addr, port = split_to(nat.rule.to)
+    w.dnat_to, w.dnat_rule = nat.rule.to, nat.describe()
+    w.steps.append(Step("nat PREROUTING", "dnat", nat.describe()))
+    if addr and addr != container_address:
+        w.dnat_elsewhere = True
+    if port and w.container_port is None:
+        w.container_port = port
+    elif port and w.container_port != port and w.source == "asked":
+        w.container_port = port
+
+
+def _forward(w: Walk, ruleset, uplink, ingress, container_address: str) -> None:
+    packet = Packet(src=w.client, dst=container_address, iif=uplink, oif=ingress,
+                    proto=w.proto, dport=w.container_port, sport=CLIENT_PORTS)
+    out = evaluate(ruleset, "forward", packet)
+    step = Step("FORWARD", out.verdict if out.verdict != "none" else "accept",
+                out.describe() if out.verdict != "none" else "no FORWARD rules")
+    w.steps.append(step)
+    if out.verdict in ("drop", "reject"):
+        w.dropped = step
+
+
+def _listener(w: Walk, listeners: Optional[list]) -> None:
+    if listeners is None or w.container_port is None:
+        return
+    mine = [s for s in listeners if s.get("port") == w.container_port
+            and s.get("proto") == w.proto]
+    w.listeners = mine
+    if not mine:
+        w.listening = "none"
+    elif all(ipaddress.ip_address(s["address"]).is_loopback for s in mine):
+        w.listening = "loopback"
+    else:
+        w.listening = "any"
+    said = ", ".join(f"{s['address']}:{s['port']}" for s in mine) or "nothing"
+    w.steps.append(Step("listener", {"none": "not-listening", "loopback": "loopback-only",
+                                     "any": "listening"}[w.listening],
+                        f"{w.proto} port {w.container_port} inside the container: {said}"))
+
+
+# The inbound findings, root causes first (their checks' precedence orders the others).
+INBOUND_IDS = ("port-not-published", "publish-dnat-missing", "inbound-dropped",
+               "container-listens-on-loopback", "container-not-listening")
+# Faults of the outbound checks that stop an inbound connection too (the wiring faults,
+# structural, count as well).
+ALSO_INBOUND = ("ip-forward-disabled", "uplink-down", "bridge-netfilter")
+
+
+def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
+           drops: list) -> dict:
+    """The verdict for an outside client: the static walk speaks for the parts the host's
+    own probe cannot cross (PREROUTING, FORWARD, the uplink), the probe and the captures for
+    the rest (DNAT, bridge, veth, listener)."""
+    errors = sorted((f for f in findings if f.severity == "error" and (
+        f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)),
+        key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
+    replied = probe.get("outcome") in ("reply", "refused")
+    hv = localize_inbound(sightings, replied)
+    from_host = probe.get("outcome") == "reply"
+    reason = drops[0]["reason"] if drops else None
+    v = {"reachable": False, "reachable_from_host": from_host if probe.get("sent") else None,
+         "stopped_at": hv.stopped_at, "direction": hv.direction, "cause": None,
+         "kernel_drop_reason": reason, "explanation": ""}
+    if errors:
+        v["cause"] = errors[0].id
+        v["explanation"] = errors[0].message
+        if from_host:
+            v["explanation"] += ("; the host's own connection succeeds because it does not "
+                                 "cross this part of the path")
+        return v
+    if from_host or (not probe.get("sent") and walk is not None and walk.published
+                     and walk.listening in ("any", None)):
+        v.update(reachable=True, stopped_at=None, direction=None,
+                 explanation="published, forwarded and answered"
+                 if from_host else "published and forwarded (not probed)")
+        return v
+    if probe.get("outcome") == "refused":
+        v.update(cause="container-not-listening" if walk and walk.listening != "any"
+                 else "unknown", explanation=f"the connection was refused ({probe.get('detail')})")
+        return v
+    v.update(cause="unknown", explanation=(
+        f"the SYN was last seen at {hv.stopped_at}" if hv.stopped_at else
+        "the SYN was seen on no hop") + (f"; the kernel dropped it: {reason}" if reason else ""))
+    return v
+
+
+def localize_inbound(sightings: list, replied: bool):
+    """Where the host's probe stopped, over the hops it meets (bridge, veth, container)."""
+    from .evidence import HopVerdict, localize
+
+    if not sightings:
+        return HopVerdict(not replied, None, None)
+    hv = localize(sightings, replied)
+    return hv

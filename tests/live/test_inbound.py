@@ -1,0 +1,126 @@
+"""`netdoctor inbound`: a published port, reached (or not) from outside, on the lab's published
+web service and on real Docker and podman with a real listener."""
+
+import pytest
+
+from sandbox import netdoctor, netdoctor_json, sh
+
+pytestmark = [pytest.mark.live]
+
+
+def verdict(*args, env=None):
+    rc, doc = netdoctor_json("inbound", *args, env=env)
+    assert doc["schema"] == "netdoctor.inbound/1"
+    return rc, doc
+
+
+def test_the_lab_published_port_is_reachable_by_host_or_container_port(lab):
+    for port in ("8080", "80/tcp"):
+        rc, doc = verdict("web", port)
+        assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+        assert (doc["port"]["host_port"], doc["port"]["container_port"]) == (8080, 80)
+        assert doc["probe"]["outcome"] == "reply"
+        assert [h["role"] for h in doc["hops"]] == ["bridge", "host-veth", "container"]
+        assert doc["hops"][-1]["request_seen"] >= 1 and doc["hops"][-1]["reply_seen"] >= 1
+
+
+@pytest.mark.parametrize("fault, cause, from_host", [
+    ("listen-loopback", "container-listens-on-loopback", False),
+    ("not-listening", "container-not-listening", False),
+    ("dnat-missing", "publish-dnat-missing", None),
+    ("inbound-drop", "inbound-dropped", True),
+    ("ip-forward-off", "ip-forward-disabled", True),
+])
+def test_lab_inbound_faults(lab, healed, fault, cause, from_host):
+    assert netdoctor("lab", "break", fault).returncode == 0
+    rc, doc = verdict("web", "8080")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == cause, v
+    if from_host is not None:
+        assert v["reachable_from_host"] is from_host, v
+    assert any(f["id"] == cause for f in doc["findings"])
+
+
+def test_forward_policy_drop_names_the_policy(lab, healed):
+    sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-d",
+       "172.29.0.3/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "ACCEPT")
+    rc, doc = verdict("web", "8080")
+    assert rc == 1 and doc["verdict"]["cause"] == "inbound-dropped"
+    assert "policy drop" in doc["verdict"]["explanation"]
+
+
+def test_a_port_nothing_publishes(lab):
+    rc, doc = verdict("web", "9999")
+    assert rc == 1 and doc["verdict"]["cause"] == "port-not-published", doc["verdict"]
+    assert doc["probe"]["sent"] is False
+
+
+@pytest.mark.parametrize("args, why", [
+    (("web", "http"), "must be a port number"),
+    (("web", "80/sctp"), "tcp or udp"),
+    (("web", "80", "--from", "somewhere"), "not an IP address"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, why):
+    res = netdoctor("inbound", *args)
+    assert res.returncode == 2 and why in res.stderr and res.stderr.count("\n") == 1, res
+
+
+@pytest.fixture(scope="module")
+def served(docker_engine):
+    d = docker_engine
+    d.run("pub-ok", "-p", "8081:80", cmd=("busybox", "httpd", "-f", "-p", "80"))
+    d.run("pub-lo", "-p", "8082:80", cmd=("busybox", "httpd", "-f", "-p", "127.0.0.1:80"))
+    d.run("pub-none", "-p", "8083:80")
+    yield d
+    d.docker("rm", "-f", "pub-ok", "pub-lo", "pub-none", check=False)
+
+
+@pytest.mark.docker
+def test_docker_published_ports(served):
+    env = served.env
+    rc, doc = verdict("pub-ok", "8081", env=env)
+    assert rc == 0 and doc["verdict"]["reachable"], doc
+    assert doc["port"]["source"] == "runtime"
+    rc, doc = verdict("pub-lo", "8082", env=env)
+    assert rc == 1 and doc["verdict"]["cause"] == "container-listens-on-loopback", doc["verdict"]
+    rc, doc = verdict("pub-none", "8083", env=env)
+    assert rc == 1 and doc["verdict"]["cause"] == "container-not-listening", doc["verdict"]
+
+
+@pytest.mark.docker
+def test_docker_user_drop_and_a_flushed_dnat(served):
+    host, env = served.sealed.host, served.env
+    sh("ip", "netns", "exec", host, "iptables", "-I", "DOCKER-USER", "1", "-p", "tcp",
+       "--dport", "80", "-j", "DROP")
+    try:
+        rc, doc = verdict("pub-ok", "8081", env=env)
+        assert rc == 1 and doc["verdict"]["cause"] == "inbound-dropped", doc["verdict"]
+        assert "DOCKER-USER" in doc["verdict"]["explanation"]
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", "-D", "DOCKER-USER", "1")
+    rules = sh("ip", "netns", "exec", host, "iptables-save", "-t", "nat").stdout
+    dnat = next(l for l in rules.splitlines() if "--dport 8081" in l and "DNAT" in l)
+    sh("ip", "netns", "exec", host, "iptables", "-t", "nat", *dnat.replace("-A ", "-D ", 1).split())
+    try:
+        rc, doc = verdict("pub-ok", "8081", env=env)
+        assert rc == 1 and doc["verdict"]["cause"] == "publish-dnat-missing", doc["verdict"]
+        fix = next(f["fix"] for f in doc["findings"] if f["id"] == "publish-dnat-missing")
+        assert fix == "docker restart pub-ok"
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", "-t", "nat", *dnat.split())
+
+
+@pytest.mark.podman
+def test_podman_published_ports(podman_engine):
+    p = podman_engine
+    p.run("ppub-ok", "-p", "8091:80", cmd=("busybox", "httpd", "-f", "-p", "80"))
+    p.run("ppub-lo", "-p", "8092:80", cmd=("busybox", "httpd", "-f", "-p", "127.0.0.1:80"))
+    try:
+        rc, doc = verdict("podman:ppub-ok", "8091", env=p.env)
+        assert rc == 0 and doc["verdict"]["reachable"], doc
+        assert (doc["port"]["host_port"], doc["port"]["container_port"]) == (8091, 80)
+        rc, doc = verdict("podman:ppub-lo", "8092", env=p.env)
+        assert rc == 1, doc["verdict"]
+        assert doc["verdict"]["cause"] == "container-listens-on-loopback", doc["verdict"]
+    finally:
+        p.podman("rm", "-f", "ppub-ok", "ppub-lo", check=False)

@@ -24,15 +24,22 @@ ACCEPT = 0x40000  # bytes of each frame to keep
 ETH_IP, ETH_ARP = 0x0800, 0x0806
 
 
+# A VXLAN packet's inner Ethernet frame starts after the outer Ethernet, IPv4 (without
+# options), UDP and VXLAN headers.
+VXLAN_INNER = 14 + 20 + 8 + 8
+PACKET_OFFSETS = (LD_H_ABS, LD_B_ABS, LD_W_IND, LD_H_IND, LDX_B_MSH)
+
+
 class _Program:
     def __init__(self):
         self.code = []
         self.labels = {}
         self.fixups = []  # (index, true-label, false-label)
+        self.base = 0  # where the frame the loads read starts (an inner frame: past a header)
 
     def op(self, code, k=0, jt=None, jf=None):
         self.fixups.append((len(self.code), jt, jf))
-        self.code.append([code, 0, 0, k])
+        self.code.append([code, 0, 0, k + self.base if code in PACKET_OFFSETS else k])
 
     def label(self, name):
         self.labels[name] = len(self.code)
@@ -49,11 +56,27 @@ class _Program:
         return [tuple(c) for c in self.code]
 
 
-def probe_filter(proto: str, cookie: int = 0, port: int = 0, ident: int = -1) -> list:
+def probe_filter(proto: str, cookie: int = 0, port: int = 0, ident: int = -1,
+                 tunnel_port: int = 0) -> list:
     """Instructions (code, jt, jf, k) admitting ARP, the tagged probe flow, and the ICMP
     errors that quote the probe (by ICMP id or cookie, or by port): a busy host's other
-    errors stay in the kernel."""
+    errors stay in the kernel. With tunnel_port, the same inside VXLAN packets to that UDP
+    port (a tunnel's underlay carries the probe encapsulated)."""
     p = _Program()
+    if tunnel_port:
+        p.op(LD_H_ABS, 12)
+        p.op(JEQ_K, ETH_IP, jt="outer_ip", jf="drop")
+        p.label("outer_ip")
+        p.op(LD_B_ABS, 14)
+        p.op(JEQ_K, 0x45, jt="outer_plain", jf="drop")
+        p.label("outer_plain")
+        p.op(LD_B_ABS, 23)
+        p.op(JEQ_K, 17, jt="outer_udp", jf="drop")
+        p.label("outer_udp")
+        p.op(LD_H_ABS, 14 + 20 + 2)
+        p.op(JEQ_K, tunnel_port, jt="inner", jf="drop")
+        p.label("inner")
+        p.base = VXLAN_INNER
     p.op(LD_H_ABS, 12)
     p.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
     p.label("not_arp")

@@ -45,10 +45,26 @@ class Frame:
     arp_op: Optional[int] = None  # 1 request, 2 reply
     length: int = 0  # IP total length
     inner: Optional[tuple] = None  # ICMP error: (src, dst, proto) of the packet it is about
+    outer: Optional[tuple] = None  # a decapsulated VXLAN frame: (outer src, outer dst, vni)
 
 
 def _ip(b: bytes) -> str:
     return str(ipaddress.IPv4Address(b))
+
+
+def parse_tunnelled(raw: bytes, ts_ns: int, outgoing: bool, port: int) -> Frame:
+    """A frame of a tunnel's underlay: the inner frame of a VXLAN packet to UDP port `port`
+    (with the outer addresses and the VNI), else the frame itself."""
+    outer = parse_frame(raw, ts_ns, outgoing)
+    if outer.proto != "udp" or outer.dport != port or len(raw) < 14 + 20 + 16 + 14:
+        return outer
+    ihl = (raw[14] & 0x0F) * 4
+    start = 14 + ihl + 8
+    vni = int.from_bytes(raw[start + 4:start + 7], "big")
+    inner = parse_frame(raw[start + 8:], ts_ns, outgoing)
+    from dataclasses import replace
+
+    return replace(inner, raw=raw, outer=(outer.src, outer.dst, vni))
 
 
 def parse_frame(raw: bytes, ts_ns: int = 0, outgoing: bool = False) -> Frame:
@@ -95,6 +111,7 @@ class HopCapture:
     frames: list = field(default_factory=list)
     error: Optional[str] = None
     kernel_drops: int = 0  # frames the filter admitted but the socket had no room for
+    tunnel_port: int = 0  # an underlay: the probe arrives inside VXLAN to this UDP port
 
     def arm(self, program: list) -> None:
         def open_here():
@@ -135,7 +152,9 @@ class HopCapture:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
                     sec, nsec = struct.unpack("qq", value[:16])
                     ts = sec * 1_000_000_000 + nsec
-            self.frames.append(parse_frame(data, ts, addr[2] == PACKET_OUTGOING))
+            out = addr[2] == PACKET_OUTGOING
+            self.frames.append(parse_tunnelled(data, ts, out, self.tunnel_port)
+                               if self.tunnel_port else parse_frame(data, ts, out))
 
     def close(self) -> None:
         if self.sock is not None:

@@ -208,7 +208,7 @@ class ContainerContext:
         """Where the container's request leaves the host's IP layer: the uplink; for a
         destination on this machine, the bridge or veth that leads to it (the container's
         own bridge when both ends are its ports)."""
-        for role in ("uplink", "out-bridge", "far-veth"):
+        for role in ("uplink", "out-bridge", "far-veth", "tunnel"):
             link = self._link_of_hop(role, self.host_ns)
             if link is not None:
                 return link

@@ -1,6 +1,8 @@
 from . import Check, register
 from .context import LOWER_DEVICE_MODES, global_addresses, uplink_addresses
 
+TUNNEL_KINDS = ("vxlan", "geneve", "ipip", "gre", "wireguard")
+
 
 @register
 class IpConflict(Check):
@@ -38,6 +40,11 @@ class IpConflict(Check):
                     continue
                 if parent is not None and link.ifindex == parent.ifindex \
                         and a.local != ctx.address:
+                    continue
+                # An overlay's tunnel device holds a /32 of the pod network as its VTEP
+                # address (flannel: 10.244.1.0/32 on flannel.1): by design, not a conflict.
+                if link.kind in TUNNEL_KINDS and a.prefixlen == 32 \
+                        and a.local not in (ctx.address, ctx.gateway):
                     continue
                 what = ("the container's own address" if a.local == ctx.address else
                         "its gateway" if a.local == ctx.gateway else f"an address of {net}")

@@ -9,6 +9,8 @@ it records from and removes it afterwards:
   docker  a real dockerd in a sealed host with two containers on a user-defined network:
           docker-checks-snapshot.json, docker-iptables-save-c.txt, docker-nft.json,
           docker-plus-native-nft.json (the same with a native `inet fw` table added)
+  overlay two hosts wired like flannel's VXLAN backend (sandbox.FlannelPair):
+          flannel-snapshot.json (a pod's facts, toward the other host's pod)
 Names and addresses are the lab's and the sealed host's, so the unit tests' expectations
 (172.29.0.2, ndbr0, veth-test, ...) hold for a new recording; inode numbers and MACs change.
 Review the diff before committing it.
@@ -82,6 +84,18 @@ def record_lab() -> None:
         netdoctor("lab", "down")
 
 
+def record_overlay() -> None:
+    from sandbox import FlannelPair
+
+    with FlannelPair("rec") as pair:
+        out = recorded.path("flannel-snapshot.json")
+        res = netdoctor("snapshot", f"netns:{pair.pods[0]}", "--dest", pair.pod_ip(1),
+                        "--no-dns-probe", "-o", out)
+        if res.returncode != 0:
+            raise SystemExit(f"snapshot failed: {res.stderr.strip()}")
+        print("recorded flannel-snapshot.json")
+
+
 NATIVE_TABLE = """table inet fw {
     chain forward_filter {
         type filter hook forward priority -10; policy accept;
@@ -119,7 +133,7 @@ def record_docker() -> None:
 if __name__ == "__main__":
     if os.geteuid() != 0:
         raise SystemExit("record_data.py builds namespaces: run it as root")
-    what = sys.argv[1:] or ["lab", "docker"]
+    what = sys.argv[1:] or ["lab", "docker", "overlay"]
     for part in what:
-        {"lab": record_lab, "docker": record_docker}[part]()
+        {"lab": record_lab, "docker": record_docker, "overlay": record_overlay}[part]()
     subprocess.run(["git", "-C", HERE, "diff", "--stat", "--", "data"])

@@ -338,3 +338,83 @@ class CniPods:
             sh("ip", "netns", "del", ns, check=False)
         self.pods = []
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+class FlannelPair:
+    """Two sealed hosts wired exactly like flannel's VXLAN backend: an underlay segment
+    (192.168.77.1/.2), on each host a cni0 bridge with one pod (10.244.N.2), flannel.1
+    (vxlan id 1, dstport 8472, nolearning, 10.244.N.0/32) and, per peer, the route
+    `10.244.M.0/24 via 10.244.M.0 dev flannel.1 onlink`, a PERMANENT neighbour entry for the
+    peer's VTEP MAC and an FDB entry sending it to the peer's underlay address."""
+
+    def __init__(self, tag: str = "fl"):
+        self.hosts = [unique(f"{tag}-h{i}") for i in (0, 1)]
+        self.pods = [unique(f"{tag}-p{i}") for i in (0, 1)]
+        self.made = []
+
+    def pod_ip(self, i: int) -> str:
+        return f"10.244.{i}.2"
+
+    def underlay_ip(self, i: int) -> str:
+        return f"192.168.77.{i + 1}"
+
+    def nic(self, i: int) -> str:
+        return ("eth0", "ens4")[i]
+
+    def __enter__(self):
+        try:
+            for ns in self.hosts + self.pods:
+                sh("ip", "netns", "add", ns)
+                self.made.append(ns)
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            h0, h1 = self.hosts
+            # The two hosts' underlay NICs have different names: tracepoints carry no
+            # namespace, and two hosts on one kernel would otherwise share a device name.
+            sh("ip", "-n", h0, "link", "add", self.nic(0), "type", "veth", "peer", "name",
+               self.nic(1), "netns", h1)
+            for i, (h, pod) in enumerate(zip(self.hosts, self.pods)):
+                ip = lambda *a: sh("ip", "-n", h, *a)  # noqa: E731
+                ip("addr", "add", f"{self.underlay_ip(i)}/24", "dev", self.nic(i))
+                ip("link", "set", self.nic(i), "up")
+                ip("link", "add", "cni0", "type", "bridge")
+                ip("addr", "add", f"10.244.{i}.1/24", "dev", "cni0")
+                ip("link", "set", "cni0", "up", "mtu", "1450")
+                ip("link", "add", "veth0", "mtu", "1450", "type", "veth", "peer", "name",
+                   "eth0", "netns", pod)
+                ip("link", "set", "veth0", "master", "cni0", "up")
+                sh("ip", "-n", pod, "addr", "add", f"{self.pod_ip(i)}/24", "dev", "eth0")
+                sh("ip", "-n", pod, "link", "set", "eth0", "up", "mtu", "1450")
+                sh("ip", "-n", pod, "route", "add", "default", "via", f"10.244.{i}.1")
+                ip("link", "add", "flannel.1", "type", "vxlan", "id", "1", "local",
+                   self.underlay_ip(i), "dev", self.nic(i), "dstport", "8472", "nolearning")
+                ip("addr", "add", f"10.244.{i}.0/32", "dev", "flannel.1")
+                ip("link", "set", "flannel.1", "up", "mtu", "1450")
+                sh("ip", "netns", "exec", h, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            self.macs = [json.loads(sh("ip", "-n", h, "-j", "link", "show", "flannel.1").stdout)
+                         [0]["address"] for h in self.hosts]
+            for i in (0, 1):
+                self.wire_peer(i)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def wire_peer(self, i: int) -> None:
+        """Host i's flannel triple for its peer: route, neighbour, FDB entry (as flannel
+        writes them; also how a test puts back what it took away)."""
+        h, j = self.hosts[i], 1 - i
+        sh("ip", "-n", h, "link", "set", "flannel.1", "up")
+        sh("ip", "-n", h, "route", "replace", f"10.244.{j}.0/24", "via", f"10.244.{j}.0",
+           "dev", "flannel.1", "onlink")
+        sh("ip", "-n", h, "neigh", "replace", f"10.244.{j}.0", "lladdr", self.macs[j], "dev",
+           "flannel.1", "nud", "permanent")
+        sh("bridge", "-n", h, "fdb", "replace", self.macs[j], "dev", "flannel.1", "dst",
+           self.underlay_ip(j))
+
+    def close(self):
+        for ns in reversed(self.made):
+            sh("ip", "netns", "del", ns, check=False)
+        self.made = []
+
+    def __exit__(self, *exc):
+        self.close()

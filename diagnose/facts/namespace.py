@@ -133,6 +133,12 @@ class Link:
     peer_ifindex: Optional[int] = None  # IFLA_LINK: a veth's peer ifindex, in peer_netnsid's ns
     peer_netnsid: Optional[int] = None  # IFLA_LINK_NETNSID; None means "this same namespace"
     addresses: tuple = ()
+    # A tunnel's own settings, as `ip -d link` shows them (vxlan: vni, local, remote, group,
+    # port, dev = the underlay device, learning)
+    tunnel: typing.Dict[str, str] = field(default_factory=dict)
+    # An XDP program attached to the link ("generic prog 12"): packets it handles never
+    # become kernel packets netdoctor could follow.
+    xdp: Optional[str] = None
 
     @property
     def up(self) -> bool:
@@ -202,6 +208,17 @@ class Neighbour:
 
 
 @dataclass(frozen=True)
+class FdbEntry:
+    """A tunnel's forwarding entry (`bridge fdb show dev flannel.1`): frames for mac go in a
+    VXLAN packet to dst (00:00:00:00:00:00 is the default, for every MAC without one)."""
+
+    dev: str
+    mac: str
+    dst: Optional[str] = None
+    state: str = ""
+
+
+@dataclass(frozen=True)
 class RouteLookup:
     """What the kernel answered to `ip route get` (a FIB lookup; nothing is sent)."""
 
@@ -226,6 +243,13 @@ class NamespaceSnapshot:
     # a container's rules are dumped only where it has any ("unknown" when it could not be
     # told: then they are dumped).
     netfilter_tables: typing.Tuple[str, ...] = ()
+    fdb: tuple = ()  # FdbEntry of the namespace's tunnel devices
+
+    def tunnel_destination(self, dev: str, mac: Optional[str]) -> Optional[str]:
+        """Where the tunnel dev sends a frame for mac: its FDB entry, else its default."""
+        entries = [e for e in self.fdb if e.dev == dev and e.dst]
+        exact = next((e.dst for e in entries if mac and e.mac.lower() == mac.lower()), None)
+        return exact or next((e.dst for e in entries if e.mac == "00:00:00:00:00:00"), None)
 
     @cached_property
     def _by_ifindex(self) -> dict:
@@ -294,6 +318,7 @@ class NamespaceSnapshot:
             "neighbours": [dict(asdict(n), state=list(n.state)) for n in self.neighbours],
             "sysctls": dict(self.sysctls),
             "netfilter_tables": list(self.netfilter_tables),
+            "fdb": [asdict(e) for e in self.fdb],
         }
 
     @classmethod
@@ -308,4 +333,5 @@ class NamespaceSnapshot:
             ),
             sysctls=dict(data.get("sysctls", {})),
             netfilter_tables=tuple(data.get("netfilter_tables", ())),
+            fdb=tuple(_from_dict(FdbEntry, e) for e in data.get("fdb", ())),
         )

@@ -72,9 +72,18 @@ def _read_here(ns_dict: dict) -> NamespaceSnapshot:
             v = read_sysctl(_sysctl_path_key(pattern, link.name))
             if v is not None:
                 sysctls[pattern.format(link.name)] = v
+    fdb = []
+    for link in links:
+        if link.kind == "vxlan":  # where the tunnel sends each MAC: its FDB
+            out = command.run(["bridge", "-j", "fdb", "show", "dev", link.name])
+            if out.ok:
+                try:
+                    fdb += iproute.parse_fdb(json.loads(out.stdout or "[]"), link.name)
+                except ValueError as e:
+                    raise CommandFailed(f"bridge fdb show dev {link.name}: {e}") from None
     return NamespaceSnapshot(
         netns=ns_dict, links=links, routes=routes, neighbours=neighbours, sysctls=sysctls,
-        netfilter_tables=_netfilter_tables_here(),
+        netfilter_tables=_netfilter_tables_here(), fdb=tuple(fdb),
     )
 
 

@@ -68,6 +68,32 @@ def _list(value, what: str) -> list:
     return value
 
 
+def _tunnel(kind, data, lower) -> dict:
+    """A vxlan device's settings, as text: vni, local, remote, group, port, dev, learning."""
+    if kind != "vxlan" or not isinstance(data, dict):
+        return {}
+    out = {"vni": data.get("id"), "local": data.get("local"), "remote": data.get("remote"),
+           "group": data.get("group"), "port": data.get("port"),
+           "dev": lower if isinstance(lower, str) else data.get("link"),
+           "learning": data.get("learning")}
+    return {k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in out.items() if v is not None and not isinstance(v, (dict, list))}
+
+
+def parse_fdb(doc, dev: str = "") -> tuple:
+    """FDB entries from `bridge -j fdb show dev DEV` (which leaves the device out)."""
+    from ..facts.namespace import FdbEntry
+
+    out = []
+    for item in _list(doc, "bridge fdb"):
+        if not isinstance(item, dict) or "mac" not in item:
+            continue
+        out.append(FdbEntry(dev=_str(item.get("ifname") or item.get("dev") or dev, "ifname"),
+                            mac=_str(item["mac"], "mac"), dst=_opt_str(item.get("dst"), "dst"),
+                            state=_str(item.get("state", ""), "state")))
+    return tuple(out)
+
+
 def parse_links(doc) -> tuple:
     """Links with their addresses, from `ip -j -d addr show`."""
     raw = list(_objects(doc, "addr show"))
@@ -98,6 +124,13 @@ def parse_links(doc) -> tuple:
                 )
             )
         peer_netnsid = item.get("link_netnsid")
+        tunnel = _tunnel(kind, linkinfo.get("info_data") if isinstance(linkinfo, dict) else None,
+                         item.get("link"))
+        xdp = item.get("xdp")
+        xdp_text = None
+        if isinstance(xdp, dict):
+            prog = xdp.get("prog") if isinstance(xdp.get("prog"), dict) else {}
+            xdp_text = f"mode {xdp.get('mode')} prog {prog.get('id', '?')}"
         links.append(
             Link(
                 ifindex=ifindex,
@@ -112,6 +145,8 @@ def parse_links(doc) -> tuple:
                 peer_ifindex=_int(item.get("link_index"), "link_index"),
                 peer_netnsid=_int(peer_netnsid, "link_netnsid") if peer_netnsid is not None else None,
                 addresses=tuple(addresses),
+                tunnel=tunnel,
+                xdp=xdp_text,
             )
         )
     return tuple(links)

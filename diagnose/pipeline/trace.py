@@ -147,11 +147,17 @@ class Plan:
     ident: int
     next_hops: dict  # role -> the address its kernel sends the request to
     dns_name: str  # what a UDP probe asks: DEST's name on port 53, else the root
+    tunnel_port: int = 0  # the path's VXLAN UDP port: its underlay carries the probe inside
+    tunnel_program: Optional[list] = None  # the filter for the underlay hop
 
     def new_captures(self) -> list:
-        """A capture per hop, not armed yet."""
-        return [HopCapture(h["role"], h["name"], hop_netns(self.path, h), h["ifindex"])
+        """A capture per hop, not armed yet (an underlay's decapsulates the tunnel)."""
+        return [HopCapture(h["role"], h["name"], hop_netns(self.path, h), h["ifindex"],
+                           tunnel_port=self.tunnel_port if h["role"] == "underlay" else 0)
                 for h in self.path["hops"]]
+
+    def program_for(self, capture) -> list:
+        return self.tunnel_program if capture.tunnel_port else self.program
 
 
 def make_plan(target, aim: Aim) -> Plan:
@@ -181,12 +187,19 @@ def make_plan(target, aim: Aim) -> Plan:
     dns_name = aim.host if aim.dport == 53 and not dns_wire.is_address(aim.host) else "."
     host_ns = netns.Netns.from_dict(host) if host else None
     host_facts = snap.host(host_ns.inode) if host_ns is not None else None
-    return Plan(facts, path, findings, flow,
-                bpf.probe_filter(aim.proto, cookie=cookie, port=sport,
-                                 ident=ident if icmp else -1),
-                _probe_lengths(aim.proto, mtu, dns_name), mtu, host_ns,
-                host_facts.ruleset if host_facts is not None else None, ident,
-                {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name)
+    tunnel = next((h for h in path["hops"] if h["role"] == "tunnel"), None)
+    tunnel_link = host_facts.namespace.link(name=tunnel["name"]) \
+        if tunnel is not None and host_facts is not None else None
+    tunnel_port = int(tunnel_link.tunnel.get("port", "0")) if tunnel_link is not None else 0
+    lengths = _probe_lengths(aim.proto, mtu, dns_name)
+    if tunnel_port:  # the underlay's devices see the probe with the VXLAN headers around it
+        lengths = tuple(sorted(set(lengths) | {n + 50 for n in lengths}))
+    tag = dict(cookie=cookie, port=sport, ident=ident if icmp else -1)
+    return Plan(facts, path, findings, flow, bpf.probe_filter(aim.proto, **tag), lengths, mtu,
+                host_ns, host_facts.ruleset if host_facts is not None else None, ident,
+                {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name,
+                tunnel_port, bpf.probe_filter(aim.proto, tunnel_port=tunnel_port, **tag)
+                if tunnel_port else None)
 
 
 def _far_side_findings(ref: str, src: str) -> list:
@@ -234,7 +247,7 @@ def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
     results = big = closing = None
     try:
         for c in captures:
-            c.arm(plan.program)
+            c.arm(plan.program_for(c))
         with kt:
             results, big = _send_probes(target, plan, timeout, count, all_dropped)
             for c in captures:

@@ -101,12 +101,15 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
             continue
         if first is None or (f.ts_ns and f.ts_ns < first):
             first = f.ts_ns
+        wrapped = getattr(f, "outer", None)
+        inside = (f" in VXLAN {wrapped[0]} -> {wrapped[1]} vni {wrapped[2]}" if wrapped
+                  else "")
         if kind == "request":
             req += 1
-            seen.setdefault("request", f"{f.src} -> {f.dst}")
+            seen.setdefault("request", f"{f.src} -> {f.dst}{inside}")
         elif kind == "reply":
             rep += 1
-            seen.setdefault("reply", f"{f.src} -> {f.dst}")
+            seen.setdefault("reply", f"{f.src} -> {f.dst}{inside}")
         else:
             errors.append(f"ICMP type {f.icmp_type} from {f.src}")
     return HopSighting(role, name, netns, req, rep, first, seen, arp_req, arp_rep,

@@ -116,6 +116,8 @@ def _gateway(d, hop: Optional[dict] = None) -> Optional[str]:
     gw = d.get("gw4")
     if not gw or gw == "0.0.0.0" or hop is None:
         return None
+    if gw == hop.get("via"):
+        return gw  # the gateway the facts route to (an onlink one need not be in a network)
     import ipaddress
 
     try:

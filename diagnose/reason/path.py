@@ -38,7 +38,11 @@ ROLES = {
     "bridge-port": "the bridge port that leads to the destination (its host veth)",
     "far-veth": "the host veth the host routes the packet into (routed veth, no bridge)",
     "destination": "the destination container's own interface",
+    "tunnel": "an overlay's tunnel device (vxlan) the host routes the packet into",
+    "underlay": "the host interface the tunnel's encapsulated packet leaves by, to the "
+                "remote VTEP",
 }
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 SCHEMA = "netdoctor.path/2"
 
 
@@ -258,6 +262,12 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
                     hops.append(topology.Hop.of(role, link, h_snap.netns))
                 hops.extend(far_hops)
                 complete = True
+            elif link.kind == "vxlan":
+                hops.append(topology.Hop.of("tunnel", link, h_snap.netns, via=via))
+                underlay = _underlay(d, host_ns, h_snap, link, via)
+                if underlay is not None:
+                    hops.append(underlay)
+                    complete = True
             elif link.ifindex == ingress_link.ifindex:
                 d.notes.append(f"{d.dest} is on the container network itself, and no "
                                f"namespace behind {link.name} holds it: the host's ARP "
@@ -271,6 +281,36 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
     return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
                       complete and not d.container_unrouted, tuple(d.notes), tuple(d.lookups),
                       far_netns=far)
+
+
+def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
+              via: Optional[str]):
+    """The underlay hop of a VXLAN tunnel: the next hop's MAC (the host's neighbour entry on
+    the tunnel), the FDB entry that sends it to a remote VTEP, and the route to that VTEP.
+    None, with a note saying which of them is missing, when the kernel could not send it."""
+    nexthop = via or d.dest
+    t = tunnel.tunnel
+    mac = next((n.lladdr for n in h_snap.neighbours
+                if n.dst == nexthop and n.dev == tunnel.name and n.lladdr), None)
+    vtep = h_snap.tunnel_destination(tunnel.name, mac) or t.get("remote")
+    if vtep is None:
+        if mac is None:
+            d.notes.append(f"{tunnel.name} has no neighbour entry for {nexthop} (and no FDB "
+                           f"default): the kernel cannot tell which VTEP to send it to")
+        else:
+            d.notes.append(f"{tunnel.name} has no FDB entry for {nexthop}'s MAC {mac}: the "
+                           f"kernel drops the packet (NO_TX_TARGET)")
+        return None
+    lookup = d.kernel.route(host_ns, vtep)
+    d.lookups.append((host_ns.label, lookup))
+    lower = h_snap.link(name=lookup.dev) if lookup.dev else None
+    if lower is None:
+        d.notes.append(f"the host has no route to the remote VTEP {vtep} ({lookup.error})")
+        return None
+    d.notes.append(f"VXLAN vni {t.get('vni', '?')}, UDP port {t.get('port', '?')}: {nexthop} "
+                   f"({mac or 'no neighbour entry'}) is behind the VTEP {vtep}, reached by "
+                   f"{lower.name}; encapsulation adds {VXLAN_OVERHEAD} bytes")
+    return topology.Hop.of("underlay", lower, h_snap.netns, via=vtep)
 
 
 def _may_lead_to_a_container(link: Link, dest: Optional[str]) -> bool:

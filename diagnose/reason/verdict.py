@@ -27,7 +27,8 @@ REASON_CAUSES = {
     "IP_OUTNOROUTES": ["host-no-route", "container-no-default-route", "uplink-down"],
     "IP_INNOROUTES": ["host-no-route", "uplink-down"],
     "OTHERHOST": ["veth-not-attached", "ip-conflict", "container-wrong-gateway"],
-    "PKT_TOO_BIG": ["mtu-mismatch"],
+    "PKT_TOO_BIG": ["mtu-mismatch", "overlay-mtu"],
+    "NO_TX_TARGET": ["vxlan-fdb-missing"],
     "IP_LOCAL_SOURCE": ["ip-conflict"],
     "IP_INVALID_SOURCE": ["ip-conflict"],
 }
@@ -241,7 +242,9 @@ def _left_untranslated(c: Case) -> Optional[str]:
 
 
 def _left_and_nothing_came_back(c: Case) -> Optional[str]:
-    return "upstream-no-reply" if c.stopped("uplink") else None
+    """It left the machine (by the uplink, or encapsulated by a tunnel's underlay: the far
+    host, unobserved, is where to look) and nothing came back."""
+    return "upstream-no-reply" if c.stopped("uplink") or c.stopped("underlay") else None
 
 
 def _reached_and_not_answered(c: Case) -> Optional[str]:
@@ -315,6 +318,10 @@ def _explained(c: Case, cause: str) -> Verdict:
         rule = next((f.vars.get("rule") for f in c.errors if f.id == cause), None)
     elif cause in RULE_CAUSES and c.rule_hits:
         rule = c.rule_hits[0]["where"] + ": " + c.rule_hits[0]["text"]
+    if cause == "upstream-no-reply" and hv.stopped_at == "underlay":
+        explanation += ("; it left encapsulated toward the remote VTEP, and the far host was "
+                        "not observed: look there next (its UDP port for VXLAN, its route "
+                        "back, the destination itself)")
     if c.divergences:
         explanation += "; " + c.divergences[0]
     return Verdict(False, hv.stopped_at, hv.direction, cause, reason, location, rule,

@@ -77,6 +77,27 @@ def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule=""):
 
 PUBLISHED = _published()
 
+FLANNEL = E.load("flannel-snapshot.json")
+POD = FLANNEL.containers[0].target["name"]
+POD_SUBJECT = FLANNEL.containers[0].label
+
+
+def _flannel(fn):
+    """The recorded flannel host, its namespace changed by fn."""
+    return E.edit_host_ns(FLANNEL, fn, name=POD)
+
+
+def _without_fdb(ns):
+    from dataclasses import replace
+
+    return replace(ns, fdb=())
+
+
+def _without_tunnel_neighbours(ns):
+    from dataclasses import replace
+
+    return replace(ns, neighbours=tuple(n for n in ns.neighbours if n.dev != "flannel.1"))
+
 
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
@@ -112,6 +133,13 @@ MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
 
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
+    "vxlan-fdb-missing": [("FDB entry deleted", _flannel(_without_fdb), POD_SUBJECT)],
+    "vxlan-neighbour-missing": [("neighbour deleted", _flannel(_without_tunnel_neighbours),
+                                 POD_SUBJECT)],
+    "vxlan-device-down": [("flannel.1 down", _flannel(lambda ns: E.without_flag(
+        ns, "flannel.1")), POD_SUBJECT)],
+    "overlay-mtu": [("tunnel MTU 1500 on a 1500 underlay", _flannel(lambda ns: E.link(
+        ns, "flannel.1", mtu=1500)), POD_SUBJECT)],
     "port-not-published": [("asked for a port nothing publishes", _published(
         port={"host_port": 9090, "container_port": None, "proto": "tcp", "host_ip": "",
               "source": "asked"}), "lab:test")],
@@ -249,6 +277,11 @@ def test_every_check_has_a_case():
 def test_healthy_snapshots_have_no_findings(healthy_lab, healthy_docker):
     assert run_checks(healthy_lab) == []
     assert run_checks(healthy_docker) == []
+
+
+def test_a_healthy_flannel_overlay_has_no_findings():
+    """flannel's own 10.244.0.0/32 on flannel.1 is its VTEP address, not an ip-conflict."""
+    assert [(f.id, f.message) for f in run_checks(FLANNEL)] == []
 
 
 def test_a_healthy_published_port_has_no_findings():

@@ -1,0 +1,17 @@
+"""What the overlay checks share (private): the tunnel hop of a container's path, the link
+behind it, and the next hop the host sends into it."""
+
+
+def tunnel_of(ctx):
+    """(tunnel Link, next hop address) of the container's path, or (None, None)."""
+    hop = ctx.hop("tunnel")
+    if hop is None or ctx.host_ns is None:
+        return None, None
+    link = ctx.host_ns.link(ifindex=hop["ifindex"])
+    return link, hop.get("via") or ctx.destination
+
+
+def neighbour_mac(ns, address: str, dev: str):
+    return next((n.lladdr for n in ns.neighbours
+                 if n.dst == address and n.dev == dev and n.lladdr
+                 and "FAILED" not in n.state and "INCOMPLETE" not in n.state), None)

@@ -1,0 +1,85 @@
+"""Across hosts on a flannel-style VXLAN overlay (two sealed hosts, no SSH peer): the path
+goes into flannel.1 and out of the underlay NIC to the remote VTEP, the probe is captured
+inside the encapsulation, and the overlay's faults are named, never nat-missing or
+ip-conflict."""
+
+import pytest
+
+from sandbox import FlannelPair, netdoctor_json, sh
+
+pytestmark = [pytest.mark.live]
+
+
+@pytest.fixture(scope="module")
+def flannel():
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with FlannelPair() as pair:
+        yield pair
+
+
+def test_healthy_pod_to_pod_across_hosts(flannel):
+    pod = f"netns:{flannel.pods[0]}"
+    rc, path = netdoctor_json("path", pod, flannel.pod_ip(1))
+    assert rc == 0, path
+    assert [h["role"] for h in path["hops"]] == ["container", "host-veth", "bridge", "tunnel",
+                                                "underlay"]
+    assert path["hops"][3]["name"] == "flannel.1" and path["hops"][4]["name"] == "eth0"
+    assert path["hops"][4]["via"] == flannel.underlay_ip(1)
+    assert any("vni 1" in n and "8472" in n for n in path["notes"])
+    rc, checks = netdoctor_json("checks", pod, "--dest", flannel.pod_ip(1), "--no-dns-probe")
+    assert not [f for f in checks["findings"] if f["severity"] == "error"], checks["findings"]
+    rc, trace = netdoctor_json("trace", pod, flannel.pod_ip(1))
+    assert rc == 0 and trace["verdict"]["reachable"], trace["verdict"]
+    under = trace["hops"][-1]
+    assert under["request_seen"] >= 1 and "in VXLAN 192.168.77.1 -> 192.168.77.2 vni 1" in \
+        under["addresses_seen"]["request"], under
+
+
+def test_a_deleted_fdb_entry_is_named_from_the_kernels_reason(flannel):
+    h0 = flannel.hosts[0]
+    mac = flannel.macs[1]
+    sh("bridge", "-n", h0, "fdb", "del", mac, "dev", "flannel.1", "dst", flannel.underlay_ip(1))
+    try:
+        rc, trace = netdoctor_json("trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1))
+        v = trace["verdict"]
+        assert rc == 1 and v["cause"] == "vxlan-fdb-missing", v
+        assert v["kernel_drop_reason"] == "NO_TX_TARGET"
+        assert not [f for f in trace["findings"] if f["id"] in ("nat-missing", "ip-conflict")]
+    finally:
+        flannel.wire_peer(0)
+
+
+def test_a_missing_neighbour_and_a_down_tunnel(flannel):
+    h0, pod = flannel.hosts[0], f"netns:{flannel.pods[0]}"
+    sh("ip", "-n", h0, "neigh", "del", "10.244.1.0", "dev", "flannel.1")
+    try:
+        rc, trace = netdoctor_json("trace", pod, flannel.pod_ip(1))
+        assert rc == 1 and trace["verdict"]["cause"] == "vxlan-neighbour-missing", \
+            trace["verdict"]
+    finally:
+        flannel.wire_peer(0)
+    sh("ip", "-n", h0, "link", "set", "flannel.1", "down")
+    try:
+        rc, checks = netdoctor_json("checks", pod, "--dest", flannel.pod_ip(1),
+                                    "--no-dns-probe")
+        assert "vxlan-device-down" in {f["id"] for f in checks["findings"]}, checks["findings"]
+    finally:
+        flannel.wire_peer(0)
+
+
+def test_the_far_side_is_said_to_be_unobserved(flannel):
+    """The peer drops what arrives: the probe left encapsulated, nothing came back, and
+    without a peer to observe, the verdict says where to look instead of guessing."""
+    h1 = flannel.hosts[1]
+    sh("ip", "netns", "exec", h1, "iptables", "-I", "INPUT", "-p", "udp", "--dport", "8472",
+       "-j", "DROP")
+    try:
+        rc, trace = netdoctor_json("trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1))
+        v = trace["verdict"]
+        assert rc == 1 and v["stopped_at"] == "underlay" and v["cause"] == "upstream-no-reply", v
+    finally:
+        sh("ip", "netns", "exec", h1, "iptables", "-D", "INPUT", "-p", "udp", "--dport", "8472",
+           "-j", "DROP")

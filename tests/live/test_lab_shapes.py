@@ -11,11 +11,11 @@ pytestmark = [pytest.mark.live]
 
 
 def _shaped_lab(shape):
-    from conftest import IS_ROOT, LAB_NS
+    from netdoctor.diagnose.lab import layout
 
-    if not IS_ROOT:
+    if os.geteuid() != 0:
         pytest.skip("needs root")
-    if any(os.path.exists(f"/run/netns/{ns}") for ns in LAB_NS):
+    if any(os.path.exists(f"/run/netns/{ns}") for ns in layout.all_namespaces()):
         pytest.skip("a netdoctor lab is already up on this machine; the tests leave it alone")
     res = netdoctor("lab", "up", "--shape", shape)
     assert res.returncode == 0, res.stderr

@@ -21,13 +21,16 @@ JEQ_K, JGE_K = 0x15, 0x35
 RET_K = 0x06
 
 ACCEPT = 0x40000  # bytes of each frame to keep
-ETH_IP, ETH_ARP = 0x0800, 0x0806
+ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
+LD_W_ABS = 0x20
+IP6 = 14  # the IPv6 header, fixed at 40 bytes (probes carry no extension headers)
+L4_6 = IP6 + 40
 
 
 # A VXLAN packet's inner Ethernet frame starts after the outer Ethernet, IPv4 (without
 # options), UDP and VXLAN headers.
 VXLAN_INNER = 14 + 20 + 8 + 8
-PACKET_OFFSETS = (LD_H_ABS, LD_B_ABS, LD_W_IND, LD_H_IND, LDX_B_MSH)
+PACKET_OFFSETS = (LD_H_ABS, LD_B_ABS, LD_W_IND, LD_H_IND, LDX_B_MSH, 0x20)
 
 
 class _Program:
@@ -80,7 +83,11 @@ def probe_filter(proto: str, cookie: int = 0, port: int = 0, ident: int = -1,
     p.op(LD_H_ABS, 12)
     p.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
     p.label("not_arp")
-    p.op(JEQ_K, ETH_IP, jt="ip", jf="drop")
+    p.op(JEQ_K, ETH_IP, jt="ip", jf="not_ip")
+    p.label("not_ip")
+    p.op(JEQ_K, ETH_IPV6, jt="ip6", jf="drop")
+    p.label("ip6")
+    _ipv6(p, proto, cookie, port, ident)
     p.label("ip")
     p.op(LDX_B_MSH, 14)  # X = IP header length
     p.op(LD_B_ABS, 23)  # IP protocol
@@ -146,6 +153,53 @@ def probe_filter(proto: str, cookie: int = 0, port: int = 0, ident: int = -1,
     return p.assemble()
 
 
+def _ipv6(p: "_Program", proto: str, cookie: int, port: int, ident: int) -> None:
+    """The IPv6 half of probe_filter: neighbour discovery (as ARP is for IPv4), the probe's
+    ICMPv6 echoes by cookie or its TCP/UDP ports, and the ICMPv6 errors that quote it."""
+    p.op(LD_B_ABS, IP6 + 6)  # next header
+    p.op(JEQ_K, 58, jt="icmp6", jf="not_icmp6")
+    p.label("icmp6")
+    p.op(LD_B_ABS, L4_6)  # ICMPv6 type
+    p.op(JGE_K, 133, jt="nd_low", jf="not_nd")
+    p.label("nd_low")
+    p.op(JGE_K, 138, jt="not_nd", jf="accept")  # router/neighbour solicitation, advertisement
+    p.label("not_nd")
+    p.op(JGE_K, 128, jt="echo6", jf="error6")  # 1-4 are errors
+    p.label("echo6")
+    if proto == "icmp":
+        p.op(LD_W_ABS, L4_6 + 8)  # the cookie
+        p.op(JEQ_K, cookie & 0xFFFFFFFF, jt="accept", jf="drop")
+    else:
+        p.op(JEQ_K, 0x1FFFF, jt="accept", jf="drop")  # never
+    p.label("error6")
+    quoted = L4_6 + 8  # the quoted packet's IPv6 header
+    p.op(LD_B_ABS, quoted + 6)
+    if proto == "icmp":
+        p.op(JEQ_K, 58, jt="quoted6_icmp", jf="drop")
+        p.label("quoted6_icmp")
+        p.op(LD_H_ABS, quoted + 40 + 4)  # the quoted echo's id
+        p.op(JEQ_K, ident & 0xFFFF if ident >= 0 else 0x10000, jt="accept", jf="drop")
+    else:
+        p.op(JEQ_K, 6 if proto == "tcp" else 17, jt="quoted6_l4", jf="drop")
+        p.label("quoted6_l4")
+        p.op(LD_H_ABS, quoted + 40)
+        p.op(JEQ_K, port, jt="accept", jf="quoted6_dport")
+        p.label("quoted6_dport")
+        p.op(LD_H_ABS, quoted + 42)
+        p.op(JEQ_K, port, jt="accept", jf="drop")
+    p.label("not_icmp6")
+    if proto in ("tcp", "udp"):
+        p.op(JEQ_K, 6 if proto == "tcp" else 17, jt="l4_6", jf="drop")
+        p.label("l4_6")
+        p.op(LD_H_ABS, L4_6)
+        p.op(JEQ_K, port, jt="accept", jf="dport6")
+        p.label("dport6")
+        p.op(LD_H_ABS, L4_6 + 2)
+        p.op(JEQ_K, port, jt="accept", jf="drop")
+    else:
+        p.op(JEQ_K, 0x1FFFF, jt="accept", jf="drop")
+
+
 class _SockFilter(ctypes.Structure):
     _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
                 ("k", ctypes.c_uint32)]
@@ -175,6 +229,8 @@ def run(program: list, frame: bytes) -> int:
                 a = load(k, 2)
             elif code == LD_B_ABS:
                 a = load(k, 1)
+            elif code == LD_W_ABS:
+                a = load(k, 4)
             elif code == LD_W_IND:
                 a = load(x + k, 4)
             elif code == LD_H_IND:

@@ -133,14 +133,79 @@ def icmp_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
     return r
 
 
+ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
+ICMP6_ERRORS = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
+                4: "parameter problem"}
+UNREACH6_CODES = {0: "no route", 1: "administratively prohibited", 3: "address unreachable",
+                  4: "port unreachable", 5: "source address failed policy",
+                  6: "reject route"}
+IPV6_DONTFRAG = 62
+
+
+def icmp6_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
+               timeout: float, dont_fragment: bool = False, stop=None) -> ProbeResult:
+    """icmp_echo over IPv6: ICMPv6 echoes (the kernel fills in the checksum of a raw
+    ICMPv6 socket), their replies and the ICMPv6 errors about them. A router never
+    fragments IPv6: a full-size echo that meets a smaller link gets "packet too big"."""
+    r = ProbeResult("icmp")
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
+        if dont_fragment:
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, 1)
+        sent_at = {}
+        for seq in range(1, count + 1):
+            payload = struct.pack("!I", cookie) + os.urandom(4)
+            payload += bytes(i & 0xFF for i in range(max(0, payload_len - len(payload))))
+            packet = struct.pack("!BBHHH", ICMP6_ECHO_REQUEST, 0, 0, ident, seq) + \
+                payload[:max(payload_len, 8)]
+            try:
+                s.sendto(packet, (dst, 0))
+                sent_at[seq] = time.monotonic()
+                r.sent += 1
+            except OSError as e:
+                r.error, r.outcome = e.strerror or str(e), "local error"
+                return r
+        deadline = time.monotonic() + timeout
+        while r.replies + len(r.icmp_errors) < r.sent:
+            ready = _wait([s], deadline, stop, r.sent)
+            if ready is None:
+                r.cut_short = True
+            if not ready:
+                break
+            icmp, addr = s.recvfrom(65535)  # no IPv6 header on a raw ICMPv6 socket
+            if len(icmp) < 8:
+                continue
+            itype, code = icmp[0], icmp[1]
+            if itype == ICMP6_ECHO_REPLY and len(icmp) >= 12:
+                rid, rseq = struct.unpack("!HH", icmp[4:8])
+                if rid == ident and struct.unpack("!I", icmp[8:12])[0] == cookie:
+                    r.replies += 1
+                    if r.rtt_ms is None and rseq in sent_at:
+                        r.rtt_ms = (time.monotonic() - sent_at[rseq]) * 1000
+            elif itype in ICMP6_ERRORS and len(icmp) >= 8 + 40 + 8:
+                quoted = icmp[8 + 40:8 + 40 + 8]
+                if quoted[0] == ICMP6_ECHO_REQUEST and struct.unpack("!H", quoted[4:6])[0] \
+                        == ident:
+                    what = UNREACH6_CODES.get(code, f"code {code}") if itype == 1 else \
+                        ICMP6_ERRORS[itype]
+                    if itype == 2:
+                        what += f" (MTU {struct.unpack('!I', icmp[4:8])[0]})"
+                    r.icmp_errors.append(f"{what} from {addr[0]}")
+    if r.replies:
+        r.outcome = "reply"
+    elif r.icmp_errors:
+        r.outcome, r.detail = "icmp error", r.icmp_errors[0]
+    return r
+
+
 def tcp_connect(dst: str, port: int, sport: int, timeout: float, stop=None) -> ProbeResult:
     """One SYN from source port `sport`: connected (SYN-ACK) or refused (RST) both are replies."""
     r = ProbeResult("tcp")
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    v6 = ":" in dst
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
-        s.bind(("0.0.0.0", sport))
+        s.bind(("::" if v6 else "0.0.0.0", sport))
         s.setblocking(False)
         start = time.monotonic()
         err = s.connect_ex((dst, port))
@@ -173,9 +238,10 @@ def dns_query(server: str, name: str, sport: int, timeout: float, stop=None) -> 
     r = ProbeResult("udp")
     txid, packet = dns_wire.encode_query(name or ".", dns_wire.QTYPE_A if name and name != "." else
                                     dns_wire.QTYPE_NS)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    v6 = ":" in server
+    with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
-            s.bind(("0.0.0.0", sport))
+            s.bind(("::" if v6 else "0.0.0.0", sport))
             s.connect((server, 53))
             start = time.monotonic()
             s.send(packet)

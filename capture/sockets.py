@@ -52,6 +52,45 @@ def _ip(b: bytes) -> str:
     return str(ipaddress.IPv4Address(b))
 
 
+def _ip6(b: bytes) -> str:
+    return str(ipaddress.IPv6Address(b))
+
+
+# ICMPv6 types in ICMP's words, so that one classification serves both families: echo
+# request/reply, unreachable (and packet too big), time exceeded, parameter problem.
+_ICMP6_AS_ICMP = {128: 8, 129: 0, 1: 3, 2: 3, 3: 11, 4: 12}
+
+
+def _parse_ipv6(raw: bytes, kw: dict) -> None:
+    nh = raw[20]
+    l4 = 54
+    kw.update(src=_ip6(raw[22:38]), dst=_ip6(raw[38:54]),
+              length=40 + struct.unpack("!H", raw[18:20])[0])
+    if nh == 58 and len(raw) >= l4 + 8:
+        itype = raw[l4]
+        if itype in (135, 136) and len(raw) >= l4 + 24:
+            # Neighbour solicitation / advertisement: IPv6's ARP (the target is the address
+            # asked for, or the one answering).
+            target = _ip6(raw[l4 + 8:l4 + 24])
+            kw.update(proto="arp", arp_op=1 if itype == 135 else 2,
+                      src=kw["src"] if itype == 135 else target, dst=target)
+            return
+        kw.update(proto="icmp", icmp_type=_ICMP6_AS_ICMP.get(itype, 256 + itype),
+                  icmp_id=struct.unpack("!H", raw[l4 + 4:l4 + 6])[0])
+        if itype in (128, 129) and len(raw) >= l4 + 12:
+            kw["cookie"] = struct.unpack("!I", raw[l4 + 8:l4 + 12])[0]
+        elif itype in (1, 2, 3, 4) and len(raw) >= l4 + 8 + 40:
+            q = raw[l4 + 8:]
+            kw["inner"] = (_ip6(q[8:24]), _ip6(q[24:40]), q[6])
+    elif nh in (6, 17) and len(raw) >= l4 + 4:
+        sport, dport = struct.unpack("!HH", raw[l4:l4 + 4])
+        kw.update(proto="tcp" if nh == 6 else "udp", sport=sport, dport=dport)
+        if nh == 6 and len(raw) >= l4 + 14:
+            kw["tcp_flags"] = raw[l4 + 13]
+    else:
+        kw["proto"] = str(nh)
+
+
 def parse_tunnelled(raw: bytes, ts_ns: int, outgoing: bool, port: int) -> Frame:
     """A frame of a tunnel's underlay: the inner frame of a VXLAN packet to UDP port `port`
     (with the outer addresses and the VNI), else the frame itself."""
@@ -68,7 +107,8 @@ def parse_tunnelled(raw: bytes, ts_ns: int, outgoing: bool, port: int) -> Frame:
 
 
 def parse_frame(raw: bytes, ts_ns: int = 0, outgoing: bool = False) -> Frame:
-    """Ethernet II / IPv4 / ICMP, TCP, UDP, and ARP; anything else keeps only its ethertype."""
+    """Ethernet II / IPv4 or IPv6 / ICMP(v6), TCP, UDP, and ARP (and IPv6 neighbour
+    discovery, read as ARP); anything else keeps only its ethertype."""
     if len(raw) < 14:
         return Frame(ts_ns, outgoing, raw)
     ethertype = struct.unpack("!H", raw[12:14])[0]
@@ -76,6 +116,8 @@ def parse_frame(raw: bytes, ts_ns: int = 0, outgoing: bool = False) -> Frame:
     if ethertype == 0x0806 and len(raw) >= 42:
         op = struct.unpack("!H", raw[20:22])[0]
         kw.update(proto="arp", arp_op=op, src=_ip(raw[28:32]), dst=_ip(raw[38:42]))
+    elif ethertype == 0x86DD and len(raw) >= 54:
+        _parse_ipv6(raw, kw)
     elif ethertype == 0x0800 and len(raw) >= 34:
         ihl = (raw[14] & 0x0F) * 4
         l4 = 14 + ihl

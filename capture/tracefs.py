@@ -212,7 +212,8 @@ class KernelTrace:
             for ev in ("net/net_dev_queue", "net/netif_receive_skb"):
                 self._write(f"events/{ev}/filter", lens)
                 self._write(f"events/{ev}/enable", "1")
-            self._write("events/skb/kfree_skb/filter", "protocol == 2048 || protocol == 2054")
+            self._write("events/skb/kfree_skb/filter",
+                        "protocol == 2048 || protocol == 2054 || protocol == 34525")
             self._write("events/skb/kfree_skb/enable", "1")
             if self.journal is not None:
                 self._arm_journal(root)

@@ -27,21 +27,23 @@ class ContainerWrongGateway(Check):
         route = ctx.default_route
         # On the link: in one of its networks, or behind a scope-link route of its own
         # (a routed container's /32 with the gateway 169.254.1.1 dev eth0 scope link).
-        on_link = any(gw_ip in a.interface.network for a in global_addresses(eth, "inet")) \
+        fam = ctx.family
+        on_link = gw_ip.is_link_local \
+            or any(gw_ip in a.interface.network for a in global_addresses(eth, fam)) \
             or any(r.dev == eth.name and r.scope == "link" and not r.gateway
                    and not r.is_default and gw_ip in r.network
-                   for r in ctx.namespace.routes if r.family == "inet")
+                   for r in ctx.namespace.routes if r.family == fam)
         if not on_link and "onlink" not in (route.scope or "") and route.dev == eth.name:
             yield self.finding(
                 ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "
-                     f"({', '.join(str(a) for a in global_addresses(eth)) or 'no address'})",
-                {"gateway": gw, "addresses": [str(a) for a in global_addresses(eth)]},
+                     f"({', '.join(str(a) for a in global_addresses(eth, fam)) or 'no address'})",
+                {"gateway": gw, "addresses": [str(a) for a in global_addresses(eth, fam)]},
                 "{in_container}ip route replace default via <bridge address> dev {eth}")
             return
         br = ctx.bridge
         if br is None:
             return
-        bridge_ips = [a.local for a in global_addresses(br, "inet")]
+        bridge_ips = [a.local for a in global_addresses(br, fam)]
         if bridge_ips and gw not in bridge_ips:
             yield self.finding(
                 ctx, f"{ctx.subject}'s default gateway is {gw}, but its bridge {br.name} has "

@@ -262,7 +262,7 @@ class ContainerContext:
         """The address the container's kernel sends from, as it picks one: the source its
         route lookup answered (or the route's src hint), else the address whose network
         holds the gateway, else the first global one on the egress interface."""
-        addrs = global_addresses(self.egress)
+        addrs = global_addresses(self.egress, self.family)
         if not addrs:
             return None
         mine = self.namespace.netns.get("name") or f"net:[{self.namespace.netns.get('inode')}]"
@@ -294,8 +294,13 @@ class ContainerContext:
         return self.source.interface if self.source is not None else None
 
     @cached_property
+    def family(self) -> str:
+        """The address family of the traffic judged: the destination's."""
+        return "inet6" if ":" in (self.destination or "") else "inet"
+
+    @cached_property
     def default_route(self) -> Optional[Route]:
-        d = self.namespace.default_routes()
+        d = self.namespace.default_routes(self.family)
         return d[0] if d else None
 
     @cached_property
@@ -338,7 +343,8 @@ class ContainerContext:
             return None
         sport = self.ephemeral_ports if proto in ("tcp", "udp") else None
         return Packet(src=self.address, dst=dst or self.destination, iif=self.ingress.name,
-                      oif=self.host_egress.name, proto=proto, dport=dport, sport=sport)
+                      oif=self.host_egress.name, proto=proto, dport=dport, sport=sport,
+                      family="ip6" if self.family == "inet6" else "ip")
 
     def reply(self, proto: str = "icmp", dport: Optional[int] = None) -> Optional[Packet]:
         """The answer to request(proto, dport): from the service's port to the client's."""
@@ -347,7 +353,8 @@ class ContainerContext:
         ports = proto in ("tcp", "udp")
         return Packet(src=self.destination, dst=self.address, iif=self.host_egress.name,
                       oif=self.ingress.name, proto=proto, sport=dport if ports else None,
-                      dport=self.ephemeral_ports if ports else None, ctstate="established")
+                      dport=self.ephemeral_ports if ports else None, ctstate="established",
+                      family="ip6" if self.family == "inet6" else "ip")
 
 
 def _host_vars(snapshot, host_netns: Optional[dict]) -> dict:

@@ -12,8 +12,12 @@ def needs_translation(src: str, dst: str) -> bool:
         s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     except ValueError:
         return False
-    if s.version != 4 or d.version != 4:
+    if s.version != d.version:
         return False
+    if s.version == 6:  # a unique-local source (fc00::/7) to a global destination: NAT66
+        ula = ipaddress.ip_network("fc00::/7")
+        return s in ula and d not in ula and not (d.is_link_local or d.is_loopback
+                                                   or d.is_multicast)
     return is_unrouted(src) and not is_unrouted(dst)
 
 
@@ -45,4 +49,5 @@ class NatMissing(Check):
             ctx, f"{ctx.subject}'s private address {packet.src} leaves {packet.oif} "
                  f"untranslated (POSTROUTING: {out.describe()}): replies cannot find their "
                  f"way back",
-            ev, "{in_host}iptables -t nat -A POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE")
+            ev, ("{in_host}ip6tables" if packet.family == "ip6" else "{in_host}iptables")
+            + " -t nat -A POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE")

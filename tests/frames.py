@@ -38,3 +38,31 @@ def tcp(src, dst, sport, dport):
 
 
 ARP = ether(b"\x00\x01\x08\x00\x06\x04\x00\x01" + b"\x00" * 20, 0x0806)
+
+
+def ipv6(src, dst, next_header, payload):
+    import ipaddress
+
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, 64,
+                       ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed) \
+        + payload
+
+
+def echo6(src, dst, cookie, reply=False, ident=7):
+    body = struct.pack("!BBHHH", 129 if reply else 128, 0, 0, ident, 1) + \
+        struct.pack("!I", cookie) + b"\0" * 57
+    return ether(ipv6(src, dst, 58, body), 0x86DD)
+
+
+def neighbour_solicitation(src, target):
+    import ipaddress
+
+    body = struct.pack("!BBHI", 135, 0, 0, 0) + ipaddress.IPv6Address(target).packed
+    return ether(ipv6(src, "ff02::1:ff00:1", 58, body), 0x86DD)
+
+
+def vxlan(inner_frame, port=8472, vni=1):
+    """inner_frame inside outer Ethernet/IPv4/UDP/VXLAN, as an underlay carries it."""
+    vx = struct.pack("!II", 0x08000000, vni << 8) + inner_frame
+    return ether(ipv4("192.168.77.1", "192.168.77.2", 17,
+                      struct.pack("!HHHH", 40000, port, 8 + len(vx), 0) + vx))

@@ -16,8 +16,10 @@ from typing import Optional
 
 # Addresses the internet does not route back: RFC 1918 and carrier-grade NAT space.
 # (ipaddress's is_private also counts the documentation ranges, which the lab's internet uses.)
+# Private addresses no internet router routes back: RFC 1918, CGNAT, IPv6 unique-local.
 UNROUTED = tuple(ipaddress.ip_network(n) for n in
-                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                  "fc00::/7"))
 
 
 @functools.lru_cache(maxsize=65536)

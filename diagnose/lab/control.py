@@ -337,6 +337,52 @@ def ensure_links(shape: str = "bridge") -> None:
                 _ip(ns, "link", "del", name)
 
 
+def host_ruleset6() -> str:
+    """The IPv6 half of the bridge shape's rules: the same FORWARD policy and accepts, and
+    NAT66 for the unique-local container network."""
+    return f"""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -o {L.BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i {L.BRIDGE} ! -o {L.BRIDGE} -j ACCEPT
+-A FORWARD -i {L.BRIDGE} -o {L.BRIDGE} -j ACCEPT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s {L.SUBNET6} ! -o {L.BRIDGE} -j MASQUERADE
+COMMIT
+"""
+
+
+def _set_only_address6(ns: str, dev: str, cidr: str) -> None:
+    _ip(ns, "-6", "addr", "flush", "dev", dev, "scope", "global")
+    _ip(ns, "addr", "add", cidr, "dev", dev, "nodad")  # usable at once: no DAD wait
+
+
+def _configure_ipv6() -> None:
+    """Dual stack for the bridge shape: the internet, the host and the containers."""
+    for ns in [L.INET_NS, L.HOST_NS] + [L.container_ns(n) for n in L.CONTAINERS]:
+        _sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "0")
+    _set_only_address6(L.INET_NS, L.UPSTREAM_IFACE, f"{L.UPSTREAM_ADDRESS6}/64")
+    _ip(L.INET_NS, "addr", "replace", f"{L.WEB_ADDRESS6}/128", "dev", "lo")
+    _set_only_address6(L.HOST_NS, L.UPLINK, f"{L.UPLINK_ADDRESS6}/64")
+    _set_only_address6(L.HOST_NS, L.BRIDGE, f"{L.BRIDGE_ADDRESS6}/64")
+    _ip(L.HOST_NS, "-6", "route", "replace", "default", "via", L.UPSTREAM_ADDRESS6, "dev",
+        L.UPLINK)
+    _ip(L.HOST_NS, "-6", "neigh", "flush", "nud", "permanent")
+    _sysctl(L.HOST_NS, "net.ipv6.conf.all.forwarding", "1")
+    _ns_exec(L.HOST_NS, "ip6tables-restore", input=host_ruleset6())
+    for name, addr in L.CONTAINERS6.items():
+        ns = L.container_ns(name)
+        _set_only_address6(ns, L.CONTAINER_IFACE, f"{addr}/64")
+        _ip(ns, "-6", "route", "replace", "default", "via", L.BRIDGE_ADDRESS6, "dev",
+            L.CONTAINER_IFACE)
+
+
 def configure_healthy(state: dict) -> dict:
     """Put every lab object in its healthy configuration for the lab's shape (idempotent)."""
     shape = state.get("shape") or "bridge"
@@ -399,6 +445,8 @@ def configure_healthy(state: dict) -> dict:
         _ip(ns, "neigh", "flush", "nud", "permanent")
         _flush_netfilter(ns)
         _write_resolv_conf(name)
+    if shape == "bridge":
+        _configure_ipv6()
 
     state = ensure_services(state)
     state = dict(state, faults=[])

@@ -42,6 +42,16 @@ WEB_ADDRESS = "203.0.113.80"
 DNS_ADDRESS = "203.0.113.53"
 WEB_NAME = "www.baidu.com"
 
+# IPv6 (bridge shape): the fake internet in the documentation prefix, the containers in a
+# unique-local one behind NAT66, as Docker's `--ipv6` network with a ULA subnet and
+# ip6tables MASQUERADE makes them.
+UPLINK_ADDRESS6 = "2001:db8:1::2"
+UPSTREAM_ADDRESS6 = "2001:db8:1::1"
+WEB_ADDRESS6 = "2001:db8:80::80"
+SUBNET6 = "fd00:29::/64"
+BRIDGE_ADDRESS6 = "fd00:29::1"
+CONTAINERS6 = {"test": "fd00:29::2", "web": "fd00:29::3"}
+
 # Lab containers: name -> (address, host-side veth name)
 CONTAINERS = {
     "test": ("172.29.0.2", "veth-test"),

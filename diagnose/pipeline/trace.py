@@ -27,7 +27,7 @@ from netdoctor.capture.tracefs import JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
 from ..errors import (InternalError, NetdoctorError, PathChanged,
-                                       TargetNotFound, Unresolved, UsageError)
+                                       TargetNotFound, Unresolved)
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
 from . import path as discover
@@ -177,6 +177,8 @@ def make_plan(target, aim: Aim) -> Plan:
     # The source the container's kernel picks: the one the checks judged.
     src = next(c.address for c in contexts(snap)
                if c.scope == "container" and c.subject == facts.label) or ""
+    if ":" in aim.address:
+        src = _source6(facts, path)
     if aim.destination.get("container") and src:
         findings += _far_side_findings(aim.destination["container"], src)
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
@@ -191,7 +193,7 @@ def make_plan(target, aim: Aim) -> Plan:
     tunnel_link = host_facts.namespace.link(name=tunnel["name"]) \
         if tunnel is not None and host_facts is not None else None
     tunnel_port = int(tunnel_link.tunnel.get("port", "0")) if tunnel_link is not None else 0
-    lengths = _probe_lengths(aim.proto, mtu, dns_name)
+    lengths = _probe_lengths(aim.proto, mtu, dns_name, ":" in aim.address)
     if tunnel_port:  # the underlay's devices see the probe with the VXLAN headers around it
         lengths = tuple(sorted(set(lengths) | {n + 50 for n in lengths}))
     tag = dict(cookie=cookie, port=sport, ident=ident if icmp else -1)
@@ -234,7 +236,8 @@ def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
     flow = plan.flow
     routers = tuple(h["ifindex"] for h in plan.path["hops"]
                     if h["role"] in ("bridge", "host-veth", "uplink", "out-bridge", "far-veth"))
-    journal = JournalFilter({"icmp": 1, "tcp": 6, "udp": 17}[flow.kind], flow.sport or None,
+    icmp = 58 if ":" in flow.dst else 1  # (IPv6 lookups have their own tracepoint: none read)
+    journal = JournalFilter({"icmp": icmp, "tcp": 6, "udp": 17}[flow.kind], flow.sport or None,
                             routers)
     captures, kt = plan.new_captures(), KernelTrace(plan.lengths, journal)
     path_devices = {h["name"] for h in plan.path["hops"]}
@@ -275,11 +278,13 @@ def _send_probes(target, plan: Plan, timeout: float, count: int, all_dropped) ->
     """(result, full-size result or None): the bounded probes, sent from the container."""
     flow, big = plan.flow, None
     if flow.kind == "icmp":
-        results = netns.call_in(target.netns, P.icmp_echo, flow.dst, plan.ident, flow.cookie,
+        v6 = ":" in flow.dst
+        echo, headers = (P.icmp6_echo, 48) if v6 else (P.icmp_echo, 28)
+        results = netns.call_in(target.netns, echo, flow.dst, plan.ident, flow.cookie,
                                 ICMP_PAYLOAD, count, timeout, False, all_dropped)
         if results.outcome == "reply":
-            big = netns.call_in(target.netns, P.icmp_echo, flow.dst, plan.ident, flow.cookie,
-                                plan.mtu - 28, 1, timeout, True)
+            big = netns.call_in(target.netns, echo, flow.dst, plan.ident, flow.cookie,
+                                plan.mtu - headers, 1, timeout, True)
         return results, big
     if flow.kind == "tcp":
         results = netns.call_in(target.netns, P.tcp_connect, flow.dst, flow.dport, flow.sport,
@@ -363,7 +368,8 @@ def _pmtu(mtu: int, big) -> Optional[dict]:
     # Told "fragmentation needed" by a router, or "message too long" by the container's own
     # kernel (which already learnt the smaller path MTU): path MTU discovery works, and the
     # path is smaller than the container's MTU, not a black hole.
-    told = (big.outcome == "icmp error" and "fragmentation needed" in (big.detail or "")) \
+    told = (big.outcome == "icmp error" and ("fragmentation needed" in (big.detail or "")
+                                             or "packet too big" in (big.detail or ""))) \
         or (big.outcome == "local error" and big.error == os.strerror(errno.EMSGSIZE))
     return {"size": mtu, "dont_fragment": True, "answered": big.outcome == "reply",
             "detail": big.error or big.detail,
@@ -435,28 +441,41 @@ def _hop_present(path: dict, hop: dict) -> bool:
 
 
 def _check_family(facts, dst: str) -> None:
-    """An IPv6 destination needs an IPv6 address in the container; trace probes IPv4 only."""
+    """An IPv6 destination needs an IPv6 address in the container (the answer a user needs
+    is "it has none", not a probe that cannot be sent)."""
     if ":" not in dst:
         return
     has_v6 = any(a.family == "inet6" and a.scope == "global"
                  for link in facts.namespace.links for a in link.addresses)
-    name = facts.target["name"]
     if not has_v6:
-        raise Unresolved(f"{dst} is an IPv6 address and {name} has no global IPv6 address, so "
-                         f"it cannot reach it; trace an IPv4 address (or a name with an A "
-                         f"record) instead")
-    raise UsageError(f"{dst} is IPv6: trace sends IPv4 probes only so far; `netdoctor path "
-                     f"{facts.target['ref']} {dst}` "
-                     f"shows the IPv6 path")
+        raise Unresolved(f"{dst} is an IPv6 address and {facts.target['name']} has no global "
+                         f"IPv6 address, so it cannot reach it; trace an IPv4 address (or a "
+                         f"name with an A record) instead")
 
 
-def _probe_lengths(proto: str, mtu: int, dns_name: str) -> tuple:
+def _source6(facts, path: dict) -> str:
+    """The IPv6 source the container's kernel picks: its route lookup's answer, else the
+    first global IPv6 address of its interface toward the destination."""
+    mine = path["target"]["netns"].get("name") or f"net:[{path['target']['netns']['inode']}]"
+    for lookup in path.get("route_lookups", ()):
+        if lookup.get("netns") == mine and lookup.get("prefsrc") and ":" in lookup["prefsrc"]:
+            return lookup["prefsrc"]
+    egress = next((h for h in path["hops"] if h["role"] == "container"), {})
+    link = facts.namespace.link(ifindex=egress.get("ifindex")) if egress else None
+    for a in (link.addresses if link else ()):
+        if a.family == "inet6" and a.scope == "global":
+            return a.local
+    return ""
+
+
+def _probe_lengths(proto: str, mtu: int, dns_name: str, v6: bool = False) -> tuple:
     """The IP and Ethernet lengths the probe's packets have on the devices (what the kernel's
     device events report), so its skbs can be picked out of the trace."""
+    ip = 40 if v6 else 20
     if proto == "icmp":
-        ip_lengths = (20 + 8 + ICMP_PAYLOAD, mtu)
+        ip_lengths = (ip + 8 + ICMP_PAYLOAD, mtu)
     elif proto == "tcp":
-        ip_lengths = (60, 40)  # SYN with Linux's options; a bare SYN/RST
+        ip_lengths = (ip + 40, ip + 20)  # SYN with Linux's options; a bare SYN/RST
     else:
-        ip_lengths = (20 + 8 + len(dns_wire.encode_query(dns_name)[1]),)
+        ip_lengths = (ip + 8 + len(dns_wire.encode_query(dns_name)[1]),)
     return tuple(sorted({n for l in ip_lengths for n in (l, l + 14)}))

@@ -381,3 +381,29 @@ def test_the_journal_ties_each_kernel_decision_to_its_hop():
         ("uplink", "table main iif eth0: 203.0.113.80 -> 172.29.0.2 ==> dev ndbr0"),
         ("uplink", "neighbour 198.51.100.1 on eth0: failed")]
     assert J.divergences(J.entries(parser.decisions, hops, flow), hops) == []
+
+
+def test_the_filter_and_the_parser_speak_ipv6_and_vxlan():
+    from frames import echo6, neighbour_solicitation, vxlan
+
+    from netdoctor.capture.sockets import parse_frame, parse_tunnelled
+
+    prog = bpf.probe_filter("icmp", cookie=0xDEADBEEF, ident=7)
+    req = echo6("fd00:29::2", "2001:db8:80::80", 0xDEADBEEF)
+    assert bpf.run(prog, req) and bpf.run(prog, echo6("2001:db8:80::80", "2001:db8:1::2",
+                                                     0xDEADBEEF, reply=True))
+    assert not bpf.run(prog, echo6("fd00:29::2", "2001:db8:80::80", 0x1234))
+    ns = neighbour_solicitation("fe80::1", "2001:db8:1::1")
+    assert bpf.run(prog, ns)  # IPv6's ARP is admitted, as ARP is
+    f = parse_frame(req)
+    assert (f.proto, f.icmp_type, f.cookie, f.src) == ("icmp", 8, 0xDEADBEEF, "fd00:29::2")
+    f = parse_frame(ns)
+    assert (f.proto, f.arp_op, f.dst) == ("arp", 1, "2001:db8:1::1")
+    # On an underlay the probe travels inside VXLAN: matched past the outer headers.
+    inner = echo("10.244.0.2", "10.244.1.2", 0xDEADBEEF)
+    tunnelled = bpf.probe_filter("icmp", cookie=0xDEADBEEF, ident=7, tunnel_port=8472)
+    assert bpf.run(tunnelled, vxlan(inner)) and not bpf.run(tunnelled, vxlan(inner, port=4789))
+    assert not bpf.run(tunnelled, vxlan(echo("10.244.0.2", "10.244.1.2", 0x1)))
+    f = parse_tunnelled(vxlan(inner), 0, False, 8472)
+    assert (f.src, f.dst, f.outer) == ("10.244.0.2", "10.244.1.2",
+                                       ("192.168.77.1", "192.168.77.2", 1))

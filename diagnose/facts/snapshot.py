@@ -26,13 +26,22 @@ DEFAULT_DESTINATION = "198.18.0.1"
 class HostFacts:
     namespace: NamespaceSnapshot
     ruleset: Ruleset
+    # Devices with a tc classifier hook (an ingress or clsact qdisc): {device: qdisc kind}.
+    # None when `tc` could not be asked.
+    tc_hooks: Optional[dict] = None
 
     def to_dict(self) -> dict:
-        return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict()}
+        return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict(),
+                "tc_hooks": self.tc_hooks}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HostFacts":
-        return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]))
+        hooks = d.get("tc_hooks")
+        if hooks is not None and not (isinstance(hooks, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in hooks.items())):
+            raise ParseError("snapshot: tc_hooks must map device names to qdisc kinds")
+        return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]),
+                   hooks)
 
 
 @dataclass(frozen=True)

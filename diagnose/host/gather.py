@@ -291,3 +291,23 @@ def _listeners_here() -> list:
 def read_listeners(ns: netns.Netns) -> list:
     """The namespace's listening TCP and bound UDP sockets, from its own /proc/net tables."""
     return netns.call_in(ns, _listeners_here)
+
+
+def _tc_hooks_here() -> Optional[dict]:
+    if shutil.which("tc") is None:
+        return None
+    res = command.run(["tc", "-j", "qdisc", "show"])
+    if not res.ok:
+        return None
+    try:
+        qdiscs = json.loads(res.stdout or "[]")
+    except ValueError:
+        return None
+    return {str(q.get("dev")): str(q.get("kind")) for q in qdiscs
+            if isinstance(q, dict) and q.get("kind") in ("clsact", "ingress")}
+
+
+def read_tc_hooks(ns: netns.Netns) -> Optional[dict]:
+    """The devices of ns where tc classifiers can act on packets (ingress, clsact qdiscs):
+    where a tc filter or an eBPF program may decide, unseen by netfilter."""
+    return netns.call_in(ns, _tc_hooks_here)

@@ -70,7 +70,8 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     hosts = {}
     for inode, ns in host_inodes.items():
         try:
-            hosts[str(inode)] = HostFacts(read(ns), gather.read_netfilter(ns))
+            hosts[str(inode)] = HostFacts(read(ns), gather.read_netfilter(ns),
+                                          gather.read_tc_hooks(ns))
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:

@@ -254,3 +254,15 @@ def test_dest_by_name_is_resolved_inside_each_container(lab, healed):
     assert {f["id"] for f in doc["findings"]} == {"forward-dropped"}, doc["findings"]
     rc, doc = netdoctor_json("checks", "test", "--dest", "nowhere.invalid", "--no-dns-probe")
     assert any("nowhere.invalid did not resolve" in p for p in doc["problems"]), doc
+
+
+def test_a_tc_hook_on_the_path_is_said_to_be_unseen(lab, healed):
+    in_ns("ndlab-host", "tc", "qdisc", "add", "dev", "veth-test", "clsact")
+    try:
+        rc, doc = netdoctor_json("checks", "test", "--no-dns-probe")
+        f = next(f for f in doc["findings"] if f["id"] == "datapath-unseen")
+        assert "veth-test" in f["message"] and "clsact" in f["message"], f
+        assert f["severity"] == "info" and rc == 0  # a note, not a fault
+        assert f["verify"].startswith("ip netns exec ndlab-host tc filter show dev veth-test")
+    finally:
+        in_ns("ndlab-host", "tc", "qdisc", "del", "dev", "veth-test", "clsact")

@@ -36,7 +36,7 @@ def test_path_test_is_four_hops_verbatim(lab):
         ("bridge", "ndbr0", "ndlab-host"),
         ("uplink", "eth0", "ndlab-host"),
     ]
-    assert report["hops"][0]["addresses"] == ["172.29.0.2/24"]
+    assert report["hops"][0]["addresses"] == ["172.29.0.2/24", "fd00:29::2/64"]  # dual stack
     assert report["hops"][0]["via"] == "172.29.0.1"
     assert report["hops"][3]["via"] == "198.51.100.1"
 

@@ -52,6 +52,15 @@ def _macvlan_to_the_host():
 
 ROUTED = _routed()
 
+
+def _with_tc_hook(snap, device, kind="clsact"):
+    from dataclasses import replace
+
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    hosts[key] = replace(hosts[key], tc_hooks={device: kind})
+    return replace(snap, hosts=hosts)
+
 DNAT = "-A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.29.0.2:80\n"
 
 
@@ -133,6 +142,10 @@ MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
 
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
+    "datapath-unseen": [("clsact on the host veth", _with_tc_hook(HEALTHY, "veth-test"),
+                         "lab:test"),
+                        ("XDP on the uplink", E.edit_host_ns(HEALTHY, lambda ns: E.link(
+                            ns, "eth0", xdp="mode 2 prog 17")), "lab:test")],
     "vxlan-fdb-missing": [("FDB entry deleted", _flannel(_without_fdb), POD_SUBJECT)],
     "vxlan-neighbour-missing": [("neighbour deleted", _flannel(_without_tunnel_neighbours),
                                  POD_SUBJECT)],

@@ -26,6 +26,13 @@ ICMP_ERRORS = {3: "destination unreachable", 11: "time exceeded", 12: "parameter
 UNREACH_CODES = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable",
                  3: "port unreachable", 4: "fragmentation needed", 9: "net prohibited",
                  10: "host prohibited", 13: "administratively prohibited"}
+ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
+ICMP6_ERRORS = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
+                4: "parameter problem"}
+UNREACH6_CODES = {0: "no route", 1: "administratively prohibited", 3: "address unreachable",
+                  4: "port unreachable", 5: "source address failed policy",
+                  6: "reject route"}
+IPV6_DONTFRAG = 62
 
 
 @dataclass
@@ -81,82 +88,69 @@ def echo_packet(ident: int, seq: int, cookie: int, payload_len: int) -> bytes:
     return struct.pack("!BBHHH", ECHO_REQUEST, 0, csum, ident, seq) + payload
 
 
+def _read_echo4(data: bytes, ident: int, cookie: int) -> tuple:
+    """("reply", seq) for the probe's echo reply, ("error", text) for an ICMP error about
+    it, else (None, None). data: an IPv4 packet, as a raw ICMP socket returns it."""
+    icmp = data[(data[0] & 0x0F) * 4:]
+    if len(icmp) < 8:
+        return None, None
+    itype, code = icmp[0], icmp[1]
+    if itype == ECHO_REPLY and len(icmp) >= 12:
+        rid, rseq = struct.unpack("!HH", icmp[4:8])
+        if rid == ident and struct.unpack("!I", icmp[8:12])[0] == cookie:
+            return "reply", rseq
+    elif itype in ICMP_ERRORS and len(icmp) >= 8 + 20 + 8:
+        inner = icmp[8:]
+        inner_icmp = inner[(inner[0] & 0x0F) * 4:][:8]
+        if len(inner_icmp) == 8 and struct.unpack("!H", inner_icmp[4:6])[0] == ident:
+            what = UNREACH_CODES.get(code, f"code {code}") if itype == 3 else ICMP_ERRORS[itype]
+            if itype == 3 and code == 4:  # the router says which MTU it can forward
+                what += f" (next-hop MTU {struct.unpack('!H', icmp[6:8])[0]})"
+            return "error", what
+    return None, None
+
+
+def _read_echo6(icmp: bytes, ident: int, cookie: int) -> tuple:
+    """_read_echo4 for ICMPv6 (a raw ICMPv6 socket returns no IPv6 header)."""
+    if len(icmp) < 8:
+        return None, None
+    itype, code = icmp[0], icmp[1]
+    if itype == ICMP6_ECHO_REPLY and len(icmp) >= 12:
+        rid, rseq = struct.unpack("!HH", icmp[4:8])
+        if rid == ident and struct.unpack("!I", icmp[8:12])[0] == cookie:
+            return "reply", rseq
+    elif itype in ICMP6_ERRORS and len(icmp) >= 8 + 40 + 8:
+        quoted = icmp[8 + 40:8 + 40 + 8]
+        if quoted[0] == ICMP6_ECHO_REQUEST and struct.unpack("!H", quoted[4:6])[0] == ident:
+            what = UNREACH6_CODES.get(code, f"code {code}") if itype == 1 else ICMP6_ERRORS[itype]
+            if itype == 2:
+                what += f" (MTU {struct.unpack('!I', icmp[4:8])[0]})"
+            return "error", what
+    return None, None
+
+
 def icmp_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
               timeout: float, dont_fragment: bool = False, stop=None) -> ProbeResult:
-    """Send `count` echoes, wait up to `timeout` for their replies (runs in the caller's netns)."""
+    """Send `count` echoes, wait up to `timeout` for their replies (runs in the caller's
+    netns). An IPv6 dst gets ICMPv6 echoes (the kernel fills in their checksum); with
+    dont_fragment, the sender may not fragment (routers never fragment IPv6: a full-size
+    echo that meets a smaller link gets "packet too big")."""
     r = ProbeResult("icmp")
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+    v6 = ":" in dst
+    family, proto = (socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6 else \
+        (socket.AF_INET, socket.IPPROTO_ICMP)
+    read = _read_echo6 if v6 else _read_echo4
+    with socket.socket(family, socket.SOCK_RAW, proto) as s:
         if dont_fragment:
-            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+            if v6:
+                s.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, 1)
+            else:
+                s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         sent_at = {}
         for seq in range(1, count + 1):
-            try:
-                s.sendto(echo_packet(ident, seq, cookie, payload_len), (dst, 0))
-                sent_at[seq] = time.monotonic()
-                r.sent += 1
-            except OSError as e:
-                r.error, r.outcome = e.strerror or str(e), "local error"
-                return r
-        deadline = time.monotonic() + timeout
-        while r.replies + len(r.icmp_errors) < r.sent:
-            ready = _wait([s], deadline, stop, r.sent)
-            if ready is None:
-                r.cut_short = True
-            if not ready:
-                break
-            data, addr = s.recvfrom(65535)
-            ihl = (data[0] & 0x0F) * 4
-            icmp = data[ihl:]
-            if len(icmp) < 8:
-                continue
-            itype, code = icmp[0], icmp[1]
-            if itype == ECHO_REPLY and len(icmp) >= 12:
-                rid, rseq = struct.unpack("!HH", icmp[4:8])
-                if rid == ident and struct.unpack("!I", icmp[8:12])[0] == cookie:
-                    r.replies += 1
-                    if r.rtt_ms is None and rseq in sent_at:
-                        r.rtt_ms = (time.monotonic() - sent_at[rseq]) * 1000
-            elif itype in ICMP_ERRORS and len(icmp) >= 8 + 20 + 8:
-                inner = icmp[8:]
-                inner_ihl = (inner[0] & 0x0F) * 4
-                inner_icmp = inner[inner_ihl:inner_ihl + 8]
-                if len(inner_icmp) == 8 and struct.unpack("!H", inner_icmp[4:6])[0] == ident:
-                    what = UNREACH_CODES.get(code, f"code {code}") if itype == 3 else \
-                        ICMP_ERRORS[itype]
-                    if itype == 3 and code == 4:  # the router says which MTU it can forward
-                        what += f" (next-hop MTU {struct.unpack('!H', icmp[6:8])[0]})"
-                    r.icmp_errors.append(f"{what} from {addr[0]}")
-    if r.replies:
-        r.outcome = "reply"
-    elif r.icmp_errors:
-        r.outcome, r.detail = "icmp error", r.icmp_errors[0]
-    return r
-
-
-ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
-ICMP6_ERRORS = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
-                4: "parameter problem"}
-UNREACH6_CODES = {0: "no route", 1: "administratively prohibited", 3: "address unreachable",
-                  4: "port unreachable", 5: "source address failed policy",
-                  6: "reject route"}
-IPV6_DONTFRAG = 62
-
-
-def icmp6_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
-               timeout: float, dont_fragment: bool = False, stop=None) -> ProbeResult:
-    """icmp_echo over IPv6: ICMPv6 echoes (the kernel fills in the checksum of a raw
-    ICMPv6 socket), their replies and the ICMPv6 errors about them. A router never
-    fragments IPv6: a full-size echo that meets a smaller link gets "packet too big"."""
-    r = ProbeResult("icmp")
-    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
-        if dont_fragment:
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, 1)
-        sent_at = {}
-        for seq in range(1, count + 1):
-            payload = struct.pack("!I", cookie) + os.urandom(4)
-            payload += bytes(i & 0xFF for i in range(max(0, payload_len - len(payload))))
-            packet = struct.pack("!BBHHH", ICMP6_ECHO_REQUEST, 0, 0, ident, seq) + \
-                payload[:max(payload_len, 8)]
+            packet = echo_packet(ident, seq, cookie, payload_len)
+            if v6:  # type 128, checksum left to the kernel
+                packet = bytes([ICMP6_ECHO_REQUEST, 0, 0, 0]) + packet[4:]
             try:
                 s.sendto(packet, (dst, 0))
                 sent_at[seq] = time.monotonic()
@@ -171,25 +165,14 @@ def icmp6_echo(dst: str, ident: int, cookie: int, payload_len: int, count: int,
                 r.cut_short = True
             if not ready:
                 break
-            icmp, addr = s.recvfrom(65535)  # no IPv6 header on a raw ICMPv6 socket
-            if len(icmp) < 8:
-                continue
-            itype, code = icmp[0], icmp[1]
-            if itype == ICMP6_ECHO_REPLY and len(icmp) >= 12:
-                rid, rseq = struct.unpack("!HH", icmp[4:8])
-                if rid == ident and struct.unpack("!I", icmp[8:12])[0] == cookie:
-                    r.replies += 1
-                    if r.rtt_ms is None and rseq in sent_at:
-                        r.rtt_ms = (time.monotonic() - sent_at[rseq]) * 1000
-            elif itype in ICMP6_ERRORS and len(icmp) >= 8 + 40 + 8:
-                quoted = icmp[8 + 40:8 + 40 + 8]
-                if quoted[0] == ICMP6_ECHO_REQUEST and struct.unpack("!H", quoted[4:6])[0] \
-                        == ident:
-                    what = UNREACH6_CODES.get(code, f"code {code}") if itype == 1 else \
-                        ICMP6_ERRORS[itype]
-                    if itype == 2:
-                        what += f" (MTU {struct.unpack('!I', icmp[4:8])[0]})"
-                    r.icmp_errors.append(f"{what} from {addr[0]}")
+            data, addr = s.recvfrom(65535)
+            kind, what = read(data, ident, cookie)
+            if kind == "reply":
+                r.replies += 1
+                if r.rtt_ms is None and what in sent_at:
+                    r.rtt_ms = (time.monotonic() - sent_at[what]) * 1000
+            elif kind == "error":
+                r.icmp_errors.append(f"{what} from {addr[0]}")
     if r.replies:
         r.outcome = "reply"
     elif r.icmp_errors:

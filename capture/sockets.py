@@ -247,3 +247,25 @@ def write_pcaps(folder: str, captures: list) -> None:
     os.makedirs(folder, exist_ok=True)
     for i, c in enumerate(captures, 1):
         write_pcap(os.path.join(folder, pcap_name(c.role, c.name, i)), c.frames)
+
+
+def capture_around(captures: list, program_for, kernel_trace, send):
+    """Arm every capture (with program_for(capture)), run send() inside kernel_trace's
+    window, drain what the captures saw, and release everything whatever happens: send's
+    result. The sockets close while the tracefs instance is removed: both wait for the
+    kernel (RCU grace periods), and need not wait one after the other."""
+    closing = None
+    try:
+        for c in captures:
+            c.arm(program_for(c))
+        with kernel_trace:
+            result = send()
+            for c in captures:
+                c.drain()
+            closing = Closing(captures)
+    finally:
+        if closing is not None:
+            closing.join()
+        for c in captures:
+            c.close()
+    return result

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from netdoctor.capture import bpf, probe as P
-from netdoctor.capture.sockets import Closing, HopCapture
+from netdoctor.capture.sockets import HopCapture, capture_around
 from netdoctor.capture.tracefs import KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
@@ -172,22 +172,14 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
     lengths = tuple(sorted({n for l in (60, 40) for n in (l, l + 14)}))
     kt = KernelTrace(lengths)
     before = ctx.host.ruleset
-    result, closing = None, None
-    try:
-        for c in caps:
-            c.arm(program)
-        with kt:
-            result = netns.call_in(host, P.tcp_connect, walk.host_address, walk.host_port,
-                                   sport, timeout)
-            time.sleep(0.05)  # the last frames reach the capture sockets
-            for c in caps:
-                c.drain()
-            closing = Closing(caps)
-    finally:
-        if closing is not None:
-            closing.join()
-        for c in caps:
-            c.close()
+
+    def send():
+        result = netns.call_in(host, P.tcp_connect, walk.host_address, walk.host_port, sport,
+                               timeout)
+        time.sleep(0.05)  # the last frames reach the capture sockets
+        return result
+
+    result = capture_around(caps, lambda c: program, kt, send)
     sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error) for c in caps]
     drops = E.probe_drops(kt.events, lengths)
     try:

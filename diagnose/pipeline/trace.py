@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from netdoctor.capture import bpf, probe as P
-from netdoctor.capture.sockets import Closing, HopCapture, write_pcaps
+from netdoctor.capture.sockets import HopCapture, capture_around, write_pcaps
 from netdoctor.capture.tracefs import JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
@@ -247,22 +247,9 @@ def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
         # come, and the evidence is in. (A silent loss further away still waits it out.)
         return sent > 0 and len(E.dropped_skbs(kt.peek(), plan.lengths, path_devices)) >= sent
 
-    results = big = closing = None
-    try:
-        for c in captures:
-            c.arm(plan.program_for(c))
-        with kt:
-            results, big = _send_probes(target, plan, timeout, count, all_dropped)
-            for c in captures:
-                c.drain()
-            # The sockets close while the tracefs instance is removed: both wait for the
-            # kernel (RCU grace periods), and need not wait one after the other.
-            closing = Closing(captures)
-    finally:
-        if closing is not None:
-            closing.join()
-        for c in captures:
-            c.close()
+    results, big = capture_around(
+        captures, plan.program_for, kt,
+        lambda: _send_probes(target, plan, timeout, count, all_dropped))
     _still_there(target, plan)
     degraded = [f"kernel drop reasons not read: {kt.unavailable}"] if kt.unavailable else []
     counters_after = None
@@ -278,12 +265,11 @@ def _send_probes(target, plan: Plan, timeout: float, count: int, all_dropped) ->
     """(result, full-size result or None): the bounded probes, sent from the container."""
     flow, big = plan.flow, None
     if flow.kind == "icmp":
-        v6 = ":" in flow.dst
-        echo, headers = (P.icmp6_echo, 48) if v6 else (P.icmp_echo, 28)
-        results = netns.call_in(target.netns, echo, flow.dst, plan.ident, flow.cookie,
+        headers = 48 if ":" in flow.dst else 28  # IP and ICMP headers around the payload
+        results = netns.call_in(target.netns, P.icmp_echo, flow.dst, plan.ident, flow.cookie,
                                 ICMP_PAYLOAD, count, timeout, False, all_dropped)
         if results.outcome == "reply":
-            big = netns.call_in(target.netns, echo, flow.dst, plan.ident, flow.cookie,
+            big = netns.call_in(target.netns, P.icmp_echo, flow.dst, plan.ident, flow.cookie,
                                 plan.mtu - headers, 1, timeout, True)
         return results, big
     if flow.kind == "tcp":

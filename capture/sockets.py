@@ -61,6 +61,18 @@ def _ip6(b: bytes) -> str:
 _ICMP6_AS_ICMP = {128: 8, 129: 0, 1: 3, 2: 3, 3: 11, 4: 12}
 
 
+def _ports(raw: bytes, l4: int, proto: int, kw: dict) -> None:
+    """TCP/UDP ports (and TCP flags) at l4, for either IP version; another protocol keeps
+    its number."""
+    if proto in (6, 17) and len(raw) >= l4 + 4:
+        sport, dport = struct.unpack("!HH", raw[l4:l4 + 4])
+        kw.update(proto="tcp" if proto == 6 else "udp", sport=sport, dport=dport)
+        if proto == 6 and len(raw) >= l4 + 14:
+            kw["tcp_flags"] = raw[l4 + 13]
+    else:
+        kw["proto"] = str(proto)
+
+
 def _parse_ipv6(raw: bytes, kw: dict) -> None:
     nh = raw[20]
     l4 = 54
@@ -82,13 +94,8 @@ def _parse_ipv6(raw: bytes, kw: dict) -> None:
         elif itype in (1, 2, 3, 4) and len(raw) >= l4 + 8 + 40:
             q = raw[l4 + 8:]
             kw["inner"] = (_ip6(q[8:24]), _ip6(q[24:40]), q[6])
-    elif nh in (6, 17) and len(raw) >= l4 + 4:
-        sport, dport = struct.unpack("!HH", raw[l4:l4 + 4])
-        kw.update(proto="tcp" if nh == 6 else "udp", sport=sport, dport=dport)
-        if nh == 6 and len(raw) >= l4 + 14:
-            kw["tcp_flags"] = raw[l4 + 13]
     else:
-        kw["proto"] = str(nh)
+        _ports(raw, l4, nh, kw)
 
 
 def parse_tunnelled(raw: bytes, ts_ns: int, outgoing: bool, port: int) -> Frame:
@@ -133,13 +140,8 @@ def parse_frame(raw: bytes, ts_ns: int = 0, outgoing: bool = False) -> Frame:
             elif itype in (3, 11, 12) and len(raw) >= l4 + 8 + 20:
                 inner = raw[l4 + 8:]
                 kw["inner"] = (_ip(inner[12:16]), _ip(inner[16:20]), inner[9])
-        elif proto in (6, 17) and len(raw) >= l4 + 4:
-            sport, dport = struct.unpack("!HH", raw[l4:l4 + 4])
-            kw.update(proto="tcp" if proto == 6 else "udp", sport=sport, dport=dport)
-            if proto == 6 and len(raw) >= l4 + 14:
-                kw["tcp_flags"] = raw[l4 + 13]
         else:
-            kw["proto"] = str(proto)
+            _ports(raw, l4, proto, kw)
     return Frame(ts_ns, outgoing, raw, **kw)
 
 

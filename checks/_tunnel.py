@@ -9,9 +9,3 @@ def tunnel_of(ctx):
         return None, None
     link = ctx.host_ns.link(ifindex=hop["ifindex"])
     return link, hop.get("via") or ctx.destination
-
-
-def neighbour_mac(ns, address: str, dev: str):
-    return next((n.lladdr for n in ns.neighbours
-                 if n.dst == address and n.dev == dev and n.lladdr
-                 and "FAILED" not in n.state and "INCOMPLETE" not in n.state), None)

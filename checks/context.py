@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Iterator, Optional
 
 from netdoctor.diagnose.facts.namespace import Link, NamespaceSnapshot, Route
+from netdoctor.diagnose.reason.path import HOST_EGRESS_ROLES
 from netdoctor.diagnose.reason.rules import Packet
 
 # The flows checks follow for a container: ICMP echo, web, DNS.
@@ -208,7 +209,7 @@ class ContainerContext:
         """Where the container's request leaves the host's IP layer: the uplink; for a
         destination on this machine, the bridge or veth that leads to it (the container's
         own bridge when both ends are its ports)."""
-        for role in ("uplink", "out-bridge", "far-veth", "tunnel"):
+        for role in HOST_EGRESS_ROLES:
             link = self._link_of_hop(role, self.host_ns)
             if link is not None:
                 return link

@@ -5,8 +5,8 @@ from netdoctor.diagnose.reason.rules import evaluate
 
 
 def docker_isolation(outcome) -> bool:
-    """The drop is Docker keeping its networks apart (DOCKER-ISOLATION-STAGE-1/2), or
-    inter-container communication switched off on one network (icc=false)."""
+    """The drop is Docker keeping its networks apart (a rule of, or reached through,
+    DOCKER-ISOLATION-STAGE-1/2). (icc=false is a plain FORWARD rule: named as any rule is.)"""
     r = outcome.rule
     return r is not None and (r.chain.startswith("DOCKER-ISOLATION")
                               or any("/DOCKER-ISOLATION" in t for t in outcome.trail))

@@ -1,7 +1,6 @@
 from . import Check, register
 from ._tunnel import tunnel_of
-
-VXLAN_OVERHEAD = 50
+from netdoctor.diagnose.reason.path import VXLAN_OVERHEAD
 
 
 @register

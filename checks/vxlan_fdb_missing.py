@@ -1,5 +1,5 @@
 from . import Check, register
-from ._tunnel import neighbour_mac, tunnel_of
+from ._tunnel import tunnel_of
 
 
 @register
@@ -20,7 +20,7 @@ class VxlanFdbMissing(Check):
         tunnel, nexthop = tunnel_of(ctx)
         if tunnel is None or not tunnel.up or not nexthop:
             return
-        mac = neighbour_mac(ctx.host_ns, nexthop, tunnel.name)
+        mac = ctx.host_ns.neighbour_mac(nexthop, tunnel.name)
         if mac is None or tunnel.tunnel.get("remote") or tunnel.tunnel.get("group"):
             return
         if ctx.host_ns.tunnel_destination(tunnel.name, mac) is not None:

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._tunnel import neighbour_mac, tunnel_of
+from ._tunnel import tunnel_of
 
 
 @register
@@ -21,7 +21,7 @@ class VxlanNeighbourMissing(Check):
             return
         if tunnel.tunnel.get("learning") == "true" or tunnel.tunnel.get("group"):
             return  # the device resolves its peers itself (multicast or learning)
-        if neighbour_mac(ctx.host_ns, nexthop, tunnel.name) is not None:
+        if ctx.host_ns.neighbour_mac(nexthop, tunnel.name) is not None:
             return
         yield self.finding(
             ctx, f"{tunnel.name} has no neighbour entry for {nexthop}, the next hop "

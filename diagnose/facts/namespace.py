@@ -247,6 +247,12 @@ class NamespaceSnapshot:
     netfilter_tables: typing.Tuple[str, ...] = ()
     fdb: tuple = ()  # FdbEntry of the namespace's tunnel devices
 
+    def neighbour_mac(self, address: str, dev: str) -> Optional[str]:
+        """The MAC a usable neighbour entry gives address on dev (not FAILED, INCOMPLETE)."""
+        return next((n.lladdr for n in self.neighbours
+                     if n.dst == address and n.dev == dev and n.lladdr
+                     and "FAILED" not in n.state and "INCOMPLETE" not in n.state), None)
+
     def tunnel_destination(self, dev: str, mac: Optional[str]) -> Optional[str]:
         """Where the tunnel dev sends a frame for mac: its FDB entry, else its default."""
         entries = [e for e in self.fdb if e.dev == dev and e.dst]

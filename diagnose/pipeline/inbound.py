@@ -30,6 +30,7 @@ from ..reason import inbound as R
 from ..reason.rules import rule_hits
 from ..targets.records import PortBinding
 from . import snapshot
+from .trace import SETTLE, probe_lengths
 
 SCHEMA = "netdoctor.inbound/1"
 # The hops the host's own probe crosses, in the order it meets them.
@@ -169,14 +170,14 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
     caps = [HopCapture(h["role"], h["name"], host if h["netns_inode"] == host.inode
                        else target.netns, h["ifindex"]) for h in hops]
     program = bpf.probe_filter("tcp", port=sport)
-    lengths = tuple(sorted({n for l in (60, 40) for n in (l, l + 14)}))
+    lengths = probe_lengths("tcp", 0, "")
     kt = KernelTrace(lengths)
     before = ctx.host.ruleset
 
     def send():
         result = netns.call_in(host, P.tcp_connect, walk.host_address, walk.host_port, sport,
                                timeout)
-        time.sleep(0.05)  # the last frames reach the capture sockets
+        time.sleep(SETTLE)  # the last frames reach the capture sockets
         return result
 
     result = capture_around(caps, lambda c: program, kt, send)

@@ -40,7 +40,10 @@ def resolve_destination(target, query: Optional[str]) -> dict:
         return {"query": None, "address": None, "nameserver": None}
     ref = container_reference(query, None)
     if ref is not None:
-        return dict(container_destination(target, ref[0]), query=query, nameserver=None)
+        from .. import targets
+
+        return dict(container_destination(target, targets.resolve(ref[0])), query=query,
+                    nameserver=None)
     host, _, _ = parse_destination(query, None, None)
     if dns_wire.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
@@ -48,34 +51,29 @@ def resolve_destination(target, query: Optional[str]) -> dict:
     try:
         found = resolver.resolve_in(target.netns, conf, host)
     except Unresolved:
-        other = container_named(target, host)
+        other = container_named(host)
         if other is None:
             raise
-        return dict(other, query=query, nameserver=None)
+        return dict(container_destination(target, other), query=query, nameserver=None)
     return {"query": query, "address": found.address, "nameserver": found.server,
             "name": found.name}
 
 
-def container_named(source, name: str) -> Optional[dict]:
-    """container_destination() for a bare name that DNS did not resolve, when a container
-    has that name; None when none has."""
+def container_named(name: str):
+    """The container (a Target) a bare name that DNS did not resolve names, or None."""
     from .. import targets
 
     try:
-        targets.resolve(name)
+        return targets.resolve(name)
     except (TargetNotFound, UsageError):
         return None
-    return container_destination(source, name)
 
 
-def container_destination(source, ref: str) -> dict:
-    """{"address", "container"}: the container `ref` names, at its address on a network the
-    source container shares with it (else its first IPv4 address)."""
-    from .. import targets
-
-    other = targets.resolve(ref)
+def container_destination(source, other) -> dict:
+    """{"address", "container"}: the container `other` (a Target) at its address on a
+    network the source container shares with it (else its first IPv4 address)."""
     if other.netns.inode == source.netns.inode:
-        raise UsageError(f"DEST {ref} is {source.label}'s own network namespace")
+        raise UsageError(f"DEST {other.ref} is {source.label}'s own network namespace")
     mine = [a.interface for l in gather.read_namespace(source.netns).links
             for a in l.addresses if a.scope == "global"]
     theirs = [a for l in gather.read_namespace(other.netns).links if not l.is_loopback

@@ -35,6 +35,7 @@ from . import snapshot
 from ..reason import evidence as E
 from ..reason import journal as J
 from ..reason import verdict as V
+from ..reason.path import HOST_EGRESS_ROLES, VXLAN_OVERHEAD
 from ..reason.rules import rule_hits
 from ..targets.destination import container_reference, parse_destination
 
@@ -96,6 +97,7 @@ class Aim:
     dport: Optional[int]
     proto: str
     dns_failure: Optional[str] = None
+    far: Optional[object] = None  # the destination container (a Target), when DEST is one
 
     @property
     def address(self) -> str:
@@ -106,10 +108,12 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str]) -> Aim
     destination = {"query": dest, "address": None, "nameserver": None, "resolved": True}
     ref = container_reference(dest, port)
     if ref is not None:  # a container: its address, probed as an address would be
-        other = discover.container_destination(target, ref[0])
-        destination.update(other)
-        _, dport, proto = parse_destination(other["address"], ref[1], proto)
-        return Aim(destination, other["address"], dport, proto)
+        from .. import targets
+
+        far = targets.resolve(ref[0])
+        destination.update(discover.container_destination(target, far))
+        _, dport, proto = parse_destination(destination["address"], ref[1], proto)
+        return Aim(destination, destination["address"], dport, proto, far=far)
     host, dport, proto = parse_destination(dest, port, proto)
     if dns_wire.is_address(host):
         destination["address"] = host
@@ -118,10 +122,10 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str]) -> Aim
     try:
         found = resolver.resolve_in(target.netns, conf, host)
     except Unresolved as e:
-        other = discover.container_named(target, host)
-        if other is not None:
-            destination.update(other)
-            return Aim(destination, other["address"], dport, proto)
+        far = discover.container_named(host)
+        if far is not None:
+            destination.update(discover.container_destination(target, far))
+            return Aim(destination, destination["address"], dport, proto, far=far)
         if not conf.nameservers:
             raise
         # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
@@ -179,8 +183,8 @@ def make_plan(target, aim: Aim) -> Plan:
                if c.scope == "container" and c.subject == facts.label) or ""
     if ":" in aim.address:
         src = _source6(facts, path)
-    if aim.destination.get("container") and src:
-        findings += _far_side_findings(aim.destination["container"], src)
+    if aim.far is not None and src:
+        findings += _far_side_findings(aim.far, src)
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
     icmp = aim.proto == "icmp"
     flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,
@@ -193,9 +197,9 @@ def make_plan(target, aim: Aim) -> Plan:
     tunnel_link = host_facts.namespace.link(name=tunnel["name"]) \
         if tunnel is not None and host_facts is not None else None
     tunnel_port = int(tunnel_link.tunnel.get("port", "0")) if tunnel_link is not None else 0
-    lengths = _probe_lengths(aim.proto, mtu, dns_name, ":" in aim.address)
+    lengths = probe_lengths(aim.proto, mtu, dns_name, ":" in aim.address)
     if tunnel_port:  # the underlay's devices see the probe with the VXLAN headers around it
-        lengths = tuple(sorted(set(lengths) | {n + 50 for n in lengths}))
+        lengths = tuple(sorted(set(lengths) | {n + VXLAN_OVERHEAD for n in lengths}))
     tag = dict(cookie=cookie, port=sport, ident=ident if icmp else -1)
     return Plan(facts, path, findings, flow, bpf.probe_filter(aim.proto, **tag), lengths, mtu,
                 host_ns, host_facts.ruleset if host_facts is not None else None, ident,
@@ -204,14 +208,11 @@ def make_plan(target, aim: Aim) -> Plan:
                 if tunnel_port else None)
 
 
-def _far_side_findings(ref: str, src: str) -> list:
-    """The checks of the destination container, on its way back to src: both sides of an
-    east-west path are judged (its findings marked side="destination")."""
+def _far_side_findings(other, src: str) -> list:
+    """The checks of the destination container (a Target), on its way back to src: both
+    sides of an east-west path are judged (its findings marked side="destination")."""
     from dataclasses import replace as with_side
 
-    from .. import targets
-
-    other = targets.resolve(ref)
     snap = snapshot.take([other], destination=src, probe_dns=False)
     if not snap.containers:
         return []
@@ -235,7 +236,7 @@ class Observation:
 def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
     flow = plan.flow
     routers = tuple(h["ifindex"] for h in plan.path["hops"]
-                    if h["role"] in ("bridge", "host-veth", "uplink", "out-bridge", "far-veth"))
+                    if h["role"] in ("bridge", "host-veth") + HOST_EGRESS_ROLES)
     icmp = 58 if ":" in flow.dst else 1  # (IPv6 lookups have their own tracepoint: none read)
     journal = JournalFilter({"icmp": icmp, "tcp": 6, "udp": 17}[flow.kind], flow.sport or None,
                             routers)
@@ -454,7 +455,7 @@ def _source6(facts, path: dict) -> str:
     return ""
 
 
-def _probe_lengths(proto: str, mtu: int, dns_name: str, v6: bool = False) -> tuple:
+def probe_lengths(proto: str, mtu: int, dns_name: str, v6: bool = False) -> tuple:
     """The IP and Ethernet lengths the probe's packets have on the devices (what the kernel's
     device events report), so its skbs can be picked out of the trace."""
     ip = 40 if v6 else 20

@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .evidence import HopVerdict, localize
 from .rules import Packet, evaluate
 
 # A client somewhere on the internet: an address only a default route covers (the
@@ -161,7 +162,8 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
         f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)),
         key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
     replied = probe.get("outcome") in ("reply", "refused")
-    hv = localize_inbound(sightings, replied)
+    # Where the host's probe stopped, over the hops it meets (bridge, veth, container).
+    hv = localize(sightings, replied) if sightings else HopVerdict(False, None, None)
     from_host = probe.get("outcome") == "reply"
     reason = drops[0]["reason"] if drops else None
     v = {"reachable": False, "reachable_from_host": from_host if probe.get("sent") else None,
@@ -188,13 +190,3 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
         f"the SYN was last seen at {hv.stopped_at}" if hv.stopped_at else
         "the SYN was seen on no hop") + (f"; the kernel dropped it: {reason}" if reason else ""))
     return v
-
-
-def localize_inbound(sightings: list, replied: bool):
-    """Where the host's probe stopped, over the hops it meets (bridge, veth, container)."""
-    from .evidence import HopVerdict, localize
-
-    if not sightings:
-        return HopVerdict(not replied, None, None)
-    hv = localize(sightings, replied)
-    return hv

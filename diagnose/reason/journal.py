@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .path import HOST_EGRESS_ROLES as HOST_EGRESS
+
 TABLES = {"253": "default", "254": "main", "255": "local"}
 # A lookup in one table that found nothing makes the rules go on to the next: no decision.
 NOT_IN_THIS_TABLE = "-11"
-# What the path predicts a decision of the hop before it to choose: the hop it leaves by.
-HOST_EGRESS = ("uplink", "out-bridge", "far-veth")
 
 
 def _direction(src: str, dst: str, flow) -> Optional[str]:

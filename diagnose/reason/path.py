@@ -42,6 +42,8 @@ ROLES = {
     "underlay": "the host interface the tunnel's encapsulated packet leaves by, to the "
                 "remote VTEP",
 }
+# The roles of the hop a container's request leaves the host's IP layer by.
+HOST_EGRESS_ROLES = ("uplink", "out-bridge", "far-veth", "tunnel")
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 SCHEMA = "netdoctor.path/2"
 
@@ -290,8 +292,7 @@ def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
     None, with a note saying which of them is missing, when the kernel could not send it."""
     nexthop = via or d.dest
     t = tunnel.tunnel
-    mac = next((n.lladdr for n in h_snap.neighbours
-                if n.dst == nexthop and n.dev == tunnel.name and n.lladdr), None)
+    mac = h_snap.neighbour_mac(nexthop, tunnel.name)
     vtep = h_snap.tunnel_destination(tunnel.name, mac) or t.get("remote")
     if vtep is None:
         if mac is None:

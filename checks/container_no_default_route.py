@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import lookup
+from .context import global_addresses, lookup
 
 
 @register
@@ -18,6 +18,8 @@ class ContainerNoDefaultRoute(Check):
         eth = ctx.egress
         if eth is None or ctx.default_route is not None:
             return
+        if not global_addresses(eth, ctx.family):
+            return  # no address of the family: that is the fault (container-no-address...)
         dest = ctx.destination
         r = lookup(ctx.namespace.routes, dest)
         if r is not None and r.type == "unicast":

@@ -18,8 +18,8 @@ class ContainerWrongGateway(Check):
 
     def run(self, ctx):
         gw, eth = ctx.gateway, ctx.egress
-        if not gw or eth is None:
-            return
+        if not gw or eth is None or not global_addresses(eth, ctx.family):
+            return  # no address of the family at all is container-no-address's finding
         try:
             gw_ip = ipaddress.ip_address(gw)
         except ValueError:

@@ -112,6 +112,13 @@ def global_addresses(link: Optional[Link], family: str = "inet") -> list:
     return [a for a in link.addresses if a.family == family and a.scope == "global"]
 
 
+def ipv6_disabled_keys(sysctls: dict, ifname: str) -> list:
+    """The disable_ipv6 switches that are on for ifname: its own, and `all` (which turns
+    IPv6 off on every interface when set)."""
+    keys = [f"net.ipv6.conf.{ifname}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"]
+    return [k for k in keys if sysctls.get(k) == "1"]
+
+
 @dataclass
 class HostContext:
     snapshot: object

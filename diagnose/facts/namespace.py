@@ -113,6 +113,9 @@ class Address:
     local: str
     prefixlen: int
     scope: str = "global"
+    # What `ip addr` shows after the address: "dadfailed", "tentative", "dynamic" (it has a
+    # lifetime: SLAAC, DHCP), "deprecated", ...
+    flags: typing.Tuple[str, ...] = ()
 
     @property
     def interface(self) -> ipaddress._BaseNetwork:
@@ -173,7 +176,8 @@ class Link:
     def from_dict(cls, data: dict) -> "Link":
         data = dict(data)
         data["flags"] = tuple(data.get("flags", ()))
-        data["addresses"] = tuple(_from_dict(Address, a) for a in data.get("addresses", ()))
+        data["addresses"] = tuple(_from_dict(Address, dict(a, flags=tuple(a.get("flags", ()))))
+                                  for a in data.get("addresses", ()))
         return _from_dict(cls, data)
 
 
@@ -189,6 +193,7 @@ class Route:
     scope: Optional[str] = None
     prefsrc: Optional[str] = None
     metric: int = 0
+    expires: Optional[int] = None  # seconds left, for a route with a lifetime (learnt from RA)
 
     @property
     def is_default(self) -> bool:

@@ -21,6 +21,7 @@ _BATCH = "addr show\nroute show table all\nneigh show\n"
 GLOBAL_SYSCTLS = (
     "net.ipv4.ip_forward",
     "net.ipv6.conf.all.forwarding",
+    "net.ipv6.conf.all.disable_ipv6",
     "net.ipv4.conf.all.rp_filter",
     "net.ipv4.conf.default.rp_filter",
     "net.ipv4.conf.all.proxy_arp",
@@ -32,7 +33,8 @@ GLOBAL_SYSCTLS = (
 )
 # Per-interface sysctls, read for every non-loopback link.
 INTERFACE_SYSCTLS = ("net.ipv4.conf.{}.rp_filter", "net.ipv4.conf.{}.forwarding",
-                     "net.ipv4.conf.{}.proxy_arp")
+                     "net.ipv4.conf.{}.proxy_arp", "net.ipv6.conf.{}.disable_ipv6",
+                     "net.ipv6.conf.{}.forwarding", "net.ipv6.conf.{}.accept_ra")
 
 
 def read_sysctl(key: str) -> Optional[str]:

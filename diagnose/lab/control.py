@@ -367,6 +367,8 @@ def _configure_ipv6() -> None:
     """Dual stack for the bridge shape: the internet, the host and the containers."""
     for ns in [L.INET_NS, L.HOST_NS] + [L.container_ns(n) for n in L.CONTAINERS]:
         _sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "0")
+    for name in L.CONTAINERS:
+        _sysctl(L.container_ns(name), f"net.ipv6.conf.{L.CONTAINER_IFACE}.disable_ipv6", "0")
     _set_only_address6(L.INET_NS, L.UPSTREAM_IFACE, f"{L.UPSTREAM_ADDRESS6}/64")
     _ip(L.INET_NS, "addr", "replace", f"{L.WEB_ADDRESS6}/128", "dev", "lo")
     _set_only_address6(L.HOST_NS, L.UPLINK, f"{L.UPLINK_ADDRESS6}/64")
@@ -374,6 +376,10 @@ def _configure_ipv6() -> None:
     _ip(L.HOST_NS, "-6", "route", "replace", "default", "via", L.UPSTREAM_ADDRESS6, "dev",
         L.UPLINK)
     _ip(L.HOST_NS, "-6", "neigh", "flush", "nud", "permanent")
+    # What the host learnt of the containers' addresses while a fault stood (a duplicate
+    # address answers for the wrong container) goes with the fault.
+    for dev in (L.BRIDGE, L.UPLINK):
+        _ip(L.HOST_NS, "-6", "neigh", "flush", "dev", dev)
     _sysctl(L.HOST_NS, "net.ipv6.conf.all.forwarding", "1")
     _ns_exec(L.HOST_NS, "ip6tables-restore", input=host_ruleset6())
     for name, addr in L.CONTAINERS6.items():
@@ -381,6 +387,19 @@ def _configure_ipv6() -> None:
         _set_only_address6(ns, L.CONTAINER_IFACE, f"{addr}/64")
         _ip(ns, "-6", "route", "replace", "default", "via", L.BRIDGE_ADDRESS6, "dev",
             L.CONTAINER_IFACE)
+    for name in L.CONTAINERS6:  # a link-local address switched back on is tentative a while
+        wait_for_dad(L.container_ns(name), L.CONTAINER_IFACE)
+
+
+def wait_for_dad(ns: str, dev: str, limit: float = 5.0) -> None:
+    """Until no IPv6 address on dev is tentative (detection done, failed or not)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ip", "-n", ns, "-6", "addr", "show", "dev", dev, "tentative"],
+                             capture_output=True, text=True).stdout
+        if "dadfailed" in out or "inet6" not in out:
+            return
+        time.sleep(0.1)
 
 
 def configure_healthy(state: dict) -> dict:

@@ -75,6 +75,33 @@ def _stop_dns(_: str) -> None:
     control._write_state(state)
 
 
+def _ipv6_disabled(container: str) -> None:
+    control._sysctl(L.container_ns(container), f"net.ipv6.conf.{L.CONTAINER_IFACE}.disable_ipv6",
+                    "1")
+
+
+def _dad_failed(container: str) -> None:
+    """Another container takes the container's IPv6 address; the container adds it again
+    (as after a restart) and its duplicate address detection fails."""
+    other = next(n for n in L.CONTAINERS6 if n != container)
+    mine = f"{L.CONTAINERS6[container]}/64"
+    _ip(L.container_ns(other), "-6", "addr", "add", mine, "dev", L.CONTAINER_IFACE, "nodad")
+    ns = L.container_ns(container)
+    _ip(ns, "-6", "addr", "del", mine, "dev", L.CONTAINER_IFACE)
+    _ip(ns, "-6", "addr", "add", mine, "dev", L.CONTAINER_IFACE)
+    control.wait_for_dad(ns, L.CONTAINER_IFACE)
+
+
+def _ra_expired(_: str) -> None:
+    """The host's uplink as SLAAC configures it (an address with a lifetime), after its
+    RA-learnt default route expired with forwarding on and accept_ra = 1."""
+    ns = L.HOST_NS
+    control._sysctl(ns, f"net.ipv6.conf.{L.UPLINK}.accept_ra", "1")
+    _ip(ns, "-6", "addr", "replace", f"{L.UPLINK_ADDRESS6}/64", "dev", L.UPLINK,
+        "valid_lft", "86400", "preferred_lft", "14400")
+    _ip(ns, "-6", "route", "del", "default")
+
+
 FORWARDING = ("bridge", "routed")  # the shapes in which the host forwards for the containers
 
 FAULTS = {f.name: f for f in [
@@ -110,6 +137,12 @@ FAULTS = {f.name: f for f in [
           False, lambda c: control._ns_exec(L.HOST_NS, "ip6tables", "-t", "nat", "-D",
                                             "POSTROUTING", "-s", L.SUBNET6, "!", "-o",
                                             L.BRIDGE, "-j", "MASQUERADE"), ("bridge",)),
+    Fault("ipv6-disabled", "IPv6 is switched off on the container's eth0 (disable_ipv6)", True,
+          _ipv6_disabled, ("bridge",)),
+    Fault("dad-failed", "another container holds the container's IPv6 address: DAD fails",
+          True, _dad_failed, ("bridge",)),
+    Fault("ra-ignored", "the host's SLAAC uplink lost its RA default route (forwarding on, "
+          "accept_ra = 1)", False, _ra_expired, ("bridge",)),
     Fault("route-missing", "the host's route to a routed container's /32 is deleted", True,
           lambda c: _ip(L.HOST_NS, "route", "del", f"{_address(c)}/32", "dev", _veth(c)),
           ("routed",)),

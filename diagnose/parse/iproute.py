@@ -121,6 +121,7 @@ def parse_links(doc) -> tuple:
                     local=_str(a["local"], "local"),
                     prefixlen=_int(a.get("prefixlen", 32), "prefixlen"),
                     scope=_str(a.get("scope", "global"), "scope"),
+                    flags=tuple(k for k in ADDRESS_FLAGS if a.get(k) is True),
                 )
             )
         peer_netnsid = item.get("link_netnsid")
@@ -150,6 +151,11 @@ def parse_links(doc) -> tuple:
             )
         )
     return tuple(links)
+
+
+# The flags `ip -j addr` gives an address as `"name": true`.
+ADDRESS_FLAGS = ("dadfailed", "tentative", "optimistic", "deprecated", "dynamic", "temporary",
+                 "mngtmpaddr", "noprefixroute", "home", "nodad")
 
 
 def _prefix(dst: str, family: str) -> str:
@@ -196,6 +202,7 @@ def parse_routes(doc, family: Optional[str] = None) -> tuple:
                 scope=_opt_str(item.get("scope"), "scope"),
                 prefsrc=_opt_str(item.get("prefsrc"), "prefsrc"),
                 metric=_int(item.get("metric", 0), "metric"),
+                expires=_int(item.get("expires"), "expires"),
             )
         )
     return tuple(routes)

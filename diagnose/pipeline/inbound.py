@@ -182,7 +182,7 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
 
     result = capture_around(caps, lambda c: program, kt, send)
     sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error) for c in caps]
-    drops = E.probe_drops(kt.events, lengths)
+    drops = E.probe_drops(kt.events, lengths, {h["name"] for h in hops})
     try:
         hits = rule_hits(before, gather.read_netfilter(host))
     except Exception as e:  # counters are evidence, not a requirement

@@ -172,11 +172,11 @@ def make_plan(target, aim: Aim) -> Plan:
             raise _gone(target) from None
         raise
     facts = snap.containers[0]
-    _check_family(facts, aim.address)
     path = dict(facts.path, target=facts.target)
     host = path.get("host_netns")
     subjects = {facts.label} | ({f"host {ns_label(host)}"} if host else set())
     findings = [f for f in run_checks(snap) if f.subject in subjects]
+    _check_family(facts, aim.address, findings)
     egress = next((h for h in path["hops"] if h["role"] == "container"), {})
     # The source the container's kernel picks: the one the checks judged.
     src = next(c.address for c in contexts(snap)
@@ -335,7 +335,7 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     used = tuple(k for k, v in (("captures", True), ("tracefs", not kt.unavailable),
                                 ("counters", seen.counters_after is not None),
                                 ("checks", True)) if v)
-    drops = E.probe_drops(kt.events, plan.lengths)
+    drops = E.probe_drops(kt.events, plan.lengths, {h["name"] for h in plan.path["hops"]})
     decided = J.entries(kt.decisions, plan.path["hops"], flow)
     summary["journal"] = decided
     summary["divergences"] = J.divergences(decided, plan.path["hops"])
@@ -427,10 +427,13 @@ def _hop_present(path: dict, hop: dict) -> bool:
         return False
 
 
-def _check_family(facts, dst: str) -> None:
+def _check_family(facts, dst: str, findings: list) -> None:
     """An IPv6 destination needs an IPv6 address in the container (the answer a user needs
-    is "it has none", not a probe that cannot be sent)."""
+    is "it has none", not a probe that cannot be sent). A check that names why (IPv6
+    switched off, its address a duplicate) makes it a verdict instead."""
     if ":" not in dst:
+        return
+    if any(f.severity == "error" and ("request", None) in f.blocks_at for f in findings):
         return
     has_v6 = any(a.family == "inet6" and a.scope == "global"
                  for link in facts.namespace.links for a in link.addresses)

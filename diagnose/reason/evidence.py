@@ -193,30 +193,44 @@ def unanswered_next_hop(sightings: list, hv: HopVerdict,
 
 
 def probe_frees(events: list, lengths: tuple):
-    """(kfree event, last device) for each free with a reason of an skb last seen on a device
-    with one of the probe's lengths. The free ends that skb: its memory, reused for the next
-    packet, counts again only after another device event of the probe's lengths."""
-    last_dev = {}
+    """(kfree event, devices) for each free with a reason of an skb last seen on a device
+    with one of the probe's lengths; devices are the ones it was seen on, last one last. The
+    free ends that skb: its memory, reused for the next packet, counts again only after
+    another device event of the probe's lengths."""
+    seen_on = {}
     for e in events:
         if e.event != "kfree_skb":
             if e.length in lengths:
-                last_dev[e.skbaddr] = e.dev
+                seen_on.setdefault(e.skbaddr, []).append(e.dev)
             continue
-        if e.reason and e.reason != "NOT_SPECIFIED" and e.skbaddr in last_dev:
-            yield e, last_dev.pop(e.skbaddr)
+        if e.reason and e.reason != "NOT_SPECIFIED" and e.skbaddr in seen_on:
+            yield e, seen_on.pop(e.skbaddr)
+
+
+def _last_device(devices: list, path: Optional[set]) -> str:
+    """Where a freed skb was last: its last device; with the path's device names, a name the
+    path shares with a device of another namespace ("eth0") is the path's only when the skb
+    came to it from the path. (tracefs names devices, not namespaces.)"""
+    last = devices[-1]
+    if path is not None and last in path and len(devices) > 1 and devices[-2] not in path:
+        return f"{last} (after {devices[-2]}, off the path)"
+    return last
 
 
 def dropped_skbs(events: list, lengths: tuple, devices: set) -> list:
     """One entry per probe packet freed with a reason after being seen on one of devices.
     (Counted per free, not per address: the kernel reuses one skb's memory for the next.)"""
-    return [(e.skbaddr, e.ts) for e, dev in probe_frees(events, lengths) if dev in devices]
+    return [(e.skbaddr, e.ts) for e, seen in probe_frees(events, lengths)
+            if _last_device(seen, devices) in devices]
 
 
-def probe_drops(events: list, lengths: tuple) -> list:
+def probe_drops(events: list, lengths: tuple, path: Optional[set] = None) -> list:
     """(reason, location, last device) of every skb that carried one of the probe's lengths
-    on a device and was then freed with a reason, first ones first."""
+    on a device and was then freed with a reason, first ones first. With the path's device
+    names, a device off the path that shares a name with one on it is told apart."""
     out = []
-    for e, dev in probe_frees(events, lengths):
-        if (e.reason, e.location, dev) not in out:
-            out.append((e.reason, e.location, dev))
+    for e, seen in probe_frees(events, lengths):
+        entry = (e.reason, e.location, _last_device(seen, path))
+        if entry not in out:
+            out.append(entry)
     return out

@@ -108,6 +108,77 @@ def _without_tunnel_neighbours(ns):
     return replace(ns, neighbours=tuple(n for n in ns.neighbours if n.dev != "flannel.1"))
 
 
+
+# --- IPv6: the lab recorded as IPv4-only, given IPv6 by edits ---
+WEB6 = "2001:db8:80::80"
+
+
+def _toward6(snap, dest=WEB6):
+    """The snapshot as if its containers were checked against an IPv6 destination."""
+    cs = tuple(replace(c, path=dict(c.path, destination={"query": dest, "address": dest,
+                                                         "nameserver": None}))
+               for c in snap.containers)
+    return replace(snap, destination=dest, containers=cs)
+
+
+def _address6(ns, name, local, flags=()):
+    from netdoctor.diagnose.facts.namespace import Address
+
+    l = ns.link(name=name)
+    return E.link(ns, name, addresses=l.addresses + (Address("inet6", local, 64, "global",
+                                                             tuple(flags)),))
+
+
+def _dual_stack(snap):
+    """The test container and the host with IPv6 as the dual-stack lab has it."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    snap = E.edit_container_ns(snap, "test", lambda ns: E.routes(
+        _address6(ns, "eth0", "fd00:29::2"),
+        add=(Route("default", "inet6", "fd00:29::1", "eth0"),)))
+    return E.edit_host_ns(snap, lambda ns: E.sysctl(E.routes(
+        _address6(_address6(ns, "ndbr0", "fd00:29::1"), "eth0", "2001:db8:1::2"),
+        add=(Route("default", "inet6", "2001:db8:1::1", "eth0"),)),
+        "net.ipv6.conf.all.forwarding", "1"))
+
+
+def _dad_failed(snap):
+    def fail(ns):
+        l = ns.link(name="eth0")
+        return E.link(ns, "eth0", addresses=tuple(
+            replace(a, flags=("dadfailed", "tentative")) if a.local == "fd00:29::2" else a
+            for a in l.addresses))
+    return E.edit_container_ns(_dual_stack(snap), "test", fail)
+
+
+def _ipv6_disabled(snap):
+    return E.edit_container_ns(snap, "test", lambda ns: E.sysctl(
+        ns, "net.ipv6.conf.eth0.disable_ipv6", "1"))
+
+
+def _ra_expired(snap, accept_ra="1", route=None):
+    """The host's uplink configured by SLAAC, forwarding on: its RA default route gone (or
+    still there, learnt from an RA, when route is given)."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    def host(ns):
+        ns = E.routes(ns, keep=lambda r: not (r.family == "inet6" and r.is_default),
+                      add=(route,) if route else ())
+        ns = E.link(ns, "eth0", addresses=tuple(
+            replace(a, flags=("dynamic",)) if a.local == "2001:db8:1::2" else a
+            for a in ns.link(name="eth0").addresses))
+        ns = E.sysctl(ns, "net.ipv6.conf.eth0.forwarding", "1")
+        return E.sysctl(ns, "net.ipv6.conf.eth0.accept_ra", accept_ra)
+    del Route
+    return E.edit_host_ns(_dual_stack(snap), host)
+
+
+def _ra_route(expires=300):
+    from netdoctor.diagnose.facts.namespace import Route
+
+    return Route("default", "inet6", "fe80::1", "eth0", protocol="ra", expires=expires)
+
+
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
 
@@ -142,6 +213,12 @@ MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
 
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
+    "container-ipv6-disabled": [("disable_ipv6 on eth0", _toward6(_ipv6_disabled(HEALTHY)),
+                                 "lab:test")],
+    "ipv6-dad-failed": [("a duplicate of its address", _toward6(_dad_failed(HEALTHY)),
+                         "lab:test")],
+    "ipv6-ra-ignored": [("RA default route expired", _toward6(_ra_expired(HEALTHY)),
+                         "lab:test")],
     "datapath-unseen": [("clsact on the host veth", _with_tc_hook(HEALTHY, "veth-test"),
                          "lab:test"),
                         ("XDP on the uplink", E.edit_host_ns(HEALTHY, lambda ns: E.link(
@@ -557,3 +634,42 @@ def test_traffic_is_judged_from_the_source_address_the_kernel_would_pick():
         dict(l, prefsrc="10.9.9.9") if l["netns"] == "ndlab-test" else l
         for l in c.path["route_lookups"]]))
     assert "nat-missing" in ids(run_checks(hinted), "lab:test")
+
+
+def test_ipv6_checks_judge_ipv6_only():
+    """Toward an IPv4 destination the container's IPv6 does not decide anything: a failed
+    duplicate address detection is a warning, IPv6 switched off is nothing."""
+    assert "container-ipv6-disabled" not in ids(run_checks(_ipv6_disabled(HEALTHY)))
+    dad = [f for f in run_checks(_dad_failed(HEALTHY)) if f.id == "ipv6-dad-failed"]
+    assert [f.severity for f in dad] == ["warning"]
+    assert "ipv6-ra-ignored" not in ids(run_checks(_ra_expired(HEALTHY)))
+
+
+def test_an_ipv4_only_container_toward_ipv6_has_no_address_of_that_family():
+    found = run_checks(_toward6(HEALTHY))
+    f = next(f for f in found if f.id == "container-no-address")
+    assert "no global IPv6 address" in f.message and f.subject == "lab:test"
+    # Its missing gateway and route are the same fault, not findings of their own.
+    assert not {"container-no-default-route", "container-wrong-gateway"} & ids(found, "lab:test")
+
+
+def test_healthy_dual_stack_has_no_ipv6_findings():
+    """(The recorded lab has no NAT66 rule: nat-missing is right, and not judged here.)"""
+    wiring = {"container-ipv6-disabled", "ipv6-dad-failed", "ipv6-ra-ignored",
+              "container-no-address", "container-wrong-gateway", "container-no-default-route",
+              "ip-forward-disabled", "host-no-route"}
+    assert [(f.id, f.message) for f in run_checks(_toward6(_dual_stack(HEALTHY)))
+            if f.id in wiring and f.subject in ("lab:test", "host ndlab-host")] == []
+
+
+@pytest.mark.parametrize("accept_ra, route, severity", [
+    ("1", None, "error"), ("1", _ra_route(300), "warning"), ("2", None, None),
+    ("0", None, None)])
+def test_ra_ignored_by_accept_ra(accept_ra, route, severity):
+    """accept_ra = 2 takes RAs while forwarding (nothing to say); 0 never takes them (the
+    address is not SLAAC's doing); 1 with an RA route still there is a warning of expiry."""
+    found = [f for f in run_checks(_toward6(_ra_expired(HEALTHY, accept_ra, route)))
+             if f.id == "ipv6-ra-ignored" and f.subject == "lab:test"]
+    assert [f.severity for f in found] == ([severity] if severity else [])
+    if severity == "warning":
+        assert "expire in 300 s" in found[0].message

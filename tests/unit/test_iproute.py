@@ -71,3 +71,20 @@ def test_garbage_is_a_parse_error(text):
 def test_link_without_ifname_is_a_parse_error():
     with pytest.raises(ParseError):
         iproute.parse_links([{"ifindex": 3}])
+
+
+def test_address_flags_and_route_lifetimes():
+    """What `ip -j` says of an IPv6 address after DAD failed or SLAAC configured it, and of
+    a route learnt from an RA (captured from this kernel's iproute2 6.1)."""
+    addr = json.loads('[{"ifindex":5,"ifname":"vb","flags":["UP","LOWER_UP"],"mtu":1500,'
+                      '"operstate":"UP","addr_info":[{"family":"inet6","local":"fd00:9::1",'
+                      '"prefixlen":64,"scope":"global","dadfailed":true,"tentative":true},'
+                      '{"family":"inet6","local":"2001:db8:7::5","prefixlen":64,"scope":'
+                      '"global","dynamic":true,"valid_life_time":3600}]}]')
+    (link,) = iproute.parse_links(addr)
+    assert [a.flags for a in link.addresses] == [("dadfailed", "tentative"), ("dynamic",)]
+    routes = iproute.parse_routes(json.loads(
+        '[{"dst":"default","gateway":"fe80::1","dev":"va","protocol":"ra","metric":1024,'
+        '"flags":[],"expires":600,"pref":"medium"}]'))
+    assert routes[0].protocol == "ra" and routes[0].expires == 600
+    assert routes[0].family == "inet6"

@@ -407,3 +407,24 @@ def test_the_filter_and_the_parser_speak_ipv6_and_vxlan():
     f = parse_tunnelled(vxlan(inner), 0, False, 8472)
     assert (f.src, f.dst, f.outer) == ("10.244.0.2", "10.244.1.2",
                                        ("192.168.77.1", "192.168.77.2", 1))
+
+
+def test_a_drop_on_a_namesake_device_off_the_path_is_not_the_probes():
+    """A reply the host's bridge sent to the wrong port (a stale neighbour entry after a
+    duplicate address) is freed in the other container, on *its* eth0. That eth0 shares its
+    name with the path's own eth0 devices but came after a veth off the path: it is not a
+    drop on the path, and its reason must not become the verdict's."""
+    trace = "".join(
+        f"          <idle>-0       [000] ..s1.  2342.62{i:04d}: {line}\n" for i, line in enumerate([
+            "netif_receive_skb: dev=eth0 skbaddr=00000000aaaa0001 len=104",
+            "net_dev_queue: dev=ndbr0 skbaddr=00000000aaaa0001 len=118",
+            "net_dev_queue: dev=veth-web skbaddr=00000000aaaa0001 len=118",
+            "netif_receive_skb: dev=eth0 skbaddr=00000000aaaa0001 len=104",
+            "kfree_skb: skbaddr=00000000aaaa0001 rx_sk=0000000000000000 protocol=34525 "
+            "location=ip6_forward+0x642/0xae0 reason: IP_INADDRERRORS"]))
+    events = parse_trace(trace)
+    path = {"eth0", "veth-test", "ndbr0"}
+    (drop,) = E.probe_drops(events, (104, 118), path)
+    assert drop[0] == "IP_INADDRERRORS" and drop[2] not in path, drop
+    # Without the path's devices the last device is all it can say.
+    assert E.probe_drops(events, (104, 118))[0][2] == "eth0"

@@ -220,7 +220,10 @@ class DockerEngine:
             ["nsenter", f"--net={self.sealed.path}", "dockerd",
              "--data-root", os.path.join(self.dir, "root"),
              "--exec-root", os.path.join(self.dir, "exec"),
-             "-H", f"unix://{self.sock}", "--pidfile", os.path.join(self.dir, "dockerd.pid")],
+             "-H", f"unix://{self.sock}", "--pidfile", os.path.join(self.dir, "dockerd.pid"),
+             # Upstream's default since Docker 27; Debian's 28 build keeps it off and behind
+             # --experimental: NAT66 and IPv6 filtering for networks created with --ipv6.
+             "--experimental", "--ip6tables"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout

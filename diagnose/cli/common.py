@@ -43,3 +43,15 @@ def emit(report: str, redact_names: Optional[list] = None) -> None:
 
         report = Redactor(redact_names + [socket.gethostname()]).text(report)
     sys.stdout.write(report)
+
+
+IPV4_HELP = "Use IPv4 only: the name's A records (as ping -4 and curl -4)."
+IPV6_HELP = "Use IPv6 only: the name's AAAA records (as ping -6 and curl -6)."
+
+
+def address_family(ipv4: bool, ipv6: bool) -> Optional[str]:
+    """--ipv4/--ipv6 as an address family ("inet", "inet6"), None for the container's own
+    choice."""
+    if ipv4 and ipv6:
+        raise UsageError("--ipv4 and --ipv6 exclude each other")
+    return "inet" if ipv4 else "inet6" if ipv6 else None

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from .common import REDACT_HELP, check_format, emit, report_names
+from .common import (IPV4_HELP, IPV6_HELP, REDACT_HELP, address_family, check_format, emit,
+                     report_names)
 from .status import ExitStatus
 from ..targets.destination import check_destination
 
@@ -18,6 +19,8 @@ def path(
                    "default: the container's default route."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
+    ipv4: bool = typer.Option(False, "--ipv4", "-4", help=IPV4_HELP),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6", help=IPV6_HELP),
 ) -> None:
     """Show the hops the container's packets take toward DEST: container eth0, host veth,
     bridge, then the uplink NIC, or (for a container on this machine) its bridge port and
@@ -28,7 +31,10 @@ def path(
 
     check_format(fmt, reports.FORMATS)
     host = check_destination(dest, None, None) if dest else None
+    family = address_family(ipv4, ipv6)
+    if host:
+        discover.check_family(host, family)
     t = targets.resolve(target)
-    report = discover.discover(t, dest)
+    report = discover.discover(t, dest, family=family)
     emit(reports.path(report, fmt), report_names(t, host) if redact else None)
     raise typer.Exit(ExitStatus.OK if report.complete else ExitStatus.PROBLEM)

@@ -7,11 +7,12 @@ from typing import Optional
 
 import typer
 
-from .common import REDACT_HELP, check_format, emit, report_names
+from .common import (IPV4_HELP, IPV6_HELP, REDACT_HELP, address_family, check_format, emit,
+                     report_names)
 from .status import ExitStatus
 from ..errors import UsageError
 from ..host import privileges
-from ..targets.destination import check_destination
+from ..targets.destination import check_destination, check_family
 
 
 def trace(
@@ -25,6 +26,8 @@ def trace(
                                            help="Write one pcap per hop into this folder."),
     timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for replies (0.1-10)."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
+    ipv4: bool = typer.Option(False, "--ipv4", "-4", help=IPV4_HELP),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6", help=IPV6_HELP),
 ) -> None:
     """Probe DEST from inside the container while capturing on every hop at once, and say
     where the packets stop and why. Exit 0 when reachable, 1 when not."""
@@ -36,12 +39,15 @@ def trace(
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
     host = check_destination(dest, port, proto)  # bad input fails before any I/O
+    family = address_family(ipv4, ipv6)
+    check_family(host, family)
     if redact and pcap_dir:
         raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
     t = targets.resolve(target)
-    report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir)
+    report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir,
+                            family=family)
     emit(reports.trace(report, fmt), report_names(t, host) if redact else None)
     for why in report.evidence.get("degraded", ()):
         sys.stderr.write(f"netdoctor: warning: {why}\n")

@@ -120,7 +120,8 @@ def _dnsmasq_argv() -> list:
     return [
         "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
         "--bind-interfaces", f"--listen-address={L.DNS_ADDRESS}", "--except-interface=wan0",
-        f"--address=/{L.WEB_NAME}/{L.WEB_ADDRESS}", "--user=root", "--group=root",
+        f"--address=/{L.WEB_NAME}/{L.WEB_ADDRESS}", f"--address=/{L.WEB_NAME}/{L.WEB_ADDRESS6}",
+        "--user=root", "--group=root",
         f"--pid-file={os.path.join(L.STATE_DIR, 'dnsmasq.pid')}", "--log-facility=-",
     ]
 

@@ -11,7 +11,8 @@ from ..host import gather, netns, resolver
 from ..parse import dns_wire
 from ..reason import path as engine
 from ..reason.path import PathReport
-from ..targets.destination import container_reference, parse_destination
+from ..targets.destination import (FAMILY_WORDS, check_family, container_reference,
+                                  parse_destination)
 
 
 class LiveKernel:
@@ -33,18 +34,20 @@ class LiveKernel:
         return list(netns.candidates())
 
 
-def resolve_destination(target, query: Optional[str]) -> dict:
+def resolve_destination(target, query: Optional[str], family: Optional[str] = None) -> dict:
     """{"query", "address", "nameserver"}: DEST resolved from inside the container (or, for
-    a container given as DEST, its address; "container" then names it)."""
+    a container given as DEST, its address; "container" then names it). family ("inet",
+    "inet6") keeps to one address family, as ping -4/-6 do."""
     if query is None:
         return {"query": None, "address": None, "nameserver": None}
     ref = container_reference(query, None)
     if ref is not None:
         from .. import targets
 
-        return dict(container_destination(target, targets.resolve(ref[0])), query=query,
-                    nameserver=None)
+        return dict(container_destination(target, targets.resolve(ref[0]), family),
+                    query=query, nameserver=None)
     host, _, _ = parse_destination(query, None, None)
+    check_family(host, family)
     if dns_wire.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
     conf = resolver.read_resolv_conf(target.resolv_conf)
@@ -54,9 +57,53 @@ def resolve_destination(target, query: Optional[str]) -> dict:
         other = container_named(host)
         if other is None:
             raise
-        return dict(container_destination(target, other), query=query, nameserver=None)
-    return {"query": query, "address": found.address, "nameserver": found.server,
-            "name": found.name}
+        return dict(container_destination(target, other, family), query=query,
+                    nameserver=None)
+    return dict({"query": query, "nameserver": found.server, "name": found.name},
+                **choose_address(target, found, family))
+
+
+def choose_address(target, found, family: Optional[str] = None) -> dict:
+    """{"address", "addresses", "choice"}: of a name's addresses, the one the container's
+    program would connect to first (getaddrinfo's order, asked of the container's own
+    routes), or the first of the family asked for."""
+    from ..reason import address_order as order
+
+    addresses = [a for a in found.addresses
+                 if family is None or ("inet6" if ":" in a else "inet") == family]
+    if not addresses:
+        raise Unresolved(f"'{found.name}' has no {FAMILY_WORDS[family]} address (the answer "
+                         f"was {', '.join(found.addresses)}); leave out --"
+                         f"{FAMILY_WORDS[family].lower()} or trace another name")
+    candidates = []
+    for a in addresses:
+        lookup = gather.route_get(target.netns, a)
+        candidates.append(order.Candidate(a, lookup.prefsrc if lookup.dev else None))
+    policy = _gai_policy(target) or order.Policy()
+    ranked, rule = order.order(candidates, policy)
+    first = ranked[0]
+    if family:
+        why = f"--{FAMILY_WORDS[family].lower()} asked for {FAMILY_WORDS[family]}"
+    elif len({":" in c.address for c in ranked}) < 2:
+        why = "the first address of the answer"
+    else:
+        why = (f"getaddrinfo in the container tries it first (RFC 6724 "
+               f"{rule or 'rule 10: the order of the answer'}; {policy.origin})")
+    return {"address": first.address, "addresses": [c.address for c in ranked], "choice": why}
+
+
+def _gai_policy(target):
+    """The container's own /etc/gai.conf, where its root can be seen."""
+    from ..reason import address_order as order
+
+    if not target.pid:
+        return None
+    try:
+        with open(f"/proc/{target.pid}/root/etc/gai.conf", encoding="utf-8",
+                  errors="replace") as f:
+            return order.parse_gai_conf(f.read(65536))
+    except OSError:
+        return None
 
 
 def container_named(name: str):
@@ -69,22 +116,27 @@ def container_named(name: str):
         return None
 
 
-def container_destination(source, other) -> dict:
+def container_destination(source, other, family: Optional[str] = None) -> dict:
     """{"address", "container"}: the container `other` (a Target) at its address on a
-    network the source container shares with it (else its first IPv4 address)."""
+    network the source container shares with it (else its first address), IPv4 unless
+    family says "inet6"."""
     if other.netns.inode == source.netns.inode:
         raise UsageError(f"DEST {other.ref} is {source.label}'s own network namespace")
+    family = family or "inet"
+    version = 6 if family == "inet6" else 4
     mine = [a.interface for l in gather.read_namespace(source.netns).links
             for a in l.addresses if a.scope == "global"]
     theirs = [a for l in gather.read_namespace(other.netns).links if not l.is_loopback
-              for a in l.addresses if a.scope == "global" and a.family == "inet"]
+              for a in l.addresses if a.scope == "global" and a.family == family]
     if not theirs:
-        raise Unresolved(f"{other.label} has no IPv4 address to send to")
+        raise Unresolved(f"{other.label} has no {FAMILY_WORDS[family]} address to send to")
     shared = [a for a in theirs if any(a.interface.ip in m.network for m in mine
-                                       if m.version == 4)]
+                                       if m.version == version)]
     return {"address": (shared or theirs)[0].local, "container": other.label}
 
 
-def discover(target, dest_query: Optional[str] = None, read=None) -> PathReport:
+def discover(target, dest_query: Optional[str] = None, read=None,
+             family: Optional[str] = None) -> PathReport:
     """The path from target toward dest_query (or its default route)."""
-    return engine.build(target, resolve_destination(target, dest_query), LiveKernel(read))
+    return engine.build(target, resolve_destination(target, dest_query, family),
+                        LiveKernel(read))

@@ -74,9 +74,10 @@ class TraceReport:
 
 
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
-          timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None) -> TraceReport:
+          timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None,
+          family: Optional[str] = None) -> TraceReport:
     started = time.monotonic()
-    aim = resolve(target, dest, port, proto)
+    aim = resolve(target, dest, port, proto, family)
     plan = make_plan(target, aim)
     seen = observe(target, plan, timeout, count)
     found = read_evidence(plan, seen)
@@ -104,17 +105,19 @@ class Aim:
         return self.destination["address"] or self.host
 
 
-def resolve(target, dest: str, port: Optional[int], proto: Optional[str]) -> Aim:
+def resolve(target, dest: str, port: Optional[int], proto: Optional[str],
+            family: Optional[str] = None) -> Aim:
     destination = {"query": dest, "address": None, "nameserver": None, "resolved": True}
     ref = container_reference(dest, port)
     if ref is not None:  # a container: its address, probed as an address would be
         from .. import targets
 
         far = targets.resolve(ref[0])
-        destination.update(discover.container_destination(target, far))
+        destination.update(discover.container_destination(target, far, family))
         _, dport, proto = parse_destination(destination["address"], ref[1], proto)
         return Aim(destination, destination["address"], dport, proto, far=far)
     host, dport, proto = parse_destination(dest, port, proto)
+    discover.check_family(host, family)
     if dns_wire.is_address(host):
         destination["address"] = host
         return Aim(destination, host, dport, proto)
@@ -124,14 +127,15 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str]) -> Aim
     except Unresolved as e:
         far = discover.container_named(host)
         if far is not None:
-            destination.update(discover.container_destination(target, far))
+            destination.update(discover.container_destination(target, far, family))
             return Aim(destination, destination["address"], dport, proto, far=far)
         if not conf.nameservers:
             raise
         # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
         destination.update(resolved=False, error=str(e), nameserver=conf.nameservers[0])
         return Aim(destination, conf.nameservers[0], 53, "udp", dns_failure=str(e))
-    destination.update(address=found.address, nameserver=found.server, name=found.name)
+    destination.update(nameserver=found.server, name=found.name,
+                       **discover.choose_address(target, found, family))
     return Aim(destination, host, dport, proto)
 
 

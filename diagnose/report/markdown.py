@@ -7,7 +7,7 @@ import json
 
 from .as_json import summary, target_rows
 from . import mermaid
-from .text import trace_title, verdict_lines
+from .text import address_choice, trace_title, verdict_lines
 
 
 def md_cell(text: str) -> str:
@@ -79,6 +79,8 @@ def trace_markdown(report) -> str:
     v = doc["verdict"]
     lines = [f"# netdoctor {trace_title(report)}", ""]
     lines += [f"- {line}" for line in verdict_lines(v, report)]
+    if address_choice(report.destination):
+        lines.append(f"- {address_choice(report.destination)}")
     lines += ["", "## Hops", "", "| hop | interface | netns | requests | replies | first seen (µs) "
               "| addresses seen |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for h in doc["hops"]:

@@ -3,6 +3,8 @@ stdout is a terminal)."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .as_json import summary, target_rows
 
 
@@ -25,6 +27,8 @@ def path_text(report) -> str:
             where += f", resolved by {dest['nameserver']})" if dest.get("nameserver") else ")"
     netns_label = t["netns"]["name"] or f"net:[{t['netns']['inode']}]"
     lines = [f"path from {t['kind']}:{t['name']} (netns {netns_label}) toward {where}"]
+    if address_choice(dest):
+        lines.append(address_choice(dest))
     lines.append(f"mode: {report.mode}")
     if report.hops:
         rows = []
@@ -89,6 +93,17 @@ def checks_text(snapshot, findings: list, colour: bool = False) -> str:
     return _rich_colour(text) if colour else text
 
 
+def address_choice(d: dict) -> Optional[str]:
+    """Which of a name's addresses was followed, and why, when it had more than one."""
+    addresses = d.get("addresses") or []
+    if len(addresses) < 2 or not d.get("address"):
+        return None
+    other = next((a for a in addresses if (":" in a) != (":" in d["address"])), None)
+    hint = f"; --{'ipv4' if ':' in d['address'] else 'ipv6'} for {other}" if other else ""
+    return (f"address: {d.get('name') or d['query']} has {', '.join(addresses)}; following "
+            f"{d['address']}: {d.get('choice') or 'the first'}{hint}")
+
+
 def trace_title(report) -> str:
     t, d, p = report.target, report.destination, report.probe
     what = {"icmp": "ICMP echo", "tcp": f"TCP SYN to port {p['port']}",
@@ -139,7 +154,10 @@ def verdict_lines(v: dict, report) -> list:
 
 def trace_text(report) -> str:
     doc = report.to_dict()
-    lines = [trace_title(report), ""]
+    lines = [trace_title(report)]
+    if address_choice(report.destination):
+        lines.append(address_choice(report.destination))
+    lines.append("")
     rows = []
     v = doc["verdict"]
     for h in doc["hops"]:

@@ -8,6 +8,18 @@ from ..errors import UsageError
 from ..parse import dns_wire
 
 
+FAMILY_WORDS = {"inet": "IPv4", "inet6": "IPv6"}
+
+
+def check_family(host: str, family: Optional[str]) -> None:
+    """A literal address of the other family than --ipv4/--ipv6 asks for is a usage error."""
+    if family and dns_wire.is_address(host):
+        have = "inet6" if ":" in host else "inet"
+        if have != family:
+            raise UsageError(f"DEST {host} is an {FAMILY_WORDS[have]} address, but "
+                             f"--{FAMILY_WORDS[family].lower()} asks for {FAMILY_WORDS[family]}")
+
+
 TARGET_PREFIXES = ("docker", "podman", "containerd", "lab", "pid", "netns")
 
 

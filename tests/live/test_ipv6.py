@@ -62,3 +62,31 @@ def test_an_ipv4_only_container_asked_for_ipv6(lab, healed):
     assert "no global IPv6 address" in f["message"]
     assert not {"container-wrong-gateway", "container-no-default-route"} & {
         f["id"] for f in doc["findings"]}
+
+
+def test_a_name_with_a_and_aaaa_follows_the_containers_choice(lab, healed):
+    """www.baidu.com has both. From a unique-local source the container's getaddrinfo tries
+    IPv4 first (RFC 6724 rule 5), so netdoctor follows IPv4 and says why; --ipv6 follows
+    the AAAA answer, as ping -6 would."""
+    rc, doc = netdoctor_json("trace", "lab:test", "www.baidu.com")
+    d = doc["destination"]
+    assert rc == 0 and d["address"] == "203.0.113.80", d
+    assert d["addresses"] == ["203.0.113.80", WEB6] and "rule 5" in d["choice"], d
+    rc, doc = netdoctor_json("trace", "lab:test", "www.baidu.com", "--ipv6")
+    assert rc == 0 and doc["destination"]["address"] == WEB6, doc["destination"]
+    assert doc["hops"][0]["addresses_seen"]["request"] == f"fd00:29::2 -> {WEB6}"
+
+
+def test_a_global_ipv6_source_makes_the_container_prefer_ipv6(lab, healed):
+    sh("ip", "-n", "ndlab-test", "addr", "add", "2001:db8:29::2/64", "dev", "eth0", "nodad")
+    rc, doc = netdoctor_json("path", "lab:test", "www.baidu.com")
+    d = doc["destination"]
+    assert d["address"] == WEB6 and "rule 6" in d["choice"], d
+    rc, doc = netdoctor_json("path", "lab:test", "www.baidu.com", "-4")
+    assert doc["destination"]["address"] == "203.0.113.80"
+
+
+def test_a_family_that_does_not_fit_is_a_usage_error(lab):
+    res = netdoctor("trace", "lab:test", WEB6, "--ipv4")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res
+    assert "is an IPv6 address" in res.stderr

@@ -137,8 +137,10 @@ def _check(check_id: str):
 # Causes that are not checks but have a runbook page: what could not be judged, and why; the
 # causes the trace's evidence alone names (a destination that received the probe and did not
 # answer; a drop the kernel attributes to a tc filter or eBPF program; a routing decision
-# of the kernel that left the path the facts predicted).
-NOT_CHECKS = ("not-judged", "destination-no-reply", "tc-drop", "path-diverged")
+# of the kernel that left the path the facts predicted; an upstream that asks for a routed
+# container's address on its link instead of routing it back).
+NOT_CHECKS = ("not-judged", "destination-no-reply", "tc-drop", "path-diverged",
+              "no-route-back")
 
 
 def register(cls):

@@ -371,6 +371,7 @@ def _configure_ipv6() -> None:
     for name in L.CONTAINERS:
         _sysctl(L.container_ns(name), f"net.ipv6.conf.{L.CONTAINER_IFACE}.disable_ipv6", "0")
     _set_only_address6(L.INET_NS, L.UPSTREAM_IFACE, f"{L.UPSTREAM_ADDRESS6}/64")
+    _ip(L.INET_NS, "-6", "route", "flush", "table", "main", "proto", "boot")  # faults' routes
     _ip(L.INET_NS, "addr", "replace", f"{L.WEB_ADDRESS6}/128", "dev", "lo")
     _set_only_address6(L.HOST_NS, L.UPLINK, f"{L.UPLINK_ADDRESS6}/64")
     _set_only_address6(L.HOST_NS, L.BRIDGE, f"{L.BRIDGE_ADDRESS6}/64")

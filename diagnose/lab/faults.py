@@ -102,6 +102,19 @@ def _ra_expired(_: str) -> None:
     _ip(ns, "-6", "route", "del", "default")
 
 
+ROUTED_PREFIX6 = "2001:db8:29::/64"  # a global prefix for the containers, routed, not NATed
+
+
+def _no_route_back(container: str) -> None:
+    """The container gets an address of a routed (non-NAT) global prefix, and the upstream
+    treats that prefix as on its link instead of routing it to the host."""
+    host_end, mine = ROUTED_PREFIX6.replace("::/64", "::1/64"), ROUTED_PREFIX6.replace(
+        "::/64", f"::{2 + list(L.CONTAINERS6).index(container)}/64")
+    _ip(L.HOST_NS, "-6", "addr", "add", host_end, "dev", L.BRIDGE, "nodad")
+    _ip(L.container_ns(container), "-6", "addr", "add", mine, "dev", L.CONTAINER_IFACE, "nodad")
+    _ip(L.INET_NS, "-6", "route", "add", ROUTED_PREFIX6, "dev", L.UPSTREAM_IFACE)
+
+
 FORWARDING = ("bridge", "routed")  # the shapes in which the host forwards for the containers
 
 FAULTS = {f.name: f for f in [
@@ -143,6 +156,8 @@ FAULTS = {f.name: f for f in [
           True, _dad_failed, ("bridge",)),
     Fault("ra-ignored", "the host's SLAAC uplink lost its RA default route (forwarding on, "
           "accept_ra = 1)", False, _ra_expired, ("bridge",)),
+    Fault("no-route-back", "the container sends from a routed global IPv6 prefix the upstream "
+          "treats as on its link (no route back)", True, _no_route_back, ("bridge",)),
     Fault("route-missing", "the host's route to a routed container's /32 is deleted", True,
           lambda c: _ip(L.HOST_NS, "route", "del", f"{_address(c)}/32", "dev", _veth(c)),
           ("routed",)),

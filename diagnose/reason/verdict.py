@@ -242,6 +242,25 @@ def _left_untranslated(c: Case) -> Optional[str]:
     return "nat-missing" if src and src == flow_src and is_unrouted(flow_src) else None
 
 
+def _left_untranslated_from(c: Case) -> str:
+    """The container's own address, when the request left the uplink from it (no NAT)."""
+    up = next((s for s in c.sightings if s.role == "uplink"), None)
+    src = up.addresses_seen.get("request", "").split(" -> ")[0] if up else ""
+    flow_src = c.flow.src if c.flow is not None else ""
+    return src if src and src == flow_src else ""
+
+
+def _upstream_asks_for_the_container(c: Case) -> Optional[str]:
+    """It left the uplink from the container's own routable address, and the upstream asked
+    for that address there (ARP, neighbour solicitation) with nobody answering: the upstream
+    treats the container's network as on the link instead of routing it to this host."""
+    if not c.stopped("uplink"):
+        return None
+    src = _left_untranslated_from(c)
+    up = next((s for s in c.sightings if s.role == "uplink"), None)
+    return "no-route-back" if src and up is not None and src in up.arp_unanswered else None
+
+
 def _left_and_nothing_came_back(c: Case) -> Optional[str]:
     """It left the machine (by the uplink, or encapsulated by a tunnel's underlay: the far
     host, unobserved, is where to look) and nothing came back."""
@@ -287,6 +306,7 @@ RULES: list = [
     ("a dropping rule's counter moved", _dropping_rule_counted),
     ("the next hop never answered ARP", _next_hop_never_answered),
     ("a private source left the uplink untranslated", _left_untranslated),
+    ("the upstream asks for the container's own address", _upstream_asks_for_the_container),
     ("it left the uplink and nothing came back", _left_and_nothing_came_back),
     ("the destination received it and did not answer", _reached_and_not_answered),
     ("the kernel routed it elsewhere than the facts say", _kernel_went_elsewhere),
@@ -323,6 +343,18 @@ def _explained(c: Case, cause: str) -> Verdict:
         explanation += ("; it left encapsulated toward the remote VTEP, and the far host was "
                         "not observed: look there next (its UDP port for VXLAN, its route "
                         "back, the destination itself)")
+    if cause == "upstream-no-reply" and hv.stopped_at == "uplink" and _left_untranslated_from(c):
+        src = _left_untranslated_from(c)
+        explanation += (f"; it left from the container's own address {src}, untranslated: "
+                        f"a routed (non-NAT) container network needs the upstream to route it "
+                        f"back to this host, and netdoctor cannot see the upstream (or the "
+                        f"destination did not answer)")
+    if cause == "no-route-back":
+        src = _left_untranslated_from(c)
+        explanation += (f"; it left from the container's own address {src}, untranslated, "
+                        f"and the upstream asked for {src} on the uplink (ARP / neighbour "
+                        f"solicitation) without an answer: it treats the container's network "
+                        f"as on its link instead of routing it to this host")
     if c.divergences:
         explanation += "; " + c.divergences[0]
     return Verdict(False, hv.stopped_at, hv.direction, cause, reason, location, rule,

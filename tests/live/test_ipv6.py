@@ -33,6 +33,8 @@ def test_healthy_dual_stack_icmpv6_and_tcp(lab):
     # Sent from the link-local address (the only one left), which the host never forwards.
     ("dad-failed", "ipv6-dad-failed", "bridge"),
     ("ra-ignored", "ipv6-ra-ignored", "bridge"),
+    # The upstream's neighbour solicitation for the container's own address is the evidence.
+    ("no-route-back", "no-route-back", "uplink"),
 ])
 def test_ipv6_faults(lab, healed, fault, cause, stopped):
     assert netdoctor("lab", "break", fault).returncode == 0
@@ -90,3 +92,15 @@ def test_a_family_that_does_not_fit_is_a_usage_error(lab):
     res = netdoctor("trace", "lab:test", WEB6, "--ipv4")
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res
     assert "is an IPv6 address" in res.stderr
+
+
+def test_a_routed_prefix_without_a_route_back_is_named_as_unseen(lab, healed):
+    """Without the upstream's question on the uplink there is no evidence of why nothing
+    came back: the verdict says where to look and that netdoctor cannot see it."""
+    assert netdoctor("lab", "break", "no-route-back").returncode == 0
+    sh("ip", "-n", "ndlab-inet", "-6", "route", "del", "2001:db8:29::/64")
+    rc, doc = netdoctor_json("trace", "lab:test", WEB6)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "upstream-no-reply" and v["stopped_at"] == "uplink", v
+    assert "2001:db8:29::2, untranslated" in v["explanation"]
+    assert "cannot see the upstream" in v["explanation"]

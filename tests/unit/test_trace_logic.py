@@ -428,3 +428,27 @@ def test_a_drop_on_a_namesake_device_off_the_path_is_not_the_probes():
     assert drop[0] == "IP_INADDRERRORS" and drop[2] not in path, drop
     # Without the path's devices the last device is all it can say.
     assert E.probe_drops(events, (104, 118))[0][2] == "eth0"
+
+
+def test_a_routed_source_the_upstream_asks_for_has_no_route_back():
+    """A global container address leaves untranslated (a routed network, no NAT). Nothing
+    comes back: with no more evidence that is all netdoctor can say, and says so; when the
+    upstream asks for that address on the uplink and nobody answers, the upstream treats
+    the prefix as on its link: no route back."""
+    flow = E.Flow("icmp", "2001:db8:29::2", "2001:db8:80::80", cookie=1)
+    up = E.HopVerdict(False, "uplink", "request")
+    s = sightings([1, 1, 1, 1], [0] * 4)
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
+                         addresses_seen={"request": "2001:db8:29::2 -> 2001:db8:80::80"})
+    v = V.decide(V.Case(up, s, [], [], [], flow, ()))
+    assert v.cause == "upstream-no-reply" and "cannot see the upstream" in v.explanation
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0, arp_requests=2,
+                         addresses_seen={"request": "2001:db8:29::2 -> 2001:db8:80::80"},
+                         arp_unanswered=("2001:db8:29::2",))
+    v = V.decide(V.Case(up, s, [], [], [], flow, ()))
+    assert v.cause == "no-route-back" and "on its link" in v.explanation
+    # Translated by NAT, the container's address never appears outside: not this cause.
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0, arp_requests=2,
+                         addresses_seen={"request": "2001:db8:1::2 -> 2001:db8:80::80"},
+                         arp_unanswered=("2001:db8:29::2",))
+    assert V.decide(V.Case(up, s, [], [], [], flow, ())).cause == "upstream-no-reply"

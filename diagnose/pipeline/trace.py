@@ -84,7 +84,8 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
                               found.hits, plan.flow, found.used, plan.next_hops,
                               aim.dns_failure, found.pmtu,
-                              tuple(found.summary.get("divergences", ()))))
+                              tuple(found.summary.get("divergences", ())),
+                              found.port_closed))
     return report(plan, aim, seen, found, verdict, pcap_dir, started)
 
 
@@ -313,6 +314,7 @@ class Evidence:
     used: tuple  # the sources the verdict rests on
     pmtu: Optional[dict]
     summary: dict  # TraceReport.evidence
+    port_closed: bool = False  # the destination answered "port unreachable"
 
 
 def read_evidence(plan: Plan, seen: Observation) -> Evidence:
@@ -326,7 +328,9 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     if any(c.error for c in seen.captures):
         summary["captures"] = "; ".join(c.error for c in seen.captures if c.error)
         degraded.append(f"capture incomplete: {summary['captures']}")
-    replied = results is not None and results.outcome in ("reply", "refused")
+    closed = results is not None and results.outcome == "icmp error" \
+        and E.port_closed_at_destination(sightings, results.icmp_errors, flow.dst)
+    replied = results is not None and results.outcome in ("reply", "refused") or closed
     if E.answered_by_host(sightings, replied):
         summary["answered_by_host"] = (f"the {results.detail or 'answer'} came from the host: "
                                        f"it was never seen on the uplink")
@@ -350,7 +354,7 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
                    frames_copied=sum(len(c.frames) for c in seen.captures),
                    capture_drops=sum(c.kernel_drops for c in seen.captures), degraded=degraded)
     return Evidence(sightings, E.localize(sightings, replied), drops, hits, used,
-                    _pmtu(plan.mtu, seen.big), summary)
+                    _pmtu(plan.mtu, seen.big), summary, closed)
 
 
 def _pmtu(mtu: int, big) -> Optional[dict]:

@@ -125,6 +125,18 @@ class HopVerdict:
     direction: Optional[str]
 
 
+def port_closed_at_destination(sightings: list, probe_errors: list, dst: str) -> bool:
+    """A UDP probe's "port unreachable" came from the destination itself: the error, sent
+    from the destination's address, was seen arriving where the path leaves this machine
+    (or on the destination container's own interface). The destination was reached; it
+    said nothing listens there, as a TCP RST does. (A REJECT on this host fakes the same
+    source, but is never seen on the uplink.)"""
+    if "port unreachable" not in probe_errors:
+        return False
+    outer = [s for s in sightings if s.role in ("uplink", "underlay", "destination")]
+    return any(e.endswith(f" from {dst}") for s in outer for e in s.icmp_errors)
+
+
 def answered_by_host(sightings: list, replied: bool) -> bool:
     """The container got an answer that never crossed the uplink: the host itself made it
     (an iptables REJECT's RST or ICMP error), not the destination."""

@@ -78,6 +78,8 @@ class Case:
     dns_failure: Optional[str] = None
     pmtu: Optional[dict] = None
     divergences: tuple = ()  # where the kernel's decisions left the path the facts predicted
+    # The destination itself answered a UDP probe with "port unreachable": reached, closed.
+    port_closed: bool = False
 
     @cached_property
     def kernel_drop(self) -> tuple:
@@ -121,6 +123,12 @@ class Case:
 def _dns_answered_without_address(c: Case) -> Optional[Verdict]:
     """The name did not resolve, yet the probe to the nameserver was answered: it answers,
     without an address."""
+    if c.dns_failure and c.hops.reachable and c.port_closed:
+        return Verdict(False, None, None, "dns-unreachable", evidence_used=c.evidence_used,
+                       explanation=f"{c.dns_failure}; the nameserver's host answers that "
+                                   f"nothing listens on UDP port 53 there (ICMP port "
+                                   f"unreachable): its DNS server is not running, or listens "
+                                   f"on another address")
     if c.dns_failure and c.hops.reachable:
         return Verdict(False, None, None, "dns-no-answer", evidence_used=c.evidence_used,
                        explanation=f"the nameserver answers, but: {c.dns_failure}")

@@ -104,3 +104,24 @@ def test_a_routed_prefix_without_a_route_back_is_named_as_unseen(lab, healed):
     assert rc == 1 and v["cause"] == "upstream-no-reply" and v["stopped_at"] == "uplink", v
     assert "2001:db8:29::2, untranslated" in v["explanation"]
     assert "cannot see the upstream" in v["explanation"]
+
+
+def test_an_ip6tables_forward_drop_is_named_with_its_rule(lab, healed):
+    sh("ip", "netns", "exec", "ndlab-host", "ip6tables", "-I", "FORWARD", "1", "-s",
+       "fd00:29::2", "-j", "DROP")
+    rc, doc = netdoctor_json("trace", "lab:test", WEB6)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "forward-dropped" and v["stopped_at"] == "bridge", v
+    assert v["kernel_drop_reason"] == "NETFILTER_DROP"
+    assert "fd00:29::2" in (v["rule"] or ""), v
+
+
+@pytest.mark.parametrize("dest", ["203.0.113.80:53", f"[{WEB6}]:53"])
+def test_a_closed_udp_port_at_the_destination_is_reachable(lab, dest):
+    """The web server's host answers a DNS query with ICMP port unreachable (nothing listens
+    on 53 there): the destination was reached and said the port is closed, as a TCP RST
+    does. It was a wrong "stopped at uplink, upstream-no-reply"."""
+    rc, doc = netdoctor_json("trace", "lab:test", dest, "--proto", "udp")
+    v = doc["verdict"]
+    assert rc == 0 and v["reachable"] and v["cause"] is None, v
+    assert "port unreachable" in doc["probe"]["detail"]

@@ -128,3 +128,13 @@ def test_bad_lab_input(lab):
     assert res.returncode == 2 and "unknown fault" in res.stderr
     res = netdoctor("lab", "break", "veth-down", "--container", "nobody")
     assert res.returncode == 2 and "no lab container" in res.stderr
+
+
+def test_a_stopped_nameserver_is_not_one_that_answers(healed):
+    """The DNS server's host answers the query with ICMP port unreachable: it was reached,
+    and nothing listens there. That is dns-unreachable, not "the nameserver answers"."""
+    assert netdoctor("lab", "break", "dns-unreachable").returncode == 0
+    rc, doc = netdoctor_json("trace", "test", "www.baidu.com")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "dns-unreachable", v
+    assert "nothing listens on UDP port 53" in v["explanation"], v

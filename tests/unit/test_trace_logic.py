@@ -452,3 +452,19 @@ def test_a_routed_source_the_upstream_asks_for_has_no_route_back():
                          addresses_seen={"request": "2001:db8:1::2 -> 2001:db8:80::80"},
                          arp_unanswered=("2001:db8:29::2",))
     assert V.decide(V.Case(up, s, [], [], [], flow, ())).cause == "upstream-no-reply"
+
+
+def test_a_port_unreachable_counts_as_reached_only_from_outside():
+    """The destination's own "port unreachable", seen arriving on the uplink, means it was
+    reached. The same error made by a REJECT on this host carries the destination's address
+    too, but never crosses the uplink; a router's error comes from another address."""
+    s = sightings([1, 1, 1, 1], [0] * 4)
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
+                         icmp_errors=("ICMP type 3 from 203.0.113.80",))
+    assert E.port_closed_at_destination(s, ["port unreachable"], "203.0.113.80")
+    assert not E.port_closed_at_destination(s, ["port unreachable"], "203.0.113.8")
+    assert not E.port_closed_at_destination(s, ["host unreachable"], "203.0.113.80")
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 0, 0)
+    s[2] = E.HopSighting("bridge", "ndbr0", "ns", 1, 0,
+                         icmp_errors=("ICMP type 3 from 203.0.113.80",))
+    assert not E.port_closed_at_destination(s, ["port unreachable"], "203.0.113.80")

@@ -1,12 +1,16 @@
 """python -m bench [--only checks|trace|load|startup] [--sizes 10,100,1000] [--rules 100,10000]
-                 [--repeat 3] [--json FILE]
+                 [--shapes full,...|all] [--repeat 3] [--json FILE]
 
 Every figure is a ratio against a baseline measured in the same run:
 
-checks at scale: a host namespace with N container namespaces on one bridge and R iptables
-rules. The floor is the raw gathering a shell script does for the same facts (ip -j -d
-addr/route/neigh for the host and every container, iptables-save, nft -j, the sysctls);
-netdoctor's figure is `netdoctor checks` on all N containers.
+checks at scale: a host namespace with N container namespaces on one bridge and R rules of
+one shape (full 5-tuples, source only, ports only, interface matches, conntrack states,
+kube-proxy's chain per service and endpoint, a native nft set). The floor is the fastest
+raw gathering a shell script does for the same facts: one `ip -j -d -batch` per namespace
+(links, addresses, routes, neighbours), both iptables backends' save, nft -j, the sysctls.
+The old floor (three `ip` processes per namespace) is reported beside it. netdoctor's figure
+is `netdoctor checks` on all N containers, its DNS probe included (the containers use the
+machine's resolv.conf, whose nameserver they cannot reach).
 
 trace: time-to-verdict on the lab (healthy, request dropped, reply dropped, DNS failure)
 against the manual method scripted: tcpdump on the four hops, one ping of the same destination
@@ -64,6 +68,77 @@ def sh(argv, input=None, check=True):
     return r
 
 
+def _quad(i):
+    return (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF
+
+
+def _full(count):
+    """A source, a destination and a port on every rule: the walk prunes on the address."""
+    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
+    for i in range(count):
+        a, b, c = _quad(i)
+        out.append(f"-A BENCH -s 10.{a}.{b}.{c}/32 -d 192.0.2.{c}/32 -p tcp "
+                   f"--dport {1024 + i % 50000} -j {'DROP' if i % 3 else 'ACCEPT'}")
+    return out
+
+
+def _source_only(count):
+    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
+    for i in range(count):
+        a, b, c = _quad(i)
+        out.append(f"-A BENCH -s 10.{a}.{b}.{c}/32 -j DROP")
+    return out
+
+
+def _ports_only(count):
+    """Only a port (no address): every rule is a candidate for every container."""
+    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
+    for i in range(count):
+        out.append(f"-A BENCH -p {'tcp' if i % 2 else 'udp'} --dport {20000 + i % 40000} "
+                   f"-j DROP")
+    return out
+
+
+def _interfaces(count):
+    """Interface matches of devices the containers' traffic never uses."""
+    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
+    for i in range(count):
+        out.append(f"-A BENCH -i tap{i} -o tun{i % 97} -j DROP")
+    return out
+
+
+def _conntrack(count):
+    """State matches with a source, firewalld's and Docker's habit."""
+    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
+    for i in range(count):
+        a, b, c = _quad(i)
+        state = ("NEW", "INVALID", "RELATED,ESTABLISHED")[i % 3]
+        out.append(f"-A BENCH -m conntrack --ctstate {state} -s 10.{a}.{b}.{c}/32 -j DROP")
+    return out
+
+
+def _kube_proxy(count):
+    """kube-proxy's iptables mode: a services chain with one rule per service, each jumping
+    to its own chain, which jumps to one chain per endpoint."""
+    out = [":KUBE-SERVICES - [0:0]", "-A FORWARD -j KUBE-SERVICES"]
+    services = max(1, count // 3)
+    for i in range(services):
+        a, b, c = _quad(i)
+        svc, ep = f"KUBE-SVC-{i:08X}", f"KUBE-SEP-{i:08X}"
+        out += [f":{svc} - [0:0]", f":{ep} - [0:0]",
+                f"-A KUBE-SERVICES -d 10.96.{b}.{c}/32 -p tcp --dport {80 + a} -j {svc}",
+                f"-A {svc} -j {ep}",
+                f"-A {ep} -s 10.244.{b}.{c}/32 -j DROP"]
+    return out
+
+
+# The rule shapes the benchmark puts on the host (R rules each); "nft-set" is a native nft
+# table whose forward chain drops what is in a set of R addresses (firewalld and ipset style).
+RULE_SHAPES = {"full": _full, "source-only": _source_only, "ports-only": _ports_only,
+               "interfaces": _interfaces, "conntrack": _conntrack, "kube-proxy": _kube_proxy,
+               "nft-set": None}
+
+
 class Topology:
     """ndb-<id>-host with bridge br0 (10.x.y.1/16) and N container namespaces on it."""
 
@@ -73,6 +148,7 @@ class Topology:
         self.host = f"{PREFIX}{self.tag}-host"
         self.containers = [f"{PREFIX}{self.tag}-c{i}" for i in range(n)]
         self.rules = 0
+        self.shape = None
 
     def __enter__(self):
         sh(["ip", "netns", "add", self.host])
@@ -95,20 +171,32 @@ class Topology:
             raise
         return self
 
-    def set_rules(self, count):
-        """count rules in a chain FORWARD jumps to, none matching the containers' traffic
-        (addresses and ports of other networks), as a busy host has."""
-        lines = ["*filter", ":BENCH - [0:0]", "-F BENCH"]
-        for i in range(count):
-            a, b, c = (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF
-            lines.append(f"-A BENCH -s 10.{a}.{b}.{c}/32 -d 192.0.2.{c}/32 -p tcp "
-                         f"--dport {1024 + i % 50000} -j {'DROP' if i % 3 else 'ACCEPT'}")
-        lines.append("COMMIT")
-        sh(["ip", "netns", "exec", self.host, "iptables-restore", "--noflush"],
-           input="\n".join(lines) + "\n")
-        if not self.rules:
-            sh(["ip", "netns", "exec", self.host, "iptables", "-I", "FORWARD", "-j", "BENCH"])
-        self.rules = count
+    def set_rules(self, count, shape="full"):
+        """count rules of one shape a busy host has, in chains FORWARD jumps to, none
+        matching the containers' traffic (see RULE_SHAPES)."""
+        self.clear_rules()
+        if shape == "nft-set":
+            elements = ", ".join(f"10.{(i >> 16) & 0xFF}.{(i >> 8) & 0xFF}.{i & 0xFF}"
+                                 for i in range(count))
+            sh(["ip", "netns", "exec", self.host, "nft", "-f", "-"], input=(
+                "table inet benchfw {\n set blocked {\n type ipv4_addr\n elements = { "
+                + elements + " }\n }\n chain bench_forward {\n type filter hook forward "
+                "priority -10;\n policy accept;\n ip saddr @blocked counter drop\n"
+                " ip daddr @blocked counter drop\n }\n}\n"))
+        else:
+            lines = ["*filter"] + RULE_SHAPES[shape](count) + ["COMMIT"]
+            sh(["ip", "netns", "exec", self.host, "iptables-restore", "--noflush"],
+               input="\n".join(lines) + "\n")
+        self.rules, self.shape = count, shape
+
+    def clear_rules(self):
+        """The host's filter table and native tables as they were: empty."""
+        sh(["ip", "netns", "exec", self.host, "iptables-restore"],
+           input="*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                 "COMMIT\n")
+        sh(["ip", "netns", "exec", self.host, "nft", "delete", "table", "inet", "benchfw"],
+           check=False)
+        self.rules = 0
 
     def close(self):
         names = [self.host] + self.containers
@@ -125,7 +213,7 @@ def timed(fn):
 
 
 def floor(topo):
-    """What a shell script runs to collect the same facts."""
+    """The old floor: three `ip` processes per namespace, iptables-save, nft, the sysctls."""
     def run():
         for ns in [topo.host] + topo.containers:
             for args in (["-j", "-d", "addr"], ["-j", "route", "show", "table", "all"],
@@ -138,9 +226,29 @@ def floor(topo):
     return timed(run)
 
 
-def netdoctor_checks(topo):
+BATCH = "link show\naddr show\nroute show table all\nneigh show\n"
+
+
+def batched_floor(topo):
+    """The fastest way a shell script gathers the same facts: one `ip -j -d -batch` per
+    namespace (links, addresses, routes, neighbours in one process), both iptables backends'
+    save, nft's JSON ruleset and the host's sysctls."""
+    def run():
+        for ns in [topo.host] + topo.containers:
+            sh(["ip", "-j", "-d", "-n", ns, "-batch", "-"], input=BATCH)
+        for save in ("iptables-nft-save", "iptables-legacy-save"):
+            sh(["ip", "netns", "exec", topo.host, save, "-c"], check=False)
+        sh(["ip", "netns", "exec", topo.host, "nft", "-j", "list", "ruleset"], check=False)
+        sh(["ip", "netns", "exec", topo.host, "sysctl", "net.ipv4.ip_forward",
+            "net.ipv4.conf.all.rp_filter", "net.ipv6.conf.all.forwarding"])
+    return timed(run)
+
+
+def netdoctor_checks(topo, dns_probe=True):
     exe = netdoctor_exe()
-    argv = ["ip", "netns", "exec", topo.host, exe, "checks", "--no-dns-probe", "--format", "json"]
+    argv = ["ip", "netns", "exec", topo.host, exe, "checks", "--format", "json"]
+    if not dns_probe:
+        argv.insert(5, "--no-dns-probe")
     argv += [f"netns:{c}" for c in topo.containers]
 
     def run():
@@ -367,28 +475,37 @@ def startup_bench(repeat):
 
 # ------------------------------------------------------------------ checks at scale
 
-def checks_bench(sizes, rule_counts):
+def checks_bench(sizes, rule_counts, shapes=("full",)):
+    """netdoctor checks (DNS probe included) on N containers against the batched floor (and
+    the old one beside it), for each rule shape; the growth exponent per shape and R says
+    whether any shape makes the walk grow faster than the containers do."""
     rows = []
     for n in sizes:
         with Topology(n) as topo:
-            for r in rule_counts:
-                topo.set_rules(r)
-                base = floor(topo)
-                nd = netdoctor_checks(topo)
-                rows.append({"bench": "checks", "n": n, "rules": r, "floor_s": round(base, 3),
-                             "netdoctor_s": round(nd, 3), "ratio": round(nd / base, 2)})
-                print(f"checks  N={n:<5} R={r:<6} floor {base:7.2f} s  netdoctor {nd:7.2f} s  "
-                      f"ratio {nd / base:5.2f}", flush=True)
-    for r in rule_counts:
-        scale = [x for x in rows if x["rules"] == r]
-        if len(scale) >= 2:
-            a, b = scale[0], scale[-1]
-            exp = math.log(b["netdoctor_s"] / a["netdoctor_s"]) / math.log(b["n"] / a["n"])
-            fexp = math.log(b["floor_s"] / a["floor_s"]) / math.log(b["n"] / a["n"])
-            print(f"growth exponent at R={r} (N={a['n']}..{b['n']}): netdoctor {exp:.2f}, "
-                  f"floor {fexp:.2f}")
-            rows.append({"bench": "checks-growth-exponent", "rules": r, "value": round(exp, 2),
-                         "floor_value": round(fexp, 2)})
+            for shape in shapes:
+                for r in rule_counts:
+                    topo.set_rules(r, shape)
+                    old, base = floor(topo), batched_floor(topo)
+                    nd = netdoctor_checks(topo)
+                    rows.append({"bench": "checks", "n": n, "rules": r, "shape": shape,
+                                 "batched_floor_s": round(base, 3), "floor_s": round(old, 3),
+                                 "netdoctor_s": round(nd, 3), "ratio": round(nd / base, 2),
+                                 "ratio_old_floor": round(nd / old, 2)})
+                    print(f"checks  N={n:<5} R={r:<6} {shape:<12} batched floor {base:7.2f} s  "
+                          f"netdoctor {nd:7.2f} s  ratio {nd / base:5.2f}  (old floor "
+                          f"{old:7.2f} s, ratio {nd / old:5.2f})", flush=True)
+    for shape in shapes:
+        for r in rule_counts:
+            scale = [x for x in rows if x["rules"] == r and x["shape"] == shape]
+            if len(scale) >= 2:
+                a, b = scale[0], scale[-1]
+                exp = math.log(b["netdoctor_s"] / a["netdoctor_s"]) / math.log(b["n"] / a["n"])
+                fexp = math.log(b["batched_floor_s"] / a["batched_floor_s"]) / math.log(
+                    b["n"] / a["n"])
+                print(f"growth exponent at R={r} {shape} (N={a['n']}..{b['n']}): netdoctor "
+                      f"{exp:.2f}, batched floor {fexp:.2f}")
+                rows.append({"bench": "checks-growth-exponent", "rules": r, "shape": shape,
+                             "value": round(exp, 2), "floor_value": round(fexp, 2)})
     return rows
 
 
@@ -396,6 +513,8 @@ def main():
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--rules", default="100,10000")
+    ap.add_argument("--shapes", default="full",
+                    help=f"rule shapes, comma-separated: {', '.join(RULE_SHAPES)} or all")
     ap.add_argument("--only", choices=("checks", "trace", "load", "startup"), default=None)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--runs", type=int, default=10, help="traces under load")
@@ -412,8 +531,12 @@ def main():
     if args.only in (None, "load"):
         rows += load_bench(args.runs)
     if args.only in (None, "checks"):
+        shapes = tuple(RULE_SHAPES) if args.shapes == "all" else tuple(args.shapes.split(","))
+        unknown = set(shapes) - set(RULE_SHAPES)
+        if unknown:
+            sys.exit(f"bench: unknown rule shape(s): {', '.join(sorted(unknown))}")
         rows += checks_bench([int(x) for x in args.sizes.split(",")],
-                             [int(x) for x in args.rules.split(",")])
+                             [int(x) for x in args.rules.split(",")], shapes)
     with open(args.json, "w") as f:
         json.dump(rows, f, indent=2)
 

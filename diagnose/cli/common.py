@@ -55,3 +55,18 @@ def address_family(ipv4: bool, ipv6: bool) -> Optional[str]:
     if ipv4 and ipv6:
         raise UsageError("--ipv4 and --ipv6 exclude each other")
     return "inet" if ipv4 else "inet6" if ipv6 else None
+
+
+def check_writable(path: str) -> None:
+    """An output file's folder exists and is writable, before any probe is sent (a bad path
+    after the trace would lose its evidence)."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a folder: give a file name (for one file per hop, "
+                         f"--pcap-dir)")
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {path}: {folder} is not writable")

@@ -9,17 +9,17 @@ import typer
 from .common import REDACT_HELP, check_format, emit
 from ..errors import UsageError
 
-FORMATS = ("text", "markdown", "mermaid", "json")
+FORMATS = ("text", "markdown", "mermaid", "dot", "json")
 
 
 def report(
     file: str = typer.Argument(..., help="A saved trace, path or checks report "
                                          "(--format json), or - for standard input."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, markdown, mermaid or json."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, markdown, mermaid, dot or json."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
 ) -> None:
     """Render a saved report again (a trace, path or checks JSON document, taken on any
-    machine) as text, Markdown or a Mermaid picture of the path. Reads only the file: no
+    machine) as text, Markdown, or a Mermaid or Graphviz DOT picture of the path. Reads only the file: no
     root, no namespace, nothing sent."""
     import sys
 
@@ -38,7 +38,14 @@ def report(
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read report {file}: {e}") from None
     kind = saved.kind_of(doc)
-    if fmt == "json":
+    if fmt == "dot":
+        if kind not in ("trace", "path"):
+            raise UsageError("a checks report has no single path to draw: use --format "
+                             "text or markdown (or `netdoctor map --format dot`)")
+        from ..report.netmap import path_dot
+
+        out = "\n".join(path_dot(doc)) + "\n"
+    elif fmt == "json":
         out = json.dumps(doc, indent=2) + "\n"
     elif kind == "trace":
         r = saved.trace_report(doc)

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from .common import (IPV4_HELP, IPV6_HELP, REDACT_HELP, address_family, check_format, emit,
-                     report_names)
+from .common import (IPV4_HELP, IPV6_HELP, REDACT_HELP, address_family, check_format,
+                     check_writable, emit, report_names)
 from .status import ExitStatus
 from ..errors import UsageError
 from ..host import privileges
@@ -24,6 +24,9 @@ def trace(
     fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
     pcap_dir: Optional[str] = typer.Option(None, "--pcap-dir",
                                            help="Write one pcap per hop into this folder."),
+    pcap: Optional[str] = typer.Option(None, "--pcap",
+                                       help="Write every hop's frames into one pcapng file, "
+                                            "an interface per hop."),
     timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for replies (0.1-10)."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
     ipv4: bool = typer.Option(False, "--ipv4", "-4", help=IPV4_HELP),
@@ -41,13 +44,15 @@ def trace(
     host = check_destination(dest, port, proto)  # bad input fails before any I/O
     family = address_family(ipv4, ipv6)
     check_family(host, family)
-    if redact and pcap_dir:
-        raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
+    if redact and (pcap_dir or pcap):
+        raise UsageError("--redact cannot redact packet captures: leave out --pcap/--pcap-dir")
+    if pcap:
+        check_writable(pcap)
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir,
-                            family=family)
+                            family=family, pcap=pcap)
     emit(reports.trace(report, fmt), report_names(t, host) if redact else None)
     for why in report.evidence.get("degraded", ()):
         sys.stderr.write(f"netdoctor: warning: {why}\n")

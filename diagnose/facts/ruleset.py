@@ -94,6 +94,27 @@ class Chain:
     def address_index(self) -> "AddressIndex":
         return AddressIndex(self.address_prefilter)
 
+    @cached_property
+    def address_free(self) -> frozenset:
+        """The rules no match of which reads an address (only ports, interfaces, states...):
+        whether they match depends on the rest of the packet, the same for every container."""
+        return frozenset(i for i, r in enumerate(self.rules)
+                         if not any(m.kind in ("saddr", "daddr") for m in r.matches))
+
+    @cached_property
+    def address_bound_index(self) -> "AddressIndex":
+        """address_index without the address-free rules (reason.rules finds those by the
+        rest of the packet, once for all the packets that share it)."""
+        free = self.address_free
+        return AddressIndex(tuple(((), ()) if i in free else pf
+                                  for i, pf in enumerate(self.address_prefilter)))
+
+    @cached_property
+    def free_rules_passing(self) -> dict:
+        """reason.rules' memo: a packet's address-free fields -> the address-free rules
+        that do not rule it out."""
+        return {}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["rules"] = [r.to_dict() for r in self.rules]

@@ -75,7 +75,7 @@ class TraceReport:
 
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
           timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None,
-          family: Optional[str] = None) -> TraceReport:
+          family: Optional[str] = None, pcap: Optional[str] = None) -> TraceReport:
     started = time.monotonic()
     aim = resolve(target, dest, port, proto, family)
     plan = make_plan(target, aim)
@@ -86,7 +86,21 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                               aim.dns_failure, found.pmtu,
                               tuple(found.summary.get("divergences", ())),
                               found.port_closed))
+    if pcap:
+        write_trace_pcapng(pcap, target, aim, seen.captures)
     return report(plan, aim, seen, found, verdict, pcap_dir, started)
+
+
+def write_trace_pcapng(path: str, target, aim: Aim, captures: list) -> None:
+    """Every hop's frames in one pcapng, an interface per hop named for what it is."""
+    from netdoctor.capture.pcapng import write_pcapng
+    from .. import __version__
+
+    hops = [(c.name, f"{c.role} {c.name} (ifindex {c.ifindex}) in netns {c.netns.label}",
+             c.frames) for c in captures]
+    write_pcapng(path, hops, f"netdoctor {__version__}",
+                 f"netdoctor trace {target.label} -> {aim.destination.get('query')} "
+                 f"({aim.address})")
 
 
 # ------------------------------------------------------------------ resolve

@@ -191,6 +191,23 @@ def _as_int(addr: str) -> Optional[tuple]:
     return a.version, int(a)
 
 
+def _candidates(chain: Chain, p: Packet, src, dst) -> list:
+    """The indexes of the chain's rules that can match p, in order: those whose addresses
+    admit p's (the address index), and those that match no address, found once for every
+    packet that has the same interfaces, protocol, ports and state (a chain of 10,000
+    port-only rules is walked once for 1,000 containers, not 1,000 times)."""
+    if src is None or dst is None or not chain.address_free:
+        return chain.address_index.candidates(src, dst)
+    key = (p.iif, p.oif, p.proto, p.dport, p.sport, p.ctstate, p.family)
+    passing = chain.free_rules_passing.get(key)
+    if passing is None:
+        passing = [i for i in sorted(chain.address_free)
+                   if rule_matches(chain.rules[i], p) is not False]
+        chain.free_rules_passing[key] = passing
+    bound = chain.address_bound_index.candidates(src, dst)
+    return sorted(bound + passing) if passing else bound
+
+
 @dataclass
 class _Walk:
     ruleset: Ruleset
@@ -206,7 +223,7 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
     w.trail.append(f"{chain.table}/{chain.name}")
     src, dst = _as_int(w.packet.src), _as_int(w.packet.dst)
     rules = chain.rules
-    for i in chain.address_index.candidates(src, dst):  # the others cannot match
+    for i in _candidates(chain, w.packet, src, dst):  # the others cannot match
         rule = rules[i]
         m = rule_matches(rule, w.packet)
         if m is False:

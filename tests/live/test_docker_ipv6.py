@@ -22,7 +22,7 @@ def docker6(docker_engine):
     sh("ip", "-n", inet, "addr", "add", f"{WEB6}/128", "dev", "lo")
     sh("ip", "-n", host, "addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad")
     sh("ip", "-n", host, "-6", "route", "add", "default", "via", "2001:db8:1::1")
-    d.docker("network", "create", "--ipv6", "--subnet", SUBNET6, "--subnet", "172.31.9.0/24",
+    d.docker("network", "create", "--ipv6", "--subnet", SUBNET6, "--subnet", "172.31.19.0/24",
              "ndt6")
     d.run("v6c", "--network", "ndt6")
     d.run("v4only")  # the default bridge: no IPv6, and Docker sets disable_ipv6 inside

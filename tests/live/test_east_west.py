@@ -80,3 +80,17 @@ def test_lab_healthy_east_west_by_bare_name(lab):
     assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
     assert doc["destination"]["container"] == "lab:web"
     assert doc["hops"][-1]["reply_seen"] >= 1
+
+
+@pytest.mark.docker
+def test_the_map_draws_both_networks_and_docker_isolating_them(two_networks):
+    rc, doc = netdoctor_json("map", "ew1", "ew2", "ew3", env=two_networks.env)
+    assert rc == 0, doc
+    nets = {tuple(sorted(n["containers"])): n for n in doc["networks"]}
+    assert set(nets) == {("docker:ew1", "docker:ew2"), ("docker:ew3",)}, nets
+    assert all(n["device"].startswith("br-") for n in nets.values())
+    # Docker's isolation chains drop new connections between the two networks, both ways:
+    # two isolation groups, each rule named.
+    assert len(doc["reach"]) == 2 and all(r["verdict"] == "drop" for r in doc["reach"])
+    assert all("DOCKER-ISOLATION" in r["rule"] for r in doc["reach"]), doc["reach"]
+    assert len(doc["isolation_groups"]) == 2

@@ -138,3 +138,21 @@ def test_a_stopped_nameserver_is_not_one_that_answers(healed):
     v = doc["verdict"]
     assert rc == 1 and v["cause"] == "dns-unreachable", v
     assert "nothing listens on UDP port 53" in v["explanation"], v
+
+
+def test_trace_writes_one_pcapng_with_an_interface_per_hop(lab, tmp_path):
+    from scapy.layers.inet import IP
+    from scapy.utils import PcapNgReader
+
+    path = str(tmp_path / "t.pcapng")
+    rc, doc = netdoctor_json("trace", "test", "203.0.113.80", "--pcap", path)
+    assert rc == 0, doc["verdict"]
+    reader = PcapNgReader(path)
+    frames = list(reader)
+    assert [i[2]["name"].decode() for i in reader.interfaces] == [h["name"] for h in doc["hops"]]
+    # Each hop's requests and replies are in the file, the uplink's translated by NAT.
+    sources = [f[IP].src for f in frames if IP in f and f[IP].dst == "203.0.113.80"]
+    assert sources.count("172.29.0.2") >= 2 * doc["hops"][0]["request_seen"] - 1
+    assert "198.51.100.2" in sources
+    res = netdoctor("trace", "test", "203.0.113.80", "--pcap", str(tmp_path / "no" / "t.pcapng"))
+    assert res.returncode == 2 and "no folder" in res.stderr and res.stdout == ""

@@ -88,6 +88,45 @@ def test_address_index_finds_the_rules_the_prefilter_lets_through(rules, src, ds
     assert chain.address_index.candidates(s, d) == expected
 
 
+free_matches = st.one_of(
+    st.tuples(st.just("dport"), st.lists(st.sampled_from(["53", "80", "443", "1000:2000"]),
+                                         min_size=1, max_size=2), st.booleans()),
+    st.tuples(st.just("proto"), st.sampled_from([["tcp"], ["udp"], ["icmp"]]), st.booleans()),
+    st.tuples(st.sampled_from(["iif", "oif"]), st.sampled_from([["br0"], ["eth0"], ["veth+"]]),
+              st.booleans()),
+    st.tuples(st.just("ctstate"), st.sampled_from([["new"], ["established"]]), st.booleans()))
+packets = st.tuples(st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.{n & 255}"),
+                    st.sampled_from(["br0", "eth0", "veth7"]), st.sampled_from(["eth0", "br0"]),
+                    st.sampled_from([("icmp", None), ("tcp", 80), ("udp", 53), ("tcp", 1500)]),
+                    st.sampled_from(["new", "established"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(matches, free_matches), max_size=3), max_size=12),
+       st.sampled_from(["drop", "accept", "return"]), st.lists(packets, min_size=1, max_size=6))
+def test_a_walk_remembered_for_address_free_rules_decides_as_a_fresh_one(rules, verdict, pkts):
+    """The walk remembers, per chain, which rules without an address match let a packet's
+    interfaces, protocol, port and state through. Whatever packets came before, a walk gives
+    the outcome a walk of a fresh copy of the same rules gives."""
+    from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
+    from netdoctor.diagnose.reason.rules import Packet, evaluate
+
+    def ruleset():
+        return Ruleset((Chain("iptables-nft", "ip", "filter", "FORWARD", hook="forward",
+                              policy="accept", rules=tuple(
+            Rule("iptables-nft", "ip", "filter", "FORWARD", n,
+                 tuple(Match(kind, tuple(vals), neg) for kind, vals, neg in ms),
+                 verdict if n % 2 else "drop")
+            for n, ms in enumerate(rules, 1))),))
+
+    warm = ruleset()
+    for src, iif, oif, (proto, dport), state in pkts:
+        p = Packet(src, "203.0.113.80", iif, oif, proto, dport, state)
+        got, fresh = evaluate(warm, "forward", p), evaluate(ruleset(), "forward", p)
+        assert (got.verdict, got.rule, got.uncertain) == (fresh.verdict, fresh.rule,
+                                                          fresh.uncertain)
+
+
 def test_a_saved_rule_whose_values_are_not_text_is_refused_on_load():
     # Found by the snapshot fuzz: a match value of null passed validation and crashed the
     # rule walk (forward-dropped, bridge-netfilter) instead of being refused with the file.

@@ -200,6 +200,62 @@ def _ipv6(p: "_Program", proto: str, cookie: int, port: int, ident: int) -> None
         p.op(JEQ_K, 0x1FFFF, jt="accept", jf="drop")
 
 
+def port_filter(proto: str, ports: tuple) -> list:
+    """A watch's filter (`inbound --watch`): TCP or UDP segments, IPv4 or IPv6, from or to
+    one of ports, whoever the client is; plus the ARP and neighbour discovery of the path.
+    Nothing else of a busy interface reaches netdoctor."""
+    number = 6 if proto == "tcp" else 17
+    ports = tuple(dict.fromkeys(p for p in ports if p))
+    p = _Program()
+    p.op(LD_H_ABS, 12)
+    p.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
+    p.label("not_arp")
+    p.op(JEQ_K, ETH_IP, jt="ip", jf="not_ip")
+    p.label("not_ip")
+    p.op(JEQ_K, ETH_IPV6, jt="ip6", jf="drop")
+    p.label("ip6")
+    p.op(LD_B_ABS, IP6 + 6)
+    p.op(JEQ_K, 58, jt="icmp6", jf="l4_6")
+    p.label("icmp6")
+    p.op(LD_B_ABS, L4_6)
+    p.op(JGE_K, 133, jt="nd_low", jf="drop")
+    p.label("nd_low")
+    p.op(JGE_K, 137, jt="drop", jf="accept")  # neighbour solicitation and advertisement
+    p.label("l4_6")
+    p.op(JEQ_K, number, jt="ports6", jf="drop")
+    p.label("ports6")
+    for side, offset in (("s", L4_6), ("d", L4_6 + 2)):
+        p.op(LD_H_ABS, offset)
+        for i, port in enumerate(ports):
+            last = i == len(ports) - 1
+            nxt = ("d6" if side == "s" else "drop") if last else f"{side}6_{i + 1}"
+            p.op(JEQ_K, port, jt="accept", jf=nxt)
+            if not last:
+                p.label(nxt)
+        if side == "s":
+            p.label("d6")
+    p.label("ip")
+    p.op(LD_B_ABS, 23)
+    p.op(JEQ_K, number, jt="l4", jf="drop")
+    p.label("l4")
+    p.op(LDX_B_MSH, 14)
+    for side, offset in (("s", 14), ("d", 16)):
+        p.op(LD_H_IND, offset)
+        for i, port in enumerate(ports):
+            last = i == len(ports) - 1
+            nxt = ("d4" if side == "s" else "drop") if last else f"{side}4_{i + 1}"
+            p.op(JEQ_K, port, jt="accept", jf=nxt)
+            if not last:
+                p.label(nxt)
+        if side == "s":
+            p.label("d4")
+    p.label("accept")
+    p.op(RET_K, ACCEPT)
+    p.label("drop")
+    p.op(RET_K, 0)
+    return p.assemble()
+
+
 class _SockFilter(ctypes.Structure):
     _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
                 ("k", ctypes.c_uint32)]

@@ -138,9 +138,10 @@ def _check(check_id: str):
 # causes the trace's evidence alone names (a destination that received the probe and did not
 # answer; a drop the kernel attributes to a tc filter or eBPF program; a routing decision
 # of the kernel that left the path the facts predicted; an upstream that asks for a routed
-# container's address on its link instead of routing it back).
+# container's address on its link instead of routing it back; a watched client whose
+# connection attempt never reached the host).
 NOT_CHECKS = ("not-judged", "destination-no-reply", "tc-drop", "path-diverged",
-              "no-route-back")
+              "no-route-back", "client-not-seen")
 
 
 def register(cls):

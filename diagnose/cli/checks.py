@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import REDACT_HELP, check_format, emit, id_list
+from .common import Progress, REDACT_HELP, check_format, emit, id_list, wants_progress
 from .status import ExitStatus
 from ..errors import UsageError
 
@@ -61,7 +61,9 @@ def checks(
                              "--all-containers with it")
         snap = snapshot.from_file(from_file)
     else:
-        snap = snapshot.of_targets(targets_, all_containers, dest, not no_dns_probe)
+        with Progress(wants_progress(fmt)) as progress:
+            snap = snapshot.of_targets(targets_, all_containers, dest, not no_dns_probe,
+                                       progress)
     findings = run_checks(snap, chosen)
     names = None
     if redact:

@@ -70,3 +70,35 @@ def check_writable(path: str) -> None:
         raise UsageError(f"cannot write {path}: no folder {folder}")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"cannot write {path}: {folder} is not writable")
+
+
+class Progress:
+    """How far long work is, on stderr, only when stderr is a terminal (never in a pipe or
+    a log) and the report is not JSON: a line rewritten in place, removed at the end."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
+
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=None)
+        return self
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=step, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def wants_progress(fmt: str) -> bool:
+    return fmt != "json" and sys.stderr.isatty()

@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
-from .common import REDACT_HELP, check_format, emit
+import sys
+
+from .common import Progress, REDACT_HELP, check_format, emit, wants_progress
 from .status import ExitStatus
 from ..errors import UsageError
 
@@ -21,12 +23,17 @@ def inbound(
     fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
     timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for the answer "
                                                          "(0.1-10)."),
+    watch: Optional[float] = typer.Option(
+        None, "--watch", metavar="SECONDS",
+        help="Send nothing: watch the path for SECONDS (1-3600) while you connect from the "
+             "real client, and judge its first connection attempt."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
 ) -> None:
     """Why can't anyone reach this container's published port? Walks the inbound path
     (PREROUTING, the DNAT that publishes the port, FORWARD, the bridge and veth, the
     container's listening socket), then sends one SYN from the host to its own address and
-    port with captures on every hop. Exit 0 when an outside client can connect, 1 when not."""
+    port with captures on every hop; with --watch, sends nothing and judges a real client's
+    connection instead. Exit 0 when an outside client can connect, 1 when not."""
     from .. import targets
     from ..host import privileges
     from ..parse import dns_wire
@@ -39,10 +46,18 @@ def inbound(
         raise UsageError(f"--from '{client}' is not an IP address")
     if not 0.1 <= timeout <= 10:
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
+    if watch is not None and not 1 <= watch <= 3600:
+        raise UsageError("--watch must be between 1 and 3600 seconds")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="inbound enters namespaces and captures")
     t = targets.resolve(target)
-    report = pipeline.inbound(t, port, client, timeout)
+    def announce(text: str) -> None:
+        sys.stderr.write(f"netdoctor: {text}\n")
+        sys.stderr.flush()
+
+    with Progress(watch is not None and wants_progress(fmt)) as progress:
+        report = pipeline.inbound(t, port, client, timeout, watch, announce,
+                                  progress if watch is not None else None)
     emit(render.render(report, fmt), [] if redact else None)
     v = report.verdict
     raise typer.Exit(ExitStatus.OK if v["reachable"] else ExitStatus.PROBLEM)

@@ -72,8 +72,11 @@ class InboundReport:
                 "elapsed_ms": self.elapsed_ms}
 
 
-def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.0
-            ) -> InboundReport:
+def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.0,
+            watch: Optional[float] = None, announce=None, progress=None) -> InboundReport:
+    """The inbound report; with watch (seconds), from the first real client's connection
+    attempt that arrives in that time instead of the host's own probe (announce(text) tells
+    the user to connect now; progress(step, done, total) how long is left)."""
     started = time.monotonic()
     port, proto = parse_port(spec)
     client = client or R.DEFAULT_CLIENT
@@ -89,8 +92,14 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     host = ctx.path.get("host_netns")
     subjects = {ctx.subject, f"host {ns_label(host)}" if host else ""}
     findings = [f for f in run_checks(snap) if f.subject in subjects]
-    probe, sightings, ev = _observe(target, ctx, walk, timeout)
-    verdict = R.decide(walk, findings, probe, sightings, ev.get("kernel_drops") or [])
+    if watch:
+        probe, sightings, ev = _watch(target, ctx, walk, watch, timeout, announce, progress)
+        verdict = R.decide_watched(walk, findings, probe, sightings,
+                                   ev.get("kernel_drops") or [], ev.get("rule_hits") or [])
+        client = probe.get("client") or client
+    else:
+        probe, sightings, ev = _observe(target, ctx, walk, timeout)
+        verdict = R.decide(walk, findings, probe, sightings, ev.get("kernel_drops") or [])
     untested = _untested(walk)
     b = ctx.container.target["ports"][0]
     port_doc = dict(b, container_port=walk.container_port if walk else b["container_port"])
@@ -154,6 +163,101 @@ def _untested(walk) -> list:
                                 "nat PREROUTING"),
                                ("FORWARD", "FORWARD"),
                                ("the uplink", None))]
+
+
+# The hops a client's packet meets from outside, in that order.
+WATCH_ROLES = ("uplink", "bridge", "host-veth", "container")
+SYN, ACK, RST = 0x02, 0x10, 0x04
+# A client's SYN carries options of any length: every IPv4/IPv6 TCP header size, as IP
+# lengths and as Ethernet frame lengths (what the kernel's device events report).
+_WATCH_LENGTHS = tuple(sorted({n for ip in (20, 40) for tcp in range(20, 61, 4)
+                               for n in (ip + tcp, ip + tcp + 14)}))
+
+
+def _first_attempt(caps: list, ports: tuple, proto: str):
+    """The first connection attempt to one of ports any hop saw (the outermost hop's copy
+    when several saw it): a SYN without ACK, or for UDP a datagram."""
+    for c in caps:
+        attempts = [f for f in c.frames if f.proto == proto and f.dport in ports and (
+            proto == "udp" or (f.tcp_flags or 0) & (SYN | ACK) == SYN)]
+        if attempts:
+            return min(attempts, key=lambda f: f.ts_ns)
+    return None
+
+
+def _watch(target, ctx, walk, seconds: float, settle: float, announce, progress) -> tuple:
+    """(probe dict, sightings, evidence dict) of the first real client's connection attempt
+    in `seconds`: captures on the uplink, bridge, host veth and container interface, tracefs
+    and the rule counters, armed before the user is told to connect."""
+    proto = walk.proto if walk is not None else ctx.container.target["ports"][0]["proto"]
+    host_port = walk.host_port if walk is not None else None
+    inner_port = (walk.container_port if walk is not None else None) or host_port
+    host = netns.Netns.from_dict(ctx.path["host_netns"])
+    hops = [h for role in WATCH_ROLES for h in ctx.path["hops"] if h["role"] == role]
+    caps = [HopCapture(h["role"], h["name"], host if h["netns_inode"] == host.inode
+                       else target.netns, h["ifindex"]) for h in hops]
+    ports = tuple(p for p in (host_port, inner_port) if p)
+    program = bpf.port_filter(proto, ports)
+    kt = KernelTrace(_WATCH_LENGTHS)
+    before = ctx.host.ruleset
+    uplink = next((h["name"] for h in hops if h["role"] == "uplink"), "the uplink")
+    where = f"{walk.host_address or '?'}:{host_port}" if walk is not None else f"port {ports}"
+
+    def wait():
+        (announce or (lambda text: None))(
+            f"watching {uplink}, the bridge, the veth and the container for {proto} to "
+            f"{where} for {seconds:g} s: connect now from the client (Ctrl-C stops)")
+        start = time.monotonic()
+        seen_at = None
+        while True:
+            now = time.monotonic()
+            if (seen_at is None and now - start >= seconds) or \
+                    (seen_at is not None and now - seen_at >= settle):
+                break
+            time.sleep(0.05)
+            for c in caps:
+                c.drain()
+            if progress is not None:
+                progress("waiting for a connection" if seen_at is None else
+                         "following it", min(now - start, seconds), seconds)
+            if seen_at is None and _first_attempt(caps, ports, proto) is not None:
+                seen_at = time.monotonic()
+        return _first_attempt(caps, ports, proto)
+
+    first = capture_around(caps, lambda c: program, kt, wait)
+    try:
+        hits = rule_hits(before, gather.read_netfilter(host))
+    except Exception as e:  # counters are evidence, not a requirement
+        hits = [{"where": "counters", "text": f"not read after the watch: {e}"}]
+    drops = E.probe_drops(kt.events, _WATCH_LENGTHS, {h["name"] for h in hops})
+    ev = {"kernel_drops": [{"reason": r, "location": loc, "last_device": d}
+                           for r, loc, d in drops], "rule_hits": hits,
+          "tracefs": kt.unavailable or f"{len(kt.events)} kernel events"}
+    probe = {"sent": False, "watched": seconds, "ports": list(ports), "proto": proto}
+    if first is None:
+        probe.update(outcome=None, client=None,
+                     detail=f"no connection attempt to {where} within {seconds:g} s")
+        return probe, [E.sight(c.role, c.name, c.netns.label, [], E.Flow(proto, "", ""),
+                               c.error) for c in caps], ev
+    # The client's flow, as the uplink sees it and as the DNAT made it further in.
+    outer = E.Flow(proto, first.src, first.dst, sport=first.sport, dport=host_port or first.dport)
+    inner = E.Flow(proto, first.src, first.dst, sport=first.sport, dport=inner_port)
+    sightings = [E.sight(c.role, c.name, c.netns.label, c.frames,
+                         outer if c.role == "uplink" else inner, c.error) for c in caps]
+    answers = {c.role: [f for f in c.frames if f.proto == proto and f.dport == first.sport
+                        and f.sport in ports] for c in caps}
+    left = answers.get("uplink") or []
+    flags = (left[0].tcp_flags or 0) if left else None
+    outcome = ("refused" if flags is not None and flags & RST else
+               "reply" if left else "no answer")
+    probe.update(client=first.src, client_port=first.sport,
+                 to=f"{first.dst}:{first.dport}", outcome=outcome,
+                 answered_by="the container" if answers.get("container") else
+                 ("the host" if left else None),
+                 detail={"reply": "SYN-ACK sent back to the client" if proto == "tcp"
+                         else "answered", "refused": "RST sent back to the client",
+                         "no answer": "nothing went back to the client"}[outcome])
+    return probe, sightings, ev
 
 
 def _observe(target, ctx, walk, timeout: float) -> tuple:

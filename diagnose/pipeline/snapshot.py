@@ -28,18 +28,21 @@ def _read_text(path: Optional[str]) -> Optional[str]:
 
 
 def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True,
-         strict: bool = False, toward: Optional[dict] = None) -> Snapshot:
+         strict: bool = False, toward: Optional[dict] = None, progress=None) -> Snapshot:
     """The snapshot of targets. A target whose path cannot be read is a problem of the
     snapshot, and the others go on; strict=True raises its error instead (one target, as
     trace has: its error, with its exit status, is the answer). toward: {target label:
     destination} for targets whose path goes elsewhere (an east-west trace's destination
-    container, judged on its way back to the source)."""
+    container, judged on its way back to the source). progress(step, done, total) is told
+    how far the reading is."""
+    tell = progress or (lambda step, done, total: None)
     read = gather.NamespaceReader()
     me = netns.own()
     read.prefetch([me] + [t.netns for t in targets])
     read(me)
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
-    for t in targets:
+    for done, t in enumerate(targets):
+        tell("reading containers", done, len(targets))
         try:
             report = discover_path(t, (toward or {}).get(t.label, destination), read)
         except NetdoctorError as e:
@@ -62,12 +65,15 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
             target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
             host_inode=host_inode, resolv_conf=conf_text, listeners=listeners))
         probe_from.append(t.netns)
+    tell("reading containers", len(targets), len(targets))
     containers = _with_own_rules(containers, probe_from, problems, me.inode)
     if probe_dns and containers:
+        tell("asking their nameservers", 0, 1)
         probes = resolver.probe_nameservers(
             [(ns, c.resolv_conf) for ns, c in zip(probe_from, containers)])
         containers = [replace(c, dns_probe=p) for c, p in zip(containers, probes)]
     hosts = {}
+    tell("reading the hosts' rules", 0, 1)
     for inode, ns in host_inodes.items():
         try:
             hosts[str(inode)] = HostFacts(read(ns), gather.read_netfilter(ns),
@@ -155,7 +161,7 @@ def discover_path(target, destination: Optional[str], read):
 
 
 def of_targets(refs, all_containers: bool, destination: Optional[str],
-               probe_dns: bool) -> Snapshot:
+               probe_dns: bool, progress=None) -> Snapshot:
     """The snapshot `checks` and `snapshot` take: the named targets, or every running
     container when none is named (or with all_containers)."""
     from .. import targets
@@ -176,7 +182,8 @@ def of_targets(refs, all_containers: bool, destination: Optional[str],
         toward, unresolved = _resolve_in_each(chosen, destination)
         problems = list(problems) + unresolved
         destination = None
-    snap = take(chosen, destination=destination, probe_dns=probe_dns, toward=toward)
+    snap = take(chosen, destination=destination, probe_dns=probe_dns, toward=toward,
+                progress=progress)
     return replace(snap, problems=snap.problems + tuple(problems)) if problems else snap
 
 

@@ -190,3 +190,58 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
         f"the SYN was last seen at {hv.stopped_at}" if hv.stopped_at else
         "the SYN was seen on no hop") + (f"; the kernel dropped it: {reason}" if reason else ""))
     return v
+
+
+def decide_watched(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
+                   drops: list, hits: list) -> dict:
+    """The verdict from a real client's connection attempt: what left the uplink back to
+    the client decides; where the attempt was last seen, the kernel's drop reason and the
+    rule counters say why not. Findings only name a cause the evidence leaves open."""
+    reason = drops[0]["reason"] if drops else None
+    v = {"reachable": False, "reachable_from_host": None, "stopped_at": None,
+         "direction": None, "cause": None, "kernel_drop_reason": reason, "explanation": "",
+         "watched": True}
+    up = next((s for s in sightings if s.role == "uplink"), None)
+    if not probe.get("client"):
+        v.update(cause="client-not-seen", explanation=(
+            f"{probe.get('detail')}: no SYN reached {up.name if up else 'the uplink'} "
+            "(a firewall or NAT before this host, a wrong address or port, or nobody "
+            "connected); netdoctor cannot see the path before the uplink"))
+        return v
+    if probe["outcome"] == "reply":
+        v.update(reachable=True, explanation=f"the connection from {probe['client']} was "
+                 f"answered ({probe['detail']})")
+        return v
+    errors = sorted((f for f in findings if f.severity == "error" and (
+        f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)),
+        key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
+    if probe["outcome"] == "refused":
+        if probe.get("answered_by") == "the container":
+            v.update(cause="container-not-listening" if walk is None or walk.listening != "any"
+                     else "unknown", stopped_at="container", direction="request",
+                     explanation=f"the container refused the connection ({probe['detail']})")
+        else:
+            v.update(cause="inbound-dropped", direction="request",
+                     explanation="the host itself refused the connection (a REJECT with "
+                                 "tcp-reset) before it reached the container")
+            v["rule"] = hits[0]["where"] + ": " + hits[0]["text"] if hits else None
+        return v
+    hv = localize(sightings, False)
+    v.update(stopped_at=hv.stopped_at, direction=hv.direction)
+    seen = (f"the {hv.direction or 'SYN'} from {probe['client']} was last seen at "
+            f"{hv.stopped_at}" if hv.stopped_at else "it was seen nowhere")
+    if hits and reason in (None, "NETFILTER_DROP"):
+        v.update(cause="inbound-dropped", rule=hits[0]["where"] + ": " + hits[0]["text"],
+                 explanation=f"{seen}; a dropping rule's counter moved")
+    elif errors:
+        v.update(cause=errors[0].id, explanation=f"{seen}; {errors[0].message}")
+    elif reason == "NETFILTER_DROP":
+        v.update(cause="inbound-dropped", explanation=f"{seen}; the kernel says a netfilter "
+                                                      f"rule dropped it")
+    elif hv.stopped_at == "container" and hv.direction == "request":
+        v.update(cause="destination-no-reply", explanation=f"{seen}: it reached the "
+                 "container, which sent nothing back")
+    else:
+        v.update(cause="unknown", explanation=seen + (f"; the kernel dropped it: {reason}"
+                                                      if reason else ""))
+    return v

@@ -49,6 +49,17 @@ def text(report) -> str:
                 for h in doc["hops"]]
         lines += [""] + table(rows, ("HOP", "INTERFACE", "NETNS", "REQ", "REPLY",
                                      "ADDRESSES SEEN"))
+    elif p.get("watched"):
+        if p.get("client"):
+            lines.append(f"watched {p['watched']:g} s: a connection from {p['client']}:"
+                         f"{p['client_port']} to {p['to']}: {p['detail']}")
+        else:
+            lines.append(f"watched {p['watched']:g} s: {p['detail']}")
+        rows = [(h["role"], h["name"], h["netns"], h["request_seen"], h["reply_seen"],
+                 "; ".join(f"{k} {a}" for k, a in h["addresses_seen"].items()) or "-")
+                for h in doc["hops"]]
+        lines += [""] + table(rows, ("HOP", "INTERFACE", "NETNS", "REQ", "REPLY",
+                                     "ADDRESSES SEEN"))
     else:
         lines.append(f"probe: not sent ({p.get('why_not')})")
     lines += [""] + _verdict(doc["verdict"])

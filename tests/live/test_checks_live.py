@@ -266,3 +266,41 @@ def test_a_tc_hook_on_the_path_is_said_to_be_unseen(lab, healed):
         assert f["verify"].startswith("ip netns exec ndlab-host tc filter show dev veth-test")
     finally:
         in_ns("ndlab-host", "tc", "qdisc", "del", "dev", "veth-test", "clsact")
+
+
+def _with_a_terminal_for_stderr(*args):
+    """netdoctor with stderr on a pseudo-terminal and stdout on a pipe: (stdout, what the
+    terminal got)."""
+    import os
+    import pty
+    import subprocess
+
+    from sandbox import netdoctor_exe
+
+    master, slave = pty.openpty()
+    try:
+        res = subprocess.run(netdoctor_exe() + list(args), stdout=subprocess.PIPE,
+                             stderr=slave, timeout=60)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    return res.stdout.decode(), seen.decode(errors="replace")
+
+
+def test_checks_shows_progress_on_a_terminal_and_never_in_json(lab):
+    out, term = _with_a_terminal_for_stderr("checks", "lab:test", "lab:web")
+    assert "reading" in term or "nameservers" in term, term
+    assert "\x1b" not in out and "checked" in out  # the report itself stays plain
+    out, term = _with_a_terminal_for_stderr("checks", "lab:test", "--format", "json")
+    assert term == "" and out.lstrip().startswith("{")
+    res = netdoctor("checks", "lab:test")  # stderr a pipe: nothing but the report
+    assert res.stderr == ""

@@ -124,3 +124,58 @@ def test_podman_published_ports(podman_engine):
         assert doc["verdict"]["cause"] == "container-listens-on-loopback", doc["verdict"]
     finally:
         p.podman("rm", "-f", "ppub-ok", "ppub-lo", check=False)
+
+
+def _watched(*args, connect=True, client_ns="ndlab-inet", address="198.51.100.2", port=8080):
+    """`inbound --watch`, with a real client in the fake internet connecting once netdoctor
+    says it is watching: (exit status, document)."""
+    import json
+    import subprocess
+
+    from sandbox import netdoctor_exe
+
+    proc = subprocess.Popen(netdoctor_exe() + ["inbound", *args, "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        told = proc.stderr.readline()
+        assert "connect now" in told, told
+        if connect:
+            sh("ip", "netns", "exec", client_ns, "python3", "-c",
+               "import socket,sys\ns=socket.socket()\ns.settimeout(2)\ntry:\n"
+               f"    s.connect(('{address}', {port}))\nexcept OSError:\n    pass\n",
+               check=False)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, json.loads(out)
+
+
+def test_watch_judges_a_real_clients_connection(lab):
+    rc, doc = _watched("web", "8080", "--watch", "10")
+    p, v = doc["probe"], doc["verdict"]
+    assert rc == 0 and v["reachable"] and v["watched"], v
+    assert p["client"] == "198.51.100.1" and p["outcome"] == "reply", p
+    hops = {h["role"]: h for h in doc["hops"]}
+    assert list(hops) == ["uplink", "bridge", "host-veth", "container"]
+    # Seen translated: to the host's port on the uplink, to the container's further in.
+    assert hops["uplink"]["addresses_seen"]["request"] == "198.51.100.1 -> 198.51.100.2"
+    assert hops["container"]["addresses_seen"]["request"] == "198.51.100.1 -> 172.29.0.3"
+    assert all(h["request_seen"] >= 1 and h["reply_seen"] >= 1 for h in hops.values())
+
+
+def test_watch_names_the_rule_that_drops_the_client(lab, healed):
+    assert netdoctor("lab", "break", "inbound-drop").returncode == 0
+    rc, doc = _watched("web", "8080", "--watch", "10")
+    v = doc["verdict"]
+    # Arrived on the uplink, translated, dropped in FORWARD: never sent on to the bridge.
+    assert rc == 1 and v["cause"] == "inbound-dropped" and v["stopped_at"] == "uplink", v
+    assert "DROP" in (v.get("rule") or "") and v["kernel_drop_reason"] == "NETFILTER_DROP", v
+
+
+def test_watch_without_a_client_says_what_it_could_not_see(lab):
+    rc, doc = _watched("web", "8080", "--watch", "1", connect=False)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "client-not-seen", v
+    assert "cannot see" in v["explanation"]

@@ -64,8 +64,7 @@ def unread_rules(ruleset, tables: tuple) -> list:
     gaps = []
     # iptables-nft-save reads the tables iptables-nft made; nft reads the others, and all
     # of them when iptables-nft-save read nothing.
-    made_by_iptables = {f"nft {c.family} {c.table}" for c in ruleset.chains
-                        if c.backend == "iptables-nft"}
+    made_by_iptables = ruleset.tables_of.get("iptables-nft", set())
     if failed("iptables-nft-save") and not ok("nft"):
         gaps.append(f"iptables-nft-save: {sources['iptables-nft-save']}")
     if not ok("nft"):

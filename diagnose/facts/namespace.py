@@ -317,11 +317,17 @@ class NamespaceSnapshot:
         return [self.routes[i] for i in sorted(found)]
 
     def default_routes(self, family: str = "inet") -> list:
-        return [
-            r
-            for r in self.routes
-            if r.is_default and r.family == family and r.table == "main" and r.type == "unicast"
-        ]
+        return list(self._defaults.get(family, ()))
+
+    @cached_property
+    def _defaults(self) -> dict:
+        """Main-table unicast default routes by family (a host with a thousand veths has
+        thousands of routes; the checks ask for its defaults per container)."""
+        out: dict = {}
+        for r in self.routes:
+            if r.is_default and r.table == "main" and r.type == "unicast":
+                out.setdefault(r.family, []).append(r)
+        return out
 
     def to_dict(self) -> dict:
         return {

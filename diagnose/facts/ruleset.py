@@ -253,16 +253,38 @@ class Ruleset:
     sources: dict = field(default_factory=dict)
 
     def chain(self, backend: str, family: str, table: str, name: str) -> Optional[Chain]:
+        return self._by_key.get((backend, family, table, name))
+
+    @cached_property
+    def _by_key(self) -> dict:
+        """Chains by (backend, family, table, name): a jump is a lookup, not a scan of a
+        kube-proxy host's thousands of chains. The first of a duplicated key wins."""
+        out = {}
         for c in self.chains:
-            if c.key == (backend, family, table, name):
-                return c
-        return None
+            out.setdefault(c.key, c)
+        return out
 
     def base_chains(self, hook: str, family: str, type_: str) -> list:
-        fams = {"ip": ("ip", "inet"), "ip6": ("ip6", "inet")}.get(family, (family,))
-        found = [c for c in self.chains
-                 if c.hook == hook and c.family in fams and (c.type or "filter") == type_]
-        return sorted(found, key=lambda c: c.priority)
+        key = (hook, family, type_)
+        found = self._base_chains.get(key)
+        if found is None:
+            fams = {"ip": ("ip", "inet"), "ip6": ("ip6", "inet")}.get(family, (family,))
+            found = sorted((c for c in self.chains if c.hook == hook and c.family in fams
+                            and (c.type or "filter") == type_), key=lambda c: c.priority)
+            self._base_chains[key] = found
+        return list(found)
+
+    @cached_property
+    def _base_chains(self) -> dict:
+        return {}
+
+    @cached_property
+    def tables_of(self) -> dict:
+        """backend -> {"nft FAMILY TABLE"} of the tables its chains are in."""
+        out: dict = {}
+        for c in self.chains:
+            out.setdefault(c.backend, set()).add(f"nft {c.family} {c.table}")
+        return out
 
     def rule_count(self, backend: str) -> int:
         return sum(len(c.rules) for c in self.chains if c.backend == backend)

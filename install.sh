@@ -25,7 +25,8 @@ declare -A need=(
   [conntrack]=conntrack [nsenter]=util-linux [sysctl]=procps [ss]=iproute2
 )
 if [ "$dev" = 1 ]; then
-  need+=([dockerd]=docker.io [podman]=podman [runc]=runc [busybox]=busybox-static)
+  need+=([dockerd]=docker.io [podman]=podman [runc]=runc [busybox]=busybox-static
+         [sshd]=openssh-server [ssh]=openssh-client)
 fi
 missing=()
 for prog in "${!need[@]}"; do

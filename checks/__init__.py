@@ -139,9 +139,10 @@ def _check(check_id: str):
 # answer; a drop the kernel attributes to a tc filter or eBPF program; a routing decision
 # of the kernel that left the path the facts predicted; an upstream that asks for a routed
 # container's address on its link instead of routing it back; a watched client whose
-# connection attempt never reached the host).
+# connection attempt never reached the host; a probe the far host of an overlay received
+# and did not pass on).
 NOT_CHECKS = ("not-judged", "destination-no-reply", "tc-drop", "path-diverged",
-              "no-route-back", "client-not-seen")
+              "no-route-back", "client-not-seen", "lost-on-peer")
 
 
 def register(cls):

@@ -35,6 +35,10 @@ class PathChanged(NetdoctorError):
     """The path changed while netdoctor looked at it."""
 
 
+class PeerError(NetdoctorError):
+    """The far host (--peer) could not be reached, refused, or answered nonsense."""
+
+
 class InternalError(NetdoctorError):
     """netdoctor contradicted itself: a bug, never the user's input."""
 

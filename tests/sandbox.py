@@ -421,3 +421,61 @@ class FlannelPair:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Sshd:
+    """A real OpenSSH server in a namespace, with keys made for it alone (LAB.md's recipe),
+    and an ssh config a client uses to reach it as root: `ssh -F config` / --ssh-config."""
+
+    def __init__(self, ns: str, address: str):
+        self.ns, self.address = ns, address
+        self.dir = tempfile.mkdtemp(prefix="ndt-sshd-")
+        self.config = os.path.join(self.dir, "ssh_config")
+        self.proc = None
+
+    def __enter__(self):
+        d = self.dir
+        try:
+            os.makedirs("/run/sshd", exist_ok=True)
+            for key in ("hostkey", "userkey"):
+                sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, key))
+            shutil.copy(os.path.join(d, "userkey.pub"), os.path.join(d, "authorized_keys"))
+            os.chmod(os.path.join(d, "authorized_keys"), 0o600)
+            # The session finds this checkout's `netdoctor` as a login on the host would.
+            path = os.pathsep.join([os.path.dirname(netdoctor_exe()[0]), "/usr/local/sbin",
+                                    "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, "/usr/sbin/sshd", "-D", "-e", "-f", "/dev/null",
+                 "-o", f"HostKey={d}/hostkey", "-o", f"AuthorizedKeysFile={d}/authorized_keys",
+                 "-o", f"PidFile={d}/sshd.pid", "-o", f"ListenAddress={self.address}",
+                 "-o", "PermitRootLogin=prohibit-password", "-o", "StrictModes=no",
+                 "-o", "UsePAM=no", "-o", f"SetEnv=PATH={path}"],
+                stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "sshd.log"), "wb"))
+            with open(self.config, "w") as f:
+                f.write(f"Host *\n  User root\n  IdentityFile {d}/userkey\n"
+                        f"  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+                        f"  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                out = sh("ip", "netns", "exec", self.ns, "ss", "-ltnH", check=False).stdout
+                if f"{self.address}:22" in out:
+                    return self
+                time.sleep(0.1)
+            raise RuntimeError("sshd did not start: " + open(os.path.join(d, "sshd.log")).read())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __exit__(self, *exc):
+        self.close()

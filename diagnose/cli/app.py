@@ -10,6 +10,7 @@ import typer
 
 from .. import __version__
 from . import checks, cleanup, inbound, lab, path, report, snapshot, trace
+from . import agent
 from . import map as netmap
 from .status import ExitStatus, exit_status_for, interrupted
 from ..errors import NetdoctorError
@@ -29,6 +30,7 @@ app.command()(checks.checks)
 app.command("snapshot")(snapshot.snapshot)
 app.command()(report.report)
 app.command("map")(netmap.map_)
+app.command("agent", hidden=True)(agent.agent)
 app.command()(cleanup.cleanup)
 app.add_typer(lab.app, name="lab")
 

@@ -27,6 +27,9 @@ class ExitStatus(IntEnum):
     # The path changed while netdoctor was looking at it (an interface went away): the
     # evidence no longer describes one configuration, so no verdict is given.
     PATH_CHANGED = 8
+    # The far host given with --peer could not be used: ssh failed, it runs another
+    # netdoctor version, or its agent broke off.
+    PEER = 9
     # A bug in netdoctor.
     INTERNAL = 70
     INTERRUPTED = 130
@@ -41,6 +44,7 @@ _BY_ERROR = (
     (errors.MissingDependency, ExitStatus.MISSING_DEPENDENCY),
     (errors.LabStateError, ExitStatus.LAB_STATE),
     (errors.PathChanged, ExitStatus.PATH_CHANGED),
+    (errors.PeerError, ExitStatus.PEER),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -29,6 +30,12 @@ def trace(
                                             "an interface per hop."),
     timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for replies (0.1-10)."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
+    peer: Optional[str] = typer.Option(
+        None, "--peer", help="Observe the far host of an overlay too: ssh://[USER@]HOST[:PORT], "
+                             "auto (the remote VTEP the path finds, over ssh) or netns:NAME "
+                             "(a lab host). It runs `netdoctor agent` there."),
+    ssh_config: Optional[str] = typer.Option(None, "--ssh-config",
+                                             help="Passed to ssh as -F FILE."),
     ipv4: bool = typer.Option(False, "--ipv4", "-4", help=IPV4_HELP),
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help=IPV6_HELP),
 ) -> None:
@@ -48,11 +55,19 @@ def trace(
         raise UsageError("--redact cannot redact packet captures: leave out --pcap/--pcap-dir")
     if pcap:
         check_writable(pcap)
+    if peer:
+        from ..pipeline.peer import check_peer
+
+        check_peer(peer)
+    if ssh_config and not peer:
+        raise UsageError("--ssh-config goes with --peer")
+    if ssh_config and not os.path.isfile(ssh_config):
+        raise UsageError(f"--ssh-config {ssh_config}: no such file")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir,
-                            family=family, pcap=pcap)
+                            family=family, pcap=pcap, peer=peer, ssh_config=ssh_config)
     emit(reports.trace(report, fmt), report_names(t, host) if redact else None)
     for why in report.evidence.get("degraded", ()):
         sys.stderr.write(f"netdoctor: warning: {why}\n")

@@ -14,6 +14,7 @@ Six phases, one function each:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -26,8 +27,8 @@ from netdoctor.capture.sockets import HopCapture, capture_around, write_pcaps
 from netdoctor.capture.tracefs import JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
-from ..errors import (InternalError, NetdoctorError, PathChanged,
-                                       TargetNotFound, Unresolved)
+from ..errors import (InternalError, NetdoctorError, PathChanged, TargetNotFound,
+                      Unresolved, UsageError)
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
 from . import path as discover
@@ -75,11 +76,14 @@ class TraceReport:
 
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
           timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None,
-          family: Optional[str] = None, pcap: Optional[str] = None) -> TraceReport:
+          family: Optional[str] = None, pcap: Optional[str] = None,
+          peer: Optional[str] = None, ssh_config: Optional[str] = None) -> TraceReport:
     started = time.monotonic()
     aim = resolve(target, dest, port, proto, family)
     plan = make_plan(target, aim)
-    seen = observe(target, plan, timeout, count)
+    with contextlib.ExitStack() as stack:
+        far = _far_side(plan, aim, peer, ssh_config, stack) if peer else None
+        seen = observe(target, plan, timeout, count, far)
     found = read_evidence(plan, seen)
     verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
                               found.hits, plan.flow, found.used, plan.next_hops,
@@ -250,9 +254,38 @@ class Observation:
     big: object  # ProbeResult of the full-size don't-fragment echo, when one was sent
     counters_after: object  # the host's Ruleset after the probe, or None
     degraded: list  # evidence that could not be had, one line each
+    far: Optional[dict] = None  # the far host's agent's collect answer (--peer)
 
 
-def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
+@dataclass
+class FarSide:
+    """The far host of an overlay path, observed through its agent (--peer)."""
+
+    peer: object  # pipeline.peer.Peer, open for the probe window
+    hops: list  # the agent's hop dicts (role, name, ifindex, netns...)
+    collected: Optional[dict] = None  # the agent's collect answer, after the probe
+
+
+def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack) -> FarSide:
+    """Connect to the far host (the remote VTEP the path found, with --peer auto) and ask
+    for its hops: the underlay device the encapsulated probe arrives on, its VXLAN device,
+    its bridge, the destination's veth and interface."""
+    from .peer import Peer
+
+    under = next((h for h in plan.path["hops"] if h["role"] == "underlay"), None)
+    if under is None or not under.get("via"):
+        raise UsageError("--peer observes the far host of an overlay: this path crosses no "
+                         "tunnel (see `netdoctor path`)")
+    if spec == "auto":
+        spec = f"ssh://{under['via']}"
+    peer = stack.enter_context(Peer(spec, ssh_config))
+    hops = peer.ask({"op": "far_path", "dst": aim.address, "src": plan.flow.src,
+                     "vtep": under["via"], "tunnel_port": plan.tunnel_port})["hops"]
+    return FarSide(peer, hops)
+
+
+def observe(target, plan: Plan, timeout: float, count: int,
+            far: Optional[FarSide] = None) -> Observation:
     flow = plan.flow
     routers = tuple(h["ifindex"] for h in plan.path["hops"]
                     if h["role"] in ("bridge", "host-veth") + HOST_EGRESS_ROLES)
@@ -267,9 +300,16 @@ def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
         # come, and the evidence is in. (A silent loss further away still waits it out.)
         return sent > 0 and len(E.dropped_skbs(kt.peek(), plan.lengths, path_devices)) >= sent
 
+    if far is not None:  # armed first: the far side must be watching when the probe leaves
+        far.peer.ask({"op": "arm", "hops": far.hops, "program": plan.program,
+                      "tunnel_program": plan.tunnel_program, "tunnel_port": plan.tunnel_port,
+                      "lengths": list(plan.lengths)})
     results, big = capture_around(
         captures, plan.program_for, kt,
         lambda: _send_probes(target, plan, timeout, count, all_dropped))
+    if far is not None:
+        far.collected = far.peer.ask({"op": "collect"})
+        far.collected["where"] = far.peer.where
     _still_there(target, plan)
     degraded = [f"kernel drop reasons not read: {kt.unavailable}"] if kt.unavailable else []
     counters_after = None
@@ -278,7 +318,8 @@ def observe(target, plan: Plan, timeout: float, count: int) -> Observation:
             counters_after = gather.read_netfilter(plan.host_ns)
         except Exception as e:  # counters are evidence, not a requirement
             degraded.append(f"rule counters not read after the probe: {e}")
-    return Observation(captures, kt, results, big, counters_after, degraded)
+    return Observation(captures, kt, results, big, counters_after, degraded,
+                       far.collected if far is not None else None)
 
 
 def _send_probes(target, plan: Plan, timeout: float, count: int, all_dropped) -> tuple:
@@ -342,6 +383,13 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     if any(c.error for c in seen.captures):
         summary["captures"] = "; ".join(c.error for c in seen.captures if c.error)
         degraded.append(f"capture incomplete: {summary['captures']}")
+    far_drops = []
+    if seen.far is not None:
+        far_sightings, far_drops = _far_sightings(seen.far, flow, plan.tunnel_port)
+        sightings += far_sightings
+        summary["peer"] = {"where": seen.far["where"], "tracefs": seen.far.get("tracefs"),
+                           "note": "the far host's hops are ordered by the probe's tag, "
+                                   "not by time: two hosts' clocks do not compare"}
     closed = results is not None and results.outcome == "icmp error" \
         and E.port_closed_at_destination(sightings, results.icmp_errors, flow.dst)
     replied = results is not None and results.outcome in ("reply", "refused") or closed
@@ -358,6 +406,7 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
                                 ("counters", seen.counters_after is not None),
                                 ("checks", True)) if v)
     drops = E.probe_drops(kt.events, plan.lengths, {h["name"] for h in plan.path["hops"]})
+    drops += [d for d in far_drops if d not in drops]
     decided = J.entries(kt.decisions, plan.path["hops"], flow)
     summary["journal"] = decided
     summary["divergences"] = J.divergences(decided, plan.path["hops"])
@@ -407,6 +456,26 @@ def report(plan: Plan, aim: Aim, seen: Observation, found: Evidence, verdict: V.
 
 
 # ------------------------------------------------------------------ helpers
+
+def _far_sightings(far: dict, flow: E.Flow, tunnel_port: int) -> tuple:
+    """(sightings, drops) of the far host's hops, from the frames its agent captured (the
+    same parser as here: the agent runs the same version). Their times are another clock's:
+    dropped, so that no order across hosts is implied."""
+    from dataclasses import replace as _replace
+
+    from netdoctor.capture.sockets import parse_frame, parse_tunnelled
+
+    out = []
+    for h in far["hops"]:
+        frames = [parse_tunnelled(bytes.fromhex(f["raw"]), f["ts"], f["out"], tunnel_port)
+                  if h["role"] == "far-underlay" and tunnel_port
+                  else parse_frame(bytes.fromhex(f["raw"]), f["ts"], f["out"])
+                  for f in h["frames"]]
+        s = E.sight(h["role"], h["name"], f"{h.get('netns') or '?'} (peer)", frames, flow,
+                    h.get("error"))
+        out.append(_replace(s, first_seen_ns=None))
+    return out, [tuple(d[:3]) for d in far.get("kernel_drops", ())]
+
 
 def _bridge_addresses(hop: dict) -> Optional[tuple]:
     """A bridge device's own addresses (it sees only the answers sent to them); None for

@@ -275,6 +275,27 @@ def _left_and_nothing_came_back(c: Case) -> Optional[str]:
     return "upstream-no-reply" if c.stopped("uplink") or c.stopped("underlay") else None
 
 
+# What to look at on the far host, by the last of its hops that saw the probe.
+FAR_HINTS = {
+    "far-underlay": "it arrived encapsulated and the far VXLAN device never received it: is "
+                    "that device up, on the same UDP port and VNI, and does the underlay's "
+                    "firewall let the port in?",
+    "far-tunnel": "it was decapsulated and not routed on: the far host's route to the "
+                  "destination, its IP forwarding and its FORWARD rules",
+    "far-bridge": "the far bridge did not pass it to the destination's port: that port (the "
+                  "destination's veth) down or detached, or the bridge's forwarding table",
+    "far-veth": "the destination's own interface did not receive it: it is down",
+}
+
+
+def _lost_on_the_far_host(c: Case) -> Optional[str]:
+    """The far host was observed (--peer) and the request was last seen on one of its hops
+    short of the destination: the fault is there, and the hop says where to look."""
+    if c.hops.direction == "request" and c.hops.stopped_at in FAR_HINTS:
+        return "lost-on-peer"
+    return None
+
+
 def _reached_and_not_answered(c: Case) -> Optional[str]:
     """The destination's own interface received the request and sent nothing back: it
     ignored or dropped it itself (its own firewall, nothing listening for UDP, a service
@@ -310,6 +331,7 @@ RULES: list = [
     ("a finding blocks where it stopped", _finding_where_it_stopped),
     ("the wiring is broken earlier on the path", _wiring_fault_on_the_path),
     ("the destination's own checks found a fault", _fault_at_the_far_end),
+    ("the far host received it and did not pass it on", _lost_on_the_far_host),
     ("the kernel's drop reason", _kernel_drop_reason),
     ("a dropping rule's counter moved", _dropping_rule_counted),
     ("the next hop never answered ARP", _next_hop_never_answered),
@@ -357,6 +379,8 @@ def _explained(c: Case, cause: str) -> Verdict:
                         f"a routed (non-NAT) container network needs the upstream to route it "
                         f"back to this host, and netdoctor cannot see the upstream (or the "
                         f"destination did not answer)")
+    if cause == "lost-on-peer":
+        explanation += f" on the far host; {FAR_HINTS[hv.stopped_at]}"
     if cause == "no-route-back":
         src = _left_untranslated_from(c)
         explanation += (f"; it left from the container's own address {src}, untranslated, "

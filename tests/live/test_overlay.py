@@ -5,7 +5,7 @@ ip-conflict."""
 
 import pytest
 
-from sandbox import FlannelPair, netdoctor_json, sh
+from sandbox import FlannelPair, netdoctor, netdoctor_json, sh
 
 pytestmark = [pytest.mark.live]
 
@@ -83,3 +83,68 @@ def test_the_far_side_is_said_to_be_unobserved(flannel):
     finally:
         sh("ip", "netns", "exec", h1, "iptables", "-D", "INPUT", "-p", "udp", "--dport", "8472",
            "-j", "DROP")
+
+
+FAR_ROLES = ["far-underlay", "far-tunnel", "far-bridge", "far-veth", "destination"]
+
+
+def test_the_far_host_is_observed_through_its_agent(flannel):
+    """--peer netns:HOST (a lab host): the far half of the path, captured by the far host's
+    own agent in the same probe window, inside the encapsulation on its underlay."""
+    pod = f"netns:{flannel.pods[0]}"
+    rc, doc = netdoctor_json("trace", pod, flannel.pod_ip(1), "--peer",
+                             f"netns:{flannel.hosts[1]}")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    roles = [h["role"] for h in doc["hops"]]
+    assert roles[5:] == FAR_ROLES, roles
+    far = {h["role"]: h for h in doc["hops"][5:]}
+    assert far["far-underlay"]["name"] == flannel.nic(1)
+    assert "in VXLAN 192.168.77.1 -> 192.168.77.2 vni 1" in \
+        far["far-underlay"]["addresses_seen"]["request"]
+    assert far["destination"]["netns"].startswith(flannel.pods[1])
+    assert all(h["request_seen"] >= 1 and h["reply_seen"] >= 1 for h in far.values()), far
+    # Another host's clock: no time is given for its hops.
+    assert all(h["first_seen_us"] is None for h in far.values())
+
+
+def test_a_fault_on_the_far_host_is_localised_there(flannel):
+    """The far host's FORWARD drops the decapsulated probe: last seen on its VXLAN device,
+    the far kernel's own drop reason with it."""
+    rule = ["FORWARD", "-d", flannel.pod_ip(1), "-j", "DROP"]
+    sh("ip", "netns", "exec", flannel.hosts[1], "iptables", "-I", *rule)
+    try:
+        rc, doc = netdoctor_json("trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1),
+                                 "--peer", f"netns:{flannel.hosts[1]}")
+    finally:
+        sh("ip", "netns", "exec", flannel.hosts[1], "iptables", "-D", *rule)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-tunnel", v
+    assert "FORWARD rules" in v["explanation"] and v["kernel_drop_reason"] == "NETFILTER_DROP"
+
+
+def test_the_far_host_over_real_ssh(flannel):
+    """The agent reached with OpenSSH: sshd in the far host, netdoctor run in the near host's
+    namespace (so that ssh goes over the underlay, never the machine's own interface)."""
+    from sandbox import Sshd, netdoctor_exe
+
+    import json
+    import subprocess
+
+    with Sshd(flannel.hosts[1], flannel.underlay_ip(1)) as sshd:
+        for peer in (f"ssh://root@{flannel.underlay_ip(1)}", "auto"):
+            res = subprocess.run(["ip", "netns", "exec", flannel.hosts[0]] + netdoctor_exe() + [
+                "trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1), "--peer", peer,
+                "--ssh-config", sshd.config, "--format", "json"],
+                capture_output=True, text=True, timeout=60)
+            assert res.returncode == 0, (res.stderr, res.stdout[:3000])
+            doc = json.loads(res.stdout)
+            assert [h["role"] for h in doc["hops"]][5:] == FAR_ROLES
+            assert doc["evidence"]["peer"]["where"].startswith(
+                peer if peer != "auto" else "ssh://192.168.77.2")
+
+
+def test_a_peer_that_cannot_be_used_is_one_line_and_exit_9(flannel):
+    res = netdoctor("trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1), "--peer",
+                    "netns:ndt-no-such-host")
+    assert res.returncode == 9 and res.stderr.count("\n") == 1, res
+    assert "--peer netns:ndt-no-such-host" in res.stderr

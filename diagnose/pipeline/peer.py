@@ -1,0 +1,143 @@
+"""The near side of a trace across hosts: one connection to the far host's `netdoctor agent`
+(over OpenSSH, or `ip netns exec` for a lab host), spoken as JSON lines. ssh is the user's:
+keys, users, jump hosts and multiplexing come from their ssh config (`--ssh-config FILE` is
+passed as `-F FILE`), as with ansible and rsync; netdoctor adds only BatchMode, so that a
+password prompt fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from typing import Optional
+from urllib.parse import urlsplit
+
+from .. import __version__
+from ..errors import PeerError, UsageError
+
+ANSWER_TIMEOUT = 20.0  # seconds for one answer (ssh's own connection setup included)
+
+
+def check_peer(spec: str) -> None:
+    """--peer before any I/O: ssh://[user@]host[:port], netns:NAME, or auto."""
+    if spec == "auto" or spec.startswith("netns:") and len(spec) > 6:
+        return
+    if spec.startswith("ssh://"):
+        u = urlsplit(spec)
+        try:
+            u.port
+        except ValueError:
+            raise UsageError(f"--peer {spec}: the port must be a number") from None
+        if u.hostname and not u.path.strip("/"):
+            return
+    raise UsageError(f"--peer '{spec}': give ssh://[USER@]HOST[:PORT], netns:NAME (a lab "
+                     f"host) or auto (the remote VTEP the path finds, over ssh)")
+
+
+def agent_argv(spec: str, ssh_config: Optional[str] = None) -> list:
+    """The command that starts the far host's agent."""
+    if spec.startswith("netns:"):
+        exe = shutil.which("netdoctor") or sys.argv[0]
+        return ["ip", "netns", "exec", spec[6:], exe, "agent"]
+    u = urlsplit(spec)
+    argv = ["ssh", "-T", "-o", "BatchMode=yes"]
+    if ssh_config:
+        argv += ["-F", ssh_config]
+    if u.port:
+        argv += ["-p", str(u.port)]
+    argv.append(f"{u.username}@{u.hostname}" if u.username else u.hostname)
+    return argv + ["netdoctor", "agent"]
+
+
+class Peer:
+    """An open agent connection; use as a context manager (it always says bye)."""
+
+    def __init__(self, spec: str, ssh_config: Optional[str] = None):
+        self.spec = spec
+        self.argv = agent_argv(spec, ssh_config)
+        self.proc: Optional[subprocess.Popen] = None
+        self.where = spec
+
+    def __enter__(self) -> "Peer":
+        if shutil.which(self.argv[0]) is None:
+            raise PeerError(f"--peer {self.spec}: {self.argv[0]} is not installed here")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1,
+                                     start_new_session=True)
+        try:
+            hello = self.ask({"op": "hello", "version": __version__})
+        except BaseException:
+            self.close()
+            raise
+        self.where = f"{self.spec} ({hello.get('netns')})"
+        return self
+
+    def ask(self, request: dict, timeout: float = ANSWER_TIMEOUT) -> dict:
+        assert self.proc is not None
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise PeerError(self._gone()) from None
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerError(f"--peer {self.spec}: no answer to {request['op']} within "
+                                f"{timeout:g} s")
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if ready:
+                break
+        line = self.proc.stdout.readline()
+        if not line:
+            raise PeerError(self._gone())
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            raise PeerError(f"--peer {self.spec}: the agent answered something that is not "
+                            f"JSON: {line.strip()[:80]!r}") from None
+        if not answer.get("ok"):
+            raise PeerError(f"--peer {self.spec}: {answer.get('error')}")
+        return answer
+
+    def _gone(self) -> str:
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        err = (self.proc.stderr.read() or "").strip().splitlines() if self.proc.poll() \
+            is not None else []
+        last = err[-1] if err else "it closed the connection"
+        return f"--peer {self.spec}: the agent could not be used ({last})"
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write(json.dumps({"op": "bye"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, 15)
+            except OSError:
+                pass
+            self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self.proc = None
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -56,7 +56,7 @@ def trace(
     if pcap:
         check_writable(pcap)
     if peer:
-        from ..pipeline.peer import check_peer
+        from ..host.peer import check_peer
 
         check_peer(peer)
     if ssh_config and not peer:

@@ -261,7 +261,7 @@ class Observation:
 class FarSide:
     """The far host of an overlay path, observed through its agent (--peer)."""
 
-    peer: object  # pipeline.peer.Peer, open for the probe window
+    peer: object  # host.peer.Peer, open for the probe window
     hops: list  # the agent's hop dicts (role, name, ifindex, netns...)
     collected: Optional[dict] = None  # the agent's collect answer, after the probe
 
@@ -270,7 +270,7 @@ def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack)
     """Connect to the far host (the remote VTEP the path found, with --peer auto) and ask
     for its hops: the underlay device the encapsulated probe arrives on, its VXLAN device,
     its bridge, the destination's veth and interface."""
-    from .peer import Peer
+    from ..host.peer import Peer
 
     under = next((h for h in plan.path["hops"] if h["role"] == "underlay"), None)
     if under is None or not under.get("via"):

@@ -164,8 +164,11 @@ def serve(stdin=None, stdout=None) -> int:
         for line in stdin:
             if not line.strip():
                 continue
+            req = {}
             try:
                 req = json.loads(line)
+                if not isinstance(req, dict):
+                    raise ValueError("a request is a JSON object")
                 answer = agent.handle(req)
             except NetdoctorError as e:
                 answer = {"ok": False, "error": str(e)}

@@ -1,0 +1,45 @@
+"""--peer: what is accepted before any I/O, the command that reaches the far host, and the
+agent's refusal of another version."""
+
+import io
+import json
+
+import pytest
+
+from netdoctor.diagnose import __version__
+from netdoctor.diagnose.errors import UsageError
+from netdoctor.diagnose.host.peer import agent_argv, check_peer
+from netdoctor.diagnose.pipeline.agent import Agent, serve
+
+
+@pytest.mark.parametrize("spec", ["ssh://root@192.168.77.2", "ssh://node2", "ssh://u@h:2222",
+                                  "auto", "netns:ndt-host"])
+def test_peers_accepted(spec):
+    check_peer(spec)
+
+
+@pytest.mark.parametrize("spec", ["node2", "ssh://", "ssh://h:port", "netns:", "ssh://h/x",
+                                  "http://h"])
+def test_peers_refused(spec):
+    with pytest.raises(UsageError):
+        check_peer(spec)
+
+
+def test_the_far_agent_is_reached_with_the_users_own_ssh():
+    argv = agent_argv("ssh://admin@node2:2222", "/tmp/cfg")
+    assert argv == ["ssh", "-T", "-o", "BatchMode=yes", "-F", "/tmp/cfg", "-p", "2222",
+                    "admin@node2", "netdoctor", "agent"]
+    assert agent_argv("ssh://node2")[-3:] == ["node2", "netdoctor", "agent"]
+    assert agent_argv("netns:h1")[:4] == ["ip", "netns", "exec", "h1"]
+
+
+def test_the_agent_refuses_another_version_and_answers_every_line():
+    assert Agent().handle({"op": "hello", "version": __version__})["ok"]
+    no = Agent().handle({"op": "hello", "version": "0.0.1"})
+    assert not no["ok"] and "same version" in no["error"]
+    out = io.StringIO()
+    serve(io.StringIO('not json\n{"op": "hello", "version": "0.0.1"}\n[1]\n{"op": "what"}\n'
+                      '{"op": "bye"}\n'), out)
+    answers = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [a["ok"] for a in answers] == [False, False, False, False, True]
+    assert "bad request" in answers[0]["error"] and "unknown request" in answers[3]["error"]

@@ -166,9 +166,10 @@ def serve(stdin=None, stdout=None) -> int:
                 continue
             req = {}
             try:
-                req = json.loads(line)
-                if not isinstance(req, dict):
+                parsed = json.loads(line)
+                if not isinstance(parsed, dict):
                     raise ValueError("a request is a JSON object")
+                req = parsed
                 answer = agent.handle(req)
             except NetdoctorError as e:
                 answer = {"ok": False, "error": str(e)}

@@ -41,6 +41,10 @@ ROLES = {
     "tunnel": "an overlay's tunnel device (vxlan) the host routes the packet into",
     "underlay": "the host interface the tunnel's encapsulated packet leaves by, to the "
                 "remote VTEP",
+    # Seen by the far host's agent (trace --peer):
+    "far-underlay": "the far host's interface holding the remote VTEP address",
+    "far-tunnel": "the far host's VXLAN device that decapsulates the packet",
+    "far-bridge": "the far host's bridge its kernel routes the decapsulated packet onto",
 }
 # The roles of the hop a container's request leaves the host's IP layer by.
 HOST_EGRESS_ROLES = ("uplink", "out-bridge", "far-veth", "tunnel")

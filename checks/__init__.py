@@ -241,13 +241,16 @@ def _mark_consequences(findings: list) -> list:
 
     blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
     causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down"}}
+    errors_of: dict = {}  # subject -> the ids of its error findings (one pass, not N x N)
+    for g in findings:
+        if g.severity == "error":
+            errors_of.setdefault(g.subject, set()).add(g.id)
     out = []
     for f in findings:
         if f.id in causes_of:
             subjects = (f.subject, f"host {f.vars.get('host_ns')}")
-            causes = sorted({g.id for g in findings
-                             if g is not f and g.severity == "error" and g.id in causes_of[f.id]
-                             and g.subject in subjects})
+            causes = sorted({i for s in subjects for i in errors_of.get(s, ())
+                             if i in causes_of[f.id] and i != f.id})
             if causes:
                 f = replace(f, message=f"{f.message}; likely a consequence of "
                                        f"{', '.join(causes)}",

@@ -32,8 +32,8 @@ class IpConflict(Check):
         parent = ctx.uplink if ctx.path.get("mode") in LOWER_DEVICE_MODES else None
         # The addresses the host reaches its gateways with are never the thing to remove.
         protected = uplink_addresses(h)
-        for link in h.links:
-            if link.ifindex in own or link.is_loopback:
+        for link in h.addressed_links:
+            if link.ifindex in own:
                 continue
             for a in global_addresses(link, "inet"):
                 if a.interface.ip not in net or a.interface.network.prefixlen == 0:

@@ -31,8 +31,8 @@ class UplinkDown(Check):
             return
         container_side = {l.ifindex for l in (ctx.host_veth, ctx.bridge, ctx.network_bridge)
                           if l is not None}
-        for link in h.links:
-            if link.is_loopback or link.ifindex in container_side or link.kind in (
+        for link in h.addressed_links:
+            if link.ifindex in container_side or link.kind in (
                     "bridge", "vxlan"):  # (a tunnel that is down: vxlan-device-down)
                 continue
             if link.master is not None or link.state not in ("DOWN", "NO-CARRIER"):

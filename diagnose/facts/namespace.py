@@ -320,6 +320,13 @@ class NamespaceSnapshot:
         return list(self._defaults.get(family, ()))
 
     @cached_property
+    def addressed_links(self) -> tuple:
+        """The links that hold a global address, loopback aside: on a host with a thousand
+        container veths, the handful the checks compare every container with."""
+        return tuple(l for l in self.links if not l.is_loopback
+                     and any(a.scope == "global" for a in l.addresses))
+
+    @cached_property
     def _defaults(self) -> dict:
         """Main-table unicast default routes by family (a host with a thousand veths has
         thousands of routes; the checks ask for its defaults per container)."""

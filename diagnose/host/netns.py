@@ -224,6 +224,43 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     return box["value"]
 
 
+def call_in_each(calls: list) -> list:
+    """[(ns, fn, args)] -> fn(*args) run inside each ns, in order, by one thread that enters
+    them in turn (a thread per namespace costs its start and join: 3 ms each, 3 s for a
+    thousand containers). Each result is the value, or the exception it raised."""
+    out: list = []
+
+    def runner() -> None:
+        for ns, fn, args in calls:
+            try:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                out.append(TargetNotFound(f"network namespace {ns.label} disappeared"))
+                continue
+            except OSError as e:
+                out.append(e)
+                continue
+            try:
+                if os.fstat(fd).st_ino != ns.inode:
+                    out.append(TargetNotFound(f"network namespace {ns.label} went away"))
+                    continue
+                _setns(fd)
+            except OSError as e:
+                out.append(e)
+                continue
+            finally:
+                os.close(fd)
+            try:
+                out.append(fn(*args))
+            except Exception as e:  # handed to the caller, per call
+                out.append(e)
+
+    t = threading.Thread(target=runner, name="netns:each", daemon=True)
+    t.start()
+    t.join()
+    return out
+
+
 def has_link(ns: Netns, name: str, ifindex: int) -> bool:
     """Whether ns is still there and still holds interface `name` with this ifindex."""
     import socket

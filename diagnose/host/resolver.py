@@ -149,11 +149,17 @@ def probe_nameservers(containers: list, timeout: float = 1.0) -> list:
     opened = []
     sel = selectors.DefaultSelector()
     try:
-        for i, (ns, conf_text) in enumerate(containers):
-            servers = parse_resolv_conf(conf_text or "").nameservers
-            if not servers:
-                continue
-            for server, sent in zip(servers, netns.call_in(ns, _send_probes, servers)):
+        todo = [(i, ns, parse_resolv_conf(conf_text or "").nameservers)
+                for i, (ns, conf_text) in enumerate(containers)]
+        todo = [t for t in todo if t[2]]
+        # One thread enters every namespace in turn and sends from each (a socket keeps
+        # the namespace it was made in).
+        sent_all = netns.call_in_each([(ns, _send_probes, (servers,)) for _, ns, servers in todo])
+        for (i, ns, servers), sent_each in zip(todo, sent_all):
+            if isinstance(sent_each, BaseException):
+                sent_each = [sent_each if isinstance(sent_each, OSError)
+                             else OSError(str(sent_each))] * len(servers)
+            for server, sent in zip(servers, sent_each):
                 results[i].append({"server": server, "answered": False, "rcode": None,
                                    "error": None})
                 if isinstance(sent, OSError):

@@ -207,7 +207,7 @@ def make_plan(target, aim: Aim) -> Plan:
     if ":" in aim.address:
         src = _source6(facts, path)
     if aim.far is not None and src:
-        findings += _far_side_findings(aim.far, src)
+        findings += _far_side_findings(aim.far, src, aim.proto, aim.dport)
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
     icmp = aim.proto == "icmp"
     flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,
@@ -231,17 +231,27 @@ def make_plan(target, aim: Aim) -> Plan:
                 if tunnel_port else None)
 
 
-def _far_side_findings(other, src: str) -> list:
+def _far_side_findings(other, src: str, proto: str = "icmp", dport=None) -> list:
     """The checks of the destination container (a Target), on its way back to src: both
-    sides of an east-west path are judged (its findings marked side="destination")."""
+    sides of an east-west path are judged (its findings marked side="destination"), and
+    its own INPUT rules for the probe's request itself."""
     from dataclasses import replace as with_side
+
+    from netdoctor.checks import REGISTRY, load_all
 
     snap = snapshot.take([other], destination=src, probe_dns=False)
     if not snap.containers:
         return []
     label = snap.containers[0].label
-    return [with_side(f, side="destination") for f in run_checks(snap)
-            if f.subject == label and f.id != "not-judged"]
+    found = [f for f in run_checks(snap) if f.subject == label and f.id != "not-judged"]
+    load_all()
+    ctx = next((c for c in contexts(snap) if c.scope == "container" and c.subject == label),
+               None)
+    if ctx is not None and not any(f.id == "container-input-dropped" for f in found):
+        request = REGISTRY["container-input-dropped"]().for_request(ctx, src, proto, dport)
+        if request is not None:
+            found.append(request)
+    return [with_side(f, side="destination") for f in found]
 
 
 # ------------------------------------------------------------------ observe

@@ -75,6 +75,26 @@ def test_lab_far_side_fault_is_the_cause(lab, healed):
     assert cause["side"] == "destination" and "veth-web" in cause["fix"]
 
 
+@pytest.mark.parametrize("dest, rule", [
+    ("lab:web", ["INPUT", "-s", "172.29.0.2", "-j", "DROP"]),
+    ("lab:web:80", ["INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"]),
+])
+def test_the_destinations_own_input_rule_is_named(lab, healed, dest, rule):
+    """The request reaches the destination container and its own firewall drops it (was
+    destination-no-reply, with no rule): the cause is its INPUT rule, from its side."""
+    from sandbox import sh
+
+    sh("ip", "netns", "exec", "ndlab-web", "iptables", "-A", *rule)
+    try:
+        rc, doc = netdoctor_json("trace", "lab:test", dest)
+    finally:
+        sh("ip", "netns", "exec", "ndlab-web", "iptables", "-F", "INPUT")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "container-input-dropped", v
+    f = next(f for f in doc["findings"] if f["id"] == "container-input-dropped")
+    assert f["side"] == "destination" and "ndlab-web" in f["fix"] and "INPUT" in f["fix"], f
+
+
 def test_lab_healthy_east_west_by_bare_name(lab):
     rc, doc = netdoctor_json("trace", "lab:test", "web")
     assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]

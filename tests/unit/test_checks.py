@@ -344,6 +344,11 @@ CASES = {
             ns, keep=lambda r: not r.is_default)), "lab:test")],
     "mtu-mismatch": [("jumbo container", E.edit_container_ns(
         HEALTHY, "test", lambda ns: E.link(ns, "eth0", mtu=9000)), "lab:test")],
+    "container-input-dropped": [
+        ("INPUT policy DROP without established", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
+            iptables_save.parse_iptables_save("*filter\n:INPUT DROP [3:180]\n"
+                                              "-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
+                                              "iptables-nft", "ip"))), "lab:test")],
     "container-output-dropped": [
         ("DROP in the container's OUTPUT", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
             iptables_save.parse_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
@@ -673,3 +678,30 @@ def test_ra_ignored_by_accept_ra(accept_ra, route, severity):
     assert [f.severity for f in found] == ([severity] if severity else [])
     if severity == "warning":
         assert "expire in 300 s" in found[0].message
+
+
+def _input_rules(text):
+    return E.edit_container(HEALTHY, "test", ruleset=Ruleset(
+        iptables_save.parse_iptables_save(text, "iptables-nft", "ip")))
+
+
+def test_a_container_firewall_that_accepts_its_answers_is_no_finding():
+    """The classic hardened container: INPUT DROP, established accepted. Its answers come
+    back: nothing to say. As a trace's destination, a new request from another container is
+    dropped: that is said, with the rule."""
+    from netdoctor.checks import REGISTRY
+    from netdoctor.checks.context import contexts
+
+    snap = _input_rules("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate "
+                        "RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n")
+    assert "container-input-dropped" not in ids(run_checks(snap), "lab:test")
+    ctx = next(c for c in contexts(snap) if c.subject == "lab:test")
+    check = REGISTRY["container-input-dropped"]()
+    f = check.for_request(ctx, "172.29.0.3", "tcp", 80)
+    assert f is not None and "the request from 172.29.0.3 (tcp/80)" in f.message, f
+    assert "policy drop" in f.message and f.fix.startswith("ip netns exec ndlab-test iptables")
+    assert check.for_request(ctx, "172.29.0.3", "icmp", None) is not None
+    allowed = _input_rules("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 80 -j ACCEPT\n"
+                           "COMMIT\n")
+    ctx = next(c for c in contexts(allowed) if c.subject == "lab:test")
+    assert check.for_request(ctx, "172.29.0.3", "tcp", 80) is None

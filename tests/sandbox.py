@@ -350,7 +350,8 @@ class FlannelPair:
     `10.244.M.0/24 via 10.244.M.0 dev flannel.1 onlink`, a PERMANENT neighbour entry for the
     peer's VTEP MAC and an FDB entry sending it to the peer's underlay address."""
 
-    def __init__(self, tag: str = "fl"):
+    def __init__(self, tag: str = "fl", backend: str = "vxlan"):
+        self.backend = backend  # "vxlan", or "host-gw": plain routes via the peer's address
         self.hosts = [unique(f"{tag}-h{i}") for i in (0, 1)]
         self.pods = [unique(f"{tag}-p{i}") for i in (0, 1)]
         self.made = []
@@ -388,15 +389,20 @@ class FlannelPair:
                 sh("ip", "-n", pod, "addr", "add", f"{self.pod_ip(i)}/24", "dev", "eth0")
                 sh("ip", "-n", pod, "link", "set", "eth0", "up", "mtu", "1450")
                 sh("ip", "-n", pod, "route", "add", "default", "via", f"10.244.{i}.1")
+                sh("ip", "netns", "exec", h, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+                if self.backend == "host-gw":
+                    ip("route", "add", f"10.244.{1 - i}.0/24", "via", self.underlay_ip(1 - i))
+                    continue
                 ip("link", "add", "flannel.1", "type", "vxlan", "id", "1", "local",
                    self.underlay_ip(i), "dev", self.nic(i), "dstport", "8472", "nolearning")
                 ip("addr", "add", f"10.244.{i}.0/32", "dev", "flannel.1")
                 ip("link", "set", "flannel.1", "up", "mtu", "1450")
-                sh("ip", "netns", "exec", h, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-            self.macs = [json.loads(sh("ip", "-n", h, "-j", "link", "show", "flannel.1").stdout)
-                         [0]["address"] for h in self.hosts]
-            for i in (0, 1):
-                self.wire_peer(i)
+            if self.backend == "vxlan":
+                self.macs = [json.loads(sh("ip", "-n", h, "-j", "link", "show",
+                                           "flannel.1").stdout)[0]["address"]
+                             for h in self.hosts]
+                for i in (0, 1):
+                    self.wire_peer(i)
         except BaseException:
             self.close()
             raise

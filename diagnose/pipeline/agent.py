@@ -5,8 +5,9 @@ only reads and captures there; it sends no packet.
 
   {"op": "hello", "version": V}           the same version, or a refusal
   {"op": "far_path", "dst", "src", "vtep", "tunnel_port"}
-                                          this host's hops for the probe: the underlay
-                                          device holding the VTEP address, the VXLAN device,
+                                          this host's hops for the probe: the device holding
+                                          the VTEP address (or, routed, the address the near
+                                          host sends to), the VXLAN device,
                                           the device the kernel routes dst to, the
                                           destination's host veth and its own interface
   {"op": "arm", "hops", "program", "tunnel_program", "lengths"}
@@ -108,21 +109,28 @@ def _hop(role: str, link, ns) -> dict:
 
 
 def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int) -> list:
-    """This host's hops for a probe that arrives encapsulated to vtep and goes on to dst."""
+    """This host's hops for a probe that arrives (encapsulated to vtep, or routed to vtep, an
+    address of this host, when tunnel_port is 0) and goes on to dst."""
     me = netns.own()
     snap = gather.read_namespace(me)
     hops = []
     under = next((l for l in snap.links if any(a.local == vtep for a in l.addresses)), None)
-    if under is not None:
-        hops.append(_hop("far-underlay", under, me))
-    tunnels = [l for l in snap.links if l.kind == "vxlan"
-               and (not tunnel_port or l.tunnel.get("port") == str(tunnel_port))]
-    tunnel = next((l for l in tunnels if l.tunnel.get("local") == vtep), None) or \
-        (tunnels[0] if tunnels else None)
-    if tunnel is None:
-        return hops
-    hops.append(_hop("far-tunnel", tunnel, me))
-    lookup = gather.route_get(me, dst, src=src, iif=tunnel.name)
+    if not tunnel_port:  # routed to this host (host-gw): no encapsulation to undo
+        if under is None:
+            return hops
+        hops.append(_hop("far-uplink", under, me))
+        ingress = under
+    else:
+        if under is not None:
+            hops.append(_hop("far-underlay", under, me))
+        tunnels = [l for l in snap.links if l.kind == "vxlan"
+                   and l.tunnel.get("port") == str(tunnel_port)]
+        ingress = next((l for l in tunnels if l.tunnel.get("local") == vtep), None) or \
+            (tunnels[0] if tunnels else None)
+        if ingress is None:
+            return hops
+        hops.append(_hop("far-tunnel", ingress, me))
+    lookup = gather.route_get(me, dst, src=src, iif=ingress.name)
     out = snap.link(name=lookup.dev) if lookup.dev else None
     if out is None:
         return hops

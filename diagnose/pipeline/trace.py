@@ -282,10 +282,13 @@ def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack)
     its bridge, the destination's veth and interface."""
     from ..host.peer import Peer
 
-    under = next((h for h in plan.path["hops"] if h["role"] == "underlay"), None)
+    # The far host: the remote VTEP of an overlay, or the next hop a routed design (flannel
+    # host-gw, Calico without encapsulation) sends the packet to over the uplink.
+    under = next((h for h in plan.path["hops"] if h["role"] == "underlay"), None) or \
+        next((h for h in plan.path["hops"] if h["role"] == "uplink"), None)
     if under is None or not under.get("via"):
-        raise UsageError("--peer observes the far host of an overlay: this path crosses no "
-                         "tunnel (see `netdoctor path`)")
+        raise UsageError("--peer observes the next host on the path: this path leaves by no "
+                         "tunnel and no next-hop router (see `netdoctor path`)")
     if spec == "auto":
         spec = f"ssh://{under['via']}"
     peer = stack.enter_context(Peer(spec, ssh_config))

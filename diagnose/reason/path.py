@@ -45,6 +45,7 @@ ROLES = {
     "far-underlay": "the far host's interface holding the remote VTEP address",
     "far-tunnel": "the far host's VXLAN device that decapsulates the packet",
     "far-bridge": "the far host's bridge its kernel routes the decapsulated packet onto",
+    "far-uplink": "the far host's interface a routed design (host-gw) sends the packet to",
 }
 # The roles of the hop a container's request leaves the host's IP layer by.
 HOST_EGRESS_ROLES = ("uplink", "out-bridge", "far-veth", "tunnel")

@@ -241,8 +241,10 @@ def _next_hop_never_answered(c: Case) -> Optional[str]:
 
 
 def _left_untranslated(c: Case) -> Optional[str]:
-    """The container's own private source address was seen leaving the uplink."""
-    if not c.stopped("uplink"):
+    """The container's own private source address was seen leaving the uplink toward a
+    public destination. (Toward a private one, routing it untranslated is a design: flannel
+    host-gw, Calico without encapsulation, a VPN.)"""
+    if not c.stopped("uplink") or c.flow is None or is_unrouted(c.flow.dst):
         return None
     up = next((s for s in c.sightings if s.role == "uplink"), None)
     src = up.addresses_seen.get("request", "").split(" -> ")[0] if up else ""
@@ -280,6 +282,8 @@ FAR_HINTS = {
     "far-underlay": "it arrived encapsulated and the far VXLAN device never received it: is "
                     "that device up, on the same UDP port and VNI, and does the underlay's "
                     "firewall let the port in?",
+    "far-uplink": "it arrived on the far host and was not routed on: the far host's route to "
+                  "the destination, its IP forwarding, its FORWARD rules and rp_filter",
     "far-tunnel": "it was decapsulated and not routed on: the far host's route to the "
                   "destination, its IP forwarding and its FORWARD rules",
     "far-bridge": "the far bridge did not pass it to the destination's port: that port (the "

@@ -148,3 +148,37 @@ def test_a_peer_that_cannot_be_used_is_one_line_and_exit_9(flannel):
                     "netns:ndt-no-such-host")
     assert res.returncode == 9 and res.stderr.count("\n") == 1, res
     assert "--peer netns:ndt-no-such-host" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def hostgw():
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with FlannelPair("hg", backend="host-gw") as pair:
+        yield pair
+
+
+def test_host_gw_routed_pods_and_their_far_host(hostgw):
+    """flannel's host-gw backend: no tunnel, each host routes the other's pod network via
+    the other's underlay address. Pod addresses cross the underlay untranslated by design:
+    no nat-missing, healthy or not; the far host is the next hop, observed with --peer."""
+    pod, far = f"netns:{hostgw.pods[0]}", f"netns:{hostgw.hosts[1]}"
+    rc, doc = netdoctor_json("trace", pod, hostgw.pod_ip(1), "--peer", far)
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    assert [h["role"] for h in doc["hops"]] == ["container", "host-veth", "bridge", "uplink",
+                                                "far-uplink", "far-bridge", "far-veth",
+                                                "destination"]
+    assert not [f for f in doc["findings"] if f["severity"] == "error"], doc["findings"]
+    rule = ["FORWARD", "-d", hostgw.pod_ip(1), "-j", "DROP"]
+    sh("ip", "netns", "exec", hostgw.hosts[1], "iptables", "-I", *rule)
+    try:
+        rc, alone = netdoctor_json("trace", pod, hostgw.pod_ip(1))
+        rc2, seen = netdoctor_json("trace", pod, hostgw.pod_ip(1), "--peer", far)
+    finally:
+        sh("ip", "netns", "exec", hostgw.hosts[1], "iptables", "-D", *rule)
+    # Unobserved, the far side is where to look (never a NAT to add); observed, the hop.
+    assert rc == 1 and alone["verdict"]["cause"] == "upstream-no-reply", alone["verdict"]
+    v = seen["verdict"]
+    assert rc2 == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-uplink", v

@@ -468,3 +468,21 @@ def test_a_port_unreachable_counts_as_reached_only_from_outside():
     s[2] = E.HopSighting("bridge", "ndbr0", "ns", 1, 0,
                          icmp_errors=("ICMP type 3 from 203.0.113.80",))
     assert not E.port_closed_at_destination(s, ["port unreachable"], "203.0.113.80")
+
+
+def test_a_private_source_to_a_private_destination_needs_no_nat():
+    """flannel host-gw, Calico without encapsulation: a pod's own address leaves the uplink
+    toward another pod network by design. Nothing came back: that is the far side's to
+    explain (it was nat-missing, whose fix would have masqueraded a routed design)."""
+    flow = E.Flow("icmp", "10.244.0.2", "10.244.1.2", cookie=1)
+    up = E.HopVerdict(False, "uplink", "request")
+    s = sightings([1, 1, 1, 1], [0] * 4)
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
+                         addresses_seen={"request": "10.244.0.2 -> 10.244.1.2"})
+    v = V.decide(V.Case(up, s, [], [], [], flow, ()))
+    assert v.cause == "upstream-no-reply", v
+    # Toward the internet, the same private source untranslated is still nat-missing.
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
+                         addresses_seen={"request": "10.244.0.2 -> 203.0.113.80"})
+    flow = E.Flow("icmp", "10.244.0.2", "203.0.113.80", cookie=1)
+    assert V.decide(V.Case(up, s, [], [], [], flow, ())).cause == "nat-missing"

@@ -39,7 +39,8 @@ def _interrupted(signum, frame):
 
 
 def install() -> None:
-    for s in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: an agent (`trace --peer`) loses its ssh session that way.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, _interrupted)
 
 

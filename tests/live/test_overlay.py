@@ -182,3 +182,33 @@ def test_host_gw_routed_pods_and_their_far_host(hostgw):
     assert rc == 1 and alone["verdict"]["cause"] == "upstream-no-reply", alone["verdict"]
     v = seen["verdict"]
     assert rc2 == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-uplink", v
+
+
+def test_interrupting_a_two_host_trace_leaves_neither_host_anything(flannel):
+    """Ctrl-C while both hosts capture: the near side releases its captures and tracefs
+    instance, says bye to the agent (or ends it), and the agent releases its own."""
+    import signal
+    import subprocess
+    import time
+
+    from sandbox import netdoctor_exe, stray_processes, tracefs_instances
+
+    before = tracefs_instances()
+    rule = ["FORWARD", "-d", flannel.pod_ip(1), "-j", "DROP"]
+    sh("ip", "netns", "exec", flannel.hosts[1], "iptables", "-I", *rule)
+    try:
+        proc = subprocess.Popen(netdoctor_exe() + [
+            "trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1), "--timeout", "8",
+            "--peer", f"netns:{flannel.hosts[1]}"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        time.sleep(2.5)  # well inside the probe window: both sides armed
+        assert any("agent" in p for p in stray_processes()), stray_processes()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        sh("ip", "netns", "exec", flannel.hosts[1], "iptables", "-D", *rule)
+    assert proc.returncode == 130, (proc.returncode, err)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (stray_processes() or tracefs_instances() != before):
+        time.sleep(0.2)
+    assert stray_processes() == [] and tracefs_instances() == before

@@ -212,3 +212,25 @@ def test_interrupting_a_two_host_trace_leaves_neither_host_anything(flannel):
     while time.monotonic() < deadline and (stray_processes() or tracefs_instances() != before):
         time.sleep(0.2)
     assert stray_processes() == [] and tracefs_instances() == before
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_a_blocked_vxlan_port_on_either_host(flannel, side):
+    """INPUT drops UDP 8472: on the near host the answers die there (vxlan-port-blocked, with
+    its rule); on the far host the requests do, seen on its underlay with --peer."""
+    rule = ["INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"]
+    sh("ip", "netns", "exec", flannel.hosts[side], "iptables", "-I", *rule)
+    try:
+        rc, doc = netdoctor_json("trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1),
+                                 "--peer", f"netns:{flannel.hosts[1]}")
+    finally:
+        sh("ip", "netns", "exec", flannel.hosts[side], "iptables", "-D", *rule)
+    v = doc["verdict"]
+    if side == 0:
+        assert rc == 1 and v["cause"] == "vxlan-port-blocked", v
+        assert (v["direction"], v["stopped_at"]) == ("reply", "underlay"), v
+        assert "--dport 8472" in (v.get("rule") or next(
+            f for f in doc["findings"] if f["id"] == "vxlan-port-blocked")["evidence"]["rule"])
+    else:
+        assert rc == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-underlay", v
+        assert "UDP port" in v["explanation"]

@@ -224,6 +224,13 @@ CASES = {
                         ("XDP on the uplink", E.edit_host_ns(HEALTHY, lambda ns: E.link(
                             ns, "eth0", xdp="mode 2 prog 17")), "lab:test")],
     "vxlan-fdb-missing": [("FDB entry deleted", _flannel(_without_fdb), POD_SUBJECT)],
+    "vxlan-port-blocked": [
+        ("INPUT drops UDP 8472", E.set_ruleset(FLANNEL, iptables_save.parse_iptables_save(
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m udp --dport 8472 -j DROP\n"
+            "COMMIT\n", "iptables-nft", "ip"), name=POD), POD_SUBJECT),
+        ("INPUT policy drop", E.set_ruleset(FLANNEL, iptables_save.parse_iptables_save(
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
+            "iptables-nft", "ip"), name=POD), POD_SUBJECT)],
     "vxlan-neighbour-missing": [("neighbour deleted", _flannel(_without_tunnel_neighbours),
                                  POD_SUBJECT)],
     "vxlan-device-down": [("flannel.1 down", _flannel(lambda ns: E.without_flag(
@@ -705,3 +712,10 @@ def test_a_container_firewall_that_accepts_its_answers_is_no_finding():
                            "COMMIT\n")
     ctx = next(c for c in contexts(allowed) if c.subject == "lab:test")
     assert check.for_request(ctx, "172.29.0.3", "tcp", 80) is None
+
+
+def test_an_underlay_firewall_that_admits_the_overlay_is_no_finding():
+    snap = E.set_ruleset(FLANNEL, iptables_save.parse_iptables_save(
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p udp -m udp --dport 8472 -j ACCEPT\nCOMMIT\n",
+        "iptables-nft", "ip"), name=POD)
+    assert "vxlan-port-blocked" not in ids(run_checks(snap))

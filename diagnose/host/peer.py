@@ -141,3 +141,60 @@ class Peer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def host_list(spec: str) -> list:
+    """--on HOSTS: comma-separated hosts (ssh://[USER@]HOST[:PORT], [USER@]HOST as ssh takes
+    it, netns:NAME in the lab), or @FILE with one per line (# comments)."""
+    if spec.startswith("@"):
+        try:
+            with open(spec[1:], encoding="utf-8") as f:
+                words = [l.split("#", 1)[0].strip() for l in f]
+        except OSError as e:
+            raise UsageError(f"--on {spec}: {e.strerror or e}") from None
+    else:
+        words = [w.strip() for w in spec.split(",")]
+    hosts = [w for w in words if w]
+    if not hosts:
+        raise UsageError(f"--on '{spec}' names no host")
+    out = []
+    for h in hosts:
+        full = h if h.startswith(("ssh://", "netns:")) else f"ssh://{h}"
+        if any(c in h for c in " \t;|&$`'\"") or h.startswith("-"):
+            raise UsageError(f"--on: '{h}' is not a host name")
+        check_peer(full)
+        out.append(full)
+    return list(dict.fromkeys(out))
+
+
+def run_on(spec: str, args: list, ssh_config: Optional[str], timeout: float) -> dict:
+    """`netdoctor ARGS` on one host: {"host", "ok", "status", "stdout", "error"}. A host that
+    cannot be reached, or that runs out of time, is an answer too, never an exception."""
+    import shlex
+
+    # ssh hands the words to the far host's shell: each is quoted for it.
+    words = [shlex.quote(a) for a in args] if spec.startswith("ssh://") else list(args)
+    argv = agent_argv(spec, ssh_config)[:-1] + words
+    if shutil.which(argv[0]) is None:
+        return {"host": spec, "ok": False, "status": None, "stdout": "",
+                "error": f"{argv[0]} is not installed here"}
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return {"host": spec, "ok": False, "status": None, "stdout": "",
+                "error": f"no answer within {timeout:g} s"}
+    err = (res.stderr or "").strip().splitlines()
+    # netdoctor's own statuses: 0 and 1 carry a report; ssh's failure is 255.
+    ok = res.returncode in (0, 1) and bool(res.stdout.strip())
+    return {"host": spec, "ok": ok, "status": res.returncode, "stdout": res.stdout,
+            "error": None if ok else (err[-1] if err else f"exit status {res.returncode}")}
+
+
+def run_on_each(hosts: list, args: list, ssh_config: Optional[str], timeout: float,
+                workers: int = 8) -> list:
+    """run_on for every host at once (at most `workers` connections), in the hosts' order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
+        return list(pool.map(lambda h: run_on(h, args, ssh_config, timeout), hosts))

@@ -234,3 +234,27 @@ def test_a_blocked_vxlan_port_on_either_host(flannel, side):
     else:
         assert rc == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-underlay", v
         assert "UDP port" in v["explanation"]
+
+
+def test_fleet_checks_on_several_hosts_over_ssh(flannel):
+    """checks --on: every host at once (one over real SSH, one as a lab netns, one that does
+    not exist), one merged report; the missing host is a reported problem, not a crash."""
+    import json
+    import subprocess
+
+    from sandbox import Sshd, netdoctor_exe
+
+    with Sshd(flannel.hosts[1], flannel.underlay_ip(1)) as sshd:
+        hosts = f"root@{flannel.underlay_ip(1)},netns:{flannel.hosts[0]},netns:ndt-no-such"
+        res = subprocess.run(["ip", "netns", "exec", flannel.hosts[0]] + netdoctor_exe() + [
+            "checks", "--on", hosts, "--ssh-config", sshd.config, "--no-dns-probe",
+            "--format", "json"], capture_output=True, text=True, timeout=120)
+    doc = json.loads(res.stdout)
+    assert doc["schema"] == "netdoctor.fleet/1"
+    assert [h["ok"] for h in doc["hosts"]] == [True, True, False], doc["hosts"]
+    assert all(h["report"]["schema"] == "netdoctor.checks/1" for h in doc["hosts"][:2])
+    assert doc["hosts"][0]["host"] == f"ssh://root@{flannel.underlay_ip(1)}"
+    assert res.returncode == 1 and "ndt-no-such" in res.stderr
+    text = netdoctor("checks", "--on", f"netns:{flannel.hosts[1]}", "--no-dns-probe")
+    assert text.stdout.startswith(f"== netns:{flannel.hosts[1]} ==") and \
+        "1 of 1 host(s) checked" in text.stdout, text.stdout

@@ -43,3 +43,16 @@ def test_the_agent_refuses_another_version_and_answers_every_line():
     answers = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [a["ok"] for a in answers] == [False, False, False, False, True]
     assert "bad request" in answers[0]["error"] and "unknown request" in answers[3]["error"]
+
+
+def test_fleet_hosts_as_ssh_takes_them_or_from_a_file(tmp_path):
+    from netdoctor.diagnose.host.peer import host_list
+
+    assert host_list("node1, admin@node2 ,ssh://node3:2222,netns:lab-h1,node1") == [
+        "ssh://node1", "ssh://admin@node2", "ssh://node3:2222", "netns:lab-h1"]
+    f = tmp_path / "hosts"
+    f.write_text("# the pool\nnode1\n\nnode2  # rack 2\n")
+    assert host_list(f"@{f}") == ["ssh://node1", "ssh://node2"]
+    for bad in ("", " , ", "-oProxyCommand=x", "a;b", "@/no/such/file"):
+        with pytest.raises(UsageError):
+            host_list(bad)

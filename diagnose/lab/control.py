@@ -393,6 +393,25 @@ def _configure_ipv6() -> None:
         wait_for_dad(L.container_ns(name), L.CONTAINER_IFACE)
 
 
+def _default_policy_routing(ns: str) -> None:
+    """Only the kernel's own three rules (local, main, default) and no routes in other tables:
+    a policy rule a fault or a hand added goes."""
+    out = subprocess.run(["ip", "-n", ns, "-j", "rule", "show"], capture_output=True,
+                         text=True).stdout
+    try:
+        rules = json.loads(out or "[]")
+    except ValueError:
+        rules = []
+    for r in rules:
+        if r.get("priority") not in (0, 32766, 32767):
+            _ip(ns, "rule", "del", "pref", str(r["priority"]))
+    for r in rules:
+        table = str(r.get("table", ""))
+        if table not in ("local", "main", "default", "") and table.isdigit():
+            subprocess.run(["ip", "-n", ns, "route", "flush", "table", table],
+                           capture_output=True)
+
+
 def wait_for_dad(ns: str, dev: str, limit: float = 5.0) -> None:
     """Until no IPv6 address on dev is tentative (detection done, failed or not)."""
     deadline = time.monotonic() + limit
@@ -422,6 +441,7 @@ def configure_healthy(state: dict) -> dict:
     _ip(L.HOST_NS, "link", "set", L.UPLINK, "up", "mtu", str(L.MTU))
     _set_only_address(L.HOST_NS, L.UPLINK, f"{L.UPLINK_ADDRESS}/{L.UPLINK_PREFIXLEN}")
     _ip(L.HOST_NS, "route", "flush", "table", "main", "proto", "boot")  # routes added by hand
+    _default_policy_routing(L.HOST_NS)
     veths = [veth for _, veth in L.CONTAINERS.values()] if shape != "macvlan" else []
     if shape == "bridge":
         _ip(L.HOST_NS, "link", "set", L.BRIDGE, "up", "mtu", str(L.MTU))

@@ -115,6 +115,18 @@ def _no_route_back(container: str) -> None:
     _ip(L.INET_NS, "-6", "route", "add", ROUTED_PREFIX6, "dev", L.UPSTREAM_IFACE)
 
 
+REPLY_TABLE, REPLY_RULE_PREF = "100", "100"
+
+
+def _reply_misrouted(_: str) -> None:
+    """A policy rule catches the internet's replies to the containers and routes them by a
+    table that sends the container network back out of the uplink."""
+    _ip(L.HOST_NS, "rule", "add", "from", L.INTERNET_NET, "to", L.SUBNET, "lookup",
+        REPLY_TABLE, "pref", REPLY_RULE_PREF)
+    _ip(L.HOST_NS, "route", "add", L.SUBNET, "via", L.UPSTREAM_ADDRESS, "dev", L.UPLINK,
+        "table", REPLY_TABLE)
+
+
 FORWARDING = ("bridge", "routed")  # the shapes in which the host forwards for the containers
 
 FAULTS = {f.name: f for f in [
@@ -158,6 +170,9 @@ FAULTS = {f.name: f for f in [
           "accept_ra = 1)", False, _ra_expired, ("bridge",)),
     Fault("no-route-back", "the container sends from a routed global IPv6 prefix the upstream "
           "treats as on its link (no route back)", True, _no_route_back, ("bridge",)),
+    Fault("reply-misrouted", "a policy rule routes the internet's replies to the containers "
+          "back out of the uplink (asymmetric return path)", False, _reply_misrouted,
+          ("bridge",)),
     Fault("route-missing", "the host's route to a routed container's /32 is deleted", True,
           lambda c: _ip(L.HOST_NS, "route", "del", f"{_address(c)}/32", "dev", _veth(c)),
           ("routed",)),

@@ -38,6 +38,7 @@ UPSTREAM_IFACE = "wan0"  # the internet side of the uplink
 UPSTREAM_ADDRESS = "198.51.100.1"
 UPLINK_PREFIXLEN = 24
 
+INTERNET_NET = "203.0.113.0/24"  # the fake internet's services
 WEB_ADDRESS = "203.0.113.80"
 DNS_ADDRESS = "203.0.113.53"
 WEB_NAME = "www.baidu.com"

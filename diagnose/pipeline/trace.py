@@ -176,6 +176,9 @@ class Plan:
     dns_name: str  # what a UDP probe asks: DEST's name on port 53, else the root
     tunnel_port: int = 0  # the path's VXLAN UDP port: its underlay carries the probe inside
     tunnel_program: Optional[list] = None  # the filter for the underlay hop
+    # The other ports of the path's bridge (other containers' veths): a drop an skb met
+    # after one of them happened in another container, whatever its device is called.
+    foreign_ports: frozenset = frozenset()
 
     def new_captures(self) -> list:
         """A capture per hop, not armed yet (an underlay's decapsulates the tunnel)."""
@@ -228,7 +231,18 @@ def make_plan(target, aim: Aim) -> Plan:
                 host_ns, host_facts.ruleset if host_facts is not None else None, ident,
                 {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name,
                 tunnel_port, bpf.probe_filter(aim.proto, tunnel_port=tunnel_port, **tag)
-                if tunnel_port else None)
+                if tunnel_port else None, _foreign_ports(path, host_facts))
+
+
+def _foreign_ports(path: dict, host_facts) -> frozenset:
+    """The ports of the path's bridges that are not on the path."""
+    if host_facts is None:
+        return frozenset()
+    ns = host_facts.namespace
+    on_path = {h["name"] for h in path["hops"]}
+    bridges = {h["ifindex"] for h in path["hops"] if h["role"] in ("bridge", "out-bridge")
+               and h.get("netns_inode") == ns.netns.get("inode")}
+    return frozenset(l.name for l in ns.links if l.master in bridges and l.name not in on_path)
 
 
 def _far_side_findings(other, src: str, proto: str = "icmp", dport=None) -> list:
@@ -418,7 +432,8 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     used = tuple(k for k, v in (("captures", True), ("tracefs", not kt.unavailable),
                                 ("counters", seen.counters_after is not None),
                                 ("checks", True)) if v)
-    drops = E.probe_drops(kt.events, plan.lengths, {h["name"] for h in plan.path["hops"]})
+    drops = E.probe_drops(kt.events, plan.lengths, {h["name"] for h in plan.path["hops"]},
+                          plan.foreign_ports)
     drops += [d for d in far_drops if d not in drops]
     decided = J.entries(kt.decisions, plan.path["hops"], flow)
     summary["journal"] = decided

@@ -219,30 +219,37 @@ def probe_frees(events: list, lengths: tuple):
             yield e, seen_on.pop(e.skbaddr)
 
 
-def _last_device(devices: list, path: Optional[set]) -> str:
-    """Where a freed skb was last: its last device; with the path's device names, a name the
-    path shares with a device of another namespace ("eth0") is the path's only when the skb
-    came to it from the path. (tracefs names devices, not namespaces.)"""
+def _last_device(devices: list, path: Optional[set], foreign: frozenset = frozenset(),
+                 reason: Optional[str] = None) -> str:
+    """Where a freed skb was last: its last device. tracefs names devices, not namespaces:
+    when the skb reached a device the path shares a name with ("eth0") from another port of
+    the path's own bridge (foreign: another container's veth), it died in that container, not
+    on the path. (A flooded copy dropped as OTHERHOST stays: a frame for a MAC nobody on the
+    path owns is the evidence of that fault wherever it dies.)"""
     last = devices[-1]
-    if path is not None and last in path and len(devices) > 1 and devices[-2] not in path:
+    if path is not None and last in path and len(devices) > 1 \
+            and devices[-2] in foreign and reason != "OTHERHOST":
         return f"{last} (after {devices[-2]}, off the path)"
     return last
 
 
-def dropped_skbs(events: list, lengths: tuple, devices: set) -> list:
+def dropped_skbs(events: list, lengths: tuple, devices: set,
+                 foreign: frozenset = frozenset()) -> list:
     """One entry per probe packet freed with a reason after being seen on one of devices.
     (Counted per free, not per address: the kernel reuses one skb's memory for the next.)"""
     return [(e.skbaddr, e.ts) for e, seen in probe_frees(events, lengths)
-            if _last_device(seen, devices) in devices]
+            if _last_device(seen, devices, foreign, e.reason) in devices]
 
 
-def probe_drops(events: list, lengths: tuple, path: Optional[set] = None) -> list:
+def probe_drops(events: list, lengths: tuple, path: Optional[set] = None,
+                foreign: frozenset = frozenset()) -> list:
     """(reason, location, last device) of every skb that carried one of the probe's lengths
     on a device and was then freed with a reason, first ones first. With the path's device
-    names, a device off the path that shares a name with one on it is told apart."""
+    names and the other ports of its bridge (foreign), a device off the path that shares a
+    name with one on it is told apart."""
     out = []
     for e, seen in probe_frees(events, lengths):
-        entry = (e.reason, e.location, _last_device(seen, path))
+        entry = (e.reason, e.location, _last_device(seen, path, foreign, e.reason))
         if entry not in out:
             out.append(entry)
     return out

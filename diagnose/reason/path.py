@@ -80,6 +80,9 @@ class PathReport:
     lookups: tuple = ()  # the route lookups made, as evidence
     far_netns: Optional[dict] = None  # the destination's namespace, when it is on this machine
     direction: str = "outbound"  # outbound: from the container (inbound: toward it)
+    # The host's own answer for the reply: `ip route get CONTAINER from DEST iif UPLINK`,
+    # and the device the request came in by (where the reply should go back out).
+    reply_lookups: tuple = ()  # ((netns label, RouteLookup, expected device), ...)
 
     def to_dict(self) -> dict:
         return {
@@ -98,6 +101,11 @@ class PathReport:
                  "prefsrc": l.prefsrc, "error": l.error}
                 for ns, l in self.lookups
             ],
+            "reply_lookups": [
+                {"query": l.query, "netns": ns, "dev": l.dev, "gateway": l.gateway,
+                 "error": l.error, "expected_dev": expected}
+                for ns, l, expected in self.reply_lookups
+            ],
         }
 
 
@@ -108,6 +116,7 @@ class _Discovery:
     kernel: "Kernel"
     notes: list = field(default_factory=list)
     lookups: list = field(default_factory=list)
+    replies: list = field(default_factory=list)  # (netns label, RouteLookup, expected dev)
     container_unrouted: bool = False  # the container itself has no route toward dest
 
 
@@ -282,12 +291,18 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
             else:
                 hops.append(topology.Hop.of("uplink", link, h_snap.netns, via=via))
                 complete = True
+                if src and d.dest:
+                    # The reply path, asked the same way: arriving on the uplink from DEST
+                    # (NAT undone first, as conntrack does before routing), where does the
+                    # host send it? Back by the device the request came in, or not.
+                    back = d.kernel.route(host_ns, src, src=d.dest, iif=link.name)
+                    d.replies.append((host_ns.label, back, ingress_link.name))
     for hop in hops:
         if hop.state in ("DOWN", "NO-CARRIER"):
             d.notes.append(f"{hop.role} {hop.name} is {hop.state}")
     return PathReport(target.to_dict(), destination, mode, host_ns.to_dict(), tuple(hops),
                       complete and not d.container_unrouted, tuple(d.notes), tuple(d.lookups),
-                      far_netns=far)
+                      far_netns=far, reply_lookups=tuple(d.replies))
 
 
 def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,

@@ -156,3 +156,19 @@ def test_trace_writes_one_pcapng_with_an_interface_per_hop(lab, tmp_path):
     assert "198.51.100.2" in sources
     res = netdoctor("trace", "test", "203.0.113.80", "--pcap", str(tmp_path / "no" / "t.pcapng"))
     assert res.returncode == 2 and "no folder" in res.stderr and res.stdout == ""
+
+
+def test_a_reply_routed_elsewhere_is_named(healed):
+    """A policy rule sends the internet's replies to the containers back out of the uplink:
+    the requests leave, the replies arrive and never reach the bridge. The host's own answer
+    for the reply (`ip route get CONTAINER from DEST iif UPLINK`) names it."""
+    assert netdoctor("lab", "break", "reply-misrouted").returncode == 0
+    rc, doc = netdoctor_json("trace", "test", "203.0.113.80")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "reply-path-asymmetric", v
+    assert (v["direction"], v["stopped_at"]) == ("reply", "uplink"), v
+    f = next(f for f in doc["findings"] if f["id"] == "reply-path-asymmetric")
+    assert "out of eth0 via 198.51.100.1, not ndbr0" in f["message"], f["message"]
+    assert netdoctor("lab", "heal").returncode == 0
+    rc, doc = netdoctor_json("trace", "test", "203.0.113.80")
+    assert rc == 0, doc["verdict"]

@@ -179,6 +179,15 @@ def _ra_route(expires=300):
     return Route("default", "inet6", "fe80::1", "eth0", protocol="ra", expires=expires)
 
 
+def _reply_routed(dev, gateway, error=None):
+    """The lab with the host's answer for the test container's replies changed."""
+    _, c = E.container(HEALTHY, "test")
+    query = "ip route get 172.29.0.2 from 198.18.0.1 iif eth0"
+    return E.edit_container(HEALTHY, "test", path=dict(c.path, reply_lookups=[
+        {"query": query, "netns": "ndlab-host", "dev": dev, "gateway": gateway,
+         "error": error, "expected_dev": "ndbr0"}]))
+
+
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
 
@@ -351,6 +360,11 @@ CASES = {
             ns, keep=lambda r: not r.is_default)), "lab:test")],
     "mtu-mismatch": [("jumbo container", E.edit_container_ns(
         HEALTHY, "test", lambda ns: E.link(ns, "eth0", mtu=9000)), "lab:test")],
+    "reply-path-asymmetric": [
+        ("replies routed back out of the uplink", _reply_routed(
+            "eth0", "198.51.100.1"), "lab:test"),
+        ("no route back at all", _reply_routed(None, None, "Network is unreachable"),
+         "lab:test")],
     "container-input-dropped": [
         ("INPUT policy DROP without established", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
             iptables_save.parse_iptables_save("*filter\n:INPUT DROP [3:180]\n"
@@ -719,3 +733,7 @@ def test_an_underlay_firewall_that_admits_the_overlay_is_no_finding():
         "*filter\n:INPUT DROP [0:0]\n-A INPUT -p udp -m udp --dport 8472 -j ACCEPT\nCOMMIT\n",
         "iptables-nft", "ip"), name=POD)
     assert "vxlan-port-blocked" not in ids(run_checks(snap))
+
+
+def test_replies_routed_back_by_the_bridge_are_no_finding():
+    assert "reply-path-asymmetric" not in ids(run_checks(_reply_routed("ndbr0", None)))

@@ -424,10 +424,14 @@ def test_a_drop_on_a_namesake_device_off_the_path_is_not_the_probes():
             "location=ip6_forward+0x642/0xae0 reason: IP_INADDRERRORS"]))
     events = parse_trace(trace)
     path = {"eth0", "veth-test", "ndbr0"}
-    (drop,) = E.probe_drops(events, (104, 118), path)
+    (drop,) = E.probe_drops(events, (104, 118), path, frozenset({"veth-web"}))
     assert drop[0] == "IP_INADDRERRORS" and drop[2] not in path, drop
-    # Without the path's devices the last device is all it can say.
-    assert E.probe_drops(events, (104, 118))[0][2] == "eth0"
+    # Without the bridge's other ports the last device is all it can say.
+    assert E.probe_drops(events, (104, 118), path)[0][2] == "eth0"
+    # A reply that crossed the uplink's veth pair from the far side (wan0, off the path but
+    # no port of the bridge) is the path's own.
+    crossed = parse_trace(trace.replace("dev=veth-web", "dev=wan0"))
+    assert E.probe_drops(crossed, (104, 118), path, frozenset({"veth-web"}))[0][2] == "eth0"
 
 
 def test_a_routed_source_the_upstream_asks_for_has_no_route_back():

@@ -75,49 +75,44 @@ def _quad(i):
     return (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF
 
 
+def _bench_chain(count, rule):
+    """count rules, rule(i) each, in a chain BENCH that FORWARD jumps to."""
+    return [":BENCH - [0:0]", "-A FORWARD -j BENCH"] + [f"-A BENCH {rule(i)}"
+                                                        for i in range(count)]
+
+
+def _source(i):
+    a, b, c = _quad(i)
+    return f"10.{a}.{b}.{c}/32"
+
+
 def _full(count):
     """A source, a destination and a port on every rule: the walk prunes on the address."""
-    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
-    for i in range(count):
-        a, b, c = _quad(i)
-        out.append(f"-A BENCH -s 10.{a}.{b}.{c}/32 -d 192.0.2.{c}/32 -p tcp "
-                   f"--dport {1024 + i % 50000} -j {'DROP' if i % 3 else 'ACCEPT'}")
-    return out
+    return _bench_chain(count, lambda i: f"-s {_source(i)} -d 192.0.2.{i & 0xFF}/32 -p tcp "
+                                         f"--dport {1024 + i % 50000} "
+                                         f"-j {'DROP' if i % 3 else 'ACCEPT'}")
 
 
 def _source_only(count):
-    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
-    for i in range(count):
-        a, b, c = _quad(i)
-        out.append(f"-A BENCH -s 10.{a}.{b}.{c}/32 -j DROP")
-    return out
+    return _bench_chain(count, lambda i: f"-s {_source(i)} -j DROP")
 
 
 def _ports_only(count):
     """Only a port (no address): every rule is a candidate for every container."""
-    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
-    for i in range(count):
-        out.append(f"-A BENCH -p {'tcp' if i % 2 else 'udp'} --dport {20000 + i % 40000} "
-                   f"-j DROP")
-    return out
+    return _bench_chain(count, lambda i: f"-p {'tcp' if i % 2 else 'udp'} "
+                                         f"--dport {20000 + i % 40000} -j DROP")
 
 
 def _interfaces(count):
     """Interface matches of devices the containers' traffic never uses."""
-    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
-    for i in range(count):
-        out.append(f"-A BENCH -i tap{i} -o tun{i % 97} -j DROP")
-    return out
+    return _bench_chain(count, lambda i: f"-i tap{i} -o tun{i % 97} -j DROP")
 
 
 def _conntrack(count):
     """State matches with a source, firewalld's and Docker's habit."""
-    out = [":BENCH - [0:0]", "-A FORWARD -j BENCH"]
-    for i in range(count):
-        a, b, c = _quad(i)
-        state = ("NEW", "INVALID", "RELATED,ESTABLISHED")[i % 3]
-        out.append(f"-A BENCH -m conntrack --ctstate {state} -s 10.{a}.{b}.{c}/32 -j DROP")
-    return out
+    states = ("NEW", "INVALID", "RELATED,ESTABLISHED")
+    return _bench_chain(count, lambda i: f"-m conntrack --ctstate {states[i % 3]} "
+                                         f"-s {_source(i)} -j DROP")
 
 
 def _kube_proxy(count):

@@ -47,6 +47,14 @@ class _Program:
     def label(self, name):
         self.labels[name] = len(self.code)
 
+    def finish(self) -> list:
+        """The two ends every program jumps to (keep the frame, or not), then assemble."""
+        self.label("accept")
+        self.op(RET_K, ACCEPT)
+        self.label("drop")
+        self.op(RET_K, 0)
+        return self.assemble()
+
     def assemble(self) -> list:
         for i, jt, jf in self.fixups:
             for slot, target in ((1, jt), (2, jf)):
@@ -146,11 +154,7 @@ def probe_filter(proto: str, cookie: int = 0, port: int = 0, ident: int = -1,
         p.op(JEQ_K, port, jt="accept", jf="drop")
     else:
         p.op(JEQ_K, 0xFFFFFFFF, jt="accept", jf="drop")
-    p.label("accept")
-    p.op(RET_K, ACCEPT)
-    p.label("drop")
-    p.op(RET_K, 0)
-    return p.assemble()
+    return p.finish()
 
 
 def _ipv6(p: "_Program", proto: str, cookie: int, port: int, ident: int) -> None:
@@ -224,36 +228,29 @@ def port_filter(proto: str, ports: tuple) -> list:
     p.label("l4_6")
     p.op(JEQ_K, number, jt="ports6", jf="drop")
     p.label("ports6")
-    for side, offset in (("s", L4_6), ("d", L4_6 + 2)):
-        p.op(LD_H_ABS, offset)
-        for i, port in enumerate(ports):
-            last = i == len(ports) - 1
-            nxt = ("d6" if side == "s" else "drop") if last else f"{side}6_{i + 1}"
-            p.op(JEQ_K, port, jt="accept", jf=nxt)
-            if not last:
-                p.label(nxt)
-        if side == "s":
-            p.label("d6")
+    _either_port(p, ports, LD_H_ABS, L4_6, "6")
     p.label("ip")
     p.op(LD_B_ABS, 23)
     p.op(JEQ_K, number, jt="l4", jf="drop")
     p.label("l4")
     p.op(LDX_B_MSH, 14)
-    for side, offset in (("s", 14), ("d", 16)):
-        p.op(LD_H_IND, offset)
+    _either_port(p, ports, LD_H_IND, 14, "4")  # (indexed past the IPv4 header and options)
+    return p.finish()
+
+
+def _either_port(p: "_Program", ports: tuple, load: int, l4: int, tag: str) -> None:
+    """Accept when the source port (at l4) or the destination port (l4 + 2) is one of
+    ports; drop otherwise."""
+    for side, offset in (("s", l4), ("d", l4 + 2)):
+        p.op(load, offset)
         for i, port in enumerate(ports):
             last = i == len(ports) - 1
-            nxt = ("d4" if side == "s" else "drop") if last else f"{side}4_{i + 1}"
+            nxt = (f"d{tag}" if side == "s" else "drop") if last else f"{side}{tag}_{i + 1}"
             p.op(JEQ_K, port, jt="accept", jf=nxt)
             if not last:
                 p.label(nxt)
         if side == "s":
-            p.label("d4")
-    p.label("accept")
-    p.op(RET_K, ACCEPT)
-    p.label("drop")
-    p.op(RET_K, 0)
-    return p.assemble()
+            p.label(f"d{tag}")
 
 
 class _SockFilter(ctypes.Structure):

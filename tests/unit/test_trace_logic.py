@@ -434,28 +434,30 @@ def test_a_drop_on_a_namesake_device_off_the_path_is_not_the_probes():
     assert E.probe_drops(crossed, (104, 118), path, frozenset({"veth-web"}))[0][2] == "eth0"
 
 
+def _stopped_at_the_uplink(src, dst, seen_src=None, asked=()):
+    """The verdict for a request last seen leaving the uplink (from seen_src there), with
+    these addresses asked for there and never answered."""
+    flow = E.Flow("icmp", src, dst, cookie=1)
+    s = sightings([1, 1, 1, 1], [0] * 4)
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0, arp_requests=len(asked),
+                         addresses_seen={"request": f"{seen_src or src} -> {dst}"},
+                         arp_unanswered=tuple(asked))
+    return V.decide(V.Case(E.HopVerdict(False, "uplink", "request"), s, [], [], [], flow, ()))
+
+
 def test_a_routed_source_the_upstream_asks_for_has_no_route_back():
     """A global container address leaves untranslated (a routed network, no NAT). Nothing
     comes back: with no more evidence that is all netdoctor can say, and says so; when the
     upstream asks for that address on the uplink and nobody answers, the upstream treats
     the prefix as on its link: no route back."""
-    flow = E.Flow("icmp", "2001:db8:29::2", "2001:db8:80::80", cookie=1)
-    up = E.HopVerdict(False, "uplink", "request")
-    s = sightings([1, 1, 1, 1], [0] * 4)
-    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
-                         addresses_seen={"request": "2001:db8:29::2 -> 2001:db8:80::80"})
-    v = V.decide(V.Case(up, s, [], [], [], flow, ()))
+    src, dst = "2001:db8:29::2", "2001:db8:80::80"
+    v = _stopped_at_the_uplink(src, dst)
     assert v.cause == "upstream-no-reply" and "cannot see the upstream" in v.explanation
-    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0, arp_requests=2,
-                         addresses_seen={"request": "2001:db8:29::2 -> 2001:db8:80::80"},
-                         arp_unanswered=("2001:db8:29::2",))
-    v = V.decide(V.Case(up, s, [], [], [], flow, ()))
+    v = _stopped_at_the_uplink(src, dst, asked=(src,))
     assert v.cause == "no-route-back" and "on its link" in v.explanation
     # Translated by NAT, the container's address never appears outside: not this cause.
-    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0, arp_requests=2,
-                         addresses_seen={"request": "2001:db8:1::2 -> 2001:db8:80::80"},
-                         arp_unanswered=("2001:db8:29::2",))
-    assert V.decide(V.Case(up, s, [], [], [], flow, ())).cause == "upstream-no-reply"
+    v = _stopped_at_the_uplink(src, dst, seen_src="2001:db8:1::2", asked=(src,))
+    assert v.cause == "upstream-no-reply"
 
 
 def test_a_port_unreachable_counts_as_reached_only_from_outside():
@@ -478,15 +480,6 @@ def test_a_private_source_to_a_private_destination_needs_no_nat():
     """flannel host-gw, Calico without encapsulation: a pod's own address leaves the uplink
     toward another pod network by design. Nothing came back: that is the far side's to
     explain (it was nat-missing, whose fix would have masqueraded a routed design)."""
-    flow = E.Flow("icmp", "10.244.0.2", "10.244.1.2", cookie=1)
-    up = E.HopVerdict(False, "uplink", "request")
-    s = sightings([1, 1, 1, 1], [0] * 4)
-    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
-                         addresses_seen={"request": "10.244.0.2 -> 10.244.1.2"})
-    v = V.decide(V.Case(up, s, [], [], [], flow, ()))
-    assert v.cause == "upstream-no-reply", v
+    assert _stopped_at_the_uplink("10.244.0.2", "10.244.1.2").cause == "upstream-no-reply"
     # Toward the internet, the same private source untranslated is still nat-missing.
-    s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
-                         addresses_seen={"request": "10.244.0.2 -> 203.0.113.80"})
-    flow = E.Flow("icmp", "10.244.0.2", "203.0.113.80", cookie=1)
-    assert V.decide(V.Case(up, s, [], [], [], flow, ())).cause == "nat-missing"
+    assert _stopped_at_the_uplink("10.244.0.2", "203.0.113.80").cause == "nat-missing"

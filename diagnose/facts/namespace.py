@@ -144,6 +144,8 @@ class Link:
     # An XDP program attached to the link ("generic prog 12"): packets it handles never
     # become kernel packets netdoctor could follow.
     xdp: Optional[str] = None
+    # A macvlan/macvtap/ipvlan child's mode (bridge, private, vepa, passthru; l2, l3...).
+    mode: Optional[str] = None
 
     @property
     def up(self) -> bool:

@@ -302,6 +302,8 @@ def _ensure_macvlan(ns: str) -> None:
     missing or not one."""
     if _has_link(ns, L.CONTAINER_IFACE):
         if _kind(ns, L.CONTAINER_IFACE) == "macvlan":
+            # (a fault may have switched its mode: the lab's children switch in bridge mode)
+            _ip(ns, "link", "set", L.CONTAINER_IFACE, "type", "macvlan", "mode", "bridge")
             return
         _ip(ns, "link", "del", L.CONTAINER_IFACE)
     tmp = "ndmv-" + ns[len(L.PREFIX):][:9]

@@ -173,6 +173,10 @@ FAULTS = {f.name: f for f in [
     Fault("reply-misrouted", "a policy rule routes the internet's replies to the containers "
           "back out of the uplink (asymmetric return path)", False, _reply_misrouted,
           ("bridge",)),
+    Fault("macvlan-private", "the container's macvlan child is switched to private mode: "
+          "its siblings on the parent are cut off", True,
+          lambda c: _ip(L.container_ns(c), "link", "set", L.CONTAINER_IFACE, "type",
+                        "macvlan", "mode", "private"), ("macvlan",)),
     Fault("route-missing", "the host's route to a routed container's /32 is deleted", True,
           lambda c: _ip(L.HOST_NS, "route", "del", f"{_address(c)}/32", "dev", _veth(c)),
           ("routed",)),

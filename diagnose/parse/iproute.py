@@ -80,6 +80,14 @@ def _tunnel(kind, data, lower) -> dict:
             for k, v in out.items() if v is not None and not isinstance(v, (dict, list))}
 
 
+def _child_mode(kind, data) -> Optional[str]:
+    """A macvlan/macvtap/ipvlan child's mode, as `ip -d link` says it."""
+    if kind not in ("macvlan", "macvtap", "ipvlan") or not isinstance(data, dict):
+        return None
+    mode = data.get("mode")
+    return str(mode) if isinstance(mode, (str, int)) else None
+
+
 def parse_fdb(doc, dev: str = "") -> tuple:
     """FDB entries from `bridge -j fdb show dev DEV` (which leaves the device out)."""
     from ..facts.namespace import FdbEntry
@@ -148,6 +156,8 @@ def parse_links(doc) -> tuple:
                 addresses=tuple(addresses),
                 tunnel=tunnel,
                 xdp=xdp_text,
+                mode=_child_mode(kind, linkinfo.get("info_data")
+                                 if isinstance(linkinfo, dict) else None),
             )
         )
     return tuple(links)

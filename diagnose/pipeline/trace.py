@@ -198,6 +198,9 @@ def make_plan(target, aim: Aim) -> Plan:
             raise _gone(target) from None
         raise
     facts = snap.containers[0]
+    if aim.far is not None:  # the checks judge the path toward a container as such
+        facts.path["destination"] = dict(facts.path.get("destination") or {},
+                                         container=aim.far.label)
     path = dict(facts.path, target=facts.target)
     host = path.get("host_netns")
     subjects = {facts.label} | ({f"host {ns_label(host)}"} if host else set())

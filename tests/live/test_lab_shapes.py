@@ -80,3 +80,17 @@ def test_a_macvlan_child_cannot_reach_its_own_host(shaped):
         pytest.skip("macvlan only")
     rc, trace = netdoctor_json("trace", "lab:test", "198.51.100.2")
     assert rc == 1 and trace["verdict"]["cause"] == "macvlan-host-isolation", trace["verdict"]
+
+
+def test_macvlan_siblings_in_private_mode(healed_shape):
+    """Two children of one parent reach each other in bridge mode; switched to private, the
+    parent drops what passes between them, their ARP first: the mode is the cause."""
+    if healed_shape != "macvlan":
+        pytest.skip("macvlan only")
+    rc, trace = netdoctor_json("trace", "lab:test", "lab:web")
+    assert rc == 0 and trace["verdict"]["reachable"], trace["verdict"]
+    assert netdoctor("lab", "break", "macvlan-private").returncode == 0
+    rc, trace = netdoctor_json("trace", "lab:test", "lab:web")
+    assert rc == 1 and trace["verdict"]["cause"] == "macvlan-mode-isolation", trace["verdict"]
+    f = next(f for f in trace["findings"] if f["id"] == "macvlan-mode-isolation")
+    assert f["fix"].endswith("ip link set eth0 type macvlan mode bridge"), f["fix"]

@@ -188,6 +188,16 @@ def _reply_routed(dev, gateway, error=None):
          "error": error, "expected_dev": "ndbr0"}]))
 
 
+def _macvlan_siblings(mode):
+    """lab:test as a macvlan child in `mode`, traced to lab:web, another child."""
+    _, c = E.container(HEALTHY, "test")
+    snap = E.edit_container(HEALTHY, "test", path=dict(
+        c.path, mode="macvlan", destination={"query": "lab:web", "address": "172.29.0.3",
+                                             "container": "lab:web"}))
+    return E.edit_container_ns(snap, "test", lambda ns: E.link(ns, "eth0", kind="macvlan",
+                                                               mode=mode))
+
+
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
 
@@ -360,6 +370,9 @@ CASES = {
             ns, keep=lambda r: not r.is_default)), "lab:test")],
     "mtu-mismatch": [("jumbo container", E.edit_container_ns(
         HEALTHY, "test", lambda ns: E.link(ns, "eth0", mtu=9000)), "lab:test")],
+    "macvlan-mode-isolation": [
+        ("private children", _macvlan_siblings("private"), "lab:test"),
+        ("vepa children", _macvlan_siblings("vepa"), "lab:test")],
     "reply-path-asymmetric": [
         ("replies routed back out of the uplink", _reply_routed(
             "eth0", "198.51.100.1"), "lab:test"),
@@ -737,3 +750,10 @@ def test_an_underlay_firewall_that_admits_the_overlay_is_no_finding():
 
 def test_replies_routed_back_by_the_bridge_are_no_finding():
     assert "reply-path-asymmetric" not in ids(run_checks(_reply_routed("ndbr0", None)))
+
+
+def test_macvlan_children_in_bridge_mode_reach_each_other():
+    found = [f for f in run_checks(_macvlan_siblings("bridge")) if f.id == "macvlan-mode-isolation"]
+    assert found == []
+    vepa = [f for f in run_checks(_macvlan_siblings("vepa")) if f.id == "macvlan-mode-isolation"]
+    assert [f.severity for f in vepa] == ["warning"]

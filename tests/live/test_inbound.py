@@ -179,3 +179,15 @@ def test_watch_without_a_client_says_what_it_could_not_see(lab):
     v = doc["verdict"]
     assert rc == 1 and v["cause"] == "client-not-seen", v
     assert "cannot see" in v["explanation"]
+
+
+def test_an_input_deny_of_a_published_port_is_a_security_note(lab, healed):
+    """ufw's trap: INPUT denies 8080, the port stays reachable through DNAT and FORWARD.
+    netdoctor says so (info), and the verdict stays reachable."""
+    sh("ip", "netns", "exec", "ndlab-host", "iptables", "-I", "INPUT", "-p", "tcp", "--dport",
+       "8080", "-j", "DROP")
+    rc, doc = netdoctor_json("checks", "lab:web")
+    note = next(f for f in doc["findings"] if f["id"] == "published-port-bypasses-input")
+    assert note["severity"] == "info" and "--dport 8080 -j DROP" in note["message"], note
+    rc, doc = verdict("web", "8080")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]

@@ -370,6 +370,9 @@ CASES = {
             ns, keep=lambda r: not r.is_default)), "lab:test")],
     "mtu-mismatch": [("jumbo container", E.edit_container_ns(
         HEALTHY, "test", lambda ns: E.link(ns, "eth0", mtu=9000)), "lab:test")],
+    "published-port-bypasses-input": [
+        ("ufw-style INPUT deny of the published port", _published(
+            user_rule="-A INPUT -p tcp -m tcp --dport 8080 -j DROP\n"), "lab:test")],
     "macvlan-mode-isolation": [
         ("private children", _macvlan_siblings("private"), "lab:test"),
         ("vepa children", _macvlan_siblings("vepa"), "lab:test")],
@@ -757,3 +760,10 @@ def test_macvlan_children_in_bridge_mode_reach_each_other():
     assert found == []
     vepa = [f for f in run_checks(_macvlan_siblings("vepa")) if f.id == "macvlan-mode-isolation"]
     assert [f.severity for f in vepa] == ["warning"]
+
+
+def test_an_input_policy_alone_is_no_published_port_note():
+    """Default-deny INPUT without a rule for the port says nothing about it: no note."""
+    snap = _published(user_rule="-A INPUT -p tcp -m tcp --dport 22 -j DROP\n")
+    assert "published-port-bypasses-input" not in ids(run_checks(snap))
+    assert "published-port-bypasses-input" not in ids(run_checks(PUBLISHED))

@@ -197,12 +197,19 @@ def test_interrupting_a_two_host_trace_leaves_neither_host_anything(flannel):
     rule = ["FORWARD", "-d", flannel.pod_ip(1), "-j", "DROP"]
     sh("ip", "netns", "exec", flannel.hosts[1], "iptables", "-I", *rule)
     try:
-        proc = subprocess.Popen(netdoctor_exe() + [
-            "trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1), "--timeout", "8",
-            "--peer", f"netns:{flannel.hosts[1]}"], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        time.sleep(2.5)  # well inside the probe window: both sides armed
-        assert any("agent" in p for p in stray_processes()), stray_processes()
+        for _ in range(3):  # the moment the agent runs: while both sides capture
+            proc = subprocess.Popen(netdoctor_exe() + [
+                "trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1), "--timeout", "8",
+                "--peer", f"netns:{flannel.hosts[1]}"], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 20
+            while proc.poll() is None and time.monotonic() < deadline and \
+                    not any(" agent" in p for p in stray_processes()):
+                time.sleep(0.05)
+            if proc.poll() is None:
+                break
+            proc.communicate()  # it ended before the agent was seen: once more
+        time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -126,7 +126,8 @@ def test_podman_published_ports(podman_engine):
         p.podman("rm", "-f", "ppub-ok", "ppub-lo", check=False)
 
 
-def _watched(*args, connect=True, client_ns="ndlab-inet", address="198.51.100.2", port=8080):
+def _watched(*args, connect=True, client_ns="ndlab-inet", address="198.51.100.2", port=8080,
+             env=None):
     """`inbound --watch`, with a real client in the fake internet connecting once netdoctor
     says it is watching: (exit status, document)."""
     import json
@@ -135,7 +136,7 @@ def _watched(*args, connect=True, client_ns="ndlab-inet", address="198.51.100.2"
     from sandbox import netdoctor_exe
 
     proc = subprocess.Popen(netdoctor_exe() + ["inbound", *args, "--format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         told = proc.stderr.readline()
         assert "connect now" in told, told
@@ -191,3 +192,37 @@ def test_an_input_deny_of_a_published_port_is_a_security_note(lab, healed):
     assert note["severity"] == "info" and "--dport 8080 -j DROP" in note["message"], note
     rc, doc = verdict("web", "8080")
     assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+
+
+@pytest.mark.docker
+def test_docker_watch_judges_a_real_client(served):
+    """--watch on a real Docker host: a client in the sealed internet connects to the
+    published port during the window; healthy, then with a DOCKER-USER drop."""
+    host, inet, env = served.sealed.host, served.sealed.inet, served.env
+    rc, doc = _watched("pub-ok", "8081", "--watch", "15", client_ns=inet, port=8081, env=env)
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    assert doc["probe"]["client"] == "198.51.100.1" and doc["probe"]["outcome"] == "reply"
+    sh("ip", "netns", "exec", host, "iptables", "-I", "DOCKER-USER", "1", "-p", "tcp",
+       "--dport", "80", "-j", "DROP")
+    try:
+        rc, doc = _watched("pub-ok", "8081", "--watch", "15", client_ns=inet, port=8081,
+                           env=env)
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", "-D", "DOCKER-USER", "1")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "inbound-dropped" and v["stopped_at"] == "uplink", v
+    assert "DOCKER-USER" in (v.get("rule") or ""), v
+
+
+@pytest.mark.podman
+def test_podman_watch_judges_a_real_client(podman_engine):
+    p = podman_engine
+    p.run("ppub-w", "-p", "8093:80", cmd=("busybox", "httpd", "-f", "-p", "80"))
+    try:
+        rc, doc = _watched("podman:ppub-w", "8093", "--watch", "15", client_ns=p.sealed.inet,
+                           port=8093, env=p.env)
+    finally:
+        p.podman("rm", "-f", "ppub-w", check=False)
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    assert doc["probe"]["client"] == "198.51.100.1", doc["probe"]
+    assert [h["role"] for h in doc["hops"]] == ["uplink", "bridge", "host-veth", "container"]

@@ -47,6 +47,16 @@ class _Program:
     def label(self, name):
         self.labels[name] = len(self.code)
 
+    def by_ethertype(self) -> None:
+        """ARP is accepted; IPv4 jumps to "ip"; IPv6 goes on here; anything else drops."""
+        self.op(LD_H_ABS, 12)
+        self.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
+        self.label("not_arp")
+        self.op(JEQ_K, ETH_IP, jt="ip", jf="not_ip")
+        self.label("not_ip")
+        self.op(JEQ_K, ETH_IPV6, jt="ip6", jf="drop")
+        self.label("ip6")
+
     def finish(self) -> list:
         """The two ends every program jumps to (keep the frame, or not), then assemble."""
         self.label("accept")
@@ -88,13 +98,7 @@ def probe_filter(proto: str, cookie: int = 0, port: int = 0, ident: int = -1,
         p.op(JEQ_K, tunnel_port, jt="inner", jf="drop")
         p.label("inner")
         p.base = VXLAN_INNER
-    p.op(LD_H_ABS, 12)
-    p.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
-    p.label("not_arp")
-    p.op(JEQ_K, ETH_IP, jt="ip", jf="not_ip")
-    p.label("not_ip")
-    p.op(JEQ_K, ETH_IPV6, jt="ip6", jf="drop")
-    p.label("ip6")
+    p.by_ethertype()
     _ipv6(p, proto, cookie, port, ident)
     p.label("ip")
     p.op(LDX_B_MSH, 14)  # X = IP header length
@@ -211,13 +215,7 @@ def port_filter(proto: str, ports: tuple) -> list:
     number = 6 if proto == "tcp" else 17
     ports = tuple(dict.fromkeys(p for p in ports if p))
     p = _Program()
-    p.op(LD_H_ABS, 12)
-    p.op(JEQ_K, ETH_ARP, jt="accept", jf="not_arp")
-    p.label("not_arp")
-    p.op(JEQ_K, ETH_IP, jt="ip", jf="not_ip")
-    p.label("not_ip")
-    p.op(JEQ_K, ETH_IPV6, jt="ip6", jf="drop")
-    p.label("ip6")
+    p.by_ethertype()
     p.op(LD_B_ABS, IP6 + 6)
     p.op(JEQ_K, 58, jt="icmp6", jf="l4_6")
     p.label("icmp6")

@@ -178,6 +178,35 @@ def candidates() -> Iterator[Netns]:
         yield Netns(path, st.st_ino)
 
 
+def _enter(ns: Netns) -> Optional[BaseException]:
+    """Move the calling thread into ns: None, or the error that stopped it. Never a
+    namespace other than the one resolved (a reused pid leads elsewhere: refused)."""
+    try:
+        fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return TargetNotFound(f"network namespace {ns.label} disappeared")
+    except PermissionError:
+        return NoPermission(f"cannot open {ns.path}: permission denied (run as root)")
+    except OSError as e:
+        return e
+    try:
+        if os.fstat(fd).st_ino != ns.inode:
+            # The process behind /proc/<pid>/ns/net has gone and its pid now belongs to
+            # another process: never act in a namespace that is not the one resolved.
+            return TargetNotFound(f"network namespace {ns.label} went away "
+                                  f"({ns.path} now leads to another one)")
+        _setns(fd)
+    except OSError as e:
+        if e.errno == errno.EPERM:
+            return NoPermission(
+                f"cannot enter network namespace {ns.label}: need CAP_SYS_ADMIN (run as root)"
+            )
+        return e
+    finally:
+        os.close(fd)
+    return None
+
+
 def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     """Run fn(*args, **kwargs) inside namespace ns and return its result (or raise its error)."""
     if ns.inode == os.stat("/proc/self/ns/net").st_ino:
@@ -185,32 +214,10 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     box: dict = {}
 
     def runner() -> None:
-        try:
-            fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            box["error"] = TargetNotFound(f"network namespace {ns.label} disappeared")
+        failed = _enter(ns)
+        if failed is not None:
+            box["error"] = failed
             return
-        except PermissionError:
-            box["error"] = NoPermission(f"cannot open {ns.path}: permission denied (run as root)")
-            return
-        try:
-            if os.fstat(fd).st_ino != ns.inode:
-                # The process behind /proc/<pid>/ns/net has gone and its pid now belongs to
-                # another process: never act in a namespace that is not the one resolved.
-                box["error"] = TargetNotFound(f"network namespace {ns.label} went away "
-                                              f"({ns.path} now leads to another one)")
-                return
-            _setns(fd)
-        except OSError as e:
-            if e.errno == errno.EPERM:
-                box["error"] = NoPermission(
-                    f"cannot enter network namespace {ns.label}: need CAP_SYS_ADMIN (run as root)"
-                )
-            else:
-                box["error"] = e
-            return
-        finally:
-            os.close(fd)
         try:
             box["value"] = fn(*args, **kwargs)
         except BaseException as e:  # handed to the caller's thread
@@ -232,24 +239,10 @@ def call_in_each(calls: list) -> list:
 
     def runner() -> None:
         for ns, fn, args in calls:
-            try:
-                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                out.append(TargetNotFound(f"network namespace {ns.label} disappeared"))
+            failed = _enter(ns)
+            if failed is not None:
+                out.append(failed)
                 continue
-            except OSError as e:
-                out.append(e)
-                continue
-            try:
-                if os.fstat(fd).st_ino != ns.inode:
-                    out.append(TargetNotFound(f"network namespace {ns.label} went away"))
-                    continue
-                _setns(fd)
-            except OSError as e:
-                out.append(e)
-                continue
-            finally:
-                os.close(fd)
             try:
                 out.append(fn(*args))
             except Exception as e:  # handed to the caller, per call

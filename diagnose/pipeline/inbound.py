@@ -192,10 +192,7 @@ def _watch(target, ctx, walk, seconds: float, settle: float, announce, progress)
     proto = walk.proto if walk is not None else ctx.container.target["ports"][0]["proto"]
     host_port = walk.host_port if walk is not None else None
     inner_port = (walk.container_port if walk is not None else None) or host_port
-    host = netns.Netns.from_dict(ctx.path["host_netns"])
-    hops = [h for role in WATCH_ROLES for h in ctx.path["hops"] if h["role"] == role]
-    caps = [HopCapture(h["role"], h["name"], host if h["netns_inode"] == host.inode
-                       else target.netns, h["ifindex"]) for h in hops]
+    host, hops, caps = _hop_captures(target, ctx, WATCH_ROLES)
     ports = tuple(p for p in (host_port, inner_port) if p)
     program = bpf.port_filter(proto, ports)
     kt = KernelTrace(_WATCH_LENGTHS)
@@ -260,19 +257,24 @@ def _watch(target, ctx, walk, seconds: float, settle: float, announce, progress)
     return probe, sightings, ev
 
 
+def _hop_captures(target, ctx, roles: tuple) -> tuple:
+    """(host Netns, the path's hops of roles in that order, a capture per hop, not armed)."""
+    host = netns.Netns.from_dict(ctx.path["host_netns"])
+    hops = [h for role in roles for h in ctx.path["hops"] if h["role"] == role]
+    return host, hops, [HopCapture(h["role"], h["name"], host if h["netns_inode"] == host.inode
+                                   else target.netns, h["ifindex"]) for h in hops]
+
+
 def _observe(target, ctx, walk, timeout: float) -> tuple:
     """(probe dict, sightings, evidence dict): one SYN from the host to its own address."""
     if walk is None or not walk.published or walk.proto != "tcp" or not walk.host_address:
         why = ("nothing to probe: the port is not published" if walk is None or not walk.published
                else "UDP is not probed (a silent UDP service answers nothing either way)")
         return {"sent": False, "why_not": why}, [], {}
-    host = netns.Netns.from_dict(ctx.path["host_netns"])
-    hops = [h for role in PROBE_ROLES for h in ctx.path["hops"] if h["role"] == role]
+    host, hops, caps = _hop_captures(target, ctx, PROBE_ROLES)
     sport = P.random_port()
     flow = E.Flow("tcp", walk.host_address, walk.host_address, sport=sport,
                   dport=walk.container_port or walk.host_port)
-    caps = [HopCapture(h["role"], h["name"], host if h["netns_inode"] == host.inode
-                       else target.netns, h["ifindex"]) for h in hops]
     program = bpf.probe_filter("tcp", port=sport)
     lengths = probe_lengths("tcp", 0, "")
     kt = KernelTrace(lengths)

@@ -84,8 +84,6 @@ def choose_address(target, found, family: Optional[str] = None) -> dict:
     first = ranked[0]
     if family:
         why = f"--{FAMILY_WORDS[family].lower()} asked for {FAMILY_WORDS[family]}"
-    elif len({":" in c.address for c in ranked}) < 2:
-        why = "the first address of the answer"
     else:
         why = (f"getaddrinfo in the container tries it first (RFC 6724 "
                f"{rule or 'rule 10: the order of the answer'}; {policy.origin})")

@@ -128,16 +128,13 @@ def _resolve_in_each(chosen: list, name: str) -> tuple:
     from concurrent.futures import ThreadPoolExecutor
 
     from ..errors import Unresolved
+    from .path import choose_address
 
     def one(t):
         try:
             conf = resolver.read_resolv_conf(t.resolv_conf)
             found = resolver.resolve_in(t.netns, conf, name)
-            if len({":" in a for a in found.addresses}) > 1:  # A and AAAA: as trace picks
-                from .path import choose_address
-
-                return t.label, choose_address(t, found)["address"], None
-            return t.label, found.address, None
+            return t.label, choose_address(t, found)["address"], None  # as trace picks
         except (Unresolved, NetdoctorError) as e:
             return t.label, None, f"{t.label}: --dest {name} did not resolve there ({e}); " \
                                   f"judged for {DEFAULT_DESTINATION} instead"

@@ -153,14 +153,20 @@ INBOUND_IDS = ("port-not-published", "publish-dnat-missing", "inbound-dropped",
 ALSO_INBOUND = ("ip-forward-disabled", "uplink-down", "bridge-netfilter")
 
 
+def _stopping_errors(findings: list) -> list:
+    """The error findings that stop an outside client, the inbound ones and wiring faults
+    first, root causes first."""
+    return sorted((f for f in findings if f.severity == "error" and (
+        f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)),
+        key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
+
+
 def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
            drops: list) -> dict:
     """The verdict for an outside client: the static walk speaks for the parts the host's
     own probe cannot cross (PREROUTING, FORWARD, the uplink), the probe and the captures for
     the rest (DNAT, bridge, veth, listener)."""
-    errors = sorted((f for f in findings if f.severity == "error" and (
-        f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)),
-        key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
+    errors = _stopping_errors(findings)
     replied = probe.get("outcome") in ("reply", "refused")
     # Where the host's probe stopped, over the hops it meets (bridge, veth, container).
     hv = localize(sightings, replied) if sightings else HopVerdict(False, None, None)
@@ -212,9 +218,7 @@ def decide_watched(walk: Optional[Walk], findings: list, probe: dict, sightings:
         v.update(reachable=True, explanation=f"the connection from {probe['client']} was "
                  f"answered ({probe['detail']})")
         return v
-    errors = sorted((f for f in findings if f.severity == "error" and (
-        f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)),
-        key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
+    errors = _stopping_errors(findings)
     if probe["outcome"] == "refused":
         if probe.get("answered_by") == "the container":
             v.update(cause="container-not-listening" if walk is None or walk.listening != "any"

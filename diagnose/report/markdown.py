@@ -79,8 +79,9 @@ def trace_markdown(report) -> str:
     v = doc["verdict"]
     lines = [f"# netdoctor {trace_title(report)}", ""]
     lines += [f"- {line}" for line in verdict_lines(v, report)]
-    if address_choice(report.destination):
-        lines.append(f"- {address_choice(report.destination)}")
+    choice = address_choice(report.destination)
+    if choice:
+        lines.append(f"- {choice}")
     lines += ["", "## Hops", "", "| hop | interface | netns | requests | replies | first seen (µs) "
               "| addresses seen |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for h in doc["hops"]:

@@ -3,6 +3,7 @@ from the map's JSON document (netdoctor.map/1), so a saved map can be drawn agai
 
 from __future__ import annotations
 
+from ..reason.netmap import LINKS
 from .mermaid import _text
 
 ROLE_WORDS = {"container": "container", "host-veth": "veth", "bridge": "bridge",
@@ -121,11 +122,7 @@ def path_dot(doc: dict) -> list:
               "findings": ([f"stopped here: {verdict.get('cause')}"]
                            if h["role"] == stopped else [])}
              for i, h in enumerate(path_hops)]
-    edges = [{"from": str(i), "to": str(i + 1), "how": LINK_WORDS.get(h["role"], "")}
+    edges = [{"from": str(i), "to": str(i + 1), "how": LINKS.get(h["role"], "")}
              for i, h in enumerate(path_hops[1:])]
     return dot({"nodes": nodes, "edges": edges})
 
-
-LINK_WORDS = {"host-veth": "veth pair", "bridge": "bridge port", "uplink": "routed",
-              "tunnel": "routed", "underlay": "encapsulated", "bridge-port": "bridge port",
-              "far-veth": "veth pair", "destination": "veth pair", "out-bridge": "routed"}

@@ -27,8 +27,9 @@ def path_text(report) -> str:
             where += f", resolved by {dest['nameserver']})" if dest.get("nameserver") else ")"
     netns_label = t["netns"]["name"] or f"net:[{t['netns']['inode']}]"
     lines = [f"path from {t['kind']}:{t['name']} (netns {netns_label}) toward {where}"]
-    if address_choice(dest):
-        lines.append(address_choice(dest))
+    choice = address_choice(dest)
+    if choice:
+        lines.append(choice)
     lines.append(f"mode: {report.mode}")
     if report.hops:
         rows = []
@@ -154,10 +155,8 @@ def verdict_lines(v: dict, report) -> list:
 
 def trace_text(report) -> str:
     doc = report.to_dict()
-    lines = [trace_title(report)]
-    if address_choice(report.destination):
-        lines.append(address_choice(report.destination))
-    lines.append("")
+    choice = address_choice(report.destination)
+    lines = [trace_title(report)] + ([choice] if choice else []) + [""]
     rows = []
     v = doc["verdict"]
     for h in doc["hops"]:

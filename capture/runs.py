@@ -1,8 +1,8 @@
 """What a netdoctor run leaves on the host while it works, written down before it is made.
 
-Every object a run creates outside its own process (a tracefs instance, a tracefs mount) is
-recorded in /run/netdoctor/runs/<pid>.json *before* it is created and struck off after it is
-removed. A run that ends normally, on an error or on Ctrl-C/SIGTERM removes its objects in
+Every object a run creates outside its own process (a tracefs instance, a tracefs mount, an
+nftrace table with --allow-trace-rules) is recorded in /run/netdoctor/runs/<pid>.json
+*before* it is created and struck off after it is removed. A run that ends normally, on an error or on Ctrl-C/SIGTERM removes its objects in
 `finally` blocks; a run that was SIGKILLed leaves its record behind, and `netdoctor cleanup`
 uses it (and the run tag in the objects' names, in case the record itself was lost) to
 remove what is left.
@@ -262,6 +262,8 @@ def release_own() -> None:
                 remove_instance(obj["path"])
             elif obj["kind"] == "tracefs-mount":
                 _unmount(obj["path"])
+            elif obj["kind"] == "nft-table":
+                _delete_table(obj["path"])
             run.objects.remove(obj)
         except Exception:
             pass
@@ -272,11 +274,19 @@ def release_own() -> None:
         pass
 
 
+def _delete_table(recorded: str) -> bool:
+    """An nft-table record is "<netns path> <family> <table>" (--allow-trace-rules)."""
+    from .nftrace import delete_table
+
+    parts = recorded.rsplit(" ", 2)
+    return len(parts) == 3 and delete_table(*parts)
+
+
 # ------------------------------------------------------------------ cleanup
 
 @dataclass
 class Residue:
-    kind: str  # tracefs-instance, tracefs-mount, run-record
+    kind: str  # tracefs-instance, tracefs-mount, nft-table, run-record
     path: str
     owner: Optional[int]  # the pid that made it
     removed: bool = False
@@ -316,6 +326,8 @@ def find_residue() -> tuple:
             records.append(Residue("run-record", path, pid))
             for kind, obj in objects:
                 if kind in ("tracefs-mount", "tracefs-instance") and os.path.exists(obj):
+                    found.append(Residue(kind, obj, pid))
+                elif kind == "nft-table" and os.path.exists(obj.split(" ", 1)[0]):
                     found.append(Residue(kind, obj, pid))
     # Tagged objects whose record was lost (killed between record and creation is not
     # possible; but a record can be deleted by hand): find them by name.
@@ -363,6 +375,11 @@ def cleanup(dry_run: bool = False) -> tuple:
             if r.kind == "tracefs-instance":
                 r.error = str(e)
     if not dry_run:
+        for r in found:
+            if r.kind == "nft-table":
+                r.removed = _delete_table(r.path)
+                if not r.removed:
+                    r.error = "nft could not delete it"
         for r in mounts:
             r.removed = _unmount(r.path)
             if not r.removed:
@@ -376,6 +393,6 @@ def cleanup(dry_run: bool = False) -> tuple:
                     r.removed = True
         if not live:
             _prune_dirs()
-    order = {"tracefs-instance": 0, "tracefs-mount": 1, "run-record": 2}
+    order = {"tracefs-instance": 0, "nft-table": 0, "tracefs-mount": 1, "run-record": 2}
     found.sort(key=lambda r: (r.owner or 0, order.get(r.kind, 3), r.path))
     return found, live

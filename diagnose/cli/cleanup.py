@@ -17,7 +17,8 @@ def cleanup(
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Remove what netdoctor runs that were killed (SIGKILL, power loss) left on the host:
-    tracefs instances and private tracefs mounts, found by their run tag. Runs still at work
+    tracefs instances and private tracefs mounts, found by their run tag, and the nftrace
+    tables of `trace --allow-trace-rules`, found by their run's record. Runs still at work
     are left alone. Exit 0 when nothing is left, 1 when something could not be removed (or,
     with --dry-run, when something would be)."""
     from netdoctor.capture import runs

@@ -38,6 +38,11 @@ def trace(
                                              help="Passed to ssh as -F FILE."),
     ipv4: bool = typer.Option(False, "--ipv4", "-4", help=IPV4_HELP),
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help=IPV6_HELP),
+    allow_trace_rules: bool = typer.Option(
+        False, "--allow-trace-rules",
+        help="Write to the host, for the probe window only: a private nft table per "
+             "namespace that sets nftrace on the probe's packets, so that nftables names "
+             "each rule they meet. Removed afterwards (or by `netdoctor cleanup`)."),
 ) -> None:
     """Probe DEST from inside the container while capturing on every hop at once, and say
     where the packets stop and why. Exit 0 when reachable, 1 when not."""
@@ -67,7 +72,8 @@ def trace(
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
     t = targets.resolve(target)
     report = tracing.trace(t, dest, port=port, proto=proto, timeout=timeout, pcap_dir=pcap_dir,
-                            family=family, pcap=pcap, peer=peer, ssh_config=ssh_config)
+                            family=family, pcap=pcap, peer=peer, ssh_config=ssh_config,
+                            trace_rules=allow_trace_rules)
     emit(reports.trace(report, fmt), report_names(t, host) if redact else None)
     for why in report.evidence.get("degraded", ()):
         sys.stderr.write(f"netdoctor: warning: {why}\n")

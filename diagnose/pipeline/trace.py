@@ -31,6 +31,7 @@ from ..errors import (InternalError, NetdoctorError, PathChanged, TargetNotFound
                       Unresolved, UsageError)
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
+from ..parse.nft_trace import parse_trace
 from . import path as discover
 from . import snapshot
 from ..reason import evidence as E
@@ -77,19 +78,22 @@ class TraceReport:
 def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = None,
           timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None,
           family: Optional[str] = None, pcap: Optional[str] = None,
-          peer: Optional[str] = None, ssh_config: Optional[str] = None) -> TraceReport:
+          peer: Optional[str] = None, ssh_config: Optional[str] = None,
+          trace_rules: bool = False) -> TraceReport:
+    """trace_rules (--allow-trace-rules): add a private nft table per namespace for the
+    window, so that nftables names the rule that decided each probe packet."""
     started = time.monotonic()
     aim = resolve(target, dest, port, proto, family)
     plan = make_plan(target, aim)
     with contextlib.ExitStack() as stack:
         far = _far_side(plan, aim, peer, ssh_config, stack) if peer else None
-        seen = observe(target, plan, timeout, count, far)
+        seen = observe(target, plan, timeout, count, far, trace_rules)
     found = read_evidence(plan, seen)
     verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
                               found.hits, plan.flow, found.used, plan.next_hops,
                               aim.dns_failure, found.pmtu,
                               tuple(found.summary.get("divergences", ())),
-                              found.port_closed))
+                              found.port_closed, found.summary.get("nftrace") or []))
     if pcap:
         write_trace_pcapng(pcap, target, aim, seen.captures)
     return report(plan, aim, seen, found, verdict, pcap_dir, started)
@@ -282,6 +286,7 @@ class Observation:
     counters_after: object  # the host's Ruleset after the probe, or None
     degraded: list  # evidence that could not be had, one line each
     far: Optional[dict] = None  # the far host's agent's collect answer (--peer)
+    nftrace: Optional[list] = None  # capture.nftrace.NsTrace per namespace (--allow-trace-rules)
 
 
 @dataclass
@@ -315,7 +320,7 @@ def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack)
 
 
 def observe(target, plan: Plan, timeout: float, count: int,
-            far: Optional[FarSide] = None) -> Observation:
+            far: Optional[FarSide] = None, trace_rules: bool = False) -> Observation:
     flow = plan.flow
     routers = tuple(h["ifindex"] for h in plan.path["hops"]
                     if h["role"] in ("bridge", "host-veth") + HOST_EGRESS_ROLES)
@@ -334,9 +339,13 @@ def observe(target, plan: Plan, timeout: float, count: int,
         far.peer.ask({"op": "arm", "hops": far.hops, "program": plan.program,
                       "tunnel_program": plan.tunnel_program, "tunnel_port": plan.tunnel_port,
                       "lengths": list(plan.lengths)})
-    results, big = capture_around(
-        captures, plan.program_for, kt,
-        lambda: _send_probes(target, plan, timeout, count, all_dropped))
+    with contextlib.ExitStack() as window:
+        rule_trace = window.enter_context(_rule_trace(target, plan)) if trace_rules else None
+        results, big = capture_around(
+            captures, plan.program_for, kt,
+            lambda: _send_probes(target, plan, timeout, count, all_dropped))
+    if rule_trace is not None:
+        rule_trace.list_chains(lambda lines: [s for p in parse_trace(lines) for s in p.steps])
     if far is not None:
         far.collected = far.peer.ask({"op": "collect"})
         far.collected["where"] = far.peer.where
@@ -348,8 +357,20 @@ def observe(target, plan: Plan, timeout: float, count: int,
             counters_after = gather.read_netfilter(plan.host_ns)
         except Exception as e:  # counters are evidence, not a requirement
             degraded.append(f"rule counters not read after the probe: {e}")
+    if rule_trace is not None:
+        degraded += [f"nftrace in {t.ns.label}: {t.error}" for t in rule_trace.traces if t.error]
     return Observation(captures, kt, results, big, counters_after, degraded,
-                       far.collected if far is not None else None)
+                       far.collected if far is not None else None,
+                       rule_trace.traces if rule_trace is not None else None)
+
+
+def _rule_trace(target, plan: Plan):
+    """The nftrace tables for every namespace of this host the probe crosses."""
+    from netdoctor.capture.nftrace import RuleTrace, marking_rules
+
+    spaces = [target.netns] + [hop_netns(plan.path, h) for h in plan.path["hops"]]
+    flow = plan.flow
+    return RuleTrace(spaces, marking_rules(flow.kind, flow.cookie, flow.sport))
 
 
 def _send_probes(target, plan: Plan, timeout: float, count: int, all_dropped) -> tuple:
@@ -434,10 +455,13 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
         summary["counters"] = "unavailable: not read after the probe"
     used = tuple(k for k, v in (("captures", True), ("tracefs", not kt.unavailable),
                                 ("counters", seen.counters_after is not None),
+                                ("nftrace", seen.nftrace is not None),
                                 ("checks", True)) if v)
     drops = E.probe_drops(kt.events, plan.lengths, {h["name"] for h in plan.path["hops"]},
                           plan.foreign_ports)
     drops += [d for d in far_drops if d not in drops]
+    if seen.nftrace is not None:
+        summary["nftrace"] = _rules_met(plan, seen)
     decided = J.entries(kt.decisions, plan.path["hops"], flow)
     summary["journal"] = decided
     summary["divergences"] = J.divergences(decided, plan.path["hops"])
@@ -449,6 +473,24 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
                    capture_drops=sum(c.kernel_drops for c in seen.captures), degraded=degraded)
     return Evidence(sightings, E.localize(sightings, replied), drops, hits, used,
                     _pmtu(plan.mtu, seen.big), summary, closed)
+
+
+def _rules_met(plan: Plan, seen: Observation) -> list:
+    """nftables' trace of the probe's packets, per namespace, with the rules named."""
+    from ..parse.nft_json import parse_nft_json
+    from ..reason.nftrace import rules_met
+
+    container = plan.facts.namespace.netns.get("inode")
+    host = plan.host_ns.inode if plan.host_ns is not None else None
+    met = []
+    for t in seen.nftrace:
+        scope = "container" if t.ns.inode == container else \
+            "host" if t.ns.inode == host else "destination"
+        ruleset = plan.facts.ruleset if scope == "container" else \
+            seen.counters_after if scope == "host" else None
+        chains = [c for doc in t.chains.values() for c in parse_nft_json(doc)]
+        met += rules_met(t.ns.label, scope, parse_trace(t.lines), chains, ruleset, plan.flow)
+    return met
 
 
 def _pmtu(mtu: int, big) -> Optional[dict]:

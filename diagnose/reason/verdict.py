@@ -16,6 +16,7 @@ from typing import Optional
 
 from ..facts.namespace import is_unrouted
 from .evidence import Flow, HopVerdict, unanswered_next_hop
+from .nftrace import first_drop
 
 # What the kernel's drop reason says, in the catalog's words (first: the likeliest alone).
 REASON_CAUSES = {
@@ -80,6 +81,8 @@ class Case:
     divergences: tuple = ()  # where the kernel's decisions left the path the facts predicted
     # The destination itself answered a UDP probe with "port unreachable": reached, closed.
     port_closed: bool = False
+    # nftables' trace of the probe's packets (--allow-trace-rules): reason.nftrace.rules_met
+    traced: list = field(default_factory=list)
 
     @cached_property
     def kernel_drop(self) -> tuple:
@@ -228,8 +231,10 @@ def _kernel_drop_reason(c: Case) -> Optional[str]:
 
 
 def _dropping_rule_counted(c: Case) -> Optional[str]:
-    """A dropping rule's counter moved while the probe crossed the host."""
-    if c.rule_hits and c.hops.stopped_at in ("bridge", "uplink"):
+    """A dropping rule's counter moved while the probe crossed the host, or nftables' own
+    trace saw one of the host's rules drop it."""
+    traced = first_drop(c.traced, c.hops.direction, ("host",))
+    if (c.rule_hits or traced) and c.hops.stopped_at in ("bridge", "uplink"):
         return "forward-dropped"
     return None
 
@@ -368,7 +373,13 @@ def _explained(c: Case, cause: str) -> Verdict:
         hop, address = c.unanswered_arp
         explanation += f"; on {hop.name} ({hop.role}) ARP asked for {address} and nothing answered"
     rule = None  # a counter that moved is evidence only when a rule is the cause
-    if cause == "container-output-dropped":
+    traced = first_drop(c.traced, hv.direction,
+                        ("container",) if cause == "container-output-dropped" else
+                        ("destination",) if cause == "container-input-dropped" else ("host",))
+    if cause in RULE_CAUSES + ("container-input-dropped",) and traced is not None:
+        # nftables named the rule that dropped this very packet: better than any counter.
+        rule = f"{traced['where']}: {traced['text']}"
+    elif cause == "container-output-dropped":
         # The moved counters are the host's; the container's rule is the finding's.
         rule = next((f.vars.get("rule") for f in c.errors if f.id == cause), None)
     elif cause in RULE_CAUSES and c.rule_hits:

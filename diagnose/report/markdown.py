@@ -7,7 +7,7 @@ import json
 
 from .as_json import summary, target_rows
 from . import mermaid
-from .text import address_choice, trace_title, verdict_lines
+from .text import address_choice, nftrace_lines, trace_title, verdict_lines
 
 
 def md_cell(text: str) -> str:
@@ -90,6 +90,10 @@ def trace_markdown(report) -> str:
         lines.append(f"| {h['role']}{mark} | {h['name']} | {h['netns']} | {h['request_seen']} | "
                      f"{h['reply_seen']} | {h['first_seen_us'] if h['first_seen_us'] is not None else '-'} "
                      f"| {md_cell(seen)} |")
+    met = (doc.get("evidence") or {}).get("nftrace")
+    if met is not None:
+        lines += ["", "## Rules the probe met (nftables trace)", ""]
+        lines += [f"- `{line}`" for line in nftrace_lines(met)]
     journal = (doc.get("evidence") or {}).get("journal") or []
     if journal:
         lines += ["", "## Kernel decisions (tracefs)", ""]

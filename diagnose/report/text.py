@@ -153,6 +153,22 @@ def verdict_lines(v: dict, report) -> list:
     return lines
 
 
+def nftrace_lines(met: list) -> list:
+    """A line per traced packet: where, which way, and what decided it."""
+    if not met:
+        return ["(no probe packet was traced: nftables saw none, or the rules are "
+                "iptables-legacy's)"]
+    out = []
+    for m in met:
+        chains = " -> ".join(dict.fromkeys(s["where"].split(" rule ")[0].split(" handle ")[0]
+                                           for s in m["steps"]))
+        fate = (f"DROPPED by {m['dropped_by']['where']}: {m['dropped_by']['text']}"
+                if m["dropped_by"] else f"accepted, through {chains}" if chains
+                else "met no rule")
+        out.append(f"{m['netns']} ({m['scope']}) {m['direction']} {m['packet']}: {fate}")
+    return out
+
+
 def trace_text(report) -> str:
     doc = report.to_dict()
     choice = address_choice(report.destination)
@@ -185,6 +201,10 @@ def trace_text(report) -> str:
         lines += [f"  {e['hop']:<11} {e['said']}" for e in journal]
     for d in report.evidence.get("divergences") or ():
         lines.append(f"  DIVERGES: {d}")
+    met = report.evidence.get("nftrace")
+    if met is not None:
+        lines += ["", "rules the probe met (nftables trace, --allow-trace-rules):"]
+        lines += [f"  {line}" for line in nftrace_lines(met)]
     lines.append("")
     lines += verdict_lines(v, report)
     if report.pmtu is not None:

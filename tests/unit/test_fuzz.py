@@ -420,3 +420,25 @@ def test_snapshot_mutated_then_judged(d):
         # here means the validation let through what the checks cannot handle.
         crashed = [f.message for f in run_checks(snap) if f.id == "internal-error"]
         assert not crashed, crashed
+
+
+# ------------------------------------------------------------------ nft -a monitor (trace)
+
+TRACE_LINE = st.builds(
+    lambda head, rest: f"trace id {head} {rest}",
+    st.from_regex(r"[0-9a-f]{1,8}", fullmatch=True),
+    st.one_of(st.text(max_size=120),
+              st.sampled_from(["ip filter FORWARD policy drop", "inet t c verdict return",
+                               "ip filter FORWARD rule x # handle z (verdict drop)",
+                               "ip filter FORWARD unknown rule handle 7 (verdict",
+                               'ip f c packet: iif "a tcp sport x ip saddr']).map(
+                                   lambda s: s + "\n")))
+
+
+@FUZZ
+@given(st.lists(st.one_of(TRACE_LINE, st.text(max_size=80)), max_size=12))
+def test_nft_trace_lines(lines):
+    from netdoctor.diagnose.parse.nft_trace import parse_trace
+
+    for p in only_parse_errors(parse_trace, lines) or ():
+        assert all(s.kind in ("rule", "policy", "verdict") for s in p.steps)

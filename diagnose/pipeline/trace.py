@@ -268,10 +268,12 @@ def _far_side_findings(other, src: str, proto: str = "icmp", dport=None) -> list
     load_all()
     ctx = next((c for c in contexts(snap) if c.scope == "container" and c.subject == label),
                None)
-    if ctx is not None and not any(f.id == "container-input-dropped" for f in found):
+    if ctx is not None:
         request = REGISTRY["container-input-dropped"]().for_request(ctx, src, proto, dport)
         if request is not None:
-            found.append(request)
+            # The traced request is what its INPUT drops here; the same rule may drop the
+            # answers to the destination's own requests too, which is not this trace's fault.
+            found = [f for f in found if f.id != "container-input-dropped"] + [request]
     return [with_side(f, side="destination") for f in found]
 
 

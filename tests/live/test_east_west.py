@@ -3,7 +3,7 @@
 
 import pytest
 
-from sandbox import netdoctor_json
+from sandbox import netdoctor_json, sh
 
 pytestmark = [pytest.mark.live]
 
@@ -78,6 +78,9 @@ def test_lab_far_side_fault_is_the_cause(lab, healed):
 @pytest.mark.parametrize("dest, rule", [
     ("lab:web", ["INPUT", "-s", "172.29.0.2", "-j", "DROP"]),
     ("lab:web:80", ["INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"]),
+    # Drops the request and also the answers to the destination's own pings: the trace's
+    # finding is about the request it traced.
+    ("lab:web", ["INPUT", "-p", "icmp", "-j", "DROP"]),
 ])
 def test_the_destinations_own_input_rule_is_named(lab, healed, dest, rule):
     """The request reaches the destination container and its own firewall drops it (was
@@ -93,6 +96,7 @@ def test_the_destinations_own_input_rule_is_named(lab, healed, dest, rule):
     assert rc == 1 and v["cause"] == "container-input-dropped", v
     f = next(f for f in doc["findings"] if f["id"] == "container-input-dropped")
     assert f["side"] == "destination" and "ndlab-web" in f["fix"] and "INPUT" in f["fix"], f
+    assert "the request from 172.29.0.2" in f["message"], f["message"]
 
 
 def test_lab_healthy_east_west_by_bare_name(lab):
@@ -114,3 +118,76 @@ def test_the_map_draws_both_networks_and_docker_isolating_them(two_networks):
     assert len(doc["reach"]) == 2 and all(r["verdict"] == "drop" for r in doc["reach"])
     assert all("DOCKER-ISOLATION" in r["rule"] for r in doc["reach"]), doc["reach"]
     assert len(doc["isolation_groups"]) == 2
+
+
+@pytest.fixture(scope="module")
+def podman_networks(podman_engine):
+    p = podman_engine
+    p.podman("network", "create", "--subnet", "172.31.18.0/24", "ndp-a")
+    p.podman("network", "create", "--subnet", "172.31.19.0/24", "ndp-b")
+    p.run("pew1", "--network", "ndp-a")
+    p.run("pew2", "--network", "ndp-a")
+    p.run("pew3", "--network", "ndp-b")
+    yield p
+    p.podman("rm", "-f", "-t", "0", "pew1", "pew2", "pew3", check=False)
+    p.podman("network", "rm", "-f", "ndp-a", "ndp-b", check=False)
+
+
+@pytest.mark.podman
+def test_podman_same_network_reaches_the_far_container(podman_networks):
+    rc, doc = netdoctor_json("trace", "pew1", "podman:pew2", env=podman_networks.env)
+    assert rc == 0 and doc["verdict"]["reachable"] is True, doc["verdict"]
+    assert roles(doc) == ["container", "host-veth", "bridge", "bridge-port", "destination"]
+    assert doc["hops"][-1]["request_seen"] >= 1 and doc["hops"][-1]["reply_seen"] >= 1
+    assert doc["hops"][2]["observes"] != "all"  # the bridge: bridged unicast passes it by
+    assert doc["destination"]["container"] == "podman:pew2"
+    assert doc["findings"] == []
+
+
+@pytest.mark.podman
+def test_podman_across_networks_shows_netavarks_masquerade(podman_networks):
+    """netavark masquerades whatever leaves a network for another (1.4 isolates nothing
+    by default): reachable, the far side sees the other bridge's address."""
+    rc, doc = netdoctor_json("trace", "pew1", "podman:pew3", env=podman_networks.env)
+    assert rc == 0 and doc["verdict"]["reachable"] is True, doc["verdict"]
+    assert roles(doc) == ["container", "host-veth", "bridge", "out-bridge", "bridge-port",
+                          "destination"]
+    src, dst = doc["hops"][0]["addresses_seen"]["request"].split(" -> ")
+    assert src.startswith("172.31.18.") and dst == doc["destination"]["address"]
+    assert doc["hops"][-1]["addresses_seen"]["request"] == f"172.31.19.1 -> {dst}"
+
+
+@pytest.mark.podman
+def test_podman_forward_rule_between_networks_is_named(podman_networks):
+    host = podman_networks.sealed.host
+    rule = ["NETAVARK_FORWARD", "-s", "172.31.18.0/24", "-d", "172.31.19.0/24", "-j", "DROP"]
+    sh("ip", "netns", "exec", host, "iptables", "-I", *rule)
+    try:
+        rc, doc = netdoctor_json("trace", "pew1", "podman:pew3", env=podman_networks.env)
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", "-D", *rule)
+    v = doc["verdict"]
+    assert rc == 1 and (v["cause"], v["stopped_at"]) == ("forward-dropped", "bridge"), v
+    assert v["rule"] == ("iptables-nft -t filter NETAVARK_FORWARD rule 1: -A NETAVARK_FORWARD "
+                         "-s 172.31.18.0/24 -d 172.31.19.0/24 -j DROP"), v
+    cause = next(f for f in doc["findings"] if f["id"] == "forward-dropped" and
+                 f["side"] != "destination")
+    assert cause["fix"] == f"ip netns exec {host} iptables -t filter -D NETAVARK_FORWARD 1"
+
+
+@pytest.mark.podman
+def test_podman_destinations_own_input_rule(podman_networks):
+    p = podman_networks
+    sandbox = p.podman("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", "pew2").stdout.strip()
+    sh("nsenter", f"--net={sandbox}", "iptables", "-A", "INPUT", "-p", "icmp", "-j", "DROP")
+    try:
+        rc, doc = netdoctor_json("trace", "pew1", "podman:pew2", env=p.env)
+    finally:
+        sh("nsenter", f"--net={sandbox}", "iptables", "-F", "INPUT")
+    v = doc["verdict"]
+    assert rc == 1 and (v["cause"], v["stopped_at"]) == ("container-input-dropped",
+                                                         "destination"), v
+    f = next(f for f in doc["findings"] if f["id"] == "container-input-dropped")
+    src = doc["hops"][0]["addresses_seen"]["request"].split(" -> ")[0]
+    assert f["side"] == "destination" and f"the request from {src} " in f["message"], f
+    assert f["fix"].endswith("iptables -t filter -D INPUT 1"), f["fix"]

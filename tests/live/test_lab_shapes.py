@@ -69,6 +69,30 @@ def test_the_faults_of_each_shape(healed_shape):
         assert netdoctor("lab", "heal").returncode == 0
 
 
+# Two faults on one shape: the verdict names the one met first, the other stays a finding.
+DOUBLE = {
+    "routed": [(("proxy-arp-off", "forward-drop"), "proxy-arp-off", "forward-dropped"),
+               # The request leaves untranslated and nothing comes back: the missing route
+               # back to the container is met only by replies, after NAT is mended.
+               (("route-missing", "nat-missing"), "nat-missing", "container-route-missing"),
+               (("forward-drop", "nat-missing"), "forward-dropped", "nat-missing")],
+    "macvlan": [(("no-default-route", "macvlan-private"), "container-no-default-route",
+                 None)],
+}
+
+
+def test_double_faults_of_each_shape(healed_shape):
+    for faults, cause, other in DOUBLE[healed_shape]:
+        for fault in faults:
+            res = netdoctor("lab", "break", fault)
+            assert res.returncode == 0, res.stderr
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        found = {f["id"] for f in trace["findings"]}
+        assert rc == 1 and trace["verdict"]["cause"] == cause, (faults, trace["verdict"])
+        assert other is None or other in found, (faults, found)
+        assert netdoctor("lab", "heal").returncode == 0
+
+
 def test_a_bridge_fault_is_refused_on_another_shape(shaped):
     res = netdoctor("lab", "break", "bridge-down")
     assert res.returncode == 2 and "needs a lab of shape bridge" in res.stderr, res.stderr

@@ -163,6 +163,61 @@ def test_fault_matrix(healed, case):
         cause == "neighbour-failed" and "nothing answered" in v["explanation"])
 
 
+# Two faults at once: the verdict names the one the packet meets first (or the root cause
+# of the other's symptoms); the other stays a finding of the report, with its own fix.
+# (faults, expected cause, stopped_at, direction, the other fault's finding or None when
+#  the first fault hides it from the checks too)
+DOUBLE = {
+    "forwarding off, NAT missing": (["ip-forward-off", "nat-missing"], "ip-forward-disabled",
+                                    "bridge", "request", "nat-missing"),
+    "NAT missing, forwarding off": (["nat-missing", "ip-forward-off"], "ip-forward-disabled",
+                                    "bridge", "request", "nat-missing"),
+    "veth down, FORWARD drop": (["veth-down", "forward-drop"], "veth-down", None, "request",
+                                "forward-dropped"),
+    "FORWARD drop, NAT missing": (["forward-drop", "nat-missing"], "forward-dropped", "bridge",
+                                  "request", "nat-missing"),
+    "no default route, forwarding off": (["no-default-route", "ip-forward-off"],
+                                         "container-no-default-route", None, "request",
+                                         "ip-forward-disabled"),
+    "bridge down, NAT missing": (["bridge-down", "nat-missing"], "bridge-down", None,
+                                 "request", "nat-missing"),
+    # The container has no way through the host's bridge, and the host none to the
+    # destination: FORWARD cannot be judged for a packet that has no path to it.
+    "veth detached, FORWARD drop": (["veth-detached", "forward-drop"], "veth-not-attached",
+                                    "any", "request", None),
+    "uplink down, FORWARD drop": ([("ndlab-host", "ip", "link", "set", "eth0", "down"),
+                                   "forward-drop"], "uplink-down", "bridge", "request", None),
+    "NAT missing, replies dropped": (["nat-missing",
+                                      ("ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-o",
+                                       "ndbr0", "-m", "conntrack", "--ctstate",
+                                       "RELATED,ESTABLISHED", "-j", "ACCEPT")],
+                                     "nat-missing", "uplink", "request", "forward-dropped"),
+    "container OUTPUT drop, forwarding off": ([("ndlab-test", "iptables", "-A", "OUTPUT", "-j",
+                                                "DROP"), "ip-forward-off"],
+                                              "container-output-dropped", None, "request",
+                                              "ip-forward-disabled"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DOUBLE))
+def test_double_faults(healed, case):
+    steps, cause, stopped_at, direction, other = DOUBLE[case]
+    _break(steps)
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1
+    assert (v["cause"], v["direction"]) == (cause, direction), v
+    if stopped_at == "any":
+        pass
+    elif stopped_at is not None:
+        assert v["stopped_at"] == stopped_at, v
+    else:
+        assert v["stopped_at"] in (None, "container"), v
+    found = {f["id"] for f in doc["findings"]}
+    assert cause in found, (cause, found)
+    if other is not None:
+        assert other in found, (other, found)
+
+
 def test_the_containers_own_rule_is_named(healed):
     in_ns("ndlab-test", "iptables", "-A", "OUTPUT", "-p", "icmp", "-j", "DROP")
     rc, doc, v = trace("test", "203.0.113.80")

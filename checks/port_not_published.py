@@ -16,7 +16,7 @@ class PortNotPublished(Check):
 
     def run(self, ctx):
         for w in ctx.inbound:
-            if w.source != "asked" or w.published or w.dropped:
+            if w.source != "asked" or w.published or w.dropped or w.proxied:
                 continue
             yield self.finding(
                 ctx, f"{w.proto} port {w.host_port} of {w.host_address} is not published to "

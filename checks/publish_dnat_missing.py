@@ -17,7 +17,7 @@ class PublishDnatMissing(Check):
 
     def run(self, ctx):
         for w in ctx.inbound:
-            if w.source != "runtime" or w.dropped:
+            if w.source != "runtime" or w.dropped or w.proxied:
                 continue
             if w.published and not w.dnat_elsewhere:
                 continue

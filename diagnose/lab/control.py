@@ -491,8 +491,11 @@ def configure_healthy(state: dict) -> dict:
     if shape == "bridge":
         _configure_ipv6()
 
+    if shape == "bridge":
+        _sysctl(L.HOST_NS, f"net.ipv4.conf.{L.BRIDGE}.route_localnet", "0")
     state = ensure_services(state)
     state = dict(state, faults=[])
+    state.pop("publish_ip", None)
     _write_state(state)
     return state
 

@@ -70,6 +70,28 @@ def _dnat_gone(_: str) -> None:
         _ipt(L.HOST_NS, "-t", "nat", "-D", chain, "-d", f"{L.UPLINK_ADDRESS}/32", *dnat)
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def _published_on_loopback(_: str, route_localnet: str = "1") -> None:
+    """`docker run -p 127.0.0.1:8080:80` as Docker 28 makes it with the userland proxy off:
+    DNAT for 127.0.0.1 (PREROUTING, OUTPUT for the host's own connections), route_localnet
+    on the bridge and a MASQUERADE of local sources so that those leave it, and a raw-table
+    DROP of what arrives for the port on any other interface (before DOCKER-USER)."""
+    _dnat_gone("")
+    port = str(L.PUBLISHED_HOST_PORT)
+    dnat = ["-d", f"{LOOPBACK}/32", "-p", "tcp", "-m", "tcp", "--dport", port, "-j", "DNAT",
+            "--to-destination", f"{_web()}:{L.PUBLISHED_PORT}"]
+    _ipt(L.HOST_NS, "-t", "nat", "-A", "PREROUTING", "!", "-i", L.BRIDGE, *dnat)
+    _ipt(L.HOST_NS, "-t", "nat", "-A", "OUTPUT", *dnat)
+    _ipt(L.HOST_NS, "-t", "nat", "-I", "POSTROUTING", "1", "-o", L.BRIDGE, "-m", "addrtype",
+         "--src-type", "LOCAL", "-j", "MASQUERADE")
+    _ipt(L.HOST_NS, "-t", "raw", "-A", "PREROUTING", "-d", f"{LOOPBACK}/32", "!", "-i", "lo",
+         "-p", "tcp", "-m", "tcp", "--dport", port, "-j", "DROP")
+    control._sysctl(L.HOST_NS, f"net.ipv4.conf.{L.BRIDGE}.route_localnet", route_localnet)
+    control._write_state(dict(control.read_state() or {}, publish_ip=LOOPBACK))
+
+
 def _stop_dns(_: str) -> None:
     state = control.stop_service(control.read_state() or {}, "dns")
     control._write_state(state)
@@ -152,6 +174,12 @@ FAULTS = {f.name: f for f in [
           FORWARDING),
     Fault("dnat-missing", "the DNAT that publishes web's port is gone (a firewall reload)",
           False, _dnat_gone, FORWARDING),
+    Fault("published-on-loopback", "web's port is published on 127.0.0.1 only (userland "
+          "proxy off, Docker 28's raw-table DROP for other interfaces)", False,
+          _published_on_loopback, ("bridge",)),
+    Fault("route-localnet-off", "web's port is published on 127.0.0.1 with the userland proxy "
+          "off, and route_localnet is off on the bridge", False,
+          lambda c: _published_on_loopback(c, "0"), ("bridge",)),
     Fault("inbound-drop", "a DOCKER-USER-style DROP of web's published port in FORWARD",
           False, lambda c: _ipt(L.HOST_NS, "-I", "NDLAB-USER", "1", "-d", _web(), "-p", "tcp",
                                 "--dport", str(L.PUBLISHED_PORT), "-j", "DROP"), FORWARDING),

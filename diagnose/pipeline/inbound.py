@@ -14,6 +14,7 @@ port?
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -82,6 +83,11 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     client = client or R.DEFAULT_CLIENT
     binding = _binding(target, port, proto)
     snap = snapshot.take([replace(target, ports=(binding,))], probe_dns=False, strict=True)
+    host = snap.containers[0].path.get("host_netns")
+    if ipaddress.ip_address(client).is_loopback and host:
+        # The host's own connection may be served by a userland proxy's socket (docker-proxy)
+        # instead of a DNAT: the walk needs the host's listeners.
+        binding["host_listeners"] = gather.read_listeners(netns.Netns.from_dict(host))
     snap = _mapped_by_dnat(snap, binding, client)
     ctx = next(c for c in contexts(snap) if c.scope == "container")
     if not ctx.bridged:
@@ -154,8 +160,8 @@ def _host_port_for(ruleset, address: Optional[str], container_port: int, proto: 
 
 def _untested(walk) -> list:
     """What the host's own probe did not cross, and what the static walk said of it."""
-    if walk is None:
-        return []
+    if walk is None or ipaddress.ip_address(walk.client).is_loopback:
+        return []  # the host's own connection: the probe crossed all of its way
     said = {s.hook: f"{s.verdict}: {s.said}" for s in walk.steps}
     return [{"part": part, "static": said.get(hook, "not walked")}
             for part, hook in (("raw/mangle PREROUTING", "raw/mangle PREROUTING"),
@@ -267,8 +273,11 @@ def _hop_captures(target, ctx, roles: tuple) -> tuple:
 
 def _observe(target, ctx, walk, timeout: float) -> tuple:
     """(probe dict, sightings, evidence dict): one SYN from the host to its own address."""
-    if walk is None or not walk.published or walk.proto != "tcp" or not walk.host_address:
-        why = ("nothing to probe: the port is not published" if walk is None or not walk.published
+    # A walk dropped before its DNAT (raw PREROUTING) still leaves the host's own way open.
+    published = walk is not None and (walk.published or walk.dropped is not None
+                                      or walk.proxied is not None)
+    if not published or walk.proto != "tcp" or not walk.host_address:
+        why = ("nothing to probe: the port is not published" if not published
                else "UDP is not probed (a silent UDP service answers nothing either way)")
         return {"sent": False, "why_not": why}, [], {}
     host, hops, caps = _hop_captures(target, ctx, PROBE_ROLES)

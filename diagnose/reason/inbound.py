@@ -47,6 +47,7 @@ class Walk:
     steps: list = field(default_factory=list)
     listening: Optional[str] = None  # "any", "loopback", "none", None (not read)
     listeners: list = field(default_factory=list)  # the sockets on the container port
+    proxied: Optional[str] = None  # the host's socket that serves the host's own connection
 
     @property
     def published(self) -> bool:
@@ -57,6 +58,7 @@ class Walk:
                 "proto": self.proto, "host_address": self.host_address, "client": self.client,
                 "source": self.source, "dnat_to": self.dnat_to, "dnat_rule": self.dnat_rule,
                 "dnat_elsewhere": self.dnat_elsewhere, "listening": self.listening,
+                "proxied": self.proxied,
                 "steps": [s.to_dict() for s in self.steps]}
 
 
@@ -79,16 +81,62 @@ def walk(ruleset, binding: dict, container_address: str, uplink: Optional[str],
     """The client's first packet to binding's host port, hook by hook, to the listener."""
     proto = binding.get("proto") or "tcp"
     host_ip = binding.get("host_ip") or ""
+    # A client on this host itself (--from 127.0.0.1) connects to 127.0.0.1 unless the port
+    # is published on one address only.
+    local = ipaddress.ip_address(client).is_loopback
     host_address = host_ip if host_ip and not ipaddress.ip_address(host_ip).is_unspecified \
-        else uplink_address
+        else client if local else uplink_address
     w = Walk(binding.get("host_port"), binding.get("container_port"), proto, host_address,
              client, binding.get("source") or "runtime")
-    if ruleset is not None and host_address and w.host_port:
+    if ruleset is not None and host_address and w.host_port and local:
+        _output(w, ruleset, container_address)  # no PREROUTING, no FORWARD on this way
+        if not w.published:
+            _proxy(w, binding.get("host_listeners") or ())
+    elif ruleset is not None and host_address and w.host_port:
         _prerouting(w, ruleset, uplink, container_address)
         if w.published and not w.dropped and not w.dnat_elsewhere:
             _forward(w, ruleset, uplink, ingress, container_address)
     _listener(w, listeners)
     return w
+
+
+def _output(w: Walk, ruleset, container_address: str) -> None:
+    """The host's own connection: nat OUTPUT publishes the port to it."""
+    first = Packet(src=w.client, dst=w.host_address, iif=None, oif="lo", proto=w.proto,
+                   dport=w.host_port, sport=CLIENT_PORTS)
+    _dnat(w, evaluate(ruleset, "output", first, type_="nat"), "nat OUTPUT", container_address)
+
+
+def _proxy(w: Walk, listeners) -> None:
+    """No DNAT for the host's own connection: a socket of the host's may serve the port (a
+    userland proxy such as docker-proxy, which connects to the container itself)."""
+    for s in listeners:
+        if s.get("port") == w.host_port and s.get("proto") == w.proto and (
+                s.get("address") == w.host_address
+                or ipaddress.ip_address(s["address"]).is_unspecified):
+            w.proxied = f"{s['address']}:{s['port']}"
+            w.steps.append(Step("host listener", "proxy",
+                                f"{w.proxied} listens on the host (a userland proxy such as "
+                                f"docker-proxy): the host's own connection is served there, "
+                                f"not through DNAT"))
+            return
+
+
+def _dnat(w: Walk, nat, hook: str, container_address: str) -> None:
+    """The step of the DNAT that publishes the port (or of its absence)."""
+    if nat.verdict != "dnat" or nat.rule is None or not nat.rule.to:
+        w.steps.append(Step(hook, "none", f"no DNAT for {w.proto} port {w.host_port} on "
+                                          f"{w.host_address} ({nat.describe()})"))
+        return
+    addr, port = split_to(nat.rule.to)
+    w.dnat_to, w.dnat_rule = nat.rule.to, nat.describe()
+    w.steps.append(Step(hook, "dnat", nat.describe()))
+    if addr and addr != container_address:
+        w.dnat_elsewhere = True
+    if port and w.container_port is None:
+        w.container_port = port
+    elif port and w.container_port != port and w.source == "asked":
+        w.container_port = port
 
 
 def _prerouting(w: Walk, ruleset, uplink: Optional[str], container_address: str) -> None:
@@ -99,21 +147,8 @@ def _prerouting(w: Walk, ruleset, uplink: Optional[str], container_address: str)
         w.dropped = Step("raw/mangle PREROUTING", early.verdict, early.describe())
         w.steps.append(w.dropped)
         return
-    nat = evaluate(ruleset, "prerouting", first, type_="nat")
-    if nat.verdict != "dnat" or nat.rule is None or not nat.rule.to:
-        w.steps.append(Step("nat PREROUTING", "none",
-                            f"no DNAT for {w.proto} port {w.host_port} on {w.host_address} "
-                            f"({nat.describe()})"))
-        return
-    addr, port = split_to(nat.rule.to)
-    w.dnat_to, w.dnat_rule = nat.rule.to, nat.describe()
-    w.steps.append(Step("nat PREROUTING", "dnat", nat.describe()))
-    if addr and addr != container_address:
-        w.dnat_elsewhere = True
-    if port and w.container_port is None:
-        w.container_port = port
-    elif port and w.container_port != port and w.source == "asked":
-        w.container_port = port
+    _dnat(w, evaluate(ruleset, "prerouting", first, type_="nat"), "nat PREROUTING",
+          container_address)
 
 
 def _forward(w: Walk, ruleset, uplink, ingress, container_address: str) -> None:
@@ -146,18 +181,27 @@ def _listener(w: Walk, listeners: Optional[list]) -> None:
 
 
 # The inbound findings, root causes first (their checks' precedence orders the others).
-INBOUND_IDS = ("port-not-published", "publish-dnat-missing", "inbound-dropped",
-               "container-listens-on-loopback", "container-not-listening")
+INBOUND_IDS = ("port-published-on-loopback", "port-not-published", "publish-dnat-missing",
+               "inbound-dropped", "route-localnet-off", "container-listens-on-loopback",
+               "container-not-listening")
+# What stops one kind of client only: an outside one (the port is on 127.0.0.1; a rule of
+# PREROUTING or FORWARD, which the host's own connections never cross) or the host itself
+# connecting to 127.0.0.1.
+OUTSIDE_ONLY = ("port-published-on-loopback", "inbound-dropped")
+HOST_ONLY = ("route-localnet-off",)
 # Faults of the outbound checks that stop an inbound connection too (the wiring faults,
 # structural, count as well).
 ALSO_INBOUND = ("ip-forward-disabled", "uplink-down", "bridge-netfilter")
 
 
-def _stopping_errors(findings: list) -> list:
-    """The error findings that stop an outside client, the inbound ones and wiring faults
-    first, root causes first."""
-    return sorted((f for f in findings if f.severity == "error" and (
-        f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)),
+def _stopping_errors(findings: list, client: Optional[str] = None) -> list:
+    """The findings that stop this client (an outside one unless client is a loopback
+    address), the inbound ones and wiring faults first, root causes first."""
+    local = bool(client) and ipaddress.ip_address(client).is_loopback
+    skip = OUTSIDE_ONLY if local else HOST_ONLY
+    return sorted((f for f in findings if f.id not in skip and (
+        f.severity == "error" and (f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)
+        or f.id == "port-published-on-loopback")),
         key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
 
 
@@ -166,7 +210,7 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
     """The verdict for an outside client: the static walk speaks for the parts the host's
     own probe cannot cross (PREROUTING, FORWARD, the uplink), the probe and the captures for
     the rest (DNAT, bridge, veth, listener)."""
-    errors = _stopping_errors(findings)
+    errors = _stopping_errors(findings, walk.client if walk is not None else None)
     replied = probe.get("outcome") in ("reply", "refused")
     # Where the host's probe stopped, over the hops it meets (bridge, veth, container).
     hv = localize(sightings, replied) if sightings else HopVerdict(False, None, None)
@@ -185,7 +229,9 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
     if from_host or (not probe.get("sent") and walk is not None and walk.published
                      and walk.listening in ("any", None)):
         v.update(reachable=True, stopped_at=None, direction=None,
-                 explanation="published, forwarded and answered"
+                 explanation=("published and answered" if walk is not None and
+                              ipaddress.ip_address(walk.client).is_loopback else
+                              "published, forwarded and answered")
                  if from_host else "published and forwarded (not probed)")
         return v
     if probe.get("outcome") == "refused":
@@ -218,7 +264,7 @@ def decide_watched(walk: Optional[Walk], findings: list, probe: dict, sightings:
         v.update(reachable=True, explanation=f"the connection from {probe['client']} was "
                  f"answered ({probe['detail']})")
         return v
-    errors = _stopping_errors(findings)
+    errors = _stopping_errors(findings, walk.client if walk is not None else None)
     if probe["outcome"] == "refused":
         if probe.get("answered_by") == "the container":
             v.update(cause="container-not-listening" if walk is None or walk.listening != "any"

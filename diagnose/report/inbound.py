@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from .text import table
@@ -16,10 +17,16 @@ def _title(doc: dict) -> str:
             f"client {doc['client']}")
 
 
-def _verdict(v: dict) -> list:
+def _local(doc: dict) -> bool:
+    """The client is this host itself (--from 127.0.0.1)."""
+    return ipaddress.ip_address(doc["client"]).is_loopback
+
+
+def _verdict(v: dict, local: bool = False) -> list:
+    whence = "from this host" if local else "from outside"
     if v["reachable"]:
-        return [f"verdict: REACHABLE from outside ({v['explanation']})"]
-    lines = ["verdict: NOT REACHABLE from outside"
+        return [f"verdict: REACHABLE {whence} ({v['explanation']})"]
+    lines = [f"verdict: NOT REACHABLE {whence}"
              + (f"; the host's own probe stopped at {v['stopped_at']}" if v.get("stopped_at")
                 else "")]
     lines.append(f"cause: {v['cause']}")
@@ -27,7 +34,7 @@ def _verdict(v: dict) -> list:
         lines.append(f"why: {v['explanation']}")
     if v.get("kernel_drop_reason"):
         lines.append(f"kernel: dropped with reason {v['kernel_drop_reason']}")
-    if v.get("reachable_from_host"):
+    if v.get("reachable_from_host") and not local:
         lines.append("note: the host itself can connect (its probe does not cross "
                      "PREROUTING or FORWARD)")
     return lines
@@ -35,7 +42,8 @@ def _verdict(v: dict) -> list:
 
 def text(report) -> str:
     doc = report.to_dict()
-    lines = [_title(doc), "", "inbound path, as an outside client's first packet meets it:"]
+    lines = [_title(doc), "", "inbound path, as this host's own connection meets it:"
+             if _local(doc) else "inbound path, as an outside client's first packet meets it:"]
     for s in doc["walk"].get("steps", ()):
         lines.append(f"  {s['hook']:<22} {s['verdict']:<14} {s['said']}")
     p = doc["probe"]
@@ -62,7 +70,7 @@ def text(report) -> str:
                                      "ADDRESSES SEEN"))
     else:
         lines.append(f"probe: not sent ({p.get('why_not')})")
-    lines += [""] + _verdict(doc["verdict"])
+    lines += [""] + _verdict(doc["verdict"], _local(doc))
     cause = next((f for f in report.findings if f.id == doc["verdict"]["cause"]), None)
     if cause is not None:
         lines += ["", f"{cause.severity.upper()} {cause.id}: {cause.message}",
@@ -82,7 +90,7 @@ def markdown(report) -> str:
     from .markdown import findings_markdown, md_cell
 
     doc = report.to_dict()
-    lines = [f"# netdoctor {_title(doc)}", ""] + [f"- {l}" for l in _verdict(doc["verdict"])]
+    lines = [f"# netdoctor {_title(doc)}", ""] + [f"- {l}" for l in _verdict(doc["verdict"], _local(doc))]
     lines += ["", "## Inbound path", "", "| hook | verdict | decided by |", "| --- | --- | --- |"]
     lines += [f"| {s['hook']} | {s['verdict']} | {md_cell(s['said'])} |"
               for s in doc["walk"].get("steps", ())]

@@ -148,7 +148,8 @@ def _lab_target(ref: str, name: str) -> Optional[Target]:
     if name == L.PUBLISHED_CONTAINER and control.publishes(shape):
         from .records import PortBinding
 
-        ports = (PortBinding(L.PUBLISHED_HOST_PORT, L.PUBLISHED_PORT, "tcp", L.UPLINK_ADDRESS),)
+        host_ip = (control.read_state() or {}).get("publish_ip") or L.UPLINK_ADDRESS
+        ports = (PortBinding(L.PUBLISHED_HOST_PORT, L.PUBLISHED_PORT, "tcp", host_ip),)
     return Target(
         ref=ref,
         kind="lab",

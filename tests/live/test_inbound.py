@@ -41,6 +41,42 @@ def test_lab_inbound_faults(lab, healed, fault, cause, from_host):
     assert any(f["id"] == cause for f in doc["findings"])
 
 
+def test_a_port_published_on_loopback_is_for_this_host_only(lab, healed):
+    """`-p 127.0.0.1:8080:80` with Docker 28's raw-table guard: an outside client is stopped
+    by design (the raw rule is named, and no fix removes it); the host itself connects."""
+    assert netdoctor("lab", "break", "published-on-loopback").returncode == 0
+    rc, doc = verdict("web", "8080")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "port-published-on-loopback", v
+    assert v["reachable_from_host"] is True and doc["probe"]["to"] == "127.0.0.1:8080"
+    assert doc["walk"]["steps"][0]["hook"] == "raw/mangle PREROUTING"
+    assert "-t raw PREROUTING rule 1" in v["explanation"]
+    # Docker's guard is no fault: nothing proposes to delete it.
+    assert "inbound-dropped" not in {f["id"] for f in doc["findings"]}
+    assert not any("-D PREROUTING" in (f.get("fix") or "") for f in doc["findings"])
+    rc, doc = verdict("web", "8080", "--from", "127.0.0.1")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    assert doc["walk"]["steps"][0]["hook"] == "nat OUTPUT"
+
+
+def test_route_localnet_off_stops_the_hosts_own_connection(lab, healed):
+    assert netdoctor("lab", "break", "route-localnet-off").returncode == 0
+    rc, doc = verdict("web", "8080", "--from", "127.0.0.1")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "route-localnet-off", v
+    assert doc["probe"]["outcome"] == "no reply"
+    assert all(h["request_seen"] == 0 for h in doc["hops"])  # refused before the bridge
+    fix = next(f["fix"] for f in doc["findings"] if f["id"] == "route-localnet-off")
+    assert fix == "ip netns exec ndlab-host sysctl -w net.ipv4.conf.ndbr0.route_localnet=1"
+    sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-qw",
+       "net.ipv4.conf.ndbr0.route_localnet=1")
+    rc, doc = verdict("web", "8080", "--from", "127.0.0.1")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    # From outside, the loopback publication is the cause, not the host's sysctl.
+    rc, doc = verdict("web", "8080")
+    assert doc["verdict"]["cause"] == "port-published-on-loopback", doc["verdict"]
+
+
 def test_forward_policy_drop_names_the_policy(lab, healed):
     sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-d",
        "172.29.0.3/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "ACCEPT")
@@ -71,8 +107,9 @@ def served(docker_engine):
     d.run("pub-ok", "-p", "8081:80", cmd=("busybox", "httpd", "-f", "-p", "80"))
     d.run("pub-lo", "-p", "8082:80", cmd=("busybox", "httpd", "-f", "-p", "127.0.0.1:80"))
     d.run("pub-none", "-p", "8083:80")
+    d.run("pub-l1", "-p", "127.0.0.1:8084:80", cmd=("busybox", "httpd", "-f", "-p", "80"))
     yield d
-    d.docker("rm", "-f", "pub-ok", "pub-lo", "pub-none", check=False)
+    d.docker("rm", "-f", "pub-ok", "pub-lo", "pub-none", "pub-l1", check=False)
 
 
 @pytest.mark.docker
@@ -85,6 +122,22 @@ def test_docker_published_ports(served):
     assert rc == 1 and doc["verdict"]["cause"] == "container-listens-on-loopback", doc["verdict"]
     rc, doc = verdict("pub-none", "8083", env=env)
     assert rc == 1 and doc["verdict"]["cause"] == "container-not-listening", doc["verdict"]
+
+
+@pytest.mark.docker
+def test_docker_port_published_on_loopback(served):
+    """Debian's Docker 28.2 publishes 127.0.0.1:8084 with a DNAT and docker-proxy, and adds no
+    raw-table guard: the finding says the LAN exposure too."""
+    rc, doc = verdict("pub-l1", "8084", env=served.env)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "port-published-on-loopback", v
+    assert v["reachable_from_host"] is True, v
+    raw = served.sealed.host and sh("ip", "netns", "exec", served.sealed.host, "iptables-save",
+                                    "-t", "raw").stdout
+    if "--dport 8084" not in raw:
+        assert "no raw-table rule drops" in v["explanation"], v
+    rc, doc = verdict("pub-l1", "8084", "--from", "127.0.0.1", env=served.env)
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
 
 
 @pytest.mark.docker

@@ -85,6 +85,18 @@ def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule=""):
 
 
 PUBLISHED = _published()
+LOOPBACK_PORT = {"host_port": 8080, "container_port": 80, "proto": "tcp", "host_ip": "127.0.0.1",
+                 "source": "runtime"}
+LOOPBACK_DNAT = ("-A PREROUTING -d 127.0.0.1/32 ! -i ndbr0 -p tcp -m tcp --dport 8080 -j DNAT "
+                 "--to-destination 172.29.0.2:80\n-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp "
+                 "--dport 8080 -j DNAT --to-destination 172.29.0.2:80\n")
+
+
+def _route_localnet(value):
+    """The loopback-published port, with route_localnet as given on the bridge."""
+    snap = _published(port=LOOPBACK_PORT, dnat=LOOPBACK_DNAT)
+    return E.edit_host_ns(snap, lambda ns: E.sysctl(E.sysctl(
+        ns, "net.ipv4.conf.ndbr0.route_localnet", value), "net.ipv4.conf.all.route_localnet", "0"))
 
 FLANNEL = E.load("flannel-snapshot.json")
 POD = FLANNEL.containers[0].target["name"]
@@ -265,6 +277,10 @@ CASES = {
     "inbound-dropped": [("DOCKER-USER-style drop of the port", _published(
         user_rule="-A NDLAB-USER -p tcp -m tcp --dport 80 -j DROP\n"), "lab:test")],
     "container-not-listening": [("no listener", _published(listeners=()), "lab:test")],
+    "port-published-on-loopback": [("-p 127.0.0.1:8080:80", _published(
+        port=LOOPBACK_PORT, dnat=LOOPBACK_DNAT), "lab:test")],
+    "route-localnet-off": [("127.0.0.1 DNATed out of a bridge without route_localnet",
+                            _route_localnet("0"), "lab:test")],
     "container-listens-on-loopback": [("127.0.0.1 only", _published(listeners=("127.0.0.1",)),
                                        "lab:test")],
     "proxy-arp-off": [("proxy_arp off on a Calico-style veth", _routed(proxy_arp="0"),

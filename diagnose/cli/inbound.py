@@ -19,7 +19,10 @@ def inbound(
                                help="The published host port, or the container port."),
     client: Optional[str] = typer.Option(None, "--from",
                                          help="The client's address (default: one outside "
-                                              "every local network, as an outside client has)."),
+                                              "every local network, as an outside client has); "
+                                              "127.0.0.1: this host itself; the container's "
+                                              "own address: it, through the host's address "
+                                              "(hairpin)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
     timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for the answer "
                                                          "(0.1-10)."),

@@ -146,6 +146,9 @@ class Link:
     xdp: Optional[str] = None
     # A macvlan/macvtap/ipvlan child's mode (bridge, private, vepa, passthru; l2, l3...).
     mode: Optional[str] = None
+    # A bridge port's hairpin_mode: whether the bridge sends a frame back out of the port it
+    # came in by (None: not a bridge port, or not read).
+    hairpin: Optional[bool] = None
 
     @property
     def up(self) -> bool:

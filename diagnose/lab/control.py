@@ -223,6 +223,12 @@ def host_ruleset(shape: str = "bridge") -> str:
             f"{web}:{L.PUBLISHED_PORT}")
     publish = (f"-A PREROUTING -d {L.UPLINK_ADDRESS}/32 {dnat}\n"
                f"-A OUTPUT -d {L.UPLINK_ADDRESS}/32 {dnat}\n")
+    if shape == "bridge":
+        # web reaching its own published port (hairpin NAT), as Docker without the userland
+        # proxy allows it: a MASQUERADE, so that web answers the host, not itself (and
+        # hairpin_mode on web's bridge port, set with the links).
+        publish += (f"-A POSTROUTING -s {web}/32 -d {web}/32 -p tcp -m tcp --dport "
+                    f"{L.PUBLISHED_PORT} -j MASQUERADE\n")
     accept = f"-A NDLAB-FORWARD -d {web}/32 -p tcp -m tcp --dport {L.PUBLISHED_PORT} -j ACCEPT\n"
     return f"""*filter
 :INPUT ACCEPT [0:0]
@@ -453,6 +459,8 @@ def configure_healthy(state: dict) -> dict:
             continue
         if shape == "bridge":
             _ip(L.HOST_NS, "link", "set", veth, "master", L.BRIDGE, "mtu", str(L.MTU), "up")
+            _ip(L.HOST_NS, "link", "set", veth, "type", "bridge_slave", "hairpin",
+                "on" if name == L.PUBLISHED_CONTAINER else "off")
         else:
             _ip(L.HOST_NS, "link", "set", veth, "nomaster", "mtu", str(L.MTU), "up")
         _ip(L.HOST_NS, "addr", "flush", "dev", veth, "scope", "global")

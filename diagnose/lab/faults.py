@@ -180,6 +180,10 @@ FAULTS = {f.name: f for f in [
     Fault("route-localnet-off", "web's port is published on 127.0.0.1 with the userland proxy "
           "off, and route_localnet is off on the bridge", False,
           lambda c: _published_on_loopback(c, "0"), ("bridge",)),
+    Fault("hairpin-off", "hairpin_mode is off on web's bridge port: web cannot reach its own "
+          "published port through the host's address", False,
+          lambda c: _ip(L.HOST_NS, "link", "set", L.CONTAINERS[L.PUBLISHED_CONTAINER][1], "type",
+                        "bridge_slave", "hairpin", "off"), ("bridge",)),
     Fault("inbound-drop", "a DOCKER-USER-style DROP of web's published port in FORWARD",
           False, lambda c: _ipt(L.HOST_NS, "-I", "NDLAB-USER", "1", "-d", _web(), "-p", "tcp",
                                 "--dport", str(L.PUBLISHED_PORT), "-j", "DROP"), FORWARDING),

@@ -80,6 +80,15 @@ def _tunnel(kind, data, lower) -> dict:
             for k, v in out.items() if v is not None and not isinstance(v, (dict, list))}
 
 
+def _hairpin(linkinfo) -> Optional[bool]:
+    """A bridge port's hairpin_mode, as `ip -d link` says it."""
+    if not isinstance(linkinfo, dict) or linkinfo.get("info_slave_kind") != "bridge":
+        return None
+    data = linkinfo.get("info_slave_data")
+    value = data.get("hairpin") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
+
+
 def _child_mode(kind, data) -> Optional[str]:
     """A macvlan/macvtap/ipvlan child's mode, as `ip -d link` says it."""
     if kind not in ("macvlan", "macvtap", "ipvlan") or not isinstance(data, dict):
@@ -158,6 +167,7 @@ def parse_links(doc) -> tuple:
                 xdp=xdp_text,
                 mode=_child_mode(kind, linkinfo.get("info_data")
                                  if isinstance(linkinfo, dict) else None),
+                hairpin=_hairpin(linkinfo),
             )
         )
     return tuple(links)

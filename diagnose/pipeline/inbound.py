@@ -14,7 +14,6 @@ port?
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -84,9 +83,10 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     binding = _binding(target, port, proto)
     snap = snapshot.take([replace(target, ports=(binding,))], probe_dns=False, strict=True)
     host = snap.containers[0].path.get("host_netns")
-    if ipaddress.ip_address(client).is_loopback and host:
-        # The host's own connection may be served by a userland proxy's socket (docker-proxy)
-        # instead of a DNAT: the walk needs the host's listeners.
+    if client != R.DEFAULT_CLIENT and host:
+        # The host's own connection, or the container's through the host's address, may be
+        # served by a userland proxy's socket (docker-proxy) instead of a DNAT: the walk
+        # needs the host's listeners.
         binding["host_listeners"] = gather.read_listeners(netns.Netns.from_dict(host))
     snap = _mapped_by_dnat(snap, binding, client)
     ctx = next(c for c in contexts(snap) if c.scope == "container")
@@ -160,8 +160,8 @@ def _host_port_for(ruleset, address: Optional[str], container_port: int, proto: 
 
 def _untested(walk) -> list:
     """What the host's own probe did not cross, and what the static walk said of it."""
-    if walk is None or ipaddress.ip_address(walk.client).is_loopback:
-        return []  # the host's own connection: the probe crossed all of its way
+    if walk is None or walk.client_kind != "outside":
+        return []  # the host's or the container's own connection: the probe crossed its way
     said = {s.hook: f"{s.verdict}: {s.said}" for s in walk.steps}
     return [{"part": part, "static": said.get(hook, "not walked")}
             for part, hook in (("raw/mangle PREROUTING", "raw/mangle PREROUTING"),
@@ -289,8 +289,11 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
     kt = KernelTrace(lengths)
     before = ctx.host.ruleset
 
+    # Hairpin: the container's own connection to the host's address, sent from inside it.
+    sender = target.netns if walk.client_kind == "self" else host
+
     def send():
-        result = netns.call_in(host, P.tcp_connect, walk.host_address, walk.host_port, sport,
+        result = netns.call_in(sender, P.tcp_connect, walk.host_address, walk.host_port, sport,
                                timeout)
         time.sleep(SETTLE)  # the last frames reach the capture sockets
         return result
@@ -302,7 +305,9 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
         hits = rule_hits(before, gather.read_netfilter(host))
     except Exception as e:  # counters are evidence, not a requirement
         hits = [{"where": "counters", "text": f"not read after the probe: {e}"}]
-    probe = {"sent": True, "from": f"{ns_label(ctx.path['host_netns'])} (the host itself)",
+    probe = {"sent": True, "from": f"{target.label} (the container itself)"
+             if walk.client_kind == "self" else
+             f"{ns_label(ctx.path['host_netns'])} (the host itself)",
              "to": f"{walk.host_address}:{walk.host_port}", "source_port": sport,
              "outcome": result.outcome if result else None,
              "detail": (result.error or result.detail) if result else None}

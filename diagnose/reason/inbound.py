@@ -48,6 +48,9 @@ class Walk:
     listening: Optional[str] = None  # "any", "loopback", "none", None (not read)
     listeners: list = field(default_factory=list)  # the sockets on the container port
     proxied: Optional[str] = None  # the host's socket that serves the host's own connection
+    # outside (a client elsewhere), host (this host itself, --from 127.0.0.1) or self (the
+    # container reaching its own published port through the host's address: hairpin NAT)
+    client_kind: str = "outside"
 
     @property
     def published(self) -> bool:
@@ -58,7 +61,7 @@ class Walk:
                 "proto": self.proto, "host_address": self.host_address, "client": self.client,
                 "source": self.source, "dnat_to": self.dnat_to, "dnat_rule": self.dnat_rule,
                 "dnat_elsewhere": self.dnat_elsewhere, "listening": self.listening,
-                "proxied": self.proxied,
+                "proxied": self.proxied, "client_kind": self.client_kind,
                 "steps": [s.to_dict() for s in self.steps]}
 
 
@@ -87,7 +90,11 @@ def walk(ruleset, binding: dict, container_address: str, uplink: Optional[str],
     host_address = host_ip if host_ip and not ipaddress.ip_address(host_ip).is_unspecified \
         else client if local else uplink_address
     w = Walk(binding.get("host_port"), binding.get("container_port"), proto, host_address,
-             client, binding.get("source") or "runtime")
+             client, binding.get("source") or "runtime",
+             client_kind="host" if local else "self" if client == container_address
+             else "outside")
+    if w.client_kind == "self":
+        uplink = ingress  # its connection arrives from its own bridge (or veth)
     if ruleset is not None and host_address and w.host_port and local:
         _output(w, ruleset, container_address)  # no PREROUTING, no FORWARD on this way
         if not w.published:
@@ -96,6 +103,8 @@ def walk(ruleset, binding: dict, container_address: str, uplink: Optional[str],
         _prerouting(w, ruleset, uplink, container_address)
         if w.published and not w.dropped and not w.dnat_elsewhere:
             _forward(w, ruleset, uplink, ingress, container_address)
+        elif w.client_kind == "self" and not w.published and not w.dropped:
+            _proxy(w, binding.get("host_listeners") or ())
     _listener(w, listeners)
     return w
 
@@ -115,9 +124,10 @@ def _proxy(w: Walk, listeners) -> None:
                 s.get("address") == w.host_address
                 or ipaddress.ip_address(s["address"]).is_unspecified):
             w.proxied = f"{s['address']}:{s['port']}"
+            whose = "the host's" if w.client_kind == "host" else "the container's"
             w.steps.append(Step("host listener", "proxy",
                                 f"{w.proxied} listens on the host (a userland proxy such as "
-                                f"docker-proxy): the host's own connection is served there, "
+                                f"docker-proxy): {whose} own connection is served there, "
                                 f"not through DNAT"))
             return
 
@@ -189,20 +199,28 @@ INBOUND_IDS = ("port-published-on-loopback", "port-not-published", "publish-dnat
 # connecting to 127.0.0.1.
 OUTSIDE_ONLY = ("port-published-on-loopback", "inbound-dropped")
 HOST_ONLY = ("route-localnet-off",)
+SELF_ONLY = ("hairpin-nat-broken",)
+# Warnings in `checks` (often what was asked for, or only some clients' concern) that are
+# the cause for the client they concern.
+CAUSE_FOR = {"outside": ("port-published-on-loopback",),
+             "self": ("port-published-on-loopback", "hairpin-nat-broken"), "host": ()}
+SKIP_FOR = {"outside": HOST_ONLY + SELF_ONLY, "host": OUTSIDE_ONLY + SELF_ONLY,
+            "self": HOST_ONLY}
 # Faults of the outbound checks that stop an inbound connection too (the wiring faults,
 # structural, count as well).
 ALSO_INBOUND = ("ip-forward-disabled", "uplink-down", "bridge-netfilter")
 
 
-def _stopping_errors(findings: list, client: Optional[str] = None) -> list:
-    """The findings that stop this client (an outside one unless client is a loopback
-    address), the inbound ones and wiring faults first, root causes first."""
-    local = bool(client) and ipaddress.ip_address(client).is_loopback
-    skip = OUTSIDE_ONLY if local else HOST_ONLY
-    return sorted((f for f in findings if f.id not in skip and (
+def _stopping_errors(findings: list, walk: Optional[Walk] = None) -> list:
+    """The findings that stop this walk's client (outside, the host itself, or the container
+    through the host's address), the inbound ones and wiring faults first, root causes
+    first."""
+    kind = walk.client_kind if walk is not None else "outside"
+    return sorted((f for f in findings if f.id not in SKIP_FOR[kind] and (
         f.severity == "error" and (f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)
-        or f.id == "port-published-on-loopback")),
-        key=lambda f: (f.id not in INBOUND_IDS and not f.structural, f.precedence))
+        or f.id in CAUSE_FOR[kind])),
+        key=lambda f: (f.id not in INBOUND_IDS + SELF_ONLY and not f.structural,
+                       f.precedence))
 
 
 def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
@@ -210,7 +228,7 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
     """The verdict for an outside client: the static walk speaks for the parts the host's
     own probe cannot cross (PREROUTING, FORWARD, the uplink), the probe and the captures for
     the rest (DNAT, bridge, veth, listener)."""
-    errors = _stopping_errors(findings, walk.client if walk is not None else None)
+    errors = _stopping_errors(findings, walk)
     replied = probe.get("outcome") in ("reply", "refused")
     # Where the host's probe stopped, over the hops it meets (bridge, veth, container).
     hv = localize(sightings, replied) if sightings else HopVerdict(False, None, None)
@@ -230,7 +248,7 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
                      and walk.listening in ("any", None)):
         v.update(reachable=True, stopped_at=None, direction=None,
                  explanation=("published and answered" if walk is not None and
-                              ipaddress.ip_address(walk.client).is_loopback else
+                              walk.client_kind != "outside" else
                               "published, forwarded and answered")
                  if from_host else "published and forwarded (not probed)")
         return v
@@ -264,7 +282,7 @@ def decide_watched(walk: Optional[Walk], findings: list, probe: dict, sightings:
         v.update(reachable=True, explanation=f"the connection from {probe['client']} was "
                  f"answered ({probe['detail']})")
         return v
-    errors = _stopping_errors(findings, walk.client if walk is not None else None)
+    errors = _stopping_errors(findings, walk)
     if probe["outcome"] == "refused":
         if probe.get("answered_by") == "the container":
             v.update(cause="container-not-listening" if walk is None or walk.listening != "any"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 
 from .text import table
@@ -17,17 +16,29 @@ def _title(doc: dict) -> str:
             f"client {doc['client']}")
 
 
-def _local(doc: dict) -> bool:
-    """The client is this host itself (--from 127.0.0.1)."""
-    return ipaddress.ip_address(doc["client"]).is_loopback
+def _kind(doc: dict) -> str:
+    """outside, host (--from 127.0.0.1) or self (the container, through the host's address)."""
+    return (doc.get("walk") or {}).get("client_kind") or "outside"
 
 
-def _verdict(v: dict, local: bool = False) -> list:
-    whence = "from this host" if local else "from outside"
+WHENCE = {"outside": "from outside", "host": "from this host",
+          "self": "from the container itself, through the host's address"}
+WALKED = {"outside": "inbound path, as an outside client's first packet meets it:",
+          "host": "inbound path, as this host's own connection meets it:",
+          "self": "inbound path, as the container's own connection to the host's address "
+                  "meets it (hairpin NAT):"}
+
+
+PROBE = {"outside": "the host's own probe", "host": "the host's own probe",
+         "self": "the container's probe"}
+
+
+def _verdict(v: dict, kind: str = "outside") -> list:
+    whence, local = WHENCE[kind], kind != "outside"
     if v["reachable"]:
         return [f"verdict: REACHABLE {whence} ({v['explanation']})"]
     lines = [f"verdict: NOT REACHABLE {whence}"
-             + (f"; the host's own probe stopped at {v['stopped_at']}" if v.get("stopped_at")
+             + (f"; {PROBE[kind]} stopped at {v['stopped_at']}" if v.get("stopped_at")
                 else "")]
     lines.append(f"cause: {v['cause']}")
     if v.get("explanation"):
@@ -42,8 +53,7 @@ def _verdict(v: dict, local: bool = False) -> list:
 
 def text(report) -> str:
     doc = report.to_dict()
-    lines = [_title(doc), "", "inbound path, as this host's own connection meets it:"
-             if _local(doc) else "inbound path, as an outside client's first packet meets it:"]
+    lines = [_title(doc), "", WALKED[_kind(doc)]]
     for s in doc["walk"].get("steps", ()):
         lines.append(f"  {s['hook']:<22} {s['verdict']:<14} {s['said']}")
     p = doc["probe"]
@@ -70,7 +80,7 @@ def text(report) -> str:
                                      "ADDRESSES SEEN"))
     else:
         lines.append(f"probe: not sent ({p.get('why_not')})")
-    lines += [""] + _verdict(doc["verdict"], _local(doc))
+    lines += [""] + _verdict(doc["verdict"], _kind(doc))
     cause = next((f for f in report.findings if f.id == doc["verdict"]["cause"]), None)
     if cause is not None:
         lines += ["", f"{cause.severity.upper()} {cause.id}: {cause.message}",
@@ -90,7 +100,7 @@ def markdown(report) -> str:
     from .markdown import findings_markdown, md_cell
 
     doc = report.to_dict()
-    lines = [f"# netdoctor {_title(doc)}", ""] + [f"- {l}" for l in _verdict(doc["verdict"], _local(doc))]
+    lines = [f"# netdoctor {_title(doc)}", ""] + [f"- {l}" for l in _verdict(doc["verdict"], _kind(doc))]
     lines += ["", "## Inbound path", "", "| hook | verdict | decided by |", "| --- | --- | --- |"]
     lines += [f"| {s['hook']} | {s['verdict']} | {md_cell(s['said'])} |"
               for s in doc["walk"].get("steps", ())]

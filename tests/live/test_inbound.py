@@ -77,6 +77,35 @@ def test_route_localnet_off_stops_the_hosts_own_connection(lab, healed):
     assert doc["verdict"]["cause"] == "port-published-on-loopback", doc["verdict"]
 
 
+@pytest.mark.parametrize("fault, why", [
+    ("hairpin-off", "hairpin_mode is off on veth-web"),
+    ([("iptables", "-t", "nat", "-D", "POSTROUTING", "-s", "172.29.0.3/32", "-d",
+       "172.29.0.3/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "MASQUERADE")],
+     "no MASQUERADE for 172.29.0.3 -> 172.29.0.3"),
+])
+def test_hairpin_the_container_reaching_its_own_published_port(lab, healed, fault, why):
+    """web connecting to 198.51.100.2:8080, its own published port (hairpin NAT): reachable
+    in the healthy lab; each way of breaking it is named, and the probe sent from inside web
+    agrees."""
+    rc, doc = verdict("web", "8080", "--from", "172.29.0.3")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    assert doc["walk"]["client_kind"] == "self" and doc["probe"]["outcome"] == "reply"
+    if isinstance(fault, str):
+        assert netdoctor("lab", "break", fault).returncode == 0
+    else:
+        for step in fault:
+            sh("ip", "netns", "exec", "ndlab-host", *step)
+    rc, doc = verdict("web", "8080", "--from", "172.29.0.3")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "hairpin-nat-broken" and why in v["explanation"], v
+    assert doc["probe"]["outcome"] == "no reply"
+    # Outside clients are not affected: from outside it is still reachable.
+    rc, doc = verdict("web", "8080")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    warned = [f for f in doc["findings"] if f["id"] == "hairpin-nat-broken"]
+    assert warned and warned[0]["severity"] == "warning"
+
+
 def test_forward_policy_drop_names_the_policy(lab, healed):
     sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-d",
        "172.29.0.3/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "ACCEPT")
@@ -122,6 +151,7 @@ def test_docker_published_ports(served):
     assert rc == 1 and doc["verdict"]["cause"] == "container-listens-on-loopback", doc["verdict"]
     rc, doc = verdict("pub-none", "8083", env=env)
     assert rc == 1 and doc["verdict"]["cause"] == "container-not-listening", doc["verdict"]
+    _hairpin_agrees(served.docker, "docker:pub-ok", "pub-ok", 8081, env)
 
 
 @pytest.mark.docker
@@ -175,8 +205,24 @@ def test_podman_published_ports(podman_engine):
         rc, doc = verdict("podman:ppub-lo", "8092", env=p.env)
         assert rc == 1, doc["verdict"]
         assert doc["verdict"]["cause"] == "container-listens-on-loopback", doc["verdict"]
+        _hairpin_agrees(p.podman, "podman:ppub-ok", "ppub-ok", 8091, p.env)
     finally:
         p.podman("rm", "-f", "ppub-ok", "ppub-lo", check=False)
+
+
+def _hairpin_agrees(engine, target, name, port, env):
+    """The container's own connection to the host's address and published port: netdoctor's
+    hairpin finding and verdict agree with what a real connection from inside does."""
+    # (busybox-static's wget crashes in these images; its nc does not)
+    ok = engine("exec", name, "sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 "
+                f"198.51.100.2 {port} | grep -q HTTP", check=False).returncode == 0
+    rc, doc = netdoctor_json("checks", target, env=env)
+    found = {f["id"] for f in doc["findings"]}
+    assert ("hairpin-nat-broken" in found) is not ok, (ok, found)
+    address = doc["targets"][0]["hops"][0]["addresses"][0].split("/")[0]
+    rc, doc = verdict(target, str(port), "--from", address, env=env)
+    assert doc["walk"]["client_kind"] == "self"
+    assert doc["verdict"]["reachable"] is ok, doc["verdict"]
 
 
 def _watched(*args, connect=True, client_ns="ndlab-inet", address="198.51.100.2", port=8080,

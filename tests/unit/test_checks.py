@@ -84,12 +84,22 @@ def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule=""):
     return E.set_ruleset(snap, E.lab_rules(rules))
 
 
-PUBLISHED = _published()
+SELF_MASQ = ("-A POSTROUTING -s 172.29.0.2/32 -d 172.29.0.2/32 -p tcp -m tcp --dport 80 -j "
+             "MASQUERADE\n")  # as Docker adds it per published port (hairpin NAT)
+PUBLISHED = _published(dnat=DNAT + SELF_MASQ)
 LOOPBACK_PORT = {"host_port": 8080, "container_port": 80, "proto": "tcp", "host_ip": "127.0.0.1",
                  "source": "runtime"}
 LOOPBACK_DNAT = ("-A PREROUTING -d 127.0.0.1/32 ! -i ndbr0 -p tcp -m tcp --dport 8080 -j DNAT "
                  "--to-destination 172.29.0.2:80\n-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp "
                  "--dport 8080 -j DNAT --to-destination 172.29.0.2:80\n")
+
+
+def _hairpin(hairpin=False, masquerade=True):
+    """The published port reached by the container itself through the host's address, its
+    bridge port's hairpin_mode and a self-MASQUERADE as given (br_netfilter on)."""
+    snap = _published(dnat=DNAT + (SELF_MASQ if masquerade else ""))
+    return E.edit_host_ns(snap, lambda ns: E.sysctl(E.link(
+        ns, "veth-test", hairpin=hairpin), "net.bridge.bridge-nf-call-iptables", "1"))
 
 
 def _route_localnet(value):
@@ -279,6 +289,9 @@ CASES = {
     "container-not-listening": [("no listener", _published(listeners=()), "lab:test")],
     "port-published-on-loopback": [("-p 127.0.0.1:8080:80", _published(
         port=LOOPBACK_PORT, dnat=LOOPBACK_DNAT), "lab:test")],
+    "hairpin-nat-broken": [("hairpin_mode off", _hairpin(hairpin=False), "lab:test"),
+                           ("no self-MASQUERADE", _hairpin(hairpin=True, masquerade=False),
+                            "lab:test")],
     "route-localnet-off": [("127.0.0.1 DNATed out of a bridge without route_localnet",
                             _route_localnet("0"), "lab:test")],
     "container-listens-on-loopback": [("127.0.0.1 only", _published(listeners=("127.0.0.1",)),

@@ -216,8 +216,12 @@ def tcp_connect(dst: str, port: int, sport: int, timeout: float, stop=None) -> P
     return r
 
 
-def dns_query(server: str, name: str, sport: int, timeout: float, stop=None) -> ProbeResult:
-    """One A query for `name` to `server`, from source port `sport`."""
+def dns_query(server: str, name: str, sport: int, timeout: float, stop=None,
+              port: int = 53) -> ProbeResult:
+    """One A query for `name` to `server` (NS for the root), from source port `sport`. To
+    another port it is the datagram `inbound` sends to a published UDP port: small,
+    harmless, and answered by a DNS service (others answer nothing, or port unreachable
+    when nothing listens)."""
     r = ProbeResult("udp")
     txid, packet = dns_wire.encode_query(name or ".", dns_wire.QTYPE_A if name and name != "." else
                                     dns_wire.QTYPE_NS)
@@ -225,7 +229,7 @@ def dns_query(server: str, name: str, sport: int, timeout: float, stop=None) -> 
     with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.bind(("::" if v6 else "0.0.0.0", sport))
-            s.connect((server, 53))
+            s.connect((server, port))
             start = time.monotonic()
             s.send(packet)
             r.sent = 1
@@ -241,7 +245,9 @@ def dns_query(server: str, name: str, sport: int, timeout: float, stop=None) -> 
             try:
                 data = s.recv(4096)
             except ConnectionRefusedError:
-                r.outcome, r.detail = "icmp error", "port unreachable (no DNS server listening)"
+                r.outcome, r.detail = "icmp error", (
+                    "port unreachable (no DNS server listening)" if port == 53 else
+                    f"port unreachable (nothing listens on UDP port {port})")
                 r.icmp_errors.append("port unreachable")
                 return r
             except OSError as e:

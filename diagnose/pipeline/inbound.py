@@ -276,16 +276,15 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
     # A walk dropped before its DNAT (raw PREROUTING) still leaves the host's own way open.
     published = walk is not None and (walk.published or walk.dropped is not None
                                       or walk.proxied is not None)
-    if not published or walk.proto != "tcp" or not walk.host_address:
-        why = ("nothing to probe: the port is not published" if not published
-               else "UDP is not probed (a silent UDP service answers nothing either way)")
-        return {"sent": False, "why_not": why}, [], {}
+    if not published or not walk.host_address:
+        return {"sent": False, "why_not": "nothing to probe: the port is not published"}, [], {}
     host, hops, caps = _hop_captures(target, ctx, PROBE_ROLES)
-    sport = P.random_port()
-    flow = E.Flow("tcp", walk.host_address, walk.host_address, sport=sport,
+    sport, proto = P.random_port(), walk.proto
+    flow = E.Flow(proto, walk.host_address, walk.host_address, sport=sport,
                   dport=walk.container_port or walk.host_port)
-    program = bpf.probe_filter("tcp", port=sport)
-    lengths = probe_lengths("tcp", 0, "")
+    program = bpf.probe_filter(proto, port=sport)
+    # UDP: one small DNS-shaped datagram (a root NS query), harmless to any service.
+    lengths = probe_lengths(proto, 0, ".")
     kt = KernelTrace(lengths)
     before = ctx.host.ruleset
 
@@ -293,8 +292,12 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
     sender = target.netns if walk.client_kind == "self" else host
 
     def send():
-        result = netns.call_in(sender, P.tcp_connect, walk.host_address, walk.host_port, sport,
-                               timeout)
+        if proto == "udp":
+            result = netns.call_in(sender, P.dns_query, walk.host_address, ".", sport, timeout,
+                                   None, walk.host_port)
+        else:
+            result = netns.call_in(sender, P.tcp_connect, walk.host_address, walk.host_port,
+                                   sport, timeout)
         time.sleep(SETTLE)  # the last frames reach the capture sockets
         return result
 
@@ -309,6 +312,7 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
              if walk.client_kind == "self" else
              f"{ns_label(ctx.path['host_netns'])} (the host itself)",
              "to": f"{walk.host_address}:{walk.host_port}", "source_port": sport,
+             "kind": "one SYN" if proto == "tcp" else "one UDP datagram",
              "outcome": result.outcome if result else None,
              "detail": (result.error or result.detail) if result else None}
     ev = {"kernel_drops": [{"reason": r, "location": loc, "last_device": d}

@@ -229,10 +229,19 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
     own probe cannot cross (PREROUTING, FORWARD, the uplink), the probe and the captures for
     the rest (DNAT, bridge, veth, listener)."""
     errors = _stopping_errors(findings, walk)
-    replied = probe.get("outcome") in ("reply", "refused")
+    udp = walk is not None and walk.proto == "udp"
+    # A UDP port nothing listens on answers with ICMP port unreachable: a refusal.
+    refused = probe.get("outcome") == "refused" or (
+        udp and probe.get("outcome") == "icmp error"
+        and "port unreachable" in (probe.get("detail") or ""))
+    replied = probe.get("outcome") == "reply" or refused
     # Where the host's probe stopped, over the hops it meets (bridge, veth, container).
     hv = localize(sightings, replied) if sightings else HopVerdict(False, None, None)
-    from_host = probe.get("outcome") == "reply"
+    # A UDP service answers only its own protocol: the datagram delivered to the container's
+    # bound port, with no port unreachable back, is as far as a probe can tell.
+    delivered = udp and probe.get("outcome") == "no reply" and walk.listening == "any" and any(
+        s.role == "container" and s.request_seen for s in sightings)
+    from_host = probe.get("outcome") == "reply" or delivered
     reason = drops[0]["reason"] if drops else None
     v = {"reachable": False, "reachable_from_host": from_host if probe.get("sent") else None,
          "stopped_at": hv.stopped_at, "direction": hv.direction, "cause": None,
@@ -247,18 +256,22 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
     if from_host or (not probe.get("sent") and walk is not None and walk.published
                      and walk.listening in ("any", None)):
         v.update(reachable=True, stopped_at=None, direction=None,
-                 explanation=("published and answered" if walk is not None and
-                              walk.client_kind != "outside" else
-                              "published, forwarded and answered")
+                 explanation=("published; the datagram reached the container's bound port "
+                              "and no port unreachable came back (a UDP service answers only "
+                              "its own protocol)") if delivered else
+                 ("published and answered" if walk is not None and
+                  walk.client_kind != "outside" else "published, forwarded and answered")
                  if from_host else "published and forwarded (not probed)")
         return v
-    if probe.get("outcome") == "refused":
+    if refused:
         v.update(cause="container-not-listening" if walk and walk.listening != "any"
                  else "unknown", explanation=f"the connection was refused ({probe.get('detail')})")
         return v
+    what = "datagram" if udp else "SYN"
     v.update(cause="unknown", explanation=(
-        f"the SYN was last seen at {hv.stopped_at}" if hv.stopped_at else
-        "the SYN was seen on no hop") + (f"; the kernel dropped it: {reason}" if reason else ""))
+        f"the {what} was last seen at {hv.stopped_at}" if hv.stopped_at else
+        f"the {what} was seen on no hop") + (f"; the kernel dropped it: {reason}" if reason
+                                            else ""))
     return v
 
 

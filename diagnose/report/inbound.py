@@ -59,7 +59,7 @@ def text(report) -> str:
     p = doc["probe"]
     lines.append("")
     if p.get("sent"):
-        lines.append(f"probe: one SYN from {p['from']} to {p['to']} (source port "
+        lines.append(f"probe: {p.get('kind', 'one SYN')} from {p['from']} to {p['to']} (source port "
                      f"{p['source_port']}): {p['outcome'] or 'no answer'}"
                      + (f", {p['detail']}" if p.get("detail") else ""))
         rows = [(h["role"], h["name"], h["netns"], h["request_seen"], h["reply_seen"],

@@ -106,6 +106,41 @@ def test_hairpin_the_container_reaching_its_own_published_port(lab, healed, faul
     assert warned and warned[0]["severity"] == "warning"
 
 
+def test_a_published_udp_port_is_probed_with_one_datagram(lab, healed):
+    """UDP 5300 on the host published to web's port 53: nothing bound there is a refusal
+    (ICMP port unreachable from the container); a bound socket that answers nothing is as
+    far as a datagram can tell (delivered, no refusal)."""
+    import subprocess
+
+    host = ("ip", "netns", "exec", "ndlab-host")
+    dnat = ["-d", "198.51.100.2/32", "-p", "udp", "--dport", "5300", "-j", "DNAT",
+            "--to-destination", "172.29.0.3:53"]
+    sh(*host, "iptables", "-t", "nat", "-A", "PREROUTING", *dnat)
+    sh(*host, "iptables", "-t", "nat", "-A", "OUTPUT", *dnat)
+    sh(*host, "iptables", "-I", "NDLAB-FORWARD", "-d", "172.29.0.3/32", "-p", "udp", "--dport",
+       "53", "-j", "ACCEPT")
+    rc, doc = verdict("web", "5300/udp")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "container-not-listening", v
+    assert doc["probe"]["kind"] == "one UDP datagram" and doc["probe"]["outcome"] == "icmp error"
+    assert doc["hops"][-1]["request_seen"] >= 1
+    bound = subprocess.Popen(["ip", "netns", "exec", "ndlab-web", "python3", "-c",
+                              "import socket, time\ns = socket.socket(socket.AF_INET, "
+                              "socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 53))\nprint('up', "
+                              "flush=True)\ntime.sleep(60)\n"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert bound.stdout.readline().strip() == "up"
+        rc, doc = verdict("web", "5300/udp")
+    finally:
+        bound.kill()
+        bound.wait()
+    v = doc["verdict"]
+    assert rc == 0 and v["reachable"] and "reached the container's bound port" in \
+        v["explanation"], v
+    assert doc["probe"]["outcome"] == "no reply"
+
+
 def test_forward_policy_drop_names_the_policy(lab, healed):
     sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-d",
        "172.29.0.3/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "ACCEPT")

@@ -1,9 +1,13 @@
 """What the inbound checks share (private: no check imports another): the names of a
 published port, as a finding says them."""
 
+from netdoctor.diagnose.reason.inbound import host_port
+
+__all__ = ["host_port", "port_name", "port_vars"]
+
 
 def port_name(w) -> str:
-    host = f"{w.host_address}:{w.host_port}" if w.host_port else "?"
+    host = host_port(w.host_address, w.host_port) if w.host_port else "?"
     inside = f"{w.container_port}" if w.container_port else "?"
     return f"{w.proto} {host} -> container port {inside}"
 

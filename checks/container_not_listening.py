@@ -1,5 +1,5 @@
 from . import Check, register
-from ._inbound import port_vars
+from ._inbound import host_port, port_vars
 
 
 @register
@@ -18,7 +18,7 @@ class ContainerNotListening(Check):
                 continue
             yield self.finding(
                 ctx, f"nothing in {ctx.subject} listens on {w.proto} port {w.container_port}: "
-                     f"a connection to {w.host_address}:{w.host_port} is refused there",
+                     f"a connection to {host_port(w.host_address, w.host_port)} is refused there",
                 {"port": w.container_port, "proto": w.proto, "listeners": []},
                 "{in_container}ss -lntup  # start the service, or publish the port it uses",
                 verify=True, **port_vars(w))

@@ -323,16 +323,28 @@ class ContainerContext:
     def inbound(self) -> list:
         """The inbound walk of each port the container publishes (or a user asked about):
         reason.inbound.Walk, from the host's rules and the container's listeners."""
-        from netdoctor.diagnose.reason.inbound import DEFAULT_CLIENT, walk
+        from netdoctor.diagnose.reason.inbound import DEFAULT_CLIENT, DEFAULT_CLIENT6, walk
 
         ports = self.container.target.get("ports") or []
         if not ports or self.host is None or not self.address or not self.bridged:
             return []
         up = self.uplink
-        up_addr = global_addresses(up)[0].local if global_addresses(up) else None
-        return [walk(self.host.ruleset, p, self.address, up.name if up else None, up_addr,
-                     self.ingress.name if self.ingress else None, self.container.listeners,
-                     p.get("client") or DEFAULT_CLIENT) for p in ports]
+        walks = []
+        for p in ports:
+            # The binding's family (Docker lists 0.0.0.0 and :: apart), or the client's.
+            v6 = ":" in (p.get("host_ip") or "") or ":" in (p.get("client") or "")
+            family = "inet6" if v6 else "inet"
+            mine = global_addresses(self.egress, family)
+            container = (mine[0].local if mine else None) if v6 else self.address
+            if container is None:
+                continue  # no address of that family in the container: nothing to reach
+            ups = global_addresses(up, family)
+            walks.append(walk(self.host.ruleset, p, container, up.name if up else None,
+                              ups[0].local if ups else None,
+                              self.ingress.name if self.ingress else None,
+                              self.container.listeners,
+                              p.get("client") or (DEFAULT_CLIENT6 if v6 else DEFAULT_CLIENT)))
+        return walks
 
     @cached_property
     def ephemeral_ports(self) -> tuple:

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._inbound import port_name, port_vars
+from ._inbound import host_port, port_name, port_vars
 from netdoctor.diagnose.reason.inbound import split_to
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
@@ -23,7 +23,8 @@ class HairpinNatBroken(Check):
         if br is None or port is None or not ctx.address or ":" in ctx.address:
             return
         for w in ctx.inbound:
-            if not w.host_address or not w.host_port or w.source != "runtime":
+            if not w.host_address or not w.host_port or w.source != "runtime" \
+                    or ":" in w.host_address:
                 continue
             # The container's own connection to HOST:PORT, as it arrives from its bridge.
             packet = Packet(src=ctx.address, dst=w.host_address, iif=br.name, oif=None,
@@ -59,7 +60,7 @@ class HairpinNatBroken(Check):
                              f" -j MASQUERADE")
             yield self.finding(
                 ctx, f"{ctx.subject} cannot reach its own {port_name(w)} through "
-                     f"{w.host_address}:{w.host_port} ({nat.describe()} sends it back to "
+                     f"{host_port(w.host_address, w.host_port)} ({nat.describe()} sends it back to "
                      f"itself): {'; and '.join(why)}",
                 {"dnat": nat.describe(), "hairpin": port.hairpin, "br_netfilter": bridged,
                  "masquerade": masq.describe()}, " && ".join(fixes),

@@ -28,7 +28,7 @@ class RouteLocalnetOff(Check):
         if mine is None or every is None or "1" in (mine, every):
             return  # not read (an older snapshot), or on: the kernel lets them out
         for w in ctx.inbound:
-            if not w.host_port:
+            if not w.host_port or w.family != "ip":
                 continue
             # A connection from this host to 127.0.0.1:PORT, as nat OUTPUT meets it.
             packet = Packet(src=LOOPBACK, dst=LOOPBACK, iif=None, oif="lo", proto=w.proto,

@@ -50,7 +50,9 @@ class Rule:
     def where(self) -> str:
         if self.backend == "nft":
             return f"nft table {self.family} {self.table} chain {self.chain} handle {self.handle}"
-        return f"{self.backend} -t {self.table} {self.chain} rule {self.index}"
+        # ip6tables-nft / ip6tables-legacy: the command that lists this rule.
+        command = "ip6" + self.backend[2:] if self.family == "ip6" else self.backend
+        return f"{command} -t {self.table} {self.chain} rule {self.index}"
 
     def to_dict(self) -> dict:
         d = asdict(self)

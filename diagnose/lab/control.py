@@ -148,7 +148,10 @@ def publishes(shape: str) -> bool:
     return shape in ("bridge", "routed")
 
 
-def start_web(state: dict, bind: str = "0.0.0.0") -> dict:
+WEB_BIND = "::"  # every address of both families, as a dual-stack server listens
+
+
+def start_web(state: dict, bind: str = WEB_BIND) -> dict:
     """(Re)start the published web service, listening on bind."""
     state = stop_service(state, "web")
     services = dict(state.get("services") or {})
@@ -187,7 +190,7 @@ def ensure_services(state: dict) -> dict:
     state = dict(state, services=services)
     if publishes(state.get("shape") or "bridge") and (
             not _pid_alive(services.get("web"), "http.server")
-            or state.get("web_bind") != "0.0.0.0"):
+            or state.get("web_bind") != WEB_BIND):
         state = start_web(state)
     return state
 
@@ -349,10 +352,17 @@ def ensure_links(shape: str = "bridge") -> None:
 def host_ruleset6() -> str:
     """The IPv6 half of the bridge shape's rules: the same FORWARD policy and accepts, and
     NAT66 for the unique-local container network."""
+    # web's port published on the host's IPv6 address too, as Docker with ip6tables does.
+    web = L.CONTAINERS6[L.PUBLISHED_CONTAINER]
+    dnat = (f"-p tcp -m tcp --dport {L.PUBLISHED_HOST_PORT} -j DNAT --to-destination "
+            f"[{web}]:{L.PUBLISHED_PORT}")
+    publish = (f"-A PREROUTING -d {L.UPLINK_ADDRESS6}/128 {dnat}\n"
+               f"-A OUTPUT -d {L.UPLINK_ADDRESS6}/128 {dnat}\n")
     return f"""*filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
+-A FORWARD -d {web}/128 -p tcp -m tcp --dport {L.PUBLISHED_PORT} -j ACCEPT
 -A FORWARD -o {L.BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A FORWARD -i {L.BRIDGE} ! -o {L.BRIDGE} -j ACCEPT
 -A FORWARD -i {L.BRIDGE} -o {L.BRIDGE} -j ACCEPT
@@ -362,7 +372,7 @@ COMMIT
 :INPUT ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
--A POSTROUTING -s {L.SUBNET6} ! -o {L.BRIDGE} -j MASQUERADE
+{publish}-A POSTROUTING -s {L.SUBNET6} ! -o {L.BRIDGE} -j MASQUERADE
 COMMIT
 """
 

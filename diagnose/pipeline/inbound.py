@@ -80,7 +80,7 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     started = time.monotonic()
     port, proto = parse_port(spec)
     client = client or R.DEFAULT_CLIENT
-    binding = _binding(target, port, proto)
+    binding = _binding(target, port, proto, client)
     snap = snapshot.take([replace(target, ports=(binding,))], probe_dns=False, strict=True)
     host = snap.containers[0].path.get("host_netns")
     if client != R.DEFAULT_CLIENT and host:
@@ -114,11 +114,13 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
                          untested, ev, int((time.monotonic() - started) * 1000))
 
 
-def _binding(target, port: int, proto: str) -> dict:
-    """The runtime's binding for PORT (as the host port first, else as the container port),
-    or the port as asked, for the rules to say where it goes."""
+def _binding(target, port: int, proto: str, client: str = R.DEFAULT_CLIENT) -> dict:
+    """The runtime's binding for PORT (as the host port first, else as the container port;
+    of the client's address family first), or the port as asked, for the rules to say where
+    it goes."""
+    v6 = ":" in client
     mine = [b for b in target.ports if b.proto == proto]
-    for b in sorted(mine, key=lambda b: b.host_port != port):
+    for b in sorted(mine, key=lambda b: (b.host_port != port, (":" in b.host_ip) != v6)):
         if port in (b.host_port, b.container_port):
             return dict(b.to_dict(), client=None)
     return dict(PortBinding(port, None, proto, "", "asked").to_dict(), client=None)
@@ -284,7 +286,7 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
                   dport=walk.container_port or walk.host_port)
     program = bpf.probe_filter(proto, port=sport)
     # UDP: one small DNS-shaped datagram (a root NS query), harmless to any service.
-    lengths = probe_lengths(proto, 0, ".")
+    lengths = probe_lengths(proto, 0, ".", ":" in walk.host_address)
     kt = KernelTrace(lengths)
     before = ctx.host.ruleset
 
@@ -311,7 +313,7 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
     probe = {"sent": True, "from": f"{target.label} (the container itself)"
              if walk.client_kind == "self" else
              f"{ns_label(ctx.path['host_netns'])} (the host itself)",
-             "to": f"{walk.host_address}:{walk.host_port}", "source_port": sport,
+             "to": R.host_port(walk.host_address, walk.host_port), "source_port": sport,
              "kind": "one SYN" if proto == "tcp" else "one UDP datagram",
              "outcome": result.outcome if result else None,
              "detail": (result.error or result.detail) if result else None}

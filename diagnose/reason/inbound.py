@@ -19,6 +19,7 @@ from .rules import Packet, evaluate
 # A client somewhere on the internet: an address only a default route covers (the
 # benchmarking range, never a real host), from the ports a client's kernel picks.
 DEFAULT_CLIENT = "198.18.0.1"
+DEFAULT_CLIENT6 = "2001:2::1"  # the IPv6 benchmarking range (RFC 5180)
 CLIENT_PORTS = (1024, 65535)
 
 
@@ -56,6 +57,11 @@ class Walk:
     def published(self) -> bool:
         return self.dnat_to is not None
 
+    @property
+    def family(self) -> str:
+        """The packets' family, as rules name it: ip or ip6."""
+        return "ip6" if ":" in self.client else "ip"
+
     def to_dict(self) -> dict:
         return {"host_port": self.host_port, "container_port": self.container_port,
                 "proto": self.proto, "host_address": self.host_address, "client": self.client,
@@ -63,6 +69,12 @@ class Walk:
                 "dnat_elsewhere": self.dnat_elsewhere, "listening": self.listening,
                 "proxied": self.proxied, "client_kind": self.client_kind,
                 "steps": [s.to_dict() for s in self.steps]}
+
+
+def host_port(address: Optional[str], port) -> str:
+    """address:port, an IPv6 address in brackets as URLs and ss write it."""
+    address = address or "?"
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def split_to(to: str) -> tuple:
@@ -112,7 +124,7 @@ def walk(ruleset, binding: dict, container_address: str, uplink: Optional[str],
 def _output(w: Walk, ruleset, container_address: str) -> None:
     """The host's own connection: nat OUTPUT publishes the port to it."""
     first = Packet(src=w.client, dst=w.host_address, iif=None, oif="lo", proto=w.proto,
-                   dport=w.host_port, sport=CLIENT_PORTS)
+                   dport=w.host_port, sport=CLIENT_PORTS, family=w.family)
     _dnat(w, evaluate(ruleset, "output", first, type_="nat"), "nat OUTPUT", container_address)
 
 
@@ -151,7 +163,7 @@ def _dnat(w: Walk, nat, hook: str, container_address: str) -> None:
 
 def _prerouting(w: Walk, ruleset, uplink: Optional[str], container_address: str) -> None:
     first = Packet(src=w.client, dst=w.host_address, iif=uplink, oif=None, proto=w.proto,
-                   dport=w.host_port, sport=CLIENT_PORTS)
+                   dport=w.host_port, sport=CLIENT_PORTS, family=w.family)
     early = evaluate(ruleset, "prerouting", first, type_="filter")  # raw (and mangle)
     if early.verdict in ("drop", "reject"):
         w.dropped = Step("raw/mangle PREROUTING", early.verdict, early.describe())
@@ -163,7 +175,8 @@ def _prerouting(w: Walk, ruleset, uplink: Optional[str], container_address: str)
 
 def _forward(w: Walk, ruleset, uplink, ingress, container_address: str) -> None:
     packet = Packet(src=w.client, dst=container_address, iif=uplink, oif=ingress,
-                    proto=w.proto, dport=w.container_port, sport=CLIENT_PORTS)
+                    proto=w.proto, dport=w.container_port, sport=CLIENT_PORTS,
+                    family=w.family)
     out = evaluate(ruleset, "forward", packet)
     step = Step("FORWARD", out.verdict if out.verdict != "none" else "accept",
                 out.describe() if out.verdict != "none" else "no FORWARD rules")

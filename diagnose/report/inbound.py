@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 from .text import table
+from ..reason.inbound import host_port
 
 
 def _title(doc: dict) -> str:
     t, p = doc["target"], doc["port"]
-    host = f"{doc['walk'].get('host_address') or '?'}:{p.get('host_port') or '?'}"
+    host = host_port(doc['walk'].get('host_address'), p.get('host_port') or '?')
     inside = p.get("container_port") or "?"
     how = {"runtime": "published by the runtime", "asked": "as asked"}.get(p.get("source"), "")
     return (f"inbound {p['proto']} {host} -> {t['kind']}:{t['name']} port {inside} ({how}), "

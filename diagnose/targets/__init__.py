@@ -150,6 +150,9 @@ def _lab_target(ref: str, name: str) -> Optional[Target]:
 
         host_ip = (control.read_state() or {}).get("publish_ip") or L.UPLINK_ADDRESS
         ports = (PortBinding(L.PUBLISHED_HOST_PORT, L.PUBLISHED_PORT, "tcp", host_ip),)
+        if shape == "bridge" and host_ip == L.UPLINK_ADDRESS:  # and on IPv6, like Docker
+            ports += (PortBinding(L.PUBLISHED_HOST_PORT, L.PUBLISHED_PORT, "tcp",
+                                  L.UPLINK_ADDRESS6),)
     return Target(
         ref=ref,
         kind="lab",

@@ -141,6 +141,27 @@ def test_a_published_udp_port_is_probed_with_one_datagram(lab, healed):
     assert doc["probe"]["outcome"] == "no reply"
 
 
+def test_the_ipv6_publication_from_an_ipv6_client(lab, healed):
+    """web's port is published on the host's IPv6 address too (as Docker with ip6tables
+    does): an IPv6 client's walk, the host's probe over IPv6, and an ip6tables drop."""
+    rc, doc = verdict("web", "8080", "--from", "2001:2::1")
+    v = doc["verdict"]
+    assert rc == 0 and v["reachable"], v
+    assert doc["probe"]["to"] == "[2001:db8:1::2]:8080" and doc["probe"]["outcome"] == "reply"
+    assert doc["walk"]["dnat_to"] == "[fd00:29::3]:80"
+    assert doc["hops"][-1]["addresses_seen"]["request"] == "2001:db8:1::2 -> fd00:29::3"
+    sh("ip", "netns", "exec", "ndlab-host", "ip6tables", "-I", "FORWARD", "1", "-p", "tcp",
+       "--dport", "80", "-j", "DROP")
+    rc, doc = verdict("web", "8080", "--from", "2001:2::1")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "inbound-dropped", v
+    assert "ip6tables-nft -t filter FORWARD rule 1: -A FORWARD -p tcp -m tcp --dport 80 -j DROP" \
+        in v["explanation"], v
+    # The IPv4 publication is not affected.
+    rc, doc = verdict("web", "8080")
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+
+
 def test_forward_policy_drop_names_the_policy(lab, healed):
     sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-d",
        "172.29.0.3/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "ACCEPT")

@@ -483,3 +483,16 @@ def test_a_private_source_to_a_private_destination_needs_no_nat():
     assert _stopped_at_the_uplink("10.244.0.2", "10.244.1.2").cause == "upstream-no-reply"
     # Toward the internet, the same private source untranslated is still nat-missing.
     assert _stopped_at_the_uplink("10.244.0.2", "203.0.113.80").cause == "nat-missing"
+
+
+def test_an_ip6tables_rule_is_named_by_the_command_that_lists_it():
+    """A FORWARD rule of ip6tables was named "iptables-nft -t filter FORWARD rule 1", which
+    sends a user to the IPv4 table; the fix already said ip6tables."""
+    chains = iptables_save.parse_iptables_save(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A FORWARD -p tcp -m tcp --dport 80 -j DROP\nCOMMIT\n", "iptables-nft", "ip6")
+    rule = next(c for c in chains if c.name == "FORWARD").rules[0]
+    assert rule.where == "ip6tables-nft -t filter FORWARD rule 1"
+    legacy = iptables_save.parse_iptables_save(
+        "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DROP\nCOMMIT\n", "iptables-legacy")
+    assert legacy[0].rules[0].where == "iptables-legacy -t filter FORWARD rule 1"

@@ -249,6 +249,33 @@ def test_docker_user_drop_and_a_flushed_dnat(served):
         sh("ip", "netns", "exec", host, "iptables", "-t", "nat", *dnat.split())
 
 
+@pytest.mark.docker
+def test_docker_forward_policy_and_forwarding_off(served):
+    """Docker's accept for the port deleted (FORWARD's policy DROP decides), and IPv4
+    forwarding off, on a real Docker host."""
+    host, env = served.sealed.host, served.env
+    rules = sh("ip", "netns", "exec", host, "iptables-save", "-t", "filter").stdout
+    accept = next(l for l in rules.splitlines() if l.startswith("-A DOCKER ") and
+                  "--dport 80" in l and "ACCEPT" in l and
+                  served.docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}",
+                                "pub-ok").stdout.strip() in l)
+    sh("ip", "netns", "exec", host, "iptables", *accept.replace("-A ", "-D ", 1).split())
+    try:
+        rc, doc = verdict("pub-ok", "8081", env=env)
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", *accept.split())
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "inbound-dropped" and "policy drop" in v["explanation"], v
+    sh("ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+    try:
+        rc, doc = verdict("pub-ok", "8081", env=env)
+    finally:
+        sh("ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "ip-forward-disabled", v
+    assert v["reachable_from_host"] is True  # the host's own connection is not forwarded
+
+
 @pytest.mark.podman
 def test_podman_published_ports(podman_engine):
     p = podman_engine
@@ -262,8 +289,37 @@ def test_podman_published_ports(podman_engine):
         assert rc == 1, doc["verdict"]
         assert doc["verdict"]["cause"] == "container-listens-on-loopback", doc["verdict"]
         _hairpin_agrees(p.podman, "podman:ppub-ok", "ppub-ok", 8091, p.env)
+        _podman_faults(p)
     finally:
-        p.podman("rm", "-f", "ppub-ok", "ppub-lo", check=False)
+        p.podman("rm", "-f", "ppub-ok", "ppub-lo", "ppub-none", check=False)
+
+
+def _podman_faults(p):
+    """Not listening, the DNAT gone (netavark's chains flushed by a firewall reload), and a
+    FORWARD drop of the port, on real podman."""
+    host = p.sealed.host
+    p.run("ppub-none", "-p", "8094:80")
+    rc, doc = verdict("podman:ppub-none", "8094", env=p.env)
+    assert rc == 1 and doc["verdict"]["cause"] == "container-not-listening", doc["verdict"]
+    nat = sh("ip", "netns", "exec", host, "iptables-save", "-t", "nat").stdout
+    dnat = next(l for l in nat.splitlines() if "--dport 8091" in l and "DNAT" in l)
+    sh("ip", "netns", "exec", host, "iptables", "-t", "nat",
+       *dnat.replace("-A ", "-D ", 1).split())
+    try:
+        rc, doc = verdict("podman:ppub-ok", "8091", env=p.env)
+        assert rc == 1 and doc["verdict"]["cause"] == "publish-dnat-missing", doc["verdict"]
+        fix = next(f["fix"] for f in doc["findings"] if f["id"] == "publish-dnat-missing")
+        assert fix == "podman restart ppub-ok"
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", "-t", "nat", *dnat.split())
+    sh("ip", "netns", "exec", host, "iptables", "-I", "FORWARD", "1", "-p", "tcp", "--dport",
+       "80", "-j", "DROP")
+    try:
+        rc, doc = verdict("podman:ppub-ok", "8091", env=p.env)
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", "-D", "FORWARD", "1")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "inbound-dropped" and "FORWARD rule 1" in v["explanation"]
 
 
 def _hairpin_agrees(engine, target, name, port, env):

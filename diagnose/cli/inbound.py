@@ -31,6 +31,8 @@ def inbound(
         help="Send nothing: watch the path for SECONDS (1-3600) while you connect from the "
              "real client, and judge its first connection attempt."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
+    pcap_dir: Optional[str] = typer.Option(None, "--pcap-dir",
+                                           help="Write one pcap per hop into this folder."),
 ) -> None:
     """Why can't anyone reach this container's published port? Walks the inbound path
     (PREROUTING, the DNAT that publishes the port, FORWARD, the bridge and veth, the
@@ -51,6 +53,8 @@ def inbound(
         raise UsageError("--timeout must be between 0.1 and 10 seconds")
     if watch is not None and not 1 <= watch <= 3600:
         raise UsageError("--watch must be between 1 and 3600 seconds")
+    if redact and pcap_dir:
+        raise UsageError("--redact cannot redact packet captures: leave out --pcap-dir")
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="inbound enters namespaces and captures")
     t = targets.resolve(target)
@@ -60,7 +64,7 @@ def inbound(
 
     with Progress(watch is not None and wants_progress(fmt)) as progress:
         report = pipeline.inbound(t, port, client, timeout, watch, announce,
-                                  progress if watch is not None else None)
+                                  progress if watch is not None else None, pcap_dir)
     emit(render.render(report, fmt), [] if redact else None)
     v = report.verdict
     raise typer.Exit(ExitStatus.OK if v["reachable"] else ExitStatus.PROBLEM)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from netdoctor.capture import bpf, probe as P
-from netdoctor.capture.sockets import HopCapture, capture_around
+from netdoctor.capture.sockets import HopCapture, capture_around, write_pcaps
 from netdoctor.capture.tracefs import KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
@@ -73,7 +73,8 @@ class InboundReport:
 
 
 def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.0,
-            watch: Optional[float] = None, announce=None, progress=None) -> InboundReport:
+            watch: Optional[float] = None, announce=None, progress=None,
+            pcap_dir: Optional[str] = None) -> InboundReport:
     """The inbound report; with watch (seconds), from the first real client's connection
     attempt that arrives in that time instead of the host's own probe (announce(text) tells
     the user to connect now; progress(step, done, total) how long is left)."""
@@ -98,14 +99,18 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     host = ctx.path.get("host_netns")
     subjects = {ctx.subject, f"host {ns_label(host)}" if host else ""}
     findings = [f for f in run_checks(snap) if f.subject in subjects]
+    captured: list = []  # every hop's capture, for --pcap-dir
     if watch:
-        probe, sightings, ev = _watch(target, ctx, walk, watch, timeout, announce, progress)
+        probe, sightings, ev = _watch(target, ctx, walk, watch, timeout, announce, progress,
+                                      captured)
         verdict = R.decide_watched(walk, findings, probe, sightings,
                                    ev.get("kernel_drops") or [], ev.get("rule_hits") or [])
         client = probe.get("client") or client
     else:
-        probe, sightings, ev = _observe(target, ctx, walk, timeout)
+        probe, sightings, ev = _observe(target, ctx, walk, timeout, captured)
         verdict = R.decide(walk, findings, probe, sightings, ev.get("kernel_drops") or [])
+    if pcap_dir and captured:
+        write_pcaps(pcap_dir, captured)
     untested = _untested(walk)
     b = ctx.container.target["ports"][0]
     port_doc = dict(b, container_port=walk.container_port if walk else b["container_port"])
@@ -193,7 +198,8 @@ def _first_attempt(caps: list, ports: tuple, proto: str):
     return None
 
 
-def _watch(target, ctx, walk, seconds: float, settle: float, announce, progress) -> tuple:
+def _watch(target, ctx, walk, seconds: float, settle: float, announce, progress,
+           captured: Optional[list] = None) -> tuple:
     """(probe dict, sightings, evidence dict) of the first real client's connection attempt
     in `seconds`: captures on the uplink, bridge, host veth and container interface, tracefs
     and the rule counters, armed before the user is told to connect."""
@@ -201,12 +207,14 @@ def _watch(target, ctx, walk, seconds: float, settle: float, announce, progress)
     host_port = walk.host_port if walk is not None else None
     inner_port = (walk.container_port if walk is not None else None) or host_port
     host, hops, caps = _hop_captures(target, ctx, WATCH_ROLES)
+    if captured is not None:
+        captured.extend(caps)
     ports = tuple(p for p in (host_port, inner_port) if p)
     program = bpf.port_filter(proto, ports)
     kt = KernelTrace(_WATCH_LENGTHS)
     before = ctx.host.ruleset
     uplink = next((h["name"] for h in hops if h["role"] == "uplink"), "the uplink")
-    where = f"{walk.host_address or '?'}:{host_port}" if walk is not None else f"port {ports}"
+    where = R.host_port(walk.host_address, host_port) if walk is not None else f"port {ports}"
 
     def wait():
         (announce or (lambda text: None))(
@@ -256,7 +264,7 @@ def _watch(target, ctx, walk, seconds: float, settle: float, announce, progress)
     outcome = ("refused" if flags is not None and flags & RST else
                "reply" if left else "no answer")
     probe.update(client=first.src, client_port=first.sport,
-                 to=f"{first.dst}:{first.dport}", outcome=outcome,
+                 to=R.host_port(first.dst, first.dport), outcome=outcome,
                  answered_by="the container" if answers.get("container") else
                  ("the host" if left else None),
                  detail={"reply": "SYN-ACK sent back to the client" if proto == "tcp"
@@ -273,7 +281,7 @@ def _hop_captures(target, ctx, roles: tuple) -> tuple:
                                    else target.netns, h["ifindex"]) for h in hops]
 
 
-def _observe(target, ctx, walk, timeout: float) -> tuple:
+def _observe(target, ctx, walk, timeout: float, captured: Optional[list] = None) -> tuple:
     """(probe dict, sightings, evidence dict): one SYN from the host to its own address."""
     # A walk dropped before its DNAT (raw PREROUTING) still leaves the host's own way open.
     published = walk is not None and (walk.published or walk.dropped is not None
@@ -281,6 +289,8 @@ def _observe(target, ctx, walk, timeout: float) -> tuple:
     if not published or not walk.host_address:
         return {"sent": False, "why_not": "nothing to probe: the port is not published"}, [], {}
     host, hops, caps = _hop_captures(target, ctx, PROBE_ROLES)
+    if captured is not None:
+        captured.extend(caps)
     sport, proto = P.random_port(), walk.proto
     flow = E.Flow(proto, walk.host_address, walk.host_address, sport=sport,
                   dport=walk.container_port or walk.host_port)

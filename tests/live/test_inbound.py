@@ -24,6 +24,18 @@ def test_the_lab_published_port_is_reachable_by_host_or_container_port(lab):
         assert doc["hops"][-1]["request_seen"] >= 1 and doc["hops"][-1]["reply_seen"] >= 1
 
 
+def test_pcaps_of_the_hosts_probe(lab, tmp_path):
+    import os
+
+    rc, doc = verdict("web", "8080", "--pcap-dir", str(tmp_path))
+    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    pcaps = sorted(os.listdir(tmp_path))
+    assert pcaps == ["1-bridge-ndbr0.pcap", "2-host-veth-veth-web.pcap", "3-container-eth0.pcap"]
+    assert all(os.path.getsize(tmp_path / p) > 24 for p in pcaps)  # frames, not just headers
+    res = netdoctor("inbound", "web", "8080", "--pcap-dir", str(tmp_path), "--redact")
+    assert res.returncode == 2 and "--redact" in res.stderr
+
+
 @pytest.mark.parametrize("fault, cause, from_host", [
     ("listen-loopback", "container-listens-on-loopback", False),
     ("not-listening", "container-not-listening", False),

@@ -315,6 +315,7 @@ class CniPods:
         self.sealed = sealed
         self.state = tempfile.mkdtemp(prefix="ndt-cni-")
         self.pods = []  # (netns, config, ifname)
+        self.chains = []  # (netns, [config as called], ifname) of plugin chains
 
     def _call(self, command: str, ns: str, config: dict, ifname: str, check=True):
         env = {"CNI_COMMAND": command, "CNI_CONTAINERID": ns, "CNI_NETNS": f"/run/netns/{ns}",
@@ -335,7 +336,30 @@ class CniPods:
         self._call("ADD", ns, config, ifname)
         return ns
 
+    def add_chain(self, tag: str, configs: list, runtime: dict, ifname: str = "eth0") -> str:
+        """A pod wired by a plugin chain (a conflist: bridge then portmap), each plugin given
+        the previous one's result and the runtime's capabilities (portMappings), as libcni
+        passes them; its netns name."""
+        ns = unique(tag)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        done, prev = [], None
+        self.chains.append((ns, done, ifname))
+        for config in configs:
+            conf = dict(config, runtimeConfig=runtime)
+            if prev is not None:
+                conf["prevResult"] = prev
+            done.append(conf)
+            prev = json.loads(self._call("ADD", ns, conf, ifname).stdout)
+            conf["prevResult"] = prev  # DEL is given the result, as libcni gives it
+        return ns
+
     def close(self):
+        for ns, done, ifname in reversed(self.chains):
+            for conf in reversed(done):
+                self._call("DEL", ns, conf, ifname, check=False)
+            sh("ip", "netns", "del", ns, check=False)
+        self.chains = []
         for ns, config, ifname in reversed(self.pods):
             self._call("DEL", ns, config, ifname, check=False)
             sh("ip", "netns", "del", ns, check=False)

@@ -140,3 +140,57 @@ def test_cni_macvlan_reaches_out_but_not_its_own_host(cni):
     assert trace["verdict"]["cause"] == "macvlan-host-isolation", trace["verdict"]
     finding = next(f for f in trace["findings"] if f["id"] == "macvlan-host-isolation")
     assert "addr del" not in finding["fix"] and "link add macvlan-shim link eth0" in finding["fix"]
+
+
+@pytest.fixture(scope="module")
+def published_pod(cni):
+    """A pod on a CNI bridge whose port 80 the portmap plugin publishes on the host's 8095
+    (the hostPort of a Kubernetes pod), with a real HTTP server in it."""
+    import subprocess
+    import sys
+    import time
+
+    ns = cni.add_chain("pmap", [
+        {"cniVersion": "1.0.0", "name": "ndpm", "type": "bridge", "bridge": "cni-pm0",
+         "isGateway": True, "ipMasq": True, "ipam": _ipam("10.81.0.0/24")},
+        {"cniVersion": "1.0.0", "name": "ndpm", "type": "portmap",
+         "capabilities": {"portMappings": True}, "snat": True}],
+        {"portMappings": [{"hostPort": 8095, "containerPort": 80, "protocol": "tcp"}]})
+    server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "http.server",
+                               "80", "--bind", "0.0.0.0"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while ":0050 " not in sh("ip", "netns", "exec", ns, "cat", "/proc/net/tcp").stdout:
+        assert time.monotonic() < deadline, "the pod's HTTP server did not start"
+        time.sleep(0.1)
+    try:
+        yield ns
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_cni_portmap_publication_by_host_or_container_port(cni, published_pod):
+    """No runtime lists the port: the portmap plugin's DNAT rules (CNI-HOSTPORT-DNAT) say
+    where it goes, asked by host port or by container port."""
+    for port in ("8095", "80"):
+        rc, doc = netdoctor_json("inbound", f"netns:{published_pod}", port)
+        v = doc["verdict"]
+        assert rc == 0 and v["reachable"], (port, v)
+        assert (doc["port"]["host_port"], doc["port"]["container_port"]) == (8095, 80), port
+        assert doc["walk"]["dnat_to"].startswith("10.81.0.") and \
+            doc["walk"]["dnat_to"].endswith(":80")
+        assert "CNI-DN-" in doc["walk"]["steps"][0]["said"], doc["walk"]["steps"]
+        assert doc["probe"]["outcome"] == "reply"
+    # The plugin's DNAT deleted (a firewall reload): nothing publishes 8095 any more.
+    host = cni.sealed.host
+    nat = sh("ip", "netns", "exec", host, "iptables-save", "-t", "nat").stdout
+    dnat = next(l for l in nat.splitlines() if l.startswith("-A CNI-DN-") and "DNAT" in l
+                and "--dport 8095" in l)
+    sh("ip", "netns", "exec", host, "iptables", "-t", "nat",
+       *dnat.replace("-A ", "-D ", 1).split())
+    try:
+        rc, doc = netdoctor_json("inbound", f"netns:{published_pod}", "8095")
+    finally:
+        sh("ip", "netns", "exec", host, "iptables", "-t", "nat", *dnat.split())
+    assert rc == 1 and doc["verdict"]["cause"] == "port-not-published", doc["verdict"]

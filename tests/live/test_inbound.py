@@ -174,6 +174,40 @@ def test_the_ipv6_publication_from_an_ipv6_client(lab, healed):
     assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
 
 
+DOCKER29 = """table ip docker-bridges {
+  chain nat-PREROUTING { type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local counter jump nat-prerouting-and-output; }
+  chain nat-OUTPUT { type nat hook output priority -100; policy accept;
+    fib daddr type local counter jump nat-prerouting-and-output; }
+  chain nat-prerouting-and-output {
+    iifname != "ndbr0" ip daddr 198.51.100.2 tcp dport 8080 counter dnat to 172.29.0.3:80; }
+  chain filter-FORWARD { type filter hook forward priority filter; policy accept;
+    oifname "ndbr0" ip daddr 172.29.0.3 tcp dport 80 counter accept; }
+}
+"""
+
+
+def test_a_port_published_in_native_nft_tables(lab, healed):
+    """Docker 29's nftables backend keeps its rules in its own table (ip docker-bridges),
+    not in iptables: the DNAT and a drop there are read and named like any other."""
+    assert netdoctor("lab", "break", "dnat-missing").returncode == 0
+    sh("ip", "netns", "exec", "ndlab-host", "nft", "-f", "-", input=DOCKER29)
+    rc, doc = verdict("web", "8080")
+    v = doc["verdict"]
+    assert rc == 0 and v["reachable"], v
+    assert doc["walk"]["steps"][0]["said"].startswith(
+        "nft table ip docker-bridges chain nat-prerouting-and-output")
+    sh("ip", "netns", "exec", "ndlab-host", "nft", "insert rule ip docker-bridges "
+       "filter-FORWARD tcp dport 80 counter drop")
+    rc, doc = verdict("web", "8080")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "inbound-dropped", v
+    assert "nft table ip docker-bridges chain filter-FORWARD" in v["explanation"], v
+    fix = next(f["fix"] for f in doc["findings"] if f["id"] == "inbound-dropped")
+    assert fix.startswith("ip netns exec ndlab-host nft delete rule ip docker-bridges "
+                          "filter-FORWARD handle "), fix
+
+
 def test_forward_policy_drop_names_the_policy(lab, healed):
     sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-d",
        "172.29.0.3/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "ACCEPT")

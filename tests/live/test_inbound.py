@@ -474,12 +474,31 @@ def test_docker_watch_judges_a_real_client(served):
 @pytest.mark.podman
 def test_podman_watch_judges_a_real_client(podman_engine):
     p = podman_engine
+    host = p.sealed.host
     p.run("ppub-w", "-p", "8093:80", cmd=("busybox", "httpd", "-f", "-p", "80"))
     try:
         rc, doc = _watched("podman:ppub-w", "8093", "--watch", "15", client_ns=p.sealed.inet,
                            port=8093, env=p.env)
+        assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+        assert doc["probe"]["client"] == "198.51.100.1", doc["probe"]
+        assert [h["role"] for h in doc["hops"]] == ["uplink", "bridge", "host-veth",
+                                                     "container"]
+        # Broken: a real client's SYN dropped in FORWARD, then forwarding switched off.
+        sh("ip", "netns", "exec", host, "iptables", "-I", "FORWARD", "1", "-p", "tcp",
+           "--dport", "80", "-j", "DROP")
+        try:
+            rc, doc = _watched("podman:ppub-w", "8093", "--watch", "15",
+                               client_ns=p.sealed.inet, port=8093, env=p.env)
+        finally:
+            sh("ip", "netns", "exec", host, "iptables", "-D", "FORWARD", "1")
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "inbound-dropped" and v["stopped_at"] == "uplink", v
+        assert "FORWARD rule 1" in (v.get("rule") or ""), v
+        sh("ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        try:
+            rc, doc = verdict("podman:ppub-w", "8093", env=p.env)
+        finally:
+            sh("ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        assert rc == 1 and doc["verdict"]["cause"] == "ip-forward-disabled", doc["verdict"]
     finally:
         p.podman("rm", "-f", "ppub-w", check=False)
-    assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
-    assert doc["probe"]["client"] == "198.51.100.1", doc["probe"]
-    assert [h["role"] for h in doc["hops"]] == ["uplink", "bridge", "host-veth", "container"]

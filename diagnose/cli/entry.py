@@ -1,8 +1,9 @@
 """The `netdoctor` console script: signal handling first, before the heavier imports,
 so Ctrl-C and SIGTERM unwind through netdoctor's own cleanup as early as possible.
 
-A signal that lands inside an import can leave CPython's module lock in a state where a
-later import waits forever. So the first signal also starts a watchdog: if the process has
+A signal that lands in a finalizer or weakref callback cannot raise there: it is delivered
+again (see _unraisable). A signal that lands inside an import can leave CPython's module lock
+in a state where a later import waits forever. So the first signal also starts a watchdog: if the process has
 not ended a few seconds later, the watchdog removes what the run recorded on the host
 (using only modules already imported) and ends the process. Nothing can hang, and nothing
 is left behind.
@@ -29,8 +30,12 @@ def _last_resort() -> None:
             os._exit(130)
 
 
+_signum = signal.SIGINT  # the last signal that interrupted, to deliver again
+
+
 def _interrupted(signum, frame):
-    global _watchdog
+    global _watchdog, _signum
+    _signum = signum
     if _watchdog is None:
         _watchdog = threading.Timer(GRACE, _last_resort)
         _watchdog.daemon = True
@@ -38,10 +43,28 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
+def _unraisable(unraisable) -> None:
+    """A signal that landed in a finalizer or weakref callback (the import system's module
+    locks have one) raised where nothing can catch it, and Python would print "Exception
+    ignored" with a traceback and go on. Deliver the signal again instead: it then
+    interrupts the run where the run can unwind."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # From another thread, a moment later, to the main thread (so that a blocking call
+        # there is woken): a signal made pending here would run its handler inside this
+        # hook, where the interrupt would be lost again.
+        again = threading.Timer(0.001, signal.pthread_kill,
+                                (threading.main_thread().ident, _signum))
+        again.daemon = True
+        again.start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def install() -> None:
     # SIGHUP too: an agent (`trace --peer`) loses its ssh session that way.
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, _interrupted)
+    sys.unraisablehook = _unraisable
 
 
 def main() -> None:

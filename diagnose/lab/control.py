@@ -229,9 +229,10 @@ def host_ruleset(shape: str = "bridge") -> str:
     if shape == "bridge":
         # web reaching its own published port (hairpin NAT), as Docker without the userland
         # proxy allows it: a MASQUERADE, so that web answers the host, not itself (and
-        # hairpin_mode on web's bridge port, set with the links).
-        publish += (f"-A POSTROUTING -s {web}/32 -d {web}/32 -p tcp -m tcp --dport "
-                    f"{L.PUBLISHED_PORT} -j MASQUERADE\n")
+        # hairpin_mode on web's bridge port, set with the links). After the containers' own
+        # MASQUERADE, in Docker's order.
+        nat += (f"\n-A POSTROUTING -s {web}/32 -d {web}/32 -p tcp -m tcp --dport "
+                f"{L.PUBLISHED_PORT} -j MASQUERADE")
     accept = f"-A NDLAB-FORWARD -d {web}/32 -p tcp -m tcp --dport {L.PUBLISHED_PORT} -j ACCEPT\n"
     return f"""*filter
 :INPUT ACCEPT [0:0]

@@ -159,6 +159,31 @@ def test_an_interrupt_that_surfaces_wrapped_is_still_an_interrupt():
         assert exit_status_for(during) == ExitStatus.INTERRUPTED
 
 
+def test_an_interrupt_inside_a_finalizer_is_one_line_and_still_interrupts():
+    """A signal that lands in a weakref callback (the import system's module locks have
+    them) raises where Python cannot propagate: it printed "Exception ignored ... Traceback"
+    and the run went on. It must end the run like any interrupt, with no traceback."""
+    code = (
+        "from netdoctor.diagnose.cli import entry\n"
+        "entry.install()\n"
+        "import weakref\n"
+        "class A: pass\n"
+        "a = A()\n"
+        "def cb(ref):\n"
+        "    raise KeyboardInterrupt\n"
+        "r = weakref.ref(a, cb)\n"
+        "try:\n"
+        "    del a\n"
+        "    import time\n"
+        "    time.sleep(5)  # the run goes on a moment; the interrupt must still come\n"
+        "    print('went on')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, cwd=ROOT)
+    assert res.stdout.strip() == "interrupted" and res.stderr == "", (res.stdout, res.stderr)
+
+
 def test_report_renders_a_saved_checks_run_as_the_run_itself_did(tmp_path):
     import recorded
 

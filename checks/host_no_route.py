@@ -16,6 +16,8 @@ class HostNoRoute(Check):
     def run(self, ctx):
         if ctx.host is None or not ctx.bridged:
             return
+        if _in_overlay(ctx):
+            return  # a peer's pod subnet: peer-route-missing says what is missing
         host_ns = ctx.vars["host_ns"]
         # Discovery asks the forwarding question first, then (if refused) the plain one:
         # the host has no route when its last answer has no device.
@@ -32,3 +34,14 @@ class HostNoRoute(Check):
             yield self.finding(
                 ctx, f"{host_ns} has no default route",
                 {"default_routes": []}, "{in_host}ip route add default via <gateway> dev <uplink>")
+
+
+def _in_overlay(ctx) -> bool:
+    """The destination lies in the pod network of the host's overlay (flannel's intent)."""
+    import ipaddress
+
+    flannel = (ctx.host.intent or {}).get("flannel") or {}
+    if "network" not in flannel or not ctx.destination or ":" in ctx.destination:
+        return False
+    return ipaddress.ip_address(ctx.destination) in ipaddress.ip_network(flannel["network"],
+                                                                         strict=False)

@@ -29,10 +29,13 @@ class HostFacts:
     # Devices with a tc classifier hook (an ingress or clsact qdisc): {device: qdisc kind}.
     # None when `tc` could not be asked.
     tc_hooks: Optional[dict] = None
+    # What the overlay's control plane on this host says it programmed: {"flannel": {network,
+    # subnet, mtu, ipmasq, source}} from flannel's subnet file. None when there is none.
+    intent: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict(),
-                "tc_hooks": self.tc_hooks}
+                "tc_hooks": self.tc_hooks, "intent": self.intent}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HostFacts":
@@ -40,8 +43,12 @@ class HostFacts:
         if hooks is not None and not (isinstance(hooks, dict) and all(
                 isinstance(k, str) and isinstance(v, str) for k, v in hooks.items())):
             raise ParseError("snapshot: tc_hooks must map device names to qdisc kinds")
+        intent = d.get("intent")
+        if intent is not None and not (isinstance(intent, dict) and all(
+                isinstance(v, dict) for v in intent.values())):
+            raise ParseError("snapshot: intent must map control planes to their facts")
         return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]),
-                   hooks)
+                   hooks, intent)
 
 
 @dataclass(frozen=True)

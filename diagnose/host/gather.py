@@ -7,6 +7,7 @@ and neighbours, one more for IPv6 routes) and reads /proc/sys/net inside the nam
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from typing import Optional
 
@@ -315,3 +316,65 @@ def read_tc_hooks(ns: netns.Netns) -> Optional[dict]:
     """The devices of ns where tc classifiers can act on packets (ingress, clsact qdiscs):
     where a tc filter or an eBPF program may decide, unseen by netfilter."""
     return netns.call_in(ns, _tc_hooks_here)
+
+
+# ------------------------------------------------------------------ intent
+
+FLANNEL_SUBNET_FILE = "/run/flannel/subnet.env"
+
+
+def _flanneld_pids() -> list:
+    """(pid, argv) of every process whose command is flanneld."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"flanneld":
+            out.append((int(entry), [a.decode(errors="replace") for a in argv if a]))
+    return out
+
+
+def _subnet_file(argv: list) -> str:
+    for i, a in enumerate(argv):
+        if a.startswith("--subnet-file="):
+            return a.split("=", 1)[1]
+        if a == "--subnet-file" and i + 1 < len(argv):
+            return argv[i + 1]
+    return FLANNEL_SUBNET_FILE
+
+
+def read_intent(ns: netns.Netns) -> Optional[dict]:
+    """What the overlay's control plane on this host says it programmed: flannel's subnet
+    file, as the flanneld of this namespace sees it (through /proc/PID/root, so a flanneld
+    in a pod is read in its own mount namespace), else the host's /run/flannel/subnet.env.
+    None when there is neither."""
+    for pid, argv in _flanneld_pids():
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino != ns.inode:
+                continue
+            path = _subnet_file(argv)
+            with open(f"/proc/{pid}/root{path}", encoding="ascii", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        return _flannel(text, f"{path}, as flanneld (pid {pid}) sees it")
+    try:
+        with open(FLANNEL_SUBNET_FILE, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return _flannel(text, FLANNEL_SUBNET_FILE)
+
+
+def _flannel(text: str, source: str) -> dict:
+    from ..parse.flannel_env import parse_subnet_env
+
+    try:
+        return {"flannel": dict(parse_subnet_env(text), source=source)}
+    except ParseError as e:
+        return {"flannel": {"error": str(e), "source": source}}

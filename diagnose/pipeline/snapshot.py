@@ -77,7 +77,7 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     for inode, ns in host_inodes.items():
         try:
             hosts[str(inode)] = HostFacts(read(ns), gather.read_netfilter(ns),
-                                          gather.read_tc_hooks(ns))
+                                          gather.read_tc_hooks(ns), gather.read_intent(ns))
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:

@@ -25,9 +25,9 @@ REASON_CAUSES = {
     "IP_RPFILTER": ["rp-filter-drop"],
     "NEIGH_FAILED": ["neighbour-failed"],
     "NEIGH_DEAD": ["neighbour-failed"],
-    "IP_OUTNOROUTES": ["host-no-route", "container-no-default-route", "uplink-down",
-                       "ipv6-ra-ignored"],
-    "IP_INNOROUTES": ["host-no-route", "uplink-down", "ipv6-ra-ignored"],
+    "IP_OUTNOROUTES": ["peer-route-missing", "host-no-route", "container-no-default-route",
+                       "uplink-down", "ipv6-ra-ignored"],
+    "IP_INNOROUTES": ["peer-route-missing", "host-no-route", "uplink-down", "ipv6-ra-ignored"],
     "OTHERHOST": ["veth-not-attached", "ip-conflict", "container-wrong-gateway"],
     "PKT_TOO_BIG": ["mtu-mismatch", "overlay-mtu"],
     "NO_TX_TARGET": ["vxlan-fdb-missing"],
@@ -87,10 +87,28 @@ class Case:
     @cached_property
     def kernel_drop(self) -> tuple:
         """(reason, location) of the first drop on the probe's path: tracefs sees the whole
-        machine, and only the path's devices count."""
+        machine, and only the path's devices count. tracefs names devices, not namespaces:
+        a request seen at a hop was not dropped at a device it had passed before it (a drop
+        named so is a namesake's, in another namespace: a far host on the same kernel)."""
+        passed = self._passed_devices()
         path_devices = {s.name for s in self.sightings}
-        on_path = [(r, loc) for r, loc, dev in self.drops if dev in path_devices]
+        on_path = [(r, loc) for r, loc, dev in self.drops
+                   if dev in path_devices and dev not in passed]
         return on_path[0] if on_path else (None, None)
+
+    def _passed_devices(self) -> set:
+        """The devices only before the hop where the request was last seen (none when it
+        stopped elsewhere, or came back)."""
+        if self.hops.direction != "request" or self.hops.stopped_at is None:
+            return set()
+        roles = [s.role for s in self.sightings]
+        if self.hops.stopped_at not in roles:
+            return set()
+        at = roles.index(self.hops.stopped_at)
+        if any(s.reply_seen for s in self.sightings):
+            return set()
+        before = {s.name for s in self.sightings[:at]}
+        return before - {s.name for s in self.sightings[at:]}
 
     @cached_property
     def errors(self) -> list:

@@ -118,6 +118,25 @@ def _flannel(fn):
     return E.edit_host_ns(FLANNEL, fn, name=POD)
 
 
+FLANNEL_INTENT = {"flannel": {"network": "10.244.0.0/16", "subnet": "10.244.0.1/24",
+                               "mtu": 1450, "ipmasq": True,
+                               "source": "/run/flannel/subnet.env"}}
+
+
+def _flannel_intent(snap, route_to_peer=True):
+    """The recorded flannel host with its subnet file's intent, its route to the peer's
+    pod subnet kept or deleted."""
+    from dataclasses import replace
+
+    key = E.host_key(snap, POD)
+    hosts = dict(snap.hosts)
+    ns = hosts[key].namespace
+    if not route_to_peer:
+        ns = E.routes(ns, keep=lambda r: r.dst != "10.244.1.0/24")
+    hosts[key] = replace(hosts[key], intent=FLANNEL_INTENT, namespace=ns)
+    return replace(snap, hosts=hosts)
+
+
 def _without_fdb(ns):
     from dataclasses import replace
 
@@ -274,6 +293,8 @@ CASES = {
             "iptables-nft", "ip"), name=POD), POD_SUBJECT)],
     "vxlan-neighbour-missing": [("neighbour deleted", _flannel(_without_tunnel_neighbours),
                                  POD_SUBJECT)],
+    "peer-route-missing": [("flannel's route to the peer's pod subnet deleted",
+                            _flannel_intent(FLANNEL, route_to_peer=False), POD_SUBJECT)],
     "vxlan-device-down": [("flannel.1 down", _flannel(lambda ns: E.without_flag(
         ns, "flannel.1")), POD_SUBJECT)],
     "overlay-mtu": [("tunnel MTU 1500 on a 1500 underlay", _flannel(lambda ns: E.link(
@@ -438,6 +459,10 @@ def test_every_check_has_a_case():
 def test_healthy_snapshots_have_no_findings(healthy_lab, healthy_docker):
     assert run_checks(healthy_lab) == []
     assert run_checks(healthy_docker) == []
+
+
+def test_a_healthy_flannel_overlay_with_its_intent_has_no_findings():
+    assert [(f.id, f.message) for f in run_checks(_flannel_intent(FLANNEL))] == []
 
 
 def test_a_healthy_flannel_overlay_has_no_findings():

@@ -496,3 +496,24 @@ def test_an_ip6tables_rule_is_named_by_the_command_that_lists_it():
     legacy = iptables_save.parse_iptables_save(
         "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DROP\nCOMMIT\n", "iptables-legacy")
     assert legacy[0].rules[0].where == "iptables-legacy -t filter FORWARD rule 1"
+
+
+def test_a_drop_on_a_device_the_request_had_already_passed_is_not_this_hosts():
+    """Two lab hosts on one kernel have namesake devices (cni0, flannel.1): the far host
+    dropping the reply on its cni0 (no route back) showed in tracefs as a drop on the near
+    path's cni0, and the verdict named the far fault from the near host's view. The
+    captures saw the request pass the near cni0 and leave by the underlay: a drop there
+    afterwards is another namespace's."""
+    roles = ("container", "host-veth", "bridge", "tunnel", "underlay")
+    names = ("eth0", "veth0", "cni0", "flannel.1", "ens4")
+    s = [E.HopSighting(r, n, "ns", 1, 0) for r, n in zip(roles, names)]
+    hv = E.HopVerdict(False, "underlay", "request")
+    flow = E.Flow("icmp", "10.244.0.2", "10.244.1.2", cookie=1)
+    v = V.decide(V.Case(hv, s, [], [("IP_INNOROUTES", "ip_error+0x94", "cni0")], [], flow, ()))
+    assert (v.cause, v.kernel_drop_reason) == ("upstream-no-reply", None), v
+    # The same drop where the request was last seen is this host's.
+    hv = E.HopVerdict(False, "bridge", "request")
+    s = [E.HopSighting(r, n, "ns", 1 if i <= 2 else 0, 0)
+         for i, (r, n) in enumerate(zip(roles, names))]
+    v = V.decide(V.Case(hv, s, [], [("IP_INNOROUTES", "ip_error+0x94", "cni0")], [], flow, ()))
+    assert v.kernel_drop_reason == "IP_INNOROUTES", v

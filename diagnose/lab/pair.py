@@ -1,0 +1,354 @@
+"""`netdoctor lab up --hosts 2`: two sealed hosts on an underlay, wired as flannel wires its
+nodes, each with a real sshd, so that `trace --peer` and `checks --on` have a far host to
+reach over real SSH.
+
+    ndlab2-h0 (eth0 192.168.77.1) ==== underlay ==== ndlab2-h1 (ens4 192.168.77.2)
+      cni0 10.244.0.1/24                               cni0 10.244.1.1/24
+      ndlab2-pod0 (eth0 10.244.0.2)                    ndlab2-pod1 (eth0 10.244.1.2)
+
+--network vxlan: flannel.1 on each host (vxlan id 1, dstport 8472, nolearning, 10.244.N.0/32)
+and, per peer, the route `10.244.M.0/24 via 10.244.M.0 dev flannel.1 onlink`, a PERMANENT
+neighbour for the peer's VTEP MAC and an FDB entry sending that MAC to the peer's underlay
+address. --network host-gw: the route `10.244.M.0/24 via <peer's underlay address>`.
+
+Each host has the intent flannel writes, /run/flannel/subnet.env as its flanneld sees it:
+here a file per host, named by a stand-in `flanneld` process in the host's namespace (its
+`--subnet-file`), which is how netdoctor finds a real flanneld's file. The underlay NICs have
+different names: tracepoints carry no namespace, and two hosts on one kernel would otherwise
+share a device name. The underlay is a veth pair between the two namespaces: nothing of it
+reaches the machine's own interfaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Optional
+
+from ..errors import LabStateError, MissingDependency, UsageError
+from ..host import command, netns
+from . import control
+
+PREFIX = "ndlab2-"
+HOSTS = (PREFIX + "h0", PREFIX + "h1")
+PODS = (PREFIX + "pod0", PREFIX + "pod1")
+NICS = ("eth0", "ens4")
+UNDERLAY = ("192.168.77.1", "192.168.77.2")
+FLANNEL_NETWORK = "10.244.0.0/16"
+VTEP, VNI, VXLAN_PORT, MTU = "flannel.1", 1, 8472, 1450
+NETWORKS = ("vxlan", "host-gw")
+STATE_DIR = "/run/netdoctor/lab2"
+SSH_CONFIG = os.path.join(STATE_DIR, "ssh_config")
+
+
+def pod_ip(i: int) -> str:
+    return f"10.244.{i}.2"
+
+
+def subnet(i: int) -> str:
+    return f"10.244.{i}.0/24"
+
+
+def subnet_file(i: int) -> str:
+    return os.path.join(STATE_DIR, HOSTS[i], "subnet.env")
+
+
+def _ip(ns: str, *args: str) -> None:
+    command.run(["ip", "-n", ns, *args], check=True)
+
+
+def _state_path() -> str:
+    return os.path.join(STATE_DIR, "state.json")
+
+
+def read_state() -> Optional[dict]:
+    try:
+        with open(_state_path(), encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_state(state: dict) -> None:
+    os.makedirs(STATE_DIR, exist_ok=True)
+    tmp = _state_path() + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=2)
+    os.replace(tmp, _state_path())
+
+
+def present() -> list:
+    return [n.name for n in netns.list_named() if n.name.startswith(PREFIX)]
+
+
+def is_up() -> bool:
+    return read_state() is not None and set(HOSTS + PODS) <= set(present())
+
+
+def _require_programs() -> None:
+    missing = [f"{prog} (apt: {pkg})" for prog, pkg in (("sshd", "openssh-server"),
+                                                         ("ssh-keygen", "openssh-client"),
+                                                         ("bridge", "iproute2"))
+               if shutil.which(prog) is None and not os.path.exists(f"/usr/sbin/{prog}")]
+    if missing:
+        raise MissingDependency("the two-host lab needs " + ", ".join(missing))
+
+
+# ---------------------------------------------------------------- wiring
+
+def _wire(network: str) -> None:
+    h0, h1 = HOSTS
+    _ip(h0, "link", "add", NICS[0], "type", "veth", "peer", "name", NICS[1], "netns", h1)
+    for i, (h, pod) in enumerate(zip(HOSTS, PODS)):
+        _ip(h, "link", "set", "lo", "up")
+        _ip(pod, "link", "set", "lo", "up")
+        _ip(h, "addr", "add", f"{UNDERLAY[i]}/24", "dev", NICS[i])
+        _ip(h, "link", "set", NICS[i], "up")
+        _ip(h, "link", "add", "cni0", "type", "bridge")
+        _ip(h, "addr", "add", f"10.244.{i}.1/24", "dev", "cni0")
+        _ip(h, "link", "set", "cni0", "up", "mtu", str(MTU))
+        _ip(h, "link", "add", "veth0", "mtu", str(MTU), "type", "veth", "peer", "name", "eth0",
+            "netns", pod)
+        _ip(h, "link", "set", "veth0", "master", "cni0", "up")
+        _ip(pod, "addr", "add", f"{pod_ip(i)}/24", "dev", "eth0")
+        _ip(pod, "link", "set", "eth0", "up", "mtu", str(MTU))
+        _ip(pod, "route", "add", "default", "via", f"10.244.{i}.1")
+        control._sysctl(h, "net.ipv4.ip_forward", "1")
+        if network == "vxlan":
+            _ip(h, "link", "add", VTEP, "type", "vxlan", "id", str(VNI), "local", UNDERLAY[i],
+                "dev", NICS[i], "dstport", str(VXLAN_PORT), "nolearning")
+            _ip(h, "addr", "add", f"10.244.{i}.0/32", "dev", VTEP)
+    configure_peers(network)
+
+
+def _vtep_mac(i: int) -> str:
+    out = command.run(["ip", "-n", HOSTS[i], "-j", "link", "show", VTEP], check=True).stdout
+    return json.loads(out)[0]["address"]
+
+
+def configure_peers(network: str) -> None:
+    """Each host's entries for its peer, as flannel writes them (idempotent: heal)."""
+    for i in (0, 1):
+        h, j = HOSTS[i], 1 - i
+        _ip(h, "link", "set", NICS[i], "up")
+        control._sysctl(h, "net.ipv4.ip_forward", "1")
+        command.run(["ip", "netns", "exec", h, "iptables", "-F", "INPUT"], check=False)
+        if network == "host-gw":
+            _ip(h, "route", "replace", subnet(j), "via", UNDERLAY[j], "dev", NICS[i])
+            continue
+        _ip(h, "link", "set", VTEP, "up", "mtu", str(MTU))
+        _ip(h, "route", "replace", subnet(j), "via", f"10.244.{j}.0", "dev", VTEP, "onlink")
+        _ip(h, "neigh", "replace", f"10.244.{j}.0", "lladdr", _vtep_mac(j), "dev", VTEP, "nud",
+            "permanent")
+        command.run(["bridge", "-n", h, "fdb", "replace", _vtep_mac(j), "dev", VTEP, "dst",
+                     UNDERLAY[j]], check=True)
+
+
+# ---------------------------------------------------------------- intent and services
+
+def _write_subnet_files() -> None:
+    for i in (0, 1):
+        os.makedirs(os.path.dirname(subnet_file(i)), exist_ok=True)
+        with open(subnet_file(i), "w", encoding="ascii") as f:
+            f.write(f"FLANNEL_NETWORK={FLANNEL_NETWORK}\nFLANNEL_SUBNET=10.244.{i}.1/24\n"
+                    f"FLANNEL_MTU={MTU}\nFLANNEL_IPMASQ=true\n")
+
+
+def _spawn(ns: str, argv: list, log: str, argv0: Optional[str] = None) -> int:
+    out = open(os.path.join(STATE_DIR, log), "ab")
+
+    def spawn() -> int:
+        return subprocess.Popen(argv, executable=argv[0] if argv0 is None else None,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True).pid
+
+    try:
+        return netns.call_in(netns.named(ns), spawn)
+    finally:
+        out.close()
+
+
+def _stand_in_flanneld(i: int) -> int:
+    """A process whose command line reads as flanneld's (argv[0] `flanneld`, its
+    --subnet-file): what netdoctor looks for to find a host's flannel intent."""
+    argv = ["flanneld", f"--subnet-file={subnet_file(i)}", f"--iface={NICS[i]}"]
+    script = "import signal; signal.pause()"
+    out = open(os.path.join(STATE_DIR, f"flanneld-{i}.log"), "ab")
+
+    def spawn() -> int:
+        return subprocess.Popen([argv[0], "-c", script] + argv[1:], executable=sys.executable,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True).pid
+
+    try:
+        return netns.call_in(netns.named(HOSTS[i]), spawn)
+    finally:
+        out.close()
+
+
+def _start_sshd(i: int) -> int:
+    d = STATE_DIR
+    os.makedirs("/run/sshd", exist_ok=True)
+    # The session finds this installation's `netdoctor` as a login on the host would.
+    exe = shutil.which("netdoctor") or sys.argv[0]
+    path = os.pathsep.join([os.path.dirname(os.path.abspath(exe)), "/usr/local/sbin",
+                            "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    return _spawn(HOSTS[i], [sshd, "-D", "-e", "-f", "/dev/null", "-o", f"HostKey={d}/hostkey",
+                             "-o", f"AuthorizedKeysFile={d}/authorized_keys",
+                             "-o", f"PidFile={d}/sshd-{i}.pid",
+                             "-o", f"ListenAddress={UNDERLAY[i]}",
+                             "-o", "PermitRootLogin=prohibit-password", "-o", "StrictModes=no",
+                             "-o", "UsePAM=no", "-o", f"SetEnv=PATH={path}"], f"sshd-{i}.log")
+
+
+def _keys() -> None:
+    d = STATE_DIR
+    for key in ("hostkey", "userkey"):
+        if not os.path.exists(os.path.join(d, key)):
+            command.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                         os.path.join(d, key)], check=True)
+    shutil.copy(os.path.join(d, "userkey.pub"), os.path.join(d, "authorized_keys"))
+    os.chmod(os.path.join(d, "authorized_keys"), 0o600)
+    with open(SSH_CONFIG, "w", encoding="ascii") as f:
+        f.write(f"Host {' '.join(UNDERLAY)}\n  User root\n  IdentityFile {d}/userkey\n"
+                f"  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+                f"  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+
+
+def _listening(i: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = command.run(["ip", "netns", "exec", HOSTS[i], "ss", "-ltnH"]).stdout
+        if f"{UNDERLAY[i]}:22" in out:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def ensure_services(state: dict) -> dict:
+    services = dict(state.get("services") or {})
+    for i in (0, 1):
+        if not control._pid_alive(services.get(f"sshd-{i}"), "sshd"):
+            services[f"sshd-{i}"] = _start_sshd(i)
+            if not _listening(i):
+                raise LabStateError(f"sshd did not start in {HOSTS[i]}; see "
+                                    f"{os.path.join(STATE_DIR, f'sshd-{i}.log')}")
+        if not control._pid_alive(services.get(f"flanneld-{i}"), "--subnet-file"):
+            services[f"flanneld-{i}"] = _stand_in_flanneld(i)
+    return dict(state, services=services)
+
+
+# ---------------------------------------------------------------- commands
+
+def up(network: str = "vxlan") -> tuple:
+    if network not in NETWORKS:
+        raise UsageError(f"unknown network '{network}'; choose one of: {', '.join(NETWORKS)}")
+    control._require_root()
+    _require_programs()
+    if is_up():
+        return False, read_state()
+    if present() or os.path.exists(STATE_DIR):
+        down()
+    try:
+        os.makedirs(STATE_DIR, exist_ok=True)
+        for ns in HOSTS + PODS:
+            command.run(["ip", "netns", "add", ns], check=True)
+        _wire(network)
+        _keys()
+        _write_subnet_files()
+        state = ensure_services({"created": time.time(), "network": network, "faults": []})
+        _write_state(state)
+    except BaseException:
+        down()
+        raise
+    return True, state
+
+
+def down() -> list:
+    removed = []
+    state = read_state() or {}
+    for name, pid in (state.get("services") or {}).items():
+        if pid and control._pid_alive(pid, "sshd" if name.startswith("sshd") else "--subnet"):
+            os.kill(pid, signal.SIGTERM)
+            removed.append(f"process {pid} ({name})")
+    for ns in present():
+        for pid in command.run(["ip", "netns", "pids", ns]).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                removed.append(f"process {pid} in {ns}")
+            except (ProcessLookupError, ValueError):
+                pass
+        command.run(["ip", "netns", "del", ns], check=True)
+        removed.append(f"netns {ns}")
+    if os.path.isdir(STATE_DIR):
+        shutil.rmtree(STATE_DIR, ignore_errors=True)
+        removed.append(STATE_DIR)
+    try:
+        os.rmdir(os.path.dirname(STATE_DIR))  # /run/netdoctor, if nothing else uses it
+    except OSError:
+        pass
+    return removed
+
+
+def heal() -> dict:
+    state = read_state() or {}
+    network = state.get("network") or "vxlan"
+    configure_peers(network)
+    _write_subnet_files()
+    state = ensure_services(dict(state, faults=[]))
+    _write_state(state)
+    return state
+
+
+def status() -> dict:
+    state = read_state()
+    services = (state or {}).get("services") or {}
+    return {"up": is_up(), "network": (state or {}).get("network"),
+            "hosts": {h: {"underlay": UNDERLAY[i], "pod": PODS[i], "pod_address": pod_ip(i),
+                          "sshd": control._pid_alive(services.get(f"sshd-{i}"), "sshd")}
+                      for i, h in enumerate(HOSTS)},
+            "ssh_config": SSH_CONFIG if state else None,
+            "faults": (state or {}).get("faults", [])}
+
+
+# ---------------------------------------------------------------- faults
+
+def _host_only(i: int, *argv: str) -> None:
+    command.run(["ip", "netns", "exec", HOSTS[i], *argv], check=True)
+
+
+FAULTS = {
+    # name: (what it does, networks, fn(host index))
+    "fdb-missing": ("the FDB entry for the peer's VTEP MAC is deleted", ("vxlan",),
+                    lambda i: command.run(["bridge", "-n", HOSTS[i], "fdb", "del",
+                                           _vtep_mac(1 - i), "dev", VTEP], check=True)),
+    "neighbour-missing": ("the PERMANENT neighbour for the peer's VTEP is deleted", ("vxlan",),
+                          lambda i: _ip(HOSTS[i], "neigh", "del", f"10.244.{1 - i}.0", "dev",
+                                        VTEP)),
+    "peer-route-missing": ("the route to the peer's pod subnet is deleted", NETWORKS,
+                           lambda i: _ip(HOSTS[i], "route", "del", subnet(1 - i))),
+    "vxlan-port-blocked": (f"INPUT drops UDP {VXLAN_PORT} (the overlay's port)", ("vxlan",),
+                           lambda i: _host_only(i, "iptables", "-A", "INPUT", "-p", "udp",
+                                                "--dport", str(VXLAN_PORT), "-j", "DROP")),
+    "vxlan-down": (f"{VTEP} is set down", ("vxlan",),
+                   lambda i: _ip(HOSTS[i], "link", "set", VTEP, "down")),
+}
+
+
+def break_(fault: str, host: int) -> str:
+    state = read_state() or {}
+    network = state.get("network") or "vxlan"
+    what, networks, fn = FAULTS[fault]
+    if network not in networks:
+        raise UsageError(f"fault {fault} needs a two-host lab with --network "
+                         f"{' or '.join(networks)} (this one is {network})")
+    fn(host)
+    state["faults"] = list(state.get("faults") or []) + [{"fault": fault, "host": HOSTS[host]}]
+    _write_state(state)
+    return what

@@ -1,0 +1,136 @@
+"""`netdoctor lab up --hosts 2`: two sealed hosts wired like flannel (VXLAN, then host-gw),
+each with a real sshd. The trace runs on the near host and observes the far one over real
+SSH; each overlay fault of the lab is localised to its host and hop."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from sandbox import host_state, netdoctor, netdoctor_exe
+
+pytestmark = [pytest.mark.live]
+
+H0, H1 = "ndlab2-h0", "ndlab2-h1"
+POD0, POD1 = "netns:ndlab2-pod0", "10.244.1.2"
+SSH_CONFIG = "/run/netdoctor/lab2/ssh_config"
+
+
+def on_host(*args, host=H0):
+    """netdoctor run on a lab host (ssh then leaves over the underlay): (rc, document)."""
+    res = subprocess.run(["ip", "netns", "exec", host] + netdoctor_exe() + list(args)
+                         + ["--format", "json"], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip(), res.stderr
+    return res.returncode, json.loads(res.stdout)
+
+
+def trace(*more):
+    rc, doc = on_host("trace", POD0, POD1, *more)
+    return rc, doc, doc["verdict"]
+
+
+def _lab(network):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if os.path.exists(f"/run/netns/{H0}"):
+        pytest.skip("a two-host lab is already up on this machine; the tests leave it alone")
+    before = host_state()
+    res = netdoctor("lab", "up", "--hosts", "2", "--network", network)
+    assert res.returncode == 0, res.stderr
+    try:
+        yield network
+    finally:
+        res = netdoctor("lab", "down")
+        assert res.returncode == 0, res.stderr
+        assert host_state() == before
+        assert not os.path.exists("/run/netdoctor/lab2")
+        assert not [l for l in subprocess.run(["pgrep", "-af", "sshd"], capture_output=True,
+                                              text=True).stdout.splitlines()
+                    if "/run/netdoctor/lab2" in l]
+
+
+@pytest.fixture(scope="module")
+def lab2(request):
+    """The two-host lab with the network a test asks for (indirect parametrization), up for
+    the tests of that network and removed after them."""
+    yield from _lab(request.param)
+
+
+@pytest.fixture
+def vxlan(lab2):
+    yield lab2
+    assert netdoctor("lab", "heal").returncode == 0
+
+
+VXLAN = pytest.mark.parametrize("lab2", ["vxlan"], indirect=True)
+
+
+@VXLAN
+def test_healthy_over_real_ssh(vxlan):
+    rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+    assert rc == 0 and v["reachable"], v
+    assert [h["role"] for h in doc["hops"]] == [
+        "container", "host-veth", "bridge", "tunnel", "underlay", "far-underlay", "far-tunnel",
+        "far-bridge", "far-veth", "destination"]
+    assert doc["evidence"]["peer"]["where"].startswith("ssh://192.168.77.2")
+    status = json.loads(netdoctor("lab", "status", "--format", "json").stdout)
+    assert status["two_hosts"]["up"] and status["two_hosts"]["network"] == "vxlan"
+    # Both hosts' checks at once over SSH, with their flannel intent: healthy.
+    rc, fleet = on_host("checks", "--on", "192.168.77.1,192.168.77.2", "--ssh-config",
+                        SSH_CONFIG, "--no-dns-probe")
+    assert rc == 0, fleet
+
+
+@VXLAN
+@pytest.mark.parametrize("fault, host, cause, stopped_at", [
+    ("peer-route-missing", 0, "peer-route-missing", "bridge"),
+    ("fdb-missing", 0, "vxlan-fdb-missing", None),
+    ("neighbour-missing", 0, "vxlan-neighbour-missing", None),
+    ("vxlan-down", 0, "vxlan-device-down", None),
+])
+def test_a_near_host_fault_is_found_there(vxlan, fault, host, cause, stopped_at):
+    assert netdoctor("lab", "break", fault, "--host", str(host)).returncode == 0
+    rc, doc, v = trace()
+    assert rc == 1 and v["cause"] == cause, v
+    if stopped_at:
+        assert v["stopped_at"] == stopped_at, v
+    f = next(f for f in doc["findings"] if f["id"] == cause)
+    assert f["severity"] == "error"
+
+
+@VXLAN
+@pytest.mark.parametrize("fault, cause, far_stop, direction", [
+    # INPUT drops the overlay's UDP on the far host: lost as it arrives there.
+    ("vxlan-port-blocked", "lost-on-peer", "far-underlay", "request"),
+    # The far host has no route back to this node's pod subnet: the reply dies on its
+    # bridge, and the far kernel's drop reason (no route) names the fault.
+    ("peer-route-missing", "peer-route-missing", "far-bridge", "reply"),
+])
+def test_a_far_host_fault_is_found_on_the_peer(vxlan, fault, cause, far_stop, direction):
+    """The far host's fault: without --peer the verdict says the far side was not seen
+    (never a near-host cause: the same kernel's tracefs sees the far host's namesake
+    devices); with it, where on the far host the probe was lost, and why."""
+    assert netdoctor("lab", "break", fault, "--host", "1").returncode == 0
+    rc, doc, v = trace()
+    assert rc == 1 and v["cause"] == "upstream-no-reply" and v["stopped_at"] == "underlay", v
+    assert "the far host was not observed" in v["explanation"]
+    rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+    assert rc == 1 and (v["cause"], v["stopped_at"], v["direction"]) == (
+        cause, far_stop, direction), v
+
+
+@pytest.mark.parametrize("lab2", ["host-gw"], indirect=True)
+def test_host_gw_healthy_and_a_missing_peer_route(lab2):
+    rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+    assert rc == 0 and v["reachable"], v
+    assert "far-uplink" in [h["role"] for h in doc["hops"]]
+    assert netdoctor("lab", "break", "vxlan-down").returncode == 2  # not a host-gw fault
+    assert netdoctor("lab", "break", "peer-route-missing").returncode == 0
+    try:
+        rc, doc, v = trace()
+        assert rc == 1 and v["cause"] == "peer-route-missing", v
+    finally:
+        assert netdoctor("lab", "heal").returncode == 0
+    rc, doc, v = trace()
+    assert rc == 0 and v["reachable"], v

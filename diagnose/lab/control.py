@@ -65,24 +65,21 @@ def present_namespaces() -> list:
     return [n.name for n in netns.list_named() if n.name.startswith(L.PREFIX)]
 
 
-def _state_path() -> str:
-    return os.path.join(L.STATE_DIR, "state.json")
-
-
-def read_state() -> Optional[dict]:
+def read_state(state_dir: str = L.STATE_DIR) -> Optional[dict]:
+    """A lab's state (this lab's, or the two-host lab's with its own folder)."""
     try:
-        with open(_state_path(), encoding="utf-8") as f:
+        with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as f:
             return json.load(f)
     except (FileNotFoundError, ValueError):
         return None
 
 
-def _write_state(state: dict) -> None:
-    os.makedirs(L.STATE_DIR, exist_ok=True)
-    tmp = _state_path() + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+def _write_state(state: dict, state_dir: str = L.STATE_DIR) -> None:
+    os.makedirs(state_dir, exist_ok=True)
+    path = os.path.join(state_dir, "state.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(state, f, indent=2)
-    os.replace(tmp, _state_path())
+    os.replace(path + ".tmp", path)
 
 
 def is_up() -> bool:

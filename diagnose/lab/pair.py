@@ -62,24 +62,12 @@ def _ip(ns: str, *args: str) -> None:
     command.run(["ip", "-n", ns, *args], check=True)
 
 
-def _state_path() -> str:
-    return os.path.join(STATE_DIR, "state.json")
-
-
 def read_state() -> Optional[dict]:
-    try:
-        with open(_state_path(), encoding="utf-8") as f:
-            return json.load(f)
-    except (FileNotFoundError, ValueError):
-        return None
+    return control.read_state(STATE_DIR)
 
 
 def _write_state(state: dict) -> None:
-    os.makedirs(STATE_DIR, exist_ok=True)
-    tmp = _state_path() + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(state, f, indent=2)
-    os.replace(tmp, _state_path())
+    control._write_state(state, STATE_DIR)
 
 
 def present() -> list:

@@ -136,6 +136,17 @@ def _break(steps):
             in_ns(*step)
 
 
+def _assert_stopped(v, stopped_at):
+    """stopped_at: a role; None: never left the container; "any": not asserted (rp_filter
+    also silences ARP, so where it stops depends on the ARP cache)."""
+    if stopped_at == "any":
+        return
+    if stopped_at is not None:
+        assert v["stopped_at"] == stopped_at, v
+    else:
+        assert v["stopped_at"] in (None, "container"), v
+
+
 @pytest.mark.parametrize("case", sorted(MATRIX))
 def test_fault_matrix(healed, case):
     steps, cause, stopped_at, direction, reason = MATRIX[case]
@@ -149,12 +160,7 @@ def test_fault_matrix(healed, case):
                                            "container-output-dropped"):
         # None means "never left the container" for faults that stop it there; the others
         # may be seen leaving the container first, depending on what the ARP cache holds.
-        if stopped_at == "any":
-            pass  # rp_filter also silences ARP: where it stops depends on the ARP cache
-        elif stopped_at is not None:
-            assert v["stopped_at"] == stopped_at, v
-        else:
-            assert v["stopped_at"] in (None, "container"), v
+        _assert_stopped(v, stopped_at)
     if reason is not None:
         assert v["kernel_drop_reason"] == reason, (v, doc["evidence"]["kernel_drops"])
     # Every cause is also a check's finding, except what only the probe can show: silence
@@ -206,12 +212,7 @@ def test_double_faults(healed, case):
     rc, doc, v = trace("test", "203.0.113.80")
     assert rc == 1
     assert (v["cause"], v["direction"]) == (cause, direction), v
-    if stopped_at == "any":
-        pass
-    elif stopped_at is not None:
-        assert v["stopped_at"] == stopped_at, v
-    else:
-        assert v["stopped_at"] in (None, "container"), v
+    _assert_stopped(v, stopped_at)
     found = {f["id"] for f in doc["findings"]}
     assert cause in found, (cause, found)
     if other is not None:

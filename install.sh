@@ -22,7 +22,7 @@ fi
 # program -> Debian package
 declare -A need=(
   [ip]=iproute2 [iptables]=iptables [nft]=nftables [tcpdump]=tcpdump [dnsmasq]=dnsmasq-base
-  [conntrack]=conntrack [nsenter]=util-linux [sysctl]=procps [ss]=iproute2
+  [conntrack]=conntrack [nsenter]=util-linux [sysctl]=procps [ss]=iproute2 [ethtool]=ethtool
 )
 if [ "$dev" = 1 ]; then
   need+=([dockerd]=docker.io [podman]=podman [runc]=runc [busybox]=busybox-static

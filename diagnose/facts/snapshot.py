@@ -32,10 +32,13 @@ class HostFacts:
     # What the overlay's control plane on this host says it programmed: {"flannel": {network,
     # subnet, mtu, ipmasq, source}} from flannel's subnet file. None when there is none.
     intent: Optional[dict] = None
+    # The tunnel devices' checksum offloads and the UDP checksum error counter (gather.
+    # read_offloads); None when the host has no tunnel or no ethtool.
+    offloads: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict(),
-                "tc_hooks": self.tc_hooks, "intent": self.intent}
+                "tc_hooks": self.tc_hooks, "intent": self.intent, "offloads": self.offloads}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HostFacts":
@@ -47,8 +50,12 @@ class HostFacts:
         if intent is not None and not (isinstance(intent, dict) and all(
                 isinstance(v, dict) for v in intent.values())):
             raise ParseError("snapshot: intent must map control planes to their facts")
+        offloads = d.get("offloads")
+        if offloads is not None and not (isinstance(offloads, dict) and isinstance(
+                offloads.get("features", {}), dict)):
+            raise ParseError("snapshot: offloads must hold a features map")
         return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]),
-                   hooks, intent)
+                   hooks, intent, offloads)
 
 
 @dataclass(frozen=True)

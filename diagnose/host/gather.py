@@ -378,3 +378,31 @@ def _flannel(text: str, source: str) -> dict:
         return {"flannel": dict(parse_subnet_env(text), source=source)}
     except ParseError as e:
         return {"flannel": {"error": str(e), "source": source}}
+
+
+# ------------------------------------------------------------------ the checksum-offload trap
+
+def _offloads_here(devices: list) -> Optional[dict]:
+    from ..parse.kernel_stats import parse_features, parse_snmp
+
+    if shutil.which("ethtool") is None:
+        return None
+    features = {}
+    for dev in devices:
+        res = command.run(["ethtool", "-k", dev])
+        if res.ok:
+            features[dev] = {k: v for k, v in parse_features(res.stdout).items()
+                             if k.startswith(("tx-checksum", "rx-checksum"))}
+    try:
+        with open("/proc/thread-self/net/snmp", encoding="ascii") as f:
+            udp = parse_snmp(f.read()).get("Udp", {})
+    except (OSError, ParseError):
+        udp = {}
+    return {"features": features, "udp_in_csum_errors": udp.get("InCsumErrors")}
+
+
+def read_offloads(ns: netns.Netns, devices: list) -> Optional[dict]:
+    """The tunnel devices' checksum offloads (`ethtool -k`) and the namespace's UDP checksum
+    error counter: {"features": {dev: {feature: on|off}}, "udp_in_csum_errors": N}. None
+    without ethtool."""
+    return netns.call_in(ns, _offloads_here, devices) if devices else None

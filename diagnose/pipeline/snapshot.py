@@ -76,8 +76,11 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     tell("reading the hosts' rules", 0, 1)
     for inode, ns in host_inodes.items():
         try:
-            hosts[str(inode)] = HostFacts(read(ns), gather.read_netfilter(ns),
-                                          gather.read_tc_hooks(ns), gather.read_intent(ns))
+            facts = read(ns)
+            tunnels = [l.name for l in facts.links if l.kind == "vxlan"]
+            hosts[str(inode)] = HostFacts(facts, gather.read_netfilter(ns),
+                                          gather.read_tc_hooks(ns), gather.read_intent(ns),
+                                          gather.read_offloads(ns, tunnels))
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:

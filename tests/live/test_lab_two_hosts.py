@@ -134,3 +134,31 @@ def test_host_gw_healthy_and_a_missing_peer_route(lab2):
         assert netdoctor("lab", "heal").returncode == 0
     rc, doc, v = trace()
     assert rc == 0 and v["reachable"], v
+
+
+@VXLAN
+def test_udp_checksum_errors_with_offload_on_are_the_known_trap(vxlan):
+    """flannel.1 offloads its checksums (the kernel's default); only once the host counts
+    UDP checksum errors is it a finding. One datagram with a wrong checksum from the far
+    host makes the counter move (the near NIC's receive offload off, so that the kernel
+    verifies it)."""
+    def offload_findings():
+        rc, doc = on_host("checks", POD0, "--no-dns-probe")
+        return [f for f in doc["findings"] if f["id"] == "vxlan-checksum-offload"]
+
+    assert offload_findings() == []
+    subprocess.run(["ip", "netns", "exec", H0, "ethtool", "-K", "eth0", "rx", "off"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", H1, "python3", "-c",
+                        "import socket, struct\n"
+                        "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)\n"
+                        "s.sendto(struct.pack('!HHHH', 40000, 9, 12, 0x1234) + b'bad!', "
+                        "('192.168.77.1', 0))\n"], check=True)
+    finally:
+        subprocess.run(["ip", "netns", "exec", H0, "ethtool", "-K", "eth0", "rx", "on"],
+                       check=True, capture_output=True)
+    found = offload_findings()
+    assert len(found) == 1 and found[0]["subject"] == f"host {H0}", found
+    assert found[0]["evidence"]["udp_in_csum_errors"] >= 1
+    assert found[0]["fix"] == "ethtool -K flannel.1 tx-checksum-ip-generic off"

@@ -137,6 +137,22 @@ def _flannel_intent(snap, route_to_peer=True):
     return replace(snap, hosts=hosts)
 
 
+def _flannel_offloads(errors):
+    """The recorded flannel host with flannel.1's checksum offload on and `errors` UDP
+    checksum errors counted."""
+    from dataclasses import replace
+
+    key = E.host_key(FLANNEL, POD)
+    hosts = dict(FLANNEL.hosts)
+    hosts[key] = replace(hosts[key], offloads={
+        "features": {"flannel.1": {"tx-checksum-ip-generic": "on"}},
+        "udp_in_csum_errors": errors})
+    return replace(FLANNEL, hosts=hosts)
+
+
+FLANNEL_HOST = "ndt-rec-h0-5f1b3b"  # the recorded flannel host namespace
+
+
 def _without_fdb(ns):
     from dataclasses import replace
 
@@ -293,6 +309,8 @@ CASES = {
             "iptables-nft", "ip"), name=POD), POD_SUBJECT)],
     "vxlan-neighbour-missing": [("neighbour deleted", _flannel(_without_tunnel_neighbours),
                                  POD_SUBJECT)],
+    "vxlan-checksum-offload": [("offload on, UDP checksum errors counted",
+                                _flannel_offloads(errors=7), "host " + FLANNEL_HOST)],
     "peer-route-missing": [("flannel's route to the peer's pod subnet deleted",
                             _flannel_intent(FLANNEL, route_to_peer=False), POD_SUBJECT)],
     "vxlan-device-down": [("flannel.1 down", _flannel(lambda ns: E.without_flag(
@@ -463,6 +481,10 @@ def test_healthy_snapshots_have_no_findings(healthy_lab, healthy_docker):
 
 def test_a_healthy_flannel_overlay_with_its_intent_has_no_findings():
     assert [(f.id, f.message) for f in run_checks(_flannel_intent(FLANNEL))] == []
+
+
+def test_checksum_offload_alone_is_no_finding():
+    assert "vxlan-checksum-offload" not in {f.id for f in run_checks(_flannel_offloads(0))}
 
 
 def test_a_healthy_flannel_overlay_has_no_findings():

@@ -442,3 +442,31 @@ def test_nft_trace_lines(lines):
 
     for p in only_parse_errors(parse_trace, lines) or ():
         assert all(s.kind in ("rule", "policy", "verdict") for s in p.steps)
+
+
+# ------------------------------------------------------------------ flannel, ethtool, snmp
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_small_kernel_and_intent_files(text):
+    from netdoctor.diagnose.parse.flannel_env import parse_subnet_env
+    from netdoctor.diagnose.parse.kernel_stats import parse_features, parse_snmp
+
+    only_parse_errors(parse_subnet_env, text)
+    only_parse_errors(parse_snmp, text)
+    assert all(v in ("on", "off") for v in parse_features(text).values())
+
+
+def test_the_real_formats_parse():
+    from netdoctor.diagnose.parse.flannel_env import parse_subnet_env
+    from netdoctor.diagnose.parse.kernel_stats import parse_features, parse_snmp
+
+    env = parse_subnet_env("FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.0.1/24\n"
+                           "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
+    assert env == {"network": "10.244.0.0/16", "subnet": "10.244.0.1/24", "mtu": 1450,
+                   "ipmasq": True}
+    assert parse_features("Features for flannel.1:\ntx-checksumming: on\n"
+                          "\ttx-checksum-ip-generic: on\n\ttx-checksum-ipv4: off [fixed]\n") == {
+        "tx-checksumming": "on", "tx-checksum-ip-generic": "on", "tx-checksum-ipv4": "off"}
+    snmp = parse_snmp("Udp: InDatagrams InCsumErrors\nUdp: 5 2\nTcp: A\nTcp: 1\n")
+    assert snmp["Udp"]["InCsumErrors"] == 2 and snmp["Tcp"] == {"A": 1}

@@ -75,7 +75,8 @@ def down() -> None:
 
 
 def status(fmt: str = typer.Option("text", "--format", "-f", help="text or json.")) -> None:
-    """Say whether the lab is up, its services, and the faults injected. Exit 7 when down."""
+    """Say whether the labs are up, their services, and the faults injected. Exit 7 when
+    neither is up."""
     from ..lab import control, pair
 
     check_format(fmt, ("text", "json"))

@@ -540,6 +540,22 @@ def up(shape: str = "bridge") -> tuple:
     return True, state
 
 
+def remove_namespaces(names: list) -> list:
+    """Delete these lab namespaces, first killing what still runs in them (it would keep a
+    namespace, and its veths, alive): what was removed."""
+    removed = []
+    for ns in names:
+        for pid in command.run(["ip", "netns", "pids", ns]).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                removed.append(f"process {pid} in {ns}")
+            except (ProcessLookupError, ValueError):
+                pass
+        command.run(["ip", "netns", "del", ns], check=True)
+        removed.append(f"netns {ns}")
+    return removed
+
+
 def down() -> list:
     """Remove the lab; returns what was removed (empty when there was no lab)."""
     _require_root()
@@ -550,17 +566,7 @@ def down() -> list:
         state = stop_service(state, which)
         if before:
             removed.append(f"process {before} ({which})")
-    for ns in present_namespaces():
-        # Anything still running inside would keep the namespace (and its veths) alive.
-        pids = command.run(["ip", "netns", "pids", ns]).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-                removed.append(f"process {pid} in {ns}")
-            except (ProcessLookupError, ValueError):
-                pass
-        command.run(["ip", "netns", "del", ns], check=True)
-        removed.append(f"netns {ns}")
+    removed += remove_namespaces(present_namespaces())
     for name in L.CONTAINERS:
         d = os.path.dirname(L.resolv_conf_path(name))
         if os.path.isdir(d):

@@ -265,15 +265,7 @@ def down() -> list:
         if pid and control._pid_alive(pid, "sshd" if name.startswith("sshd") else "--subnet"):
             os.kill(pid, signal.SIGTERM)
             removed.append(f"process {pid} ({name})")
-    for ns in present():
-        for pid in command.run(["ip", "netns", "pids", ns]).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-                removed.append(f"process {pid} in {ns}")
-            except (ProcessLookupError, ValueError):
-                pass
-        command.run(["ip", "netns", "del", ns], check=True)
-        removed.append(f"netns {ns}")
+    removed += control.remove_namespaces(present())
     if os.path.isdir(STATE_DIR):
         shutil.rmtree(STATE_DIR, ignore_errors=True)
         removed.append(STATE_DIR)

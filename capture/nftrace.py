@@ -61,11 +61,17 @@ class NsTrace:
     ns: netns.Netns
     table: str
     lines: list = field(default_factory=list)
+    passages: list = field(default_factory=list)  # the lines parsed (parse.nft_trace)
     chains: dict = field(default_factory=dict)  # (family, table, chain) -> `nft -a -j` doc
     error: Optional[str] = None
     proc: Optional[subprocess.Popen] = None
     made: bool = False
     _seen: dict = field(default_factory=dict)  # text -> threading.Event
+
+    @property
+    def record(self) -> str:
+        """How the run record names the table: "<netns path> inet <table>"."""
+        return f"{self.ns.path} inet {self.table}"
 
     def wait_for(self, text: str, timeout: float) -> bool:
         event = self._seen.setdefault(text, threading.Event())
@@ -117,11 +123,11 @@ class RuleTrace:
             t.error = "nft is not installed"
             return
         threading.Thread(target=t.read, daemon=True, name=f"nftrace:{t.ns.label}").start()
-        runs.current().record(KIND, f"{t.ns.path} inet {t.table}")
+        runs.current().record(KIND, t.record)
         res = _nft(t.ns, ["-f", "-"], input=table_text(t.table, self.rules))
         if res.returncode != 0:
             t.error = f"could not add the trace table: {res.stderr.strip().splitlines()[-1:]}"
-            runs.current().forget(KIND, f"{t.ns.path} inet {t.table}")
+            runs.current().forget(KIND, t.record)
             return
         t.made = True
         if not t.wait_for(f"add table inet {t.table}", READY_WAIT):
@@ -138,7 +144,7 @@ class RuleTrace:
             if t.made:
                 res = _nft(t.ns, ["delete", "table", "inet", t.table])
                 if res.returncode == 0 or "No such file" in res.stderr:
-                    runs.current().forget(KIND, f"{t.ns.path} inet {t.table}")
+                    runs.current().forget(KIND, t.record)
                     t.made = False
                 # Netlink keeps order: once the monitor prints the deletion, every trace
                 # event of the window has been printed before it.
@@ -155,17 +161,14 @@ class RuleTrace:
         if t.made:
             t.error = "the trace table could not be removed: run `netdoctor cleanup`"
 
-    def list_chains(self, parse_steps) -> None:
-        """Read the chains the traced packets met (`nft -a -j list chain`), so that a rule
-        handle is a rule again: parse_steps(lines) -> the steps with handles."""
-        for t in self.traces:
-            wanted = {(s.family, s.table, s.chain) for s in parse_steps(t.lines)
-                      if s.handle is not None and not s.table.startswith("netdoctor_")}
-            for key in sorted(wanted):
-                res = _nft(t.ns, ["-a", "-j", "list", "chain", *key])
-                if res.returncode == 0:
-                    with contextlib.suppress(ValueError):
-                        t.chains[key] = json.loads(res.stdout)
+    def list_chains(self, t: NsTrace, wanted: set) -> None:
+        """Read the chains (family, table, chain) the traced packets met in t's namespace
+        (`nft -a -j list chain`), so that a rule handle is a rule again."""
+        for key in sorted(wanted):
+            res = _nft(t.ns, ["-a", "-j", "list", "chain", *key])
+            if res.returncode == 0:
+                with contextlib.suppress(ValueError):
+                    t.chains[key] = json.loads(res.stdout)
 
 
 def delete_table(ns_path: str, family: str, table: str) -> bool:

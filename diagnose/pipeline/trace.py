@@ -37,6 +37,7 @@ from . import snapshot
 from ..reason import evidence as E
 from ..reason import journal as J
 from ..reason import verdict as V
+from ..reason.nftrace import OWN_TABLE_PREFIX
 from ..reason.path import HOST_EGRESS_ROLES, VXLAN_OVERHEAD
 from ..reason.rules import rule_hits
 from ..targets.destination import container_reference, parse_destination
@@ -347,7 +348,11 @@ def observe(target, plan: Plan, timeout: float, count: int,
             captures, plan.program_for, kt,
             lambda: _send_probes(target, plan, timeout, count, all_dropped))
     if rule_trace is not None:
-        rule_trace.list_chains(lambda lines: [s for p in parse_trace(lines) for s in p.steps])
+        for t in rule_trace.traces:
+            t.passages = parse_trace(t.lines)
+            rule_trace.list_chains(t, {(s.family, s.table, s.chain) for p in t.passages
+                                       for s in p.steps if s.handle is not None
+                                       and not s.table.startswith(OWN_TABLE_PREFIX)})
     if far is not None:
         far.collected = far.peer.ask({"op": "collect"})
         far.collected["where"] = far.peer.where
@@ -491,7 +496,7 @@ def _rules_met(plan: Plan, seen: Observation) -> list:
         ruleset = plan.facts.ruleset if scope == "container" else \
             seen.counters_after if scope == "host" else None
         chains = [c for doc in t.chains.values() for c in parse_nft_json(doc)]
-        met += rules_met(t.ns.label, scope, parse_trace(t.lines), chains, ruleset, plan.flow)
+        met += rules_met(t.ns.label, scope, t.passages, chains, ruleset, plan.flow)
     return met
 
 

@@ -55,7 +55,7 @@ def rules_met(label: str, scope: str, passages: list, chains: list, ruleset, flo
             where, text = _named(s, listed, ruleset)
             step = {"where": where, "text": text, "verdict": s.verdict}
             steps.append(step)
-            if dropped is None and s.verdict.split()[0] in ("drop", "reject"):
+            if s is p.dropped_by:
                 dropped = step
         pk = p.packet
         out.append({"netns": label, "scope": scope, "direction": direction_of(pk, flow),

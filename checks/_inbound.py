@@ -1,9 +1,16 @@
 """What the inbound checks share (private: no check imports another): the names of a
 published port, as a finding says them."""
 
+import ipaddress
+
 from netdoctor.diagnose.reason.inbound import host_port
 
-__all__ = ["host_port", "port_name", "port_vars"]
+__all__ = ["host_port", "loopback", "port_name", "port_vars"]
+
+
+def loopback(address) -> bool:
+    """A loopback address (127.0.0.0/8, ::1); False for none."""
+    return bool(address) and ipaddress.ip_address(address).is_loopback
 
 
 def port_name(w) -> str:

@@ -24,7 +24,7 @@ class HairpinNatBroken(Check):
             return
         for w in ctx.inbound:
             if not w.host_address or not w.host_port or w.source != "runtime" \
-                    or ":" in w.host_address:
+                    or w.family != "ip":
                 continue
             # The container's own connection to HOST:PORT, as it arrives from its bridge.
             packet = Packet(src=ctx.address, dst=w.host_address, iif=br.name, oif=None,

@@ -1,7 +1,5 @@
-import ipaddress
-
 from . import Check, register
-from ._inbound import port_name, port_vars
+from ._inbound import loopback, port_name, port_vars
 from ._rules import delete_rule
 
 
@@ -22,10 +20,8 @@ class InboundDropped(Check):
         for w in ctx.inbound:
             if w.dropped is None:
                 continue
-            if w.dropped.hook.startswith("raw") and w.host_address \
-                    and ipaddress.ip_address(w.host_address).is_loopback:
+            if w.dropped.hook.startswith("raw") and loopback(w.host_address):
                 continue  # the runtime's own guard of a loopback-published port: no fault
-
             rule = _rule_of(ctx, w.dropped.said)
             fix = delete_rule(rule, "{in_host}") if rule is not None else \
                 "{in_host}iptables -I DOCKER-USER -p {proto} --dport {container_port} -j ACCEPT"

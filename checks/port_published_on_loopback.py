@@ -1,11 +1,5 @@
-import ipaddress
-
 from . import Check, register
-from ._inbound import port_name, port_vars
-
-
-def loopback(address) -> bool:
-    return bool(address) and ipaddress.ip_address(address).is_loopback
+from ._inbound import loopback, port_name, port_vars
 
 
 @register

@@ -107,15 +107,14 @@ def walk(ruleset, binding: dict, container_address: str, uplink: Optional[str],
              else "outside")
     if w.client_kind == "self":
         uplink = ingress  # its connection arrives from its own bridge (or veth)
-    if ruleset is not None and host_address and w.host_port and local:
-        _output(w, ruleset, container_address)  # no PREROUTING, no FORWARD on this way
-        if not w.published:
-            _proxy(w, binding.get("host_listeners") or ())
-    elif ruleset is not None and host_address and w.host_port:
-        _prerouting(w, ruleset, uplink, container_address)
-        if w.published and not w.dropped and not w.dnat_elsewhere:
-            _forward(w, ruleset, uplink, ingress, container_address)
-        elif w.client_kind == "self" and not w.published and not w.dropped:
+    if ruleset is not None and host_address and w.host_port:
+        if local:
+            _output(w, ruleset, container_address)  # no PREROUTING, no FORWARD this way
+        else:
+            _prerouting(w, ruleset, uplink, container_address)
+            if w.published and not w.dropped and not w.dnat_elsewhere:
+                _forward(w, ruleset, uplink, ingress, container_address)
+        if w.client_kind != "outside" and not w.published and not w.dropped:
             _proxy(w, binding.get("host_listeners") or ())
     _listener(w, listeners)
     return w

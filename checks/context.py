@@ -320,6 +320,21 @@ class ContainerContext:
         return self.path.get("mode") in ("bridge", "routed") and self.host_veth is not None
 
     @cached_property
+    def flannel(self) -> Optional[dict]:
+        """The host's flannel intent when it describes this host, as networks:
+        {network, own (this node's subnet), source}; None without one. A subnet file read
+        for a namespace that holds no address of its node subnet is another node's."""
+        f = ((self.host.intent or {}) if self.host is not None else {}).get("flannel") or {}
+        if "network" not in f or self.host_ns is None:
+            return None
+        own = ipaddress.ip_interface(f["subnet"]).network
+        if not any(a.family == "inet" and ipaddress.ip_address(a.local) in own
+                   for link in self.host_ns.links for a in link.addresses):
+            return None
+        return {"network": ipaddress.ip_network(f["network"], strict=False), "own": own,
+                "source": f["source"]}
+
+    @cached_property
     def inbound(self) -> list:
         """The inbound walk of each port the container publishes (or a user asked about):
         reason.inbound.Walk, from the host's rules and the container's listeners."""

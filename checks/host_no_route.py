@@ -1,3 +1,5 @@
+import ipaddress
+
 from . import Check, register
 
 
@@ -16,7 +18,8 @@ class HostNoRoute(Check):
     def run(self, ctx):
         if ctx.host is None or not ctx.bridged:
             return
-        if _in_overlay(ctx):
+        if ctx.flannel is not None and ctx.destination and ":" not in ctx.destination \
+                and ipaddress.ip_address(ctx.destination) in ctx.flannel["network"]:
             return  # a peer's pod subnet: peer-route-missing says what is missing
         host_ns = ctx.vars["host_ns"]
         # Discovery asks the forwarding question first, then (if refused) the plain one:
@@ -35,13 +38,3 @@ class HostNoRoute(Check):
                 ctx, f"{host_ns} has no default route",
                 {"default_routes": []}, "{in_host}ip route add default via <gateway> dev <uplink>")
 
-
-def _in_overlay(ctx) -> bool:
-    """The destination lies in the pod network of the host's overlay (flannel's intent)."""
-    import ipaddress
-
-    flannel = (ctx.host.intent or {}).get("flannel") or {}
-    if "network" not in flannel or not ctx.destination or ":" in ctx.destination:
-        return False
-    return ipaddress.ip_address(ctx.destination) in ipaddress.ip_network(flannel["network"],
-                                                                         strict=False)

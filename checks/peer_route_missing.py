@@ -18,20 +18,12 @@ class PeerRouteMissing(Check):
     needs = ("host-rules",)
 
     def run(self, ctx):
-        flannel = ((ctx.host.intent or {}) if ctx.host is not None else {}).get("flannel")
-        if not flannel or "network" not in flannel or not ctx.destination \
-                or ":" in ctx.destination:
+        flannel = ctx.flannel
+        if flannel is None or not ctx.destination or ":" in ctx.destination:
             return
-        network = ipaddress.ip_network(flannel["network"], strict=False)
-        own = ipaddress.ip_interface(flannel["subnet"]).network
+        network, own = flannel["network"], flannel["own"]
         dst = ipaddress.ip_address(ctx.destination)
         if dst not in network or dst in own:
-            return
-        # The file describes this host only if this host holds an address of its subnet
-        # (flannel.1's or cni0's): a host file read for a namespace that is no flannel node
-        # says nothing about it.
-        if not any(a.family == "inet" and ipaddress.ip_address(a.local) in own
-                   for link in ctx.host_ns.links for a in link.addresses):
             return
         # flannel writes one route per peer subnet (via flannel.1, or via the peer's underlay
         # address with host-gw), longer than its network's prefix.

@@ -483,6 +483,31 @@ def test_a_healthy_flannel_overlay_with_its_intent_has_no_findings():
     assert [(f.id, f.message) for f in run_checks(_flannel_intent(FLANNEL))] == []
 
 
+def test_a_flannel_file_that_describes_another_node_silences_nothing():
+    """A subnet file whose node subnet this host holds no address of says nothing about
+    this host: peer-route-missing stays silent, and so must nothing else be silenced (it
+    hid host-no-route)."""
+    from dataclasses import replace
+
+    snap = _flannel_intent(FLANNEL, route_to_peer=False)
+    _, pod = E.container(snap, POD)
+    host_ns = pod.path["host_netns"]["name"]
+    snap = E.edit_container(snap, POD, path=dict(pod.path, route_lookups=[
+        l if l["netns"] != host_ns else dict(l, dev=None, gateway=None,
+                                             error="Network is unreachable")
+        for l in pod.path["route_lookups"]]))
+    key = E.host_key(snap, POD)
+    hosts = dict(snap.hosts)
+    hosts[key] = replace(hosts[key], intent={"flannel": dict(FLANNEL_INTENT["flannel"],
+                                                             subnet="10.244.7.1/24")})
+    ids_ = {f.id for f in run_checks(replace(snap, hosts=hosts))}
+    assert "peer-route-missing" not in ids_ and "host-no-route" in ids_, ids_
+    # The file that does describe it: peer-route-missing, and no default-route advice.
+    hosts[key] = replace(hosts[key], intent=FLANNEL_INTENT)
+    ids_ = {f.id for f in run_checks(replace(snap, hosts=hosts))}
+    assert "peer-route-missing" in ids_ and "host-no-route" not in ids_, ids_
+
+
 def test_checksum_offload_alone_is_no_finding():
     assert "vxlan-checksum-offload" not in {f.id for f in run_checks(_flannel_offloads(0))}
 

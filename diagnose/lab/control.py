@@ -98,13 +98,17 @@ def _pid_alive(pid: Optional[int], marker: str) -> bool:
         return False
 
 
-def _start_in_inet(argv: list, log_name: str, ns: str = L.INET_NS) -> int:
-    os.makedirs(L.STATE_DIR, exist_ok=True)
-    log = open(os.path.join(L.STATE_DIR, log_name), "ab")
+def _start_in_inet(argv: list, log_name: str, ns: str = L.INET_NS,
+                   log_dir: str = L.STATE_DIR, executable: Optional[str] = None) -> int:
+    """A lab daemon started in ns, in a session of its own, its output in log_dir: its pid.
+    executable runs argv under argv[0] as its name."""
+    os.makedirs(log_dir, exist_ok=True)
+    log = open(os.path.join(log_dir, log_name), "ab")
 
     def spawn() -> int:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(argv, executable=executable, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True,
+                                close_fds=True)
         return proc.pid
 
     try:

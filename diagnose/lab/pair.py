@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from typing import Optional
@@ -33,6 +31,7 @@ from typing import Optional
 from ..errors import LabStateError, MissingDependency, UsageError
 from ..host import command, netns
 from . import control
+from .control import _ip
 
 PREFIX = "ndlab2-"
 HOSTS = (PREFIX + "h0", PREFIX + "h1")
@@ -56,10 +55,6 @@ def subnet(i: int) -> str:
 
 def subnet_file(i: int) -> str:
     return os.path.join(STATE_DIR, HOSTS[i], "subnet.env")
-
-
-def _ip(ns: str, *args: str) -> None:
-    command.run(["ip", "-n", ns, *args], check=True)
 
 
 def read_state() -> Optional[dict]:
@@ -147,36 +142,12 @@ def _write_subnet_files() -> None:
                     f"FLANNEL_MTU={MTU}\nFLANNEL_IPMASQ=true\n")
 
 
-def _spawn(ns: str, argv: list, log: str, argv0: Optional[str] = None) -> int:
-    out = open(os.path.join(STATE_DIR, log), "ab")
-
-    def spawn() -> int:
-        return subprocess.Popen(argv, executable=argv[0] if argv0 is None else None,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, close_fds=True).pid
-
-    try:
-        return netns.call_in(netns.named(ns), spawn)
-    finally:
-        out.close()
-
-
 def _stand_in_flanneld(i: int) -> int:
     """A process whose command line reads as flanneld's (argv[0] `flanneld`, its
     --subnet-file): what netdoctor looks for to find a host's flannel intent."""
-    argv = ["flanneld", f"--subnet-file={subnet_file(i)}", f"--iface={NICS[i]}"]
-    script = "import signal; signal.pause()"
-    out = open(os.path.join(STATE_DIR, f"flanneld-{i}.log"), "ab")
-
-    def spawn() -> int:
-        return subprocess.Popen([argv[0], "-c", script] + argv[1:], executable=sys.executable,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, close_fds=True).pid
-
-    try:
-        return netns.call_in(netns.named(HOSTS[i]), spawn)
-    finally:
-        out.close()
+    return control._start_in_inet(
+        ["flanneld", "-c", "import signal; signal.pause()", f"--subnet-file={subnet_file(i)}",
+         f"--iface={NICS[i]}"], f"flanneld-{i}.log", HOSTS[i], STATE_DIR, sys.executable)
 
 
 def _start_sshd(i: int) -> int:
@@ -187,12 +158,11 @@ def _start_sshd(i: int) -> int:
     path = os.pathsep.join([os.path.dirname(os.path.abspath(exe)), "/usr/local/sbin",
                             "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    return _spawn(HOSTS[i], [sshd, "-D", "-e", "-f", "/dev/null", "-o", f"HostKey={d}/hostkey",
-                             "-o", f"AuthorizedKeysFile={d}/authorized_keys",
-                             "-o", f"PidFile={d}/sshd-{i}.pid",
-                             "-o", f"ListenAddress={UNDERLAY[i]}",
-                             "-o", "PermitRootLogin=prohibit-password", "-o", "StrictModes=no",
-                             "-o", "UsePAM=no", "-o", f"SetEnv=PATH={path}"], f"sshd-{i}.log")
+    argv = [sshd, "-D", "-e", "-f", "/dev/null", "-o", f"HostKey={d}/hostkey",
+            "-o", f"AuthorizedKeysFile={d}/authorized_keys", "-o", f"PidFile={d}/sshd-{i}.pid",
+            "-o", f"ListenAddress={UNDERLAY[i]}", "-o", "PermitRootLogin=prohibit-password",
+            "-o", "StrictModes=no", "-o", "UsePAM=no", "-o", f"SetEnv=PATH={path}"]
+    return control._start_in_inet(argv, f"sshd-{i}.log", HOSTS[i], STATE_DIR)
 
 
 def _keys() -> None:
@@ -209,22 +179,12 @@ def _keys() -> None:
                 f"  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
 
 
-def _listening(i: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = command.run(["ip", "netns", "exec", HOSTS[i], "ss", "-ltnH"]).stdout
-        if f"{UNDERLAY[i]}:22" in out:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def ensure_services(state: dict) -> dict:
     services = dict(state.get("services") or {})
     for i in (0, 1):
         if not control._pid_alive(services.get(f"sshd-{i}"), "sshd"):
             services[f"sshd-{i}"] = _start_sshd(i)
-            if not _listening(i):
+            if not control._wait_listening(22, "tcp", 10.0, HOSTS[i]):
                 raise LabStateError(f"sshd did not start in {HOSTS[i]}; see "
                                     f"{os.path.join(STATE_DIR, f'sshd-{i}.log')}")
         if not control._pid_alive(services.get(f"flanneld-{i}"), "--subnet-file"):
@@ -259,13 +219,8 @@ def up(network: str = "vxlan") -> tuple:
 
 
 def down() -> list:
-    removed = []
-    state = read_state() or {}
-    for name, pid in (state.get("services") or {}).items():
-        if pid and control._pid_alive(pid, "sshd" if name.startswith("sshd") else "--subnet"):
-            os.kill(pid, signal.SIGTERM)
-            removed.append(f"process {pid} ({name})")
-    removed += control.remove_namespaces(present())
+    # The sshd and flanneld of each host run in its namespace: removing it ends them.
+    removed = control.remove_namespaces(present())
     if os.path.isdir(STATE_DIR):
         shutil.rmtree(STATE_DIR, ignore_errors=True)
         removed.append(STATE_DIR)

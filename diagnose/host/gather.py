@@ -323,8 +323,9 @@ def read_tc_hooks(ns: netns.Netns) -> Optional[dict]:
 FLANNEL_SUBNET_FILE = "/run/flannel/subnet.env"
 
 
-def _flanneld_pids() -> list:
-    """(pid, argv) of every process whose command is flanneld."""
+def flanneld_processes() -> list:
+    """(pid, argv) of every process whose command is flanneld: one look through /proc for
+    all the hosts of a snapshot."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -348,12 +349,12 @@ def _subnet_file(argv: list) -> str:
     return FLANNEL_SUBNET_FILE
 
 
-def read_intent(ns: netns.Netns) -> Optional[dict]:
+def read_intent(ns: netns.Netns, flanneld: list) -> Optional[dict]:
     """What the overlay's control plane on this host says it programmed: flannel's subnet
-    file, as the flanneld of this namespace sees it (through /proc/PID/root, so a flanneld
-    in a pod is read in its own mount namespace), else the host's /run/flannel/subnet.env.
-    None when there is neither."""
-    for pid, argv in _flanneld_pids():
+    file, as the flanneld of this namespace (among flanneld_processes()) sees it (through
+    /proc/PID/root, so a flanneld in a pod is read in its own mount namespace), else the
+    host's /run/flannel/subnet.env. None when there is neither."""
+    for pid, argv in flanneld:
         try:
             if os.stat(f"/proc/{pid}/ns/net").st_ino != ns.inode:
                 continue

@@ -74,12 +74,14 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         containers = [replace(c, dns_probe=p) for c, p in zip(containers, probes)]
     hosts = {}
     tell("reading the hosts' rules", 0, 1)
+    flanneld = gather.flanneld_processes()  # once for every host of the snapshot
     for inode, ns in host_inodes.items():
         try:
             facts = read(ns)
             tunnels = [l.name for l in facts.links if l.kind == "vxlan"]
             hosts[str(inode)] = HostFacts(facts, gather.read_netfilter(ns),
-                                          gather.read_tc_hooks(ns), gather.read_intent(ns),
+                                          gather.read_tc_hooks(ns),
+                                          gather.read_intent(ns, flanneld),
                                           gather.read_offloads(ns, tunnels))
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess

@@ -508,6 +508,14 @@ def test_a_flannel_file_that_describes_another_node_silences_nothing():
     assert "peer-route-missing" in ids_ and "host-no-route" not in ids_, ids_
 
 
+def test_inbound_ways_set_up_as_the_runtimes_do_are_no_finding():
+    """route_localnet on where 127.0.0.1 is DNATed out; hairpin_mode on with a
+    self-MASQUERADE (the passing halves of route-localnet-off and hairpin-nat-broken)."""
+    assert "route-localnet-off" not in {f.id for f in run_checks(_route_localnet("1"))}
+    ids_ = {f.id for f in run_checks(_hairpin(hairpin=True, masquerade=True))}
+    assert "hairpin-nat-broken" not in ids_, ids_
+
+
 def test_checksum_offload_alone_is_no_finding():
     assert "vxlan-checksum-offload" not in {f.id for f in run_checks(_flannel_offloads(0))}
 

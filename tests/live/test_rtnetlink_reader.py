@@ -1,0 +1,153 @@
+"""netdoctor reads a namespace over rtnetlink, without starting `ip`; the records must be the
+ones iproute2's own JSON gives, field for field, on every kind of object the checks judge:
+veths across namespaces, bridges and hairpin ports, macvlan modes, VXLAN settings and FDB
+entries, IPv6 address flags, routes of every type, table and protocol, multipath routes,
+lifetimes, neighbour states."""
+
+import dataclasses
+import os
+import subprocess
+
+import pytest
+
+from sandbox import sh, unique
+
+from netdoctor.diagnose.host import gather, netns, rtdump
+
+ODD_NAMESPACE = """\
+link set lo up
+link add up0 type veth peer name up0p
+link set up0p up
+link set up0 up
+addr add 10.9.0.1/24 dev up0
+addr add 10.9.0.2/24 dev up0
+addr add 2001:db8::5/64 dev up0 nodad
+addr add 2001:db8::6/64 dev up0 nodad preferred_lft 0
+addr add 2001:db8::7/64 dev up0 valid_lft 300 preferred_lft 200 nodad
+link add br9 type bridge
+link add v9a type veth peer name v.9
+link set v9a master br9
+link set dev v9a type bridge_slave hairpin on
+link set v9a up
+link set br9 up
+link add mv1 link up0 type macvlan mode private
+link add mv2 link up0 type macvlan mode bridge
+link add vx9 type vxlan id 42 group 239.1.1.1 dev up0 dstport 4789
+link add vx10 type vxlan id 43 remote 10.9.0.9 local 10.9.0.1 dstport 8472 nolearning
+link set vx10 up
+route add 10.50.0.0/16 via 10.9.0.254 proto bird
+route add blackhole 10.60.0.0/16
+route add unreachable 10.61.0.0/16 table 100
+route add prohibit 10.64.0.0/16 metric 5
+route add 10.62.0.0/16 nexthop via 10.9.0.253 nexthop via 10.9.0.252
+route add 2001:db8:1::/48 via 2001:db8::1 dev up0 expires 600
+route add 10.63.0.0/16 dev up0 table 200 metric 77 src 10.9.0.1
+route add 10.9.0.99 dev up0 proto static
+neigh add 10.9.0.77 lladdr 02:00:00:00:00:77 dev up0 nud permanent
+neigh add 10.9.0.79 lladdr 02:00:00:00:00:79 dev up0 nud reachable
+neigh add 2001:db8::77 lladdr 02:00:00:00:00:78 dev up0 nud stale
+"""
+
+
+@pytest.fixture(scope="module")
+def odd():
+    name = unique("ndt-rd")
+    sh("ip", "netns", "add", name)
+    try:
+        sh("ip", "-n", name, "-batch", "-", input=ODD_NAMESPACE)
+        sh("bridge", "-n", name, "fdb", "append", "00:00:00:00:00:00", "dev", "vx10",
+           "dst", "10.9.0.10")
+        sh("bridge", "-n", name, "fdb", "add", "02:aa:00:00:00:01", "dev", "vx10", "dst",
+           "10.9.0.11")
+        for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.default.rp_filter", 1),
+                           ("net.ipv4.conf.all.proxy_arp", 1), ("net.ipv4.conf.up0.rp_filter", 2),
+                           ("net.ipv4.conf.v9a.proxy_arp", 1), ("net.ipv4.conf.br9.route_localnet", 1),
+                           ("net.ipv6.conf.up0.accept_ra", 2), ("net.ipv6.conf.mv2.disable_ipv6", 1),
+                           ("net.ipv6.conf.all.forwarding", 1), ("net.ipv4.conf.vx10.forwarding", 0)):
+            sh("ip", "netns", "exec", name, "sysctl", "-qw", f"{key}={value}")
+        # an INCOMPLETE then FAILED entry: a neighbour that never answers
+        subprocess.run(["ip", "netns", "exec", name, "ping", "-c1", "-W1", "10.9.0.98"],
+                       capture_output=True)
+        yield name
+    finally:
+        sh("ip", "netns", "del", name)
+
+
+def both_readings(name):
+    """(ip's and bridge's reading plus /proc/sys's, rtnetlink's), each (links, routes,
+    neighbours, fdb, sysctls); the sysctls are those rtnetlink reports."""
+    def read():
+        with_netlink = rtdump.read_all()
+        with_ip = gather._read_with_ip({"name": name, "path": f"/run/netns/{name}"})
+        files = gather.read_sysctls([_spelt(k, with_netlink[0]) for k in with_netlink[4]])
+        by_key = {k: files.get(_spelt(k, with_netlink[0])) for k in with_netlink[4]}
+        return with_ip + (by_key,), with_netlink
+    return netns.call_in(netns.named(name), read)
+
+
+def _spelt(key, links):
+    """sysctl(8)'s spelling of a key whose interface name may hold dots."""
+    for link in links:
+        for family in ("ipv4", "ipv6"):
+            prefix = f"net.{family}.conf.{link.name}."
+            if key.startswith(prefix):
+                return f"net.{family}.conf.{link.name.replace('.', '/')}." + key[len(prefix):]
+    return key
+
+
+def differences(with_ip, with_netlink) -> list:
+    out = []
+    ip_links = {l.ifindex: l for l in with_ip[0]}
+    nl_links = {l.ifindex: l for l in with_netlink[0]}
+    for index in sorted(set(ip_links) | set(nl_links)):
+        a, b = ip_links.get(index), nl_links.get(index)
+        if a is None or b is None:
+            out.append(f"link {index}: ip {a}, netlink {b}")
+            continue
+        out += [f"link {a.name} {f.name}: ip {getattr(a, f.name)!r}, netlink "
+                f"{getattr(b, f.name)!r}" for f in dataclasses.fields(a)
+                if getattr(a, f.name) != getattr(b, f.name)]
+    out += [f"sysctl {k}: /proc/sys {with_ip[4][k]!r}, netlink {v!r}"
+            for k, v in with_netlink[4].items() if with_ip[4][k] != v]
+    for what, a, b in zip(("route", "neighbour", "fdb"), with_ip[1:4], with_netlink[1:4]):
+        # a lifetime counts down between the two readings
+        norm = (lambda r: dataclasses.replace(r, expires=r.expires is not None)) \
+            if what == "route" else (lambda r: r)
+        only_ip = set(map(norm, a)) - set(map(norm, b))
+        only_nl = set(map(norm, b)) - set(map(norm, a))
+        out += [f"{what} only in ip's: {r}" for r in only_ip]
+        out += [f"{what} only in netlink's: {r}" for r in only_nl]
+    return out
+
+
+def test_every_kind_of_object_reads_as_ip_prints_it(odd):
+    with_ip, with_netlink = both_readings(odd)
+    kinds = {l.kind for l in with_netlink[0]}
+    assert {"veth", "bridge", "macvlan", "vxlan"} <= kinds
+    assert {r.type for r in with_netlink[1]} >= {"unicast", "blackhole", "unreachable",
+                                                 "prohibit", "local", "broadcast"}
+    assert {n.state for n in with_netlink[2]} >= {("PERMANENT",), ("REACHABLE",),
+                                                  ("STALE",)}
+    assert len(with_netlink[3]) == 4  # vx9's group, vx10's two defaults and one MAC
+    assert differences(with_ip, with_netlink) == []
+    assert with_netlink[4]["net.ipv4.conf.up0.rp_filter"] == "2"
+    assert with_netlink[4]["net.ipv6.conf.mv2.disable_ipv6"] == "1"
+    assert with_netlink[4]["net.ipv4.ip_forward"] == "1"
+    assert "net.ipv4.conf.v.9.rp_filter" in with_netlink[4]
+    lifetime = next(r.expires for r in with_netlink[1] if r.dst == "2001:db8:1::/48")
+    assert 500 < lifetime <= 600
+
+
+def test_the_lab_reads_as_ip_prints_it(lab):
+    for name in ("ndlab-host", "ndlab-test", "ndlab-inet", "ndlab-web"):
+        assert differences(*both_readings(name)) == [], name
+
+
+def test_a_dotted_interface_name_has_its_sysctls(odd):
+    # /proc/sys keeps the dot of "v.9" in one path component; sysctl(8)'s spelling of the
+    # key has a slash there.
+    snap = gather.read_namespace(netns.named(odd))
+    assert snap.sysctls.get("net.ipv4.conf.v.9.rp_filter") in ("0", "1", "2")
+    assert snap.sysctls.get("net.ipv4.conf.v9a.forwarding") in ("0", "1")
+    assert snap.sysctls["net.ipv4.ip_forward"] in ("0", "1")
+    assert os.path.exists(f"/run/netns/{odd}")

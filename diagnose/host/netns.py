@@ -244,12 +244,28 @@ _IDLE: list = []
 _IDLE_LOCK = threading.Lock()
 
 
+_HOPPING = threading.local()
+
+
 def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     """Run fn(*args, **kwargs) inside namespace ns and return its result (or raise its error).
-    An idle worker thread takes the call (a new one when none is idle: calls from several
-    threads, or from inside a call, run at once)."""
-    if ns.inode == os.stat("/proc/self/ns/net").st_ino:
+    In a thread of hopping() the thread itself enters ns and comes back; elsewhere an idle
+    worker thread takes the call (a new one when none is idle: calls from several threads,
+    or from inside a call, run at once)."""
+    if ns.inode == os.stat("/proc/thread-self/ns/net").st_ino:
         return fn(*args, **kwargs)
+    if getattr(_HOPPING, "on", False):
+        back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            failed = _enter(ns)
+            if failed is not None:
+                raise failed
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _setns(back)
+        finally:
+            os.close(back)
     with _IDLE_LOCK:
         worker = _IDLE.pop() if _IDLE else None
     if worker is None:
@@ -259,6 +275,27 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     done.acquire()
     worker.jobs.put((ns, fn, args, kwargs, box, done))
     done.acquire()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def hopping(fn: Callable[..., T], *args, **kwargs) -> T:
+    """fn(*args, **kwargs) run by a thread of its own that enters namespaces itself when fn
+    calls call_in: a hand-over to another thread and back costs 0.3 ms on a VM, and path
+    discovery on a host with a thousand containers makes thousands of calls."""
+    box: dict = {}
+
+    def runner() -> None:
+        _HOPPING.on = True
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=runner, name="netns:hopping", daemon=True)
+    t.start()
+    t.join()
     if "error" in box:
         raise box["error"]
     return box["value"]

@@ -137,62 +137,100 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,
 
 def probe_nameservers(containers: list, timeout: float = 1.0) -> list:
     """For each (namespace, resolv.conf text), one query per nameserver (for ".", type NS):
-    does anything answer at all? [{"server", "answered", "rcode", "error"}] per container.
+    does anything answer at all? [{"server", "answered", "rcode", "error"}] per container."""
+    return NameserverProbe(containers, timeout).results()
 
-    Every query is sent at once, each from a socket opened in its container's namespace (a
-    socket keeps the namespace it was made in), and one loop waits for all of them: the
-    whole probe costs one timeout, however many containers have a silent nameserver."""
-    import selectors
 
-    results = [[] for _ in containers]
-    waiting = {}  # socket -> (container index, result index, txid)
-    opened = []
-    sel = selectors.DefaultSelector()
-    try:
-        todo = [(i, ns, parse_resolv_conf(conf_text or "").nameservers)
-                for i, (ns, conf_text) in enumerate(containers)]
-        todo = [t for t in todo if t[2]]
-        # One thread enters every namespace in turn and sends from each (a socket keeps
-        # the namespace it was made in).
-        sent_all = netns.call_in_each([(ns, _send_probes, (servers,)) for _, ns, servers in todo])
-        for (i, ns, servers), sent_each in zip(todo, sent_all):
-            if isinstance(sent_each, BaseException):
-                sent_each = [sent_each if isinstance(sent_each, OSError)
-                             else OSError(str(sent_each))] * len(servers)
-            for server, sent in zip(servers, sent_each):
-                results[i].append({"server": server, "answered": False, "rcode": None,
-                                   "error": None})
-                if isinstance(sent, OSError):
-                    results[i][-1]["error"] = sent.strerror or str(sent)
-                    continue
-                sock, txid = sent
-                opened.append(sock)
-                waiting[sock] = (i, len(results[i]) - 1, txid)
-                sel.register(sock, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        while waiting and time.monotonic() < deadline:
-            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
-                sock = key.fileobj
-                i, j, txid = waiting[sock]
-                try:
-                    answer = parse_response(sock.recv(4096))
-                except (OSError, ParseError) as e:
-                    answer, error = None, getattr(e, "strerror", None) or str(e)
-                else:
-                    if answer.txid != txid:
-                        continue  # not the answer to this question: keep waiting
-                    error = None
-                results[i][j].update(answered=answer is not None, error=error,
-                                     rcode=answer.rcode if answer else None)
-                sel.unregister(sock)
-                del waiting[sock]
-        for i, j, _ in waiting.values():
-            results[i][j]["error"] = f"no answer within {timeout:g} s"
-    finally:
-        sel.close()
-        for sock in opened:
-            sock.close()
-    return results
+class NameserverProbe:
+    """probe_nameservers, begun: the queries are sent at once by a thread of its own, each
+    from a socket opened in its container's namespace (a socket keeps the namespace it was
+    made in), while the caller goes on; results() waits for what is left of one timeout,
+    however many containers have a silent nameserver. Answers that come meanwhile wait in
+    their sockets."""
+
+    def __init__(self, containers: list, timeout: float = 1.0):
+        import threading
+
+        self.timeout = timeout
+        self._results = [[] for _ in containers]
+        self._todo = [(i, ns, parse_resolv_conf(conf_text or "").nameservers)
+                      for i, (ns, conf_text) in enumerate(containers)]
+        self._todo = [t for t in self._todo if t[2]]
+        self._sent: list = []
+        self._sent_at = time.monotonic()
+        self._sender = threading.Thread(target=self._send, name="dns-probe", daemon=True)
+        self._sender.start()
+
+    def _send(self) -> None:
+        try:
+            # One thread enters every namespace in turn and sends from each.
+            self._sent = netns.call_in_each([(ns, _send_probes, (servers,))
+                                             for _, ns, servers in self._todo])
+        finally:
+            self._sent_at = time.monotonic()
+
+    def results(self) -> list:
+        import selectors
+
+        self._sender.join()
+        results = self._results
+        waiting = {}  # socket -> (container index, result index, txid)
+        opened = []
+        sel = selectors.DefaultSelector()
+        try:
+            for (i, ns, servers), sent_each in zip(self._todo, self._sent):
+                if isinstance(sent_each, BaseException):
+                    sent_each = [sent_each if isinstance(sent_each, OSError)
+                                 else OSError(str(sent_each))] * len(servers)
+                for server, sent in zip(servers, sent_each):
+                    results[i].append({"server": server, "answered": False, "rcode": None,
+                                       "error": None})
+                    if isinstance(sent, OSError):
+                        results[i][-1]["error"] = sent.strerror or str(sent)
+                        continue
+                    sock, txid = sent
+                    opened.append(sock)
+                    waiting[sock] = (i, len(results[i]) - 1, txid)
+                    sel.register(sock, selectors.EVENT_READ)
+            deadline = self._sent_at + self.timeout
+            while waiting:
+                ready = sel.select(max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                for key, _ in ready:
+                    sock = key.fileobj
+                    i, j, txid = waiting[sock]
+                    try:
+                        answer = parse_response(sock.recv(4096))
+                    except BlockingIOError:
+                        continue
+                    except (OSError, ParseError) as e:
+                        answer, error = None, getattr(e, "strerror", None) or str(e)
+                    else:
+                        if answer.txid != txid:
+                            continue  # not the answer to this question: keep waiting
+                        error = None
+                    results[i][j].update(answered=answer is not None, error=error,
+                                         rcode=answer.rcode if answer else None)
+                    sel.unregister(sock)
+                    del waiting[sock]
+            for i, j, _ in waiting.values():
+                results[i][j]["error"] = f"no answer within {self.timeout:g} s"
+        finally:
+            sel.close()
+            for sock in opened:
+                sock.close()
+            self._sent = []
+        return results
+
+    def close(self) -> None:
+        """Give up on the answers (when the caller failed first): close every socket."""
+        self._sender.join()
+        for sent_each in self._sent:
+            for sent in sent_each if isinstance(sent_each, list) else ():
+                if isinstance(sent, tuple):
+                    sent[0].close()
+        self._sent = []
 
 
 def _send_probes(servers: tuple) -> list:

@@ -1,8 +1,9 @@
 """take(targets) -> Snapshot: read the host and its containers once (pipeline stage 1).
 
-Namespaces are read 8 at a time; each target's path is discovered; containers whose
-namespace may filter get their own rules dumped; each container's nameservers get one DNS
-query (the only packets `checks` sends; skipped with probe_dns=False).
+Namespaces are read over rtnetlink by one thread entering each in turn; each container's
+nameservers get one DNS query (the only packets `checks` sends; skipped with
+probe_dns=False), answered while each target's path is discovered and the rules are read;
+containers whose namespace may filter get their own rules dumped.
 """
 
 from __future__ import annotations
@@ -40,7 +41,23 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     me = netns.own()
     read.prefetch([me] + [t.netns for t in targets])
     read(me)
+    conf_texts = [_read_text(t.resolv_conf) for t in targets]
+    # The nameservers are asked now, once every namespace is read (the queries make
+    # neighbour entries), and answer while the paths are walked.
+    probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts))) \
+        if probe_dns and targets else None
+    try:
+        # one thread walks every path, entering each namespace itself
+        return netns.hopping(_take, targets, destination, strict, toward, tell, read, me,
+                             conf_texts, probe)
+    finally:
+        if probe is not None:
+            probe.close()
+
+
+def _take(targets, destination, strict, toward, tell, read, me, conf_texts, probe):
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
+    probed = []  # each container's index among targets
     for done, t in enumerate(targets):
         tell("reading containers", done, len(targets))
         try:
@@ -54,7 +71,7 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
         host_inode = host["inode"] if host else None
         if host_inode is not None and host_inode not in host_inodes:
             host_inodes[host_inode] = netns.open_path(host["path"], host.get("name"))
-        conf_text = _read_text(t.resolv_conf)
+        conf_text = conf_texts[done]
         listeners = None
         if t.ports:  # what listens behind a published port
             try:
@@ -65,13 +82,9 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
             target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
             host_inode=host_inode, resolv_conf=conf_text, listeners=listeners))
         probe_from.append(t.netns)
+        probed.append(done)
     tell("reading containers", len(targets), len(targets))
     containers = _with_own_rules(containers, probe_from, problems, me.inode)
-    if probe_dns and containers:
-        tell("asking their nameservers", 0, 1)
-        probes = resolver.probe_nameservers(
-            [(ns, c.resolv_conf) for ns, c in zip(probe_from, containers)])
-        containers = [replace(c, dns_probe=p) for c, p in zip(containers, probes)]
     hosts = {}
     tell("reading the hosts' rules", 0, 1)
     flanneld = gather.flanneld_processes()  # once for every host of the snapshot
@@ -87,6 +100,10 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:
             problems.append(f"host {ns.label}: {e}")
+    if probe is not None and containers:
+        tell("asking their nameservers", 0, 1)
+        answers = probe.results()
+        containers = [replace(c, dns_probe=answers[i]) for c, i in zip(containers, probed)]
     meta = dict(gather.machine_facts(), netdoctor=__version__)
     return Snapshot(hosts=hosts, containers=tuple(containers), own_inode=me.inode,
                     destination=destination or DEFAULT_DESTINATION, meta=meta,

@@ -9,7 +9,7 @@ Nodes are ("netns", inode) and ("if", inode, ifindex). Edges carry a `rel`:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Optional
 
 from ..facts.namespace import Link, NamespaceSnapshot
@@ -133,11 +133,15 @@ class Hop:
         )
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        # every field is a scalar or a tuple of text: no deep copy (asdict) needed
+        d = {name: getattr(self, name) for name in _HOP_FIELDS}
         d["addresses"] = list(self.addresses)
         d["netns"] = self.netns.get("name") or f"net:[{self.netns.get('inode')}]"
         d["netns_inode"] = self.netns.get("inode")
         return d
+
+
+_HOP_FIELDS = tuple(f.name for f in fields(Hop))
 
 
 def hop_at(g, node, role: str, via: Optional[str] = None) -> Hop:

@@ -39,4 +39,20 @@ def checks_json(snapshot, findings: list) -> str:
         "summary": summary(findings),
         "problems": list(snapshot.problems),
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return dumps(doc)
+
+
+def dumps(doc: dict) -> str:
+    """A document with a line per key and a line per item of its lists, each item compact:
+    readable and grep-able, and written by json's C encoder (indent= takes its pure-Python
+    one: 0.8 s for the findings of a thousand containers)."""
+    lines = ["{"]
+    for n, (key, value) in enumerate(doc.items()):
+        comma = "," if n < len(doc) - 1 else ""
+        if isinstance(value, list) and value:
+            lines.append(f"  {json.dumps(key)}: [")
+            lines += [f"    {json.dumps(item, default=str)}," for item in value[:-1]]
+            lines += [f"    {json.dumps(value[-1], default=str)}", f"  ]{comma}"]
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value, default=str)}{comma}")
+    return "\n".join(lines + ["}"]) + "\n"

@@ -48,8 +48,29 @@ def test_calls_run_inside_and_leave_nothing_pinned():
         assert all(seen[i] == {spaces[i % 3].inode} for i in range(6))
         # a call made from inside a call runs where it is sent, not where its caller is
         assert netns.call_in(spaces[0], netns.call_in, spaces[1], here) == spaces[1].inode
+        # ... and a call home from inside a namespace goes home (it ran where it was made)
+        home = os.stat("/proc/self/ns/net").st_ino
+        assert netns.call_in(spaces[0], netns.call_in, netns.own(), here) == home
         # no thread of this process is left inside any of them
         assert namespaces_of_my_threads() == {os.stat("/proc/self/ns/net").st_ino}
+    finally:
+        for n in names:
+            sh("ip", "netns", "del", n)
+
+
+def test_a_hopping_thread_enters_and_comes_back():
+    names = [unique("ndt-hop") for _ in range(2)]
+    for n in names:
+        sh("ip", "netns", "add", n)
+    try:
+        a, b = (netns.named(n) for n in names)
+
+        def walk():
+            return (here(), netns.call_in(a, here), netns.call_in(a, netns.call_in, b, here),
+                    netns.call_in(a, netns.call_in, netns.own(), here), here())
+        home = os.stat("/proc/self/ns/net").st_ino
+        assert netns.hopping(walk) == (home, a.inode, b.inode, home, home)
+        assert namespaces_of_my_threads() == {home}
     finally:
         for n in names:
             sh("ip", "netns", "del", n)

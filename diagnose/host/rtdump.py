@@ -173,7 +173,11 @@ def _text(raw: Optional[bytes]) -> Optional[str]:
 
 
 def _ip(raw: Optional[bytes]) -> Optional[str]:
-    return str(ipaddress.ip_address(bytes(raw))) if raw and len(raw) in (4, 16) else None
+    """An address as iproute2 prints it (inet_ntop: an IPv4-mapped IPv6 address keeps its
+    dotted quad)."""
+    if not raw or len(raw) not in (4, 16):
+        return None
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
 def _mac(raw: Optional[bytes]) -> Optional[str]:

@@ -242,10 +242,12 @@ class KernelTrace:
     def decisions(self) -> list:
         return self._parser.decisions
 
-    def _read(self) -> None:
-        """Parse what the kernel recorded since the last read into self.events."""
+    def _read(self, most: Optional[int] = None) -> None:
+        """Parse what the kernel recorded since the last read into self.events: at most
+        `most` reads of 64 KB (a flood of drops can fill the pipe faster than it is parsed;
+        the rest waits for the next look), all of it when None (tracing is off: it ends)."""
         chunks = [self._partial]
-        while True:
+        while most is None or len(chunks) <= most:
             try:
                 data = os.read(self._pipe, 1 << 16)
             except BlockingIOError:
@@ -263,7 +265,7 @@ class KernelTrace:
         if self._pipe is None:
             return []
         try:
-            self._read()
+            self._read(most=64)
         except OSError:
             pass
         return self.events

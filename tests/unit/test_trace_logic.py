@@ -517,3 +517,30 @@ def test_a_drop_on_a_device_the_request_had_already_passed_is_not_this_hosts():
          for i, (r, n) in enumerate(zip(roles, names))]
     v = V.decide(V.Case(hv, s, [], [("IP_INNOROUTES", "ip_error+0x94", "cni0")], [], flow, ()))
     assert v.kernel_drop_reason == "IP_INNOROUTES", v
+
+
+def test_a_flood_of_drop_events_does_not_hold_the_reader(monkeypatch):
+    """Under load with FORWARD dropping a flood, the kernel records a kfree_skb per packet
+    faster than they are parsed: reading until the pipe is empty never ended (the load
+    benchmark's trace ran for minutes and grew to 2 GB). One look reads a bounded amount;
+    the rest waits for the next."""
+    from netdoctor.capture import tracefs
+
+    line = (b"          <idle>-0       [001] ..s1.  1000.000001: kfree_skb: "
+            b"skbaddr=000000001234abcd protocol=2048 location=nf_hook_slow+0x9a "
+            b"reason: NETFILTER_DROP\n") * 400
+    reads = []
+
+    def endless(fd, n):
+        reads.append(n)
+        if len(reads) > 100_000:
+            raise AssertionError("the reader never stopped")
+        return line[:n]
+
+    kt = tracefs.KernelTrace((84,))
+    kt._pipe = 99
+    monkeypatch.setattr(tracefs.os, "read", endless)
+    kt.peek()
+    first = len(reads)
+    kt.peek()
+    assert first * len(line) <= 8 << 20 and len(reads) == 2 * first

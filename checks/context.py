@@ -118,6 +118,21 @@ def ipv6_disabled_keys(sysctls: dict, ifname: str) -> list:
     return [k for k in keys if sysctls.get(k) == "1"]
 
 
+def flannel_intent(host) -> Optional[dict]:
+    """A host's flannel intent when it describes that host, as networks: {network, own
+    (this node's subnet), source}; None without one. A subnet file read for a namespace
+    that holds no address of its node subnet is another node's."""
+    f = ((host.intent or {}) if host is not None else {}).get("flannel") or {}
+    if "network" not in f or host is None:
+        return None
+    own = ipaddress.ip_interface(f["subnet"]).network
+    if not any(a.family == "inet" and ipaddress.ip_address(a.local) in own
+               for link in host.namespace.links for a in link.addresses):
+        return None
+    return {"network": ipaddress.ip_network(f["network"], strict=False), "own": own,
+            "source": f["source"]}
+
+
 @dataclass
 class HostContext:
     snapshot: object
@@ -321,18 +336,7 @@ class ContainerContext:
 
     @cached_property
     def flannel(self) -> Optional[dict]:
-        """The host's flannel intent when it describes this host, as networks:
-        {network, own (this node's subnet), source}; None without one. A subnet file read
-        for a namespace that holds no address of its node subnet is another node's."""
-        f = ((self.host.intent or {}) if self.host is not None else {}).get("flannel") or {}
-        if "network" not in f or self.host_ns is None:
-            return None
-        own = ipaddress.ip_interface(f["subnet"]).network
-        if not any(a.family == "inet" and ipaddress.ip_address(a.local) in own
-                   for link in self.host_ns.links for a in link.addresses):
-            return None
-        return {"network": ipaddress.ip_network(f["network"], strict=False), "own": own,
-                "source": f["source"]}
+        return flannel_intent(self.host)
 
     @cached_property
     def inbound(self) -> list:

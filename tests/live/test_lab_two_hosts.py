@@ -120,6 +120,28 @@ def test_a_far_host_fault_is_found_on_the_peer(vxlan, fault, cause, far_stop, di
         cause, far_stop, direction), v
 
 
+@VXLAN
+@pytest.mark.parametrize("fault, missing", [
+    ("fdb-missing", "no FDB entry for"),
+    ("neighbour-missing", "no usable neighbour entry for 10.244.0.0"),
+    # the subnet file (as the far host's flanneld names it) says which route must exist
+    ("peer-route-missing", "no route to 10.244.0.0/24 via 10.244.0.0"),
+])
+def test_every_peer_is_compared_on_every_host(vxlan, fault, missing):
+    """`checks --on` both hosts, no container asked about: each host's overlay entries are
+    compared peer by peer, and a fault that exists only on the far host is found there."""
+    assert netdoctor("lab", "break", fault, "--host", "1").returncode == 0
+    rc, fleet = on_host("checks", "--on", "192.168.77.1,192.168.77.2", "--ssh-config",
+                        SSH_CONFIG, "--no-dns-probe")
+    assert rc == 1, fleet
+    found = {h["host"].split("//")[-1]: [f for f in h["report"]["findings"]
+                         if f["id"] == "overlay-peer-incomplete"] for h in fleet["hosts"]}
+    assert found["192.168.77.1"] == [], found
+    f, = found["192.168.77.2"]
+    assert missing in f["message"] and f["evidence"]["peer"] == "10.244.0.0", f
+    assert f["subject"] == f"host {H1}" and f["verify"]
+
+
 @pytest.mark.parametrize("lab2", ["host-gw"], indirect=True)
 def test_host_gw_healthy_and_a_missing_peer_route(lab2):
     rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)

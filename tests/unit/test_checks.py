@@ -159,6 +159,12 @@ def _without_fdb(ns):
     return replace(ns, fdb=())
 
 
+def _fdb_to(ns, dst):
+    from dataclasses import replace
+
+    return replace(ns, fdb=tuple(replace(e, dst=dst) for e in ns.fdb))
+
+
 def _without_tunnel_neighbours(ns):
     from dataclasses import replace
 
@@ -309,6 +315,14 @@ CASES = {
             "iptables-nft", "ip"), name=POD), POD_SUBJECT)],
     "vxlan-neighbour-missing": [("neighbour deleted", _flannel(_without_tunnel_neighbours),
                                  POD_SUBJECT)],
+    "overlay-peer-incomplete": [
+        ("the peer's FDB entry deleted", _flannel(_without_fdb), "host " + FLANNEL_HOST),
+        ("the peer's neighbour deleted", _flannel(_without_tunnel_neighbours),
+         "host " + FLANNEL_HOST),
+        ("the peer's route deleted, the subnet file read",
+         _flannel_intent(FLANNEL, route_to_peer=False), "host " + FLANNEL_HOST),
+        ("the peer's FDB entry sends to this host", _flannel(lambda ns: _fdb_to(
+            ns, "192.168.77.1")), "host " + FLANNEL_HOST)],
     "vxlan-checksum-offload": [("offload on, UDP checksum errors counted",
                                 _flannel_offloads(errors=7), "host " + FLANNEL_HOST)],
     "peer-route-missing": [("flannel's route to the peer's pod subnet deleted",
@@ -876,3 +890,17 @@ def test_an_input_policy_alone_is_no_published_port_note():
     snap = _published(user_rule="-A INPUT -p tcp -m tcp --dport 22 -j DROP\n")
     assert "published-port-bypasses-input" not in ids(run_checks(snap))
     assert "published-port-bypasses-input" not in ids(run_checks(PUBLISHED))
+
+
+def test_a_removed_nodes_leftover_fdb_entry_is_info_only():
+    """Every peer wired in full, plus an FDB entry for a MAC no peer has: a removed node's
+    leftover, said as info; nothing is broken."""
+    from dataclasses import replace
+
+    from netdoctor.diagnose.facts.namespace import FdbEntry
+
+    snap = _flannel(lambda ns: replace(ns, fdb=ns.fdb + (FdbEntry(
+        dev="flannel.1", mac="02:00:00:00:00:99", dst="192.168.77.9", state="permanent"),)))
+    found = [f for f in run_checks(snap) if f.id == "overlay-peer-incomplete"]
+    assert [(f.severity, f.evidence["stale_fdb"]) for f in found] == [
+        ("info", {"02:00:00:00:00:99": ["192.168.77.9"]})]

@@ -133,6 +133,18 @@ def flannel_intent(host) -> Optional[dict]:
             "source": f["source"]}
 
 
+def bgp_intent(host) -> Optional[dict]:
+    """A host's BGP intent (its BIRD's configuration), as networks: {pools, blocks (this
+    node's), peers, source, socket}; None without one (or one that could not be read)."""
+    b = ((host.intent or {}) if host is not None else {}).get("bgp") or {}
+    if "pools" not in b:
+        return None
+    return {"pools": [ipaddress.ip_network(p, strict=False) for p in b["pools"]],
+            "blocks": [ipaddress.ip_network(p, strict=False) for p in b.get("blocks", ())],
+            "peers": [p["address"] for p in b.get("peers", ())], "source": b["source"],
+            "socket": b.get("socket")}
+
+
 @dataclass
 class HostContext:
     snapshot: object
@@ -337,6 +349,10 @@ class ContainerContext:
     @cached_property
     def flannel(self) -> Optional[dict]:
         return flannel_intent(self.host)
+
+    @cached_property
+    def bgp(self) -> Optional[dict]:
+        return bgp_intent(self.host)
 
     @cached_property
     def inbound(self) -> list:

@@ -6,20 +6,25 @@ from . import Check, register
 @register
 class PeerRouteMissing(Check):
     """The host has no route to a peer node's pod subnet that its overlay's intent says
-    exists (flannel: FLANNEL_NETWORK minus this node's FLANNEL_SUBNET)"""
+    exists (flannel: FLANNEL_NETWORK minus this node's FLANNEL_SUBNET; BGP: an IP pool of
+    BIRD's configuration minus this node's blocks)"""
 
     id = "peer-route-missing"
     severity = "error"
     scope = "host"
     runs_on = "container"
     tags = ("routing", "overlay")
-    blocks_at = (("request", "bridge"), ("request", "uplink"))
+    # where the host routes the pod's packet: its bridge, or (routed, as Calico) its veth
+    blocks_at = (("request", "bridge"), ("request", "host-veth"), ("request", "uplink"))
     precedence = 11  # before host-no-route (12): the missing peer route is why there is none
     needs = ("host-rules",)
 
     def run(self, ctx):
         flannel = ctx.flannel
-        if flannel is None or not ctx.destination or ":" in ctx.destination:
+        if not ctx.destination or ":" in ctx.destination:
+            return
+        if flannel is None:
+            yield from self._bgp(ctx)
             return
         network, own = flannel["network"], flannel["own"]
         dst = ipaddress.ip_address(ctx.destination)
@@ -44,6 +49,36 @@ class PeerRouteMissing(Check):
              "intent": flannel["source"]},
             "kubectl describe nodes | grep -e Name: -e PodCIDR  # which node holds "
             f"{peer}; then that node's and this node's flanneld logs", verify=True, peer_subnet=str(peer))
+
+
+    def _bgp(self, ctx):
+        bgp = ctx.bgp
+        if bgp is None:
+            return
+        dst = ipaddress.ip_address(ctx.destination)
+        pool = next((p for p in bgp["pools"] if dst in p), None)
+        if pool is None or any(dst in b for b in bgp["blocks"]):
+            return
+        covering = [r for r in ctx.host_ns.routes if r.family == "inet" and r.table == "main"
+                    and r.dst != "default" and _covers(r.dst, dst)
+                    and ipaddress.ip_network(r.dst, strict=False).prefixlen > pool.prefixlen]
+        if covering:
+            return
+        peers = ", ".join(bgp["peers"]) or "none configured"
+        blocks = ", ".join(str(b) for b in bgp["blocks"]) or "none"
+        birdcl = "birdcl" + (f" -s {bgp['socket']}" if bgp["socket"] else "")
+        yield self.finding(
+            ctx, f"{ctx.vars['host_ns']} has no route to the block that holds {dst}: it is in "
+                 f"the IP pool {pool} ({bgp['source']}), not in this node's blocks ({blocks}), "
+                 f"so BIRD is to learn its route from a BGP peer ({peers}), and none is in the "
+                 f"kernel: the session with the node that owns it is down, or that node does "
+                 f"not export it. The packet follows "
+                 f"{'the default route' if ctx.host_ns.default_routes() else 'no route'} "
+                 f"instead",
+            {"ip_pool": str(pool), "node_blocks": [str(b) for b in bgp["blocks"]],
+             "bgp_peers": bgp["peers"], "intent": bgp["source"]},
+            "{in_host}" + birdcl + " show protocols  # is the session with each peer "
+            "Established?", verify=True, peer_subnet=str(pool))
 
 
 def _covers(prefix: str, address) -> bool:

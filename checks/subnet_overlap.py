@@ -22,8 +22,8 @@ class SubnetOverlap(Check):
             return
         for r in h.routes_overlapping(net):
             other = r.network
-            if r.dev in own or other.prefixlen == 32:
-                continue
+            if r.dev in own or other.prefixlen == 32 or r.type != "unicast":
+                continue  # a blackhole (Calico's own block) or unreachable routes nowhere
             yield self.finding(
                 ctx, f"{ctx.subject}'s network {net} overlaps {other} which "
                      f"{ctx.vars['host_ns']} routes via {r.dev}"

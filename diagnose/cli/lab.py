@@ -21,8 +21,9 @@ def up(shape: str = typer.Option("bridge", "--shape",
        hosts: int = typer.Option(1, "--hosts", help="1, or 2: two hosts on an underlay, "
                                                     "wired like flannel, each with sshd."),
        network: str = typer.Option("vxlan", "--network",
-                                   help="With --hosts 2: vxlan (flannel's VXLAN backend) or "
-                                        "host-gw (routes via the peer).")) -> None:
+                                   help="With --hosts 2: vxlan (flannel's VXLAN backend), "
+                                        "host-gw (routes via the peer) or bgp (Calico's "
+                                        "routes as BIRD writes them).")) -> None:
     """Create the lab (namespaces ndlab-*), healthy, with DNS and HTTP in its internet; with
     --hosts 2, the two-host overlay lab (namespaces ndlab2-*)."""
     from ..lab import control, layout

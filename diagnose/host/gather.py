@@ -387,9 +387,12 @@ def read_tc_hooks(ns: netns.Netns) -> Optional[dict]:
 FLANNEL_SUBNET_FILE = "/run/flannel/subnet.env"
 
 
-def flanneld_processes() -> list:
-    """(pid, argv) of every process whose command is flanneld: one look through /proc for
-    all the hosts of a snapshot."""
+AGENTS = ("flanneld", "bird", "bird6")  # the overlay agents whose intent is read
+
+
+def overlay_agents() -> list:
+    """(pid, argv) of every process whose command is an overlay agent (flanneld, BIRD): one
+    look through /proc for all the hosts of a snapshot."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -399,41 +402,94 @@ def flanneld_processes() -> list:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == b"flanneld":
+        if argv and os.path.basename(argv[0]).decode(errors="replace") in AGENTS:
             out.append((int(entry), [a.decode(errors="replace") for a in argv if a]))
     return out
 
 
-def _subnet_file(argv: list) -> str:
+def _option(argv: list, name: str, default: str = "") -> str:
+    """The value of a command-line option, given as `NAME VALUE` (or `--NAME=VALUE`); the
+    last one, as getopt and Go's flag package take it."""
+    value = default
     for i, a in enumerate(argv):
-        if a.startswith("--subnet-file="):
-            return a.split("=", 1)[1]
-        if a == "--subnet-file" and i + 1 < len(argv):
-            return argv[i + 1]
-    return FLANNEL_SUBNET_FILE
+        if a == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif name.startswith("--") and a.startswith(name + "="):
+            value = a.split("=", 1)[1]
+    return value
 
 
-def read_intent(ns: netns.Netns, flanneld: list) -> Optional[dict]:
-    """What the overlay's control plane on this host says it programmed: flannel's subnet
-    file, as the flanneld of this namespace (among flanneld_processes()) sees it (through
-    /proc/PID/root, so a flanneld in a pod is read in its own mount namespace), else the
-    host's /run/flannel/subnet.env. None when there is neither."""
-    for pid, argv in flanneld:
-        try:
-            if os.stat(f"/proc/{pid}/ns/net").st_ino != ns.inode:
-                continue
-            path = _subnet_file(argv)
-            with open(f"/proc/{pid}/root{path}", encoding="ascii", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        return _flannel(text, f"{path}, as flanneld (pid {pid}) sees it")
+def _subnet_file(argv: list) -> str:
+    return _option(argv, "--subnet-file", FLANNEL_SUBNET_FILE)
+
+
+def _in_namespace(pid: int, ns: netns.Netns) -> bool:
     try:
-        with open(FLANNEL_SUBNET_FILE, encoding="ascii", errors="replace") as f:
-            text = f.read()
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == ns.inode
     except OSError:
-        return None
-    return _flannel(text, FLANNEL_SUBNET_FILE)
+        return False
+
+
+def read_intent(ns: netns.Netns, agents: list) -> Optional[dict]:
+    """What the overlay's control plane on this host says it programmed. flannel: its subnet
+    file, as the flanneld of this namespace (among overlay_agents()) sees it (through
+    /proc/PID/root, so a flanneld in a pod is read in its own mount namespace), else the
+    host's /run/flannel/subnet.env. BGP: the configuration of the BIRD of this namespace
+    (Calico's), with the files it includes. None when there is neither."""
+    out: dict = {}
+    for pid, argv in agents:
+        if not _in_namespace(pid, ns):
+            continue
+        name = os.path.basename(argv[0])
+        if name == "flanneld" and "flannel" not in out:
+            path = _subnet_file(argv)
+            try:
+                with open(f"/proc/{pid}/root{path}", encoding="ascii", errors="replace") as f:
+                    out.update(_flannel(f.read(), f"{path}, as flanneld (pid {pid}) sees it"))
+            except OSError:
+                continue
+        elif name in ("bird", "bird6") and "bgp" not in out:
+            bgp = _bird(pid, _option(argv, "-c", BIRD_CONFIG), _option(argv, "-s"))
+            if bgp is not None:
+                out["bgp"] = bgp
+    if "flannel" not in out:
+        try:
+            with open(FLANNEL_SUBNET_FILE, encoding="ascii", errors="replace") as f:
+                out.update(_flannel(f.read(), FLANNEL_SUBNET_FILE))
+        except OSError:
+            pass
+    return out or None
+
+
+BIRD_CONFIG = "/etc/bird/bird.conf"
+
+
+def _bird(pid: int, path: str, socket_path: str) -> Optional[dict]:
+    """A BIRD's configuration (and what it includes, relative to its folder), parsed."""
+    from ..parse.bird_conf import includes, parse_bird_config
+
+    root = f"/proc/{pid}/root"
+    texts, todo, seen = [], [path], set()
+    while todo and len(seen) < 32:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            with open(root + name, encoding="utf-8", errors="replace") as f:
+                text = f.read(1 << 20)
+        except OSError:
+            if name == path:
+                return None  # not readable: no intent, rather than a wrong one
+            continue
+        texts.append(text)
+        todo += [i if i.startswith("/") else os.path.join(os.path.dirname(name), i)
+                 for i in includes(text)]
+    source = f"{path}, as bird (pid {pid}) sees it"
+    try:
+        return dict(parse_bird_config(texts), source=source, socket=socket_path or None)
+    except ParseError as e:
+        return {"error": str(e), "source": source}
 
 
 def _flannel(text: str, source: str) -> dict:

@@ -10,10 +10,17 @@ reach over real SSH.
 and, per peer, the route `10.244.M.0/24 via 10.244.M.0 dev flannel.1 onlink`, a PERMANENT
 neighbour for the peer's VTEP MAC and an FDB entry sending that MAC to the peer's underlay
 address. --network host-gw: the route `10.244.M.0/24 via <peer's underlay address>`.
+--network bgp: wired as Calico wires its nodes without encapsulation: no bridge, the pod's
+/32 behind a `cali0` veth answered by proxy ARP for 169.254.1.1, this node's block
+`blackhole 10.244.N.0/26 proto bird` and the peer's `10.244.M.0/26 via <peer's underlay
+address> proto bird`, as BIRD writes what it learns over BGP.
 
 Each host has the intent flannel writes, /run/flannel/subnet.env as its flanneld sees it:
 here a file per host, named by a stand-in `flanneld` process in the host's namespace (its
-`--subnet-file`), which is how netdoctor finds a real flanneld's file. The underlay NICs have
+`--subnet-file`), which is how netdoctor finds a real flanneld's file. With bgp, a stand-in
+`bird` process names its configuration (`-c`), written as Calico's confd writes it (the BGP
+peer, this node's block, the IP pool); no BGP session runs: the routes are written as BIRD
+would write them. The underlay NICs have
 different names: tracepoints carry no namespace, and two hosts on one kernel would otherwise
 share a device name. The underlay is a veth pair between the two namespaces: nothing of it
 reaches the machine's own interfaces.
@@ -40,7 +47,9 @@ NICS = ("eth0", "ens4")
 UNDERLAY = ("192.168.77.1", "192.168.77.2")
 FLANNEL_NETWORK = "10.244.0.0/16"
 VTEP, VNI, VXLAN_PORT, MTU = "flannel.1", 1, 8472, 1450
-NETWORKS = ("vxlan", "host-gw")
+NETWORKS = ("vxlan", "host-gw", "bgp")
+BGP_AS, CALICO_GATEWAY, CALICO_VETH = 64512, "169.254.1.1", "cali0"
+UNDERLAY_ROUTER = "192.168.77.254"  # no one: the underlay has no way out
 STATE_DIR = "/run/netdoctor/lab2"
 SSH_CONFIG = os.path.join(STATE_DIR, "ssh_config")
 
@@ -51,6 +60,15 @@ def pod_ip(i: int) -> str:
 
 def subnet(i: int) -> str:
     return f"10.244.{i}.0/24"
+
+
+def block(i: int) -> str:
+    """Host i's Calico IPAM block (with --network bgp)."""
+    return f"10.244.{i}.0/26"
+
+
+def bird_config(i: int) -> str:
+    return os.path.join(STATE_DIR, HOSTS[i], "bird.cfg")
 
 
 def subnet_file(i: int) -> str:
@@ -87,6 +105,8 @@ def _require_programs() -> None:
 def _wire(network: str) -> None:
     h0, h1 = HOSTS
     _ip(h0, "link", "add", NICS[0], "type", "veth", "peer", "name", NICS[1], "netns", h1)
+    if network == "bgp":
+        return _wire_calico()
     for i, (h, pod) in enumerate(zip(HOSTS, PODS)):
         _ip(h, "link", "set", "lo", "up")
         _ip(pod, "link", "set", "lo", "up")
@@ -109,6 +129,27 @@ def _wire(network: str) -> None:
     configure_peers(network)
 
 
+def _wire_calico() -> None:
+    for i, (h, pod) in enumerate(zip(HOSTS, PODS)):
+        _ip(h, "link", "set", "lo", "up")
+        _ip(pod, "link", "set", "lo", "up")
+        _ip(h, "addr", "add", f"{UNDERLAY[i]}/24", "dev", NICS[i])
+        _ip(h, "link", "set", NICS[i], "up")
+        _ip(h, "link", "add", CALICO_VETH, "type", "veth", "peer", "name", "eth0", "netns", pod)
+        _ip(h, "link", "set", CALICO_VETH, "up")
+        control._sysctl(h, f"net.ipv4.conf.{CALICO_VETH}.proxy_arp", "1")
+        _ip(h, "route", "add", f"{pod_ip(i)}/32", "dev", CALICO_VETH, "scope", "link")
+        _ip(pod, "addr", "add", f"{pod_ip(i)}/32", "dev", "eth0")
+        _ip(pod, "link", "set", "eth0", "up")
+        _ip(pod, "route", "add", CALICO_GATEWAY, "dev", "eth0", "scope", "link")
+        _ip(pod, "route", "add", "default", "via", CALICO_GATEWAY, "dev", "eth0")
+        # A node's default route (its router, absent here): proxy ARP answers for
+        # 169.254.1.1 only with a route to it that leaves by another device.
+        _ip(h, "route", "add", "default", "via", UNDERLAY_ROUTER, "dev", NICS[i], "onlink")
+        control._sysctl(h, "net.ipv4.ip_forward", "1")
+    configure_peers("bgp")
+
+
 def _vtep_mac(i: int) -> str:
     out = command.run(["ip", "-n", HOSTS[i], "-j", "link", "show", VTEP], check=True).stdout
     return json.loads(out)[0]["address"]
@@ -123,6 +164,11 @@ def configure_peers(network: str) -> None:
         command.run(["ip", "netns", "exec", h, "iptables", "-F", "INPUT"], check=False)
         if network == "host-gw":
             _ip(h, "route", "replace", subnet(j), "via", UNDERLAY[j], "dev", NICS[i])
+            continue
+        if network == "bgp":  # as BIRD writes this node's block and what it learnt
+            _ip(h, "route", "replace", "blackhole", block(i), "proto", "bird")
+            _ip(h, "route", "replace", block(j), "via", UNDERLAY[j], "dev", NICS[i], "proto",
+                "bird")
             continue
         _ip(h, "link", "set", VTEP, "up", "mtu", str(MTU))
         _ip(h, "route", "replace", subnet(j), "via", f"10.244.{j}.0", "dev", VTEP, "onlink")
@@ -140,6 +186,46 @@ def _write_subnet_files() -> None:
         with open(subnet_file(i), "w", encoding="ascii") as f:
             f.write(f"FLANNEL_NETWORK={FLANNEL_NETWORK}\nFLANNEL_SUBNET=10.244.{i}.1/24\n"
                     f"FLANNEL_MTU={MTU}\nFLANNEL_IPMASQ=true\n")
+
+
+def _write_intent(network: str) -> None:
+    if network == "bgp":
+        _write_bird_configs()
+    else:
+        _write_subnet_files()
+
+
+def _write_bird_configs() -> None:
+    """Each host's BIRD configuration, in the files Calico's confd writes."""
+    for i in (0, 1):
+        folder = os.path.dirname(bird_config(i))
+        os.makedirs(folder, exist_ok=True)
+        peer = UNDERLAY[1 - i]
+        files = {
+            "bird.cfg": f'include "bird_aggr.cfg";\ninclude "bird_ipam.cfg";\n'
+                        f"router id {UNDERLAY[i]};\n"
+                        f"protocol bgp Mesh_{peer.replace('.', '_')} {{\n"
+                        f"  neighbor {peer} as {BGP_AS};\n  import all;\n"
+                        f"  export filter calico_export_to_bgp_peers;\n}}\n",
+            "bird_aggr.cfg": f"protocol static {{\n  # IP blocks for this host.\n"
+                             f"  route {block(i)} blackhole;\n}}\n",
+            "bird_ipam.cfg": f"filter calico_export_to_bgp_peers {{\n"
+                             f"  if ( net ~ {FLANNEL_NETWORK} ) then {{ accept; }}\n"
+                             f"  reject;\n}}\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(folder, name), "w", encoding="ascii") as f:
+                f.write(text)
+
+
+def _stand_in_bird(i: int) -> int:
+    """A process whose command line reads as Calico's BIRD's (argv[0] `bird`, `-c` its
+    configuration): what netdoctor looks for to find a host's BGP intent. (The first -c
+    is the interpreter's; BIRD, like getopt, takes the last.)"""
+    return control._start_in_inet(
+        ["bird", "-c", "import signal; signal.pause()", "-R", "-s",
+         os.path.join(STATE_DIR, f"bird-{i}.ctl"), "-d", "-c", bird_config(i)],
+        f"bird-{i}.log", HOSTS[i], STATE_DIR, sys.executable)
 
 
 def _stand_in_flanneld(i: int) -> int:
@@ -187,7 +273,10 @@ def ensure_services(state: dict) -> dict:
             if not control._wait_listening(22, "tcp", 10.0, HOSTS[i]):
                 raise LabStateError(f"sshd did not start in {HOSTS[i]}; see "
                                     f"{os.path.join(STATE_DIR, f'sshd-{i}.log')}")
-        if not control._pid_alive(services.get(f"flanneld-{i}"), "--subnet-file"):
+        if state.get("network") == "bgp":
+            if not control._pid_alive(services.get(f"bird-{i}"), "bird.cfg"):
+                services[f"bird-{i}"] = _stand_in_bird(i)
+        elif not control._pid_alive(services.get(f"flanneld-{i}"), "--subnet-file"):
             services[f"flanneld-{i}"] = _stand_in_flanneld(i)
     return dict(state, services=services)
 
@@ -209,7 +298,7 @@ def up(network: str = "vxlan") -> tuple:
             command.run(["ip", "netns", "add", ns], check=True)
         _wire(network)
         _keys()
-        _write_subnet_files()
+        _write_intent(network)
         state = ensure_services({"created": time.time(), "network": network, "faults": []})
         _write_state(state)
     except BaseException:
@@ -235,7 +324,7 @@ def heal() -> dict:
     state = read_state() or {}
     network = state.get("network") or "vxlan"
     configure_peers(network)
-    _write_subnet_files()
+    _write_intent(network)
     state = ensure_services(dict(state, faults=[]))
     _write_state(state)
     return state
@@ -267,13 +356,18 @@ FAULTS = {
                           lambda i: _ip(HOSTS[i], "neigh", "del", f"10.244.{1 - i}.0", "dev",
                                         VTEP)),
     "peer-route-missing": ("the route to the peer's pod subnet is deleted", NETWORKS,
-                           lambda i: _ip(HOSTS[i], "route", "del", subnet(1 - i))),
+                           lambda i: _ip(HOSTS[i], "route", "del", block(1 - i)
+                                         if _network() == "bgp" else subnet(1 - i))),
     "vxlan-port-blocked": (f"INPUT drops UDP {VXLAN_PORT} (the overlay's port)", ("vxlan",),
                            lambda i: _host_only(i, "iptables", "-A", "INPUT", "-p", "udp",
                                                 "--dport", str(VXLAN_PORT), "-j", "DROP")),
     "vxlan-down": (f"{VTEP} is set down", ("vxlan",),
                    lambda i: _ip(HOSTS[i], "link", "set", VTEP, "down")),
 }
+
+
+def _network() -> str:
+    return (read_state() or {}).get("network") or "vxlan"
 
 
 def break_(fault: str, host: int) -> str:

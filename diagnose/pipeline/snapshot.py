@@ -87,14 +87,14 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, prob
     containers = _with_own_rules(containers, probe_from, problems, me.inode)
     hosts = {}
     tell("reading the hosts' rules", 0, 1)
-    flanneld = gather.flanneld_processes()  # once for every host of the snapshot
+    agents = gather.overlay_agents()  # once for every host of the snapshot
     for inode, ns in host_inodes.items():
         try:
             facts = read(ns)
             tunnels = [l.name for l in facts.links if l.kind == "vxlan"]
             hosts[str(inode)] = HostFacts(facts, gather.read_netfilter(ns),
                                           gather.read_tc_hooks(ns),
-                                          gather.read_intent(ns, flanneld),
+                                          gather.read_intent(ns, agents),
                                           gather.read_offloads(ns, tunnels))
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess

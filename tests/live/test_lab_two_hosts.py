@@ -142,6 +142,35 @@ def test_every_peer_is_compared_on_every_host(vxlan, fault, missing):
     assert f["subject"] == f"host {H1}" and f["verify"]
 
 
+@pytest.mark.parametrize("lab2", ["bgp"], indirect=True)
+def test_bgp_healthy_and_a_route_bird_did_not_write(lab2):
+    """Calico without encapsulation: /32 pods behind cali0, the blocks BIRD writes. The
+    intent is the BIRD configuration the host's bird process names (-c)."""
+    rc, doc, v = trace()
+    assert rc == 0 and v["reachable"], v
+    assert [h["role"] for h in doc["hops"]] == ["container", "host-veth", "uplink"]
+    rc, doc = on_host("checks", POD0, "--dest", POD1, "--no-dns-probe")
+    assert rc == 0 and doc["findings"] == [], doc["findings"]  # no overlap with its block
+    try:
+        assert netdoctor("lab", "break", "peer-route-missing", "--host", "0").returncode == 0
+        rc, doc, v = trace()
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("peer-route-missing",
+                                                             "host-veth"), v
+        f = next(f for f in doc["findings"] if f["id"] == "peer-route-missing")
+        assert (f["evidence"]["ip_pool"], f["evidence"]["node_blocks"],
+                f["evidence"]["bgp_peers"]) == ("10.244.0.0/16", ["10.244.0.0/26"],
+                                                ["192.168.77.2"]), f
+        assert "birdcl -s /run/netdoctor/lab2/bird-0.ctl show protocols" in f["verify"]
+        # The far host's missing route, found there by its own checks.
+        assert netdoctor("lab", "heal").returncode == 0
+        assert netdoctor("lab", "break", "peer-route-missing", "--host", "1").returncode == 0
+        rc, doc = on_host("checks", "netns:ndlab2-pod1", "--dest", "10.244.0.2",
+                          "--no-dns-probe", host=H1)
+        assert rc == 1 and "peer-route-missing" in {f["id"] for f in doc["findings"]}
+    finally:
+        assert netdoctor("lab", "heal").returncode == 0
+
+
 @pytest.mark.parametrize("lab2", ["host-gw"], indirect=True)
 def test_host_gw_healthy_and_a_missing_peer_route(lab2):
     rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)

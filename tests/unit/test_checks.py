@@ -904,3 +904,12 @@ def test_a_removed_nodes_leftover_fdb_entry_is_info_only():
     found = [f for f in run_checks(snap) if f.id == "overlay-peer-incomplete"]
     assert [(f.severity, f.evidence["stale_fdb"]) for f in found] == [
         ("info", {"02:00:00:00:00:99": ["192.168.77.9"]})]
+
+
+def test_a_blackhole_for_the_nodes_own_block_is_no_overlap():
+    """Calico's BIRD writes `blackhole <this node's block> proto bird` around the pods' /32
+    routes: nothing is routed elsewhere ("routes via None" was a subnet-overlap warning on
+    every Calico pod)."""
+    snap = E.edit_host_ns(ROUTED, lambda ns: E.routes(ns, add=(E.route(
+        "172.29.0.0/26", None, type_="blackhole"),)))
+    assert "subnet-overlap" not in ids(run_checks(snap), "lab:test")

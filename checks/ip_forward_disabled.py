@@ -10,7 +10,12 @@ class IpForwardDisabled(Check):
     severity = "error"
     scope = "host"
     tags = ("forwarding", "sysctl", "path")
-    blocks_at = (("request", "bridge"),)
+    # Bridged, the host drops the packet its bridge received; with routed veths (Calico,
+    # ptp) it does not even answer ARP for the containers' gateway by proxy (the kernel
+    # proxies only where it forwards): nothing leaves the container, or, with the gateway
+    # still in its neighbour table, the host veth is the last hop.
+    blocks_at = (("request", "bridge"), ("request", None), ("request", "container"),
+                 ("request", "host-veth"))
     precedence = 10
 
     def run(self, ctx):

@@ -53,6 +53,8 @@ def test_each_shape_is_healthy_from_path_to_trace(shaped):
 CASES = {
     "routed": [("route-missing", "container-route-missing"),
                ("proxy-arp-off", "proxy-arp-off"),
+               # the kernel answers ARP by proxy only where it forwards: nothing leaves
+               ("ip-forward-off", "ip-forward-disabled"),
                ("forward-drop", "forward-dropped"),
                ("nat-missing", "nat-missing"),
                ("veth-down", "veth-down")],

@@ -30,8 +30,8 @@ class VxlanDeviceDown(Check):
                    if l["netns"] == ctx.vars["host_ns"]]
         if not lookups or lookups[-1].get("dev"):
             return
-        for link in ctx.host_ns.links:
-            if link.kind == "vxlan" and not link.up:
+        for link in ctx.host_ns.tunnels:
+            if not link.up:
                 yield self._down(ctx, link, " (the kernel removed its routes: the host has no "
                                             f"route to {ctx.destination} any more)")
 

@@ -277,6 +277,19 @@ class NamespaceSnapshot:
     def _by_name(self) -> dict:
         return {l.name: l for l in self.links}
 
+    @cached_property
+    def _positions(self) -> dict:
+        return {l.ifindex: i for i, l in enumerate(self.links)}
+
+    def position(self, ifindex: int) -> int:
+        """Where the link is in the dump's order."""
+        return self._positions.get(ifindex, len(self.links))
+
+    @cached_property
+    def tunnels(self) -> tuple:
+        """The VXLAN links (the overlay checks look for them once per container)."""
+        return tuple(l for l in self.links if l.kind == "vxlan")
+
     def link(self, ifindex: Optional[int] = None, name: Optional[str] = None) -> Optional[Link]:
         if ifindex is not None:
             return self._by_ifindex.get(ifindex)

@@ -387,10 +387,11 @@ def _around_peer(h_snap: NamespaceSnapshot, egress: Link) -> NamespaceSnapshot:
     from dataclasses import replace
 
     peer = h_snap.link(ifindex=egress.peer_ifindex)
-    keep = {l.ifindex for l in (peer,) if l is not None}
-    if peer is not None and peer.master is not None:
-        keep.add(peer.master)
-    return replace(h_snap, links=tuple(l for l in h_snap.links if l.ifindex in keep))
+    master = h_snap.link(ifindex=peer.master) if peer is not None and peer.master else None
+    # looked up, not filtered out of every link: a thousand containers x a thousand veths
+    keep = sorted((l for l in (peer, master) if l is not None),
+                  key=lambda l: h_snap.position(l.ifindex))
+    return replace(h_snap, links=tuple(keep))
 
 
 def _container_gateway(d: _Discovery, c_snap: NamespaceSnapshot) -> Optional[str]:

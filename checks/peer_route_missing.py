@@ -32,10 +32,7 @@ class PeerRouteMissing(Check):
             return
         # flannel writes one route per peer subnet (via flannel.1, or via the peer's underlay
         # address with host-gw), longer than its network's prefix.
-        covering = [r for r in ctx.host_ns.routes if r.family == "inet" and r.table == "main"
-                    and r.dst != "default" and _covers(r.dst, dst)
-                    and ipaddress.ip_network(r.dst, strict=False).prefixlen > network.prefixlen]
-        if covering:
+        if _routed_within(ctx.host_ns, dst, network):
             return
         peer = ipaddress.ip_network(f"{dst}/{own.prefixlen}", strict=False)
         yield self.finding(
@@ -48,8 +45,8 @@ class PeerRouteMissing(Check):
             {"flannel_network": str(network), "node_subnet": str(own), "peer_subnet": str(peer),
              "intent": flannel["source"]},
             "kubectl describe nodes | grep -e Name: -e PodCIDR  # which node holds "
-            f"{peer}; then that node's and this node's flanneld logs", verify=True, peer_subnet=str(peer))
-
+            f"{peer}; then that node's and this node's flanneld logs", verify=True,
+            peer_subnet=str(peer))
 
     def _bgp(self, ctx):
         bgp = ctx.bgp
@@ -59,10 +56,7 @@ class PeerRouteMissing(Check):
         pool = next((p for p in bgp["pools"] if dst in p), None)
         if pool is None or any(dst in b for b in bgp["blocks"]):
             return
-        covering = [r for r in ctx.host_ns.routes if r.family == "inet" and r.table == "main"
-                    and r.dst != "default" and _covers(r.dst, dst)
-                    and ipaddress.ip_network(r.dst, strict=False).prefixlen > pool.prefixlen]
-        if covering:
+        if _routed_within(ctx.host_ns, dst, pool):  # BIRD writes a route per block
             return
         peers = ", ".join(bgp["peers"]) or "none configured"
         blocks = ", ".join(str(b) for b in bgp["blocks"]) or "none"
@@ -79,6 +73,14 @@ class PeerRouteMissing(Check):
              "bgp_peers": bgp["peers"], "intent": bgp["source"]},
             "{in_host}" + birdcl + " show protocols  # is the session with each peer "
             "Established?", verify=True, peer_subnet=str(pool))
+
+
+def _routed_within(host_ns, dst, network) -> bool:
+    """Whether the host's main table has a route for dst more specific than network."""
+    return any(r.family == "inet" and r.table == "main" and r.dst != "default"
+               and _covers(r.dst, dst)
+               and ipaddress.ip_network(r.dst, strict=False).prefixlen > network.prefixlen
+               for r in host_ns.routes)
 
 
 def _covers(prefix: str, address) -> bool:

@@ -478,6 +478,8 @@ def configure_healthy(state: dict) -> dict:
         _ip(L.HOST_NS, "addr", "flush", "dev", veth, "scope", "global")
         if shape == "routed":
             _sysctl(L.HOST_NS, f"net.ipv4.conf.{veth}.proxy_arp", "1")
+            # as Calico sets it: a proxied ARP answer is otherwise delayed up to 0.8 s
+            _sysctl(L.HOST_NS, f"net.ipv4.neigh.{veth}.proxy_delay", "0")
             _ip(L.HOST_NS, "route", "replace", f"{addr}/32", "dev", veth, "scope", "link")
     _ip(L.HOST_NS, "route", "replace", "default", "via", L.UPSTREAM_ADDRESS, "dev", L.UPLINK)
     _ip(L.HOST_NS, "neigh", "flush", "nud", "permanent")

@@ -138,6 +138,8 @@ def _wire_calico() -> None:
         _ip(h, "link", "add", CALICO_VETH, "type", "veth", "peer", "name", "eth0", "netns", pod)
         _ip(h, "link", "set", CALICO_VETH, "up")
         control._sysctl(h, f"net.ipv4.conf.{CALICO_VETH}.proxy_arp", "1")
+        # as Calico sets it: the kernel otherwise delays a proxied ARP answer up to 0.8 s
+        control._sysctl(h, f"net.ipv4.neigh.{CALICO_VETH}.proxy_delay", "0")
         _ip(h, "route", "add", f"{pod_ip(i)}/32", "dev", CALICO_VETH, "scope", "link")
         _ip(pod, "addr", "add", f"{pod_ip(i)}/32", "dev", "eth0")
         _ip(pod, "link", "set", "eth0", "up")

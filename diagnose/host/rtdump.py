@@ -486,9 +486,18 @@ def read_all() -> tuple:
     socket; sysctls holds those the kernel reports over rtnetlink (DEVCONF, NETCONF)."""
     with open_socket(socket.NETLINK_ROUTE) as s:
         s.settimeout(5.0)
+        return read_from(s)
+
+
+def read_from(s) -> tuple:
+    """read_all's dumps on socket s. A message shorter than its own header or attributes is
+    a ParseError (the caller then asks `ip`), never another exception."""
+    try:
         links, name_of, sysctls = read_links(s)
         routes = read_routes(s, name_of)
         neighbours = read_neighbours(s, name_of)
         fdb = read_fdb(s, {l.ifindex: l.name for l in links if l.kind == "vxlan"})
         sysctls.update(read_netconf(s))
+    except (struct.error, IndexError, ValueError, UnicodeError) as e:
+        raise ParseError(f"rtnetlink: a malformed message: {e}") from None
     return links, routes, neighbours, fdb, sysctls

@@ -470,3 +470,47 @@ def test_the_real_formats_parse():
         "tx-checksumming": "on", "tx-checksum-ip-generic": "on", "tx-checksum-ipv4": "off"}
     snmp = parse_snmp("Udp: InDatagrams InCsumErrors\nUdp: 5 2\nTcp: A\nTcp: 1\n")
     assert snmp["Udp"]["InCsumErrors"] == 2 and snmp["Tcp"] == {"A": 1}
+
+
+class _DumpSocket:
+    """A NETLINK_ROUTE socket that answers every dump with the given message bodies (each
+    typed as the dump's answer), then NLMSG_DONE."""
+    ANSWER = {18: 16, 22: 20, 26: 24, 30: 28, 82: 80}
+
+    def __init__(self, bodies):
+        self.bodies, self.pending = bodies, []
+
+    def getsockname(self):
+        return (4242, 0)
+
+    def send(self, data):
+        length, kind, _, seq, _ = struct.unpack_from("=IHHII", data)
+        msgs = [struct.pack("=IHHII", 16 + len(b), self.ANSWER[kind], 2, seq, 4242) + b
+                for b in self.bodies]
+        self.pending.append(b"".join(m + b"\0" * (-len(m) % 4) for m in msgs)
+                            + struct.pack("=IHHII", 20, 3, 2, seq, 4242) + b"\0" * 4)
+
+    def recv(self, n):
+        return self.pending.pop(0)
+
+
+@FUZZ
+@given(st.lists(st.binary(max_size=120), max_size=4))
+def test_rtnetlink_dumps(bodies):
+    from netdoctor.diagnose.host import rtdump
+
+    try:
+        links, routes, neighbours, fdb, sysctls = rtdump.read_from(_DumpSocket(bodies))
+    except ParseError:
+        return
+    assert all(isinstance(v, str) for v in sysctls.values())
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_bird_and_flannel_files(text):
+    from netdoctor.diagnose.parse import bird_conf, flannel_env
+
+    only_parse_errors(bird_conf.parse_bird_config, [text])
+    bird_conf.includes(text)
+    only_parse_errors(flannel_env.parse_subnet_env, text)

@@ -117,6 +117,10 @@ class TraceParser:
     def __init__(self, seen_only: bool = False):
         self.seen: Optional[set] = set() if seen_only else None
         self.decisions: list = []  # Decision, in the order the kernel recorded them
+        # A FIB lookup is recorded once per packet; the same lookup with the same answer
+        # (a flood along the probe's flow: forwarded packets carry no protocol or port to
+        # filter on) is kept the first time only, as the journal says it once anyway.
+        self._lookups: set = set()
 
     def feed(self, text: str) -> list:
         out = []
@@ -124,6 +128,12 @@ class TraceParser:
         for line in text.splitlines():
             if not line or line.startswith("#"):
                 continue
+            at = line.find(" fib_table_lookup: ")
+            if at >= 0:
+                said = line[at + 19:]
+                if said in self._lookups:
+                    continue
+                self._lookups.add(said)
             if seen is not None and "skbaddr=" in line:
                 if "kfree_skb:" not in line:
                     seen.add(_skbaddr(line))

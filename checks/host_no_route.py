@@ -12,7 +12,11 @@ class HostNoRoute(Check):
     scope = "host"
     runs_on = "container"
     tags = ("routing", "path")
-    blocks_at = (("request", "bridge"),)
+    # Bridged, the bridge is where the host routes the packet; with routed veths the host
+    # answers ARP for the containers' gateway by proxy only with a route toward it: without
+    # one nothing leaves the container (or, the gateway still known, its host veth is last).
+    blocks_at = (("request", "bridge"), ("request", None), ("request", "container"),
+                 ("request", "host-veth"))
     precedence = 12
 
     def run(self, ctx):

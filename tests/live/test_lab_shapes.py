@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from sandbox import netdoctor, netdoctor_json
+from sandbox import netdoctor, netdoctor_json, sh
 
 pytestmark = [pytest.mark.live]
 
@@ -120,3 +120,18 @@ def test_macvlan_siblings_in_private_mode(healed_shape):
     assert rc == 1 and trace["verdict"]["cause"] == "macvlan-mode-isolation", trace["verdict"]
     f = next(f for f in trace["findings"] if f["id"] == "macvlan-mode-isolation")
     assert f["fix"].endswith("ip link set eth0 type macvlan mode bridge"), f["fix"]
+
+
+def test_a_routed_host_without_a_route_does_not_answer_for_the_gateway(healed_shape):
+    """With routed veths the host answers ARP for 169.254.1.1 by proxy only when it has a
+    route toward it: with the host's default route gone nothing leaves the container, and
+    the cause is the host's missing route, not the unanswered ARP (whose fix deleted a
+    neighbour entry)."""
+    if healed_shape != "routed":
+        pytest.skip("routed only")
+    sh("ip", "-n", "ndlab-host", "route", "del", "default")
+    try:
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        assert rc == 1 and trace["verdict"]["cause"] == "host-no-route", trace["verdict"]
+    finally:
+        assert netdoctor("lab", "heal").returncode == 0

@@ -178,6 +178,32 @@ WEB6 = "2001:db8:80::80"
 
 def _toward6(snap, dest=WEB6):
     """The snapshot as if its containers were checked against an IPv6 destination."""
+    return _toward(snap, dest)
+
+
+BGP_INTENT = {"bgp": {"pools": ["10.244.0.0/16"], "blocks": ["10.244.0.0/26"],
+                      "peers": [{"address": "198.51.100.7", "as": 64512}],
+                      "source": "/etc/calico/confd/config/bird.cfg, as bird (pid 7) sees it",
+                      "socket": "/var/run/calico/bird.ctl"}}
+
+
+def _bgp(snap, dest="10.244.1.2", block_route=False):
+    """The routed container toward a pod on another node, the host with Calico's BGP intent,
+    with or without the route BIRD writes for that node's block."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    ns = hosts[key].namespace
+    if block_route:
+        ns = E.routes(ns, add=(Route(dst="10.244.1.0/26", gateway="198.51.100.7", dev="eth0",
+                                     protocol="bird"),))
+    hosts[key] = replace(hosts[key], intent=BGP_INTENT, namespace=ns)
+    return _toward(replace(snap, hosts=hosts), dest)
+
+
+def _toward(snap, dest):
+    """The snapshot as if its containers were checked against dest."""
     cs = tuple(replace(c, path=dict(c.path, destination={"query": dest, "address": dest,
                                                          "nameserver": None}))
                for c in snap.containers)
@@ -326,7 +352,9 @@ CASES = {
     "vxlan-checksum-offload": [("offload on, UDP checksum errors counted",
                                 _flannel_offloads(errors=7), "host " + FLANNEL_HOST)],
     "peer-route-missing": [("flannel's route to the peer's pod subnet deleted",
-                            _flannel_intent(FLANNEL, route_to_peer=False), POD_SUBJECT)],
+                            _flannel_intent(FLANNEL, route_to_peer=False), POD_SUBJECT),
+                           ("no route BIRD wrote for the peer's block", _bgp(ROUTED),
+                            "lab:test")],
     "vxlan-device-down": [("flannel.1 down", _flannel(lambda ns: E.without_flag(
         ns, "flannel.1")), POD_SUBJECT)],
     "overlay-mtu": [("tunnel MTU 1500 on a 1500 underlay", _flannel(lambda ns: E.link(
@@ -913,3 +941,14 @@ def test_a_blackhole_for_the_nodes_own_block_is_no_overlap():
     snap = E.edit_host_ns(ROUTED, lambda ns: E.routes(ns, add=(E.route(
         "172.29.0.0/26", None, type_="blackhole"),)))
     assert "subnet-overlap" not in ids(run_checks(snap), "lab:test")
+
+
+def test_bgp_intent_with_the_blocks_route_is_no_finding():
+    """The route BIRD wrote for the other node's block is there; a destination in this
+    node's own block, or outside every pool, is none of BGP's business."""
+    assert "peer-route-missing" not in ids(run_checks(_bgp(ROUTED, block_route=True)),
+                                           "lab:test")
+    assert "peer-route-missing" not in ids(run_checks(_bgp(ROUTED, dest="10.244.0.9")),
+                                           "lab:test")
+    assert "peer-route-missing" not in ids(run_checks(_bgp(ROUTED, dest="10.99.0.9")),
+                                           "lab:test")

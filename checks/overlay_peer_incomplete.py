@@ -18,10 +18,10 @@ class OverlayPeerIncomplete(Check):
         ns = ctx.namespace
         own = {a.local for l in ns.links for a in l.addresses}
         flannel = flannel_intent(ctx.host)
-        for tunnel in ns.links:
+        for tunnel in ns.tunnels:
             t = tunnel.tunnel
-            if tunnel.kind != "vxlan" or not tunnel.up or t.get("learning") == "true" \
-                    or t.get("group") or t.get("remote"):
+            if not tunnel.up or t.get("learning") == "true" or t.get("group") \
+                    or t.get("remote"):
                 continue  # a device that finds its peers itself, or has one fixed remote
             for finding in self._peers(ctx, tunnel, own, flannel):
                 yield finding

@@ -22,10 +22,8 @@ from ..errors import ParseError
 from ..facts.namespace import Address, FdbEntry, Link, Neighbour, Route
 from .netlink import NLMSG, NLMSG_ERROR, RTA, open_socket
 
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_DUMP_INTR, NLM_F_DUMP = 0x1, 0x2, 0x10, 0x300
+NLM_F_REQUEST, NLM_F_DUMP_INTR, NLM_F_DUMP = 0x1, 0x10, 0x300
 NLMSG_DONE = 3
-NETLINK_GET_STRICT_CHK = 12
-SOL_NETLINK = 270
 RTM_GETLINK, RTM_NEWLINK = 18, 16
 RTM_GETADDR, RTM_NEWADDR = 22, 20
 RTM_GETROUTE, RTM_NEWROUTE = 26, 24

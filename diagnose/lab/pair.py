@@ -350,26 +350,22 @@ def _host_only(i: int, *argv: str) -> None:
 
 
 FAULTS = {
-    # name: (what it does, networks, fn(host index))
+    # name: (what it does, networks, fn(host index, the lab's network))
     "fdb-missing": ("the FDB entry for the peer's VTEP MAC is deleted", ("vxlan",),
-                    lambda i: command.run(["bridge", "-n", HOSTS[i], "fdb", "del",
-                                           _vtep_mac(1 - i), "dev", VTEP], check=True)),
+                    lambda i, _: command.run(["bridge", "-n", HOSTS[i], "fdb", "del",
+                                              _vtep_mac(1 - i), "dev", VTEP], check=True)),
     "neighbour-missing": ("the PERMANENT neighbour for the peer's VTEP is deleted", ("vxlan",),
-                          lambda i: _ip(HOSTS[i], "neigh", "del", f"10.244.{1 - i}.0", "dev",
-                                        VTEP)),
+                          lambda i, _: _ip(HOSTS[i], "neigh", "del", f"10.244.{1 - i}.0",
+                                           "dev", VTEP)),
     "peer-route-missing": ("the route to the peer's pod subnet is deleted", NETWORKS,
-                           lambda i: _ip(HOSTS[i], "route", "del", block(1 - i)
-                                         if _network() == "bgp" else subnet(1 - i))),
+                           lambda i, network: _ip(HOSTS[i], "route", "del", block(1 - i)
+                                                  if network == "bgp" else subnet(1 - i))),
     "vxlan-port-blocked": (f"INPUT drops UDP {VXLAN_PORT} (the overlay's port)", ("vxlan",),
-                           lambda i: _host_only(i, "iptables", "-A", "INPUT", "-p", "udp",
-                                                "--dport", str(VXLAN_PORT), "-j", "DROP")),
+                           lambda i, _: _host_only(i, "iptables", "-A", "INPUT", "-p", "udp",
+                                                   "--dport", str(VXLAN_PORT), "-j", "DROP")),
     "vxlan-down": (f"{VTEP} is set down", ("vxlan",),
-                   lambda i: _ip(HOSTS[i], "link", "set", VTEP, "down")),
+                   lambda i, _: _ip(HOSTS[i], "link", "set", VTEP, "down")),
 }
-
-
-def _network() -> str:
-    return (read_state() or {}).get("network") or "vxlan"
 
 
 def break_(fault: str, host: int) -> str:
@@ -379,7 +375,7 @@ def break_(fault: str, host: int) -> str:
     if network not in networks:
         raise UsageError(f"fault {fault} needs a two-host lab with --network "
                          f"{' or '.join(networks)} (this one is {network})")
-    fn(host)
+    fn(host, network)
     state["faults"] = list(state.get("faults") or []) + [{"fault": fault, "host": HOSTS[host]}]
     _write_state(state)
     return what

@@ -123,8 +123,7 @@ def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int) -> list:
     else:
         if under is not None:
             hops.append(_hop("far-underlay", under, me))
-        tunnels = [l for l in snap.links if l.kind == "vxlan"
-                   and l.tunnel.get("port") == str(tunnel_port)]
+        tunnels = [l for l in snap.tunnels if l.tunnel.get("port") == str(tunnel_port)]
         ingress = next((l for l in tunnels if l.tunnel.get("local") == vtep), None) or \
             (tunnels[0] if tunnels else None)
         if ingress is None:

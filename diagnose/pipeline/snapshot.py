@@ -91,7 +91,7 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, prob
     for inode, ns in host_inodes.items():
         try:
             facts = read(ns)
-            tunnels = [l.name for l in facts.links if l.kind == "vxlan"]
+            tunnels = [l.name for l in facts.tunnels]
             hosts[str(inode)] = HostFacts(facts, gather.read_netfilter(ns),
                                           gather.read_tc_hooks(ns),
                                           gather.read_intent(ns, agents),

@@ -27,29 +27,31 @@ class NeighbourFailed(Check):
     def run(self, ctx):
         eth = ctx.egress
         uplink_hop = ctx.hop("uplink")
-        # (namespace, its label, next hop, device, how to flush it)
+        # (namespace, its label, next hop, device, how to flush it, what it is, the prefix
+        # that runs a command there)
         next_hops = []
         if ctx.gateway and eth is not None:
             next_hops.append((ctx.namespace, ctx.vars["container_ns"], ctx.gateway, eth.name,
                               "{in_container}ip neigh del {gateway} dev {eth}",
-                              "its gateway"))
+                              "its gateway", ctx.vars["in_container"]))
         if uplink_hop and uplink_hop.get("via") and ctx.host_ns is not None:
             next_hops.append((ctx.host_ns, ctx.vars["host_ns"], uplink_hop["via"],
                               uplink_hop["name"],
                               "{in_host}ip neigh del " + uplink_hop["via"] + " dev {uplink}",
-                              "the uplink gateway"))
+                              "the uplink gateway", ctx.vars["in_host"]))
         wrong = self._gateway_mac_wrong(ctx)
         if wrong is not None:
             yield wrong
             return
-        for snap, label, address, dev, fix, what in next_hops:
+        for snap, label, address, dev, fix, what, there in next_hops:
             n = _bad_entry(snap, address, dev)
             if n:
                 yield self.finding(
                     ctx, f"{label}: {what} {address} on {dev} is {'/'.join(n.state)} in the "
                          f"neighbour table: nothing answers ARP for it",
                     {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
-                     "lladdr": n.lladdr}, fix, next_hop=address)
+                     "lladdr": n.lladdr}, fix, next_hop=address, neighbour_dev=dev,
+                    in_neighbour_ns=there)
 
     def _gateway_mac_wrong(self, ctx):
         """The container's ARP entry for its gateway names a MAC the gateway does not have
@@ -66,5 +68,6 @@ class NeighbourFailed(Check):
                          f"gateway go to an address nobody has",
                     {"netns": ctx.vars["container_ns"], "neighbour": gw, "dev": n.dev,
                      "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": br.mac},
-                    "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw)
+                    "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw,
+                    neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
         return None

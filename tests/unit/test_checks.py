@@ -428,6 +428,9 @@ CASES = {
                                                         ("PERMANENT",)),))), "lab:test"),
         ("uplink gateway INCOMPLETE", E.edit_host_ns(
             HEALTHY, lambda ns: E.add_neighbour(ns, "198.51.100.1", "eth0", "INCOMPLETE")),
+         "lab:test"),
+        ("routed host's uplink gateway FAILED", E.edit_host_ns(
+            _routed(), lambda ns: E.add_neighbour(ns, "198.51.100.1", "eth0", "FAILED")),
          "lab:test")],
     "bridge-down": [("ndbr0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "ndbr0")),
                      "lab:test")],
@@ -952,3 +955,18 @@ def test_bgp_intent_with_the_blocks_route_is_no_finding():
                                            "lab:test")
     assert "peer-route-missing" not in ids(run_checks(_bgp(ROUTED, dest="10.99.0.9")),
                                            "lab:test")
+
+
+@pytest.mark.parametrize("check_id, case, snap, subject", [
+    (cid, name, snap, subject) for cid, cases in CASES.items() for name, snap, subject in cases])
+def test_runbook_commands_name_real_devices(check_id, case, snap, subject):
+    """The runbook's commands, filled with the finding's names, name no device it does not
+    have ("tcpdump -eni ?" on a routed host, which has no bridge) and leave no placeholder."""
+    import re
+
+    from netdoctor import runbooks
+
+    f = next(f for f in run_checks(snap) if f.id == check_id and f.subject == subject)
+    page = runbooks.fill(runbooks.text(check_id), dict(f.vars, fix=f.fix or f.verify))
+    commands = [line.strip() for line in page.splitlines() if line.startswith("    ")]
+    assert not [c for c in commands if re.search(r"(^|\s)\?(\s|$)|\{[a-z_]+\}", c)], commands

@@ -93,7 +93,10 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
         if kind == "arp":
             if f.arp_op == 1:
                 arp_req += 1
-                if own_addresses is None or f.src in own_addresses:
+                # From no address (0.0.0.0, ::): duplicate address detection, which expects
+                # no answer when the address is free; no neighbour is asked for.
+                probing = f.src in ("0.0.0.0", "::")
+                if not probing and (own_addresses is None or f.src in own_addresses):
                     asked.append(f.dst)
             elif f.arp_op == 2:
                 arp_rep += 1

@@ -155,6 +155,18 @@ def arp_frame(op, sender, target):
     return parse_frame(ether(body, 0x0806), 0, op == 1)
 
 
+def test_duplicate_address_probes_ask_no_neighbour():
+    """A new interface's duplicate address detection (an IPv6 solicitation from ::, an ARP
+    probe from 0.0.0.0) expects no answer when the address is free: no unanswered question."""
+    from frames import neighbour_solicitation
+
+    dad = [parse_frame(neighbour_solicitation("::", "fe80::3069:2eff:fe90:b09f"), 0, True),
+           arp_frame(1, "0.0.0.0", "198.51.100.2")]
+    assert E.sight("uplink", "eth0", "ns", dad, FLOW).arp_unanswered == ()
+    asked = [parse_frame(neighbour_solicitation("fe80::1", "fe80::2"), 0, True)]
+    assert E.sight("uplink", "eth0", "ns", asked, FLOW).arp_unanswered == ("fe80::2",)
+
+
 def test_unanswered_arp_for_the_next_hop_is_a_failed_neighbour():
     # The request is last seen on the bridge; the uplink asks for the host's gateway again and
     # again, and nothing answers: the request waits in the neighbour queue.

@@ -421,6 +421,7 @@ class FlannelPair:
                    self.underlay_ip(i), "dev", self.nic(i), "dstport", "8472", "nolearning")
                 ip("addr", "add", f"10.244.{i}.0/32", "dev", "flannel.1")
                 ip("link", "set", "flannel.1", "up", "mtu", "1450")
+            self._carrier_settled()
             if self.backend == "vxlan":
                 self.macs = [json.loads(sh("ip", "-n", h, "-j", "link", "show",
                                            "flannel.1").stdout)[0]["address"]
@@ -431,6 +432,17 @@ class FlannelPair:
             self.close()
             raise
         return self
+
+    def _carrier_settled(self, limit: float = 5.0) -> None:
+        """The kernel turns a new veth pair's carrier on a moment later (linkwatch): until
+        then each underlay NIC is up without carrier, which the checks rightly call down."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            flags = [json.loads(sh("ip", "-n", h, "-j", "link", "show", self.nic(i)).stdout)[0]
+                     ["flags"] for i, h in enumerate(self.hosts)]
+            if not any("NO-CARRIER" in f for f in flags):
+                return
+            time.sleep(0.05)
 
     def wire_peer(self, i: int) -> None:
         """Host i's flannel triple for its peer: route, neighbour, FDB entry (as flannel

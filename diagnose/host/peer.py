@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shlex
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,25 @@ def agent_argv(spec: str, ssh_config: Optional[str] = None) -> list:
     return argv + ["netdoctor", "agent"]
 
 
+def run_there(spec: str, ssh_config: Optional[str] = None) -> str:
+    """The prefix that runs one command on the peer from here, as a user pastes it: the
+    far host's findings print their commands with it."""
+    if spec.startswith("netns:"):
+        return f"ip netns exec {spec[6:]} "
+    u = urlsplit(spec)
+    words = ["ssh"] + (["-F", ssh_config] if ssh_config else []) + \
+        (["-p", str(u.port)] if u.port else []) + \
+        [f"{u.username}@{u.hostname}" if u.username else u.hostname]
+    return " ".join(shlex.quote(w) for w in words) + " "
+
+
+def command_there(spec: str, ssh_config: Optional[str], command: str) -> str:
+    """One whole command (its pipes and `;` included) run on the peer, as pasted here."""
+    if spec.startswith("netns:"):
+        return f"{run_there(spec)}sh -c {shlex.quote(command)}"
+    return run_there(spec, ssh_config) + shlex.quote(command)
+
+
 class Peer:
     """An open agent connection; use as a context manager (it always says bye)."""
 
@@ -62,6 +82,12 @@ class Peer:
         self.argv = agent_argv(spec, ssh_config)
         self.proc: Optional[subprocess.Popen] = None
         self.where = spec
+        self.ssh_config = ssh_config
+        self.there = run_there(spec, ssh_config)  # prefix: run a command on the peer
+
+    def command(self, command: str) -> str:
+        """command as a user runs it on this peer from here."""
+        return command_there(self.spec, self.ssh_config, command)
 
     def __enter__(self) -> "Peer":
         if shutil.which(self.argv[0]) is None:

@@ -10,6 +10,10 @@ only reads and captures there; it sends no packet.
                                           host sends to), the VXLAN device,
                                           the device the kernel routes dst to, the
                                           destination's host veth and its own interface
+  {"op": "findings", "netns_path", "netns_name", "toward", "proto", "dport"}
+                                          this host's checks, judging the destination's
+                                          namespace on its way back to `toward` (the
+                                          probe's source): the far end's own faults
   {"op": "arm", "hops", "program", "tunnel_program", "lengths"}
                                           captures on those hops (and tracefs), armed
   {"op": "collect"}                       the frames each hop saw, the kernel's drops
@@ -47,6 +51,8 @@ class Agent:
         if op == "far_path":
             return {"ok": True, "hops": far_path(req["dst"], req.get("src"), req["vtep"],
                                                  int(req.get("tunnel_port") or 0))}
+        if op == "findings":
+            return {"ok": True, "findings": [f.to_dict() for f in findings(req)]}
         if op == "arm":
             return self.arm(req)
         if op == "collect":
@@ -99,6 +105,19 @@ class Agent:
             self.kernel = None
         Closing(self.captures).join()
         self.captures = []
+
+
+def findings(req: dict) -> list:
+    """The checks of this host and of the destination's namespace on it, toward the probe's
+    source: what a user would run here with `netdoctor checks netns:... --dest SOURCE`."""
+    from ..targets import Target
+    from .trace import destination_findings
+
+    ns = netns.open_path(req["netns_path"], req.get("netns_name"))
+    me = netns.own()
+    target = Target(ref=ns.label, kind="netns", name=ns.label, netns=ns, host_netns=me)
+    return destination_findings(target, req["toward"], req.get("proto") or "icmp",
+                                req.get("dport"), with_host=True)
 
 
 def _hop(role: str, link, ns) -> dict:
@@ -156,7 +175,7 @@ def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int) -> list:
             continue
         veth = next((p for p in ports if p.ifindex == link.peer_ifindex
                      and p.peer_netnsid == nsid), None)
-        if veth is not None and veth.ifindex != out.ifindex:
+        if veth is not None:  # a bridge's port, or the routed veth the route names itself
             hops.append(_hop("far-veth", veth, me))
         hops.append(_hop("destination", link, ns))
         break

@@ -27,7 +27,7 @@ from netdoctor.capture.sockets import HopCapture, capture_around, write_pcaps
 from netdoctor.capture.tracefs import JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
-from ..errors import (InternalError, NetdoctorError, PathChanged, TargetNotFound,
+from ..errors import (InternalError, NetdoctorError, PathChanged, PeerError, TargetNotFound,
                       Unresolved, UsageError)
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
@@ -218,7 +218,7 @@ def make_plan(target, aim: Aim) -> Plan:
     if ":" in aim.address:
         src = _source6(facts, path)
     if aim.far is not None and src:
-        findings += _far_side_findings(aim.far, src, aim.proto, aim.dport)
+        findings += destination_findings(aim.far, src, aim.proto, aim.dport)
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
     icmp = aim.proto == "icmp"
     flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,
@@ -253,10 +253,12 @@ def _foreign_ports(path: dict, host_facts) -> frozenset:
     return frozenset(l.name for l in ns.links if l.master in bridges and l.name not in on_path)
 
 
-def _far_side_findings(other, src: str, proto: str = "icmp", dport=None) -> list:
+def destination_findings(other, src: str, proto: str = "icmp", dport=None,
+                         with_host: bool = False) -> list:
     """The checks of the destination container (a Target), on its way back to src: both
     sides of an east-west path are judged (its findings marked side="destination"), and
-    its own INPUT rules for the probe's request itself."""
+    its own INPUT rules for the probe's request itself. with_host: its host's findings too
+    (a far host's, read by its agent; on this host they are the source's already)."""
     from dataclasses import replace as with_side
 
     from netdoctor.checks import REGISTRY, load_all
@@ -265,7 +267,9 @@ def _far_side_findings(other, src: str, proto: str = "icmp", dport=None) -> list
     if not snap.containers:
         return []
     label = snap.containers[0].label
-    found = [f for f in run_checks(snap) if f.subject == label and f.id != "not-judged"]
+    host = snap.containers[0].path.get("host_netns")
+    subjects = {label} | ({f"host {ns_label(host)}"} if with_host and host else set())
+    found = [f for f in run_checks(snap) if f.subject in subjects and f.id != "not-judged"]
     load_all()
     ctx = next((c for c in contexts(snap) if c.scope == "container" and c.subject == label),
                None)
@@ -299,6 +303,7 @@ class FarSide:
     peer: object  # host.peer.Peer, open for the probe window
     hops: list  # the agent's hop dicts (role, name, ifindex, netns...)
     collected: Optional[dict] = None  # the agent's collect answer, after the probe
+    checks: str = "ok"  # whether the far host's own checks were read
 
 
 def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack) -> FarSide:
@@ -319,7 +324,40 @@ def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack)
     peer = stack.enter_context(Peer(spec, ssh_config))
     hops = peer.ask({"op": "far_path", "dst": aim.address, "src": plan.flow.src,
                      "vtep": under["via"], "tunnel_port": plan.tunnel_port})["hops"]
-    return FarSide(peer, hops)
+    try:
+        plan.findings += _far_findings(peer, hops, plan, aim)
+        checked = "ok"
+    except PeerError as e:  # the far host's checks are evidence, not a requirement
+        checked = f"not run: {e}"
+    return FarSide(peer, hops, checks=checked)
+
+
+def _far_findings(peer, hops: list, plan: Plan, aim: Aim) -> list:
+    """The far host's own checks for the destination it found, toward the probe's source:
+    a fault that exists only there (its route back, its firewall) is named by its check.
+    Their subjects say which host they are about; their commands are for that host."""
+    from dataclasses import replace as with_where
+
+    from netdoctor.checks import Finding
+
+    dest = next((h for h in hops if h["role"] == "destination"), None)
+    if dest is None or not plan.flow.src:
+        return []
+    answer = peer.ask({"op": "findings", "netns_path": dest["netns_path"],
+                       "netns_name": dest.get("netns_name"), "toward": plan.flow.src,
+                       "proto": aim.proto, "dport": aim.dport})
+    there = peer.there
+    out = []
+    for f in map(Finding.from_dict, answer["findings"]):
+        # A whole command runs there as one argument (its pipes and `;` included); the
+        # runbook's per-command prefixes get the same way there in front of them.
+        wrapped = {k: peer.command(v) if v else v for k, v in (("fix", f.fix),
+                                                                ("verify", f.verify))}
+        names = dict(f.vars, **{k: there + f.vars.get(k, "") for k in
+                                ("in_host", "in_container")})
+        out.append(with_where(f, side="destination", subject=f"{f.subject} on {peer.where}",
+                              vars=names, **wrapped))
+    return out
 
 
 def observe(target, plan: Plan, timeout: float, count: int,
@@ -356,6 +394,7 @@ def observe(target, plan: Plan, timeout: float, count: int,
     if far is not None:
         far.collected = far.peer.ask({"op": "collect"})
         far.collected["where"] = far.peer.where
+        far.collected["checks"] = far.checks
     _still_there(target, plan)
     degraded = [f"kernel drop reasons not read: {kt.unavailable}"] if kt.unavailable else []
     counters_after = None
@@ -446,6 +485,7 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
         far_sightings, far_drops = _far_sightings(seen.far, flow, plan.tunnel_port)
         sightings += far_sightings
         summary["peer"] = {"where": seen.far["where"], "tracefs": seen.far.get("tracefs"),
+                           "checks": seen.far.get("checks"),
                            "note": "the far host's hops are ordered by the probe's tag, "
                                    "not by time: two hosts' clocks do not compare"}
     closed = results is not None and results.outcome == "icmp error" \

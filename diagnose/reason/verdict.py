@@ -414,6 +414,9 @@ def _explained(c: Case, cause: str) -> Verdict:
                         f"destination did not answer)")
     if cause == "lost-on-peer":
         explanation += f" on the far host; {FAR_HINTS[hv.stopped_at]}"
+    far = next((f for f in c.errors if f.id == cause and f.side == "destination"), None)
+    if far is not None and (hv.stopped_at or "").startswith("far-"):
+        explanation += f" on the far host, whose own checks found it ({far.subject})"
     if cause == "no-route-back":
         src = _left_untranslated_from(c)
         explanation += (f"; it left from the container's own address {src}, untranslated, "

@@ -101,8 +101,9 @@ def test_a_near_host_fault_is_found_there(vxlan, fault, host, cause, stopped_at)
 
 @VXLAN
 @pytest.mark.parametrize("fault, cause, far_stop, direction", [
-    # INPUT drops the overlay's UDP on the far host: lost as it arrives there.
-    ("vxlan-port-blocked", "lost-on-peer", "far-underlay", "request"),
+    # INPUT drops the overlay's UDP on the far host: lost as it arrives there, and the
+    # far host's own checks (read by its agent) name the rule.
+    ("vxlan-port-blocked", "vxlan-port-blocked", "far-underlay", "request"),
     # The far host has no route back to this node's pod subnet: the reply dies on its
     # bridge, and the far kernel's drop reason (no route) names the fault.
     ("peer-route-missing", "peer-route-missing", "far-bridge", "reply"),
@@ -118,6 +119,10 @@ def test_a_far_host_fault_is_found_on_the_peer(vxlan, fault, cause, far_stop, di
     rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
     assert rc == 1 and (v["cause"], v["stopped_at"], v["direction"]) == (
         cause, far_stop, direction), v
+    f = next(f for f in doc["findings"] if f["id"] == cause)
+    assert "on ssh://192.168.77.2" in f["subject"] and f["side"] == "destination", f
+    assert "on the far host" in v["explanation"], v
+    assert (f["fix"] or f["verify"]).startswith(f"ssh -F {SSH_CONFIG} 192.168.77.2 "), f
 
 
 @VXLAN
@@ -213,3 +218,28 @@ def test_udp_checksum_errors_with_offload_on_are_the_known_trap(vxlan):
     assert len(found) == 1 and found[0]["subject"] == f"host {H0}", found
     assert found[0]["evidence"]["udp_in_csum_errors"] >= 1
     assert found[0]["fix"] == "ethtool -K flannel.1 tx-checksum-ip-generic off"
+
+
+@pytest.mark.parametrize("lab2", ["bgp"], indirect=True)
+def test_bgp_far_host_without_the_route_back(lab2):
+    """The far host lost its route to this node's block: its reply takes the far host's
+    default route and waits for a gateway that is not the node. The far host's own checks
+    (its BIRD intent), read by the agent, name the fault; the reply stopped at the far
+    host's routed veth."""
+    rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+    assert rc == 0 and v["reachable"], v
+    assert [h["role"] for h in doc["hops"]] == [
+        "container", "host-veth", "uplink", "far-uplink", "far-veth", "destination"]
+    assert netdoctor("lab", "break", "peer-route-missing", "--host", "1").returncode == 0
+    try:
+        rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+        assert rc == 1 and (v["cause"], v["stopped_at"], v["direction"]) == (
+            "peer-route-missing", "far-veth", "reply"), v
+        f = next(f for f in doc["findings"] if f["id"] == "peer-route-missing")
+        assert f["side"] == "destination" and "192.168.77.2" in f["subject"], f
+        assert f["evidence"]["node_blocks"] == ["10.244.1.0/26"], f
+        # Without --peer the far side is unobserved: no cause is invented for it.
+        rc, doc, v = trace()
+        assert rc == 1 and v["cause"] == "upstream-no-reply", v
+    finally:
+        assert netdoctor("lab", "heal").returncode == 0

@@ -107,19 +107,35 @@ def test_the_far_host_is_observed_through_its_agent(flannel):
     assert all(h["first_seen_us"] is None for h in far.values())
 
 
-def test_a_fault_on_the_far_host_is_localised_there(flannel):
-    """The far host's FORWARD drops the decapsulated probe: last seen on its VXLAN device,
-    the far kernel's own drop reason with it."""
-    rule = ["FORWARD", "-d", flannel.pod_ip(1), "-j", "DROP"]
-    sh("ip", "netns", "exec", flannel.hosts[1], "iptables", "-I", *rule)
+@pytest.mark.parametrize("table, chain, cause", [
+    # A rule the far host's own checks judge: they name it, from the agent.
+    ("filter", "FORWARD", "forward-dropped"),
+    # One no check reads (raw PREROUTING): the hop and the far kernel's reason say where
+    # to look, and no cause is made up for it.
+    ("raw", "PREROUTING", "lost-on-peer"),
+])
+def test_a_fault_on_the_far_host_is_localised_there(flannel, table, chain, cause):
+    """The far host drops the decapsulated probe: last seen on its VXLAN device, the far
+    kernel's own drop reason with it."""
+    rule = ["-t", table, "-I", chain, "-d", flannel.pod_ip(1), "-j", "DROP"]
+    sh("ip", "netns", "exec", flannel.hosts[1], "iptables", *rule)
+    check = ["ip", "netns", "exec", flannel.hosts[1], "iptables", "-t", table, "-C", chain,
+             "-d", flannel.pod_ip(1), "-j", "DROP"]
     try:
         rc, doc = netdoctor_json("trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1),
                                  "--peer", f"netns:{flannel.hosts[1]}")
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == cause and v["stopped_at"] == "far-tunnel", v
+        assert v["kernel_drop_reason"] == "NETFILTER_DROP" and "far host" in v["explanation"]
+        if cause == "forward-dropped":
+            f = next(f for f in doc["findings"] if f["id"] == cause)
+            assert f["subject"].endswith(f"on netns:{flannel.hosts[1]} ({flannel.hosts[1]})")
+            # The far host's fix, pasted here as printed, removes the far host's rule.
+            assert sh("sh", "-c", f["fix"], check=False).returncode == 0, f["fix"]
+            assert sh(*check, check=False).returncode != 0, f["fix"]
     finally:
-        sh("ip", "netns", "exec", flannel.hosts[1], "iptables", "-D", *rule)
-    v = doc["verdict"]
-    assert rc == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-tunnel", v
-    assert "FORWARD rules" in v["explanation"] and v["kernel_drop_reason"] == "NETFILTER_DROP"
+        if sh(*check, check=False).returncode == 0:
+            sh(*check[:7], "-D", *check[8:])
 
 
 def test_the_far_host_over_real_ssh(flannel):
@@ -181,7 +197,9 @@ def test_host_gw_routed_pods_and_their_far_host(hostgw):
     # Unobserved, the far side is where to look (never a NAT to add); observed, the hop.
     assert rc == 1 and alone["verdict"]["cause"] == "upstream-no-reply", alone["verdict"]
     v = seen["verdict"]
-    assert rc2 == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-uplink", v
+    assert rc2 == 1 and v["cause"] == "forward-dropped" and v["stopped_at"] == "far-uplink", v
+    assert any(f["id"] == "forward-dropped" and f["side"] == "destination"
+               for f in seen["findings"]), seen["findings"]
 
 
 def test_interrupting_a_two_host_trace_leaves_neither_host_anything(flannel):
@@ -239,8 +257,9 @@ def test_a_blocked_vxlan_port_on_either_host(flannel, side):
         assert "--dport 8472" in (v.get("rule") or next(
             f for f in doc["findings"] if f["id"] == "vxlan-port-blocked")["evidence"]["rule"])
     else:
-        assert rc == 1 and v["cause"] == "lost-on-peer" and v["stopped_at"] == "far-underlay", v
-        assert "UDP port" in v["explanation"]
+        # The far host's own checks, read by its agent, name the rule.
+        assert rc == 1 and v["cause"] == "vxlan-port-blocked", v
+        assert v["stopped_at"] == "far-underlay" and "far host" in v["explanation"], v
 
 
 def test_fleet_checks_on_several_hosts_over_ssh(flannel):

@@ -8,7 +8,7 @@ import pytest
 
 from netdoctor.diagnose import __version__
 from netdoctor.diagnose.errors import UsageError
-from netdoctor.diagnose.host.peer import agent_argv, check_peer
+from netdoctor.diagnose.host.peer import agent_argv, check_peer, command_there, run_there
 from netdoctor.diagnose.pipeline.agent import Agent, serve
 
 
@@ -23,6 +23,23 @@ def test_peers_accepted(spec):
 def test_peers_refused(spec):
     with pytest.raises(UsageError):
         check_peer(spec)
+
+
+@pytest.mark.parametrize("spec, config, prefix", [
+    ("ssh://admin@node2:2222", "/tmp/my cfg", "ssh -F '/tmp/my cfg' -p 2222 admin@node2 "),
+    ("ssh://192.168.77.2", None, "ssh 192.168.77.2 "),
+    ("netns:ndlab2-h1", "/ignored", "ip netns exec ndlab2-h1 "),
+])
+def test_a_far_hosts_commands_are_printed_to_run_there(spec, config, prefix):
+    """A far host's finding prints its fix as the user runs it from here: through the same
+    ssh (their config, port, user) or, for a lab host, in its namespace."""
+    assert run_there(spec, config) == prefix
+
+
+def test_a_whole_command_runs_there_with_its_pipes():
+    line = "iptables-save | grep -n 8472; echo done"
+    assert command_there("ssh://n2", None, line) == f"ssh n2 '{line}'"
+    assert command_there("netns:h1", None, line) == f"ip netns exec h1 sh -c '{line}'"
 
 
 def test_the_far_agent_is_reached_with_the_users_own_ssh():

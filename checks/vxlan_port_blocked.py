@@ -44,6 +44,6 @@ class VxlanPortBlocked(Check):
         yield self.finding(
             ctx, f"{ctx.vars['host_ns']}'s firewall {PAST[out.verdict]} the VXLAN packets "
                  f"from the peer {under['via']} (udp/{port} on {under['name']}) in INPUT: "
-                 f"{out.describe()}; every answer from the far side is lost before "
-                 f"{tunnel.name} sees it",
+                 f"{out.describe()}; whatever that peer sends through the overlay is lost "
+                 f"before {tunnel.name} sees it",
             ev, fix, rule=out.describe(), tunnel=tunnel.name, device=under["name"])

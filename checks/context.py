@@ -135,14 +135,17 @@ def flannel_intent(host) -> Optional[dict]:
 
 def bgp_intent(host) -> Optional[dict]:
     """A host's BGP intent (its BIRD's configuration), as networks: {pools, blocks (this
-    node's), peers, source, socket}; None without one (or one that could not be read)."""
+    node's), peers, source, socket, sessions (BIRD's BGP protocols and their states, or
+    None when BIRD was not asked), sessions_error}; None without one (or one that could not
+    be read)."""
     b = ((host.intent or {}) if host is not None else {}).get("bgp") or {}
     if "pools" not in b:
         return None
     return {"pools": [ipaddress.ip_network(p, strict=False) for p in b["pools"]],
             "blocks": [ipaddress.ip_network(p, strict=False) for p in b.get("blocks", ())],
             "peers": [p["address"] for p in b.get("peers", ())], "source": b["source"],
-            "socket": b.get("socket")}
+            "socket": b.get("socket"), "sessions": b.get("sessions"),
+            "sessions_error": b.get("sessions_error")}
 
 
 @dataclass

@@ -61,18 +61,35 @@ class PeerRouteMissing(Check):
         peers = ", ".join(bgp["peers"]) or "none configured"
         blocks = ", ".join(str(b) for b in bgp["blocks"]) or "none"
         birdcl = "birdcl" + (f" -s {bgp['socket']}" if bgp["socket"] else "")
+        sessions = bgp["sessions"]
+        down = [s for s in sessions or () if s["bgp_state"] != "Established"]
+        if sessions is None:
+            why = (f"the session with the node that owns it is down, or that node does not "
+                   f"export it (BIRD's sessions were not read: {bgp['sessions_error']})"
+                   if bgp["sessions_error"] else "the session with the node that owns it is "
+                   "down, or that node does not export it")
+            verify = f"{birdcl} show protocols  # is the session with each peer Established?"
+        elif down:
+            why = "BIRD's session " + ", ".join(
+                f"{s['name']} with {s['neighbor'] or '?'} is {s['bgp_state'] or s['state']}"
+                for s in down) + " (bgp-session-down)"
+            verify = f"{birdcl} show protocols all {down[0]['name']}"
+        else:
+            why = ("every BGP session of BIRD is Established, so the node that owns it does "
+                   "not announce it, or this node's import filter rejects it")
+            verify = f"{birdcl} show route for {dst} all  # learnt, filtered, or never sent?"
         yield self.finding(
             ctx, f"{ctx.vars['host_ns']} has no route to the block that holds {dst}: it is in "
                  f"the IP pool {pool} ({bgp['source']}), not in this node's blocks ({blocks}), "
                  f"so BIRD is to learn its route from a BGP peer ({peers}), and none is in the "
-                 f"kernel: the session with the node that owns it is down, or that node does "
-                 f"not export it. The packet follows "
+                 f"kernel: {why}. The packet follows "
                  f"{'the default route' if ctx.host_ns.default_routes() else 'no route'} "
                  f"instead",
             {"ip_pool": str(pool), "node_blocks": [str(b) for b in bgp["blocks"]],
-             "bgp_peers": bgp["peers"], "intent": bgp["source"]},
-            "{in_host}" + birdcl + " show protocols  # is the session with each peer "
-            "Established?", verify=True, peer_subnet=str(pool))
+             "bgp_peers": bgp["peers"], "intent": bgp["source"],
+             "bgp_sessions": [{k: s[k] for k in ("name", "neighbor", "bgp_state")}
+                              for s in sessions] if sessions is not None else None},
+            "{in_host}" + verify, verify=True, peer_subnet=str(pool))
 
 
 def _routed_within(host_ns, dst, network) -> bool:

@@ -487,9 +487,50 @@ def _bird(pid: int, path: str, socket_path: str) -> Optional[dict]:
                  for i in includes(text)]
     source = f"{path}, as bird (pid {pid}) sees it"
     try:
-        return dict(parse_bird_config(texts), source=source, socket=socket_path or None)
+        out = dict(parse_bird_config(texts), source=source, socket=socket_path or None)
     except ParseError as e:
         return {"error": str(e), "source": source}
+    try:
+        out["sessions"] = [p for p in _bird_protocols(pid, socket_path or BIRD_SOCKET)
+                           if p["proto"] == "BGP"]
+    except (OSError, ParseError) as e:
+        out["sessions_error"] = f"{socket_path or BIRD_SOCKET}: {e}"
+    return out
+
+
+BIRD_SOCKET = "/run/bird/bird.ctl"  # where BIRD listens without -s (Debian, upstream)
+BIRD_ANSWER_TIMEOUT = 1.0
+
+
+def _bird_protocols(pid: int, socket_path: str) -> list:
+    """BIRD's `show protocols all`, asked on its control socket (as BIRD's mount namespace
+    has it) - a read-only question, as `birdcl show protocols all` asks it."""
+    import socket
+    import time
+
+    from ..parse.bird_ctl import parse_protocols, reply_complete
+
+    deadline = time.monotonic() + BIRD_ANSWER_TIMEOUT
+
+    def reply(sock) -> str:
+        data = b""
+        while not reply_complete(data.decode("utf-8", "replace")):
+            left = deadline - time.monotonic()
+            if left <= 0 or len(data) > (4 << 20):
+                raise OSError("BIRD did not finish its answer in time")
+            sock.settimeout(left)
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise OSError("BIRD closed the connection")
+            data += chunk
+        return data.decode("utf-8", "replace")
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(BIRD_ANSWER_TIMEOUT)
+        sock.connect(f"/proc/{pid}/root{socket_path}")
+        reply(sock)  # its greeting
+        sock.sendall(b"show protocols all\n")
+        return parse_protocols(reply(sock))
 
 
 def _flannel(text: str, source: str) -> dict:

@@ -11,16 +11,16 @@ and, per peer, the route `10.244.M.0/24 via 10.244.M.0 dev flannel.1 onlink`, a 
 neighbour for the peer's VTEP MAC and an FDB entry sending that MAC to the peer's underlay
 address. --network host-gw: the route `10.244.M.0/24 via <peer's underlay address>`.
 --network bgp: wired as Calico wires its nodes without encapsulation: no bridge, the pod's
-/32 behind a `cali0` veth answered by proxy ARP for 169.254.1.1, this node's block
-`blackhole 10.244.N.0/26 proto bird` and the peer's `10.244.M.0/26 via <peer's underlay
-address> proto bird`, as BIRD writes what it learns over BGP.
+/32 behind a `cali0` veth answered by proxy ARP for 169.254.1.1, and a real BIRD on each
+host with a BGP session to the other: it writes this node's block as
+`blackhole 10.244.N.0/26 proto bird` and the peer's, learnt over BGP, as `10.244.M.0/26 via
+<peer's underlay address> proto bird`.
 
 Each host has the intent flannel writes, /run/flannel/subnet.env as its flanneld sees it:
 here a file per host, named by a stand-in `flanneld` process in the host's namespace (its
-`--subnet-file`), which is how netdoctor finds a real flanneld's file. With bgp, a stand-in
-`bird` process names its configuration (`-c`), written as Calico's confd writes it (the BGP
-peer, this node's block, the IP pool); no BGP session runs: the routes are written as BIRD
-would write them. The underlay NICs have
+`--subnet-file`), which is how netdoctor finds a real flanneld's file. With bgp, BIRD's
+configuration is laid out as Calico's confd writes it (bird.cfg including the node's block
+and the IP pool's filter; a `Mesh_<peer>` session), in BIRD 2's syntax. The underlay NICs have
 different names: tracepoints carry no namespace, and two hosts on one kernel would otherwise
 share a device name. The underlay is a veth pair between the two namespaces: nothing of it
 reaches the machine's own interfaces.
@@ -91,13 +91,14 @@ def is_up() -> bool:
     return read_state() is not None and set(HOSTS + PODS) <= set(present())
 
 
-def _require_programs() -> None:
-    missing = [f"{prog} (apt: {pkg})" for prog, pkg in (("sshd", "openssh-server"),
-                                                         ("ssh-keygen", "openssh-client"),
-                                                         ("bridge", "iproute2"))
+def _require_programs(network: str) -> None:
+    needed = (("sshd", "openssh-server"), ("ssh-keygen", "openssh-client"),
+              ("bridge", "iproute2")) + ((("bird", "bird2"), ("birdcl", "bird2"))
+                                         if network == "bgp" else ())
+    missing = [f"{prog} (apt: {pkg})" for prog, pkg in needed
                if shutil.which(prog) is None and not os.path.exists(f"/usr/sbin/{prog}")]
     if missing:
-        raise MissingDependency("the two-host lab needs " + ", ".join(missing))
+        raise MissingDependency(f"the two-host lab ({network}) needs " + ", ".join(missing))
 
 
 # ---------------------------------------------------------------- wiring
@@ -167,10 +168,7 @@ def configure_peers(network: str) -> None:
         if network == "host-gw":
             _ip(h, "route", "replace", subnet(j), "via", UNDERLAY[j], "dev", NICS[i])
             continue
-        if network == "bgp":  # as BIRD writes this node's block and what it learnt
-            _ip(h, "route", "replace", "blackhole", block(i), "proto", "bird")
-            _ip(h, "route", "replace", block(j), "via", UNDERLAY[j], "dev", NICS[i], "proto",
-                "bird")
+        if network == "bgp":  # BIRD writes this node's block and what it learns
             continue
         _ip(h, "link", "set", VTEP, "up", "mtu", str(MTU))
         _ip(h, "route", "replace", subnet(j), "via", f"10.244.{j}.0", "dev", VTEP, "onlink")
@@ -197,19 +195,36 @@ def _write_intent(network: str) -> None:
         _write_subnet_files()
 
 
-def _write_bird_configs() -> None:
-    """Each host's BIRD configuration, in the files Calico's confd writes."""
+def session(i: int) -> str:
+    """The name of host i's BGP session with its peer, as Calico's confd names it."""
+    return "Mesh_" + UNDERLAY[1 - i].replace(".", "_")
+
+
+def bird_socket(i: int) -> str:
+    return os.path.join(STATE_DIR, f"bird-{i}.ctl")
+
+
+def _write_bird_configs(imports: tuple = (True, True)) -> None:
+    """Each host's BIRD configuration, in the files Calico's confd writes. imports[i]
+    False: host i's session takes nothing from its peer (a fault)."""
     for i in (0, 1):
         folder = os.path.dirname(bird_config(i))
         os.makedirs(folder, exist_ok=True)
         peer = UNDERLAY[1 - i]
         files = {
-            "bird.cfg": f'include "bird_aggr.cfg";\ninclude "bird_ipam.cfg";\n'
-                        f"router id {UNDERLAY[i]};\n"
-                        f"protocol bgp Mesh_{peer.replace('.', '_')} {{\n"
-                        f"  neighbor {peer} as {BGP_AS};\n  import all;\n"
-                        f"  export filter calico_export_to_bgp_peers;\n}}\n",
-            "bird_aggr.cfg": f"protocol static {{\n  # IP blocks for this host.\n"
+            "bird.cfg": f'router id {UNDERLAY[i]};\n'
+                        f'include "bird_aggr.cfg";\ninclude "bird_ipam.cfg";\n'
+                        f"protocol device {{ scan time 2; }}\n"
+                        f"protocol kernel {{\n  scan time 2;\n  merge paths on;\n"
+                        f"  ipv4 {{ import none; export all; }};\n}}\n"
+                        f"protocol bgp {session(i)} {{\n"
+                        f"  local as {BGP_AS};\n  neighbor {peer} as {BGP_AS};\n  direct;\n"
+                        # a lab converges in a second, not in BIRD's default minutes
+                        f"  connect delay time 1;\n  connect retry time 1;\n"
+                        f"  error wait time 1, 5;\n"
+                        f"  ipv4 {{ import {'all' if imports[i] else 'none'}; "
+                        f"export filter calico_export_to_bgp_peers; next hop self; }};\n}}\n",
+            "bird_aggr.cfg": f"protocol static {{\n  ipv4;\n  # IP blocks for this host.\n"
                              f"  route {block(i)} blackhole;\n}}\n",
             "bird_ipam.cfg": f"filter calico_export_to_bgp_peers {{\n"
                              f"  if ( net ~ {FLANNEL_NETWORK} ) then {{ accept; }}\n"
@@ -220,14 +235,41 @@ def _write_bird_configs() -> None:
                 f.write(text)
 
 
-def _stand_in_bird(i: int) -> int:
-    """A process whose command line reads as Calico's BIRD's (argv[0] `bird`, `-c` its
-    configuration): what netdoctor looks for to find a host's BGP intent. (The first -c
-    is the interpreter's; BIRD, like getopt, takes the last.)"""
+def _start_bird(i: int) -> int:
+    """Host i's BIRD, in the foreground of its own session (its pid is BIRD's)."""
+    bird = shutil.which("bird") or "/usr/sbin/bird"
     return control._start_in_inet(
-        ["bird", "-c", "import signal; signal.pause()", "-R", "-s",
-         os.path.join(STATE_DIR, f"bird-{i}.ctl"), "-d", "-c", bird_config(i)],
-        f"bird-{i}.log", HOSTS[i], STATE_DIR, sys.executable)
+        [bird, "-f", "-c", bird_config(i), "-s", bird_socket(i), "-P",
+         os.path.join(STATE_DIR, f"bird-{i}.pid")], f"bird-{i}.log", HOSTS[i], STATE_DIR)
+
+
+def _birdcl(i: int, *words: str) -> str:
+    birdcl = shutil.which("birdcl") or "/usr/sbin/birdcl"
+    return command.run([birdcl, "-s", bird_socket(i), *words], check=True).stdout
+
+
+def _bgp_routes(i: int) -> set:
+    out = command.run(["ip", "-n", HOSTS[i], "route", "show", "proto", "bird"],
+                      check=True).stdout
+    return {line.split()[1] if line.startswith("blackhole") else line.split()[0]
+            for line in out.splitlines() if line.strip()}
+
+
+def _wait_routes(want: dict, limit: float = 20.0) -> None:
+    """Until each host i has exactly the BIRD routes want[i]: BGP converges."""
+    deadline = time.monotonic() + limit
+    while True:
+        have = {i: _bgp_routes(i) for i in want}
+        if have == want:
+            return
+        if time.monotonic() > deadline:
+            raise LabStateError(f"BIRD's routes did not settle: {have}, expected {want}; see "
+                                f"{STATE_DIR}/bird-*.log")
+        time.sleep(0.1)
+
+
+def _converged() -> dict:
+    return {i: {block(i), block(1 - i)} for i in (0, 1)}
 
 
 def _stand_in_flanneld(i: int) -> int:
@@ -277,7 +319,7 @@ def ensure_services(state: dict) -> dict:
                                     f"{os.path.join(STATE_DIR, f'sshd-{i}.log')}")
         if state.get("network") == "bgp":
             if not control._pid_alive(services.get(f"bird-{i}"), "bird.cfg"):
-                services[f"bird-{i}"] = _stand_in_bird(i)
+                services[f"bird-{i}"] = _start_bird(i)
         elif not control._pid_alive(services.get(f"flanneld-{i}"), "--subnet-file"):
             services[f"flanneld-{i}"] = _stand_in_flanneld(i)
     return dict(state, services=services)
@@ -289,7 +331,7 @@ def up(network: str = "vxlan") -> tuple:
     if network not in NETWORKS:
         raise UsageError(f"unknown network '{network}'; choose one of: {', '.join(NETWORKS)}")
     control._require_root()
-    _require_programs()
+    _require_programs(network)
     if is_up():
         return False, read_state()
     if present() or os.path.exists(STATE_DIR):
@@ -303,6 +345,8 @@ def up(network: str = "vxlan") -> tuple:
         _write_intent(network)
         state = ensure_services({"created": time.time(), "network": network, "faults": []})
         _write_state(state)
+        if network == "bgp":
+            _wait_routes(_converged())
     except BaseException:
         down()
         raise
@@ -329,6 +373,11 @@ def heal() -> dict:
     _write_intent(network)
     state = ensure_services(dict(state, faults=[]))
     _write_state(state)
+    if network == "bgp":  # BIRD reads its configuration again, every session switched on
+        for i in (0, 1):
+            _birdcl(i, "configure")
+            _birdcl(i, "enable", session(i))
+        _wait_routes(_converged())
     return state
 
 
@@ -336,14 +385,29 @@ def status() -> dict:
     state = read_state()
     services = (state or {}).get("services") or {}
     return {"up": is_up(), "network": (state or {}).get("network"),
-            "hosts": {h: {"underlay": UNDERLAY[i], "pod": PODS[i], "pod_address": pod_ip(i),
-                          "sshd": control._pid_alive(services.get(f"sshd-{i}"), "sshd")}
+            "hosts": {h: dict({"underlay": UNDERLAY[i], "pod": PODS[i], "pod_address": pod_ip(i),
+                               "sshd": control._pid_alive(services.get(f"sshd-{i}"), "sshd")},
+                              **({"bird": control._pid_alive(services.get(f"bird-{i}"),
+                                                             "bird.cfg")}
+                                 if (state or {}).get("network") == "bgp" else {}))
                       for i, h in enumerate(HOSTS)},
             "ssh_config": SSH_CONFIG if state else None,
             "faults": (state or {}).get("faults", [])}
 
 
 # ---------------------------------------------------------------- faults
+
+def _bird_imports_nothing(i: int) -> None:
+    _write_bird_configs(imports=tuple(j != i for j in (0, 1)))
+    _birdcl(i, "configure")
+    _wait_routes({i: {block(i)}})
+
+
+def _session_off(i: int) -> None:
+    """The session switched off on host i: both hosts lose the other's block."""
+    _birdcl(i, "disable", session(i))
+    _wait_routes({0: {block(0)}, 1: {block(1)}})
+
 
 def _host_only(i: int, *argv: str) -> None:
     command.run(["ip", "netns", "exec", HOSTS[i], *argv], check=True)
@@ -357,9 +421,12 @@ FAULTS = {
     "neighbour-missing": ("the PERMANENT neighbour for the peer's VTEP is deleted", ("vxlan",),
                           lambda i, _: _ip(HOSTS[i], "neigh", "del", f"10.244.{1 - i}.0",
                                            "dev", VTEP)),
-    "peer-route-missing": ("the route to the peer's pod subnet is deleted", NETWORKS,
-                           lambda i, network: _ip(HOSTS[i], "route", "del", block(1 - i)
-                                                  if network == "bgp" else subnet(1 - i))),
+    "peer-route-missing": ("the route to the peer's pod subnet is missing (bgp: this host's "
+                           "BIRD imports nothing from its peer)", NETWORKS,
+                           lambda i, network: _bird_imports_nothing(i) if network == "bgp"
+                           else _ip(HOSTS[i], "route", "del", subnet(1 - i))),
+    "bgp-session-down": ("this host's BGP session with its peer is switched off", ("bgp",),
+                         lambda i, _: _session_off(i)),
     "vxlan-port-blocked": (f"INPUT drops UDP {VXLAN_PORT} (the overlay's port)", ("vxlan",),
                            lambda i, _: _host_only(i, "iptables", "-A", "INPUT", "-p", "udp",
                                                    "--dport", str(VXLAN_PORT), "-j", "DROP")),

@@ -149,8 +149,10 @@ def test_every_peer_is_compared_on_every_host(vxlan, fault, missing):
 
 @pytest.mark.parametrize("lab2", ["bgp"], indirect=True)
 def test_bgp_healthy_and_a_route_bird_did_not_write(lab2):
-    """Calico without encapsulation: /32 pods behind cali0, the blocks BIRD writes. The
-    intent is the BIRD configuration the host's bird process names (-c)."""
+    """Calico without encapsulation: /32 pods behind cali0, the blocks a real BIRD writes.
+    The intent is the BIRD configuration the host's bird process names (-c)."""
+    status = json.loads(netdoctor("lab", "status", "--format", "json").stdout)
+    assert all(h["bird"] for h in status["two_hosts"]["hosts"].values()), status
     rc, doc, v = trace()
     assert rc == 0 and v["reachable"], v
     assert [h["role"] for h in doc["hops"]] == ["container", "host-veth", "uplink"]
@@ -165,7 +167,12 @@ def test_bgp_healthy_and_a_route_bird_did_not_write(lab2):
         assert (f["evidence"]["ip_pool"], f["evidence"]["node_blocks"],
                 f["evidence"]["bgp_peers"]) == ("10.244.0.0/16", ["10.244.0.0/26"],
                                                 ["192.168.77.2"]), f
-        assert "birdcl -s /run/netdoctor/lab2/bird-0.ctl show protocols" in f["verify"]
+        # BIRD's session is up (asked on its control socket): the route was not taken in.
+        assert f["evidence"]["bgp_sessions"] == [{"name": "Mesh_192_168_77_2",
+                                                  "neighbor": "192.168.77.2",
+                                                  "bgp_state": "Established"}], f
+        assert "birdcl -s /run/netdoctor/lab2/bird-0.ctl show route for 10.244.1.2 all" in \
+            f["verify"]
         # The far host's missing route, found there by its own checks.
         assert netdoctor("lab", "heal").returncode == 0
         assert netdoctor("lab", "break", "peer-route-missing", "--host", "1").returncode == 0
@@ -241,5 +248,46 @@ def test_bgp_far_host_without_the_route_back(lab2):
         # Without --peer the far side is unobserved: no cause is invented for it.
         rc, doc, v = trace()
         assert rc == 1 and v["cause"] == "upstream-no-reply", v
+    finally:
+        assert netdoctor("lab", "heal").returncode == 0
+
+
+@pytest.mark.parametrize("lab2", ["bgp"], indirect=True)
+def test_a_bgp_session_switched_off_on_the_far_host(lab2):
+    """The far host's BIRD switches its session off: both hosts lose the other's block.
+    The near host's trace names the missing route and, from BIRD's own control socket, the
+    session that is not Established and why; the far host's checks give the fix, which,
+    run there as printed, brings the routes back."""
+    assert netdoctor("lab", "break", "bgp-session-down", "--host", "1").returncode == 0
+    try:
+        rc, doc, v = trace()
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("peer-route-missing",
+                                                             "host-veth"), v
+        f = next(f for f in doc["findings"] if f["id"] == "peer-route-missing")
+        assert "Mesh_192_168_77_2 with 192.168.77.2 is Active (bgp-session-down)" in \
+            f["message"], f
+        near = next(f for f in doc["findings"] if f["id"] == "bgp-session-down")
+        assert near["evidence"]["last_error"] == "Received: Administrative shutdown", near
+        rc, fleet = on_host("checks", "--on", "192.168.77.1,192.168.77.2", "--ssh-config",
+                            SSH_CONFIG, "--no-dns-probe")
+        assert rc == 1, fleet
+        found = {h["host"].split("//")[-1]: [f for f in h["report"]["findings"]
+                                             if f["id"] == "bgp-session-down"]
+                 for h in fleet["hosts"]}
+        far, = found["192.168.77.2"]
+        assert far["evidence"]["bgp_state"] == "Down" and far["subject"] == f"host {H1}"
+        assert far["fix"] == "birdcl -s /run/netdoctor/lab2/bird-1.ctl enable Mesh_192_168_77_1"
+        res = subprocess.run(["ip", "netns", "exec", H1, "sh", "-c", far["fix"]],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        import time
+
+        deadline = time.monotonic() + 20
+        while True:
+            rc, doc, v = trace()
+            if rc == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert rc == 0 and v["reachable"], v
     finally:
         assert netdoctor("lab", "heal").returncode == 0

@@ -51,6 +51,7 @@ def _macvlan_to_the_host():
 
 
 ROUTED = _routed()
+ROUTED_HOST = "ndlab-host"  # the recorded lab's host namespace
 
 
 def _with_tc_hook(snap, device, kind="clsact"):
@@ -202,6 +203,22 @@ def _bgp(snap, dest="10.244.1.2", block_route=False):
     return _toward(replace(snap, hosts=hosts), dest)
 
 
+def _bgp_sessions(snap, *states):
+    """_bgp's snapshot with BIRD's BGP sessions read: (bgp_state, state, last_error) each."""
+    snap = _bgp(snap)
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    sessions = [{"name": f"Mesh_198_51_100_{7 + n}", "proto": "BGP", "state": state,
+                 "bgp_state": bgp_state, "neighbor": f"198.51.100.{7 + n}",
+                 "last_error": error} for n, (bgp_state, state, error) in enumerate(states)]
+    hosts[key] = replace(hosts[key], intent={"bgp": dict(BGP_INTENT["bgp"],
+                                                         sessions=sessions)})
+    return replace(snap, hosts=hosts)
+
+
+ESTABLISHED = ("Established", "up", None)
+
+
 def _toward(snap, dest):
     """The snapshot as if its containers were checked against dest."""
     cs = tuple(replace(c, path=dict(c.path, destination={"query": dest, "address": dest,
@@ -351,6 +368,12 @@ CASES = {
             ns, "192.168.77.1")), "host " + FLANNEL_HOST)],
     "vxlan-checksum-offload": [("offload on, UDP checksum errors counted",
                                 _flannel_offloads(errors=7), "host " + FLANNEL_HOST)],
+    "bgp-session-down": [
+        ("the peer refuses the connection", _bgp_sessions(
+            ROUTED, ESTABLISHED, ("Active", "start", "Socket: Connection refused")),
+         "host " + ROUTED_HOST),
+        ("switched off on this node", _bgp_sessions(ROUTED, ("Down", "down", None)),
+         "host " + ROUTED_HOST)],
     "peer-route-missing": [("flannel's route to the peer's pod subnet deleted",
                             _flannel_intent(FLANNEL, route_to_peer=False), POD_SUBJECT),
                            ("no route BIRD wrote for the peer's block", _bgp(ROUTED),
@@ -970,3 +993,27 @@ def test_runbook_commands_name_real_devices(check_id, case, snap, subject):
     page = runbooks.fill(runbooks.text(check_id), dict(f.vars, fix=f.fix or f.verify))
     commands = [line.strip() for line in page.splitlines() if line.startswith("    ")]
     assert not [c for c in commands if re.search(r"(^|\s)\?(\s|$)|\{[a-z_]+\}", c)], commands
+
+
+def test_peer_route_missing_says_what_birds_sessions_show():
+    """With every session Established the route was not announced (or was filtered): the
+    verify asks BIRD about the route itself, not about its sessions."""
+    f = next(f for f in run_checks(_bgp_sessions(ROUTED, ESTABLISHED))
+             if f.id == "peer-route-missing" and f.subject == "lab:test")
+    assert "every BGP session of BIRD is Established" in f.message
+    assert f.verify.endswith("show route for 10.244.1.2 all  # learnt, filtered, or never sent?")
+    assert f.evidence["bgp_sessions"] == [{"name": "Mesh_198_51_100_7",
+                                           "neighbor": "198.51.100.7",
+                                           "bgp_state": "Established"}]
+    assert "bgp-session-down" not in ids(run_checks(_bgp_sessions(ROUTED, ESTABLISHED)),
+                                         "host " + ROUTED_HOST)
+    # Not asked (no socket, another BIRD): both causes stay open, and the reason is given.
+    snap = _bgp(ROUTED)
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    hosts[key] = replace(hosts[key], intent={"bgp": dict(
+        BGP_INTENT["bgp"], sessions_error="/var/run/calico/bird.ctl: Permission denied")})
+    f = next(f for f in run_checks(replace(snap, hosts=hosts))
+             if f.id == "peer-route-missing" and f.subject == "lab:test")
+    assert "BIRD's sessions were not read: /var/run/calico/bird.ctl: Permission denied" in \
+        f.message and f.evidence["bgp_sessions"] is None

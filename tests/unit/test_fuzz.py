@@ -514,3 +514,13 @@ def test_bird_and_flannel_files(text):
     only_parse_errors(bird_conf.parse_bird_config, [text])
     bird_conf.includes(text)
     only_parse_errors(flannel_env.parse_subnet_env, text)
+
+
+@FUZZ
+@given(st.text(alphabet=st.sampled_from(list("0123456789 -:\nBGPstateNeighboraddressLa")),
+               max_size=400) | st.text(max_size=300))
+def test_bird_control_replies(text):
+    from netdoctor.diagnose.parse import bird_ctl
+
+    bird_ctl.reply_complete(text)
+    only_parse_errors(bird_ctl.parse_protocols, text)

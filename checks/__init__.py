@@ -86,7 +86,9 @@ class Check:
     scope: str = "container"  # where the fault lives: "host" or "container"
     runs_on: str = ""  # what it is run for, "host" or "container"; default: its scope
     tags: tuple = ()
-    needs: tuple = ()  # "host-rules": the host's netfilter rules
+    # "host-rules": the host's netfilter rules; "dns-probe": the answers to the DNS probe
+    # (run after the others, which are judged while the answers come)
+    needs: tuple = ()
     # Where the fault stops a probe, for the trace's verdict: (direction, role of the last
     # hop that sees it), role None when the probe never leaves the container. A finding
     # whose evidence names a direction blocks in that direction only.
@@ -181,8 +183,11 @@ def select(only: Optional[set] = None, skip: Optional[set] = None,
     return chosen
 
 
-def run_checks(snapshot, only: Optional[set] = None) -> list:
-    """Every check against every host and container of snapshot; sorted findings."""
+def run_checks(snapshot, only: Optional[set] = None, answered=None) -> list:
+    """Every check against every host and container of snapshot; sorted findings.
+    answered: a call that returns the snapshot with its DNS probe's answers (take_deferred):
+    the checks that need them ("dns-probe") run after it, the others while the answers
+    come."""
     from .context import contexts
 
     load_all()
@@ -192,20 +197,47 @@ def run_checks(snapshot, only: Optional[set] = None) -> list:
 
         raise UsageError(f"unknown check id(s): {', '.join(sorted(unknown))} "
                          f"(see `netdoctor checks --list`)")
-    findings = []
+    chosen = [(cid, cls) for cid, cls in sorted(REGISTRY.items()) if not only or cid in only]
+    later = [(cid, cls) for cid, cls in chosen if "dns-probe" in cls.needs] \
+        if answered is not None else []
+    findings, unjudged = [], {}  # subject -> (context, ids not judged)
     try:
-        every = list(contexts(snapshot))
-    except Exception as e:  # a hand-edited snapshot the checks cannot read
+        findings += _run(_contexts(contexts, snapshot),
+                         [c for c in chosen if c not in later], unjudged)
+        if later:
+            every = [c for c in _contexts(contexts, answered()) if c.scope == "container"]
+            findings += _run(every, later, unjudged)
+    except _Unreadable as e:  # a hand-edited snapshot the checks cannot read
         return [Finding(id="internal-error", severity="error", scope="host", subject="snapshot",
-                        message=f"the snapshot could not be read: {type(e).__name__}: {e}",
+                        message=f"the snapshot could not be read: {e}",
                         evidence={}, fix="take a new snapshot (netdoctor snapshot -o snap.json)")]
+    for ctx, ids in unjudged.values():
+        findings.append(_not_judged(ctx, sorted(ids), ctx.host_rules_unread))
+    findings = _mark_consequences(findings)
+    findings.sort(key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.subject, f.id))
+    return findings
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _contexts(contexts, snapshot) -> list:
+    try:
+        return list(contexts(snapshot))
+    except Exception as e:
+        raise _Unreadable(f"{type(e).__name__}: {e}") from None
+
+
+def _run(every, checks: list, unjudged: dict) -> list:
+    """checks (id, class) against each context in every."""
+    findings = []
     for ctx in every:
-        unjudged = []
-        for check_id, cls in sorted(REGISTRY.items()):
-            if cls.target_kind() != ctx.scope or (only and check_id not in only):
+        for check_id, cls in checks:
+            if cls.target_kind() != ctx.scope:
                 continue
             if "host-rules" in cls.needs and ctx.host_rules_unread:
-                unjudged.append(check_id)
+                unjudged.setdefault(ctx.subject, (ctx, []))[1].append(check_id)
                 continue
             try:
                 findings.extend(cls().run(ctx))
@@ -215,10 +247,6 @@ def run_checks(snapshot, only: Optional[set] = None) -> list:
                     message=f"check {check_id} crashed: {type(e).__name__}: {e}",
                     evidence={"check": check_id}, fix="report this bug with the snapshot "
                     "(netdoctor snapshot -o snap.json)"))
-        if unjudged:
-            findings.append(_not_judged(ctx, unjudged, ctx.host_rules_unread))
-    findings = _mark_consequences(findings)
-    findings.sort(key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.subject, f.id))
     return findings
 
 

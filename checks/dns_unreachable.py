@@ -11,6 +11,7 @@ class DnsUnreachable(Check):
     severity = "error"
     scope = "container"
     tags = ("dns",)
+    needs = ("dns-probe",)  # the answers of the probe take_deferred sent
 
     def run(self, ctx):
         c = ctx.container

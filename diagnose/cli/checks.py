@@ -75,11 +75,17 @@ def checks(
             raise UsageError("--from judges a saved snapshot: give no TARGET, --dest or "
                              "--all-containers with it")
         snap = snapshot.from_file(from_file)
+        findings = run_checks(snap, chosen)
     else:
         with Progress(wants_progress(fmt)) as progress:
-            snap = snapshot.of_targets(targets_, all_containers, dest, not no_dns_probe,
-                                       progress)
-    findings = run_checks(snap, chosen)
+            # The DNS probe is sent only for a check that reads its answers.
+            probe = not no_dns_probe and any("dns-probe" in load_all()[cid].needs
+                                             for cid in chosen)
+            snap, answered = snapshot.of_targets_deferred(targets_, all_containers, dest,
+                                                          probe, progress)
+            # judged while the nameservers answer; the DNS checks once they have
+            findings = run_checks(snap, chosen, answered)
+            snap = answered()
     names = None
     if redact:
         from ..parse.resolv_conf import parse_resolv_conf

@@ -36,6 +36,16 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     destination} for targets whose path goes elsewhere (an east-west trace's destination
     container, judged on its way back to the source). progress(step, done, total) is told
     how far the reading is."""
+    snap, answered = take_deferred(targets, destination, probe_dns, strict, toward, progress)
+    return answered()
+
+
+def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: bool = True,
+                  strict: bool = False, toward: Optional[dict] = None, progress=None) -> tuple:
+    """(snapshot, answered): take's snapshot before its DNS probe is answered, and a call
+    that waits for what is left of the probe's timeout and returns the snapshot with the
+    answers (the same one each time). In between, whatever needs no answer can be judged:
+    the answers wait in their sockets."""
     tell = progress or (lambda step, done, total: None)
     read = gather.NamespaceReader()
     me = netns.own()
@@ -43,19 +53,46 @@ def take(targets: list, destination: Optional[str] = None, probe_dns: bool = Tru
     read(me)
     conf_texts = [_read_text(t.resolv_conf) for t in targets]
     # The nameservers are asked now, once every namespace is read (the queries make
-    # neighbour entries), and answer while the paths are walked.
+    # neighbour entries), and answer while the paths are walked and judged.
     probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts))) \
         if probe_dns and targets else None
     try:
         # one thread walks every path, entering each namespace itself
-        return netns.hopping(_take, targets, destination, strict, toward, tell, read, me,
-                             conf_texts, probe)
-    finally:
+        snap, probed = netns.hopping(_take, targets, destination, strict, toward, tell, read,
+                                     me, conf_texts)
+    except BaseException:
         if probe is not None:
             probe.close()
+        raise
+    return snap, _Answers(snap, probe, probed, tell)
 
 
-def _take(targets, destination, strict, toward, tell, read, me, conf_texts, probe):
+class _Answers:
+    """The snapshot with its DNS probe's answers, waited for once (see take_deferred)."""
+
+    def __init__(self, snap, probe, probed: list, tell):
+        self.snap, self.probe, self.probed, self.tell = snap, probe, probed, tell
+        self.done = None
+
+    def __call__(self) -> Snapshot:
+        if self.done is None:
+            snap, probe = self.snap, self.probe
+            try:
+                if probe is not None and snap.containers:
+                    self.tell("asking their nameservers", 0, 1)
+                    answers = probe.results()
+                    snap = replace(snap, containers=tuple(
+                        replace(c, dns_probe=answers[i])
+                        for c, i in zip(snap.containers, self.probed)))
+            finally:
+                if probe is not None:
+                    probe.close()
+            self.done = snap
+        return self.done
+
+
+def _take(targets, destination, strict, toward, tell, read, me, conf_texts):
+    """(snapshot without DNS answers, each of its containers' index among targets)."""
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
     probed = []  # each container's index among targets
     for done, t in enumerate(targets):
@@ -100,14 +137,10 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, prob
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:
             problems.append(f"host {ns.label}: {e}")
-    if probe is not None and containers:
-        tell("asking their nameservers", 0, 1)
-        answers = probe.results()
-        containers = [replace(c, dns_probe=answers[i]) for c, i in zip(containers, probed)]
     meta = dict(gather.machine_facts(), netdoctor=__version__)
     return Snapshot(hosts=hosts, containers=tuple(containers), own_inode=me.inode,
                     destination=destination or DEFAULT_DESTINATION, meta=meta,
-                    problems=tuple(problems))
+                    problems=tuple(problems)), probed
 
 
 def _can_filter(tables: tuple) -> bool:
@@ -183,6 +216,14 @@ def of_targets(refs, all_containers: bool, destination: Optional[str],
                probe_dns: bool, progress=None) -> Snapshot:
     """The snapshot `checks` and `snapshot` take: the named targets, or every running
     container when none is named (or with all_containers)."""
+    snap, answered = of_targets_deferred(refs, all_containers, destination, probe_dns,
+                                         progress)
+    return answered()
+
+
+def of_targets_deferred(refs, all_containers: bool, destination: Optional[str],
+                        probe_dns: bool, progress=None) -> tuple:
+    """of_targets as (snapshot, answered): see take_deferred."""
     from .. import targets
 
     if destination is not None and not (dns_wire.is_address(destination)
@@ -201,9 +242,14 @@ def of_targets(refs, all_containers: bool, destination: Optional[str],
         toward, unresolved = _resolve_in_each(chosen, destination)
         problems = list(problems) + unresolved
         destination = None
-    snap = take(chosen, destination=destination, probe_dns=probe_dns, toward=toward,
-                progress=progress)
-    return replace(snap, problems=snap.problems + tuple(problems)) if problems else snap
+    snap, answered = take_deferred(chosen, destination=destination, probe_dns=probe_dns,
+                                   toward=toward, progress=progress)
+    if not problems:
+        return snap, answered
+
+    def with_problems(s: Snapshot) -> Snapshot:
+        return replace(s, problems=s.problems + tuple(problems))
+    return with_problems(snap), lambda: with_problems(answered())
 
 
 def from_file(path: str) -> Snapshot:

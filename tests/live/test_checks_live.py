@@ -144,6 +144,24 @@ def test_fail_on_and_only(healed):
     assert res.returncode == 2 and "unknown check id" in res.stderr
 
 
+def _udp_sent(ns):
+    """The UDP datagrams a namespace has sent (/proc/net/snmp's Udp OutDatagrams)."""
+    lines = [l.split() for l in in_ns(ns, "cat", "/proc/net/snmp").stdout.splitlines()
+             if l.startswith("Udp:")]
+    return int(lines[1][lines[0].index("OutDatagrams")])
+
+
+def test_the_dns_probe_is_sent_only_for_a_check_that_reads_it(lab):
+    """`checks` sends its one query per nameserver when dns-unreachable is among the
+    checks chosen, and no packet at all otherwise."""
+    before = _udp_sent("ndlab-test")
+    assert netdoctor("checks", "test", "--only", "ip-forward-disabled,veth-down")\
+        .returncode == 0
+    assert _udp_sent("ndlab-test") == before
+    assert netdoctor("checks", "test", "--only", "dns-unreachable").returncode == 0
+    assert _udp_sent("ndlab-test") == before + 1
+
+
 @pytest.fixture(scope="module")
 def docker_pair(docker_engine):
     docker_engine.run("chk1")

@@ -1017,3 +1017,25 @@ def test_peer_route_missing_says_what_birds_sessions_show():
              if f.id == "peer-route-missing" and f.subject == "lab:test")
     assert "BIRD's sessions were not read: /var/run/calico/bird.ctl: Permission denied" in \
         f.message and f.evidence["bgp_sessions"] is None
+
+
+def test_checks_judged_while_the_nameservers_answer_say_the_same():
+    """`checks` judges everything that needs no DNS answer before it waits for them, and
+    the DNS check once they are in: the findings are those of the finished snapshot."""
+    silent = case("dns-unreachable", "server silent")
+    asked = replace(silent, containers=tuple(replace(c, dns_probe=None)
+                                             for c in silent.containers))
+    calls = []
+
+    def answered():
+        calls.append("answered")
+        return silent
+
+    found = run_checks(asked, answered=answered)
+    assert calls == ["answered"]
+    assert [f.to_dict() for f in found] == [f.to_dict() for f in run_checks(silent)]
+    assert "dns-unreachable" in ids(found, "lab:test")
+    # Without the DNS check chosen, nothing waits for the answers.
+    calls.clear()
+    run_checks(asked, only={"ip-forward-disabled"}, answered=answered)
+    assert calls == []

@@ -41,8 +41,8 @@ class ContainerWrongGateway(Check):
                 "{in_container}ip route replace default via <bridge address> dev {eth}")
             return
         br = ctx.bridge
-        if br is None:
-            return
+        if br is None or route.dev != eth.name:
+            return  # a default route by another interface: its gateway is not this path's
         bridge_ips = [a.local for a in global_addresses(br, fam)]
         if bridge_ips and gw not in bridge_ips:
             yield self.finding(

@@ -148,6 +148,19 @@ def bgp_intent(host) -> Optional[dict]:
             "sessions_error": b.get("sessions_error")}
 
 
+def docker_overlay_intent(host) -> Optional[dict]:
+    """What the engine says of the Docker overlay network whose sandbox this host namespace
+    is: {name, vnis, peers, remote: [{name, ip, node}] (endpoints on other nodes), source};
+    None without one (or one that could not be read)."""
+    o = ((host.intent or {}) if host is not None else {}).get("docker_overlay") or {}
+    if "endpoints" not in o:
+        return None
+    local = set(o.get("local") or ())
+    return {"name": o["name"], "vnis": list(o.get("vnis") or ()), "peers": list(o["peers"]),
+            "remote": [e for e in o["endpoints"] if e["ip"] not in local and e.get("node")],
+            "source": o["source"]}
+
+
 @dataclass
 class HostContext:
     snapshot: object
@@ -219,6 +232,38 @@ class ContainerContext:
         if h is None or snap is None:
             return None
         return snap.link(ifindex=h["ifindex"])
+
+    def host_of_hop(self, role: str):
+        """The HostFacts of the namespace that holds the hop (the host's own, or another
+        host namespace of the snapshot: an overlay's underlay outside Docker's sandbox);
+        None when the snapshot has none for it."""
+        h = self.hop(role)
+        if h is None:
+            return None
+        inode = h.get("netns_inode")
+        if self.host is not None and (inode is None or
+                                      self.host.namespace.netns.get("inode") == inode):
+            return self.host
+        return next((f for f in self.snapshot.hosts.values()
+                     if f.namespace.netns.get("inode") == inode), None)
+
+    def run_in(self, host) -> str:
+        """The prefix that runs a command in that HostFacts' namespace, as pasted here."""
+        return _host_vars(self.snapshot, host.namespace.netns)["in_host"]
+
+    def link_of_hop(self, role: str) -> Optional[Link]:
+        """The hop's interface, in whichever namespace of the snapshot holds it (an
+        overlay's underlay may be in neither the container's nor its host's: Docker's
+        bridge and VXLAN port are in a sandbox, its underlay in the engine's namespace)."""
+        h = self.hop(role)
+        if h is None:
+            return None
+        inode = h.get("netns_inode")
+        for snap in ([self.namespace] + ([self.host_ns] if self.host_ns else [])
+                     + [f.namespace for f in self.snapshot.hosts.values()]):
+            if inode is None or snap.netns.get("inode") == inode:
+                return snap.link(ifindex=h["ifindex"])
+        return None
 
     @cached_property
     def egress(self) -> Optional[Link]:

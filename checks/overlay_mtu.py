@@ -17,10 +17,9 @@ class OverlayMtu(Check):
 
     def run(self, ctx):
         tunnel, _ = tunnel_of(ctx)
-        hop = ctx.hop("underlay")
-        if tunnel is None or hop is None or ctx.egress is None:
+        if tunnel is None or ctx.egress is None:
             return
-        underlay = ctx.host_ns.link(ifindex=hop["ifindex"])
+        underlay = ctx.link_of_hop("underlay")  # not always in the tunnel's namespace
         if underlay is None:
             return
         fits = underlay.mtu - VXLAN_OVERHEAD

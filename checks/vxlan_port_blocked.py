@@ -1,6 +1,7 @@
 from . import Check, register
 from ._rules import PAST, delete_rule, rule_evidence
 from ._tunnel import tunnel_of
+from .context import ns_label
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -22,8 +23,13 @@ class VxlanPortBlocked(Check):
     def run(self, ctx):
         tunnel, _ = tunnel_of(ctx)
         under = ctx.hop("underlay")
-        if tunnel is None or under is None or not under.get("via") or ctx.host is None:
+        # The rules of the namespace the underlay is in: the host's, or (Docker's overlay
+        # sandbox) the engine's, where the tunnel's socket lives.
+        host = ctx.host_of_hop("underlay")
+        if tunnel is None or under is None or not under.get("via") or host is None:
             return
+        if host is not ctx.host and not host.ruleset.sources:
+            return  # that namespace's rules were not read
         port = int(tunnel.tunnel.get("port") or 0)
         local = tunnel.tunnel.get("local") or next(
             (a.split("/")[0] for a in under.get("addresses") or ()), None)
@@ -32,17 +38,19 @@ class VxlanPortBlocked(Check):
         packet = Packet(src=under["via"], dst=local, iif=under["name"], oif=None, proto="udp",
                         dport=port, sport=(1024, 65535),
                         family="ip6" if ":" in local else "ip")
-        out = evaluate(ctx.host.ruleset, "input", packet)
+        out = evaluate(host.ruleset, "input", packet)
         if out.verdict not in ("drop", "reject"):
             return
-        fix = delete_rule(out.rule, "{in_host}") if out.rule is not None else (
-            f"{{in_host}}iptables -I INPUT -i {under['name']} -p udp --dport {port} "
+        there = "{in_host}" if host is ctx.host else ctx.run_in(host)
+        fix = delete_rule(out.rule, there) if out.rule is not None else (
+            f"{there}iptables -I INPUT -i {under['name']} -p udp --dport {port} "
             f"-s {under['via']} -j ACCEPT")
+        who = ctx.vars["host_ns"] if host is ctx.host else ns_label(host.namespace.netns)
         ev = rule_evidence(out)
         ev.update({"packet": f"{packet.src} -> {local} udp/{port} in {under['name']}",
                    "tunnel": tunnel.name, "vni": tunnel.tunnel.get("vni")})
         yield self.finding(
-            ctx, f"{ctx.vars['host_ns']}'s firewall {PAST[out.verdict]} the VXLAN packets "
+            ctx, f"{who}'s firewall {PAST[out.verdict]} the VXLAN packets "
                  f"from the peer {under['via']} (udp/{port} on {under['name']}) in INPUT: "
                  f"{out.describe()}; whatever that peer sends through the overlay is lost "
                  f"before {tunnel.name} sees it",

@@ -465,6 +465,89 @@ class FlannelPair:
         self.close()
 
 
+class _HostPath:
+    """What DockerEngine needs of a host: the path of its network namespace."""
+
+    def __init__(self, name: str):
+        self.path = f"/run/netns/{name}"
+
+
+class SwarmPair:
+    """Two hosts on an underlay (192.168.78.1/.2), a real dockerd in each, joined in one
+    Docker Swarm, and an attachable overlay network (ndov, 10.0.9.0/24) with a container on
+    each host (c0, c1). Docker keeps the overlay's bridge and VXLAN device in a sandbox
+    namespace of its own, bound under its exec-root; the VXLAN socket stays in the host's."""
+
+    NETWORK, SUBNET = "ndov", "10.0.9.0/24"
+
+    def __init__(self, tag: str = "sw"):
+        self.hosts = [unique(f"{tag}-h{i}") for i in (0, 1)]
+        self.engines: list = []
+        self.made: list = []
+        self.ips = {}  # container name -> its overlay address
+
+    def underlay_ip(self, i: int) -> str:
+        return f"192.168.78.{i + 1}"
+
+    def env(self, i: int) -> dict:
+        return self.engines[i].env
+
+    def __enter__(self):
+        try:
+            for ns in self.hosts:
+                sh("ip", "netns", "add", ns)
+                self.made.append(ns)
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            h0, h1 = self.hosts
+            sh("ip", "-n", h0, "link", "add", "eth0", "type", "veth", "peer", "name", "ens4",
+               "netns", h1)
+            for i, (h, nic) in enumerate(zip(self.hosts, ("eth0", "ens4"))):
+                sh("ip", "-n", h, "addr", "add", f"{self.underlay_ip(i)}/24", "dev", nic)
+                sh("ip", "-n", h, "link", "set", nic, "up")
+            for h in self.hosts:
+                self.engines.append(DockerEngine(_HostPath(h)).start())
+            e0, e1 = self.engines
+            e0.docker("swarm", "init", "--advertise-addr", self.underlay_ip(0))
+            token = e0.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+            e1.docker("swarm", "join", "--token", token, "--advertise-addr",
+                      self.underlay_ip(1), f"{self.underlay_ip(0)}:2377")
+            e0.docker("network", "create", "-d", "overlay", "--attachable", "--subnet",
+                      self.SUBNET, self.NETWORK)
+            for name, e in (("c0", e0), ("c1", e1)):
+                e.run(name, "--network", self.NETWORK)
+                self.ips[name] = e.docker(
+                    "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} "
+                    "{{end}}", name).stdout.split()[0]
+            # The overlay's peers learn each other's endpoints by gossip: until then the
+            # VXLAN device has no entry for the far container.
+            deadline = time.monotonic() + 30
+            while e0.docker("exec", "c0", "ping", "-c", "1", "-W", "1", self.ips["c1"],
+                            check=False).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the swarm overlay did not come up in 30 s")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def sandbox(self, i: int) -> str:
+        """The path of host i's overlay sandbox namespace (Docker's `1-<network id>`)."""
+        net_id = self.engines[i].docker("network", "inspect", "-f", "{{.Id}}",
+                                        self.NETWORK).stdout.strip()
+        return os.path.join(self.engines[i].dir, "exec", "netns", f"1-{net_id[:10]}")
+
+    def close(self):
+        for e in reversed(self.engines):
+            e.stop()
+        self.engines = []
+        for ns in reversed(self.made):
+            sh("ip", "netns", "del", ns, check=False)
+        self.made = []
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class Sshd:
     """A real OpenSSH server in a namespace, with keys made for it alone (LAB.md's recipe),
     and an ssh config a client uses to reach it as root: `ssh -F config` / --ssh-config."""

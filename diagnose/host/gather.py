@@ -458,7 +458,32 @@ def read_intent(ns: netns.Netns, agents: list) -> Optional[dict]:
                 out.update(_flannel(f.read(), FLANNEL_SUBNET_FILE))
         except OSError:
             pass
+    overlay = _docker_overlay(ns)
+    if overlay is not None:
+        out["docker_overlay"] = overlay
     return out or None
+
+
+def _docker_overlay(ns: netns.Netns) -> Optional[dict]:
+    """The engine's view of the Docker overlay network whose sandbox ns is (Docker binds it
+    as `<exec-root>/netns/1-<network id>`): its peers and its endpoints' nodes."""
+    import re
+
+    from ..errors import NetdoctorError
+    from ..parse.docker_network import parse_overlay_network
+    from ..targets import docker
+
+    m = re.fullmatch(r".*/netns/1-([0-9a-z]{10,64})", ns.path or "")
+    if m is None:
+        return None
+    source = f"docker network inspect --verbose {m.group(1)} ({docker.endpoint()})"
+    try:
+        doc = docker._api().get(f"/networks/{m.group(1)}?verbose=true")
+        if doc is None:
+            return {"error": "the engine knows no such network", "source": source}
+        return dict(parse_overlay_network(doc), source=source)
+    except (NetdoctorError, OSError) as e:
+        return {"error": str(e), "source": source}
 
 
 BIRD_CONFIG = "/etc/bird/bird.conf"

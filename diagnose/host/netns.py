@@ -14,11 +14,12 @@ import ctypes.util
 import errno
 import os
 import queue
+import re
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
-from ..errors import NoPermission, TargetNotFound
+from ..errors import NetdoctorError, NoPermission, TargetNotFound
 
 NETNS_RUN_DIR = "/run/netns"  # iproute2's NETNS_RUN_DIR (/var/run/netns is a link to it)
 CLONE_NEWNET = 0x40000000
@@ -152,8 +153,34 @@ def _name_of_inode(inode: int) -> Optional[str]:
     return None
 
 
+def mounted() -> list:
+    """Every network namespace bound to a file of this mount namespace, as
+    /proc/self/mountinfo lists them (`ip netns` ones, and those no process holds: Docker's
+    overlay sandboxes under its exec-root, a CNI runtime's pinned namespaces): (path,
+    inode) pairs, in mount order."""
+    out = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) < 5 or not fields[3].startswith("net:[") or " - nsfs " not in line:
+            continue
+        try:
+            inode = int(fields[3][5:-1])
+        except ValueError:
+            continue
+        # mountinfo writes a space, tab, newline or backslash in a path as an octal escape
+        path = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        out.append((path, inode))
+    return out
+
+
 def candidates() -> Iterator[Netns]:
-    """Every network namespace we can open: named ones first, then those of processes.
+    """Every network namespace we can open: named ones first, then the others bound to a
+    file, then those of processes.
 
     Yields each namespace once (by inode). Processes whose namespace we may not open
     (another user's, a process outside our reach) are skipped.
@@ -163,6 +190,15 @@ def candidates() -> Iterator[Netns]:
         if ns.inode not in seen:
             seen.add(ns.inode)
             yield ns
+    for path, inode in mounted():
+        if inode not in seen:
+            try:
+                ns = open_path(path)
+            except (NetdoctorError, OSError):
+                continue
+            if ns.inode == inode:
+                seen.add(inode)
+                yield ns
     try:
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:

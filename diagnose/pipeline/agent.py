@@ -4,7 +4,7 @@ stdin, one answer per line on stdout. It runs in the far host's own network name
 only reads and captures there; it sends no packet.
 
   {"op": "hello", "version": V}           the same version, or a refusal
-  {"op": "far_path", "dst", "src", "vtep", "tunnel_port"}
+  {"op": "far_path", "dst", "src", "vtep", "tunnel_port", "vni"}
                                           this host's hops for the probe: the device holding
                                           the VTEP address (or, routed, the address the near
                                           host sends to), the VXLAN device,
@@ -49,8 +49,10 @@ class Agent:
                                               f"version on both"}
             return {"ok": True, "version": __version__, "netns": netns.own().label}
         if op == "far_path":
+            vni = req.get("vni")
             return {"ok": True, "hops": far_path(req["dst"], req.get("src"), req["vtep"],
-                                                 int(req.get("tunnel_port") or 0))}
+                                                 int(req.get("tunnel_port") or 0),
+                                                 int(vni) if vni is not None else None)}
         if op == "findings":
             return {"ok": True, "findings": [f.to_dict() for f in findings(req)]}
         if op == "arm":
@@ -114,8 +116,9 @@ def findings(req: dict) -> list:
     from .trace import destination_findings
 
     ns = netns.open_path(req["netns_path"], req.get("netns_name"))
-    me = netns.own()
-    target = Target(ref=ns.label, kind="netns", name=ns.label, netns=ns, host_netns=me)
+    # Its host is found as for any target (its veth's peer): this namespace, or a sandbox
+    # of its own (Docker's overlay).
+    target = Target(ref=ns.label, kind="netns", name=ns.label, netns=ns)
     return destination_findings(target, req["toward"], req.get("proto") or "icmp",
                                 req.get("dport"), with_host=True)
 
@@ -127,13 +130,15 @@ def _hop(role: str, link, ns) -> dict:
                                              if a.scope == "global"], "mtu": link.mtu}
 
 
-def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int) -> list:
+def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int,
+             vni: Optional[int] = None) -> list:
     """This host's hops for a probe that arrives (encapsulated to vtep, or routed to vtep, an
     address of this host, when tunnel_port is 0) and goes on to dst."""
     me = netns.own()
     snap = gather.read_namespace(me)
     hops = []
     under = next((l for l in snap.links if any(a.local == vtep for a in l.addresses)), None)
+    where, wsnap = me, snap  # the namespace the packet is decapsulated into
     if not tunnel_port:  # routed to this host (host-gw): no encapsulation to undo
         if under is None:
             return hops
@@ -142,26 +147,30 @@ def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int) -> list:
     else:
         if under is not None:
             hops.append(_hop("far-underlay", under, me))
-        tunnels = [l for l in snap.tunnels if l.tunnel.get("port") == str(tunnel_port)]
-        ingress = next((l for l in tunnels if l.tunnel.get("local") == vtep), None) or \
-            (tunnels[0] if tunnels else None)
-        if ingress is None:
+        found = _far_tunnel(me, snap, vtep, tunnel_port, vni)
+        if found is None:
             return hops
-        hops.append(_hop("far-tunnel", ingress, me))
-    lookup = gather.route_get(me, dst, src=src, iif=ingress.name)
-    out = snap.link(name=lookup.dev) if lookup.dev else None
+        where, wsnap, ingress = found
+        hops.append(_hop("far-tunnel", ingress, where))
+    if ingress.master is not None and tunnel_port:
+        # An L2 overlay (Docker's): the VXLAN device is a port of the bridge that the
+        # destination's veth is a port of; the bridge forwards, nothing routes.
+        out = wsnap.link(ifindex=ingress.master)
+    else:
+        lookup = gather.route_get(where, dst, src=src, iif=ingress.name)
+        out = wsnap.link(name=lookup.dev) if lookup.dev else None
     if out is None:
         return hops
     if out.kind == "bridge":
-        hops.append(_hop("far-bridge", out, me))
+        hops.append(_hop("far-bridge", out, where))
     # The destination: behind one of the ports of that device, in the namespace a port's
     # peer lives in. Only the namespaces those ports lead to are read (nsids, one netlink
     # socket for all), not every namespace of a host with a thousand containers.
-    ports = [l for l in snap.links if l.peer_netnsid is not None
+    ports = [l for l in wsnap.links if l.peer_netnsid is not None and l.kind != "vxlan"
              and (l.master == out.ifindex or l.ifindex == out.ifindex)]
     wanted = {p.peer_netnsid for p in ports}
-    others = [ns for ns in netns.candidates() if ns.inode != me.inode]
-    ids = gather.nsids_of(me, others) if wanted and others else []
+    others = [ns for ns in netns.candidates() if ns.inode != where.inode]
+    ids = gather.nsids_of(where, others) if wanted and others else []
     for ns, nsid in zip(others, ids):
         if nsid not in wanted:
             continue
@@ -176,10 +185,40 @@ def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int) -> list:
         veth = next((p for p in ports if p.ifindex == link.peer_ifindex
                      and p.peer_netnsid == nsid), None)
         if veth is not None:  # a bridge's port, or the routed veth the route names itself
-            hops.append(_hop("far-veth", veth, me))
+            hops.append(_hop("far-veth", veth, where))
         hops.append(_hop("destination", link, ns))
         break
     return hops
+
+
+def _far_tunnel(me, snap, vtep: str, port: int, vni: Optional[int]):
+    """(namespace, its snapshot, the VXLAN device) that decapsulates what arrives for vtep
+    on UDP port: this namespace's own, else one bound to a file whose device sends from
+    here (Docker keeps an overlay's VXLAN device in a sandbox namespace under its
+    exec-root; its socket stays in the engine's namespace). None when there is none."""
+    def matches(link) -> bool:
+        t = link.tunnel
+        return t.get("port") == str(port) and (vni is None or t.get("vni") == str(vni))
+
+    tunnels = [l for l in snap.tunnels if matches(l)]
+    if tunnels:
+        return me, snap, next((l for l in tunnels if l.tunnel.get("local") == vtep),
+                              tunnels[0])
+    for path, inode in netns.mounted():
+        if inode == me.inode:
+            continue
+        try:
+            ns = netns.open_path(path)
+            theirs = gather.read_namespace(ns)
+        except (NetdoctorError, OSError):
+            continue
+        here = [l for l in theirs.tunnels if matches(l) and l.peer_netnsid is not None]
+        if not here:
+            continue
+        # Its socket's namespace, as that namespace knows this one: it must be this host.
+        if gather.nsids_of(ns, [me])[0] in {l.peer_netnsid for l in here}:
+            return ns, theirs, here[0]
+    return None
 
 
 def serve(stdin=None, stdout=None) -> int:

@@ -184,6 +184,7 @@ class Plan:
     # The other ports of the path's bridge (other containers' veths): a drop an skb met
     # after one of them happened in another container, whatever its device is called.
     foreign_ports: frozenset = frozenset()
+    tunnel_vni: Optional[int] = None  # the path's VXLAN network id
 
     def new_captures(self) -> list:
         """A capture per hop, not armed yet (an underlay's decapsulates the tunnel)."""
@@ -231,6 +232,7 @@ def make_plan(target, aim: Aim) -> Plan:
     tunnel_link = host_facts.namespace.link(name=tunnel["name"]) \
         if tunnel is not None and host_facts is not None else None
     tunnel_port = int(tunnel_link.tunnel.get("port", "0")) if tunnel_link is not None else 0
+    vni = tunnel_link.tunnel.get("vni") if tunnel_link is not None else None
     lengths = probe_lengths(aim.proto, mtu, dns_name, ":" in aim.address)
     if tunnel_port:  # the underlay's devices see the probe with the VXLAN headers around it
         lengths = tuple(sorted(set(lengths) | {n + VXLAN_OVERHEAD for n in lengths}))
@@ -239,7 +241,8 @@ def make_plan(target, aim: Aim) -> Plan:
                 host_ns, host_facts.ruleset if host_facts is not None else None, ident,
                 {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name,
                 tunnel_port, bpf.probe_filter(aim.proto, tunnel_port=tunnel_port, **tag)
-                if tunnel_port else None, _foreign_ports(path, host_facts))
+                if tunnel_port else None, _foreign_ports(path, host_facts),
+                int(vni) if vni and vni.isdigit() else None)
 
 
 def _foreign_ports(path: dict, host_facts) -> frozenset:
@@ -323,7 +326,8 @@ def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack)
         spec = f"ssh://{under['via']}"
     peer = stack.enter_context(Peer(spec, ssh_config))
     hops = peer.ask({"op": "far_path", "dst": aim.address, "src": plan.flow.src,
-                     "vtep": under["via"], "tunnel_port": plan.tunnel_port})["hops"]
+                     "vtep": under["via"], "tunnel_port": plan.tunnel_port,
+                     "vni": plan.tunnel_vni})["hops"]
     try:
         plan.findings += _far_findings(peer, hops, plan, aim)
         checked = "ok"
@@ -621,6 +625,9 @@ def hop_netns(path: dict, hop: dict) -> netns.Netns:
     for ns in (path["target"]["netns"], path.get("host_netns"), path.get("far_netns")):
         if ns and ns["inode"] == inode:
             return netns.Netns.from_dict(ns)
+    if hop.get("netns_path"):  # a namespace of its own (an overlay's underlay, ...)
+        return netns.Netns(hop["netns_path"], inode, None if hop["netns"].startswith(
+            "net:[") else hop["netns"])
     raise InternalError(f"lost track of the namespace of {hop['name']} (a bug: please report "
                         f"it, with --debug output)")
 

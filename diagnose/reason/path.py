@@ -284,6 +284,17 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
                 if underlay is not None:
                     hops.append(underlay)
                     complete = True
+            elif link.ifindex == ingress_link.ifindex and link.kind == "bridge" and \
+                    _bridged_tunnel(h_snap, link, d.dest) is not None:
+                # An L2 overlay (Docker's): the bridge forwards the frame to its VXLAN port,
+                # which sends it to the VTEP its FDB names for the destination's MAC.
+                tunnel = _bridged_tunnel(h_snap, link, d.dest)
+                mode = "overlay"
+                hops.append(topology.Hop.of("tunnel", tunnel, h_snap.netns, via=d.dest))
+                underlay = _underlay(d, host_ns, h_snap, tunnel, d.dest)
+                if underlay is not None:
+                    hops.append(underlay)
+                    complete = True
             elif link.ifindex == ingress_link.ifindex:
                 d.notes.append(f"{d.dest} is on the container network itself, and no "
                                f"namespace behind {link.name} holds it: the host's ARP "
@@ -305,14 +316,36 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
                       far_netns=far, reply_lookups=tuple(d.replies))
 
 
+def _bridged_tunnel(h_snap: NamespaceSnapshot, bridge: Link, dest: Optional[str]):
+    """The VXLAN port of bridge behind which dest's MAC is (the neighbour entry for dest, on
+    the port or on the bridge): the port's FDB sends that MAC to a remote VTEP, or the
+    bridge's own FDB puts it on that port (whether the port then has a VTEP for it is
+    the tunnel's question: _underlay says)."""
+    if not dest:
+        return None
+    for port in h_snap.links:
+        if port.master != bridge.ifindex or port.kind != "vxlan":
+            continue
+        mac = h_snap.neighbour_mac(dest, port.name) or h_snap.neighbour_mac(dest, bridge.name)
+        if mac and any(e.dev == port.name and e.mac.lower() == mac.lower()
+                       for e in h_snap.fdb):
+            return port
+    return None
+
+
 def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
               via: Optional[str]):
     """The underlay hop of a VXLAN tunnel: the next hop's MAC (the host's neighbour entry on
-    the tunnel), the FDB entry that sends it to a remote VTEP, and the route to that VTEP.
-    None, with a note saying which of them is missing, when the kernel could not send it."""
+    the tunnel), the FDB entry that sends it to a remote VTEP, and the route to that VTEP
+    (in the namespace the tunnel's socket lives in: where it was made, when it was moved
+    since, as Docker moves an overlay's into its sandbox). None, with a note saying which
+    of them is missing, when the kernel could not send it."""
     nexthop = via or d.dest
     t = tunnel.tunnel
     mac = h_snap.neighbour_mac(nexthop, tunnel.name)
+    if mac is None and tunnel.master is not None:  # a bridge port: the bridge's entry
+        bridge = h_snap.link(ifindex=tunnel.master)
+        mac = h_snap.neighbour_mac(nexthop, bridge.name) if bridge is not None else None
     vtep = h_snap.tunnel_destination(tunnel.name, mac) or t.get("remote")
     if vtep is None:
         if mac is None:
@@ -322,16 +355,29 @@ def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
             d.notes.append(f"{tunnel.name} has no FDB entry for {nexthop}'s MAC {mac}: the "
                            f"kernel drops the packet (NO_TX_TARGET)")
         return None
-    lookup = d.kernel.route(host_ns, vtep)
-    d.lookups.append((host_ns.label, lookup))
-    lower = h_snap.link(name=lookup.dev) if lookup.dev else None
+    under_ns, under_snap = host_ns, h_snap
+    if tunnel.peer_netnsid is not None:  # its socket is in another namespace
+        others = [n for n in d.kernel.namespaces() if n.inode != host_ns.inode]
+        under_ns = next((n for n, i in zip(others, d.kernel.nsids(host_ns, others))
+                         if i == tunnel.peer_netnsid), None)
+        if under_ns is None:
+            d.notes.append(f"{tunnel.name} sends from another namespace (nsid "
+                           f"{tunnel.peer_netnsid} of {host_ns.label}) that netdoctor cannot "
+                           f"open: the underlay is not followed")
+            return None
+        under_snap = d.kernel.read(under_ns)
+    lookup = d.kernel.route(under_ns, vtep)
+    d.lookups.append((under_ns.label, lookup))
+    lower = under_snap.link(name=lookup.dev) if lookup.dev else None
     if lower is None:
-        d.notes.append(f"the host has no route to the remote VTEP {vtep} ({lookup.error})")
+        d.notes.append(f"{under_ns.label} has no route to the remote VTEP {vtep} "
+                       f"({lookup.error})")
         return None
     d.notes.append(f"VXLAN vni {t.get('vni', '?')}, UDP port {t.get('port', '?')}: {nexthop} "
                    f"({mac or 'no neighbour entry'}) is behind the VTEP {vtep}, reached by "
-                   f"{lower.name}; encapsulation adds {VXLAN_OVERHEAD} bytes")
-    return topology.Hop.of("underlay", lower, h_snap.netns, via=vtep)
+                   f"{lower.name}" + (f" in {under_ns.label}" if under_ns is not host_ns else "")
+                   + f"; encapsulation adds {VXLAN_OVERHEAD} bytes")
+    return topology.Hop.of("underlay", lower, under_snap.netns, via=vtep)
 
 
 def _may_lead_to_a_container(link: Link, dest: Optional[str]) -> bool:
@@ -414,11 +460,14 @@ def _host_egress(d: _Discovery, host_ns, h_snap: NamespaceSnapshot,
             lookup = d.kernel.route(host_ns, d.dest, src=src, iif=ingress.name)
             d.lookups.append((host_ns.label, lookup))
         if lookup is None or not lookup.dev:
-            if lookup is not None:
-                d.notes.append(f"the host would not forward {src} -> {d.dest} arriving on "
-                               f"{ingress.name}: {lookup.error}")
             plain = d.kernel.route(host_ns, d.dest)
             d.lookups.append((host_ns.label, plain))
+            # On the ingress bridge's own network the frame is bridged, never forwarded.
+            bridged = ingress.kind == "bridge" and plain.dev == ingress.name \
+                and not plain.gateway
+            if lookup is not None and not bridged:
+                d.notes.append(f"the host would not forward {src} -> {d.dest} arriving on "
+                               f"{ingress.name}: {lookup.error}")
             lookup = plain
         if not lookup.dev:
             d.notes.append(f"the host has no route to {d.dest} ({lookup.error})")

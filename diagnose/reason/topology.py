@@ -138,6 +138,7 @@ class Hop:
         d["addresses"] = list(self.addresses)
         d["netns"] = self.netns.get("name") or f"net:[{self.netns.get('inode')}]"
         d["netns_inode"] = self.netns.get("inode")
+        d["netns_path"] = self.netns.get("path")
         return d
 
 

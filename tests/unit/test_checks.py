@@ -219,6 +219,18 @@ def _bgp_sessions(snap, *states):
 ESTABLISHED = ("Established", "up", None)
 
 
+def _docker_overlay(snap, node, name=FLANNEL_HOST):
+    """The recorded flannel host as if an engine's overlay network said the next hop
+    10.244.1.0 is an endpoint ("c1") living on node."""
+    key = next(k for k, h in snap.hosts.items() if h.namespace.netns.get("name") == name)
+    hosts = dict(snap.hosts)
+    hosts[key] = replace(hosts[key], intent={"docker_overlay": {
+        "name": "ndov", "id": "aswwe3yqd1", "vnis": [], "peers": ["192.168.77.1", node],
+        "endpoints": [{"name": "c1", "ip": "10.244.1.0", "node": node}], "local": [],
+        "source": "docker network inspect --verbose aswwe3yqd1"}})
+    return replace(snap, hosts=hosts)
+
+
 def _toward(snap, dest):
     """The snapshot as if its containers were checked against dest."""
     cs = tuple(replace(c, path=dict(c.path, destination={"query": dest, "address": dest,
@@ -348,7 +360,15 @@ CASES = {
                          "lab:test"),
                         ("XDP on the uplink", E.edit_host_ns(HEALTHY, lambda ns: E.link(
                             ns, "eth0", xdp="mode 2 prog 17")), "lab:test")],
-    "vxlan-fdb-missing": [("FDB entry deleted", _flannel(_without_fdb), POD_SUBJECT)],
+    "vxlan-fdb-missing": [("FDB entry deleted", _flannel(_without_fdb), POD_SUBJECT),
+                          ("the FDB sends the endpoint elsewhere than its engine says",
+                           _docker_overlay(FLANNEL, "192.168.77.9"), POD_SUBJECT)],
+    "overlay-endpoint-missing": [
+        ("the FDB sends an endpoint elsewhere than its engine says",
+         _docker_overlay(FLANNEL, "192.168.77.9"), "host " + FLANNEL_HOST),
+        ("no neighbour entry for an endpoint the engine lists",
+         _docker_overlay(_flannel(_without_tunnel_neighbours), "192.168.77.2"),
+         "host " + FLANNEL_HOST)],
     "vxlan-port-blocked": [
         ("INPUT drops UDP 8472", E.set_ruleset(FLANNEL, iptables_save.parse_iptables_save(
             "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m udp --dport 8472 -j DROP\n"
@@ -1039,3 +1059,52 @@ def test_checks_judged_while_the_nameservers_answer_say_the_same():
     calls.clear()
     run_checks(asked, only={"ip-forward-disabled"}, answered=answered)
     assert calls == []
+
+
+def test_a_default_route_by_another_interface_is_not_this_paths_gateway():
+    """Docker's overlay containers: eth0 on the overlay, the default route by eth1 (the
+    docker_gwbridge). Toward a peer on eth0's own network no gateway is used: the default
+    gateway is not compared with eth0's bridge."""
+    from dataclasses import replace as with_
+
+    def two_legged(ns):
+        eth0 = ns.link(name="eth0")
+        eth1 = with_(eth0, name="eth1", ifindex=eth0.ifindex + 100, addresses=(
+            E.Address("inet", "172.18.0.3", 16),))
+        ns = with_(ns, links=ns.links + (eth1,))
+        return E.routes(ns, keep=lambda r: not r.is_default,
+                        add=[E.route("default", "eth1", "172.18.0.1")])
+    snap = _toward(E.edit_container_ns(HEALTHY, "test", two_legged), "172.29.0.3")
+    assert "container-wrong-gateway" not in ids(run_checks(snap), "lab:test")
+
+
+def test_an_endpoint_wired_as_its_engine_says_is_no_finding():
+    """The engine says the next hop lives on 192.168.77.2, where the FDB sends it."""
+    snap = _docker_overlay(FLANNEL, "192.168.77.2")
+    found = run_checks(snap)
+    assert not {"overlay-endpoint-missing", "vxlan-fdb-missing"} & {f.id for f in found}
+
+
+def test_the_engines_overlay_network_document():
+    from netdoctor.diagnose.errors import ParseError
+    from netdoctor.diagnose.parse.docker_network import parse_overlay_network
+
+    doc = {"Name": "ndov", "Id": "aswwe3yqd19ofutmgy7rt0te3", "Driver": "overlay",
+           "Options": {"com.docker.network.driver.overlay.vxlanid_list": "4097"},
+           "Peers": [{"Name": "6420fb028473", "IP": "192.168.78.1"},
+                     {"Name": "d2cf521a0815", "IP": "192.168.78.2"}],
+           "Services": {"": {"VIP": "<nil>", "Tasks": [
+               {"Name": "c0", "EndpointIP": "10.0.9.2", "Info": {"Host IP": "192.168.78.1"}},
+               {"Name": "c1", "EndpointIP": "10.0.9.4", "Info": {"Host IP": "192.168.78.2"}}]}},
+           "Containers": {"26a4": {"Name": "c0", "IPv4Address": "10.0.9.2/24"},
+                          "lb-ndov": {"Name": "ndov-endpoint", "IPv4Address": "10.0.9.3/24"}}}
+    assert parse_overlay_network(doc) == {
+        "name": "ndov", "id": "aswwe3yqd19ofutmgy7rt0te3", "vnis": ["4097"],
+        "peers": ["192.168.78.1", "192.168.78.2"],
+        "endpoints": [{"name": "c0", "ip": "10.0.9.2", "node": "192.168.78.1"},
+                      {"name": "c1", "ip": "10.0.9.4", "node": "192.168.78.2"}],
+        "local": ["10.0.9.2", "10.0.9.3"]}
+    for bad in ({"Name": "b", "Driver": "bridge"}, [], {"Name": "x", "Driver": "overlay",
+                                                      "Peers": [{"IP": "not-an-address"}]}):
+        with pytest.raises(ParseError):
+            parse_overlay_network(bad)

@@ -524,3 +524,21 @@ def test_bird_control_replies(text):
 
     bird_ctl.reply_complete(text)
     only_parse_errors(bird_ctl.parse_protocols, text)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(
+                         ["Name", "Driver", "Peers", "IP", "Services", "Tasks", "EndpointIP",
+                          "Info", "Host IP", "Containers", "IPv4Address", "Options", "x"]),
+                         inner, max_size=4), max_leaves=12)
+
+
+@FUZZ
+@given(_JSON, st.sampled_from(["overlay", "bridge", None]))
+def test_docker_overlay_network_documents(doc, driver):
+    from netdoctor.diagnose.parse import docker_network
+
+    if isinstance(doc, dict):
+        doc = dict(doc, Name="n", Driver=driver)
+    only_parse_errors(docker_network.parse_overlay_network, doc)

@@ -127,7 +127,8 @@ def _hop(role: str, link, ns) -> dict:
     return {"role": role, "name": link.name, "ifindex": link.ifindex, "netns": ns.label,
             "netns_path": ns.path, "netns_name": ns.name, "netns_inode": ns.inode,
             "kind": link.kind, "addresses": [str(a) for a in link.addresses
-                                             if a.scope == "global"], "mtu": link.mtu}
+                                             if a.scope == "global"], "mtu": link.mtu,
+            "mac": link.mac, "state": link.state}
 
 
 def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int,

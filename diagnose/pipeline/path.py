@@ -138,3 +138,42 @@ def discover(target, dest_query: Optional[str] = None, read=None,
     """The path from target toward dest_query (or its default route)."""
     return engine.build(target, resolve_destination(target, dest_query, family),
                         LiveKernel(read))
+
+
+def next_host(hops: list, spec: str) -> tuple:
+    """(peer spec, the address the path leaves this machine toward) for --peer: the remote
+    VTEP of an overlay, or the next hop a routed design (flannel host-gw, Calico without
+    encapsulation) sends the packet to over the uplink; --peer auto is that address, over
+    ssh. hops: the path's hop dicts."""
+    under = next((h for h in hops if h["role"] == "underlay"), None) or \
+        next((h for h in hops if h["role"] == "uplink"), None)
+    if under is None or not under.get("via"):
+        raise UsageError("--peer observes the next host on the path: this path leaves by no "
+                         "tunnel and no next-hop router (see `netdoctor path`)")
+    return (f"ssh://{under['via']}" if spec == "auto" else spec), under["via"]
+
+
+def observe_far(report: PathReport, spec: str, ssh_config: Optional[str]) -> PathReport:
+    """The report with the far host's hops, as its agent finds them (path --peer)."""
+    from dataclasses import replace
+
+    from ..host.peer import Peer
+
+    hops = [h.to_dict() for h in report.hops]
+    spec, vtep = next_host(hops, spec)
+    port, vni = 0, None
+    tunnel = next((h for h in hops if h["role"] == "tunnel"), None)
+    if tunnel is not None:
+        ns = netns.Netns(tunnel["netns_path"], tunnel["netns_inode"])
+        link = gather.read_namespace(ns).link(ifindex=tunnel["ifindex"])
+        if link is not None:
+            port = int(link.tunnel.get("port") or 0)
+            vni = int(link.tunnel["vni"]) if str(link.tunnel.get("vni", "")).isdigit() else None
+    src = next((a.split("/")[0] for a in hops[0]["addresses"]), None) if hops else None
+    with Peer(spec, ssh_config) as peer:
+        far = peer.ask({"op": "far_path", "dst": report.destination.get("address"),
+                        "src": src, "vtep": vtep, "tunnel_port": port, "vni": vni})["hops"]
+        where = peer.where
+    notes = report.notes + (() if far else (
+        f"the far host ({where}) found none of its hops for {vtep}",))
+    return replace(report, far_hops=tuple(far), peer=where, notes=notes)

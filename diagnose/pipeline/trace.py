@@ -28,7 +28,7 @@ from netdoctor.capture.tracefs import JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
 from ..errors import (InternalError, NetdoctorError, PathChanged, PeerError, TargetNotFound,
-                      Unresolved, UsageError)
+                      Unresolved)
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
 from ..parse.nft_trace import parse_trace
@@ -315,18 +315,10 @@ def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack)
     its bridge, the destination's veth and interface."""
     from ..host.peer import Peer
 
-    # The far host: the remote VTEP of an overlay, or the next hop a routed design (flannel
-    # host-gw, Calico without encapsulation) sends the packet to over the uplink.
-    under = next((h for h in plan.path["hops"] if h["role"] == "underlay"), None) or \
-        next((h for h in plan.path["hops"] if h["role"] == "uplink"), None)
-    if under is None or not under.get("via"):
-        raise UsageError("--peer observes the next host on the path: this path leaves by no "
-                         "tunnel and no next-hop router (see `netdoctor path`)")
-    if spec == "auto":
-        spec = f"ssh://{under['via']}"
+    spec, vtep = discover.next_host(plan.path["hops"], spec)
     peer = stack.enter_context(Peer(spec, ssh_config))
     hops = peer.ask({"op": "far_path", "dst": aim.address, "src": plan.flow.src,
-                     "vtep": under["via"], "tunnel_port": plan.tunnel_port,
+                     "vtep": vtep, "tunnel_port": plan.tunnel_port,
                      "vni": plan.tunnel_vni})["hops"]
     try:
         plan.findings += _far_findings(peer, hops, plan, aim)

@@ -83,6 +83,9 @@ class PathReport:
     # The host's own answer for the reply: `ip route get CONTAINER from DEST iif UPLINK`,
     # and the device the request came in by (where the reply should go back out).
     reply_lookups: tuple = ()  # ((netns label, RouteLookup, expected device), ...)
+    # The far host's hops (path --peer): its agent's hop dicts, and where it was reached.
+    far_hops: tuple = ()
+    peer: Optional[str] = None
 
     def to_dict(self) -> dict:
         return {
@@ -106,6 +109,10 @@ class PathReport:
                  "error": l.error, "expected_dev": expected}
                 for ns, l, expected in self.reply_lookups
             ],
+            **({"peer": self.peer, "far_hops": [
+                {k: h.get(k) for k in ("role", "name", "netns", "ifindex", "kind", "mac",
+                                       "addresses", "mtu", "state")}
+                for h in self.far_hops]} if self.peer else {}),
         }
 
 

@@ -42,11 +42,17 @@ def path_text(report) -> str:
                 extra.append(f"via {h.via}")
             rows.append((i, h.role, h.name, d["netns"], h.mac or "-",
                          ",".join(h.addresses) or "-", h.mtu, h.state, " ".join(extra)))
+        for i, h in enumerate(report.far_hops, len(report.hops) + 1):
+            rows.append((i, h["role"], h["name"], f"{h.get('netns') or '?'} (peer)",
+                         h.get("mac") or "-", ",".join(h.get("addresses") or ()) or "-",
+                         h.get("mtu") or "-", h.get("state") or "-", ""))
         lines.append("")
         lines += table(rows, ("#", "ROLE", "INTERFACE", "NETNS", "MAC", "ADDRESSES", "MTU",
                                "STATE", ""))
     lines.append("")
     lines.append("path: complete" if report.complete else "path: INCOMPLETE")
+    if report.peer:
+        lines.append(f"  - the far host's hops are {report.peer}'s, as its agent finds them")
     for note in report.notes:
         lines.append(f"  - {note}")
     return "\n".join(lines) + "\n"

@@ -74,6 +74,16 @@ def test_healthy_over_real_ssh(vxlan):
         "container", "host-veth", "bridge", "tunnel", "underlay", "far-underlay", "far-tunnel",
         "far-bridge", "far-veth", "destination"]
     assert doc["evidence"]["peer"]["where"].startswith("ssh://192.168.77.2")
+    # `path --peer` shows both hosts' hops (the far ones as the far agent finds them).
+    rc, doc = on_host("path", POD0, POD1, "--peer", "auto", "--ssh-config", SSH_CONFIG)
+    assert rc == 0 and doc["peer"].startswith("ssh://192.168.77.2"), doc
+    assert [(h["role"], h["netns"]) for h in doc["far_hops"]] == [
+        ("far-underlay", H1), ("far-tunnel", H1), ("far-bridge", H1), ("far-veth", H1),
+        ("destination", "ndlab2-pod1")]
+    assert any("VXLAN vni 1, UDP port 8472" in n for n in doc["notes"])
+    res = subprocess.run(["ip", "netns", "exec", H0] + netdoctor_exe() + [
+        "path", POD0, POD1, "--ssh-config", SSH_CONFIG], capture_output=True, text=True)
+    assert res.returncode == 2 and "--ssh-config goes with --peer" in res.stderr
     status = json.loads(netdoctor("lab", "status", "--format", "json").stdout)
     assert status["two_hosts"]["up"] and status["two_hosts"]["network"] == "vxlan"
     # Both hosts' checks at once over SSH, with their flannel intent: healthy.

@@ -45,6 +45,26 @@ def emit(report: str, redact_names: Optional[list] = None) -> None:
     sys.stdout.write(report)
 
 
+PEER_HELP = ("The far host of an overlay or a routed pod network, observed too: "
+             "ssh://[USER@]HOST[:PORT], auto (the remote VTEP or next hop the path finds, over "
+             "ssh) or netns:NAME (a lab host). It runs `netdoctor agent` there.")
+SSH_CONFIG_HELP = "With --peer: passed to ssh as -F FILE."
+def check_peer_options(peer: Optional[str], ssh_config: Optional[str]) -> None:
+    """--peer and --ssh-config, before any I/O: a one-line error for a bad pair."""
+    import os
+
+    from ..errors import UsageError
+
+    if peer:
+        from ..host.peer import check_peer
+
+        check_peer(peer)
+    if ssh_config and not peer:
+        raise UsageError("--ssh-config goes with --peer")
+    if ssh_config and not os.path.isfile(ssh_config):
+        raise UsageError(f"--ssh-config {ssh_config}: no such file")
+
+
 IPV4_HELP = "Use IPv4 only: the name's A records (as ping -4 and curl -4)."
 IPV6_HELP = "Use IPv6 only: the name's AAAA records (as ping -6 and curl -6)."
 

@@ -6,10 +6,10 @@ from typing import Optional
 
 import typer
 
-from .common import (IPV4_HELP, IPV6_HELP, REDACT_HELP, address_family, check_format, emit,
+from .common import (IPV4_HELP, IPV6_HELP, PEER_HELP, REDACT_HELP, SSH_CONFIG_HELP,
+                     address_family, check_format, check_peer_options, emit,
                      report_names)
 from .status import ExitStatus
-from ..errors import UsageError
 from ..targets.destination import check_destination
 
 
@@ -22,12 +22,8 @@ def path(
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
     ipv4: bool = typer.Option(False, "--ipv4", "-4", help=IPV4_HELP),
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help=IPV6_HELP),
-    peer: Optional[str] = typer.Option(
-        None, "--peer", help="Also show the far host's hops, from its netdoctor agent: "
-                             "ssh://[USER@]HOST[:PORT], auto (the remote VTEP or next hop "
-                             "the path finds) or netns:NAME (a lab host)."),
-    ssh_config: Optional[str] = typer.Option(None, "--ssh-config",
-                                             help="With --peer: passed to ssh as -F FILE."),
+    peer: Optional[str] = typer.Option(None, "--peer", help=PEER_HELP),
+    ssh_config: Optional[str] = typer.Option(None, "--ssh-config", help=SSH_CONFIG_HELP),
 ) -> None:
     """Show the hops the container's packets take toward DEST: container eth0, host veth,
     bridge, then the uplink NIC, or (for a container on this machine) its bridge port and
@@ -37,12 +33,7 @@ def path(
     from .. import report as reports
 
     check_format(fmt, reports.FORMATS)
-    if ssh_config and not peer:
-        raise UsageError("--ssh-config goes with --peer")
-    if peer:
-        from ..host.peer import check_peer
-
-        check_peer(peer)
+    check_peer_options(peer, ssh_config)
     host = check_destination(dest, None, None) if dest else None
     family = address_family(ipv4, ipv6)
     if host:

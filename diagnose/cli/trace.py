@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional
 
 import typer
 
-from .common import (IPV4_HELP, IPV6_HELP, REDACT_HELP, address_family, check_format,
+from .common import (IPV4_HELP, IPV6_HELP, PEER_HELP, REDACT_HELP, SSH_CONFIG_HELP,
+                     address_family, check_format, check_peer_options,
                      check_writable, emit, report_names)
 from .status import ExitStatus
 from ..errors import UsageError
@@ -30,12 +30,8 @@ def trace(
                                             "an interface per hop."),
     timeout: float = typer.Option(1.0, "--timeout", help="Seconds to wait for replies (0.1-10)."),
     redact: bool = typer.Option(False, "--redact", help=REDACT_HELP),
-    peer: Optional[str] = typer.Option(
-        None, "--peer", help="Observe the far host of an overlay too: ssh://[USER@]HOST[:PORT], "
-                             "auto (the remote VTEP the path finds, over ssh) or netns:NAME "
-                             "(a lab host). It runs `netdoctor agent` there."),
-    ssh_config: Optional[str] = typer.Option(None, "--ssh-config",
-                                             help="Passed to ssh as -F FILE."),
+    peer: Optional[str] = typer.Option(None, "--peer", help=PEER_HELP),
+    ssh_config: Optional[str] = typer.Option(None, "--ssh-config", help=SSH_CONFIG_HELP),
     ipv4: bool = typer.Option(False, "--ipv4", "-4", help=IPV4_HELP),
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help=IPV6_HELP),
     allow_trace_rules: bool = typer.Option(
@@ -60,14 +56,7 @@ def trace(
         raise UsageError("--redact cannot redact packet captures: leave out --pcap/--pcap-dir")
     if pcap:
         check_writable(pcap)
-    if peer:
-        from ..host.peer import check_peer
-
-        check_peer(peer)
-    if ssh_config and not peer:
-        raise UsageError("--ssh-config goes with --peer")
-    if ssh_config and not os.path.isfile(ssh_config):
-        raise UsageError(f"--ssh-config {ssh_config}: no such file")
+    check_peer_options(peer, ssh_config)
     privileges.require(privileges.CAP_SYS_ADMIN, privileges.CAP_NET_RAW,
                        privileges.CAP_NET_ADMIN, why="trace enters namespaces and captures")
     t = targets.resolve(target)

@@ -38,7 +38,7 @@ from ..reason import evidence as E
 from ..reason import journal as J
 from ..reason import verdict as V
 from ..reason.nftrace import OWN_TABLE_PREFIX
-from ..reason.path import HOST_EGRESS_ROLES, VXLAN_OVERHEAD
+from ..reason.path import HOST_EGRESS_ROLES, L3_TUNNELS, VXLAN_OVERHEAD
 from ..reason.rules import rule_hits
 from ..targets.destination import container_reference, parse_destination
 
@@ -606,9 +606,11 @@ def _observes(hops: list, i: int) -> str:
     of its own ports carries the probe from port to port, past its own device (a bridge the
     host routes the probe onto sends it through its device, and sees it)."""
     hop, after = hops[i], hops[i + 1] if i + 1 < len(hops) else None
-    if hop["role"] == "bridge" and after is not None and after["role"] == "bridge-port" \
-            and after.get("master") == hop["name"]:
+    if hop["role"] == "bridge" and after is not None and after.get("master") == hop["name"] \
+            and after["role"] in ("bridge-port", "tunnel"):  # (a VXLAN port: Docker's)
         return E.BRIDGED_PAST
+    if hop.get("kind") in L3_TUNNELS:
+        return E.NOT_DECODED
     return "all"
 
 

@@ -73,6 +73,7 @@ class HopSighting:
 
 
 BRIDGED_PAST = "broadcasts and its own traffic (bridged unicast passes it by)"
+NOT_DECODED = "nothing netdoctor decodes (a tunnel device without an Ethernet header)"
 
 
 def sight(role: str, name: str, netns: str, frames: list, flow: Flow,

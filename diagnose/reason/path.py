@@ -50,6 +50,12 @@ ROLES = {
 # The roles of the hop a container's request leaves the host's IP layer by.
 HOST_EGRESS_ROLES = ("uplink", "out-bridge", "far-veth", "tunnel")
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+# Tunnels other than VXLAN (Calico's IPIP tunl0, GRE, GENEVE, WireGuard): a hop of the path,
+# whose encapsulation netdoctor does not follow. The L3 ones carry no Ethernet header, which
+# its captures do not decode: such a hop is blind (its silence is no evidence).
+OTHER_TUNNELS = ("ipip", "sit", "ip6tnl", "gre", "ip6gre", "gretap", "ip6gretap", "geneve",
+                 "wireguard")
+L3_TUNNELS = ("ipip", "sit", "ip6tnl", "gre", "ip6gre", "wireguard")
 SCHEMA = "netdoctor.path/2"
 
 
@@ -291,13 +297,24 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
                 if underlay is not None:
                     hops.append(underlay)
                     complete = True
+            elif link.kind in OTHER_TUNNELS:
+                hops.append(topology.Hop.of("tunnel", link, h_snap.netns, via=via))
+                remote = link.tunnel.get("remote")  # "any" on Calico's tunl0: per route
+                outer = remote if remote and remote not in ("any", "0.0.0.0", "::") else via
+                d.notes.append(
+                    f"{link.name} is a tunnel ({link.kind}): the packet leaves encapsulated"
+                    + (f" toward {outer}" if outer else "") + "; netdoctor follows VXLAN's "
+                    "encapsulation only, so the underlay and the far side are not followed"
+                    + (f", and {link.name} carries no Ethernet header its captures decode: "
+                       f"its silence is no evidence" if link.kind in L3_TUNNELS else ""))
             elif link.ifindex == ingress_link.ifindex and link.kind == "bridge" and \
                     _bridged_tunnel(h_snap, link, d.dest) is not None:
                 # An L2 overlay (Docker's): the bridge forwards the frame to its VXLAN port,
                 # which sends it to the VTEP its FDB names for the destination's MAC.
                 tunnel = _bridged_tunnel(h_snap, link, d.dest)
                 mode = "overlay"
-                hops.append(topology.Hop.of("tunnel", tunnel, h_snap.netns, via=d.dest))
+                hops.append(topology.Hop.of("tunnel", tunnel, h_snap.netns, via=d.dest,
+                                            master=link.name))
                 underlay = _underlay(d, host_ns, h_snap, tunnel, d.dest)
                 if underlay is not None:
                     hops.append(underlay)

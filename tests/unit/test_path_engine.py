@@ -121,3 +121,34 @@ def test_an_open_vswitch_port_ends_the_path_with_a_note_not_a_guess():
     assert [h.role for h in report.hops] == ["container", "host-veth"]
     assert not report.complete and report.mode == "openvswitch"
     assert any("Open vSwitch (ovs-system)" in n for n in report.notes)
+
+
+def test_a_tunnel_other_than_vxlan_is_a_hop_whose_far_side_is_not_followed():
+    """Calico's IPIP (tunl0), GRE, WireGuard: the host routes the packet into a tunnel
+    netdoctor does not decapsulate. It is the path's tunnel hop (never an uplink, whose
+    silence or untranslated source would be read as the upstream's), the path says what is
+    not followed, and a trace treats an L3 tunnel's capture as blind."""
+    from dataclasses import replace
+
+    from netdoctor.diagnose.facts.namespace import Route
+    from netdoctor.diagnose.pipeline.trace import _observes
+    from netdoctor.diagnose.reason import evidence as E
+
+    kernel = RecordedKernel(recorded.document("lab-snapshot.json"))
+    host = kernel.netns("ndlab-host")
+    snap = kernel.spaces[host.inode]
+    uplink = snap.link(name="eth0")
+    tunl0 = replace(uplink, name="tunl0", ifindex=uplink.ifindex + 50, kind="ipip",
+                    addresses=(), tunnel={"remote": "any"}, peer_netnsid=None,
+                    peer_ifindex=None)
+    kernel.spaces[host.inode] = replace(snap, links=snap.links + (tunl0,), routes=snap.routes
+                                        + (Route(dst="10.244.1.0/26", dev="tunl0",
+                                                 gateway="198.51.100.7", scope="global"),))
+    report = engine.build(lab_target(kernel), {"query": "10.244.1.2",
+                                               "address": "10.244.1.2"}, kernel)
+    hops = [h.to_dict() for h in report.hops]
+    assert [h["role"] for h in hops] == ["container", "host-veth", "bridge", "tunnel"]
+    assert not report.complete
+    assert any("tunl0 is a tunnel (ipip)" in n and "not followed" in n and "198.51.100.7" in n
+               for n in report.notes), report.notes
+    assert _observes(hops, 3) == E.NOT_DECODED and _observes(hops, 2) == "all"

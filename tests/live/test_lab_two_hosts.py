@@ -117,6 +117,11 @@ def test_a_near_host_fault_is_found_there(vxlan, fault, host, cause, stopped_at)
     # The far host has no route back to this node's pod subnet: the reply dies on its
     # bridge, and the far kernel's drop reason (no route) names the fault.
     ("peer-route-missing", "peer-route-missing", "far-bridge", "reply"),
+    # The far host's own entries for this one: the reply cannot be encapsulated there
+    # (NO_TX_TARGET), has no neighbour to go to, or the far VXLAN device is down.
+    ("fdb-missing", "vxlan-fdb-missing", "far-tunnel", "reply"),
+    ("neighbour-missing", "vxlan-neighbour-missing", "far-bridge", "reply"),
+    ("vxlan-down", "vxlan-device-down", "far-underlay", "request"),
 ])
 def test_a_far_host_fault_is_found_on_the_peer(vxlan, fault, cause, far_stop, direction):
     """The far host's fault: without --peer the verdict says the far side was not seen

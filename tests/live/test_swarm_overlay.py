@@ -116,3 +116,25 @@ def test_the_far_host_drops_the_overlays_port(swarm):
         assert v["cause"] == "vxlan-port-blocked", v
     finally:
         sh("ip", "netns", "exec", swarm.hosts[1], "iptables", "-D", *rule)
+
+
+def test_this_host_drops_the_overlays_port(swarm):
+    """This host's INPUT drops UDP 4789: the far container's answers die on arrival, in the
+    engine's namespace (where the VXLAN socket is), not in the sandbox: vxlan-port-blocked
+    names the rule there, and its fix runs there."""
+    rule = ["INPUT", "-p", "udp", "--dport", "4789", "-j", "DROP"]
+    sh("ip", "netns", "exec", swarm.hosts[0], "iptables", "-I", *rule)
+    try:
+        rc, doc = on_host(swarm, 0, "trace", "c0", swarm.ips["c1"])
+        v = doc["verdict"]
+        assert rc == 1 and (v["cause"], v["stopped_at"], v["direction"]) == (
+            "vxlan-port-blocked", "underlay", "reply"), v
+        f = next(f for f in doc["findings"] if f["id"] == "vxlan-port-blocked")
+        assert f["message"].startswith(f"{swarm.hosts[0]}'s firewall"), f
+        # Printed for where netdoctor ran (the engine's namespace), it removes the rule.
+        assert sh("nsenter", f"--net=/run/netns/{swarm.hosts[0]}", "sh", "-c", f["fix"],
+                  check=False).returncode == 0, f["fix"]
+        rc, doc = on_host(swarm, 0, "trace", "c0", swarm.ips["c1"])
+        assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    finally:
+        sh("ip", "netns", "exec", swarm.hosts[0], "iptables", "-D", *rule, check=False)

@@ -2,6 +2,10 @@ from . import Check, register
 from .context import global_addresses
 
 
+# Hops past the host's routing decision: a path that reaches one was routed by the host.
+ROUTED_ON = ("uplink", "out-bridge", "far-veth", "tunnel", "underlay")
+
+
 @register
 class IpForwardDisabled(Check):
     """The host does not forward packets between interfaces"""
@@ -19,8 +23,11 @@ class IpForwardDisabled(Check):
     precedence = 10
 
     def run(self, ctx):
+        # Containers whose path the host routes on: toward an address on their own bridge's
+        # network the frame is bridged, and forwarding plays no part.
         bridged = [c for c in ctx.containers
-                   if c.path.get("mode") in ("bridge", "routed") and c.path.get("hops")]
+                   if c.path.get("mode") in ("bridge", "routed")
+                   and any(h["role"] in ROUTED_ON for h in c.path.get("hops") or ())]
         if not bridged:
             return
         sysctls = ctx.namespace.sysctls

@@ -1108,3 +1108,19 @@ def test_the_engines_overlay_network_document():
                                                       "Peers": [{"IP": "not-an-address"}]}):
         with pytest.raises(ParseError):
             parse_overlay_network(bad)
+
+
+def test_forwarding_plays_no_part_toward_the_containers_own_bridge_network():
+    """A destination on the container's own bridge network is bridged, never routed (a
+    Docker overlay's sandbox has forwarding off): with the path ending at the bridge, a
+    host with ip_forward 0 is no finding for it."""
+    _, c = E.container(HEALTHY, "test")
+    path = dict(c.path, hops=[h for h in c.path["hops"] if h["role"] != "uplink"])
+    snap = E.edit_host_ns(E.edit_container(_toward(HEALTHY, "172.29.0.99"), "test", path=path),
+                          lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
+    found = run_checks(snap)
+    assert not [f for f in found if f.id == "ip-forward-disabled"
+                and "test" in f.evidence.get("containers", ())], found
+    # Routed to the uplink, the same host is one.
+    snap = E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
+    assert "ip-forward-disabled" in {f.id for f in run_checks(snap)}

@@ -28,7 +28,7 @@ from netdoctor.capture.tracefs import JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
 from ..errors import (InternalError, NetdoctorError, PathChanged, PeerError, TargetNotFound,
-                      Unresolved)
+                      Unresolved, UsageError)
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
 from ..parse.nft_trace import parse_trace
@@ -87,8 +87,15 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     aim = resolve(target, dest, port, proto, family)
     plan = make_plan(target, aim)
     with contextlib.ExitStack() as stack:
-        far = _far_side(plan, aim, peer, ssh_config, stack) if peer else None
+        far, unasked = None, None
+        if peer:
+            try:
+                far = _far_side(plan, aim, peer, ssh_config, stack)
+            except _NoNextHost as e:
+                unasked = str(e)
         seen = observe(target, plan, timeout, count, far, trace_rules)
+        if unasked:
+            seen.degraded.append(unasked)
     found = read_evidence(plan, seen)
     verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
                               found.hits, plan.flow, found.used, plan.next_hops,
@@ -309,13 +316,25 @@ class FarSide:
     checks: str = "ok"  # whether the far host's own checks were read
 
 
+class _NoNextHost(Exception):
+    pass
+
+
 def _far_side(plan: Plan, aim: Aim, spec: str, ssh_config: Optional[str], stack) -> FarSide:
     """Connect to the far host (the remote VTEP the path found, with --peer auto) and ask
     for its hops: the underlay device the encapsulated probe arrives on, its VXLAN device,
     its bridge, the destination's veth and interface."""
     from ..host.peer import Peer
 
-    spec, vtep = discover.next_host(plan.path["hops"], spec)
+    try:
+        spec, vtep = discover.next_host(plan.path["hops"], spec)
+    except UsageError as e:
+        if any(h["role"] in ("tunnel", "uplink") for h in plan.path["hops"]):
+            # The path would leave this host, and does not get that far (no VTEP for the
+            # destination, no route): the trace goes on, and says the far host was not asked.
+            raise _NoNextHost("--peer: the path does not reach a next host from here (see "
+                              "the path's notes): the far host was not asked") from e
+        raise
     peer = stack.enter_context(Peer(spec, ssh_config))
     hops = peer.ask({"op": "far_path", "dst": aim.address, "src": plan.flow.src,
                      "vtep": vtep, "tunnel_port": plan.tunnel_port,

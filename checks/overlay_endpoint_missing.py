@@ -46,7 +46,10 @@ class OverlayEndpointMissing(Check):
                 ctx, f"{ctx.vars['host_ns']}: {vx.name} {what} - {where}, an endpoint of the "
                      f"overlay network {intent['name']} ({intent['source']}): the kernel "
                      + ("sends its frames to a node that does not have it" if sends_to else
-                        "drops its frames (NO_TX_TARGET)"),
+                        "drops its frames (NO_TX_TARGET)" + (
+                            " until the endpoint sends first (the device learns its entry "
+                            "from what arrives)" if vx.tunnel.get("learning") == "true"
+                            else "")),
                 {"network": intent["name"], "endpoint": e, "tunnel": vx.name, "mac": mac,
                  "fdb_sends_to": sends_to, "intent": intent["source"]},
                 "{in_host}bridge fdb replace " + mac + " dev " + vx.name + " dst " + e["node"]

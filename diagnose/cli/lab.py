@@ -22,8 +22,10 @@ def up(shape: str = typer.Option("bridge", "--shape",
                                                     "wired like flannel, each with sshd."),
        network: str = typer.Option("vxlan", "--network",
                                    help="With --hosts 2: vxlan (flannel's VXLAN backend), "
-                                        "host-gw (routes via the peer) or bgp (Calico's "
-                                        "routes as BIRD writes them).")) -> None:
+                                        "host-gw (routes via the peer), bgp (Calico's "
+                                        "routes, a real BIRD on each host) or swarm (a "
+                                        "Docker Swarm overlay, a real dockerd on each "
+                                        "host).")) -> None:
     """Create the lab (namespaces ndlab-*), healthy, with DNS and HTTP in its internet; with
     --hosts 2, the two-host overlay lab (namespaces ndlab2-*)."""
     from ..lab import control, layout
@@ -56,6 +58,19 @@ def _up_pair(network: str) -> None:
     if not created:
         typer.echo(f"the two-host lab is already up, network {state.get('network')} "
                    f"(`netdoctor lab heal` restores it, `lab down` removes it)")
+        return
+    if network == "swarm":
+        from ..lab import swarm
+
+        c0, c1 = swarm.containers(pair.HOSTS)
+        ips = state["swarm"]["containers"]
+        typer.echo(f"two-host lab is up (swarm): {pair.HOSTS[0]} ({pair.UNDERLAY[0]}, swarm "
+                   f"manager) with container {c0} ({ips[c0]}), {pair.HOSTS[1]} "
+                   f"({pair.UNDERLAY[1]}) with container {c1} ({ips[c1]}), on the overlay "
+                   f"{swarm.NETWORK}; dockerd and sshd on each host")
+        typer.echo(f"try: ip netns exec {pair.HOSTS[0]} env DOCKER_HOST="
+                   f"{swarm.socket_of(pair.STATE_DIR, 0)} netdoctor trace {c0} {ips[c1]} "
+                   f"--peer auto --ssh-config {pair.SSH_CONFIG}")
         return
     typer.echo(f"two-host lab is up ({network}): {pair.HOSTS[0]} ({pair.UNDERLAY[0]}) with pod "
                f"{pair.PODS[0]} ({pair.pod_ip(0)}), {pair.HOSTS[1]} ({pair.UNDERLAY[1]}) with "
@@ -107,7 +122,10 @@ def status(fmt: str = typer.Option("text", "--format", "-f", help="text or json.
             typer.echo(f"two-host lab: {'up' if two['up'] else 'down, residue present'}"
                        + (f", network {two['network']}" if two["network"] else ""))
             for h, d in two["hosts"].items():
-                typer.echo(f"  host {h} {d['underlay']}: pod {d['pod']} {d['pod_address']}, "
+                what = (f"container {d['container']} {d['container_address']}, dockerd "
+                        f"{'running' if d['dockerd'] else 'stopped'} ({d['docker_host']})"
+                        if "container" in d else f"pod {d['pod']} {d['pod_address']}")
+                typer.echo(f"  host {h} {d['underlay']}: {what}, "
                            f"sshd {'running' if d['sshd'] else 'stopped'}")
             if two["ssh_config"]:
                 typer.echo(f"  ssh config: {two['ssh_config']}")

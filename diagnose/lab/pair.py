@@ -37,7 +37,7 @@ from typing import Optional
 
 from ..errors import LabStateError, MissingDependency, UsageError
 from ..host import command, netns
-from . import control
+from . import control, swarm
 from .control import _ip
 
 PREFIX = "ndlab2-"
@@ -47,7 +47,8 @@ NICS = ("eth0", "ens4")
 UNDERLAY = ("192.168.77.1", "192.168.77.2")
 FLANNEL_NETWORK = "10.244.0.0/16"
 VTEP, VNI, VXLAN_PORT, MTU = "flannel.1", 1, 8472, 1450
-NETWORKS = ("vxlan", "host-gw", "bgp")
+SWARM_PORT = 4789  # Docker's overlay: the IANA VXLAN port
+NETWORKS = ("vxlan", "host-gw", "bgp", "swarm")
 BGP_AS, CALICO_GATEWAY, CALICO_VETH = 64512, "169.254.1.1", "cali0"
 UNDERLAY_ROUTER = "192.168.77.254"  # no one: the underlay has no way out
 STATE_DIR = "/run/netdoctor/lab2"
@@ -87,14 +88,22 @@ def present() -> list:
     return [n.name for n in netns.list_named() if n.name.startswith(PREFIX)]
 
 
+def _namespaces(network: Optional[str]) -> tuple:
+    """The lab's namespaces for network (a swarm's containers are Docker's, not the lab's)."""
+    return HOSTS if network == "swarm" else HOSTS + PODS
+
+
 def is_up() -> bool:
-    return read_state() is not None and set(HOSTS + PODS) <= set(present())
+    state = read_state()
+    return state is not None and set(_namespaces(state.get("network"))) <= set(present())
 
 
 def _require_programs(network: str) -> None:
     needed = (("sshd", "openssh-server"), ("ssh-keygen", "openssh-client"),
               ("bridge", "iproute2")) + ((("bird", "bird2"), ("birdcl", "bird2"))
-                                         if network == "bgp" else ())
+                                         if network == "bgp" else ()) + \
+        ((("dockerd", "docker.io"), ("docker", "docker.io"), ("busybox", "busybox-static"),
+          ("nsenter", "util-linux")) if network == "swarm" else ())
     missing = [f"{prog} (apt: {pkg})" for prog, pkg in needed
                if shutil.which(prog) is None and not os.path.exists(f"/usr/sbin/{prog}")]
     if missing:
@@ -108,6 +117,12 @@ def _wire(network: str) -> None:
     _ip(h0, "link", "add", NICS[0], "type", "veth", "peer", "name", NICS[1], "netns", h1)
     if network == "bgp":
         return _wire_calico()
+    if network == "swarm":  # the engines make the rest
+        for i, h in enumerate(HOSTS):
+            _ip(h, "link", "set", "lo", "up")
+            _ip(h, "addr", "add", f"{UNDERLAY[i]}/24", "dev", NICS[i])
+            _ip(h, "link", "set", NICS[i], "up")
+        return None
     for i, (h, pod) in enumerate(zip(HOSTS, PODS)):
         _ip(h, "link", "set", "lo", "up")
         _ip(pod, "link", "set", "lo", "up")
@@ -168,7 +183,7 @@ def configure_peers(network: str) -> None:
         if network == "host-gw":
             _ip(h, "route", "replace", subnet(j), "via", UNDERLAY[j], "dev", NICS[i])
             continue
-        if network == "bgp":  # BIRD writes this node's block and what it learns
+        if network in ("bgp", "swarm"):  # BIRD, or the engine, writes the rest
             continue
         _ip(h, "link", "set", VTEP, "up", "mtu", str(MTU))
         _ip(h, "route", "replace", subnet(j), "via", f"10.244.{j}.0", "dev", VTEP, "onlink")
@@ -191,7 +206,7 @@ def _write_subnet_files() -> None:
 def _write_intent(network: str) -> None:
     if network == "bgp":
         _write_bird_configs()
-    else:
+    elif network != "swarm":  # (a swarm's intent is its engines')
         _write_subnet_files()
 
 
@@ -280,7 +295,7 @@ def _stand_in_flanneld(i: int) -> int:
          f"--iface={NICS[i]}"], f"flanneld-{i}.log", HOSTS[i], STATE_DIR, sys.executable)
 
 
-def _start_sshd(i: int) -> int:
+def _start_sshd(i: int, network: Optional[str] = None) -> int:
     d = STATE_DIR
     os.makedirs("/run/sshd", exist_ok=True)
     # The session finds this installation's `netdoctor` as a login on the host would.
@@ -291,7 +306,8 @@ def _start_sshd(i: int) -> int:
     argv = [sshd, "-D", "-e", "-f", "/dev/null", "-o", f"HostKey={d}/hostkey",
             "-o", f"AuthorizedKeysFile={d}/authorized_keys", "-o", f"PidFile={d}/sshd-{i}.pid",
             "-o", f"ListenAddress={UNDERLAY[i]}", "-o", "PermitRootLogin=prohibit-password",
-            "-o", "StrictModes=no", "-o", "UsePAM=no", "-o", f"SetEnv=PATH={path}"]
+            "-o", "StrictModes=no", "-o", "UsePAM=no", "-o", f"SetEnv=PATH={path}"
+            + (f" DOCKER_HOST={swarm.socket_of(STATE_DIR, i)}" if network == "swarm" else "")]
     return control._start_in_inet(argv, f"sshd-{i}.log", HOSTS[i], STATE_DIR)
 
 
@@ -313,13 +329,16 @@ def ensure_services(state: dict) -> dict:
     services = dict(state.get("services") or {})
     for i in (0, 1):
         if not control._pid_alive(services.get(f"sshd-{i}"), "sshd"):
-            services[f"sshd-{i}"] = _start_sshd(i)
+            services[f"sshd-{i}"] = _start_sshd(i, state.get("network"))
             if not control._wait_listening(22, "tcp", 10.0, HOSTS[i]):
                 raise LabStateError(f"sshd did not start in {HOSTS[i]}; see "
                                     f"{os.path.join(STATE_DIR, f'sshd-{i}.log')}")
         if state.get("network") == "bgp":
             if not control._pid_alive(services.get(f"bird-{i}"), "bird.cfg"):
                 services[f"bird-{i}"] = _start_bird(i)
+        elif state.get("network") == "swarm":
+            if not control._pid_alive(services.get(f"dockerd-{i}"), "dockerd"):
+                services[f"dockerd-{i}"] = swarm.start_engine(STATE_DIR, HOSTS[i], i)
         elif not control._pid_alive(services.get(f"flanneld-{i}"), "--subnet-file"):
             services[f"flanneld-{i}"] = _stand_in_flanneld(i)
     return dict(state, services=services)
@@ -338,15 +357,20 @@ def up(network: str = "vxlan") -> tuple:
         down()
     try:
         os.makedirs(STATE_DIR, exist_ok=True)
-        for ns in HOSTS + PODS:
+        for ns in _namespaces(network):
             command.run(["ip", "netns", "add", ns], check=True)
         _wire(network)
         _keys()
         _write_intent(network)
-        state = ensure_services({"created": time.time(), "network": network, "faults": []})
+        state = {"created": time.time(), "network": network, "faults": []}
+        _write_state(state)  # (down() finds the engines by it, should the rest fail)
+        state = ensure_services(state)
         _write_state(state)
         if network == "bgp":
             _wait_routes(_converged())
+        if network == "swarm":
+            state["swarm"] = swarm.form(STATE_DIR, HOSTS, UNDERLAY)
+            _write_state(state)
     except BaseException:
         down()
         raise
@@ -354,8 +378,13 @@ def up(network: str = "vxlan") -> tuple:
 
 
 def down() -> list:
-    # The sshd and flanneld of each host run in its namespace: removing it ends them.
-    removed = control.remove_namespaces(present())
+    # The sshd and flanneld of each host run in its namespace: removing it ends them. A
+    # swarm's containers run in namespaces of their own: their engines remove them first.
+    state = read_state() or {}
+    removed = swarm.stop(STATE_DIR, state.get("services") or {}) \
+        if state.get("network") == "swarm" or os.path.isdir(swarm.engine_dir(STATE_DIR, 0)) \
+        else []
+    removed += control.remove_namespaces(present())
     if os.path.isdir(STATE_DIR):
         shutil.rmtree(STATE_DIR, ignore_errors=True)
         removed.append(STATE_DIR)
@@ -378,12 +407,26 @@ def heal() -> dict:
             _birdcl(i, "configure")
             _birdcl(i, "enable", session(i))
         _wait_routes(_converged())
+    if network == "swarm" and state.get("swarm"):
+        swarm.rewire(STATE_DIR, HOSTS, UNDERLAY, state["swarm"])
     return state
 
 
 def status() -> dict:
     state = read_state()
     services = (state or {}).get("services") or {}
+    if (state or {}).get("network") == "swarm":
+        return {"up": is_up(), "network": "swarm",
+                "hosts": {h: {"underlay": UNDERLAY[i],
+                              "container": swarm.containers(HOSTS)[i],
+                              "container_address": ((state.get("swarm") or {}).get(
+                                  "containers") or {}).get(swarm.containers(HOSTS)[i]),
+                              "docker_host": swarm.socket_of(STATE_DIR, i),
+                              "dockerd": control._pid_alive(services.get(f"dockerd-{i}"),
+                                                            "dockerd"),
+                              "sshd": control._pid_alive(services.get(f"sshd-{i}"), "sshd")}
+                          for i, h in enumerate(HOSTS)},
+                "ssh_config": SSH_CONFIG, "faults": state.get("faults", [])}
     return {"up": is_up(), "network": (state or {}).get("network"),
             "hosts": {h: dict({"underlay": UNDERLAY[i], "pod": PODS[i], "pod_address": pod_ip(i),
                                "sshd": control._pid_alive(services.get(f"sshd-{i}"), "sshd")},
@@ -413,23 +456,51 @@ def _host_only(i: int, *argv: str) -> None:
     command.run(["ip", "netns", "exec", HOSTS[i], *argv], check=True)
 
 
+def _swarm_peer(i: int) -> tuple:
+    """(host i's overlay sandbox, the other host's container's address and MAC)."""
+    state = read_state() or {}
+    j = 1 - i
+    ip, mac = swarm.endpoint_of(STATE_DIR, j, swarm.containers(HOSTS)[j])
+    return state["swarm"]["network_id"], ip, mac
+
+
+def _fdb_missing(i: int, network: str) -> None:
+    if network == "swarm":
+        net, _, mac = _swarm_peer(i)
+        swarm.in_sandbox(STATE_DIR, i, net, "bridge", "fdb", "del", mac, "dev", "vxlan0",
+                         "dst", UNDERLAY[1 - i])
+    else:
+        command.run(["bridge", "-n", HOSTS[i], "fdb", "del", _vtep_mac(1 - i), "dev", VTEP],
+                    check=True)
+
+
+def _neighbour_missing(i: int, network: str) -> None:
+    if network == "swarm":
+        net, ip, _ = _swarm_peer(i)
+        swarm.in_sandbox(STATE_DIR, i, net, "ip", "neigh", "del", ip, "dev", "vxlan0")
+    else:
+        _ip(HOSTS[i], "neigh", "del", f"10.244.{1 - i}.0", "dev", VTEP)
+
+
 FAULTS = {
     # name: (what it does, networks, fn(host index, the lab's network))
-    "fdb-missing": ("the FDB entry for the peer's VTEP MAC is deleted", ("vxlan",),
-                    lambda i, _: command.run(["bridge", "-n", HOSTS[i], "fdb", "del",
-                                              _vtep_mac(1 - i), "dev", VTEP], check=True)),
-    "neighbour-missing": ("the PERMANENT neighbour for the peer's VTEP is deleted", ("vxlan",),
-                          lambda i, _: _ip(HOSTS[i], "neigh", "del", f"10.244.{1 - i}.0",
-                                           "dev", VTEP)),
+    "fdb-missing": ("the FDB entry for the peer's VTEP MAC (swarm: the other host's "
+                    "container's MAC) is deleted", ("vxlan", "swarm"), _fdb_missing),
+    "neighbour-missing": ("the PERMANENT neighbour for the peer's VTEP (swarm: the other "
+                          "host's container) is deleted", ("vxlan", "swarm"),
+                          _neighbour_missing),
     "peer-route-missing": ("the route to the peer's pod subnet is missing (bgp: this host's "
-                           "BIRD imports nothing from its peer)", NETWORKS,
+                           "BIRD imports nothing from its peer)", ("vxlan", "host-gw", "bgp"),
                            lambda i, network: _bird_imports_nothing(i) if network == "bgp"
                            else _ip(HOSTS[i], "route", "del", subnet(1 - i))),
     "bgp-session-down": ("this host's BGP session with its peer is switched off", ("bgp",),
                          lambda i, _: _session_off(i)),
-    "vxlan-port-blocked": (f"INPUT drops UDP {VXLAN_PORT} (the overlay's port)", ("vxlan",),
-                           lambda i, _: _host_only(i, "iptables", "-A", "INPUT", "-p", "udp",
-                                                   "--dport", str(VXLAN_PORT), "-j", "DROP")),
+    "vxlan-port-blocked": (f"INPUT drops UDP {VXLAN_PORT} (swarm: {SWARM_PORT}, the "
+                           f"overlay's port)", ("vxlan", "swarm"),
+                           lambda i, network: _host_only(
+                               i, "iptables", "-A", "INPUT", "-p", "udp", "--dport",
+                               str(SWARM_PORT if network == "swarm" else VXLAN_PORT), "-j",
+                               "DROP")),
     "vxlan-down": (f"{VTEP} is set down", ("vxlan",),
                    lambda i, _: _ip(HOSTS[i], "link", "set", VTEP, "down")),
 }

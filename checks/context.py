@@ -252,18 +252,11 @@ class ContainerContext:
         return _host_vars(self.snapshot, host.namespace.netns)["in_host"]
 
     def link_of_hop(self, role: str) -> Optional[Link]:
-        """The hop's interface, in whichever namespace of the snapshot holds it (an
-        overlay's underlay may be in neither the container's nor its host's: Docker's
-        bridge and VXLAN port are in a sandbox, its underlay in the engine's namespace)."""
-        h = self.hop(role)
-        if h is None:
-            return None
-        inode = h.get("netns_inode")
-        for snap in ([self.namespace] + ([self.host_ns] if self.host_ns else [])
-                     + [f.namespace for f in self.snapshot.hosts.values()]):
-            if inode is None or snap.netns.get("inode") == inode:
-                return snap.link(ifindex=h["ifindex"])
-        return None
+        """The hop's interface, in the host namespace of the snapshot that holds it (an
+        overlay's underlay may be outside the container's host: Docker's bridge and VXLAN
+        port are in a sandbox, its underlay in the engine's namespace)."""
+        host = self.host_of_hop(role)
+        return host.namespace.link(ifindex=self.hop(role)["ifindex"]) if host else None
 
     @cached_property
     def egress(self) -> Optional[Link]:

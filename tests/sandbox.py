@@ -195,11 +195,11 @@ def busybox_rootfs_tar(workdir: str) -> str:
 
 
 def unmount_below(path: str) -> None:
-    """Lazily unmount everything mounted below path (dockerd leaves nsfs mounts behind)."""
-    with open("/proc/self/mounts") as f:
-        targets = [l.split()[1] for l in f if l.split()[1].startswith(path.rstrip("/") + "/")]
-    for t in sorted(targets, key=len, reverse=True):
-        sh("umount", "-l", t, check=False)
+    """Lazily unmount everything mounted below path (dockerd leaves nsfs mounts behind):
+    as the swarm lab does it."""
+    from netdoctor.diagnose.lab.swarm import unmount_below as lab_unmount
+
+    lab_unmount(path)
 
 
 class DockerEngine:

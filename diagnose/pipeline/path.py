@@ -161,14 +161,10 @@ def observe_far(report: PathReport, spec: str, ssh_config: Optional[str]) -> Pat
 
     hops = [h.to_dict() for h in report.hops]
     spec, vtep = next_host(hops, spec)
-    port, vni = 0, None
     tunnel = next((h for h in hops if h["role"] == "tunnel"), None)
-    if tunnel is not None:
-        ns = netns.Netns(tunnel["netns_path"], tunnel["netns_inode"])
-        link = gather.read_namespace(ns).link(ifindex=tunnel["ifindex"])
-        if link is not None:
-            port = int(link.tunnel.get("port") or 0)
-            vni = int(link.tunnel["vni"]) if str(link.tunnel.get("vni", "")).isdigit() else None
+    link = gather.read_namespace(netns.Netns(tunnel["netns_path"], tunnel["netns_inode"]))\
+        .link(ifindex=tunnel["ifindex"]) if tunnel is not None else None
+    port, vni = engine.tunnel_ids(link)
     src = next((a.split("/")[0] for a in hops[0]["addresses"]), None) if hops else None
     with Peer(spec, ssh_config) as peer:
         far = peer.ask({"op": "far_path", "dst": report.destination.get("address"),

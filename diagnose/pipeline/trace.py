@@ -38,7 +38,7 @@ from ..reason import evidence as E
 from ..reason import journal as J
 from ..reason import verdict as V
 from ..reason.nftrace import OWN_TABLE_PREFIX
-from ..reason.path import HOST_EGRESS_ROLES, L3_TUNNELS, VXLAN_OVERHEAD
+from ..reason.path import HOST_EGRESS_ROLES, L3_TUNNELS, VXLAN_OVERHEAD, tunnel_ids
 from ..reason.rules import rule_hits
 from ..targets.destination import container_reference, parse_destination
 
@@ -238,8 +238,7 @@ def make_plan(target, aim: Aim) -> Plan:
     tunnel = next((h for h in path["hops"] if h["role"] == "tunnel"), None)
     tunnel_link = host_facts.namespace.link(name=tunnel["name"]) \
         if tunnel is not None and host_facts is not None else None
-    tunnel_port = int(tunnel_link.tunnel.get("port", "0")) if tunnel_link is not None else 0
-    vni = tunnel_link.tunnel.get("vni") if tunnel_link is not None else None
+    tunnel_port, vni = tunnel_ids(tunnel_link)
     lengths = probe_lengths(aim.proto, mtu, dns_name, ":" in aim.address)
     if tunnel_port:  # the underlay's devices see the probe with the VXLAN headers around it
         lengths = tuple(sorted(set(lengths) | {n + VXLAN_OVERHEAD for n in lengths}))
@@ -248,8 +247,7 @@ def make_plan(target, aim: Aim) -> Plan:
                 host_ns, host_facts.ruleset if host_facts is not None else None, ident,
                 {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name,
                 tunnel_port, bpf.probe_filter(aim.proto, tunnel_port=tunnel_port, **tag)
-                if tunnel_port else None, _foreign_ports(path, host_facts),
-                int(vni) if vni and vni.isdigit() else None)
+                if tunnel_port else None, _foreign_ports(path, host_facts), vni)
 
 
 def _foreign_ports(path: dict, host_facts) -> frozenset:

@@ -283,6 +283,8 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
             complete = True
         else:
             far_hops, far = ([], None)
+            bridged_tunnel = _bridged_tunnel(h_snap, link, d.dest) \
+                if link.ifindex == ingress_link.ifindex and link.kind == "bridge" else None
             if via is None and _may_lead_to_a_container(link, d.dest):
                 far_hops, far = _far_end(d, host_ns, h_snap, link)
             if far is not None:
@@ -307,11 +309,10 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
                     "encapsulation only, so the underlay and the far side are not followed"
                     + (f", and {link.name} carries no Ethernet header its captures decode: "
                        f"its silence is no evidence" if link.kind in L3_TUNNELS else ""))
-            elif link.ifindex == ingress_link.ifindex and link.kind == "bridge" and \
-                    _bridged_tunnel(h_snap, link, d.dest) is not None:
+            elif bridged_tunnel is not None:
                 # An L2 overlay (Docker's): the bridge forwards the frame to its VXLAN port,
                 # which sends it to the VTEP its FDB names for the destination's MAC.
-                tunnel = _bridged_tunnel(h_snap, link, d.dest)
+                tunnel = bridged_tunnel
                 mode = "overlay"
                 hops.append(topology.Hop.of("tunnel", tunnel, h_snap.netns, via=d.dest,
                                             master=link.name))
@@ -350,11 +351,21 @@ def _bridged_tunnel(h_snap: NamespaceSnapshot, bridge: Link, dest: Optional[str]
     for port in h_snap.links:
         if port.master != bridge.ifindex or port.kind != "vxlan":
             continue
-        mac = h_snap.neighbour_mac(dest, port.name) or h_snap.neighbour_mac(dest, bridge.name)
+        mac = _mac_of(h_snap, dest, port)
         if mac and any(e.dev == port.name and e.mac.lower() == mac.lower()
                        for e in h_snap.fdb):
             return port
     return None
+
+
+def _mac_of(h_snap: NamespaceSnapshot, address: str, tunnel: Link) -> Optional[str]:
+    """address's MAC by the neighbour entry on the tunnel, or, for a bridge's port (Docker
+    writes them on the VXLAN port; a bridge may hold them itself), on its bridge."""
+    mac = h_snap.neighbour_mac(address, tunnel.name)
+    if mac is None and tunnel.master is not None:
+        bridge = h_snap.link(ifindex=tunnel.master)
+        mac = h_snap.neighbour_mac(address, bridge.name) if bridge is not None else None
+    return mac
 
 
 def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
@@ -366,10 +377,7 @@ def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
     of them is missing, when the kernel could not send it."""
     nexthop = via or d.dest
     t = tunnel.tunnel
-    mac = h_snap.neighbour_mac(nexthop, tunnel.name)
-    if mac is None and tunnel.master is not None:  # a bridge port: the bridge's entry
-        bridge = h_snap.link(ifindex=tunnel.master)
-        mac = h_snap.neighbour_mac(nexthop, bridge.name) if bridge is not None else None
+    mac = _mac_of(h_snap, nexthop, tunnel)
     vtep = h_snap.tunnel_destination(tunnel.name, mac) or t.get("remote")
     if vtep is None:
         if mac is None:
@@ -381,9 +389,7 @@ def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
         return None
     under_ns, under_snap = host_ns, h_snap
     if tunnel.peer_netnsid is not None:  # its socket is in another namespace
-        others = [n for n in d.kernel.namespaces() if n.inode != host_ns.inode]
-        under_ns = next((n for n, i in zip(others, d.kernel.nsids(host_ns, others))
-                         if i == tunnel.peer_netnsid), None)
+        under_ns = _namespaces_by_nsid(d, host_ns).get(tunnel.peer_netnsid)
         if under_ns is None:
             d.notes.append(f"{tunnel.name} sends from another namespace (nsid "
                            f"{tunnel.peer_netnsid} of {host_ns.label}) that netdoctor cannot "
@@ -402,6 +408,21 @@ def _underlay(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, tunnel: Link,
                    f"{lower.name}" + (f" in {under_ns.label}" if under_ns is not host_ns else "")
                    + f"; encapsulation adds {VXLAN_OVERHEAD} bytes")
     return topology.Hop.of("underlay", lower, under_snap.netns, via=vtep)
+
+
+def tunnel_ids(link: Optional[Link]) -> tuple:
+    """(UDP port, VNI) of a VXLAN link: (0, None) when there is none, or it says none."""
+    if link is None:
+        return 0, None
+    vni = str(link.tunnel.get("vni", ""))
+    return int(link.tunnel.get("port") or 0), int(vni) if vni.isdigit() else None
+
+
+def _namespaces_by_nsid(d: _Discovery, viewer) -> dict:
+    """{nsid: namespace} of every other namespace netdoctor can open, by the ids viewer
+    knows them under (a veth's or a moved tunnel's IFLA_LINK_NETNSID)."""
+    others = [n for n in d.kernel.namespaces() if n.inode != viewer.inode]
+    return {i: n for n, i in zip(others, d.kernel.nsids(viewer, others)) if i is not None}
 
 
 def _may_lead_to_a_container(link: Link, dest: Optional[str]) -> bool:
@@ -434,8 +455,7 @@ def _far_end(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, out: Link) -> tu
     ports = [p for p in ports if p.peer_netnsid is not None and p.peer_ifindex is not None]
     if not ports:
         return [], None
-    others = [n for n in d.kernel.namespaces() if n.inode != host_ns.inode]
-    by_nsid = {i: n for n, i in zip(others, d.kernel.nsids(host_ns, others)) if i is not None}
+    by_nsid = _namespaces_by_nsid(d, host_ns)
     for port in ports:
         ns = by_nsid.get(port.peer_netnsid)
         if ns is None:

@@ -32,7 +32,8 @@ class DnsUnreachable(Check):
             local = lookup(ctx.namespace.routes, server, table="local")
             if (r is None or r.type != "unicast") and local is None:
                 broken.append((server, "no route from the container"))
-            elif server in probes and not probes[server]["answered"]:
+            elif server in probes and not probes[server]["answered"] \
+                    and probes[server].get("asked", True):  # False: netdoctor never sent it
                 broken.append((server, probes[server]["error"] or "no answer"))
         if not broken:
             return

@@ -65,7 +65,9 @@ class ContainerFacts:
     namespace: NamespaceSnapshot
     host_inode: Optional[int]
     resolv_conf: Optional[str] = None  # its text, as the container reads it
-    dns_probe: Optional[list] = None  # [{"server", "answered", "rcode", "error"}]; None: not probed
+    # [{"server", "answered", "rcode", "error"[, "asked": False when never sent]}];
+    # None: not probed
+    dns_probe: Optional[list] = None
     # The container's own netfilter rules (its OUTPUT chain decides before anything leaves);
     # None when its namespace has no tables, or is the host's.
     ruleset: Optional[Ruleset] = None

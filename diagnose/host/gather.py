@@ -196,15 +196,23 @@ class NamespaceReader:
             self.snapshots[ns.inode] = read_namespace(ns)
         return self.snapshots[ns.inode]
 
-    def prefetch(self, namespaces: list) -> None:
+    def prefetch(self, namespaces: list, cleared=None) -> None:
         """Read many namespaces at once: one thread enters each in turn (a read is a few
         netlink dumps, under a millisecond; a thread per namespace would cost more than
         the read). A namespace that cannot be read now is left for __call__, which says
-        why."""
+        why. cleared(ns) is told, from the reading thread, when each one has been read
+        (or could not be)."""
         todo = {ns.inode: ns for ns in namespaces if ns.inode not in self.snapshots}
         if len(todo) < 2:
             return
-        calls = [(ns, _read_here, (ns.to_dict(),)) for ns in todo.values()]
+        def read_and_tell(ns_dict, ns):
+            try:
+                return _read_here(ns_dict)
+            finally:
+                cleared(ns)
+
+        calls = [(ns, read_and_tell, (ns.to_dict(), ns)) if cleared else
+                 (ns, _read_here, (ns.to_dict(),)) for ns in todo.values()]
         for (ns, _, _), snap in zip(calls, netns.call_in_each(calls)):
             if isinstance(snap, NamespaceSnapshot):
                 self.snapshots[ns.inode] = snap

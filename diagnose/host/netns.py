@@ -10,7 +10,6 @@ sysctls, and programs started from that thread inherit it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import queue
@@ -29,14 +28,20 @@ T = TypeVar("T")
 _libc = None
 
 
-def _setns(fd: int) -> None:
+def libc():
+    """The C library, for the calls the os module lacks (setns before Python 3.12, prctl)."""
     global _libc
+    if _libc is None:
+        # The interpreter's own symbols include the C library's (no search for the file).
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _setns(fd: int) -> None:
     if hasattr(os, "setns"):  # Python 3.12+
         os.setns(fd, CLONE_NEWNET)
         return
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
+    if libc().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 

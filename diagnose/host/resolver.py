@@ -9,6 +9,10 @@ time. Sends DNS queries: this is the system's edge.
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import signal
 import socket
 import struct
 import time
@@ -138,108 +142,280 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,
 def probe_nameservers(containers: list, timeout: float = 1.0) -> list:
     """For each (namespace, resolv.conf text), one query per nameserver (for ".", type NS):
     does anything answer at all? [{"server", "answered", "rcode", "error"}] per container."""
-    return NameserverProbe(containers, timeout).results()
+    probe = NameserverProbe(containers, timeout)
+    probe.go()
+    return probe.results()
+
+
+GO = 0  # the message that lets the sender ask every container not cleared yet (no inode is 0)
+_MESSAGE = struct.Struct("=Q")
 
 
 class NameserverProbe:
-    """probe_nameservers, begun: the queries are sent at once by a thread of its own, each
-    from a socket opened in its container's namespace (a socket keeps the namespace it was
-    made in), while the caller goes on; results() waits for what is left of one timeout,
-    however many containers have a silent nameserver. Answers that come meanwhile wait in
-    their sockets."""
+    """probe_nameservers, begun: a process of its own (forked, so that its sends wait for no
+    lock of this interpreter and the kernel's work for them, an ARP flood per query on a
+    large bridge, runs on another CPU) sends each container's queries, each from a socket
+    opened in the container's namespace, as soon as the caller has read that namespace
+    (cleared; the queries make neighbour entries, and what is read is what the container
+    had), and the rest on go(). results() waits for what is left of one timeout after the
+    last query, however many containers have a silent nameserver. Without fork, a thread
+    does the same."""
 
     def __init__(self, containers: list, timeout: float = 1.0):
-        import threading
-
         self.timeout = timeout
-        self._results = [[] for _ in containers]
+        self._count = len(containers)
         self._todo = [(i, ns, parse_resolv_conf(conf_text or "").nameservers)
                       for i, (ns, conf_text) in enumerate(containers)]
         self._todo = [t for t in self._todo if t[2]]
-        self._sent: list = []
-        self._sent_at = time.monotonic()
-        self._sender = threading.Thread(target=self._send, name="dns-probe", daemon=True)
-        self._sender.start()
+        self._tell = self._answers = None  # our ends of the two pipes
+        self._pid = self._thread = None
+        self._done = None
+        self._going = False
+        if self._todo:
+            self._start()
 
-    def _send(self) -> None:
+    def _start(self) -> None:
+        import threading
+        import warnings
+
+        tell_r, self._tell = os.pipe2(os.O_CLOEXEC)
+        self._answers, answers_w = os.pipe2(os.O_CLOEXEC)
         try:
-            # One thread enters every namespace in turn and sends from each.
-            self._sent = netns.call_in_each([(ns, _send_probes, (servers,))
-                                             for _, ns, servers in self._todo])
-        finally:
-            self._sent_at = time.monotonic()
+            with warnings.catch_warnings():  # 3.12+ warns about fork beside threads: the
+                warnings.simplefilter("ignore", DeprecationWarning)  # child uses none
+                pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:
+            try:
+                _sender_process(os.getppid(), (tell_r, answers_w))
+                _ask(self._todo, tell_r, answers_w, self.timeout)
+            finally:
+                os._exit(0)
+        if pid is None:  # no fork (no memory, no process left): the same work in a thread
+            self._thread = threading.Thread(target=_ask, name="dns-probe", daemon=True,
+                                            args=(self._todo, tell_r, answers_w, self.timeout))
+            self._thread.start()
+            return
+        self._pid = pid
+        os.close(tell_r)
+        os.close(answers_w)
+
+    def _say(self, inode: int) -> None:
+        if self._tell is not None:
+            try:
+                os.write(self._tell, _MESSAGE.pack(inode))
+            except OSError:
+                pass  # the sender is gone: results() says what it could not ask
+
+    def cleared(self, ns: netns.Netns) -> None:
+        """ns has been read: its containers' queries may go (called from any thread)."""
+        self._say(ns.inode)
+
+    def go(self) -> None:
+        """Everything has been read: ask every container not cleared yet."""
+        if not self._going:
+            self._going = True
+            self._say(GO)
 
     def results(self) -> list:
-        import selectors
-
-        self._sender.join()
-        results = self._results
-        waiting = {}  # socket -> (container index, result index, txid)
-        opened = []
-        sel = selectors.DefaultSelector()
-        try:
-            for (i, ns, servers), sent_each in zip(self._todo, self._sent):
-                if isinstance(sent_each, BaseException):
-                    sent_each = [sent_each if isinstance(sent_each, OSError)
-                                 else OSError(str(sent_each))] * len(servers)
-                for server, sent in zip(servers, sent_each):
-                    results[i].append({"server": server, "answered": False, "rcode": None,
-                                       "error": None})
-                    if isinstance(sent, OSError):
-                        results[i][-1]["error"] = sent.strerror or str(sent)
-                        continue
-                    sock, txid = sent
-                    opened.append(sock)
-                    waiting[sock] = (i, len(results[i]) - 1, txid)
-                    sel.register(sock, selectors.EVENT_READ)
-            deadline = self._sent_at + self.timeout
-            while waiting:
-                ready = sel.select(max(0.0, deadline - time.monotonic()))
-                if not ready:
+        if self._done is not None:
+            return self._done
+        self.go()
+        data = b""
+        if self._answers is not None:
+            while True:
+                chunk = os.read(self._answers, 1 << 16)
+                if not chunk:
                     break
-                for key, _ in ready:
-                    sock = key.fileobj
-                    i, j, txid = waiting[sock]
-                    try:
-                        answer = parse_response(sock.recv(4096))
-                    except BlockingIOError:
-                        continue
-                    except (OSError, ParseError) as e:
-                        answer, error = None, getattr(e, "strerror", None) or str(e)
-                    else:
-                        if answer.txid != txid:
-                            continue  # not the answer to this question: keep waiting
-                        error = None
-                    results[i][j].update(answered=answer is not None, error=error,
-                                         rcode=answer.rcode if answer else None)
-                    sel.unregister(sock)
-                    del waiting[sock]
-            for i, j, _ in waiting.values():
-                results[i][j]["error"] = f"no answer within {self.timeout:g} s"
-        finally:
-            sel.close()
-            for sock in opened:
-                sock.close()
-            self._sent = []
-        return results
+                data += chunk
+            os.close(self._answers)
+            self._answers = None
+        self.close()
+        try:
+            asked = json.loads(data) if data else None
+        except ValueError:
+            asked = None
+        if not isinstance(asked, list) or len(asked) != len(self._todo):
+            asked = [[_not_asked(server, "the process that sends the queries ended early")
+                      for server in servers] for _, _, servers in self._todo]
+        out = [[] for _ in range(self._count)]
+        for (i, _, _), each in zip(self._todo, asked):
+            out[i] = each
+        self._done = out
+        return out
 
     def close(self) -> None:
-        """Give up on the answers (when the caller failed first): close every socket."""
-        self._sender.join()
-        for sent_each in self._sent:
-            for sent in sent_each if isinstance(sent_each, list) else ():
-                if isinstance(sent, tuple):
-                    sent[0].close()
-        self._sent = []
+        """Give up on the answers (or collect the sender once they are read): nothing is
+        left running."""
+        gave_up = self._done is None and self._answers is not None
+        for fd in (self._tell, self._answers):  # the sender sees the end of its pipes
+            if fd is not None:
+                os.close(fd)
+        self._tell = self._answers = None
+        if self._pid is not None:
+            if gave_up:
+                os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+            self._pid = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+def _sender_process(parent: int, keep: tuple) -> None:
+    """In the forked sender: it holds no descriptor of netdoctor's but its two pipes (a pipe
+    to a program netdoctor runs would not see its end), signals end it at once (Ctrl-C
+    reaches the whole process group), it dies with netdoctor, and it may open a socket per
+    query."""
+    import gc
+    import resource
+
+    gc.disable()  # netdoctor's objects live on here: none may close a descriptor in a collection
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+    netns.libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # netdoctor ended before the line above
+        os._exit(0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _ask(todo: list, tell: int, answers: int, timeout: float) -> None:
+    """The sender's work: each container's queries once its namespace is cleared (or on GO),
+    then the answers until one timeout after the last query, written to answers as JSON. An
+    end of the tell pipe before GO means netdoctor gave up: nothing more is sent."""
+    import selectors
+
+    by_inode: dict = {}
+    for pos, (_, ns, _) in enumerate(todo):
+        by_inode.setdefault(ns.inode, []).append(pos)
+    sent: list = [None] * len(todo)
+    sent_at = time.monotonic()
+
+    def send(pos: int) -> None:
+        nonlocal sent_at
+        _, ns, servers = todo[pos]
+        failed = netns._enter(ns)
+        sent[pos] = [failed] * len(servers) if failed is not None else _send_probes(servers)
+        sent_at = time.monotonic()
+
+    try:
+        pending, going = b"", False
+        while not going:
+            chunk = os.read(tell, 4096)
+            if not chunk:
+                return  # netdoctor gave up
+            pending += chunk
+            while len(pending) >= _MESSAGE.size and not going:
+                (inode,), pending = _MESSAGE.unpack_from(pending), pending[_MESSAGE.size:]
+                going = inode == GO
+                for pos in by_inode.pop(inode, ()):
+                    send(pos)
+        for pos in range(len(todo)):
+            if sent[pos] is None:
+                send(pos)
+        results = _answers_to(todo, sent, sent_at + timeout, timeout, tell, selectors)
+        if results is not None:
+            os.write(answers, json.dumps(results).encode())
+    except OSError:
+        pass  # netdoctor stopped reading: it has given up
+    finally:
+        for each in sent:
+            for s in each or ():
+                if isinstance(s, tuple):
+                    s[0].close()
+        os.close(answers)
+        os.close(tell)
+
+
+def _not_asked(server: str, why: str) -> dict:
+    return {"server": server, "answered": False, "rcode": None, "error": f"not asked: {why}",
+            "asked": False}
+
+
+# Failures of netdoctor's own, not of the path to the nameserver: the query was never sent.
+_OWN_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def _answers_to(todo: list, sent: list, deadline: float, timeout: float, tell: int,
+                selectors) -> Optional[list]:
+    """[[{"server", "answered", "rcode", "error"}] per container], read from the sockets
+    until every one answered or the deadline passed; None when netdoctor gave up meanwhile."""
+    results = []
+    waiting = {}  # socket -> (container position, server position, txid)
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(tell, selectors.EVENT_READ)
+        for pos, ((_, _, servers), sent_each) in enumerate(zip(todo, sent)):
+            results.append([])
+            for server, one in zip(servers, sent_each):
+                if isinstance(one, OSError) and one.errno in _OWN_ERRNOS:
+                    results[pos].append(_not_asked(server, one.strerror or str(one)))
+                    continue
+                results[pos].append({"server": server, "answered": False, "rcode": None,
+                                     "error": None})
+                if isinstance(one, BaseException):
+                    results[pos][-1]["error"] = getattr(one, "strerror", None) or str(one)
+                    continue
+                sock, txid = one
+                waiting[sock] = (pos, len(results[pos]) - 1, txid)
+                sel.register(sock, selectors.EVENT_READ)
+        while waiting:
+            ready = sel.select(max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            for key, _ in ready:
+                sock = key.fileobj
+                if sock == tell:
+                    if not os.read(tell, 4096):
+                        return None  # the end of the pipe: netdoctor gave up
+                    continue
+                pos, j, txid = waiting[sock]
+                try:
+                    answer = parse_response(sock.recv(4096))
+                except BlockingIOError:
+                    continue
+                except (OSError, ParseError) as e:
+                    answer, error = None, getattr(e, "strerror", None) or str(e)
+                else:
+                    if answer.txid != txid:
+                        continue  # not the answer to this question: keep waiting
+                    error = None
+                results[pos][j].update(answered=answer is not None, error=error,
+                                       rcode=answer.rcode if answer else None)
+                sel.unregister(sock)
+                del waiting[sock]
+        for pos, j, _ in waiting.values():
+            results[pos][j]["error"] = f"no answer within {timeout:g} s"
+    finally:
+        sel.close()
+    return results
 
 
 def _send_probes(servers: tuple) -> list:
     """In the calling thread's namespace: a connected UDP socket per server, its question
-    sent: (socket, txid), or the OSError that stopped it (no route, ...)."""
+    sent: (socket, txid), or the OSError that stopped it (no route, ...; no socket)."""
     out = []
     for server in servers:
         family = socket.AF_INET6 if ":" in server else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as e:
+            out.append(e)
+            continue
         try:
             sock.setblocking(False)
             sock.connect((server, 53))

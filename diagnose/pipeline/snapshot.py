@@ -45,18 +45,22 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
     """(snapshot, answered): take's snapshot before its DNS probe is answered, and a call
     that waits for what is left of the probe's timeout and returns the snapshot with the
     answers (the same one each time). In between, whatever needs no answer can be judged:
-    the answers wait in their sockets."""
+    the answers wait in the sender's sockets."""
     tell = progress or (lambda step, done, total: None)
     read = gather.NamespaceReader()
     me = netns.own()
-    read.prefetch([me] + [t.netns for t in targets])
-    read(me)
     conf_texts = [_read_text(t.resolv_conf) for t in targets]
-    # The nameservers are asked now, once every namespace is read (the queries make
-    # neighbour entries), and answer while the paths are walked and judged.
+    # Each container asks its nameservers as soon as its namespace is read (the queries
+    # make neighbour entries: what is read is what the container had); the answers come
+    # while the rest is read, the paths are walked and judged.
     probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts))) \
         if probe_dns and targets else None
     try:
+        read.prefetch([me] + [t.netns for t in targets],
+                      cleared=probe.cleared if probe is not None else None)
+        read(me)
+        if probe is not None:
+            probe.go()
         # one thread walks every path, entering each namespace itself
         snap, probed = netns.hopping(_take, targets, destination, strict, toward, tell, read,
                                      me, conf_texts)

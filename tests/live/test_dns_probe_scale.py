@@ -1,19 +1,35 @@
 """checks' DNS probe at scale: 200 containers whose nameserver never answers (an on-link
 address nobody holds) each get their dns-unreachable finding, from one probe window (all
-queries are in flight at once; bench/ measures how long that takes)."""
+queries are in flight at once; bench/ measures how long that takes).
 
+netdoctor runs with a soft limit of open files below the number of containers, as on a
+host whose service manager gives 1,024 and which runs more containers than that: every
+query's socket is open at once, and running out of descriptors is netdoctor's problem,
+never a nameserver's.
+
+The queries are sent by a process netdoctor forks: stopped by SIGTERM or killed outright
+while it waits for the answers, netdoctor leaves no process of its own behind."""
+
+import json
 import os
 import shutil
+import signal
+import subprocess
+import time
 
-from sandbox import netdoctor_json, sh
+import pytest
+
+from sandbox import netdoctor_exe, sh
 
 N = 200
 HOST = "ndt-dnsscale-host"
 NAMES = [f"ndt-dnsscale-{i}" for i in range(N)]
+FILES = 128  # the soft limit of open files netdoctor runs with: fewer than N
 SILENT = "10.88.255.254"  # on the containers' link, held by nobody: ARP goes unanswered
 
 
-def test_every_container_with_a_silent_nameserver_gets_its_finding():
+@pytest.fixture(scope="module")
+def silent_lab():
     sh("ip", "-batch", "-", input="".join(f"netns add {n}\n" for n in [HOST] + NAMES))
     try:
         host = ["link add br0 type bridge", "link set br0 up", "addr add 10.88.0.1/16 dev br0"]
@@ -28,15 +44,59 @@ def test_every_container_with_a_silent_nameserver_gets_its_finding():
             os.makedirs(f"/etc/netns/{n}")
             with open(f"/etc/netns/{n}/resolv.conf", "w") as f:
                 f.write(f"nameserver {SILENT}\n")
-        rc, doc = netdoctor_json("checks", *[f"netns:{n}" for n in NAMES], "--only",
-                                 "dns-unreachable", timeout=300)
-        assert rc == 1
-        found = {f["subject"]: f for f in doc["findings"] if f["id"] == "dns-unreachable"}
-        assert set(found) == {f"netns:{n}" for n in NAMES}
-        assert {f["evidence"]["failing"][SILENT] for f in found.values()} == \
-            {"no answer within 1 s"}
+        yield [f"netns:{n}" for n in NAMES]
     finally:
         sh("ip", "-batch", "-", input="".join(f"netns del {n}\n" for n in [HOST] + NAMES),
            check=False)
         for n in NAMES:
             shutil.rmtree(f"/etc/netns/{n}", ignore_errors=True)
+
+
+def test_every_container_with_a_silent_nameserver_gets_its_finding(silent_lab):
+    res = subprocess.run(["prlimit", f"--nofile={FILES}:"] + netdoctor_exe() + [
+        "checks", "--format", "json", "--only", "dns-unreachable"] + silent_lab,
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    found = {f["subject"]: f for f in doc["findings"] if f["id"] == "dns-unreachable"}
+    assert set(found) == {f"netns:{n}" for n in NAMES}
+    assert {f["evidence"]["failing"][SILENT] for f in found.values()} == \
+        {"no answer within 1 s"}
+
+
+def _ours(marker: str) -> list:
+    """pids of processes whose command line names marker (netdoctor and what it forked)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    out.append(int(pid))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_stopped_while_waiting_for_answers_nothing_is_left_running(silent_lab, how):
+    # the last container twice: a marker no other process's command line has
+    argv = netdoctor_exe() + ["checks", "--only", "dns-unreachable"] + silent_lab \
+        + [silent_lab[-1]]
+    marker = "\0".join(argv[-2:])
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_ours(marker)) < 2:  # the sender has been forked: queries are going out
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read()
+            time.sleep(0.01)
+        p.send_signal(how)
+        p.wait(timeout=30)
+        if how == signal.SIGTERM:
+            assert p.returncode == 130 and "interrupted" in p.stderr.read()
+        left = time.monotonic() + 0.5  # less than the probe's own timeout
+        while _ours(marker) and time.monotonic() < left:
+            time.sleep(0.01)
+        assert _ours(marker) == []
+    finally:
+        if p.poll() is None:
+            p.kill()

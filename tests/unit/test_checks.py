@@ -712,6 +712,15 @@ def test_dns_failure_behind_a_broken_path_is_marked_as_consequence():
     assert f.evidence["likely_consequence_of"] == ["ip-forward-disabled"]
 
 
+def test_a_query_netdoctor_could_not_send_is_no_verdict_on_the_nameserver():
+    """Out of descriptors (or memory), netdoctor never asked: the nameserver is not to blame,
+    and the container is judged as if it were not probed."""
+    snap = E.edit_container(HEALTHY, "test", dns_probe=[
+        {"server": "203.0.113.53", "answered": False, "rcode": None, "asked": False,
+         "error": "not asked: Too many open files"}])
+    assert "dns-unreachable" not in ids(run_checks(snap), "lab:test")
+
+
 def test_a_crashing_check_becomes_an_internal_error(monkeypatch):
     from netdoctor.checks import Check
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+from dataclasses import replace
 from typing import Optional
 
 from . import command, netns
@@ -190,32 +192,49 @@ class NamespaceReader:
 
     def __init__(self):
         self.snapshots: dict = {}  # inode -> NamespaceSnapshot
+        self.neighbours: dict = {}  # inode -> the neighbour entries read before the rest
+        self.rules_soon: Optional[RulesSoon] = None  # one namespace's rules, dumped early
+
+    def netfilter(self, ns: netns.Netns):
+        """read_netfilter(ns), from the early dump when it is this namespace's."""
+        soon, self.rules_soon = self.rules_soon, None
+        if soon is not None and soon.ns.inode == ns.inode:
+            return soon.ruleset()
+        return read_netfilter(ns)
 
     def __call__(self, ns: netns.Netns) -> NamespaceSnapshot:
         if ns.inode not in self.snapshots:
-            self.snapshots[ns.inode] = read_namespace(ns)
+            self._keep(ns.inode, read_namespace(ns))
         return self.snapshots[ns.inode]
 
-    def prefetch(self, namespaces: list, cleared=None) -> None:
+    def _keep(self, inode: int, snap: NamespaceSnapshot) -> None:
+        early = self.neighbours.get(inode)
+        if early is not None:
+            from . import rtdump
+
+            snap = replace(snap, neighbours=rtdump.name_by_index(early, snap.links))
+        self.snapshots[inode] = snap
+
+    def use_neighbours(self, early: dict) -> None:
+        """{inode: neighbour entries read earlier (devices by ifindex)}: each namespace's
+        snapshot keeps these instead of its own reading (read later, it would show the
+        entries a DNS probe made meanwhile)."""
+        self.neighbours.update(early)
+        for inode, snap in list(self.snapshots.items()):
+            self._keep(inode, snap)
+
+    def prefetch(self, namespaces: list) -> None:
         """Read many namespaces at once: one thread enters each in turn (a read is a few
         netlink dumps, under a millisecond; a thread per namespace would cost more than
         the read). A namespace that cannot be read now is left for __call__, which says
-        why. cleared(ns) is told, from the reading thread, when each one has been read
-        (or could not be)."""
+        why."""
         todo = {ns.inode: ns for ns in namespaces if ns.inode not in self.snapshots}
         if len(todo) < 2:
             return
-        def read_and_tell(ns_dict, ns):
-            try:
-                return _read_here(ns_dict)
-            finally:
-                cleared(ns)
-
-        calls = [(ns, read_and_tell, (ns.to_dict(), ns)) if cleared else
-                 (ns, _read_here, (ns.to_dict(),)) for ns in todo.values()]
+        calls = [(ns, _read_here, (ns.to_dict(),)) for ns in todo.values()]
         for (ns, _, _), snap in zip(calls, netns.call_in_each(calls)):
             if isinstance(snap, NamespaceSnapshot):
-                self.snapshots[ns.inode] = snap
+                self._keep(ns.inode, snap)
 
 
 def _save_output(argv: list) -> tuple:
@@ -253,11 +272,15 @@ def _nft_json(argv: list) -> tuple:
         raise ParseError(f"nft -j printed something that is not JSON: {e}") from None
 
 
-def _netfilter_here():
+_TABLE_LINE = re.compile(r"^\*(\S+)", re.MULTILINE)
+
+
+def _netfilter_dumps_here() -> tuple:
+    """What the rule programs print in the calling thread's namespace: (each iptables save
+    as (text, why not), why nft could not list, the tables iptables-nft made, each other
+    nft table's JSON as (document, why not))."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..facts.ruleset import Ruleset
-    from ..parse import iptables_save
     from ..parse import nft_json
 
     # The dumps run at once (threads started here are in this thread's namespace, and so are
@@ -268,22 +291,35 @@ def _netfilter_here():
         listed = pool.submit(_nft_json, ["nft", "-j", "list", "tables"])
         saves = [f.result() for f in saves]
         tables_doc, nft_why = listed.result()
-        chains, sources = [], {}
-        for (backend, prog, family), (text, why) in zip(_IPTABLES_SAVES, saves):
-            sources[prog] = why or "ok"
-            if text:
-                chains.extend(iptables_save.parse_iptables_save(text, backend, family))
-        if all(why == "not installed" for why in sources.values()) and nft_why == "not installed":
-            raise MissingDependency("cannot read the firewall and NAT rules: neither "
-                                    "iptables-save nor nft is installed "
-                                    "(apt install iptables nftables)")
         # Tables iptables-nft made are in its dump already. nft lists only the others: on a
         # host whose 10,000 rules are iptables-nft's, `nft -j list ruleset` would print them
         # again as 4.6 MB of JSON.
-        iptables_tables = iptables_save.tables_of(tuple(c for c in chains if c.backend == "iptables-nft"))
+        iptables_tables = {(family, table)
+                           for (backend, _, family), (text, _) in zip(_IPTABLES_SAVES, saves)
+                           if backend == "iptables-nft" and text
+                           for table in _TABLE_LINE.findall(text)}
         native = [t for t in (nft_json.parse_nft_tables(tables_doc) if tables_doc else ())
                   if t not in iptables_tables]
         docs = list(pool.map(lambda t: _nft_json(["nft", "-j", "list", "table", *t]), native))
+    return saves, nft_why, iptables_tables, docs
+
+
+def _ruleset_of(dumps: tuple):
+    """The Ruleset in _netfilter_dumps_here's dumps."""
+    from ..facts.ruleset import Ruleset
+    from ..parse import iptables_save
+    from ..parse import nft_json
+
+    saves, nft_why, iptables_tables, docs = dumps
+    chains, sources = [], {}
+    for (backend, prog, family), (text, why) in zip(_IPTABLES_SAVES, saves):
+        sources[prog] = why or "ok"
+        if text:
+            chains.extend(iptables_save.parse_iptables_save(text, backend, family))
+    if all(why == "not installed" for why in sources.values()) and nft_why == "not installed":
+        raise MissingDependency("cannot read the firewall and NAT rules: neither "
+                                "iptables-save nor nft is installed "
+                                "(apt install iptables nftables)")
     for doc, why in docs:
         nft_why = nft_why or why
         if doc is not None:
@@ -292,9 +328,30 @@ def _netfilter_here():
     return Ruleset(tuple(chains), sources)
 
 
+def _netfilter_here():
+    return _ruleset_of(_netfilter_dumps_here())
+
+
 def read_netfilter(ns: netns.Netns):
     """Both iptables views (nft and legacy backends) and the native nft tables of ns."""
     return netns.call_in(ns, _netfilter_here)
+
+
+class RulesSoon:
+    """The rule programs of the calling thread's namespace, started now by a thread of their
+    own (they run on another CPU while the namespaces are read); ruleset() parses what
+    they printed."""
+
+    def __init__(self, ns: netns.Netns):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ns = ns
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules")
+        self._dumps = self._pool.submit(_netfilter_dumps_here)
+        self._pool.shutdown(wait=False)
+
+    def ruleset(self):
+        return _ruleset_of(self._dumps.result())
 
 
 def _route_get_here(dst: str, src: Optional[str], iif: Optional[str]) -> RouteLookup:

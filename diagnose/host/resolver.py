@@ -142,35 +142,30 @@ def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,
 def probe_nameservers(containers: list, timeout: float = 1.0) -> list:
     """For each (namespace, resolv.conf text), one query per nameserver (for ".", type NS):
     does anything answer at all? [{"server", "answered", "rcode", "error"}] per container."""
-    probe = NameserverProbe(containers, timeout)
-    probe.go()
-    return probe.results()
-
-
-GO = 0  # the message that lets the sender ask every container not cleared yet (no inode is 0)
-_MESSAGE = struct.Struct("=Q")
+    return NameserverProbe(containers, timeout).results()
 
 
 class NameserverProbe:
-    """probe_nameservers, begun: a process of its own (forked, so that its sends wait for no
-    lock of this interpreter and the kernel's work for them, an ARP flood per query on a
-    large bridge, runs on another CPU) sends each container's queries, each from a socket
-    opened in the container's namespace, as soon as the caller has read that namespace
-    (cleared; the queries make neighbour entries, and what is read is what the container
-    had), and the rest on go(). results() waits for what is left of one timeout after the
-    last query, however many containers have a silent nameserver. Without fork, a thread
-    does the same."""
+    """probe_nameservers, begun: a process of its own (forked: its sends wait for no lock of
+    this interpreter, and the kernel's work for them, an ARP flood per query on a large
+    bridge, runs on another CPU) enters each container's namespace, reads its neighbour
+    entries and sends its queries, each from a socket opened there. The queries make new
+    entries; neighbours() gives the tables as they were before (the hosts' in first, read
+    before any query). results() waits for what is left of one timeout after the last
+    query, however many containers have a silent nameserver. Without fork, a thread does
+    the same."""
 
-    def __init__(self, containers: list, timeout: float = 1.0):
+    def __init__(self, containers: list, timeout: float = 1.0, first: tuple = ()):
         self.timeout = timeout
         self._count = len(containers)
         self._todo = [(i, ns, parse_resolv_conf(conf_text or "").nameservers)
                       for i, (ns, conf_text) in enumerate(containers)]
         self._todo = [t for t in self._todo if t[2]]
+        self._first = tuple(first)
         self._tell = self._answers = None  # our ends of the two pipes
         self._pid = self._thread = None
-        self._done = None
-        self._going = False
+        self._pending = b""  # read from the sender, not taken yet
+        self._neighbours = self._done = None
         if self._todo:
             self._start()
 
@@ -180,6 +175,7 @@ class NameserverProbe:
 
         tell_r, self._tell = os.pipe2(os.O_CLOEXEC)
         self._answers, answers_w = os.pipe2(os.O_CLOEXEC)
+        work = (self._todo, self._first, tell_r, answers_w, self.timeout)
         try:
             with warnings.catch_warnings():  # 3.12+ warns about fork beside threads: the
                 warnings.simplefilter("ignore", DeprecationWarning)  # child uses none
@@ -189,51 +185,58 @@ class NameserverProbe:
         if pid == 0:
             try:
                 _sender_process(os.getppid(), (tell_r, answers_w))
-                _ask(self._todo, tell_r, answers_w, self.timeout)
+                _ask(*work)
             finally:
                 os._exit(0)
         if pid is None:  # no fork (no memory, no process left): the same work in a thread
             self._thread = threading.Thread(target=_ask, name="dns-probe", daemon=True,
-                                            args=(self._todo, tell_r, answers_w, self.timeout))
+                                            args=work)
             self._thread.start()
             return
         self._pid = pid
         os.close(tell_r)
         os.close(answers_w)
 
-    def _say(self, inode: int) -> None:
-        if self._tell is not None:
+    def _line(self) -> Optional[bytes]:
+        """The sender's next line, or None at the end of its pipe."""
+        while self._answers is not None and b"\n" not in self._pending:
+            chunk = os.read(self._answers, 1 << 16)
+            if not chunk:
+                break
+            self._pending += chunk
+        line, found, self._pending = self._pending.partition(b"\n")
+        return line if found else None
+
+    def neighbours(self) -> dict:
+        """{namespace inode: its neighbour entries before any query (devices by ifindex:
+        rtdump.name_by_index)}, for the namespaces the sender could read; waits until every
+        query has been sent."""
+        if self._neighbours is None:
+            self._neighbours = {}
+            line = self._line()
             try:
-                os.write(self._tell, _MESSAGE.pack(inode))
-            except OSError:
-                pass  # the sender is gone: results() says what it could not ask
+                got = json.loads(line) if line else {}
+            except ValueError:
+                got = {}
+            from ..facts.namespace import Neighbour
 
-    def cleared(self, ns: netns.Netns) -> None:
-        """ns has been read: its containers' queries may go (called from any thread)."""
-        self._say(ns.inode)
-
-    def go(self) -> None:
-        """Everything has been read: ask every container not cleared yet."""
-        if not self._going:
-            self._going = True
-            self._say(GO)
+            for inode, entries in got.items() if isinstance(got, dict) else ():
+                self._neighbours[int(inode)] = tuple(
+                    Neighbour(dst, dev, lladdr, tuple(state))
+                    for dst, dev, lladdr, state in entries)
+        return self._neighbours
 
     def results(self) -> list:
         if self._done is not None:
             return self._done
-        self.go()
-        data = b""
+        self.neighbours()
+        line = self._line()
         if self._answers is not None:
-            while True:
-                chunk = os.read(self._answers, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
             os.close(self._answers)
             self._answers = None
         self.close()
         try:
-            asked = json.loads(data) if data else None
+            asked = json.loads(line) if line else None
         except ValueError:
             asked = None
         if not isinstance(asked, list) or len(asked) != len(self._todo):
@@ -293,43 +296,42 @@ def _sender_process(parent: int, keep: tuple) -> None:
 PR_SET_PDEATHSIG = 1
 
 
-def _ask(todo: list, tell: int, answers: int, timeout: float) -> None:
-    """The sender's work: each container's queries once its namespace is cleared (or on GO),
-    then the answers until one timeout after the last query, written to answers as JSON. An
-    end of the tell pipe before GO means netdoctor gave up: nothing more is sent."""
+def _ask(todo: list, first: tuple, tell: int, answers: int, timeout: float) -> None:
+    """The sender's work: the neighbour entries of first's namespaces, then each container's
+    (before its queries go) and its queries; the entries as one JSON line, then the answers
+    until one timeout after the last query as another. The end of the tell pipe means
+    netdoctor gave up."""
     import selectors
 
-    by_inode: dict = {}
-    for pos, (_, ns, _) in enumerate(todo):
-        by_inode.setdefault(ns.inode, []).append(pos)
+    from . import rtdump
+
+    before: dict = {}  # inode -> [[dst, ifindex, lladdr, [state]]], or None: not read
     sent: list = [None] * len(todo)
     sent_at = time.monotonic()
 
-    def send(pos: int) -> None:
-        nonlocal sent_at
-        _, ns, servers = todo[pos]
+    def enter(ns) -> Optional[BaseException]:
         failed = netns._enter(ns)
-        sent[pos] = [failed] * len(servers) if failed is not None else _send_probes(servers)
-        sent_at = time.monotonic()
+        if failed is None and ns.inode not in before:
+            try:
+                before[ns.inode] = [[n.dst, n.dev, n.lladdr, list(n.state)]
+                                    for n in rtdump.read_neighbours_here()]
+            except (OSError, ParseError):
+                before[ns.inode] = None
+        return failed
 
     try:
-        pending, going = b"", False
-        while not going:
-            chunk = os.read(tell, 4096)
-            if not chunk:
-                return  # netdoctor gave up
-            pending += chunk
-            while len(pending) >= _MESSAGE.size and not going:
-                (inode,), pending = _MESSAGE.unpack_from(pending), pending[_MESSAGE.size:]
-                going = inode == GO
-                for pos in by_inode.pop(inode, ()):
-                    send(pos)
-        for pos in range(len(todo)):
-            if sent[pos] is None:
-                send(pos)
+        for ns in first:
+            enter(ns)
+        for pos, (_, ns, servers) in enumerate(todo):
+            failed = enter(ns)
+            sent[pos] = [failed] * len(servers) if failed is not None \
+                else _send_probes(servers)
+            sent_at = time.monotonic()
+        os.write(answers, json.dumps({str(k): v for k, v in before.items()
+                                      if v is not None}).encode() + b"\n")
         results = _answers_to(todo, sent, sent_at + timeout, timeout, tell, selectors)
         if results is not None:
-            os.write(answers, json.dumps(results).encode())
+            os.write(answers, json.dumps(results).encode() + b"\n")
     except OSError:
         pass  # netdoctor stopped reading: it has given up
     finally:

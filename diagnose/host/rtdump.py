@@ -479,6 +479,23 @@ def read_fdb(s: socket.socket, devices: dict) -> tuple:
     return tuple(out)
 
 
+def read_neighbours_here() -> tuple:
+    """The calling thread's neighbour entries alone, each dev the ifindex (name_by_index
+    names them once the links are read)."""
+    with open_socket(socket.NETLINK_ROUTE) as s:
+        s.settimeout(5.0)
+        try:
+            return read_neighbours(s, int)
+        except (struct.error, IndexError, ValueError, UnicodeError) as e:
+            raise ParseError(f"rtnetlink: a malformed message: {e}") from None
+
+
+def name_by_index(neighbours: tuple, links: tuple) -> tuple:
+    """read_neighbours_here's entries with their devices named as links name them."""
+    names = {l.ifindex: l.name for l in links}
+    return tuple(replace(n, dev=names.get(n.dev) or f"if{n.dev}") for n in neighbours)
+
+
 def read_all() -> tuple:
     """(links, routes, neighbours, fdb, sysctls) of the calling thread's namespace, one
     socket; sysctls holds those the kernel reports over rtnetlink (DEVCONF, NETCONF)."""

@@ -50,17 +50,21 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
     read = gather.NamespaceReader()
     me = netns.own()
     conf_texts = [_read_text(t.resolv_conf) for t in targets]
-    # Each container asks its nameservers as soon as its namespace is read (the queries
-    # make neighbour entries: what is read is what the container had); the answers come
-    # while the rest is read, the paths are walked and judged.
-    probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts))) \
-        if probe_dns and targets else None
+    # The nameservers are asked first, by a process of its own, and the one-second wait for
+    # silent ones runs while the namespaces are read, the paths are walked and judged. The
+    # queries make neighbour entries: the tables kept are those the sender read before.
+    probe = None
+    if probe_dns and targets:
+        probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts)),
+                                         first=(me,))
+        # Where netdoctor runs is, as a rule, the containers' host: its rule programs start
+        # now and print while the namespaces are read (before the queries pass its rules).
+        read.rules_soon = gather.RulesSoon(me)
     try:
-        read.prefetch([me] + [t.netns for t in targets],
-                      cleared=probe.cleared if probe is not None else None)
+        read.prefetch([me] + [t.netns for t in targets])
         read(me)
         if probe is not None:
-            probe.go()
+            read.use_neighbours(probe.neighbours())
         # one thread walks every path, entering each namespace itself
         snap, probed = netns.hopping(_take, targets, destination, strict, toward, tell, read,
                                      me, conf_texts)
@@ -133,7 +137,7 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts):
         try:
             facts = read(ns)
             tunnels = [l.name for l in facts.tunnels]
-            hosts[str(inode)] = HostFacts(facts, gather.read_netfilter(ns),
+            hosts[str(inode)] = HostFacts(facts, read.netfilter(ns),
                                           gather.read_tc_hooks(ns),
                                           gather.read_intent(ns, agents),
                                           gather.read_offloads(ns, tunnels))

@@ -100,3 +100,21 @@ def test_stopped_while_waiting_for_answers_nothing_is_left_running(silent_lab, h
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_the_entries_the_probe_makes_are_not_read_as_the_containers_own(silent_lab):
+    """The query for the on-link nameserver makes the container resolve its address (an
+    entry it did not have before netdoctor came); the snapshot keeps the table as it was."""
+    picked = silent_lab[:3]
+    names = [t.split(":", 1)[1] for t in picked]
+    for n in names:
+        sh("ip", "-n", n, "neigh", "flush", "all")
+    res = subprocess.run(netdoctor_exe() + ["snapshot", "-o", "-"] + picked,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    for c in doc["containers"]:
+        assert c["dns_probe"][0]["error"] == "no answer within 1 s"
+        assert SILENT not in [n["dst"] for n in c["namespace"]["neighbours"]]
+    for n in names:  # the probe did ask for it
+        assert SILENT in sh("ip", "-n", n, "neigh", "show").stdout

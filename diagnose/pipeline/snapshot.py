@@ -2,8 +2,9 @@
 
 Namespaces are read over rtnetlink by one thread entering each in turn; each container's
 nameservers get one DNS query (the only packets `checks` sends; skipped with
-probe_dns=False), answered while each target's path is discovered and the rules are read;
-containers whose namespace may filter get their own rules dumped.
+probe_dns=False), sent by a forked process from the start and answered while the
+namespaces are read, each target's path is discovered and the rules are read; containers
+whose namespace may filter get their own rules dumped.
 """
 
 from __future__ import annotations

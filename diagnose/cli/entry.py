@@ -105,4 +105,6 @@ def main() -> None:
     try:
         run()
     except SystemExit as e:
+        if sys.getprofile() or sys.gettrace():
+            raise  # a profiler or coverage writes its report as the interpreter ends
         _leave(e.code)

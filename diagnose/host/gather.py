@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import struct
 from dataclasses import replace
 from typing import Optional
 
@@ -223,11 +224,24 @@ class NamespaceReader:
         for inode, snap in list(self.snapshots.items()):
             self._keep(inode, snap)
 
-    def prefetch(self, namespaces: list) -> None:
+    def prefetch(self, namespaces: list, shared: Optional["SharedReading"] = None) -> None:
         """Read many namespaces at once: one thread enters each in turn (a read is a few
         netlink dumps, under a millisecond; a thread per namespace would cost more than
         the read). A namespace that cannot be read now is left for __call__, which says
-        why."""
+        why. With shared, this process reads those it takes from shared, the helper the
+        others (merge them with take_shared once the helper is done)."""
+        if shared is not None:
+            taken: list = []
+
+            def calls():
+                while (ns := shared.take()) is not None:
+                    taken.append(ns)
+                    yield ns, _read_here, (ns.to_dict(),)
+
+            for ns, snap in zip(taken, netns.call_in_each(calls())):
+                if isinstance(snap, NamespaceSnapshot):
+                    self._keep(ns.inode, snap)
+            return
         todo = {ns.inode: ns for ns in namespaces if ns.inode not in self.snapshots}
         if len(todo) < 2:
             return
@@ -235,6 +249,82 @@ class NamespaceReader:
         for (ns, _, _), snap in zip(calls, netns.call_in_each(calls)):
             if isinstance(snap, NamespaceSnapshot):
                 self._keep(ns.inode, snap)
+
+    def take_shared(self, shared: "SharedReading") -> None:
+        """The snapshots the helper read (call once it is done)."""
+        for inode, snap in shared.helpers_snapshots().items():
+            if inode not in self.snapshots:
+                self._keep(inode, snap)
+
+
+class SharedReading:
+    """Namespaces to read, shared out between this process and a forked helper (the DNS
+    probe's sender, once its queries are out: `checks` is bound by one CPU otherwise).
+    Each takes the next from one pipe, four bytes at a time (the kernel hands a read of
+    four bytes whole to one reader); the helper passes what it read back pickled, through a
+    memory file that only this process reads once the helper is done. What the helper took
+    and could not read, this process reads when it is needed, and says why not."""
+
+    def __init__(self, namespaces: list):
+        self.namespaces = list({ns.inode: ns for ns in namespaces}.values())
+        self._queue_r, self._queue_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._out = os.memfd_create("netdoctor-namespaces", os.MFD_CLOEXEC)
+        try:
+            os.write(self._queue_w, b"".join(_INDEX.pack(i) for i in range(len(self.namespaces))))
+        except BlockingIOError:  # more than a pipe holds (16,384): no sharing
+            self.namespaces = []
+        os.close(self._queue_w)
+
+    def fds(self) -> tuple:
+        """The descriptors the helper keeps."""
+        return self._queue_r, self._out
+
+    def take(self) -> Optional[netns.Netns]:
+        """The next namespace nobody has taken yet, or None when all are taken."""
+        try:
+            got = os.read(self._queue_r, _INDEX.size)
+        except OSError:
+            return None
+        if len(got) != _INDEX.size or not self.namespaces:
+            return None
+        return self.namespaces[_INDEX.unpack(got)[0]]
+
+    def helper_reads(self) -> None:
+        """In the helper: read what it takes, into the memory file."""
+        import pickle
+
+        while (ns := self.take()) is not None:
+            if netns._enter(ns) is not None:
+                continue
+            try:
+                data = pickle.dumps((ns.inode, _read_here(ns.to_dict())), protocol=5)
+            except Exception:  # whatever it is, netdoctor reads this one and says it
+                continue
+            os.write(self._out, _LENGTH.pack(len(data)) + data)
+
+    def helpers_snapshots(self) -> dict:
+        """{inode: NamespaceSnapshot} the helper read."""
+        import pickle
+
+        data = os.pread(self._out, os.fstat(self._out).st_size, 0)
+        out, at = {}, 0
+        while at + _LENGTH.size <= len(data):
+            (size,) = _LENGTH.unpack_from(data, at)
+            at += _LENGTH.size
+            try:
+                inode, snap = pickle.loads(data[at:at + size])
+            except Exception:  # a helper that died mid-write: the rest is read here
+                break
+            at += size
+            out[inode] = snap
+        return out
+
+    def close(self) -> None:
+        for fd in (self._queue_r, self._out):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _save_output(argv: list) -> tuple:
@@ -272,6 +362,8 @@ def _nft_json(argv: list) -> tuple:
         raise ParseError(f"nft -j printed something that is not JSON: {e}") from None
 
 
+_INDEX = struct.Struct("=I")
+_LENGTH = struct.Struct("=Q")
 _TABLE_LINE = re.compile(r"^\*(\S+)", re.MULTILINE)
 
 

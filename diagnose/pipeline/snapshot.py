@@ -29,6 +29,11 @@ def _read_text(path: Optional[str]) -> Optional[str]:
         return None
 
 
+# From this many containers on, the DNS probe's sender also reads namespaces (for fewer, a
+# reading is over before the sender could start).
+SHARED_READING = 8
+
+
 def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True,
          strict: bool = False, toward: Optional[dict] = None, progress=None) -> Snapshot:
     """The snapshot of targets. A target whose path cannot be read is a problem of the
@@ -54,18 +59,27 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
     # The nameservers are asked first, by a process of its own, and the one-second wait for
     # silent ones runs while the namespaces are read, the paths are walked and judged. The
     # queries make neighbour entries: the tables kept are those the sender read before.
-    probe = None
-    if probe_dns and targets:
-        probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts)),
-                                         first=(me,))
-        # Where netdoctor runs is, as a rule, the containers' host: its rule programs start
-        # now and print while the namespaces are read (before the queries pass its rules).
-        read.rules_soon = gather.RulesSoon(me)
+    # Once its queries are out, the sender reads namespaces too, taking turns with this
+    # process's reader.
+    probe, shared = None, None
+    namespaces = [me] + [t.netns for t in targets]
     try:
-        read.prefetch([me] + [t.netns for t in targets])
-        read(me)
+        if probe_dns and targets:
+            if len(targets) >= SHARED_READING:
+                shared = gather.SharedReading(namespaces)
+            probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts)),
+                                             first=(me,), shared=shared)
+            # Where netdoctor runs is, as a rule, the containers' host: its rule programs
+            # start now and print while the namespaces are read (before the queries pass
+            # its rules).
+            read.rules_soon = gather.RulesSoon(me)
+        read.prefetch(namespaces, shared)
         if probe is not None:
-            read.use_neighbours(probe.neighbours())
+            early = probe.neighbours()  # once the sender has read its part too
+            if shared is not None:
+                read.take_shared(shared)
+            read.use_neighbours(early)
+        read(me)
         # one thread walks every path, entering each namespace itself
         snap, probed = netns.hopping(_take, targets, destination, strict, toward, tell, read,
                                      me, conf_texts)
@@ -73,6 +87,9 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
         if probe is not None:
             probe.close()
         raise
+    finally:
+        if shared is not None:
+            shared.close()
     return snap, _Answers(snap, probe, probed, tell)
 
 

@@ -118,3 +118,21 @@ def test_the_entries_the_probe_makes_are_not_read_as_the_containers_own(silent_l
         assert SILENT not in [n["dst"] for n in c["namespace"]["neighbours"]]
     for n in names:  # the probe did ask for it
         assert SILENT in sh("ip", "-n", n, "neigh", "show").stdout
+
+
+def test_namespaces_read_by_the_sender_are_read_as_netdoctor_reads_them(silent_lab):
+    """With the DNS probe, the sender reads some of the namespaces and passes them back;
+    without it, netdoctor reads them all itself: the two snapshots say the same."""
+    def snapshot(*extra):
+        res = subprocess.run(netdoctor_exe() + ["snapshot", "-o", "-", *extra] + silent_lab,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        return {c["target"]["name"] or c["target"]["id"]: c for c in
+                json.loads(res.stdout)["containers"]}
+
+    shared, alone = snapshot(), snapshot("--no-dns-probe")
+    assert set(shared) == set(alone) and len(shared) == N
+    for name, c in shared.items():
+        for key in ("links", "routes", "sysctls", "netfilter_tables", "fdb"):
+            assert c["namespace"][key] == alone[name]["namespace"][key], (name, key)
+        assert c["path"] == alone[name]["path"], name

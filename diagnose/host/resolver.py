@@ -297,6 +297,7 @@ def _sender_process(parent: int, keep: tuple) -> None:
 
 
 PR_SET_PDEATHSIG = 1
+TWO_SENDERS = 64  # containers from which two threads send the queries
 
 
 def _first_in_line() -> Optional[int]:
@@ -341,11 +342,29 @@ def _ask(todo: list, first: tuple, tell: int, answers: int, timeout: float,
         nice = _first_in_line() if shared is not None else None
         for ns in first:
             enter(ns)
-        for pos, (_, ns, servers) in enumerate(todo):
-            failed = enter(ns)
-            sent[pos] = [failed] * len(servers) if failed is not None \
-                else _send_probes(servers)
-            sent_at = time.monotonic()
+
+        def send_from(positions) -> None:
+            nonlocal sent_at
+            for pos in positions:
+                _, ns, servers = todo[pos]
+                failed = enter(ns)
+                sent[pos] = [failed] * len(servers) if failed is not None \
+                    else _send_probes(servers)
+                sent_at = max(sent_at, time.monotonic())
+
+        if len(todo) >= TWO_SENDERS:
+            # Two threads send at once: a query's cost is mostly the kernel's (the ARP
+            # flood that resolves the gateway goes to every port of the bridge), during
+            # which the other thread runs.
+            import threading
+
+            other = threading.Thread(target=send_from, args=(range(1, len(todo), 2),),
+                                     name="dns-probe-2", daemon=True)
+            other.start()
+            send_from(range(0, len(todo), 2))
+            other.join()
+        else:
+            send_from(range(len(todo)))
         if nice is not None:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
         if shared is not None:

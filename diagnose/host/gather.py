@@ -267,33 +267,39 @@ class SharedReading:
 
     def __init__(self, namespaces: list):
         self.namespaces = list({ns.inode: ns for ns in namespaces}.values())
-        self._queue_r, self._queue_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._out = os.memfd_create("netdoctor-namespaces", os.MFD_CLOEXEC)
+        self._queue_r, queue_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        # What the pipe does not hold (past 16,384 namespaces, or less when the user's
+        # pipes are limited), this process reads itself after the rest.
+        queue = b"".join(_INDEX.pack(i) for i in range(len(self.namespaces)))
         try:
-            os.write(self._queue_w, b"".join(_INDEX.pack(i) for i in range(len(self.namespaces))))
-        except BlockingIOError:  # more than a pipe holds (16,384): no sharing
-            self.namespaces = []
-        os.close(self._queue_w)
+            written = os.write(queue_w, queue)  # whole pages: whole indexes
+        except BlockingIOError:
+            written = 0
+        os.close(queue_w)
+        self._rest = self.namespaces[written // _INDEX.size:]
 
     def fds(self) -> tuple:
         """The descriptors the helper keeps."""
         return self._queue_r, self._out
 
-    def take(self) -> Optional[netns.Netns]:
+    def take(self, helper: bool = False) -> Optional[netns.Netns]:
         """The next namespace nobody has taken yet, or None when all are taken."""
         try:
             got = os.read(self._queue_r, _INDEX.size)
         except OSError:
-            return None
-        if len(got) != _INDEX.size or not self.namespaces:
-            return None
-        return self.namespaces[_INDEX.unpack(got)[0]]
+            got = b""
+        if len(got) == _INDEX.size:
+            return self.namespaces[_INDEX.unpack(got)[0]]
+        if self._rest and not helper:
+            return self._rest.pop(0)
+        return None
 
     def helper_reads(self) -> None:
         """In the helper: read what it takes, into the memory file."""
         import pickle
 
-        while (ns := self.take()) is not None:
+        while (ns := self.take(helper=True)) is not None:
             if netns._enter(ns) is not None:
                 continue
             try:

@@ -278,6 +278,10 @@ def _sender_process(parent: int, keep: tuple) -> None:
     import resource
 
     gc.disable()  # netdoctor's objects live on here: none may close a descriptor in a collection
+    quiet = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # a pipe netdoctor writes to ends when netdoctor does
+        os.dup2(quiet, fd)
+    os.close(quiet)
     low = 3
     for fd in sorted(keep):
         os.closerange(low, fd)

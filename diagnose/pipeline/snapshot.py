@@ -66,7 +66,10 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
     try:
         if probe_dns and targets:
             if len(targets) >= SHARED_READING:
-                shared = gather.SharedReading(namespaces)
+                try:
+                    shared = gather.SharedReading(namespaces)
+                except OSError:  # no memory file (seccomp, an old kernel): not shared
+                    shared = None
             probe = resolver.NameserverProbe(list(zip([t.netns for t in targets], conf_texts)),
                                              first=(me,), shared=shared)
             # Where netdoctor runs is, as a rule, the containers' host: its rule programs

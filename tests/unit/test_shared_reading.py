@@ -44,3 +44,17 @@ def test_a_namespace_listed_twice_is_read_once():
         taken.append(got.inode)
     shared.close()
     assert taken == [7, 8]
+
+
+def test_more_namespaces_than_the_pipe_holds_are_all_read_by_netdoctor_or_the_helper():
+    """Past 16,384 namespaces the pipe is full: the rest is netdoctor's alone."""
+    namespaces = [Netns(f"/run/netns/n{i}", 1000 + i, f"n{i}") for i in range(20000)]
+    shared = SharedReading(namespaces)
+    helper, mine = [], []
+    while (ns := shared.take(helper=True)) is not None:
+        helper.append(ns.inode)
+    while (ns := shared.take()) is not None:
+        mine.append(ns.inode)
+    shared.close()
+    assert 0 < len(helper) < len(namespaces)
+    assert sorted(helper + mine) == [ns.inode for ns in namespaces]

@@ -17,7 +17,7 @@ from typing import Optional
 
 from . import command, netns
 from ..parse import iproute
-from ..errors import CommandFailed, MissingDependency, ParseError
+from ..errors import CommandFailed, MissingDependency, NetdoctorError, ParseError
 from ..facts.namespace import NamespaceSnapshot, RouteLookup
 
 _BATCH = "addr show\nroute show table all\nneigh show\n"
@@ -199,9 +199,17 @@ class NamespaceReader:
     def netfilter(self, ns: netns.Netns):
         """read_netfilter(ns), from the early dump when it is this namespace's."""
         soon, self.rules_soon = self.rules_soon, None
-        if soon is not None and soon.ns.inode == ns.inode:
-            return soon.ruleset()
+        if soon is not None:
+            if soon.ns.inode == ns.inode:
+                return soon.ruleset()
+            soon.close()
         return read_netfilter(ns)
+
+    def close(self) -> None:
+        """Stop what was started early and not used."""
+        soon, self.rules_soon = self.rules_soon, None
+        if soon is not None:
+            soon.close()
 
     def __call__(self, ns: netns.Netns) -> NamespaceSnapshot:
         if ns.inode not in self.snapshots:
@@ -359,7 +367,10 @@ def _iptables_save(backend: str, prog: str) -> tuple:
 
 def _nft_json(argv: list) -> tuple:
     """(document, None) or (None, why not) for an `nft -j` listing."""
-    text, why = _save_output(argv)
+    return _json_of(*_save_output(argv))
+
+
+def _json_of(text: Optional[str], why: Optional[str]) -> tuple:
     if not text or not text.strip():
         return None, why
     try:
@@ -379,8 +390,6 @@ def _netfilter_dumps_here() -> tuple:
     nft table's JSON as (document, why not))."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..parse import nft_json
-
     # The dumps run at once (threads started here are in this thread's namespace, and so are
     # the programs they start): with 10,000 rules each takes a large part of a second.
     with ThreadPoolExecutor(max_workers=len(_IPTABLES_SAVES) + 1) as pool:
@@ -389,16 +398,24 @@ def _netfilter_dumps_here() -> tuple:
         listed = pool.submit(_nft_json, ["nft", "-j", "list", "tables"])
         saves = [f.result() for f in saves]
         tables_doc, nft_why = listed.result()
-        # Tables iptables-nft made are in its dump already. nft lists only the others: on a
-        # host whose 10,000 rules are iptables-nft's, `nft -j list ruleset` would print them
-        # again as 4.6 MB of JSON.
-        iptables_tables = {(family, table)
-                           for (backend, _, family), (text, _) in zip(_IPTABLES_SAVES, saves)
-                           if backend == "iptables-nft" and text
-                           for table in _TABLE_LINE.findall(text)}
-        native = [t for t in (nft_json.parse_nft_tables(tables_doc) if tables_doc else ())
-                  if t not in iptables_tables]
-        docs = list(pool.map(lambda t: _nft_json(["nft", "-j", "list", "table", *t]), native))
+        return _with_native_tables(saves, tables_doc, nft_why, pool.map)
+
+
+def _with_native_tables(saves: list, tables_doc, nft_why, each=map) -> tuple:
+    """_netfilter_dumps_here's answer, from the saves and nft's list of tables: the native
+    tables listed (each(f, items) may list them at once)."""
+    from ..parse import nft_json
+
+    # Tables iptables-nft made are in its dump already. nft lists only the others: on a
+    # host whose 10,000 rules are iptables-nft's, `nft -j list ruleset` would print them
+    # again as 4.6 MB of JSON.
+    iptables_tables = {(family, table)
+                       for (backend, _, family), (text, _) in zip(_IPTABLES_SAVES, saves)
+                       if backend == "iptables-nft" and text
+                       for table in _TABLE_LINE.findall(text)}
+    native = [t for t in (nft_json.parse_nft_tables(tables_doc) if tables_doc else ())
+              if t not in iptables_tables]
+    docs = list(each(lambda t: _nft_json(["nft", "-j", "list", "table", *t]), native))
     return saves, nft_why, iptables_tables, docs
 
 
@@ -436,20 +453,58 @@ def read_netfilter(ns: netns.Netns):
 
 
 class RulesSoon:
-    """The rule programs of the calling thread's namespace, started now by a thread of their
-    own (they run on another CPU while the namespaces are read); ruleset() parses what
-    they printed."""
+    """The rule programs of the calling thread's namespace, started now: they print into
+    files while the namespaces are read (on another CPU; no thread of netdoctor's waits on
+    them, which would take turns with the reading for the interpreter's lock), and
+    ruleset() parses what they printed."""
 
     def __init__(self, ns: netns.Netns):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.ns = ns
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules")
-        self._dumps = self._pool.submit(_netfilter_dumps_here)
-        self._pool.shutdown(wait=False)
+        self._saves = [_start_save(backend, prog) for backend, prog, _ in _IPTABLES_SAVES]
+        self._tables = _start_program(["nft", "-j", "list", "tables"])
 
     def ruleset(self):
-        return _ruleset_of(self._dumps.result())
+        saves = [_finish(started) for started in self._saves]
+        text, why = _finish(self._tables)
+        tables_doc, nft_why = _json_of(text, why)
+        return _ruleset_of(netns.call_in(self.ns, _with_native_tables, saves, tables_doc,
+                                         nft_why))
+
+    def close(self) -> None:
+        for started in self._saves + [self._tables]:
+            if isinstance(started, command.Started):
+                started.close()
+
+
+def _start_program(argv: list):
+    """A command.Started, or why it could not start."""
+    if shutil.which(argv[0]) is None:
+        return "not installed"
+    try:
+        return command.Started(argv)
+    except (MissingDependency, OSError) as e:
+        return str(e)
+
+
+def _start_save(backend: str, prog: str):
+    started = _start_program([prog, "-c"])
+    if started == "not installed" and backend == "iptables-nft":
+        # Older distributions ship only `iptables-save`, with whatever backend it has.
+        started = _start_program([prog.replace("-nft", ""), "-c"])
+    return started
+
+
+def _finish(started) -> tuple:
+    """(stdout, None) or (None, why not), as _save_output says it."""
+    if not isinstance(started, command.Started):
+        return None, started
+    try:
+        res = started.result(timeout=30)
+    except NetdoctorError as e:
+        return None, str(e)
+    if not res.ok:
+        return None, res.first_error_line()
+    return res.stdout, None
 
 
 def _route_get_here(dst: str, src: Optional[str], iif: Optional[str]) -> RouteLookup:

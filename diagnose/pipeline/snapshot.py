@@ -91,6 +91,7 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
             probe.close()
         raise
     finally:
+        read.close()
         if shared is not None:
             shared.close()
     return snap, _Answers(snap, probe, probed, tell)

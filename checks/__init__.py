@@ -268,7 +268,9 @@ def _mark_consequences(findings: list) -> list:
     from dataclasses import replace
 
     blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
-    causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down"}}
+    causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down"},
+                 # with the table full, a gateway that answers gets no entry
+                 "neighbour-failed": {"neighbour-table-full"}}
     errors_of: dict = {}  # subject -> the ids of its error findings (one pass, not N x N)
     for g in findings:
         if g.severity == "error":

@@ -35,10 +35,16 @@ class HostFacts:
     # The tunnel devices' checksum offloads and the UDP checksum error counter (gather.
     # read_offloads); None when the host has no tunnel or no ethtool.
     offloads: Optional[dict] = None
+    # The machine's neighbour tables (rtdump.read_neighbour_tables: {"arp_cache": {entries,
+    # thresh1-3, table_fulls, ...}}), with "table_fulls_during_run": how many times the
+    # kernel refused a new entry between the start of the run and this reading. None when
+    # not read.
+    neighbour_tables: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict(),
-                "tc_hooks": self.tc_hooks, "intent": self.intent, "offloads": self.offloads}
+                "tc_hooks": self.tc_hooks, "intent": self.intent, "offloads": self.offloads,
+                "neighbour_tables": self.neighbour_tables}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HostFacts":
@@ -54,8 +60,13 @@ class HostFacts:
         if offloads is not None and not (isinstance(offloads, dict) and isinstance(
                 offloads.get("features", {}), dict)):
             raise ParseError("snapshot: offloads must hold a features map")
+        tables = d.get("neighbour_tables")
+        if tables is not None and not (isinstance(tables, dict) and all(
+                isinstance(t, dict) and all(isinstance(v, int) and not isinstance(v, bool)
+                                            for v in t.values()) for t in tables.values())):
+            raise ParseError("snapshot: neighbour_tables must map tables to their counts")
         return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]),
-                   hooks, intent, offloads)
+                   hooks, intent, offloads, tables)
 
 
 @dataclass(frozen=True)

@@ -548,6 +548,23 @@ def nsids_of(viewer: netns.Netns, others: list) -> list:
     return netns.call_in(viewer, _nsids_here, [o.path for o in others])
 
 
+def read_neighbour_tables(ns: netns.Netns, before: Optional[dict] = None) -> Optional[dict]:
+    """The machine's neighbour tables as seen from ns (rtdump.read_neighbour_tables), each
+    with table_fulls_during_run against an earlier reading; None when rtnetlink will not
+    say."""
+    from . import rtdump
+
+    try:
+        tables = netns.call_in(ns, rtdump.read_neighbour_tables)
+    except (OSError, ParseError, NetdoctorError):
+        return None
+    for name, t in tables.items():
+        was = (before or {}).get(name, {}).get("table_fulls")
+        if was is not None and "table_fulls" in t:
+            t["table_fulls_during_run"] = max(0, t["table_fulls"] - was)
+    return tables
+
+
 def machine_facts() -> dict:
     """Which machine a snapshot was taken on, and when, and by whom."""
     import os

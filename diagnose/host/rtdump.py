@@ -496,6 +496,42 @@ def name_by_index(neighbours: tuple, links: tuple) -> tuple:
     return tuple(replace(n, dev=names.get(n.dev) or f"if{n.dev}") for n in neighbours)
 
 
+RTM_GETNEIGHTBL, RTM_NEWNEIGHTBL = 66, 64
+_NDTMSG = struct.Struct("=Bxxx")
+_NDT_CONFIG = struct.Struct("=HHIIIIIII")  # key_len, entry_size, entries, ...
+_NDT_STATS = struct.Struct("=11Q")  # allocs ... forced_gc_runs, table_fulls
+_NDT_STAT_NAMES = ("allocs", "destroys", "hash_grows", "res_failed", "lookups", "hits",
+                   "rcv_probes_mcast", "rcv_probes_ucast", "periodic_gc_runs",
+                   "forced_gc_runs", "table_fulls")
+
+
+def read_neighbour_tables() -> dict:
+    """The kernel's neighbour tables (`ip -s ntable`: one per family for the whole machine,
+    whichever namespace asks): {"arp_cache": {"entries", "thresh1", "thresh2", "thresh3",
+    "table_fulls", "forced_gc_runs", ...}, "ndisc_cache": {...}}."""
+    out = {}
+    with open_socket(socket.NETLINK_ROUTE) as s:
+        s.settimeout(5.0)
+        try:
+            for t, m in _dump_all(s, RTM_GETNEIGHTBL, _NDTMSG.pack(socket.AF_UNSPEC), 6):
+                if t != RTM_NEWNEIGHTBL:
+                    continue
+                a = attrs(m, NLMSG.size + _NDTMSG.size, len(m))
+                name, thresh3 = _text(a.get(1)), _u32(a.get(4))
+                if name is None or thresh3 is None:
+                    continue  # a device's parameters, not the table's
+                table = {"thresh1": _u32(a.get(2)), "thresh2": _u32(a.get(3)),
+                         "thresh3": thresh3}
+                if a.get(5) and len(a[5]) >= _NDT_CONFIG.size:
+                    table["entries"] = _NDT_CONFIG.unpack_from(a[5])[2]
+                if a.get(7) and len(a[7]) >= _NDT_STATS.size:
+                    table.update(zip(_NDT_STAT_NAMES, _NDT_STATS.unpack_from(a[7])))
+                out[name] = table
+        except (struct.error, IndexError, ValueError, UnicodeError) as e:
+            raise ParseError(f"rtnetlink: a malformed neighbour table message: {e}") from None
+    return out
+
+
 def read_all() -> tuple:
     """(links, routes, neighbours, fdb, sysctls) of the calling thread's namespace, one
     socket; sysctls holds those the kernel reports over rtnetlink (DEVCONF, NETCONF)."""

@@ -55,6 +55,9 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
     tell = progress or (lambda step, done, total: None)
     read = gather.NamespaceReader()
     me = netns.own()
+    # The machine's neighbour tables before the run adds entries (the DNS probe resolves
+    # the containers' gateways): their overflows during the run are counted against it.
+    tables_before = gather.read_neighbour_tables(me)
     conf_texts = [_read_text(t.resolv_conf) for t in targets]
     # The nameservers are asked first, by a process of its own, and the one-second wait for
     # silent ones runs while the namespaces are read, the paths are walked and judged. The
@@ -85,7 +88,7 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
         read(me)
         # one thread walks every path, entering each namespace itself
         snap, probed = netns.hopping(_take, targets, destination, strict, toward, tell, read,
-                                     me, conf_texts)
+                                     me, conf_texts, tables_before)
     except BaseException:
         if probe is not None:
             probe.close()
@@ -121,7 +124,7 @@ class _Answers:
         return self.done
 
 
-def _take(targets, destination, strict, toward, tell, read, me, conf_texts):
+def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tables_before):
     """(snapshot without DNS answers, each of its containers' index among targets)."""
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
     probed = []  # each container's index among targets
@@ -162,7 +165,8 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts):
             hosts[str(inode)] = HostFacts(facts, read.netfilter(ns),
                                           gather.read_tc_hooks(ns),
                                           gather.read_intent(ns, agents),
-                                          gather.read_offloads(ns, tunnels))
+                                          gather.read_offloads(ns, tunnels),
+                                          gather.read_neighbour_tables(ns, tables_before))
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:

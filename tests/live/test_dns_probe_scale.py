@@ -136,3 +136,43 @@ def test_namespaces_read_by_the_sender_are_read_as_netdoctor_reads_them(silent_l
         for key in ("links", "routes", "sysctls", "netfilter_tables", "fdb"):
             assert c["namespace"][key] == alone[name]["namespace"][key], (name, key)
         assert c["path"] == alone[name]["path"], name
+
+
+GC = "/proc/sys/net/ipv4/neigh/default/gc_thresh{}"
+
+
+def _arp_entries() -> int:
+    out = sh("ip", "-s", "ntable", "show", "name", "arp_cache").stdout.split()
+    return int(out[out.index("entries") + 1])
+
+
+def test_a_neighbour_table_too_small_for_the_containers_is_named_as_the_cause(silent_lab):
+    """The machine's ARP table (one for every namespace) with room for fewer entries than
+    the containers need to resolve their next hop: the kernel refuses new entries while
+    checks runs, and checks says so, with the DNS failures as its consequence. The limits
+    are the machine's: lowered for this test only, and put back."""
+    old = [open(GC.format(i)).read().strip() for i in (1, 2, 3)]
+    for n in NAMES:
+        sh("ip", "-n", n, "neigh", "flush", "all")
+    room = _arp_entries() + N // 2
+    try:
+        for i, value in zip((1, 2, 3), (min(int(old[0]), room // 4), room // 2, room)):
+            with open(GC.format(i), "w") as f:
+                f.write(str(value))
+        res = subprocess.run(netdoctor_exe() + ["checks", "--format", "json"] + silent_lab,
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        for i in (3, 2, 1):  # largest first: each must stay at or above the one below it
+            with open(GC.format(i), "w") as f:
+                f.write(old[i - 1])
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    full = [f for f in doc["findings"] if f["id"] == "neighbour-table-full"
+            and f["evidence"]["table"] == "arp_cache"]
+    assert len(full) == 1 and full[0]["severity"] == "error", full
+    assert full[0]["evidence"]["table_fulls_during_run"] > 0
+    assert full[0]["fix"].startswith("sysctl -w net.ipv4.neigh.default.gc_thresh1=")
+    dns = [f for f in doc["findings"] if f["id"] == "dns-unreachable"]
+    assert dns and all("neighbour-table-full" in f["evidence"]["likely_consequence_of"]
+                       for f in dns)
+    assert [open(GC.format(i)).read().strip() for i in (1, 2, 3)] == old

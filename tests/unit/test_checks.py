@@ -54,6 +54,16 @@ ROUTED = _routed()
 ROUTED_HOST = "ndlab-host"  # the recorded lab's host namespace
 
 
+def _with_neighbour_tables(snap, **arp):
+    """The lab snapshot with the machine's ARP table as given (ip -s ntable's counts)."""
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    table = dict({"thresh1": 128, "thresh2": 512, "thresh3": 1024, "entries": 40,
+                  "table_fulls": 0, "forced_gc_runs": 0, "table_fulls_during_run": 0}, **arp)
+    hosts[key] = replace(hosts[key], neighbour_tables={"arp_cache": table})
+    return replace(snap, hosts=hosts)
+
+
 def _with_tc_hook(snap, device, kind="clsact"):
     from dataclasses import replace
 
@@ -481,6 +491,13 @@ CASES = {
         ("bridged frames hit FORWARD policy", E.edit_host_ns(
             E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BRIDGED))),
             lambda ns: E.sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1")), "lab:test")],
+    "neighbour-table-full": [
+        ("new entries refused during the run", _with_neighbour_tables(
+            HEALTHY, entries=1024, table_fulls=600, table_fulls_during_run=488),
+         "host ndlab-host"),
+        ("full, and refused entries since boot", _with_neighbour_tables(
+            HEALTHY, entries=1030, table_fulls=12), "host ndlab-host"),
+        ("above gc_thresh2", _with_neighbour_tables(HEALTHY, entries=700), "host ndlab-host")],
     "conntrack-full": [("99% full", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(E.sysctl(
         ns, "net.netfilter.nf_conntrack_count", "260000"), "net.netfilter.nf_conntrack_max",
         "262144")), "host ndlab-host")],
@@ -710,6 +727,25 @@ def test_dns_failure_behind_a_broken_path_is_marked_as_consequence():
         {"server": "203.0.113.53", "answered": False, "rcode": None, "error": "timeout"}])
     f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
     assert f.evidence["likely_consequence_of"] == ["ip-forward-disabled"]
+
+
+def test_a_roomy_neighbour_table_or_one_of_permanent_entries_is_no_finding():
+    """entries at gc_thresh3 but never a refusal: permanent entries (flannel's, static ARP)
+    count in entries and are exempt from the limit."""
+    for snap in (_with_neighbour_tables(HEALTHY, entries=100),
+                 _with_neighbour_tables(HEALTHY, entries=2000, thresh2=4096,
+                                        thresh3=8192, table_fulls=5),
+                 _with_neighbour_tables(HEALTHY, entries=1024, thresh2=2048)):
+        assert "neighbour-table-full" not in ids(run_checks(snap), "host ndlab-host")
+
+
+def test_the_full_table_explains_the_dns_and_gateway_failures_beside_it():
+    snap = E.edit_container(_with_neighbour_tables(HEALTHY, entries=1024, table_fulls=9,
+                                                   table_fulls_during_run=9),
+                            "test", dns_probe=[{"server": "203.0.113.53", "answered": False,
+                                                "rcode": None, "error": "no answer within 1 s"}])
+    f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
+    assert "neighbour-table-full" in f.evidence["likely_consequence_of"]
 
 
 def test_a_query_netdoctor_could_not_send_is_no_verdict_on_the_nameserver():

@@ -205,7 +205,8 @@ def run_checks(snapshot, only: Optional[set] = None, answered=None) -> list:
         findings += _run(_contexts(contexts, snapshot),
                          [c for c in chosen if c not in later], unjudged)
         if later:
-            every = [c for c in _contexts(contexts, answered()) if c.scope == "container"]
+            kinds = {cls.target_kind() for _, cls in later}
+            every = [c for c in _contexts(contexts, answered()) if c.scope in kinds]
             findings += _run(every, later, unjudged)
     except _Unreadable as e:  # a hand-edited snapshot the checks cannot read
         return [Finding(id="internal-error", severity="error", scope="host", subject="snapshot",
@@ -281,6 +282,9 @@ def _mark_consequences(findings: list) -> list:
             subjects = (f.subject, f"host {f.vars.get('host_ns')}")
             causes = sorted({i for s in subjects for i in errors_of.get(s, ())
                              if i in causes_of[f.id] and i != f.id})
+            if f.id == "dns-unreachable" and not f.evidence.get("next_hop_unresolved"):
+                # the probe's queries left this container: a full table did not stop them
+                causes = [i for i in causes if i != "neighbour-table-full"]
             if causes:
                 f = replace(f, message=f"{f.message}; likely a consequence of "
                                        f"{', '.join(causes)}",

@@ -26,7 +26,7 @@ class DnsUnreachable(Check):
                                nameserver="127.0.0.1")
             return
         probes = {p["server"]: p for p in (c.dns_probe or ())}
-        broken = []
+        broken, unresolved = [], {}
         for server in conf.nameservers:
             r = lookup(ctx.namespace.routes, server)
             local = lookup(ctx.namespace.routes, server, table="local")
@@ -34,7 +34,13 @@ class DnsUnreachable(Check):
                 broken.append((server, "no route from the container"))
             elif server in probes and not probes[server]["answered"] \
                     and probes[server].get("asked", True):  # False: netdoctor never sent it
-                broken.append((server, probes[server]["error"] or "no answer"))
+                why = probes[server]["error"] or "no answer"
+                hop = _unresolved_next_hop(probes[server], server, r or local)
+                if hop:
+                    why += (f"; the query never left: its next hop {hop} was not resolved "
+                            "(no ARP/neighbour answer)")
+                    unresolved[server] = hop
+                broken.append((server, why))
         if not broken:
             return
         severity = "error" if len(broken) == len(conf.nameservers) else "warning"
@@ -42,7 +48,22 @@ class DnsUnreachable(Check):
         yield self.finding(
             ctx, f"{ctx.subject} cannot use its nameserver"
                  f"{'s' if len(broken) > 1 else ''} ({listed})",
-            {"nameservers": list(conf.nameservers), "failing": dict(broken),
-             "probed": c.dns_probe is not None},
+            dict({"nameservers": list(conf.nameservers), "failing": dict(broken),
+                  "probed": c.dns_probe is not None},
+                 **({"next_hop_unresolved": unresolved} if unresolved else {})),
             "{in_container}nslookup example.com " + broken[0][0], severity=severity, verify=True,
             nameserver=broken[0][0])
+
+
+def _unresolved_next_hop(probe: dict, server: str, route):
+    """The next hop toward server, when the container's neighbour entries after the probe
+    (read by the sender for a query with no answer) show it was never resolved; else
+    None (not read, or resolved: the query left and the silence is the server's)."""
+    after = probe.get("neighbours_after")
+    if after is None or route is None or route.type != "unicast":
+        return None
+    hop = route.gateway or server
+    for dst, state in after:
+        if dst == hop:
+            return hop if set(state) & {"INCOMPLETE", "FAILED"} else None
+    return hop  # no entry at all: never even asked for (a full table refuses the entry)

@@ -21,6 +21,9 @@ class NeighbourTableFull(Check):
     severity = "error"
     scope = "host"
     tags = ("arp", "neighbour", "path")
+    # Judged after the DNS probe, whose queries resolve every container's next hop: the
+    # tables are read again once its answers are in (snapshot._Answers).
+    needs = ("dns-probe",)
 
     def run(self, ctx):
         tables = ctx.host.neighbour_tables or {}

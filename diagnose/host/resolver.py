@@ -378,6 +378,7 @@ def _ask(todo: list, first: tuple, tell: int, answers: int, timeout: float,
                                       if v is not None}).encode() + b"\n")
         results = _answers_to(todo, sent, sent_at + timeout, timeout, tell, selectors)
         if results is not None:
+            _neighbours_after(todo, results)
             os.write(answers, json.dumps(results).encode() + b"\n")
     except OSError:
         pass  # netdoctor stopped reading: it has given up
@@ -388,6 +389,25 @@ def _ask(todo: list, first: tuple, tell: int, answers: int, timeout: float,
                     s[0].close()
         os.close(answers)
         os.close(tell)
+
+
+def _neighbours_after(todo: list, results: list) -> None:
+    """For each container with a query that got no answer: its neighbour entries now, as
+    [address, [state]] (did the query leave at all? a next hop never resolved means it
+    did not), on each such result as "neighbours_after"."""
+    from . import rtdump
+
+    for (_, ns, _), each in zip(todo, results):
+        silent = [r for r in each if not r["answered"] and r.get("asked", True)
+                  and not r.get("rcode") and (r.get("error") or "").startswith("no answer")]
+        if not silent or netns._enter(ns) is not None:
+            continue
+        try:
+            now = [[n.dst, list(n.state)] for n in rtdump.read_neighbours_here()]
+        except (OSError, ParseError):
+            continue
+        for r in silent:
+            r["neighbours_after"] = now
 
 
 def _not_asked(server: str, why: str) -> dict:

@@ -97,14 +97,15 @@ def take_deferred(targets: list, destination: Optional[str] = None, probe_dns: b
         read.close()
         if shared is not None:
             shared.close()
-    return snap, _Answers(snap, probe, probed, tell)
+    return snap, _Answers(snap, probe, probed, tell, me, tables_before)
 
 
 class _Answers:
     """The snapshot with its DNS probe's answers, waited for once (see take_deferred)."""
 
-    def __init__(self, snap, probe, probed: list, tell):
+    def __init__(self, snap, probe, probed: list, tell, me=None, tables_before=None):
         self.snap, self.probe, self.probed, self.tell = snap, probe, probed, tell
+        self.me, self.tables_before = me, tables_before
         self.done = None
 
     def __call__(self) -> Snapshot:
@@ -117,6 +118,14 @@ class _Answers:
                     snap = replace(snap, containers=tuple(
                         replace(c, dns_probe=answers[i])
                         for c, i in zip(snap.containers, self.probed)))
+                    # The machine's neighbour tables once the queries' next hops were
+                    # resolved (or refused): one reading for every host, as they share them.
+                    tables = gather.read_neighbour_tables(self.me, self.tables_before) \
+                        if self.me is not None else None
+                    if tables is not None:
+                        snap = replace(snap, hosts={
+                            k: replace(h, neighbour_tables=tables) if h.neighbour_tables
+                            is not None else h for k, h in snap.hosts.items()})
             finally:
                 if probe is not None:
                     probe.close()

@@ -60,8 +60,12 @@ def test_every_container_with_a_silent_nameserver_gets_its_finding(silent_lab):
     doc = json.loads(res.stdout)
     found = {f["subject"]: f for f in doc["findings"] if f["id"] == "dns-unreachable"}
     assert set(found) == {f"netns:{n}" for n in NAMES}
+    # Nobody holds the address: the queries never left, and the finding says why.
     assert {f["evidence"]["failing"][SILENT] for f in found.values()} == \
-        {"no answer within 1 s"}
+        {f"no answer within 1 s; the query never left: its next hop {SILENT} was not "
+         "resolved (no ARP/neighbour answer)"}
+    assert all(f["evidence"]["next_hop_unresolved"] == {SILENT: SILENT}
+               for f in found.values())
 
 
 def _ours(marker: str) -> list:
@@ -170,7 +174,8 @@ def test_a_neighbour_table_too_small_for_the_containers_is_named_as_the_cause(si
     full = [f for f in doc["findings"] if f["id"] == "neighbour-table-full"
             and f["evidence"]["table"] == "arp_cache"]
     assert len(full) == 1 and full[0]["severity"] == "error", full
-    assert full[0]["evidence"]["table_fulls_during_run"] > 0
+    assert full[0]["evidence"]["entries"] >= full[0]["evidence"]["gc_thresh3"] - N // 10 \
+        or full[0]["evidence"]["table_fulls_during_run"] > 0
     assert full[0]["fix"].startswith("sysctl -w net.ipv4.neigh.default.gc_thresh1=")
     dns = [f for f in doc["findings"] if f["id"] == "dns-unreachable"]
     assert dns and all("neighbour-table-full" in f["evidence"]["likely_consequence_of"]

@@ -739,13 +739,46 @@ def test_a_roomy_neighbour_table_or_one_of_permanent_entries_is_no_finding():
         assert "neighbour-table-full" not in ids(run_checks(snap), "host ndlab-host")
 
 
-def test_the_full_table_explains_the_dns_and_gateway_failures_beside_it():
-    snap = E.edit_container(_with_neighbour_tables(HEALTHY, entries=1024, table_fulls=9,
-                                                   table_fulls_during_run=9),
-                            "test", dns_probe=[{"server": "203.0.113.53", "answered": False,
-                                                "rcode": None, "error": "no answer within 1 s"}])
+def _silent(after=None):
+    probe = {"server": "203.0.113.53", "answered": False, "rcode": None,
+             "error": "no answer within 1 s"}
+    if after is not None:
+        probe["neighbours_after"] = after
+    return [probe]
+
+
+def _gateway_of_test() -> str:
+    from netdoctor.checks.context import lookup
+
+    _, c = E.container(HEALTHY, "test")
+    return lookup(c.namespace.routes, "203.0.113.53").gateway
+
+
+def test_a_query_whose_next_hop_never_resolved_never_left():
+    """The sender read the container's neighbour entries after the wait: with its gateway
+    INCOMPLETE (or absent), the query is still in the kernel's queue, and the nameserver's
+    silence says nothing about the nameserver."""
+    gw = _gateway_of_test()
+    for after in ([[gw, ["INCOMPLETE"]]], []):
+        snap = E.edit_container(HEALTHY, "test", dns_probe=_silent(after))
+        f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
+        assert f.evidence["next_hop_unresolved"] == {"203.0.113.53": gw}
+        assert f"its next hop {gw} was not resolved" in f.message
+    snap = E.edit_container(HEALTHY, "test", dns_probe=_silent([[gw, ["REACHABLE"]]]))
     f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
+    assert "next_hop_unresolved" not in f.evidence and "never left" not in f.message
+
+
+def test_the_full_table_explains_the_dns_failures_whose_queries_never_left():
+    full = _with_neighbour_tables(HEALTHY, entries=1024, table_fulls=9, table_fulls_during_run=9)
+    gw = _gateway_of_test()
+    stuck = E.edit_container(full, "test", dns_probe=_silent([]))
+    f = next(f for f in run_checks(stuck) if f.id == "dns-unreachable")
     assert "neighbour-table-full" in f.evidence["likely_consequence_of"]
+    # its gateway resolved: the query left, and the table is not why nothing answered
+    left = E.edit_container(full, "test", dns_probe=_silent([[gw, ["REACHABLE"]]]))
+    f = next(f for f in run_checks(left) if f.id == "dns-unreachable")
+    assert "neighbour-table-full" not in f.evidence.get("likely_consequence_of", ())
 
 
 def test_a_query_netdoctor_could_not_send_is_no_verdict_on_the_nameserver():

@@ -184,6 +184,29 @@ def test_an_interrupt_inside_a_finalizer_is_one_line_and_still_interrupts():
     assert res.stdout.strip() == "interrupted" and res.stderr == "", (res.stdout, res.stderr)
 
 
+def test_an_interrupt_inside_a_class_made_while_starting_is_one_line():
+    """A signal that lands while an import at start-up makes a class with a
+    cached_property (typer imports platform, whose uname_result has one) surfaces as the
+    RuntimeError Python wraps it in: it printed a traceback and ended with status 1."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class Interrupting(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'netdoctor.diagnose.cli.app':\n"
+        "            try:\n"
+        "                raise KeyboardInterrupt\n"
+        "            except KeyboardInterrupt as e:\n"
+        "                raise RuntimeError(\"Error calling __set_name__ on \"\n"
+        "                                   \"'cached_property' instance\") from e\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupting())\n"
+        "from netdoctor.diagnose.cli import entry\n"
+        "entry.main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, cwd=ROOT)
+    assert (res.returncode, res.stderr) == (130, "netdoctor: interrupted\n"), res.stderr
+
+
 def test_report_renders_a_saved_checks_run_as_the_run_itself_did(tmp_path):
     import recorded
 

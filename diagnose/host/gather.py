@@ -239,22 +239,20 @@ class NamespaceReader:
         why. With shared, this process reads those it takes from shared, the helper the
         others (merge them with take_shared once the helper is done)."""
         if shared is not None:
-            taken: list = []
+            source = iter(shared.take, None)  # one at a time, as the helper takes its own
+        else:
+            todo = {ns.inode: ns for ns in namespaces if ns.inode not in self.snapshots}
+            if len(todo) < 2:
+                return
+            source = iter(todo.values())
+        taken: list = []
 
-            def calls():
-                while (ns := shared.take()) is not None:
-                    taken.append(ns)
-                    yield ns, _read_here, (ns.to_dict(),)
+        def calls():
+            for ns in source:
+                taken.append(ns)
+                yield ns, _read_here, (ns.to_dict(),)
 
-            for ns, snap in zip(taken, netns.call_in_each(calls())):
-                if isinstance(snap, NamespaceSnapshot):
-                    self._keep(ns.inode, snap)
-            return
-        todo = {ns.inode: ns for ns in namespaces if ns.inode not in self.snapshots}
-        if len(todo) < 2:
-            return
-        calls = [(ns, _read_here, (ns.to_dict(),)) for ns in todo.values()]
-        for (ns, _, _), snap in zip(calls, netns.call_in_each(calls)):
+        for ns, snap in zip(taken, netns.call_in_each(calls())):
             if isinstance(snap, NamespaceSnapshot):
                 self._keep(ns.inode, snap)
 
@@ -341,33 +339,10 @@ class SharedReading:
                 pass
 
 
-def _save_output(argv: list) -> tuple:
-    """(stdout, None) or (None, why not) for a ruleset dump program."""
-    if shutil.which(argv[0]) is None:
-        return None, "not installed"
-    res = command.run(argv, timeout=30)
-    if not res.ok:
-        return None, res.first_error_line()
-    return res.stdout, None
-
-
 _IPTABLES_SAVES = (("iptables-nft", "iptables-nft-save", "ip"),
                    ("iptables-nft", "ip6tables-nft-save", "ip6"),
                    ("iptables-legacy", "iptables-legacy-save", "ip"),
                    ("iptables-legacy", "ip6tables-legacy-save", "ip6"))
-
-
-def _iptables_save(backend: str, prog: str) -> tuple:
-    text, why = _save_output([prog, "-c"])
-    if text is None and backend == "iptables-nft" and why == "not installed":
-        # Older distributions ship only `iptables-save`, with whatever backend it has.
-        text, why = _save_output([prog.replace("-nft", ""), "-c"])
-    return text, why
-
-
-def _nft_json(argv: list) -> tuple:
-    """(document, None) or (None, why not) for an `nft -j` listing."""
-    return _json_of(*_save_output(argv))
 
 
 def _json_of(text: Optional[str], why: Optional[str]) -> tuple:
@@ -384,26 +359,11 @@ _LENGTH = struct.Struct("=Q")
 _TABLE_LINE = re.compile(r"^\*(\S+)", re.MULTILINE)
 
 
-def _netfilter_dumps_here() -> tuple:
-    """What the rule programs print in the calling thread's namespace: (each iptables save
-    as (text, why not), why nft could not list, the tables iptables-nft made, each other
-    nft table's JSON as (document, why not))."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    # The dumps run at once (threads started here are in this thread's namespace, and so are
-    # the programs they start): with 10,000 rules each takes a large part of a second.
-    with ThreadPoolExecutor(max_workers=len(_IPTABLES_SAVES) + 1) as pool:
-        saves = [pool.submit(_iptables_save, backend, prog)
-                 for backend, prog, _ in _IPTABLES_SAVES]
-        listed = pool.submit(_nft_json, ["nft", "-j", "list", "tables"])
-        saves = [f.result() for f in saves]
-        tables_doc, nft_why = listed.result()
-        return _with_native_tables(saves, tables_doc, nft_why, pool.map)
-
-
-def _with_native_tables(saves: list, tables_doc, nft_why, each=map) -> tuple:
-    """_netfilter_dumps_here's answer, from the saves and nft's list of tables: the native
-    tables listed (each(f, items) may list them at once)."""
+def _with_native_tables(saves: list, tables_doc, nft_why) -> tuple:
+    """The dumps _ruleset_of reads (each iptables save as (text, why not), why nft could not
+    list, the tables iptables-nft made, each other nft table's JSON as (document, why
+    not)), from the saves and nft's list of tables: the native tables listed, at once, by
+    programs the calling thread starts in its namespace."""
     from ..parse import nft_json
 
     # Tables iptables-nft made are in its dump already. nft lists only the others: on a
@@ -415,12 +375,13 @@ def _with_native_tables(saves: list, tables_doc, nft_why, each=map) -> tuple:
                        for table in _TABLE_LINE.findall(text)}
     native = [t for t in (nft_json.parse_nft_tables(tables_doc) if tables_doc else ())
               if t not in iptables_tables]
-    docs = list(each(lambda t: _nft_json(["nft", "-j", "list", "table", *t]), native))
+    listing = [_start_program(["nft", "-j", "list", "table", *t]) for t in native]
+    docs = [_json_of(*_finish(started)) for started in listing]
     return saves, nft_why, iptables_tables, docs
 
 
 def _ruleset_of(dumps: tuple):
-    """The Ruleset in _netfilter_dumps_here's dumps."""
+    """The Ruleset in the dumps _with_native_tables returns."""
     from ..facts.ruleset import Ruleset
     from ..parse import iptables_save
     from ..parse import nft_json
@@ -443,20 +404,21 @@ def _ruleset_of(dumps: tuple):
     return Ruleset(tuple(chains), sources)
 
 
-def _netfilter_here():
-    return _ruleset_of(_netfilter_dumps_here())
+def _netfilter_here(ns: netns.Netns):
+    return RulesSoon(ns).ruleset()
 
 
 def read_netfilter(ns: netns.Netns):
-    """Both iptables views (nft and legacy backends) and the native nft tables of ns."""
-    return netns.call_in(ns, _netfilter_here)
+    """Both iptables views (nft and legacy backends) and the native nft tables of ns: the
+    programs run at once (with 10,000 rules each takes a large part of a second)."""
+    return netns.call_in(ns, _netfilter_here, ns)
 
 
 class RulesSoon:
-    """The rule programs of the calling thread's namespace, started now: they print into
-    files while the namespaces are read (on another CPU; no thread of netdoctor's waits on
-    them, which would take turns with the reading for the interpreter's lock), and
-    ruleset() parses what they printed."""
+    """The rule programs of the calling thread's namespace (ns), started now: they print into
+    files while netdoctor goes on (started early, while the namespaces are read: on another
+    CPU, and no thread of netdoctor's waits on them, which would take turns with the reading
+    for the interpreter's lock); ruleset() parses what they printed."""
 
     def __init__(self, ns: netns.Netns):
         self.ns = ns
@@ -495,7 +457,8 @@ def _start_save(backend: str, prog: str):
 
 
 def _finish(started) -> tuple:
-    """(stdout, None) or (None, why not), as _save_output says it."""
+    """(stdout, None) or (None, why not: "not installed", its first error line, or that it
+    did not finish within 30 s)."""
     if not isinstance(started, command.Started):
         return None, started
     try:

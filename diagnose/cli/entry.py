@@ -67,18 +67,6 @@ def install() -> None:
     sys.unraisablehook = _unraisable
 
 
-def _came_of_interrupt(error) -> bool:
-    """Whether error is an interrupt or was raised while handling one (status.interrupted,
-    which cannot be imported before the imports it guards)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
-
-
 def _leave(status) -> None:
     """End the process as sys.exit(status) would, without taking the interpreter apart: every
     context manager of the run has exited by now (captures, tracefs instances, lab objects
@@ -114,7 +102,9 @@ def main() -> None:
     except BaseException as e:
         # A signal that lands while an import makes a class comes wrapped in the
         # RuntimeError of __set_name__ (typer imports platform, which has such a class).
-        if not _came_of_interrupt(e):
+        from .status import interrupted  # small: the enum and netdoctor's errors
+
+        if not interrupted(e):
             raise
         sys.stderr.write("netdoctor: interrupted\n")
         sys.exit(130)

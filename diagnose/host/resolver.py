@@ -301,7 +301,22 @@ def _sender_process(parent: int, keep: tuple) -> None:
 
 
 PR_SET_PDEATHSIG = 1
-TWO_SENDERS = 64  # containers from which two threads send the queries
+TWO_SENDERS = 64  # containers from which two threads of the sender share its work
+
+
+def _two_at_once(work, items) -> None:
+    """work(part) for every other item in a thread of its own and the rest in this one (each
+    enters namespaces itself; most of the time is the kernel's), from TWO_SENDERS items on."""
+    if len(items) < TWO_SENDERS:
+        work(items)
+        return
+    import threading
+
+    other = threading.Thread(target=work, args=(items[1::2],), name="dns-probe-2",
+                             daemon=True)
+    other.start()
+    work(items[0::2])
+    other.join()
 
 
 def _first_in_line() -> Optional[int]:
@@ -356,19 +371,9 @@ def _ask(todo: list, first: tuple, tell: int, answers: int, timeout: float,
                     else _send_probes(servers)
                 sent_at = max(sent_at, time.monotonic())
 
-        if len(todo) >= TWO_SENDERS:
-            # Two threads send at once: a query's cost is mostly the kernel's (the ARP
-            # flood that resolves the gateway goes to every port of the bridge), during
-            # which the other thread runs.
-            import threading
-
-            other = threading.Thread(target=send_from, args=(range(1, len(todo), 2),),
-                                     name="dns-probe-2", daemon=True)
-            other.start()
-            send_from(range(0, len(todo), 2))
-            other.join()
-        else:
-            send_from(range(len(todo)))
+        # A query's cost is mostly the kernel's (the ARP flood that resolves the gateway
+        # goes to every port of the bridge), during which the other thread runs.
+        _two_at_once(send_from, range(len(todo)))
         if nice is not None:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
         if shared is not None:
@@ -395,8 +400,6 @@ def _neighbours_after(todo: list, results: list) -> None:
     """For each container with a query that got no answer: its neighbour entries now, as
     [address, [state]] (did the query leave at all? a next hop never resolved means it
     did not), on each such result as "neighbours_after"."""
-    import threading
-
     from . import rtdump
 
     def read(pairs) -> None:
@@ -416,11 +419,7 @@ def _neighbours_after(todo: list, results: list) -> None:
                   and not r.get("rcode") and (r.get("error") or "").startswith("no answer")]
         if silent:
             todo_now.append((ns, silent))
-    # after the wait, on the critical path: two threads, each entering namespaces itself
-    other = threading.Thread(target=read, args=(todo_now[1::2],), daemon=True)
-    other.start()
-    read(todo_now[0::2])
-    other.join()
+    _two_at_once(read, todo_now)  # after the wait: on the critical path
 
 
 def _not_asked(server: str, why: str) -> dict:

@@ -7,18 +7,22 @@ from sandbox import netdoctor, netdoctor_exe
 from uninstalled import ROOT
 
 # netdoctor importable in a child interpreter, installed or not.
+def python(code: str) -> subprocess.CompletedProcess:
+    """This interpreter running code, from the project's folder."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, cwd=ROOT)
+
+
 PRELUDE = f"import sys\nsys.path.insert(0, {ROOT + '/tests'!r})\nimport uninstalled\nuninstalled.install()\n"
 
 
 def test_help_lists_commands_and_does_not_import_scapy():
     res = netdoctor("--help")
     assert res.returncode == 0 and "path" in res.stdout and "lab" in res.stdout
-    probe = subprocess.run(
-        [sys.executable, "-c",
-         PRELUDE + "from netdoctor.diagnose.cli import app as cli\n"
-         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-         "print(sorted(m for m in ('scapy', 'pyroute2', 'networkx') if m in sys.modules))"],
-        capture_output=True, text=True)
+    probe = python(
+        PRELUDE + "from netdoctor.diagnose.cli import app as cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('scapy', 'pyroute2', 'networkx') if m in sys.modules))")
     assert probe.stdout.strip().splitlines()[-1] == "[]"
 
 
@@ -26,14 +30,12 @@ def test_a_command_run_imports_no_heavy_library():
     # A command that parses every kind of option (here it stops at the bad --format, before
     # any I/O) must not pull in pydantic (typer 0.29's option coercion) or networkx: each cost
     # 0.2 s of every run (bench/, pyinstrument).
-    probe = subprocess.run(
-        [sys.executable, "-c",
-         PRELUDE + "from netdoctor.diagnose.cli import app as cli\n"
-         "try:\n    cli.main(['trace', 'x', 'y', '--format', 'xml', '--timeout', '2',"
-         " '--port', '80'])\nexcept SystemExit:\n    pass\n"
-         "print(sorted(m for m in ('pydantic', 'networkx', 'scapy', 'pyroute2')"
-         " if m in sys.modules))"],
-        capture_output=True, text=True)
+    probe = python(
+        PRELUDE + "from netdoctor.diagnose.cli import app as cli\n"
+        "try:\n    cli.main(['trace', 'x', 'y', '--format', 'xml', '--timeout', '2',"
+        " '--port', '80'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pydantic', 'networkx', 'scapy', 'pyroute2')"
+        " if m in sys.modules))")
     assert "--format must be one of" in probe.stderr
     assert probe.stdout.strip().splitlines()[-1] == "[]"
 
@@ -179,8 +181,7 @@ def test_an_interrupt_inside_a_finalizer_is_one_line_and_still_interrupts():
         "    print('went on')\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted')\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=30, cwd=ROOT)
+    res = python(code)
     assert res.stdout.strip() == "interrupted" and res.stderr == "", (res.stdout, res.stderr)
 
 
@@ -202,8 +203,7 @@ def test_an_interrupt_inside_a_class_made_while_starting_is_one_line():
         "sys.meta_path.insert(0, Interrupting())\n"
         "from netdoctor.diagnose.cli import entry\n"
         "entry.main()\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=30, cwd=ROOT)
+    res = python(code)
     assert (res.returncode, res.stderr) == (130, "netdoctor: interrupted\n"), res.stderr
 
 

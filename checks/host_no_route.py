@@ -1,4 +1,7 @@
+import errno
 import ipaddress
+import os
+from typing import Optional
 
 from . import Check, register
 
@@ -31,14 +34,75 @@ class HostNoRoute(Check):
         lookups = [l for l in ctx.path.get("route_lookups", ()) if l["netns"] == host_ns]
         if lookups and not lookups[-1].get("dev"):
             l = lookups[-1]
-            yield self.finding(
-                ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
-                {"lookup": l["query"], "kernel_answer": l.get("error"),
-                 "default_routes": [r.dst + (f" via {r.gateway}" if r.gateway else "")
-                                    for r in ctx.host_ns.default_routes()]},
-                "{in_host}ip route add default via <gateway> dev <uplink>")
+            defaults = [r.dst + (f" via {r.gateway}" if r.gateway else "")
+                        for r in ctx.host_ns.default_routes()]
+            evidence = {"lookup": l["query"], "kernel_answer": l.get("error"),
+                        "default_routes": defaults}
+            refusing = refusing_route(ctx.host_ns, ctx.destination, l.get("error"))
+            if refusing is not None:
+                evidence["refusing_route"] = describe(refusing)
+                where = f", table {refusing.table}" if refusing.table != "main" else ""
+                message = (f"{host_ns} routes {ctx.destination} into a {refusing.type} route "
+                           f"({refusing.dst}{where}): the kernel discards what it matches "
+                           f"({l.get('error')})")
+                if refusing.is_default:  # never a fix that takes a default route away
+                    yield self.finding(ctx, message, evidence,
+                                       "{in_host}ip route show " + _selector(refusing),
+                                       verify=True)
+                else:
+                    yield self.finding(ctx, message, evidence,
+                                       "{in_host}ip route del " + _selector(refusing))
+            elif defaults:
+                # A default route the lookup did not use (a policy rule, another table):
+                # adding one would fail; show what the kernel chose instead.
+                yield self.finding(
+                    ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')}), "
+                         f"though it has a default route: a policy rule or another table "
+                         f"decides", evidence,
+                    "{in_host}ip rule show; {in_host}" + l["query"], verify=True)
+            else:
+                yield self.finding(
+                    ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
+                    evidence, "{in_host}ip route add default via <gateway> dev <uplink>")
         elif not lookups and ctx.uplink is None and not ctx.host_ns.default_routes():
             yield self.finding(
                 ctx, f"{host_ns} has no default route",
                 {"default_routes": []}, "{in_host}ip route add default via <gateway> dev <uplink>")
 
+
+# The kernel's answer to a lookup that met a route of each refusing type (its errno's text,
+# or the type rtnetlink named when it answered with the route).
+REFUSALS = {"blackhole": (os.strerror(errno.EINVAL), "blackhole route"),
+            "unreachable": (os.strerror(errno.EHOSTUNREACH), "unreachable route"),
+            "prohibit": (os.strerror(errno.EACCES), "prohibit route")}
+
+
+def refusing_route(ns, destination: str, answer: Optional[str]):
+    """The most specific route of a refusing type (blackhole, unreachable, prohibit) that
+    covers destination and agrees with the kernel's answer; None when there is none."""
+    try:
+        address = ipaddress.ip_address(destination)
+    except ValueError:
+        return None
+    family = "inet6" if address.version == 6 else "inet"
+    kinds = [k for k, answers in REFUSALS.items() if answer in answers]
+    candidates = [r for r in ns.routes if r.type in kinds and r.family == family
+                  and address in r.network]
+    if not candidates:
+        return None
+    # longest prefix first; among equals, the main table (the one most hosts consult)
+    return max(candidates, key=lambda r: (r.network.prefixlen, r.table == "main", -r.metric))
+
+
+def _selector(route) -> str:
+    """The route as `ip route` selects it: type, prefix, table and metric when not default."""
+    words = [route.type, route.dst]
+    if route.table != "main":
+        words += ["table", route.table]
+    if route.metric:
+        words += ["metric", str(route.metric)]
+    return " ".join(words)
+
+
+def describe(route) -> str:
+    return _selector(route) + ("" if route.table != "main" else " (table main)")

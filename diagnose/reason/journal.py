@@ -63,6 +63,12 @@ def _chosen(d, hop: dict, hops: list) -> Optional[dict]:
                  and h.get("netns_inode") == hop.get("netns_inode")), None)
 
 
+# What a FIB lookup's error says the kernel met: the error each refusing route type gives
+# (fib_props), and none at all (-ENETUNREACH).
+REFUSED_BY = {"-22": "blackhole route", "-113": "unreachable route", "-13": "prohibit route",
+              "-101": "no route"}
+
+
 def _route_text(d, hop: dict, hops: list) -> str:
     table = TABLES.get(d.get("table"), d.get("table"))
     iif = int(d.get("iif") or 0)
@@ -71,7 +77,8 @@ def _route_text(d, hop: dict, hops: list) -> str:
     where = f"table {table}" + (f" iif {came}" if came and iif > 1 else "")
     said = f"{where}: {d.get('src')} -> {d.get('dst')} ==> "
     if d.get("err") != "0":
-        return said + f"no route (error {d.get('err')})"
+        what = REFUSED_BY.get(d.get("err"), "no route")
+        return said + f"{what} (error {d.get('err')})"
     gw = _gateway(d, _chosen(d, hop, hops))
     return said + f"dev {d.get('dev') or '?'}" + (f" via {gw}" if gw else "")
 

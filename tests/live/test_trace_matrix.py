@@ -219,6 +219,28 @@ def test_double_faults(healed, case):
         assert other in found, (other, found)
 
 
+@pytest.mark.parametrize("kind,errno_text", [("blackhole", "blackhole"),
+                                             ("unreachable", "unreachable"),
+                                             ("prohibit", "prohibit")])
+def test_a_refusing_route_is_named_and_its_fix_heals(healed, kind, errno_text):
+    """A blackhole/unreachable/prohibit route over a working default route: the host has a
+    route, one that refuses. The fix names that route, and running it as printed heals the
+    path (a default route to add would fail: there is one)."""
+    in_ns("ndlab-host", "ip", "route", "add", kind, "203.0.113.0/24")
+    try:
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 1 and v["cause"] == "host-no-route" and v["stopped_at"] == "bridge", v
+        f = next(f for f in doc["findings"] if f["id"] == "host-no-route")
+        assert errno_text in f["message"] and "203.0.113.0/24" in f["message"], f["message"]
+        assert f["fix"] == f"ip netns exec ndlab-host ip route del {kind} 203.0.113.0/24", f
+        assert "default" not in f["fix"]
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 0 and v["reachable"], v
+    finally:
+        sh("ip", "-n", "ndlab-host", "route", "del", kind, "203.0.113.0/24", check=False)
+
+
 def test_the_containers_own_rule_is_named(healed):
     in_ns("ndlab-test", "iptables", "-A", "OUTPUT", "-p", "icmp", "-j", "DROP")
     rc, doc, v = trace("test", "203.0.113.80")

@@ -588,6 +588,55 @@ def test_a_healthy_flannel_overlay_with_its_intent_has_no_findings():
     assert [(f.id, f.message) for f in run_checks(_flannel_intent(FLANNEL))] == []
 
 
+def _host_lookup_refused(snap, error, routes=()):
+    """HEALTHY's lab host answering error to the forwarding lookup, with routes added."""
+    _, test = E.container(snap, "test")
+    snap = E.edit_container(snap, "test", path=dict(test.path, route_lookups=[
+        l if l["netns"] != "ndlab-host" else dict(l, dev=None, gateway=None, error=error)
+        for l in test.path["route_lookups"]]))
+    return E.edit_host_ns(snap, lambda ns: E.routes(ns, add=routes))
+
+
+def _host_no_route(snap):
+    return next(f for f in run_checks(snap) if f.id == "host-no-route")
+
+
+def test_a_refusing_route_is_named_and_deleted_not_a_default_route_added():
+    """A blackhole/unreachable/prohibit route over the working default route: the fix
+    deletes that route (the most specific of the kernel's answer's type), never adds a
+    default route the host already has."""
+    for kind, error in (("blackhole", "Invalid argument"), ("unreachable", "No route to host"),
+                        ("prohibit", "Permission denied"), ("blackhole", "blackhole route")):
+        snap = _host_lookup_refused(HEALTHY, error, [
+            E.route("198.0.0.0/8", None, type_=kind),
+            E.route("198.18.0.0/24", None, type_=kind),
+            E.route("198.18.0.0/25", None, type_="throw")])
+        f = _host_no_route(snap)
+        assert f"{kind} route (198.18.0.0/24)" in f.message, f.message
+        assert f.fix == f"ip netns exec ndlab-host ip route del {kind} 198.18.0.0/24", f.fix
+    # in another table: named with it
+    f = _host_no_route(_host_lookup_refused(HEALTHY, "Invalid argument", [
+        E.route("198.18.0.1/32", None, table="100", type_="blackhole")]))
+    assert f.fix == "ip netns exec ndlab-host ip route del blackhole 198.18.0.1/32 table 100"
+    # a refusing default route is shown, never deleted
+    f = _host_no_route(_host_lookup_refused(HEALTHY, "Permission denied", [
+        E.route("default", None, table="7", type_="prohibit")]))
+    assert f.fix == "" and f.verify == "ip netns exec ndlab-host ip route show prohibit " \
+                                       "default table 7", (f.fix, f.verify)
+
+
+def test_no_route_beside_a_default_route_adds_no_default_route():
+    """The lookup refused and no refusing route explains it, while a default route exists:
+    a policy rule or another table decides; the finding shows them, it adds nothing."""
+    f = _host_no_route(_host_lookup_refused(HEALTHY, "Network is unreachable"))
+    assert f.fix == "" and "ip rule show" in f.verify and "default" not in f.verify
+    assert "default route" in f.message
+    # without any default route, adding one is the fix
+    snap = E.edit_host_ns(_host_lookup_refused(HEALTHY, "Network is unreachable"),
+                          lambda ns: E.routes(ns, keep=lambda r: not r.is_default))
+    assert _host_no_route(snap).fix.startswith("ip netns exec ndlab-host ip route add default")
+
+
 def test_a_flannel_file_that_describes_another_node_silences_nothing():
     """A subnet file whose node subnet this host holds no address of says nothing about
     this host: peer-route-missing stays silent, and so must nothing else be silenced (it

@@ -395,6 +395,29 @@ def test_the_journal_ties_each_kernel_decision_to_its_hop():
     assert J.divergences(J.entries(parser.decisions, hops, flow), hops) == []
 
 
+def test_a_refused_lookup_names_the_route_type_the_kernel_met():
+    """The FIB's error says what refused: -22 a blackhole route, -113 an unreachable one,
+    -13 a prohibit one, -101 no route at all."""
+    from netdoctor.capture.tracefs import TraceParser
+    from netdoctor.diagnose.reason import journal as J
+
+    import recorded
+
+    hops = json.loads(json.dumps(recorded.document("lab-checks-snapshot.json")
+                                 ["containers"][0]["path"]["hops"]))
+    line = (" python3-1 [001] ..s1. 10.000002: fib_table_lookup: table 254 oif 0 iif 3 proto 0 "
+            "172.29.0.2/0 -> 203.0.113.80/0 tos 0 scope 0 flags 0 ==> dev - gw 0.0.0.0/:: "
+            "err {}\n")
+    flow = E.Flow("icmp", "172.29.0.2", "203.0.113.80", cookie=1)
+    for err, what in (("-22", "blackhole route"), ("-113", "unreachable route"),
+                      ("-13", "prohibit route"), ("-101", "no route")):
+        parser = TraceParser(seen_only=True)
+        parser.feed(line.format(err))
+        said = [e["said"] for e in J.entries(parser.decisions, hops, flow)]
+        assert said == [f"table main iif ndbr0: 172.29.0.2 -> 203.0.113.80 ==> {what} "
+                        f"(error {err})"], said
+
+
 def test_the_filter_and_the_parser_speak_ipv6_and_vxlan():
     from frames import echo6, neighbour_solicitation, vxlan
 

@@ -107,6 +107,20 @@ class ContainerFacts:
                    listeners=d.get("listeners"))
 
 
+def _check_addresses(ns, what: str) -> None:
+    """Every address of the namespace is an address with a prefix length its family has
+    (the checks compute networks from them)."""
+    import ipaddress
+
+    for link in ns.links:
+        for a in link.addresses:
+            try:
+                ipaddress.ip_interface(f"{a.local}/{a.prefixlen}")
+            except ValueError:
+                raise ParseError(f"{what}: {str(a.local)[:45]}/{a.prefixlen} on "
+                                 f"{str(link.name)[:20]} is not an address") from None
+
+
 def _check_shape(c: "ContainerFacts") -> None:
     """The parts of a container's free-form records that the checks rely on."""
     def need(ok: bool, what: str) -> None:
@@ -201,9 +215,11 @@ class Snapshot:
             if not inode.isascii() or not inode.isdigit():
                 raise ParseError(f"snapshot: host key {inode[:20]!r} is not a namespace inode")
             check_types(host.namespace, f"snapshot: host {inode}")
+            _check_addresses(host.namespace, f"snapshot: host {inode}")
             check_types(host.ruleset, f"snapshot: rules of host {inode}")
         for c in snap.containers:
             check_types(c, "snapshot: a container")
+            _check_addresses(c.namespace, "snapshot: a container")
             _check_shape(c)
         if not isinstance(snap.destination, str) or not all(isinstance(p, str)
                                                               for p in snap.problems):

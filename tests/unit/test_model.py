@@ -152,6 +152,30 @@ def test_a_saved_rule_whose_values_are_not_text_is_refused_on_load():
             Snapshot.from_dict(doc)
 
 
+def test_a_saved_address_with_an_impossible_prefix_is_refused_on_load():
+    # Found by the snapshot fuzz: a prefix length of -1 crashed ip-conflict and
+    # neighbour-failed (ipaddress refused the interface) instead of being refused with the file.
+    import pytest
+
+    from netdoctor.diagnose.errors import ParseError
+    from netdoctor.diagnose.facts.snapshot import Snapshot
+
+    import recorded
+
+    def first_address(doc, where):
+        ns = doc["containers"][0]["namespace"] if where == "container" else \
+            next(iter(doc["hosts"].values()))["namespace"]
+        return next(a for l in ns["links"] for a in l.get("addresses", ()))
+
+    for where in ("container", "host"):
+        for edit in (dict(prefixlen=-1), dict(prefixlen=33), dict(local="172.29.0.999")):
+            doc = recorded.document("lab-checks-snapshot.json")
+            first_address(doc, where).update(edit)
+            with pytest.raises(ParseError, match="is not an address"):
+                Snapshot.from_dict(doc)
+    Snapshot.from_dict(recorded.document("lab-checks-snapshot.json"))  # as recorded: loads
+
+
 def test_a_saved_container_whose_destination_or_namespace_is_malformed_is_refused():
     # Also found by the fuzz: a list as the path's destination address crashed forward-dropped;
     # a number as the target's netns stopped every check.

@@ -714,6 +714,26 @@ def test_a_containers_own_fault_does_not_spill_onto_its_neighbour(check_id, name
     assert ids(run_checks(case(check_id, name)), "lab:web") == set()
 
 
+def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():
+    """A LAN bridge (its segment reaches a router beyond the host's containers): the host
+    holds an answered neighbour entry for the gateway on the bridge, or the bridge has a
+    port that is not a veth. The gateway is then that router, not a mistake. (The third
+    way, the host's own route by the gateway, is the live test's LAN bridge.)"""
+    from dataclasses import replace
+
+    wrong = case("container-wrong-gateway", "gateway not the bridge")
+    assert "container-wrong-gateway" in ids(run_checks(wrong), "lab:test")
+    answered = E.edit_host_ns(wrong, lambda ns: replace(ns, neighbours=ns.neighbours + (
+        E.Neighbour("172.29.0.254", "ndbr0", "02:00:00:00:00:fe", ("STALE",)),)))
+    assert "container-wrong-gateway" not in ids(run_checks(answered), "lab:test")
+    unanswered = E.edit_host_ns(wrong, lambda ns: E.add_neighbour(ns, "172.29.0.254", "ndbr0",
+                                                                  "FAILED"))
+    assert "container-wrong-gateway" in ids(run_checks(unanswered), "lab:test")
+    # a NIC enslaved to the bridge (kind None: a plain device)
+    nic = E.edit_host_ns(wrong, lambda ns: E.link(ns, "veth-web", kind=None))
+    assert "container-wrong-gateway" not in ids(run_checks(nic), "lab:test")
+
+
 def test_forward_drop_names_rule_and_direction():
     snap = case("forward-dropped", "DROP at top of FORWARD")
     f = next(f for f in run_checks(snap) if f.id == "forward-dropped")

@@ -270,8 +270,11 @@ def _mark_consequences(findings: list) -> list:
 
     blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
     causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down"},
-                 # with the table full, a gateway that answers gets no entry
-                 "neighbour-failed": {"neighbour-table-full"}}
+                 # with the table full, a gateway that answers gets no entry; a gateway
+                 # gone from the bridge answers nothing
+                 "neighbour-failed": {"neighbour-table-full", "bridge-no-address"},
+                 # the connected route to the containers went with the bridge's address
+                 "reply-path-asymmetric": {"bridge-no-address"}}
     errors_of: dict = {}  # subject -> the ids of its error findings (one pass, not N x N)
     for g in findings:
         if g.severity == "error":

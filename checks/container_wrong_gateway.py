@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from .context import global_addresses
+from .context import global_addresses, router_on_segment
 
 
 @register
@@ -52,20 +52,3 @@ class ContainerWrongGateway(Check):
                 "{in_container}ip route replace default via " + bridge_ips[0] + " dev {eth}",
                 bridge_address=bridge_ips[0])
 
-
-# Neighbour states in which an entry holds the address of something that answered.
-RESOLVED = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
-
-
-def router_on_segment(host_ns, br, gw: str) -> bool:
-    """Whether the bridge's segment reaches beyond this host's containers, where the gateway
-    may be a router of its own (a LAN bridge: LXD, libvirt, a CNI bridge with the NIC
-    enslaved): the host routes by that gateway on the bridge itself, holds a neighbour entry
-    for it there that something other than the bridge answered, or the bridge has a port
-    that is not a veth (a NIC, a bond, a VM's tap)."""
-    if any(r.gateway == gw and r.dev == br.name for r in host_ns.routes):
-        return True
-    if any(n.dst == gw and n.dev == br.name and n.lladdr and n.lladdr != br.mac
-           and RESOLVED & set(n.state) for n in host_ns.neighbours):
-        return True
-    return any(l.master == br.ifindex and l.kind != "veth" for l in host_ns.links)

@@ -514,3 +514,21 @@ def contexts(snapshot) -> Iterator:
                         **_host_vars(snapshot, host.namespace.netns))
         yield ctx
     yield from containers
+
+
+# Neighbour states in which an entry holds the address of something that answered.
+RESOLVED = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
+
+
+def router_on_segment(host_ns, br, gw: str) -> bool:
+    """Whether the bridge's segment reaches beyond this host's containers, where the gateway
+    may be a router of its own (a LAN bridge: LXD, libvirt, a CNI bridge with the NIC
+    enslaved): the host routes by that gateway on the bridge itself, holds a neighbour entry
+    for it there that something other than the bridge answered, or the bridge has a port
+    that is not a veth (a NIC, a bond, a VM's tap)."""
+    if any(r.gateway == gw and r.dev == br.name for r in host_ns.routes):
+        return True
+    if any(n.dst == gw and n.dev == br.name and n.lladdr and n.lladdr != br.mac
+           and RESOLVED & set(n.state) for n in host_ns.neighbours):
+        return True
+    return any(l.master == br.ifindex and l.kind != "veth" for l in host_ns.links)

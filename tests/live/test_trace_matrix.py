@@ -100,6 +100,10 @@ MATRIX = {
                                              "POSTROUTING", "1", "-s", "172.29.0.0/24", "-o",
                                              "eth9", "-j", "MASQUERADE")],
                                            "nat-missing", "uplink", "request", None),
+    # A network manager or DHCP client on docker0 takes its address: the containers' gateway
+    # is gone from the host (its route to their network too).
+    "bridge lost its address": ([("ndlab-host", "ip", "addr", "del", "172.29.0.1/24", "dev",
+                                  "ndbr0")], "bridge-no-address", None, "request", None),
     "container link down": ([("ndlab-test", "ip", "link", "set", "eth0", "down")],
                             "container-link-down", None, "request", None),
     "container address removed": ([("ndlab-test", "ip", "addr", "flush", "dev", "eth0")],
@@ -154,7 +158,7 @@ def test_fault_matrix(healed, case):
     rc, doc, v = trace("test", "203.0.113.80")
     assert rc == 1
     assert (v["cause"], v["direction"]) == (cause, direction), v
-    if stopped_at is not None or cause in ("veth-down", "bridge-down", "container-link-down",
+    if stopped_at is not None or cause in ("veth-down", "bridge-down", "bridge-no-address", "container-link-down",
                                            "container-no-default-route", "container-no-address",
                                            "container-wrong-gateway", "neighbour-failed",
                                            "container-output-dropped"):

@@ -485,6 +485,9 @@ CASES = {
         ("routed host's uplink gateway FAILED", E.edit_host_ns(
             _routed(), lambda ns: E.add_neighbour(ns, "198.51.100.1", "eth0", "FAILED")),
          "lab:test")],
+    "bridge-no-address": [
+        ("ndbr0's address taken", E.edit_host_ns(HEALTHY, lambda ns: E.routes(E.link(
+            ns, "ndbr0", addresses=()), keep=lambda r: r.dev != "ndbr0")), "lab:test")],
     "bridge-down": [("ndbr0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "ndbr0")),
                      "lab:test")],
     "bridge-netfilter": [

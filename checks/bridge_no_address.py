@@ -1,0 +1,54 @@
+from . import Check, register
+from .context import global_addresses, router_on_segment
+
+
+@register
+class BridgeNoAddress(Check):
+    """The container's bridge lost the address its containers use as their gateway"""
+
+    id = "bridge-no-address"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("routing", "bridge", "path")
+    # Nothing answers ARP for the gateway: the request never leaves the container (its
+    # frames for the gateway's old MAC, while an entry lasts, die at the bridge).
+    blocks_at = (("request", None), ("request", "container"), ("request", "host-veth"),
+                 ("request", "bridge"))
+    precedence = 7
+    structural = True
+
+    def run(self, ctx):
+        br, eth, gw = ctx.bridge, ctx.egress, ctx.gateway
+        if br is None or eth is None or not gw or not br.up:
+            return
+        fam = ctx.family
+        if global_addresses(br, fam):
+            return  # an address of its own: container-wrong-gateway judges the gateway
+        route = ctx.default_route
+        if route is None or route.dev != eth.name:
+            return
+        mine = next((a for a in global_addresses(eth, fam)
+                     if _inside(gw, a.interface.network)), None)
+        if mine is None or router_on_segment(ctx.host_ns, br, gw):
+            return  # not its on-link gateway, or a router beyond the host answers for it
+        network = str(mine.interface.network)
+        yield self.finding(
+            ctx, f"bridge {br.name} in {ctx.vars['host_ns']} has no "
+                 f"{'IPv6' if fam == 'inet6' else 'IPv4'} address: {ctx.subject}'s gateway "
+                 f"{gw} is gone from the host, which neither answers ARP for it nor routes "
+                 f"{network} (a network manager or DHCP client that manages {br.name}, or an "
+                 f"address flush, takes it)",
+            {"bridge": br.name, "bridge_addresses": [str(a) for a in br.addresses],
+             "gateway": gw, "container_network": network},
+            "{in_host}ip addr add " + f"{gw}/{mine.prefixlen}" + " dev {bridge}",
+            gateway=gw)
+
+
+def _inside(address: str, network) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:
+        return False

@@ -1,5 +1,5 @@
 """What the firewall checks share (private: no check imports another): the words of a
-verdict, the evidence a rule walk leaves, and the command that deletes a rule."""
+verdict, the evidence a rule walk leaves, and the commands that delete or replace a rule."""
 
 PAST = {"drop": "dropped", "reject": "rejected"}
 PLURAL = {"request": "requests", "reply": "replies"}
@@ -23,11 +23,23 @@ def rule_evidence(outcome) -> dict:
     return ev
 
 
+def _program(r) -> str:
+    prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
+    return prog.replace("iptables", "ip6tables") if r.family == "ip6" else prog
+
+
+def replace_rule(r, where: str, old: str, new: str):
+    """The command that puts rule r back in its place with the word old changed to new, or
+    None when r is not an iptables rule whose saved line holds old once."""
+    words = r.text.split()
+    if r.backend == "nft" or words[:2] != ["-A", r.chain] or words.count(old) != 1:
+        return None
+    body = " ".join(new if w == old else w for w in words[2:])
+    return f"{where}{_program(r)} -t {r.table} -R {r.chain} {r.index} {body}"
+
+
 def delete_rule(r, where: str) -> str:
     """The command that deletes rule r, run `where` ("{in_host}", "{in_container}")."""
     if r.backend == "nft":
         return f"{where}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
-    prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
-    if r.family == "ip6":
-        prog = prog.replace("iptables", "ip6tables")
-    return f"{where}{prog} -t {r.table} -D {r.chain} {r.index}"
+    return f"{where}{_program(r)} -t {r.table} -D {r.chain} {r.index}"

@@ -245,6 +245,22 @@ def test_a_refusing_route_is_named_and_its_fix_heals(healed, kind, errno_text):
         sh("ip", "-n", "ndlab-host", "route", "del", kind, "203.0.113.0/24", check=False)
 
 
+def test_snat_to_an_address_the_host_does_not_hold_is_named_and_its_fix_heals(healed):
+    """The request leaves the uplink translated to 198.51.100.99, which nobody holds: the
+    verdict names the rule (not silence upstream), and its fix, run as printed, heals."""
+    in_ns("ndlab-host", "iptables", "-t", "nat", "-R", "POSTROUTING", "1", "-s",
+          "172.29.0.0/24", "!", "-o", "ndbr0", "-j", "SNAT", "--to-source", "198.51.100.99")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1 and v["cause"] == "snat-foreign-address" and v["stopped_at"] == "uplink", v
+    assert doc["hops"][3]["addresses_seen"]["request"].startswith("198.51.100.99 ")
+    f = next(f for f in doc["findings"] if f["id"] == "snat-foreign-address")
+    assert f["fix"] == ("ip netns exec ndlab-host iptables -t nat -R POSTROUTING 1 -s "
+                        "172.29.0.0/24 ! -o ndbr0 -j SNAT --to-source 198.51.100.2"), f
+    sh("sh", "-c", f["fix"])
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 0 and v["reachable"], v
+
+
 def test_the_containers_own_rule_is_named(healed):
     in_ns("ndlab-test", "iptables", "-A", "OUTPUT", "-p", "icmp", "-j", "DROP")
     rc, doc, v = trace("test", "203.0.113.80")

@@ -456,6 +456,14 @@ CASES = {
             "[7:588] -A FORWARD -i ndbr0 -p icmp -j DROP\nCOMMIT\n", "iptables-legacy")), "lab:test"),
         ("replies dropped", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BACK))), "lab:test"),
     ],
+    "snat-foreign-address": [
+        ("SNAT to an address nobody here holds", E.set_ruleset(HEALTHY, E.lab_rules(
+            lambda t: t.replace(MASQ, "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j SNAT "
+                                      "--to-source 198.51.100.99"))), "lab:test"),
+        ("SNAT to a range and ports, none here", E.set_ruleset(HEALTHY, E.lab_rules(
+            lambda t: t.replace(MASQ, "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j SNAT "
+                                      "--to-source 198.51.100.90-198.51.100.99:1024-65535"))),
+         "lab:test")],
     "nat-missing": [("MASQUERADE gone", E.set_ruleset(HEALTHY, E.lab_rules(remove(MASQ))),
                      "lab:test")],
     "rp-filter-drop": [
@@ -715,6 +723,24 @@ def test_a_diagnosis_command_is_a_verify_not_a_fix():
     ("container-wrong-gateway", "gateway not the bridge")])
 def test_a_containers_own_fault_does_not_spill_onto_its_neighbour(check_id, name):
     assert ids(run_checks(case(check_id, name)), "lab:web") == set()
+
+
+def test_snat_to_an_address_the_host_holds_is_no_finding():
+    """SNAT to the uplink's own address (alone, with ports, in a range that holds it, or
+    on another device of the host: a routed public address on lo) is a working NAT."""
+    for to in ("198.51.100.2", "198.51.100.2:1024-65535", "198.51.100.1-198.51.100.9"):
+        snap = E.set_ruleset(HEALTHY, E.lab_rules(lambda t: t.replace(
+            MASQ, f"-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j SNAT --to-source {to}")))
+        assert "snat-foreign-address" not in ids(run_checks(snap), "lab:test"), to
+    snap = E.edit_host_ns(case("snat-foreign-address", "SNAT to an address nobody here holds"),
+                          lambda ns: E.add_address(ns, "lo", "198.51.100.99", 32))
+    assert "snat-foreign-address" not in ids(run_checks(snap), "lab:test")
+    f = next(f for f in run_checks(case("snat-foreign-address",
+                                        "SNAT to an address nobody here holds"))
+             if f.id == "snat-foreign-address")
+    assert "198.51.100.99" in f.message and "nat-missing" not in ids(
+        run_checks(case("snat-foreign-address", "SNAT to an address nobody here holds")),
+        "lab:test")
 
 
 def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():

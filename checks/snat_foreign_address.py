@@ -1,0 +1,70 @@
+import ipaddress
+
+from . import Check, register
+from ._rules import replace_rule, rule_evidence
+from netdoctor.diagnose.reason.rules import evaluate
+
+
+def translated_to(to: str):
+    """The addresses a SNAT translates to ("a", "a:ports", "a-b", "a-b:ports", "[v6]:ports"),
+    as (first, last), or None when the text says no address."""
+    text = (to or "").strip()
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:  # IPv4 with ports
+        text = text.split(":", 1)[0]
+    first, _, last = text.partition("-")
+    try:
+        a = ipaddress.ip_address(first)
+        b = ipaddress.ip_address(last) if last else a
+    except ValueError:
+        return None
+    return (a, b) if a.version == b.version and a <= b else None
+
+
+@register
+class SnatForeignAddress(Check):
+    """The container's requests are translated to a source address this host does not hold"""
+
+    id = "snat-foreign-address"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("netfilter", "nat", "path")
+    # The request leaves with that source; its answer goes to whoever holds the address.
+    blocks_at = (("request", "uplink"),)
+    precedence = 15
+    needs = ("host-rules",)
+
+    def run(self, ctx):
+        packet = ctx.request()
+        if ctx.host is None or packet is None or not ctx.bridged:
+            return
+        out = evaluate(ctx.host.ruleset, "postrouting", packet, type_="nat")
+        if out.verdict != "snat" or out.rule is None:
+            return
+        span = translated_to(out.rule.to)
+        if span is None:
+            return
+        held = [ipaddress.ip_address(a.local) for l in ctx.host_ns.links for a in l.addresses]
+        if any(span[0] <= a <= span[1] for a in held if a.version == span[0].version):
+            return
+        to = out.rule.to
+        ev = rule_evidence(out)
+        ev.update({"packet": f"{packet.src} -> {packet.dst} out {packet.oif}",
+                   "translated_to": to, "host_addresses": sorted(map(str, held))})
+        uplink = ctx.host_ns.link(name=packet.oif) if packet.oif else None
+        own = next((a.local for a in (uplink.addresses if uplink else ())
+                    if a.scope == "global" and ipaddress.ip_address(a.local).version
+                    == span[0].version), None)
+        message = (f"{ctx.subject}'s requests leave {packet.oif} translated to {to} "
+                   f"({out.describe()}), an address no interface of {ctx.vars['host_ns']} "
+                   f"holds: their answers go to that address, not to this host")
+        fix = None
+        if own and span[0].version == 4:  # the same rule, to the uplink's own address
+            ports = ":" + to.split(":", 1)[1] if ":" in to else ""
+            fix = replace_rule(out.rule, "{in_host}", to, own + ports)
+        if fix is None:
+            yield self.finding(ctx, message, ev, "{in_host}ip -br addr", verify=True)
+        else:
+            yield self.finding(ctx, message, ev, fix)

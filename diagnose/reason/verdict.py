@@ -412,6 +412,16 @@ def _explained(c: Case, cause: str) -> Verdict:
                         f"a routed (non-NAT) container network needs the upstream to route it "
                         f"back to this host, and netdoctor cannot see the upstream (or the "
                         f"destination did not answer)")
+    if cause == "upstream-no-reply" and hv.stopped_at == "uplink" \
+            and not _left_untranslated_from(c):
+        seen = next((s.addresses_seen.get("request") for s in c.sightings
+                     if s.role == "uplink" and s.request_seen), None)
+        via = (c.next_hops or {}).get("uplink")
+        explanation += ((f" (as {seen})" if seen else "") + (f", sent to the next hop {via}"
+                        if via else "") + ", and no answer came back: the loss is beyond this "
+                        "host (the next hop, the network past it, the destination), which "
+                        "netdoctor cannot see; ask from there next (a capture on the next hop, "
+                        "its route back, the destination's firewall)")
     if cause == "lost-on-peer":
         explanation += f" on the far host; {FAR_HINTS[hv.stopped_at]}"
     far = next((f for f in c.errors if f.id == cause and f.side == "destination"), None)

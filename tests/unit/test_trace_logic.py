@@ -140,8 +140,12 @@ def test_decide_from_evidence_alone():
     assert V.decide(V.Case(up, s, [], [], [], FLOW, ())).cause == "nat-missing"
     s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0,
                          addresses_seen={"request": "198.51.100.2 -> 203.0.113.80"})
-    v = V.decide(V.Case(up, s, [], [("NETFILTER_DROP", "x", "wan0")], [], FLOW, ()))
+    v = V.decide(V.Case(up, s, [], [("NETFILTER_DROP", "x", "wan0")], [], FLOW, (),
+                        {"uplink": "198.51.100.1"}))
     assert v.cause == "upstream-no-reply" and v.kernel_drop_reason is None  # not on our path
+    # It says what left, to whom, and that what lies beyond is not seen.
+    assert "(as 198.51.100.2 -> 203.0.113.80), sent to the next hop 198.51.100.1" in \
+        v.explanation and "beyond this host" in v.explanation, v.explanation
     br = E.HopVerdict(False, "bridge", "request")
     v = V.decide(V.Case(br, sightings([1, 1, 1, 0], [0] * 4), [], [("IP_RPFILTER", "x", "ndbr0")], [],
                  FLOW, ()))

@@ -261,6 +261,22 @@ def test_snat_to_an_address_the_host_does_not_hold_is_named_and_its_fix_heals(he
     assert rc == 0 and v["reachable"], v
 
 
+@pytest.mark.parametrize("fault", ["ip-forward-off", "forward-drop", "nat-missing",
+                                   "veth-down", "bridge-down", "no-default-route",
+                                   "veth-detached", "bridge lost its address"])
+def test_the_printed_fix_heals(healed, fault):
+    """The cause's fix, run as printed (real names, the namespace prefix included), makes
+    the path reachable: a fix is a change that fixes it."""
+    _break(MATRIX[fault][0] if fault in MATRIX else [fault])
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1, v
+    cause = next(f for f in doc["findings"] if f["id"] == v["cause"])
+    assert cause["fix"] and "<" not in cause["fix"] and "{" not in cause["fix"], cause
+    sh("sh", "-c", cause["fix"])
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 0 and v["reachable"], (cause["fix"], v)
+
+
 def test_the_containers_own_rule_is_named(healed):
     in_ns("ndlab-test", "iptables", "-A", "OUTPUT", "-p", "icmp", "-j", "DROP")
     rc, doc, v = trace("test", "203.0.113.80")

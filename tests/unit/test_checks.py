@@ -743,6 +743,24 @@ def test_snat_to_an_address_the_host_holds_is_no_finding():
         "lab:test")
 
 
+def test_no_default_route_fix_names_the_gateway_of_the_containers_wiring():
+    """The fix is runnable as printed: the bridge's address for a bridged container; for a
+    routed one (Calico-style, proxy ARP on a host veth without an address) the link-local
+    gateway such wiring uses, on-link; the host veth's own address when it has one (ptp)."""
+    bridged = E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(
+        ns, keep=lambda r: not r.is_default))
+    f = next(f for f in run_checks(bridged) if f.id == "container-no-default-route")
+    assert f.fix == "ip netns exec ndlab-test ip route add default via 172.29.0.1 dev eth0"
+    routed = E.edit_container_ns(_routed(), "test", lambda ns: E.routes(ns, keep=lambda r: False))
+    f = next(f for f in run_checks(routed) if f.id == "container-no-default-route")
+    assert f.fix == "ip netns exec ndlab-test ip route add default via 169.254.1.1 dev eth0 " \
+                    "onlink", f.fix
+    ptp = E.edit_host_ns(routed, lambda ns: E.add_address(ns, "veth-test", "172.29.0.1", 32))
+    f = next(f for f in run_checks(ptp) if f.id == "container-no-default-route")
+    assert f.fix == "ip netns exec ndlab-test ip route add default via 172.29.0.1 dev eth0 " \
+                    "onlink", f.fix
+
+
 def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():
     """A LAN bridge (its segment reaches a router beyond the host's containers): the host
     holds an answered neighbour entry for the gateway on the bridge, or the bridge has a

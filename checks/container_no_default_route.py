@@ -1,6 +1,5 @@
 from . import Check, register
-from .context import global_addresses, lookup
-from netdoctor.diagnose.facts.namespace import parse_address
+from .context import gateway_for, global_addresses, lookup
 
 
 @register
@@ -33,28 +32,3 @@ class ContainerNoDefaultRoute(Check):
             "{in_container}ip route add default via " + gw + " dev {eth}"
             + (" onlink" if ctx.path.get("mode") == "routed" and gw != "<gateway>" else ""))
 
-
-def gateway_for(ctx, eth) -> str:
-    """The gateway the container's wiring provides: its bridge's address in the container's
-    network; for a routed veth the host veth's own address (ptp), else, IPv4 with proxy ARP
-    answering for anything, the link-local 169.254.1.1 (Calico's); "<gateway>" when the
-    wiring names none."""
-    fam = ctx.family
-    mine = [a.interface.network for a in global_addresses(eth, fam)]
-    if ctx.bridge is not None:
-        for a in global_addresses(ctx.bridge, fam):
-            if any(parse_address(a.local) in n for n in mine):
-                return a.local
-        return "<gateway>"
-    if ctx.path.get("mode") == "routed" and ctx.host_veth is not None:
-        own = [a.local for a in ctx.host_veth.addresses if a.family == fam
-               and a.scope in ("global", "link") and not a.local.startswith("fe80")]
-        if own:
-            return own[0]
-        if fam == "inet":
-            return "169.254.1.1"
-        link_local = [a.local for a in ctx.host_veth.addresses if a.family == fam
-                      and a.local.startswith("fe80")]
-        if link_local:
-            return link_local[0]
-    return "<gateway>"

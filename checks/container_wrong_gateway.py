@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from .context import global_addresses, router_on_segment
+from .context import gateway_for, global_addresses, router_on_segment
 
 
 @register
@@ -38,7 +38,8 @@ class ContainerWrongGateway(Check):
                 ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "
                      f"({', '.join(str(a) for a in global_addresses(eth, fam)) or 'no address'})",
                 {"gateway": gw, "addresses": [str(a) for a in global_addresses(eth, fam)]},
-                "{in_container}ip route replace default via <bridge address> dev {eth}")
+                "{in_container}ip route replace default via " + gateway_for(ctx, eth) + " dev {eth}"
+                + (" onlink" if ctx.path.get("mode") == "routed" else ""))
             return
         br = ctx.bridge
         if br is None or route.dev != eth.name:

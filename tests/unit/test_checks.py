@@ -755,6 +755,9 @@ def test_no_default_route_fix_names_the_gateway_of_the_containers_wiring():
     f = next(f for f in run_checks(routed) if f.id == "container-no-default-route")
     assert f.fix == "ip netns exec ndlab-test ip route add default via 169.254.1.1 dev eth0 " \
                     "onlink", f.fix
+    off_link = case("container-wrong-gateway", "gateway off-link")
+    f = next(f for f in run_checks(off_link) if f.id == "container-wrong-gateway")
+    assert f.fix == "ip netns exec ndlab-test ip route replace default via 172.29.0.1 dev eth0"
     ptp = E.edit_host_ns(routed, lambda ns: E.add_address(ns, "veth-test", "172.29.0.1", 32))
     f = next(f for f in run_checks(ptp) if f.id == "container-no-default-route")
     assert f.fix == "ip netns exec ndlab-test ip route add default via 172.29.0.1 dev eth0 " \

@@ -1,5 +1,6 @@
 from . import Check, register
 from ._inbound import port_name, port_vars
+from netdoctor.diagnose.reason.inbound import host_port
 
 
 @register
@@ -22,8 +23,10 @@ class PublishDnatMissing(Check):
             if w.published and not w.dnat_elsewhere:
                 continue
             if w.dnat_elsewhere:
+                where = host_port(ctx.address, w.container_port) if w.container_port \
+                    else ctx.address
                 why = (f"its DNAT goes to {w.dnat_to}, not to the container's "
-                       f"{ctx.address} ({w.dnat_rule}): a stale rule")
+                       f"{where} ({w.dnat_rule}): a stale rule")
             else:
                 why = "no DNAT rule carries it there (a firewall reload flushes Docker's chains)"
             kind = ctx.container.target.get("kind")

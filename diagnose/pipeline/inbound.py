@@ -292,8 +292,11 @@ def _observe(target, ctx, walk, timeout: float, captured: Optional[list] = None)
     if captured is not None:
         captured.extend(caps)
     sport, proto = P.random_port(), walk.proto
+    # Past the host, the probe carries the port its DNAT rule writes (which a stale rule may
+    # make another than the one the runtime publishes): the hops are told by that one.
+    translated = R.split_to(walk.dnat_to)[1] if walk.dnat_to else None
     flow = E.Flow(proto, walk.host_address, walk.host_address, sport=sport,
-                  dport=walk.container_port or walk.host_port)
+                  dport=translated or walk.container_port or walk.host_port)
     program = bpf.probe_filter(proto, port=sport)
     # UDP: one small DNS-shaped datagram (a root NS query), harmless to any service.
     lengths = probe_lengths(proto, 0, ".", ":" in walk.host_address)

@@ -154,6 +154,9 @@ def _dnat(w: Walk, nat, hook: str, container_address: str) -> None:
     w.steps.append(Step(hook, "dnat", nat.describe()))
     if addr and addr != container_address:
         w.dnat_elsewhere = True
+    if port and w.container_port is not None and port != w.container_port \
+            and w.source == "runtime":
+        w.dnat_elsewhere = True  # the runtime publishes another container port
     if port and w.container_port is None:
         w.container_port = port
     elif port and w.container_port != port and w.source == "asked":

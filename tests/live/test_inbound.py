@@ -53,6 +53,21 @@ def test_lab_inbound_faults(lab, healed, fault, cause, from_host):
     assert any(f["id"] == cause for f in doc["findings"])
 
 
+def test_a_dnat_to_another_port_than_published_is_named_and_the_hops_see_it(lab, healed):
+    """A stale DNAT to port 81 for a port the runtime publishes to 80: publish-dnat-missing
+    (not "unknown"), and the host's probe, translated to 81 by that rule, is seen on every
+    hop (the hops are told by the port the rule writes, not the one it should)."""
+    for chain in ("PREROUTING", "OUTPUT"):
+        sh("ip", "netns", "exec", "ndlab-host", "iptables", "-t", "nat", "-R", chain, "1",
+           "-d", "198.51.100.2/32", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j", "DNAT",
+           "--to-destination", "172.29.0.3:81")
+    rc, doc = verdict("web", "8080")
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "publish-dnat-missing", v
+    assert "172.29.0.3:81, not to the container's 172.29.0.3:80" in v["explanation"], v
+    assert [h["request_seen"] for h in doc["hops"]] == [1, 1, 1], doc["hops"]
+
+
 def test_a_port_published_on_loopback_is_for_this_host_only(lab, healed):
     """`-p 127.0.0.1:8080:80` with Docker 28's raw-table guard: an outside client is stopped
     by design (the raw rule is named, and no fix removes it); the host itself connects."""

@@ -417,7 +417,10 @@ CASES = {
               "source": "asked"}), "lab:test")],
     "publish-dnat-missing": [("DNAT flushed", _published(dnat=""), "lab:test"),
                              ("DNAT to a stale address", _published(dnat=DNAT.replace(
-                                 "172.29.0.2:80", "172.29.0.9:80")), "lab:test")],
+                                 "172.29.0.2:80", "172.29.0.9:80")), "lab:test"),
+                             # the runtime publishes container port 80; the rule says 81
+                             ("DNAT to another port", _published(dnat=DNAT.replace(
+                                 "172.29.0.2:80", "172.29.0.2:81")), "lab:test")],
     "inbound-dropped": [("DOCKER-USER-style drop of the port", _published(
         user_rule="-A NDLAB-USER -p tcp -m tcp --dport 80 -j DROP\n"), "lab:test")],
     "container-not-listening": [("no listener", _published(listeners=()), "lab:test")],
@@ -762,6 +765,14 @@ def test_no_default_route_fix_names_the_gateway_of_the_containers_wiring():
     f = next(f for f in run_checks(ptp) if f.id == "container-no-default-route")
     assert f.fix == "ip netns exec ndlab-test ip route add default via 172.29.0.1 dev eth0 " \
                     "onlink", f.fix
+
+
+def test_a_dnat_to_another_port_names_the_port_the_runtime_publishes():
+    f = next(f for f in run_checks(case("publish-dnat-missing", "DNAT to another port"))
+             if f.id == "publish-dnat-missing")
+    assert "goes to 172.29.0.2:81, not to the container's 172.29.0.2:80" in f.message, f.message
+    assert "container-not-listening" not in ids(run_checks(case(
+        "publish-dnat-missing", "DNAT to another port")), "lab:test")
 
 
 def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():

@@ -225,8 +225,9 @@ def make_plan(target, aim: Aim) -> Plan:
                if c.scope == "container" and c.subject == facts.label) or ""
     if ":" in aim.address:
         src = _source6(facts, path)
-    if aim.far is not None and src:
-        findings += destination_findings(aim.far, src, aim.proto, aim.dport)
+    far = aim.far if aim.far is not None else _local_destination(target, path)
+    if far is not None and src:
+        findings += destination_findings(far, src, aim.proto, aim.dport)
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
     icmp = aim.proto == "icmp"
     flow = E.Flow(aim.proto, src, aim.address, cookie=cookie, sport=0 if icmp else sport,
@@ -248,6 +249,25 @@ def make_plan(target, aim: Aim) -> Plan:
                 {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name,
                 tunnel_port, bpf.probe_filter(aim.proto, tunnel_port=tunnel_port, **tag)
                 if tunnel_port else None, _foreign_ports(path, host_facts), vni)
+
+
+def _local_destination(target, path: dict):
+    """The namespace the path ends in on this host, as a Target, when DEST was given as an
+    address that a container here holds: its side is judged as a named container's is."""
+    from ..targets import Target
+
+    hop = next((h for h in path["hops"] if h["role"] == "destination"), None)
+    if hop is None or hop.get("netns_inode") in (target.netns.inode, (path.get(
+            "host_netns") or {}).get("inode")):
+        return None
+    try:
+        ns = hop_netns(path, hop)
+    except NetdoctorError:
+        return None
+    name = ns.name or f"net:[{ns.inode}]"
+    conf = f"/etc/netns/{ns.name}/resolv.conf" if ns.name else None
+    return Target(ref=f"netns:{name}", kind="netns", name=name, netns=ns,
+                  resolv_conf=conf if conf and os.path.exists(conf) else None)
 
 
 def _foreign_ports(path: dict, host_facts) -> frozenset:

@@ -129,7 +129,11 @@ class Case:
 
     @cached_property
     def by_reason(self) -> list:
-        return REASON_CAUSES.get(self.kernel_drop[0] or "", [])
+        reason = self.kernel_drop[0] or ""
+        if reason == "NETFILTER_DROP" and self.stopped("destination"):
+            # dropped in the destination's own kernel, past every device of the host
+            return ["container-input-dropped"]
+        return REASON_CAUSES.get(reason, [])
 
     @cached_property
     def unanswered_arp(self) -> Optional[tuple]:

@@ -81,6 +81,9 @@ def test_lab_far_side_fault_is_the_cause(lab, healed):
     # Drops the request and also the answers to the destination's own pings: the trace's
     # finding is about the request it traced.
     ("lab:web", ["INPUT", "-p", "icmp", "-j", "DROP"]),
+    # DEST given as the address a container here holds: its side is judged all the same
+    # (was forward-dropped, with no finding).
+    ("172.29.0.3", ["INPUT", "-s", "172.29.0.2", "-j", "DROP"]),
 ])
 def test_the_destinations_own_input_rule_is_named(lab, healed, dest, rule):
     """The request reaches the destination container and its own firewall drops it (was

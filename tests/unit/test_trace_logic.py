@@ -338,6 +338,21 @@ def ew_sightings(req, rep):
             for i, r in enumerate(roles)]
 
 
+def test_a_netfilter_drop_inside_the_destination_is_its_own_firewall():
+    """The request reached the destination's interface and its kernel dropped it in
+    netfilter: the destination's INPUT, not the host's FORWARD (no finding needed)."""
+    ew = E.Flow("icmp", "172.29.0.2", "172.29.0.3", cookie=1)
+    hv = E.HopVerdict(False, "destination", "request")
+    v = V.decide(V.Case(hv, ew_sightings([1, 1, 0, 1, 1], [0] * 5), [],
+                        [("NETFILTER_DROP", "nft_do_chain", "eth0")], [], ew, ()))
+    assert v.cause == "container-input-dropped", v
+    # At the bridge, the same reason is the host's FORWARD still.
+    hv = E.HopVerdict(False, "bridge", "request")
+    v = V.decide(V.Case(hv, sightings([1, 1, 1, 0], [0] * 4), [],
+                        [("NETFILTER_DROP", "nft_do_chain", "ndbr0")], [], FLOW, ()))
+    assert v.cause == "forward-dropped", v
+
+
 def test_east_west_localisation_passes_over_a_bridge_that_cannot_see():
     # Seen on both ends and never on the bridge between two of its ports: reachable.
     assert E.localize(ew_sightings([1, 1, 0, 1, 1], [1, 1, 0, 1, 1]), True).reachable

@@ -270,6 +270,8 @@ def _mark_consequences(findings: list) -> list:
 
     blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
     causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down"},
+                 # a link set down takes its routes with it
+                 "container-no-default-route": {"container-link-down"},
                  # with the table full, a gateway that answers gets no entry; a gateway
                  # gone from the bridge answers nothing
                  "neighbour-failed": {"neighbour-table-full", "bridge-no-address"},

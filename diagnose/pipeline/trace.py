@@ -307,7 +307,26 @@ def destination_findings(other, src: str, proto: str = "icmp", dport=None,
             # The traced request is what its INPUT drops here; the same rule may drop the
             # answers to the destination's own requests too, which is not this trace's fault.
             found = [f for f in found if f.id != "container-input-dropped"] + [request]
+    if ctx is not None:
+        found += _holds_the_source(snap.containers[0], ctx, src)
     return [with_side(f, side="destination") for f in found]
+
+
+def _holds_the_source(facts, ctx, src: str) -> list:
+    """The destination holds the source's own address: it answers the source inside itself
+    (and either of the two may answer ARP for the address). Which one holds it wrongly only
+    their owners know: the finding shows both addresses."""
+    from netdoctor.checks import REGISTRY
+
+    held = [l.name for l in facts.namespace.links if not l.is_loopback
+            for a in l.addresses if a.local == src]
+    if not held:
+        return []
+    return [REGISTRY["ip-conflict"]().finding(
+        ctx, f"{ctx.subject} holds {src}, the source's own address, on {held[0]}: its answers "
+             f"to {src} stay inside it, and either container may answer ARP for it",
+        {"interface": held[0], "address": src, "container_ip": ctx.address},
+        "{in_container}ip -br addr show dev " + held[0], verify=True)]
 
 
 # ------------------------------------------------------------------ observe

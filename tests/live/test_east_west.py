@@ -194,3 +194,22 @@ def test_podman_destinations_own_input_rule(podman_networks):
     src = doc["hops"][0]["addresses_seen"]["request"].split(" -> ")[0]
     assert f["side"] == "destination" and f"the request from {src} " in f["message"], f
     assert f["fix"].endswith("iptables -t filter -D INPUT 1"), f["fix"]
+
+
+@pytest.mark.parametrize("dest", ["lab:web", "172.29.0.3"])
+def test_a_destination_that_holds_the_sources_address_is_an_ip_conflict(lab, healed, dest):
+    """web also holds 172.29.0.2, test's address: its answers to test stay inside it. That is
+    an ip-conflict on the destination's side (was container-no-address, with a fix that
+    added an address to lo)."""
+    sh("ip", "-n", "ndlab-web", "addr", "add", "172.29.0.2/24", "dev", "eth0")
+    try:
+        rc, doc = netdoctor_json("trace", "lab:test", dest)
+    finally:
+        sh("ip", "-n", "ndlab-web", "addr", "del", "172.29.0.2/24", "dev", "eth0", check=False)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "ip-conflict", v
+    ids = {f["id"] for f in doc["findings"]}
+    assert "container-no-address" not in ids, doc["findings"]
+    f = next(f for f in doc["findings"] if f["id"] == "ip-conflict")
+    assert f["side"] == "destination" and "172.29.0.2" in f["message"], f
+    assert " lo" not in (f["fix"] + f["verify"]), f

@@ -775,6 +775,15 @@ def test_a_dnat_to_another_port_names_the_port_the_runtime_publishes():
         "publish-dnat-missing", "DNAT to another port")), "lab:test")
 
 
+def test_routes_gone_with_a_downed_link_are_its_consequence():
+    """ip link set eth0 down takes the container's routes with it: no-default-route beside
+    container-link-down says it is that one's consequence."""
+    snap = E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(
+        E.without_flag(ns, "eth0"), keep=lambda r: False))
+    f = next(f for f in run_checks(snap) if f.id == "container-no-default-route")
+    assert f.evidence.get("likely_consequence_of") == ["container-link-down"], f
+
+
 def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():
     """A LAN bridge (its segment reaches a router beyond the host's containers): the host
     holds an answered neighbour entry for the gateway on the bridge, or the bridge has a

@@ -35,7 +35,7 @@ class IpConflict(Check):
         for link in h.addressed_links:
             if link.ifindex in own:
                 continue
-            for a in global_addresses(link, "inet"):
+            for a in global_addresses(link, ctx.family):
                 if a.interface.ip not in net or a.interface.network.prefixlen == 0:
                     continue
                 if parent is not None and link.ifindex == parent.ifindex \

@@ -125,3 +125,18 @@ def test_a_closed_udp_port_at_the_destination_is_reachable(lab, dest):
     v = doc["verdict"]
     assert rc == 0 and v["reachable"] and v["cause"] is None, v
     assert "port unreachable" in doc["probe"]["detail"]
+
+
+def test_the_containers_ipv6_address_also_on_the_host_is_an_ip_conflict(lab, healed):
+    """As with IPv4: the host holds fd00:29::2 on its uplink, answers for it and keeps the
+    replies (was reply-path-asymmetric, "out of lo")."""
+    sh("ip", "-n", "ndlab-host", "-6", "addr", "add", "fd00:29::2/64", "dev", "eth0", "nodad")
+    try:
+        rc, doc = netdoctor_json("trace", "lab:test", WEB6)
+    finally:
+        sh("ip", "-n", "ndlab-host", "-6", "addr", "del", "fd00:29::2/64", "dev", "eth0",
+           check=False)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "ip-conflict", v
+    f = next(f for f in doc["findings"] if f["id"] == "ip-conflict")
+    assert f["fix"] == "ip netns exec ndlab-host ip addr del fd00:29::2/64 dev eth0", f

@@ -5,24 +5,50 @@ from netdoctor.diagnose.reason.rules import evaluate
 
 
 def docker_isolation(outcome) -> bool:
-    """The drop is Docker keeping its networks apart (a rule of, or reached through,
-    DOCKER-ISOLATION-STAGE-1/2). (icc=false is a plain FORWARD rule: named as any rule is.)"""
+    """The drop is Docker keeping its networks apart: a rule of DOCKER-ISOLATION-STAGE-1/2
+    (or Docker 28's DOCKER-INTERNAL). A drop by a later rule, after the packet walked
+    through them and back, is that rule's. (icc=false is a plain FORWARD rule: named as any
+    rule is.)"""
     r = outcome.rule
-    return r is not None and (r.chain.startswith("DOCKER-ISOLATION")
-                              or any("/DOCKER-ISOLATION" in t for t in outcome.trail))
+    return r is not None and r.chain.startswith(("DOCKER-ISOLATION", "DOCKER-INTERNAL"))
 
 
-def _fix(outcome) -> str:
+def docker_internal(outcome) -> bool:
+    """The isolation rule of an internal network (docker network create --internal): it
+    drops whatever its bridge sends outside its own subnet."""
+    words = outcome.rule.text.split()
+    return outcome.rule.chain.startswith("DOCKER-INTERNAL") or (
+        "-i" in words and "-o" not in words and any(
+            a == "!" and b == "-d" for a, b in zip(words, words[1:])))
+
+
+def docker_network(bridge):
+    """The Docker network a bridge device is, as `docker network connect` takes it: the
+    default network's docker0 is "bridge", a user-defined network's br-<id> its id."""
+    if bridge == "docker0":
+        return "bridge"
+    if bridge and bridge.startswith("br-") and len(bridge) > 3:
+        return bridge[3:]
+    return None
+
+
+def _fix(outcome, packet) -> tuple:
+    """(command, verify): the change that fixes the drop, or only a command that shows it."""
     if docker_isolation(outcome):
         # Docker puts the rule back on its next start: the fix is to share a network.
-        return "docker network connect <a network of {destination}> {container_name}"
+        if docker_internal(outcome):
+            return "docker network connect bridge {container_name}", False
+        network = docker_network(packet.oif)
+        if network is not None:
+            return f"docker network connect {network} {{container_name}}", False
+        return "docker network ls; docker inspect {container_name}", True
     if outcome.rule is None:
         c = outcome.chain
         if c.backend == "nft":
             return (f"{{in_host}}nft add rule {c.family} {c.table} {c.name} "
-                    f"iifname {{ingress}} accept")
-        return f"{{in_host}}iptables -I {c.name} -i {{ingress}} -j ACCEPT"
-    return delete_rule(outcome.rule, "{in_host}")
+                    f"iifname {{ingress}} accept"), False
+        return f"{{in_host}}iptables -I {c.name} -i {{ingress}} -j ACCEPT", False
+    return delete_rule(outcome.rule, "{in_host}"), False
 
 
 @register
@@ -54,17 +80,20 @@ class ForwardDropped(Check):
                 if out.verdict in ("drop", "reject"):
                     how = "by policy" if out.by_policy else "by a rule"
                     if docker_isolation(out):
-                        how = "by Docker's network isolation"
+                        how = "by Docker's network isolation" + (
+                            " (the network is internal: nothing outside its subnet)"
+                            if docker_internal(out) else "")
                     ev = rule_evidence(out)
                     ev.update({"direction": direction, "flow": flow_name(proto, port),
                                "packet": f"{packet.src} -> {packet.dst} in {packet.iif} "
                                          f"out {packet.oif}" + (
                                              " (established)" if direction == "reply" else "")})
+                    fix, verify = _fix(out, packet)
                     yield self.finding(
                         ctx, f"{PLURAL[direction]} of {ctx.subject} ({flow_name(proto, port)}, "
                              f"{packet.src} -> {packet.dst}) are {PAST[out.verdict]} {how} in "
                              f"FORWARD: {out.describe()}",
-                        ev, _fix(out), rule=out.describe(), direction=direction)
+                        ev, fix, verify=verify, rule=out.describe(), direction=direction)
                     return
                 uncertain.extend(out.uncertain)
             if uncertain:

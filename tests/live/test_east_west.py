@@ -50,7 +50,37 @@ def test_across_networks_docker_isolation_is_named_with_its_rule(two_networks):
                           "destination"]
     cause = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
     assert "network isolation" in cause["message"]
-    assert cause["fix"].startswith("docker network connect"), cause["fix"]
+    # The network to share is ew3's, by the id its bridge is named after: runnable as is.
+    b = two_networks.docker("network", "inspect", "-f", "{{.Id}}", "ndt-b").stdout.strip()
+    assert cause["fix"] == f"docker network connect {b[:12]} ew1", cause["fix"]
+    two_networks.docker("network", "connect", b[:12], "ew1")
+    try:
+        rc, doc = netdoctor_json("trace", "ew1", "docker:ew3", env=two_networks.env)
+        assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    finally:
+        two_networks.docker("network", "disconnect", "ndt-b", "ew1")
+
+
+@pytest.mark.docker
+def test_an_internal_network_is_named_and_left_through_the_default_network(two_networks):
+    """docker network create --internal: Docker drops what its bridge sends outside the
+    subnet. The finding says the network is internal; its fix, run as printed, reaches out."""
+    d = two_networks
+    d.docker("network", "create", "--internal", "--subnet", "172.31.10.0/24", "ndt-int")
+    d.run("int1", "--network", "ndt-int")
+    try:
+        rc, doc = netdoctor_json("trace", "int1", "203.0.113.80", env=d.env)
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "forward-dropped", v
+        cause = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
+        assert "internal" in cause["message"], cause["message"]
+        assert cause["fix"] == "docker network connect bridge int1", cause["fix"]
+        d.docker(*cause["fix"].split()[1:])
+        rc, doc = netdoctor_json("trace", "int1", "203.0.113.80", env=d.env)
+        assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    finally:
+        d.docker("rm", "-f", "int1", check=False)
+        d.docker("network", "rm", "ndt-int", check=False)
 
 
 @pytest.mark.docker

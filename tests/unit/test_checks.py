@@ -784,6 +784,39 @@ def test_routes_gone_with_a_downed_link_are_its_consequence():
     assert f.evidence.get("likely_consequence_of") == ["container-link-down"], f
 
 
+def _docker_forward(*rules):
+    """The lab host's rules with Docker's isolation chain first in FORWARD."""
+    def edit(text):
+        return text.replace("*filter\n", "*filter\n:DOCKER-ISOLATION-STAGE-1 - [0:0]\n"
+                            ":DOCKER-ISOLATION-STAGE-2 - [0:0]\n", 1).replace(
+            "-A FORWARD -j NDLAB-USER", "-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n"
+            + "".join(r + "\n" for r in rules) + "-A FORWARD -j NDLAB-USER", 1)
+    return E.set_ruleset(HEALTHY, E.lab_rules(edit))
+
+
+def _forward_fix(snap):
+    f = next(f for f in run_checks(snap) if f.id == "forward-dropped")
+    return f.fix, f.verify, f.message
+
+
+def test_docker_isolation_fixes_name_a_network_that_exists():
+    """No placeholder: an internal network (Docker drops all but its own subnet) is left by
+    connecting to the default bridge network; a network isolated from the destination's
+    bridge by connecting to that network (its id is the bridge's name after br-); a drop
+    that only walked past the isolation chains is the rule's own (deleted as any rule)."""
+    internal = _docker_forward("-A DOCKER-ISOLATION-STAGE-1 ! -d 172.29.0.0/24 -i ndbr0 -j DROP",
+                               "-A DOCKER-ISOLATION-STAGE-1 -j RETURN")
+    fix, verify, message = _forward_fix(internal)
+    assert fix == "docker network connect bridge test" and "internal" in message, message
+    past = _docker_forward("-A DOCKER-ISOLATION-STAGE-1 -j RETURN",
+                           "-A FORWARD -i ndbr0 ! -o ndbr0 -j DROP")
+    fix, verify, message = _forward_fix(past)
+    assert fix == "ip netns exec ndlab-host iptables -t filter -D FORWARD 2", fix
+    from netdoctor.checks.forward_dropped import docker_network
+    assert docker_network("br-7160a0e9803b") == "7160a0e9803b"
+    assert docker_network("docker0") == "bridge" and docker_network("eth0") is None
+
+
 def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():
     """A LAN bridge (its segment reaches a router beyond the host's containers): the host
     holds an answered neighbour entry for the gateway on the bridge, or the bridge has a

@@ -40,6 +40,7 @@ class DnsUnreachable(Check):
                     why += (f"; the query never left: its next hop {hop} was not resolved "
                             "(no ARP/neighbour answer)")
                     unresolved[server] = hop
+                why += resolv_conf.loopback_note(server)
                 broken.append((server, why))
         if not broken:
             return
@@ -67,3 +68,4 @@ def _unresolved_next_hop(probe: dict, server: str, route):
         if dst == hop:
             return hop if set(state) & {"INCOMPLETE", "FAILED"} else None
     return hop  # no entry at all: never even asked for (a full table refuses the entry)
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+
 @dataclass(frozen=True)
 class ResolvConf:
     nameservers: tuple = ()
@@ -61,3 +62,27 @@ def candidate_names(name: str, conf: ResolvConf) -> list:
     if name.count(".") >= conf.ndots:
         return [name] + searched
     return searched + [name]
+
+
+def loopback_note(server: str) -> str:
+    """Why a nameserver on the container's own loopback did not answer, where the address
+    says: Docker's embedded resolver (127.0.0.11, served through DNAT rules in the
+    container's namespace) or the host's systemd-resolved stub (127.0.0.53), which a
+    resolv.conf copied from the host names and nothing in the container serves."""
+    try:
+        address = ipaddress.ip_address(server)
+    except ValueError:
+        return ""
+    if not address.is_loopback:
+        return ""
+    if server == "127.0.0.11":
+        return ("; Docker's embedded DNS server: dockerd answers it through DNAT rules in the "
+                "container's own namespace (iptables -t nat -S in it), for containers on "
+                "user-defined networks")
+    if server in ("127.0.0.53", "127.0.0.54"):
+        return ("; the host's systemd-resolved stub, on the container's own loopback: a "
+                "resolv.conf copied from the host, which nothing serves inside the container "
+                "(give the container the upstream servers of /run/systemd/resolve/resolv.conf, "
+                "e.g. docker run --dns)")
+    return (f"; {server} is the container's own loopback: only a resolver running inside "
+            f"the container could answer there")

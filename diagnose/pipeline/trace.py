@@ -32,6 +32,7 @@ from ..errors import (InternalError, NetdoctorError, PathChanged, PeerError, Tar
 from ..host import gather, netns, resolver
 from ..parse import dns_wire
 from ..parse.nft_trace import parse_trace
+from ..parse.resolv_conf import loopback_note
 from . import path as discover
 from . import snapshot
 from ..reason import evidence as E
@@ -164,7 +165,8 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str],
             raise
         # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
         destination.update(resolved=False, error=str(e), nameserver=conf.nameservers[0])
-        return Aim(destination, conf.nameservers[0], 53, "udp", dns_failure=str(e))
+        why = str(e) + loopback_note(conf.nameservers[0])
+        return Aim(destination, conf.nameservers[0], 53, "udp", dns_failure=why)
     destination.update(nameserver=found.server, name=found.name,
                        **discover.choose_address(target, found, family))
     return Aim(destination, host, dport, proto)

@@ -312,6 +312,16 @@ def test_dns_server_nobody_has(healed):
     assert doc["destination"]["nameserver"] == "203.0.113.54"
 
 
+def test_a_copied_systemd_resolved_stub_is_named(healed):
+    """127.0.0.53 in a container's resolv.conf (copied from a host with systemd-resolved):
+    refused on the container's own loopback, and the verdict says what that address is."""
+    with open("/etc/netns/ndlab-test/resolv.conf", "w") as f:
+        f.write("nameserver 127.0.0.53\n")
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 1 and v["cause"] == "dns-unreachable", v
+    assert "systemd-resolved stub" in v["explanation"], v["explanation"]
+
+
 def test_dns_failure_is_its_own_verdict(healed):
     _break(["dns-unreachable"])
     rc, doc, v = trace("test", "www.baidu.com")

@@ -817,6 +817,23 @@ def test_docker_isolation_fixes_name_a_network_that_exists():
     assert docker_network("docker0") == "bridge" and docker_network("eth0") is None
 
 
+def test_a_nameserver_on_the_containers_loopback_says_what_serves_it():
+    """127.0.0.53 in a container: the host's systemd-resolved stub, copied; 127.0.0.11:
+    Docker's embedded resolver; other loopback addresses: only the container itself."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    for server, said in (("127.0.0.53", "systemd-resolved stub"),
+                         ("127.0.0.11", "Docker's embedded DNS server"),
+                         ("127.0.0.1", "the container's own loopback")):
+        snap = E.edit_container(HEALTHY, "test", resolv_conf=f"nameserver {server}\n",
+                                dns_probe=[{"server": server, "answered": False, "rcode": None,
+                                            "error": "Connection refused"}])
+        snap = E.edit_container_ns(snap, "test", lambda ns: E.routes(ns, add=[Route(
+            dst="127.0.0.0/8", dev="lo", table="local", type="local")]))
+        f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
+        assert said in f.message and "Connection refused" in f.message, f.message
+
+
 def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():
     """A LAN bridge (its segment reaches a router beyond the host's containers): the host
     holds an answered neighbour entry for the gateway on the bridge, or the bridge has a

@@ -1,9 +1,8 @@
 import ipaddress
 
 from . import Check, register
-from ._rules import rule_evidence
+from ._rules import rule_evidence, source_nat
 from netdoctor.diagnose.facts.namespace import is_unrouted
-from netdoctor.diagnose.reason.rules import evaluate
 
 
 def needs_translation(src: str, dst: str) -> bool:
@@ -35,12 +34,10 @@ class NatMissing(Check):
     needs = ("host-rules",)
 
     def run(self, ctx):
-        packet = ctx.request()
-        if ctx.host is None or packet is None or not ctx.bridged:
+        walked = source_nat(ctx)
+        if walked is None or not needs_translation(walked[0].src, walked[0].dst):
             return
-        if not needs_translation(packet.src, packet.dst):
-            return
-        out = evaluate(ctx.host.ruleset, "postrouting", packet, type_="nat")
+        packet, out = walked
         if out.verdict in ("masquerade", "snat"):
             return
         ev = rule_evidence(out) if out.chain is not None else {"verdict": "no nat chain"}

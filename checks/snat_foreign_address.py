@@ -1,8 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from ._rules import replace_rule, rule_evidence
-from netdoctor.diagnose.reason.rules import evaluate
+from ._rules import replace_rule, rule_evidence, source_nat
 
 
 def translated_to(to: str):
@@ -37,12 +36,10 @@ class SnatForeignAddress(Check):
     needs = ("host-rules",)
 
     def run(self, ctx):
-        packet = ctx.request()
-        if ctx.host is None or packet is None or not ctx.bridged:
+        walked = source_nat(ctx)
+        if walked is None or walked[1].verdict != "snat" or walked[1].rule is None:
             return
-        out = evaluate(ctx.host.ruleset, "postrouting", packet, type_="nat")
-        if out.verdict != "snat" or out.rule is None:
-            return
+        packet, out = walked
         span = translated_to(out.rule.to)
         if span is None:
             return

@@ -276,7 +276,7 @@ def _mark_consequences(findings: list) -> list:
                  # gone from the bridge answers nothing
                  "neighbour-failed": {"neighbour-table-full", "bridge-no-address"},
                  # the connected route to the containers went with the bridge's address
-                 "reply-path-asymmetric": {"bridge-no-address"}}
+                 "reply-path-asymmetric": {"bridge-no-address", "ip-forward-disabled"}}
     errors_of: dict = {}  # subject -> the ids of its error findings (one pass, not N x N)
     for g in findings:
         if g.severity == "error":

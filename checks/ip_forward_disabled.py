@@ -19,7 +19,7 @@ class IpForwardDisabled(Check):
     # proxies only where it forwards): nothing leaves the container, or, with the gateway
     # still in its neighbour table, the host veth is the last hop.
     blocks_at = (("request", "bridge"), ("request", None), ("request", "container"),
-                 ("request", "host-veth"))
+                 ("request", "host-veth"), ("reply", "uplink"))
     precedence = 10
 
     def run(self, ctx):
@@ -42,19 +42,24 @@ class IpForwardDisabled(Check):
         else:
             # Forwarding can also be off for one interface: packets arriving on it are not
             # routed on, whatever net.ipv4.ip_forward says.
-            by_ingress = {}
+            # Both ways: the requests arrive on the bridge (or host veth), their answers on
+            # the device the requests left by (the uplink).
+            by_device = {}
             for c in bridged:
                 hops = {h["role"]: h["name"] for h in c.path.get("hops", ())}
                 ingress = hops.get("bridge") or hops.get("host-veth")
-                if ingress and sysctls.get(f"net.ipv4.conf.{ingress}.forwarding") == "0":
-                    by_ingress.setdefault(ingress, []).append(c.target["name"])
-            for ingress, names_off in sorted(by_ingress.items()):
-                key = f"net.ipv4.conf.{ingress}.forwarding"
+                egress = next((hops[r] for r in ROUTED_ON if r in hops), None)
+                for device, what in ((ingress, "packets from containers"),
+                                     (egress, "the answers to containers")):
+                    if device and sysctls.get(f"net.ipv4.conf.{device}.forwarding") == "0":
+                        by_device.setdefault((device, what), []).append(c.target["name"])
+            for (device, what), names_off in sorted(by_device.items()):
+                key = f"net.ipv4.conf.{device}.forwarding"
                 yield self.finding(
-                    ctx, f"{key} is 0 in {ctx.subject}: packets from containers "
-                         f"{', '.join(sorted(names_off))} arriving on {ingress} are not routed on",
+                    ctx, f"{key} is 0 in {ctx.subject}: {what} "
+                         f"{', '.join(sorted(names_off))} arriving on {device} are not routed on",
                     {key: "0", "net.ipv4.ip_forward": v4, "containers": sorted(names_off)},
-                    f"{{in_host}}sysctl -w {key}=1", ingress=ingress)
+                    f"{{in_host}}sysctl -w {key}=1", ingress=device)
         with_v6 = [c.target["name"] for c in bridged
                    if any(global_addresses(l, "inet6") for l in c.namespace.links)]
         v6 = sysctls.get("net.ipv6.conf.all.forwarding")

@@ -96,6 +96,12 @@ MATRIX = {
     "forwarding off on the bridge only": ([("ndlab-host", "sysctl", "-qw",
                                             "net.ipv4.conf.ndbr0.forwarding=0")],
                                           "ip-forward-disabled", "bridge", "request", None),
+    # The answers arrive on the uplink: forwarding off there stops them (was
+    # reply-path-asymmetric, whose lookup the kernel refuses for the same reason).
+    "forwarding off on the uplink only": ([("ndlab-host", "sysctl", "-qw",
+                                            "net.ipv4.conf.eth0.forwarding=0")],
+                                          "ip-forward-disabled", "uplink", "reply",
+                                          "IP_INADDRERRORS"),
     "MASQUERADE for the wrong interface": ([("ndlab-host", "iptables", "-t", "nat", "-R",
                                              "POSTROUTING", "1", "-s", "172.29.0.0/24", "-o",
                                              "eth9", "-j", "MASQUERADE")],

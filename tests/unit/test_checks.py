@@ -444,6 +444,9 @@ CASES = {
          "host ndlab-host"),
         ("forwarding off on the bridge only", E.edit_host_ns(
             HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.conf.ndbr0.forwarding", "0")),
+         "host ndlab-host"),
+        ("forwarding off on the uplink only: the answers", E.edit_host_ns(
+            HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.conf.eth0.forwarding", "0")),
          "host ndlab-host")],
     "forward-dropped": [
         ("DROP at top of FORWARD", E.set_ruleset(HEALTHY, E.lab_rules(insert_after(

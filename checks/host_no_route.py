@@ -64,6 +64,25 @@ class HostNoRoute(Check):
                 yield self.finding(
                     ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
                     evidence, "{in_host}ip route add default via <gateway> dev <uplink>")
+        elif lookups and " iif " in lookups[0]["query"] and not lookups[0].get("dev") \
+                and _forwarding_on(ctx.host_ns.sysctls, lookups[0]["query"]) \
+                and _policy_refusal(ctx, lookups[0].get("error")):
+            # The host routes the destination itself, and refuses to forward the
+            # container's packets to it: a policy rule or a route for that source decides.
+            l = lookups[0]
+            evidence = {"lookup": l["query"], "kernel_answer": l.get("error"),
+                        "plain_lookup": lookups[-1]["query"], "plain_answer": lookups[-1]["dev"]}
+            refusing = refusing_route(ctx.host_ns, ctx.destination, l.get("error"))
+            by = (f"a {refusing.type} route ({describe(refusing)})" if refusing is not None
+                  else "a policy rule (ip rule: prohibit, blackhole, unreachable, or a table "
+                       "without a route)")
+            if refusing is not None:
+                evidence["refusing_route"] = describe(refusing)
+            yield self.finding(
+                ctx, f"{host_ns} refuses to forward {ctx.subject}'s packets to "
+                     f"{ctx.destination} ({l['query']}: {l.get('error')}), though it routes "
+                     f"{ctx.destination} itself: {by} decides for their source",
+                evidence, "{in_host}ip rule show; {in_host}" + l["query"], verify=True)
         elif not lookups and ctx.uplink is None and not ctx.host_ns.default_routes():
             yield self.finding(
                 ctx, f"{host_ns} has no default route",
@@ -75,6 +94,24 @@ class HostNoRoute(Check):
 REFUSALS = {"blackhole": (os.strerror(errno.EINVAL), "blackhole route"),
             "unreachable": (os.strerror(errno.EHOSTUNREACH), "unreachable route"),
             "prohibit": (os.strerror(errno.EACCES), "prohibit route")}
+
+
+def _policy_refusal(ctx, error) -> bool:
+    """A refusal of the forwarding lookup that a policy decision makes: prohibit (EACCES),
+    unreachable (EHOSTUNREACH, forwarding being on), a table without a route
+    (ENETUNREACH); EINVAL only with a blackhole route to show for it, as rp_filter and a
+    martian source refuse with it too (rp-filter-drop's), and EXDEV is rp_filter's."""
+    if error == os.strerror(errno.EINVAL):
+        return refusing_route(ctx.host_ns, ctx.destination, error) is not None
+    return error in (os.strerror(errno.EACCES), os.strerror(errno.EHOSTUNREACH),
+                     os.strerror(errno.ENETUNREACH))
+
+
+def _forwarding_on(sysctls: dict, query: str) -> bool:
+    """IPv4 forwarding is on, for the lookup's incoming interface too."""
+    iif = query.split(" iif ", 1)[1].split()[0]
+    return sysctls.get("net.ipv4.ip_forward") == "1" \
+        and sysctls.get(f"net.ipv4.conf.{iif}.forwarding") != "0"
 
 
 def refusing_route(ns, destination: str, answer: Optional[str]):

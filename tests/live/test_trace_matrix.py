@@ -102,6 +102,11 @@ MATRIX = {
                                             "net.ipv4.conf.eth0.forwarding=0")],
                                           "ip-forward-disabled", "uplink", "reply",
                                           "IP_INADDRERRORS"),
+    # The host routes the destination; a policy rule forbids forwarding from the container.
+    "a policy rule prohibits the container's source": ([("ndlab-host", "ip", "rule", "add",
+                                                         "from", "172.29.0.2", "prohibit")],
+                                                       "host-no-route", "bridge", "request",
+                                                       None),
     "MASQUERADE for the wrong interface": ([("ndlab-host", "iptables", "-t", "nat", "-R",
                                              "POSTROUTING", "1", "-s", "172.29.0.0/24", "-o",
                                              "eth9", "-j", "MASQUERADE")],

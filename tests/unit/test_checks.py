@@ -642,6 +642,30 @@ def test_a_refusing_route_is_named_and_deleted_not_a_default_route_added():
                                        "default table 7", (f.fix, f.verify)
 
 
+def test_a_refused_forwarding_lookup_beside_a_working_one_is_a_policy_decision():
+    """The host routes the destination itself and refuses to forward the container's
+    packets to it (a prohibit rule for their source): a finding that shows the rules, not
+    silence. Forwarding off (ip-forward-disabled's) and rp_filter's EXDEV are not this."""
+    _, test = E.container(HEALTHY, "test")
+    lookups = test.path["route_lookups"]
+    host = [l for l in lookups if l["netns"] == "ndlab-host"]
+    assert " iif " in host[0]["query"] and host[0]["dev"]
+
+    def refused(error):
+        forward = dict(host[0], dev=None, gateway=None, prefsrc=None, error=error)
+        plain = dict(host[0], query="ip route get 198.18.0.1")
+        return E.edit_container(HEALTHY, "test", path=dict(test.path, route_lookups=[
+            l for l in lookups if l["netns"] != "ndlab-host"] + [forward, plain]))
+
+    f = _host_no_route(refused("Permission denied"))
+    assert "refuses to forward" in f.message and "ip rule show" in f.verify and not f.fix
+    for rp_filter in ("Invalid cross-device link", "Invalid argument"):
+        assert "host-no-route" not in ids(run_checks(refused(rp_filter)), "lab:test")
+    off = E.edit_host_ns(refused("No route to host"),
+                         lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
+    assert "host-no-route" not in ids(run_checks(off), "lab:test")
+
+
 def test_no_route_beside_a_default_route_adds_no_default_route():
     """The lookup refused and no refusing route explains it, while a default route exists:
     a policy rule or another table decides; the finding shows them, it adds nothing."""

@@ -188,7 +188,7 @@ def run_checks(snapshot, only: Optional[set] = None, answered=None) -> list:
     answered: a call that returns the snapshot with its DNS probe's answers (take_deferred):
     the checks that need them ("dns-probe") run after it, the others while the answers
     come."""
-    from .context import contexts
+    from .context import contexts, renewed
 
     load_all()
     unknown = (only or set()) - set(REGISTRY)
@@ -202,12 +202,13 @@ def run_checks(snapshot, only: Optional[set] = None, answered=None) -> list:
         if answered is not None else []
     findings, unjudged = [], {}  # subject -> (context, ids not judged)
     try:
-        findings += _run(_contexts(contexts, snapshot),
-                         [c for c in chosen if c not in later], unjudged)
+        first = _contexts(contexts, snapshot)
+        findings += _run(first, [c for c in chosen if c not in later], unjudged)
         if later:
             kinds = {cls.target_kind() for _, cls in later}
-            every = [c for c in _contexts(contexts, answered()) if c.scope in kinds]
-            findings += _run(every, later, unjudged)
+            final = answered()
+            every = renewed(first, snapshot, final) or _contexts(contexts, final)
+            findings += _run([c for c in every if c.scope in kinds], later, unjudged)
     except _Unreadable as e:  # a hand-edited snapshot the checks cannot read
         return [Finding(id="internal-error", severity="error", scope="host", subject="snapshot",
                         message=f"the snapshot could not be read: {e}",

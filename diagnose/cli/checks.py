@@ -54,6 +54,7 @@ def checks(
     from .. import report as reports
 
     chosen = select(id_list(only), id_list(skip), id_list(tags))
+    prepared = []  # the report's parts made while the DNS answers come
     if list_:
         for cid, cls in sorted(load_all().items()):
             if cid in chosen:
@@ -83,8 +84,14 @@ def checks(
                                              for cid in chosen)
             snap, answered = snapshot.of_targets_deferred(targets_, all_containers, dest,
                                                           probe, progress)
+
+            def when_answered():
+                # what the report needs no answer for is made while they come
+                prepared.append(reports.prepare_checks(snap, fmt))
+                return answered()
+
             # judged while the nameservers answer; the DNS checks once they have
-            findings = run_checks(snap, chosen, answered)
+            findings = run_checks(snap, chosen, when_answered)
             snap = answered()
     names = None
     if redact:
@@ -92,7 +99,8 @@ def checks(
 
         names = [snap.meta.get("hostname")] + [
             n for c in snap.containers for n in parse_resolv_conf(c.resolv_conf or "").search]
-    emit(reports.checks(snap, findings, fmt, fmt == "text" and sys.stdout.isatty()), names)
+    emit(reports.checks(snap, findings, fmt, fmt == "text" and sys.stdout.isatty(),
+                        prepared[0] if prepared else None), names)
     worst = max((SEVERITY_RANK.get(f.severity, 0) for f in findings), default=0)
     raise typer.Exit(ExitStatus.PROBLEM if worst >= SEVERITY_RANK[fail_on] else ExitStatus.OK)
 

@@ -381,9 +381,15 @@ def _ask(todo: list, first: tuple, tell: int, answers: int, timeout: float,
         # (after the reading: a line this long fills the pipe until netdoctor reads it)
         os.write(answers, json.dumps({str(k): v for k, v in before.items()
                                       if v is not None}).encode() + b"\n")
-        results = _answers_to(todo, sent, sent_at + timeout, timeout, tell, selectors)
+        read_early: dict = {}  # position -> its neighbour entries, read near the deadline
+
+        def near_the_deadline(positions) -> None:
+            read_early.update(_neighbours_of(todo, positions))
+
+        results = _answers_to(todo, sent, sent_at + timeout, timeout, tell, selectors,
+                              near_the_deadline)
         if results is not None:
-            _neighbours_after(todo, results)
+            _neighbours_after(todo, results, read_early)
             os.write(answers, json.dumps(results).encode() + b"\n")
     except OSError:
         pass  # netdoctor stopped reading: it has given up
@@ -396,30 +402,45 @@ def _ask(todo: list, first: tuple, tell: int, answers: int, timeout: float,
         os.close(tell)
 
 
-def _neighbours_after(todo: list, results: list) -> None:
-    """For each container with a query that got no answer: its neighbour entries now, as
-    [address, [state]] (did the query leave at all? a next hop never resolved means it
-    did not), on each such result as "neighbours_after"."""
+def _neighbours_of(todo: list, positions) -> dict:
+    """{position: [[address, [state]]]}: the neighbour entries of those containers now."""
     from . import rtdump
 
-    def read(pairs) -> None:
-        for ns, silent in pairs:
-            if netns._enter(ns) is not None:
+    out: dict = {}
+
+    def read(part) -> None:
+        for pos in part:
+            if netns._enter(todo[pos][1]) is not None:
                 continue
             try:
-                now = [[n.dst, list(n.state)] for n in rtdump.read_neighbours_here()]
+                out[pos] = [[n.dst, list(n.state)] for n in rtdump.read_neighbours_here()]
             except (OSError, ParseError):
                 continue
-            for r in silent:
-                r["neighbours_after"] = now
 
-    todo_now = []
-    for (_, ns, _), each in zip(todo, results):
+    _two_at_once(read, sorted(positions))
+    return out
+
+
+def _neighbours_after(todo: list, results: list, read_early: Optional[dict] = None) -> None:
+    """For each container with a query that got no answer: its neighbour entries as
+    [address, [state]] (did the query leave at all? a next hop never resolved means it did
+    not), on each such result as "neighbours_after". They are read_early, in the last
+    moments of the wait, where they were (an entry still unresolved then is one the kernel
+    retries only at the deadline); the others now."""
+    silent_at = {}
+    for pos, each in enumerate(results):
         silent = [r for r in each if not r["answered"] and r.get("asked", True)
                   and not r.get("rcode") and (r.get("error") or "").startswith("no answer")]
         if silent:
-            todo_now.append((ns, silent))
-    _two_at_once(read, todo_now)  # after the wait: on the critical path
+            silent_at[pos] = silent
+    found = dict(read_early or {})
+    late = [pos for pos in silent_at if pos not in found]
+    if late:
+        found.update(_neighbours_of(todo, late))  # after the wait: on the critical path
+    for pos, silent in silent_at.items():
+        if pos in found:
+            for r in silent:
+                r["neighbours_after"] = found[pos]
 
 
 def _not_asked(server: str, why: str) -> dict:
@@ -431,10 +452,17 @@ def _not_asked(server: str, why: str) -> dict:
 _OWN_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
+# Seconds before the deadline at which the containers still waiting have their neighbour
+# entries read (a thousand take about 0.05 s), so that the reading is not after the wait.
+LOOKAHEAD = 0.1
+
+
 def _answers_to(todo: list, sent: list, deadline: float, timeout: float, tell: int,
-                selectors) -> Optional[list]:
+                selectors, near_the_deadline=None) -> Optional[list]:
     """[[{"server", "answered", "rcode", "error"}] per container], read from the sockets
-    until every one answered or the deadline passed; None when netdoctor gave up meanwhile."""
+    until every one answered or the deadline passed; None when netdoctor gave up meanwhile.
+    near_the_deadline(positions of the containers still waiting) is called once, LOOKAHEAD
+    seconds before it (answers that come meanwhile wait in their sockets)."""
     results = []
     waiting = {}  # socket -> (container position, server position, txid)
     sel = selectors.DefaultSelector()
@@ -454,9 +482,17 @@ def _answers_to(todo: list, sent: list, deadline: float, timeout: float, tell: i
                 sock, txid = one
                 waiting[sock] = (pos, len(results[pos]) - 1, txid)
                 sel.register(sock, selectors.EVENT_READ)
+        early = near_the_deadline
         while waiting:
-            ready = sel.select(max(0.0, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            if early is not None and left <= LOOKAHEAD:
+                early({pos for pos, _, _ in waiting.values()})
+                early = None
+                continue
+            ready = sel.select(max(0.0, left - (LOOKAHEAD if early is not None else 0.0)))
             if not ready:
+                if early is not None:
+                    continue
                 break
             for key, _ in ready:
                 sock = key.fileobj

@@ -8,6 +8,7 @@ absolute. (musl differs in one case: it does not search a name with `ndots` dots
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -29,8 +30,10 @@ class ResolvConf:
         return value
 
 
+@functools.lru_cache(maxsize=256)
 def parse_resolv_conf(text: str) -> ResolvConf:
-    """resolv.conf(5): `nameserver`, `search`/`domain`, `options`; anything else is ignored."""
+    """resolv.conf(5): `nameserver`, `search`/`domain`, `options`; anything else is ignored.
+    (Parsed once per distinct text: a thousand containers share a handful.)"""
     servers, search, options, ignored = [], [], [], []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].split(";", 1)[0].strip()

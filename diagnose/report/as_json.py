@@ -4,6 +4,7 @@ documents are their reports' to_dict()."""
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 CHECKS_SCHEMA = "netdoctor.checks/1"
 
@@ -28,13 +29,23 @@ def target_rows(snapshot) -> list:
     return out
 
 
-def checks_json(snapshot, findings: list) -> str:
+class Encoded(list):
+    """Items of a list already encoded as JSON text, one per item."""
+
+
+def encoded_target_rows(snapshot) -> Encoded:
+    """target_rows as JSON text: what checks_json writes for them. They do not depend on the
+    DNS probe's answers, so `checks` encodes them while it waits for those."""
+    return Encoded(json.dumps(r, default=str) for r in target_rows(snapshot))
+
+
+def checks_json(snapshot, findings: list, rows: Optional[Encoded] = None) -> str:
     doc = {
         "schema": CHECKS_SCHEMA,
         "host": {k: snapshot.meta.get(k) for k in ("hostname", "kernel", "taken_at", "netdoctor")},
         "destination": snapshot.destination,
         "host_namespaces": len(snapshot.hosts),
-        "targets": target_rows(snapshot),
+        "targets": rows if rows is not None else target_rows(snapshot),
         "findings": [f.to_dict() for f in findings],
         "summary": summary(findings),
         "problems": list(snapshot.problems),
@@ -50,9 +61,11 @@ def dumps(doc: dict) -> str:
     for n, (key, value) in enumerate(doc.items()):
         comma = "," if n < len(doc) - 1 else ""
         if isinstance(value, list) and value:
+            items = value if isinstance(value, Encoded) else \
+                [json.dumps(item, default=str) for item in value]
             lines.append(f"  {json.dumps(key)}: [")
-            lines += [f"    {json.dumps(item, default=str)}," for item in value[:-1]]
-            lines += [f"    {json.dumps(value[-1], default=str)}", f"  ]{comma}"]
+            lines += [f"    {item}," for item in items[:-1]]
+            lines += [f"    {items[-1]}", f"  ]{comma}"]
         else:
             lines.append(f"  {json.dumps(key)}: {json.dumps(value, default=str)}{comma}")
     return "\n".join(lines + ["}"]) + "\n"

@@ -861,6 +861,36 @@ def test_a_nameserver_on_the_containers_loopback_says_what_serves_it():
         assert said in f.message and "Connection refused" in f.message, f.message
 
 
+def test_checks_judged_while_the_answers_come_equal_checks_of_the_answered_snapshot():
+    """run_checks(before, answered=...) keeps the first phase's contexts for the checks that
+    need the DNS answers: its findings are those of judging the answered snapshot at once,
+    field by field (a silent nameserver, a full neighbour table, both, neither)."""
+    from dataclasses import replace
+
+    answered = [case("dns-unreachable", "server silent"), HEALTHY,
+                case("neighbour-table-full", CASES["neighbour-table-full"][0][0])]
+    for after in answered:
+        before = replace(after, containers=tuple(replace(c, dns_probe=None)
+                                                 for c in after.containers),
+                         hosts={k: replace(h, neighbour_tables=None)
+                                for k, h in after.hosts.items()})
+        direct = [f.to_dict() for f in run_checks(after)]
+        deferred = [f.to_dict() for f in run_checks(before, answered=lambda a=after: a)]
+        assert deferred == direct
+
+
+def test_the_checks_document_is_the_same_with_its_rows_made_while_waiting():
+    """checks encodes the target rows before the DNS answers come: the document is the same
+    text as encoding them at the end."""
+    from netdoctor.diagnose.report import as_json, checks as report, prepare_checks
+
+    snap = case("dns-unreachable", "server silent")
+    findings = run_checks(snap)
+    assert report(snap, findings, "json", prepared=prepare_checks(snap, "json")) == \
+        as_json.checks_json(snap, findings)
+    assert prepare_checks(snap, "text") is None
+
+
 def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway():
     """A LAN bridge (its segment reaches a router beyond the host's containers): the host
     holds an answered neighbour entry for the gateway on the bridge, or the bridge has a

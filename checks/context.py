@@ -315,9 +315,8 @@ class ContainerContext:
         except ValueError:
             return None
         fam = "inet" if ip.version == 4 else "inet6"
-        for link in h.links:
-            if link.kind == "bridge" and any(ip in a.interface.network
-                                             for a in global_addresses(link, fam)):
+        for link in h.bridges:
+            if any(ip in a.interface.network for a in global_addresses(link, fam)):
                 return link
         return None
 
@@ -540,6 +539,15 @@ def renewed(old_contexts: list, old, new) -> Optional[list]:
             c.containers = [facts.get(id(x), x) for x in c.containers]
         out.append(c)
     return out
+
+
+def held_addresses(ns) -> frozenset:
+    """Every address of the namespace's links, loopback included: worked out once per
+    namespace (each of a host's thousand containers asks about the host's)."""
+    if "_held_addresses" not in ns.__dict__:
+        ns.__dict__["_held_addresses"] = frozenset(a.local for l in ns.links
+                                                   for a in l.addresses)
+    return ns.__dict__["_held_addresses"]
 
 
 # Neighbour states in which an entry holds the address of something that answered.

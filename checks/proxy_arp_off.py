@@ -1,9 +1,5 @@
 from . import Check, register
-from .context import link_evidence
-
-
-def local_addresses(ns) -> set:
-    return {a.local for link in ns.links for a in link.addresses}
+from .context import held_addresses, link_evidence
 
 
 @register
@@ -25,7 +21,7 @@ class ProxyArpOff(Check):
         h, veth, gw = ctx.host_ns, ctx.host_veth, ctx.gateway
         if h is None or veth is None or not gw or not ctx.routed:
             return
-        if gw in local_addresses(h):
+        if gw in held_addresses(h):
             return  # the host owns it (CNI ptp puts it on the veth): it answers ARP itself
         mine = h.sysctls.get(f"net.ipv4.conf.{veth.name}.proxy_arp")
         every = h.sysctls.get("net.ipv4.conf.all.proxy_arp")

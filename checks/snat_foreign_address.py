@@ -2,6 +2,7 @@ import ipaddress
 
 from . import Check, register
 from ._rules import replace_rule, rule_evidence, source_nat
+from .context import held_addresses
 
 
 def translated_to(to: str):
@@ -43,7 +44,7 @@ class SnatForeignAddress(Check):
         span = translated_to(out.rule.to)
         if span is None:
             return
-        held = [ipaddress.ip_address(a.local) for l in ctx.host_ns.links for a in l.addresses]
+        held = [ipaddress.ip_address(a) for a in held_addresses(ctx.host_ns)]
         if any(span[0] <= a <= span[1] for a in held if a.version == span[0].version):
             return
         to = out.rule.to

@@ -349,6 +349,11 @@ class NamespaceSnapshot:
         return list(self._defaults.get(family, ()))
 
     @cached_property
+    def bridges(self) -> tuple:
+        """The bridge devices: a few among a thousand container veths."""
+        return tuple(l for l in self.links if l.kind == "bridge")
+
+    @cached_property
     def addressed_links(self) -> tuple:
         """The links that hold a global address, loopback aside: on a host with a thousand
         container veths, the handful the checks compare every container with."""

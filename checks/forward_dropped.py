@@ -32,8 +32,10 @@ def docker_network(bridge):
     return None
 
 
-def _fix(outcome, packet) -> tuple:
-    """(command, verify): the change that fixes the drop, or only a command that shows it."""
+def _fix(outcome, packet, direction: str = "request") -> tuple:
+    """(command, verify): the change that fixes the drop, or only a command that shows it.
+    A policy's drop of the requests is lifted for what the container's bridge sends, of
+    the replies for the answers to its connections (as Docker's own rules do)."""
     if docker_isolation(outcome):
         # Docker puts the rule back on its next start: the fix is to share a network.
         if docker_internal(outcome):
@@ -45,9 +47,15 @@ def _fix(outcome, packet) -> tuple:
     if outcome.rule is None:
         c = outcome.chain
         if c.backend == "nft":
-            return (f"{{in_host}}nft add rule {c.family} {c.table} {c.name} "
-                    f"iifname {{ingress}} accept"), False
-        return f"{{in_host}}iptables -I {c.name} -i {{ingress}} -j ACCEPT", False
+            match = "iifname {ingress}" if direction == "request" else \
+                "oifname {ingress} ct state established,related"
+            return f"{{in_host}}nft add rule {c.family} {c.table} {c.name} {match} accept", False
+        program = "ip6tables" if c.family == "ip6" else "iptables"
+        if c.backend == "iptables-legacy":
+            program += "-legacy"
+        match = "-i {ingress}" if direction == "request" else \
+            "-o {ingress} -m conntrack --ctstate RELATED,ESTABLISHED"
+        return f"{{in_host}}{program} -I {c.name} {match} -j ACCEPT", False
     return delete_rule(outcome.rule, "{in_host}"), False
 
 
@@ -88,7 +96,7 @@ class ForwardDropped(Check):
                                "packet": f"{packet.src} -> {packet.dst} in {packet.iif} "
                                          f"out {packet.oif}" + (
                                              " (established)" if direction == "reply" else "")})
-                    fix, verify = _fix(out, packet)
+                    fix, verify = _fix(out, packet, direction)
                     yield self.finding(
                         ctx, f"{PLURAL[direction]} of {ctx.subject} ({flow_name(proto, port)}, "
                              f"{packet.src} -> {packet.dst}) are {PAST[out.verdict]} {how} in "

@@ -274,7 +274,8 @@ def test_snat_to_an_address_the_host_does_not_hold_is_named_and_its_fix_heals(he
 
 @pytest.mark.parametrize("fault", ["ip-forward-off", "forward-drop", "nat-missing",
                                    "veth-down", "bridge-down", "no-default-route",
-                                   "veth-detached", "bridge lost its address"])
+                                   "veth-detached", "bridge lost its address",
+                                   "replies dropped on the way back"])
 def test_the_printed_fix_heals(healed, fault):
     """The cause's fix, run as printed (real names, the namespace prefix included), makes
     the path reachable: a fix is a change that fixes it."""
@@ -590,3 +591,38 @@ def test_the_source_the_kernel_picks_is_the_one_judged_and_traced(healed):
     assert rc == 0 and doc["findings"] == [], doc["findings"]
     rc, doc, v = trace("test", "203.0.113.80")
     assert rc == 0 and v["reachable"], v
+
+
+def test_a_second_network_the_default_route_uses_is_followed_and_fixed_in_turn(healed):
+    """test gets a second interface on a second bridge (10.77.0.0/24) that nothing in the
+    host's rules knows, and its default route goes there. The trace follows eth1, and
+    running each verdict's fix as printed (FORWARD's policy for the requests, the missing
+    MASQUERADE, FORWARD's policy for the replies) reaches the destination in three steps."""
+    steps = ["link add br2 type bridge", "addr add 10.77.0.1/24 dev br2", "link set br2 up",
+             "link add vt2 type veth peer name eth1 netns ndlab-test",
+             "link set vt2 master br2 up"]
+    sh("ip", "-n", "ndlab-host", "-batch", "-", input="\n".join(steps) + "\n")
+    try:
+        sh("ip", "-n", "ndlab-test", "-batch", "-", input="addr add 10.77.0.2/24 dev eth1\n"
+           "link set eth1 up\nroute replace default via 10.77.0.1 dev eth1\n")
+        causes = []
+        for _ in range(4):
+            rc, doc, v = trace("test", "203.0.113.80")
+            assert doc["hops"][0]["name"] == "eth1" and doc["hops"][2]["name"] == "br2"
+            if v["reachable"]:
+                break
+            causes.append((v["cause"], v["direction"]))
+            fix = next(f["fix"] for f in doc["findings"] if f["id"] == v["cause"])
+            sh("sh", "-c", fix)
+        assert causes == [("forward-dropped", "request"), ("nat-missing", "request"),
+                          ("forward-dropped", "reply")], causes
+        assert rc == 0 and v["reachable"], v
+    finally:
+        sh("ip", "-n", "ndlab-host", "link", "del", "vt2", check=False)
+        sh("ip", "-n", "ndlab-host", "link", "del", "br2", check=False)
+        for rule in (["-D", "FORWARD", "-i", "br2", "-j", "ACCEPT"],
+                     ["-D", "FORWARD", "-o", "br2", "-m", "conntrack", "--ctstate",
+                      "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+                     ["-t", "nat", "-D", "POSTROUTING", "-s", "10.77.0.0/24", "!", "-o", "br2",
+                      "-j", "MASQUERADE"]):
+            sh("ip", "netns", "exec", "ndlab-host", "iptables", *rule, check=False)

@@ -826,6 +826,17 @@ def _forward_fix(snap):
     return f.fix, f.verify, f.message
 
 
+def test_a_policy_drop_of_the_replies_is_lifted_for_the_replies():
+    """FORWARD's policy drops the answers (the accept of established traffic toward the
+    bridge is gone): the fix accepts them toward the bridge, not what the bridge sends."""
+    snap = E.set_ruleset(HEALTHY, E.lab_rules(remove(
+        "-A NDLAB-FORWARD -o ndbr0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")))
+    f = next(f for f in run_checks(snap) if f.id == "forward-dropped")
+    assert f.vars["direction"] == "reply", f
+    assert f.fix == ("ip netns exec ndlab-host iptables -I FORWARD -o ndbr0 -m conntrack "
+                     "--ctstate RELATED,ESTABLISHED -j ACCEPT"), f.fix
+
+
 def test_docker_isolation_fixes_name_a_network_that_exists():
     """No placeholder: an internal network (Docker drops all but its own subnet) is left by
     connecting to the default bridge network; a network isolated from the destination's

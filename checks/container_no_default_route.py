@@ -24,11 +24,11 @@ class ContainerNoDefaultRoute(Check):
         r = lookup(ctx.namespace.routes, dest)
         if r is not None and r.type == "unicast":
             return  # no default route, but the destination is routed: nothing breaks
-        gw = gateway_for(ctx, eth)
+        gw, on_link = gateway_for(ctx, eth)
         yield self.finding(
             ctx, f"{ctx.subject} has no default route (and no route to {dest})",
             {"routes": [f"{x.dst} dev {x.dev}" + (f" via {x.gateway}" if x.gateway else "")
                         for x in ctx.namespace.routes if x.table == "main"]},
             "{in_container}ip route add default via " + gw + " dev {eth}"
-            + (" onlink" if ctx.path.get("mode") == "routed" and gw != "<gateway>" else ""))
+            + (" onlink" if on_link else ""))
 

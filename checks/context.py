@@ -568,27 +568,31 @@ def router_on_segment(host_ns, br, gw: str) -> bool:
     return any(l.master == br.ifindex and l.kind != "veth" for l in host_ns.links)
 
 
-def gateway_for(ctx, eth) -> str:
-    """The gateway the container's wiring provides: its bridge's address in the container's
-    network; for a routed veth the host veth's own address (ptp), else, IPv4 with proxy ARP
-    answering for anything, the link-local 169.254.1.1 (Calico's); "<gateway>" when the
-    wiring names none."""
+def gateway_for(ctx, eth) -> tuple:
+    """(gateway, on_link): the gateway the container's wiring provides. The address, in the
+    container's network, of its bridge, or of the bridge that holds its network (its veth
+    detached from it is another finding: the gateway is still that bridge's); for a routed
+    veth (no bridge holds the network) the host veth's own address (ptp), else, IPv4 with
+    proxy ARP answering for anything, the link-local 169.254.1.1 (Calico's), on-link;
+    "<gateway>" when the wiring names none."""
     fam = ctx.family
     mine = [a.interface.network for a in global_addresses(eth, fam)]
-    if ctx.bridge is not None:
-        for a in global_addresses(ctx.bridge, fam):
+    bridges = [b for b in (ctx.bridge, ctx.network_bridge) if b is not None]
+    for br in bridges:
+        for a in global_addresses(br, fam):
             if any(ipaddress.ip_address(a.local) in n for n in mine):
-                return a.local
-        return "<gateway>"
+                return a.local, False
+    if bridges:
+        return "<gateway>", False
     if ctx.path.get("mode") == "routed" and ctx.host_veth is not None:
         own = [a.local for a in ctx.host_veth.addresses if a.family == fam
                and a.scope in ("global", "link") and not a.local.startswith("fe80")]
         if own:
-            return own[0]
+            return own[0], True
         if fam == "inet":
-            return "169.254.1.1"
+            return "169.254.1.1", True
         link_local = [a.local for a in ctx.host_veth.addresses if a.family == fam
                       and a.local.startswith("fe80")]
         if link_local:
-            return link_local[0]
-    return "<gateway>"
+            return link_local[0], True
+    return "<gateway>", False

@@ -289,6 +289,33 @@ def test_the_printed_fix_heals(healed, fault):
     assert rc == 0 and v["reachable"], (cause["fix"], v)
 
 
+@pytest.mark.parametrize("faults", [
+    ["veth-detached", "no-default-route"],
+    ["veth-detached", ("ndlab-test", "ip", "link", "set", "eth0", "down")],
+    ["nat-missing", ("ndlab-host", "iptables", "-D", "NDLAB-FORWARD", "-o", "ndbr0", "-m",
+                     "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")],
+    ["ip-forward-off", ("ndlab-host", "ip", "addr", "del", "172.29.0.1/24", "dev", "ndbr0")],
+])
+def test_the_printed_fixes_of_two_faults_heal_in_turn(healed, faults):
+    """Two faults: each verdict's fix, run as printed, leads to the next fault's verdict and
+    then to a reachable path, never to a fix that breaks something else (a detached veth
+    made the container look routed, and its no-default-route fix pointed it at Calico's
+    169.254.1.1, whose follow-up fixes then deleted the bridge's address)."""
+    _break(faults)
+    fixes = []
+    for _ in range(len(faults) + 2):
+        rc, doc, v = trace("test", "203.0.113.80")
+        if v["reachable"]:
+            break
+        fix = next(f["fix"] for f in doc["findings"] if f["id"] == v["cause"])
+        assert fix and fix not in fixes, (fixes, v)
+        assert "addr del" not in fix, fix
+        fixes.append(fix)
+        sh("sh", "-c", fix)
+    # (a link set down takes its routes with it: one fix more, for the route)
+    assert rc == 0 and v["reachable"] and len(fixes) <= len(faults) + 1, (fixes, v)
+
+
 def test_the_containers_own_rule_is_named(healed):
     in_ns("ndlab-test", "iptables", "-A", "OUTPUT", "-p", "icmp", "-j", "DROP")
     rc, doc, v = trace("test", "203.0.113.80")

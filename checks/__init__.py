@@ -270,7 +270,7 @@ def _mark_consequences(findings: list) -> list:
     from dataclasses import replace
 
     blocking = {i for i, c in REGISTRY.items() if "path" in c.tags}
-    causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down"},
+    causes_of = {"dns-unreachable": blocking, "host-no-route": {"uplink-down", "ipv6-ra-ignored"},
                  # a link set down takes its routes with it
                  "container-no-default-route": {"container-link-down"},
                  # with the table full, a gateway that answers gets no entry; a gateway

@@ -35,7 +35,7 @@ class HostNoRoute(Check):
         if lookups and not lookups[-1].get("dev"):
             l = lookups[-1]
             defaults = [r.dst + (f" via {r.gateway}" if r.gateway else "")
-                        for r in ctx.host_ns.default_routes()]
+                        for r in ctx.host_ns.default_routes(ctx.family)]
             evidence = {"lookup": l["query"], "kernel_answer": l.get("error"),
                         "default_routes": defaults}
             refusing = refusing_route(ctx.host_ns, ctx.destination, l.get("error"))
@@ -65,7 +65,7 @@ class HostNoRoute(Check):
                     ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
                     evidence, "{in_host}ip route add default via <gateway> dev <uplink>")
         elif lookups and " iif " in lookups[0]["query"] and not lookups[0].get("dev") \
-                and _forwarding_on(ctx.host_ns.sysctls, lookups[0]["query"]) \
+                and _forwarding_on(ctx.host_ns.sysctls, lookups[0]["query"], ctx.family) \
                 and _policy_refusal(ctx, lookups[0].get("error")):
             # The host routes the destination itself, and refuses to forward the
             # container's packets to it: a policy rule or a route for that source decides.
@@ -107,8 +107,11 @@ def _policy_refusal(ctx, error) -> bool:
                      os.strerror(errno.ENETUNREACH))
 
 
-def _forwarding_on(sysctls: dict, query: str) -> bool:
-    """IPv4 forwarding is on, for the lookup's incoming interface too."""
+def _forwarding_on(sysctls: dict, query: str, family: str) -> bool:
+    """Forwarding of the family is on (IPv4: for the lookup's incoming interface too): a
+    refusal with it off is ip-forward-disabled's."""
+    if family == "inet6":
+        return sysctls.get("net.ipv6.conf.all.forwarding") == "1"
     iif = query.split(" iif ", 1)[1].split()[0]
     return sysctls.get("net.ipv4.ip_forward") == "1" \
         and sysctls.get(f"net.ipv4.conf.{iif}.forwarding") != "0"

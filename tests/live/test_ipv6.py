@@ -41,6 +41,14 @@ def test_ipv6_faults(lab, healed, fault, cause, stopped):
     rc, doc = netdoctor_json("trace", "lab:test", WEB6)
     v = doc["verdict"]
     assert rc == 1 and v["cause"] == cause and v["stopped_at"] == stopped, v
+    found = {f["id"]: f for f in doc["findings"]}
+    if fault == "ipv6-forward-off":
+        # The forwarding lookup's refusal is forwarding's, not a policy's (host-no-route).
+        assert "host-no-route" not in found, doc["findings"]
+    if fault == "ra-ignored":
+        # The expired default route is the RA's: no route is true, and its consequence.
+        assert found["host-no-route"]["evidence"]["likely_consequence_of"] == \
+            ["ipv6-ra-ignored"], found["host-no-route"]
     if fault == "nat66-missing":
         f = next(f for f in doc["findings"] if f["id"] == "nat-missing")
         assert "ip6tables -t nat -A POSTROUTING -s fd00:29::/64" in f["fix"], f["fix"]

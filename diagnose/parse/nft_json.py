@@ -153,7 +153,7 @@ def _nft_item(item: dict, chains: dict, order: list, counts: dict, skip_tables) 
             return
         try:
             prio = int(c.get("prio", 0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             prio = 0
         hook = c.get("hook")
         hook = _nft_name(hook) if hook is not None else None
@@ -202,7 +202,8 @@ def parse_nft_json(doc, skip_tables: set = frozenset()) -> tuple:
             raise ParseError("nft -j: expected objects in the 'nftables' list")
         try:
             _nft_item(item, chains, order, counts, skip_tables)
-        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError,
+                OverflowError) as e:
             # A field of the wrong type or shape: the document is not what nft prints.
             raise ParseError(f"nft -j: item {number} is malformed "
                              f"({type(e).__name__}: {str(e)[:60]})") from None

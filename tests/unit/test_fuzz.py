@@ -406,6 +406,20 @@ def test_snapshot_any_document(doc):
     only_parse_errors(snapshot.Snapshot.from_dict, doc)
 
 
+def test_a_counter_of_infinity_is_a_malformed_nft_document():
+    # Found by the fuzz: json reads 1e999 as inf, and int(inf) raised OverflowError out of
+    # the parser instead of its one error.
+    from netdoctor.diagnose.errors import ParseError
+    from netdoctor.diagnose.parse.nft_json import parse_nft_json
+
+    doc = json.loads(data("docker-nft.json"))
+    rule = next(i["rule"] for i in doc["nftables"] if "rule" in i
+                and any("counter" in e for e in i["rule"].get("expr", ())))
+    next(e for e in rule["expr"] if "counter" in e)["counter"]["packets"] = float("inf")
+    with pytest.raises(ParseError, match="malformed"):
+        parse_nft_json(doc)
+
+
 @FUZZ
 @given(st.data())
 def test_snapshot_mutated_then_judged(d):

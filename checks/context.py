@@ -584,6 +584,11 @@ def gateway_for(ctx, eth) -> tuple:
                 return a.local, False
     if bridges:
         return "<gateway>", False
+    if ctx.path.get("mode") in LOWER_DEVICE_MODES and ctx.host_ns is not None:
+        # a macvlan child on its parent's segment: the router the host uses there
+        for r in ctx.host_ns.default_routes(fam):
+            if r.gateway and any(ipaddress.ip_address(r.gateway) in n for n in mine):
+                return r.gateway, False
     if ctx.path.get("mode") == "routed" and ctx.host_veth is not None:
         own = [a.local for a in ctx.host_veth.addresses if a.family == fam
                and a.scope in ("global", "link") and not a.local.startswith("fe80")]

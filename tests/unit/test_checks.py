@@ -837,6 +837,49 @@ def test_a_policy_drop_of_the_replies_is_lifted_for_the_replies():
                      "--ctstate RELATED,ESTABLISHED -j ACCEPT"), f.fix
 
 
+def _macvlan_child_of_the_uplink(container_mac_for_gw=None, host_mac_for_gw=None):
+    """lab:test as a macvlan child on the uplink's own network (198.51.100.10/24), its
+    gateway the host's router 198.51.100.1, with the neighbour entries given."""
+    from dataclasses import replace
+
+    _, c = E.container(HEALTHY, "test")
+    hops = [h for h in c.path["hops"] if h["role"] in ("container", "uplink")]
+    snap = E.edit_container(HEALTHY, "test", path=dict(c.path, mode="macvlan", hops=hops))
+
+    def child(ns):
+        ns = E.routes(E.link(ns, "eth0", kind="macvlan", mode="bridge",
+                             addresses=(E.Address("inet", "198.51.100.10", 24),)),
+                      keep=lambda r: False, add=[E.route("198.51.100.0/24", "eth0"),
+                                                 E.route("default", "eth0", "198.51.100.1")])
+        if container_mac_for_gw:
+            ns = replace(ns, neighbours=(E.Neighbour("198.51.100.1", "eth0",
+                                                     container_mac_for_gw, ("PERMANENT",)),))
+        return ns
+    snap = E.edit_container_ns(snap, "test", child)
+    if host_mac_for_gw:
+        snap = E.edit_host_ns(snap, lambda ns: replace(ns, neighbours=ns.neighbours + (
+            E.Neighbour("198.51.100.1", "eth0", host_mac_for_gw, ("STALE",)),)))
+    return snap
+
+
+def test_a_macvlan_childs_gateway_is_its_parents_router():
+    """No default route: the fix names the router the host uses on the parent's network. A
+    static entry for that router with another MAC than the host learnt from it is a dead
+    gateway MAC; without the host's learnt entry there is nothing to compare with."""
+    no_route = E.edit_container_ns(_macvlan_child_of_the_uplink(), "test",
+                                   lambda ns: E.routes(ns, keep=lambda r: not r.is_default))
+    f = next(f for f in run_checks(no_route) if f.id == "container-no-default-route")
+    assert f.fix == "ip netns exec ndlab-test ip route add default via 198.51.100.1 dev eth0"
+    dead = _macvlan_child_of_the_uplink("02:00:00:de:ad:09", "02:00:00:00:00:01")
+    f = next(f for f in run_checks(dead) if f.id == "neighbour-failed")
+    assert "the host learnt it on eth0 as 02:00:00:00:00:01" in f.message, f.message
+    assert f.fix == "ip netns exec ndlab-test ip neigh del 198.51.100.1 dev eth0", f.fix
+    same = _macvlan_child_of_the_uplink("02:00:00:00:00:01", "02:00:00:00:00:01")
+    unknown = _macvlan_child_of_the_uplink("02:00:00:de:ad:09")
+    for snap in (same, unknown):
+        assert "neighbour-failed" not in ids(run_checks(snap), "lab:test")
+
+
 def test_docker_isolation_fixes_name_a_network_that_exists():
     """No placeholder: an internal network (Docker drops all but its own subnet) is left by
     connecting to the default bridge network; a network isolated from the destination's

@@ -44,17 +44,3 @@ def delete_rule(r, where: str) -> str:
         return f"{where}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
     return f"{where}{_program(r)} -t {r.table} -D {r.chain} {r.index}"
 
-
-def source_nat(ctx):
-    """(the container's request, what nat POSTROUTING does to it) as it leaves the host, or
-    None when there is no such request to judge; walked once per container for every check
-    that asks (nat-missing, snat-foreign-address)."""
-    if "_source_nat" not in ctx.__dict__:
-        from netdoctor.diagnose.reason.rules import evaluate
-
-        packet = ctx.request()
-        found = None
-        if ctx.host is not None and packet is not None and ctx.bridged:
-            found = packet, evaluate(ctx.host.ruleset, "postrouting", packet, type_="nat")
-        ctx.__dict__["_source_nat"] = found
-    return ctx.__dict__["_source_nat"]

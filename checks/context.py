@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 from netdoctor.diagnose.facts.namespace import Link, NamespaceSnapshot, Route
 from netdoctor.diagnose.reason.path import HOST_EGRESS_ROLES
-from netdoctor.diagnose.reason.rules import Packet
+from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 # The flows checks follow for a container: ICMP echo, web, DNS.
 PROBE_FLOWS = (("icmp", None), ("tcp", 80), ("tcp", 443), ("udp", 53))
@@ -440,6 +440,16 @@ class ContainerContext:
                       oif=self.host_egress.name, proto=proto, dport=dport, sport=sport,
                       family="ip6" if self.family == "inet6" else "ip")
 
+    @cached_property
+    def source_nat(self) -> Optional[tuple]:
+        """(the container's request, what nat POSTROUTING does to it) as it leaves the host,
+        or None when there is no such request to judge (walked once for every check that
+        asks: nat-missing, snat-foreign-address)."""
+        packet = self.request()
+        if self.host is None or packet is None or not self.bridged:
+            return None
+        return packet, evaluate(self.host.ruleset, "postrouting", packet, type_="nat")
+
     def reply(self, proto: str = "icmp", dport: Optional[int] = None) -> Optional[Packet]:
         """The answer to request(proto, dport): from the service's port to the client's."""
         if not (self.address and self.ingress and self.host_egress):
@@ -539,15 +549,6 @@ def renewed(old_contexts: list, old, new) -> Optional[list]:
             c.containers = [facts.get(id(x), x) for x in c.containers]
         out.append(c)
     return out
-
-
-def held_addresses(ns) -> frozenset:
-    """Every address of the namespace's links, loopback included: worked out once per
-    namespace (each of a host's thousand containers asks about the host's)."""
-    if "_held_addresses" not in ns.__dict__:
-        ns.__dict__["_held_addresses"] = frozenset(a.local for l in ns.links
-                                                   for a in l.addresses)
-    return ns.__dict__["_held_addresses"]
 
 
 # Neighbour states in which an entry holds the address of something that answered.

@@ -128,20 +128,12 @@ def refusing_route(ns, destination: str, answer: Optional[str]):
     kinds = [k for k, answers in REFUSALS.items() if answer in answers]
     if not kinds:
         return None
-    candidates = [r for r in _refusing_routes(ns) if r.type in kinds and r.family == family
+    candidates = [r for r in ns.refusing_routes if r.type in kinds and r.family == family
                   and address in r.network]
     if not candidates:
         return None
     # longest prefix first; among equals, the main table (the one most hosts consult)
     return max(candidates, key=lambda r: (r.network.prefixlen, r.table == "main", -r.metric))
-
-
-def _refusing_routes(ns) -> tuple:
-    """The namespace's routes of a refusing type, picked out once (a host with a thousand
-    veths has thousands of routes, and every container asks)."""
-    if "_refusing_routes" not in ns.__dict__:
-        ns.__dict__["_refusing_routes"] = tuple(r for r in ns.routes if r.type in REFUSALS)
-    return ns.__dict__["_refusing_routes"]
 
 
 def _selector(route) -> str:

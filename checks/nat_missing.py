@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from ._rules import rule_evidence, source_nat
+from ._rules import rule_evidence
 from netdoctor.diagnose.facts.namespace import is_unrouted
 
 
@@ -34,7 +34,7 @@ class NatMissing(Check):
     needs = ("host-rules",)
 
     def run(self, ctx):
-        walked = source_nat(ctx)
+        walked = ctx.source_nat
         if walked is None or not needs_translation(walked[0].src, walked[0].dst):
             return
         packet, out = walked

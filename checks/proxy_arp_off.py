@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import held_addresses, link_evidence
+from .context import link_evidence
 
 
 @register
@@ -21,7 +21,7 @@ class ProxyArpOff(Check):
         h, veth, gw = ctx.host_ns, ctx.host_veth, ctx.gateway
         if h is None or veth is None or not gw or not ctx.routed:
             return
-        if gw in held_addresses(h):
+        if gw in h.held_addresses:
             return  # the host owns it (CNI ptp puts it on the veth): it answers ARP itself
         mine = h.sysctls.get(f"net.ipv4.conf.{veth.name}.proxy_arp")
         every = h.sysctls.get("net.ipv4.conf.all.proxy_arp")

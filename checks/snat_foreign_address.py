@@ -1,8 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from ._rules import replace_rule, rule_evidence, source_nat
-from .context import held_addresses
+from ._rules import replace_rule, rule_evidence
 
 
 def translated_to(to: str):
@@ -37,14 +36,14 @@ class SnatForeignAddress(Check):
     needs = ("host-rules",)
 
     def run(self, ctx):
-        walked = source_nat(ctx)
+        walked = ctx.source_nat
         if walked is None or walked[1].verdict != "snat" or walked[1].rule is None:
             return
         packet, out = walked
         span = translated_to(out.rule.to)
         if span is None:
             return
-        held = [ipaddress.ip_address(a) for a in held_addresses(ctx.host_ns)]
+        held = [ipaddress.ip_address(a) for a in ctx.host_ns.held_addresses]
         if any(span[0] <= a <= span[1] for a in held if a.version == span[0].version):
             return
         to = out.rule.to

@@ -349,6 +349,19 @@ class NamespaceSnapshot:
         return list(self._defaults.get(family, ()))
 
     @cached_property
+    def held_addresses(self) -> frozenset:
+        """Every address of its links, loopback included (each of a host's thousand
+        containers asks about the host's)."""
+        return frozenset(a.local for l in self.links for a in l.addresses)
+
+    @cached_property
+    def refusing_routes(self) -> tuple:
+        """Its routes of a type that refuses what they match: blackhole, unreachable,
+        prohibit (a few among a host's thousands)."""
+        return tuple(r for r in self.routes if r.type in ("blackhole", "unreachable",
+                                                           "prohibit"))
+
+    @cached_property
     def bridges(self) -> tuple:
         """The bridge devices: a few among a thousand container veths."""
         return tuple(l for l in self.links if l.kind == "bridge")

@@ -23,7 +23,8 @@ def rule_evidence(outcome) -> dict:
     return ev
 
 
-def _program(r) -> str:
+def iptables_program(r) -> str:
+    """The iptables command of a rule's or chain's backend and family."""
     prog = "iptables-legacy" if r.backend == "iptables-legacy" else "iptables"
     return prog.replace("iptables", "ip6tables") if r.family == "ip6" else prog
 
@@ -35,12 +36,12 @@ def replace_rule(r, where: str, old: str, new: str):
     if r.backend == "nft" or words[:2] != ["-A", r.chain] or words.count(old) != 1:
         return None
     body = " ".join(new if w == old else w for w in words[2:])
-    return f"{where}{_program(r)} -t {r.table} -R {r.chain} {r.index} {body}"
+    return f"{where}{iptables_program(r)} -t {r.table} -R {r.chain} {r.index} {body}"
 
 
 def delete_rule(r, where: str) -> str:
     """The command that deletes rule r, run `where` ("{in_host}", "{in_container}")."""
     if r.backend == "nft":
         return f"{where}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
-    return f"{where}{_program(r)} -t {r.table} -D {r.chain} {r.index}"
+    return f"{where}{iptables_program(r)} -t {r.table} -D {r.chain} {r.index}"
 

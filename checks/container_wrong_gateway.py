@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from .context import gateway_for, global_addresses, router_on_segment
+from .context import default_route_fix, global_addresses, router_on_segment
 
 
 @register
@@ -38,7 +38,7 @@ class ContainerWrongGateway(Check):
                 ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "
                      f"({', '.join(str(a) for a in global_addresses(eth, fam)) or 'no address'})",
                 {"gateway": gw, "addresses": [str(a) for a in global_addresses(eth, fam)]},
-                _replace_default(ctx, eth))
+                default_route_fix(ctx, eth, "replace"))
             return
         br = ctx.bridge
         if br is None or route.dev != eth.name:
@@ -52,9 +52,3 @@ class ContainerWrongGateway(Check):
                 "{in_container}ip route replace default via " + bridge_ips[0] + " dev {eth}",
                 bridge_address=bridge_ips[0])
 
-
-def _replace_default(ctx, eth) -> str:
-    """The command that points the default route at the gateway the wiring provides."""
-    gw, on_link = gateway_for(ctx, eth)
-    return "{in_container}ip route replace default via " + gw + " dev {eth}" + (
-        " onlink" if on_link else "")

@@ -569,6 +569,14 @@ def router_on_segment(host_ns, br, gw: str) -> bool:
     return any(l.master == br.ifindex and l.kind != "veth" for l in host_ns.links)
 
 
+def default_route_fix(ctx, eth, verb: str) -> str:
+    """`ip route VERB default via GATEWAY dev ETH` in the container, the gateway the one its
+    wiring provides (gateway_for)."""
+    gw, on_link = gateway_for(ctx, eth)
+    return f"{{in_container}}ip route {verb} default via {gw} dev {{eth}}" + (
+        " onlink" if on_link else "")
+
+
 def gateway_for(ctx, eth) -> tuple:
     """(gateway, on_link): the gateway the container's wiring provides. The address, in the
     container's network, of its bridge, or of the bridge that holds its network (its veth

@@ -68,4 +68,3 @@ def _unresolved_next_hop(probe: dict, server: str, route):
         if dst == hop:
             return hop if set(state) & {"INCOMPLETE", "FAILED"} else None
     return hop  # no entry at all: never even asked for (a full table refuses the entry)
-

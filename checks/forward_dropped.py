@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import PAST, PLURAL, delete_rule, flow_name, rule_evidence
+from ._rules import PAST, PLURAL, delete_rule, flow_name, iptables_program, rule_evidence
 from .context import PROBE_FLOWS
 from netdoctor.diagnose.reason.rules import evaluate
 
@@ -50,12 +50,9 @@ def _fix(outcome, packet, direction: str = "request") -> tuple:
             match = "iifname {ingress}" if direction == "request" else \
                 "oifname {ingress} ct state established,related"
             return f"{{in_host}}nft add rule {c.family} {c.table} {c.name} {match} accept", False
-        program = "ip6tables" if c.family == "ip6" else "iptables"
-        if c.backend == "iptables-legacy":
-            program += "-legacy"
         match = "-i {ingress}" if direction == "request" else \
             "-o {ingress} -m conntrack --ctstate RELATED,ESTABLISHED"
-        return f"{{in_host}}{program} -I {c.name} {match} -j ACCEPT", False
+        return f"{{in_host}}{iptables_program(c)} -I {c.name} {match} -j ACCEPT", False
     return delete_rule(outcome.rule, "{in_host}"), False
 
 

@@ -109,13 +109,11 @@ class ContainerFacts:
 
 def _check_addresses(ns, what: str) -> None:
     """Every address of the namespace is an address with a prefix length its family has
-    (the checks compute networks from them)."""
-    import ipaddress
-
+    (the checks compute networks from them: Address.interface)."""
     for link in ns.links:
         for a in link.addresses:
             try:
-                ipaddress.ip_interface(f"{a.local}/{a.prefixlen}")
+                a.interface
             except ValueError:
                 raise ParseError(f"{what}: {str(a.local)[:45]}/{a.prefixlen} on "
                                  f"{str(link.name)[:20]} is not an address") from None

@@ -118,7 +118,7 @@ def _take_deferred(targets, destination, probe_dns, strict, toward, progress) ->
 class _Answers:
     """The snapshot with its DNS probe's answers, waited for once (see take_deferred)."""
 
-    def __init__(self, snap, probe, probed: list, tell, me=None, tables_before=None):
+    def __init__(self, snap, probe, probed: list, tell, me, tables_before):
         self.snap, self.probe, self.probed, self.tell = snap, probe, probed, tell
         self.me, self.tables_before = me, tables_before
         self.done = None
@@ -135,8 +135,7 @@ class _Answers:
                         for c, i in zip(snap.containers, self.probed)))
                     # The machine's neighbour tables once the queries' next hops were
                     # resolved (or refused): one reading for every host, as they share them.
-                    tables = gather.read_neighbour_tables(self.me, self.tables_before) \
-                        if self.me is not None else None
+                    tables = gather.read_neighbour_tables(self.me, self.tables_before)
                     if tables is not None:
                         snap = replace(snap, hosts={
                             k: replace(h, neighbour_tables=tables) if h.neighbour_tables

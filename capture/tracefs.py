@@ -1,4 +1,5 @@
-"""Kernel evidence without eBPF: skb:kfree_skb (drop reason and location) and the device
+"""Kernel evidence without eBPF: skb:kfree_skb (drop reason and location), skb:consume_skb
+(the end of an skb that was delivered: its memory is someone else's afterwards) and the device
 events net:net_dev_queue / net:netif_receive_skb (skbaddr and device), recorded in a private
 tracefs instance for the probe window only. With a JournalFilter, also the kernel's own
 decisions: fib:fib_table_lookup (the routing decision, filtered in the kernel to the probe's
@@ -29,7 +30,7 @@ _FIELD = re.compile(r"(\w+)=(\S+)")
 @dataclass(frozen=True)
 class KernelEvent:
     ts: float  # seconds, kernel clock
-    event: str  # kfree_skb, net_dev_queue, netif_receive_skb
+    event: str  # kfree_skb, consume_skb, net_dev_queue, netif_receive_skb
     skbaddr: str
     dev: Optional[str] = None
     length: Optional[int] = None
@@ -76,6 +77,7 @@ _FIB = re.compile(r"table (?P<table>\d+) oif (?P<oif>-?\d+) iif (?P<iif>-?\d+) p
                   r"(?P<src>\S+)/(?P<sport>\d+) -> (?P<dst>\S+)/(?P<dport>\d+) .*==> "
                   r"dev (?P<dev>\S*) gw (?P<gw4>[^/\s]+)/(?P<gw6>\S+) err (?P<err>-?\d+)")
 _NEIGH_FIELDS = ("dev", "nud_state", "primary_key4", "new_state", "err")
+SKB_EVENTS = ("kfree_skb", "consume_skb", "net_dev_queue", "netif_receive_skb")
 NEIGH_EVENTS = ("neigh_create", "neigh_update", "neigh_timer_handler", "neigh_event_send_dead")
 
 
@@ -135,14 +137,17 @@ class TraceParser:
                     continue
                 self._lookups.add(said)
             if seen is not None and "skbaddr=" in line:
-                if "kfree_skb:" not in line:
-                    seen.add(_skbaddr(line))
-                elif _skbaddr(line) not in seen:
+                addr = _skbaddr(line)
+                if "kfree_skb:" not in line and "consume_skb:" not in line:
+                    seen.add(addr)
+                elif addr in seen:
+                    seen.discard(addr)  # the skb ends; its memory is the next one's
+                else:
                     continue
             m = _LINE.match(line)
             if not m:
                 continue
-            if m.group("event") not in ("kfree_skb", "net_dev_queue", "netif_receive_skb"):
+            if m.group("event") not in SKB_EVENTS:
                 d = _decision(float(m.group("ts")), m.group("event"), m.group("rest"))
                 if d is not None:
                     self.decisions.append(d)
@@ -223,8 +228,11 @@ class KernelTrace:
                 self._write(f"events/{ev}/filter", lens)
                 self._write(f"events/{ev}/enable", "1")
             self._write("events/skb/kfree_skb/filter",
-                        "protocol == 2048 || protocol == 2054 || protocol == 34525")
+                        "protocol == 2048 || protocol == 34525")
             self._write("events/skb/kfree_skb/enable", "1")
+            # Every delivered skb: many on a busy host, but only the probe's are parsed.
+            if os.path.isdir(os.path.join(root, "events", "skb", "consume_skb")):
+                self._write("events/skb/consume_skb/enable", "1")
             if self.journal is not None:
                 self._arm_journal(root)
             self._write("tracing_on", "1")
@@ -305,24 +313,3 @@ class KernelTrace:
                 self.stop()
             finally:
                 self._release()
-
-
-def follow(events: list, start_dev: str, lengths: tuple) -> list:
-    """The journeys of the probe's skbs: from each net_dev_queue on start_dev with one of the
-    probe's lengths, every later event with the same skbaddr, up to its kfree_skb (or until
-    the address shows up queued again: a new packet reusing the memory)."""
-    journeys = []
-    for i, ev in enumerate(events):
-        if ev.event != "net_dev_queue" or ev.dev != start_dev or ev.length not in lengths:
-            continue
-        path = [ev]
-        for later in events[i + 1:]:
-            if later.skbaddr != ev.skbaddr:
-                continue
-            if later.event == "net_dev_queue" and later.dev == start_dev:
-                break
-            path.append(later)
-            if later.event == "kfree_skb":
-                break
-        journeys.append(path)
-    return journeys

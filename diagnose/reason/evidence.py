@@ -208,19 +208,31 @@ def unanswered_next_hop(sightings: list, hv: HopVerdict,
     return None
 
 
+# skb->protocol of a packet the probe can be: IPv4, IPv6 (an IPv6 probe in an IPv4 underlay
+# is IPv4 there). An ARP skb at a probe skb's address took the memory after the probe's was
+# freed by a path no tracepoint reports.
+IP_PROTOCOLS = (None, 0x0800, 0x86DD)
+
+
 def probe_frees(events: list, lengths: tuple):
     """(kfree event, devices) for each free with a reason of an skb last seen on a device
-    with one of the probe's lengths; devices are the ones it was seen on, last one last. The
-    free ends that skb: its memory, reused for the next packet, counts again only after
-    another device event of the probe's lengths."""
+    with one of the probe's lengths; devices are the ones it was seen on, last one last. Any
+    free or consume ends that skb: its memory, reused for the next packet (a far host's
+    neighbour solicitation dropped on its VXLAN device), counts again only after another
+    device event of the probe's lengths."""
     seen_on = {}
     for e in events:
+        if e.event == "consume_skb":
+            seen_on.pop(e.skbaddr, None)
+            continue
         if e.event != "kfree_skb":
             if e.length in lengths:
                 seen_on.setdefault(e.skbaddr, []).append(e.dev)
             continue
-        if e.reason and e.reason != "NOT_SPECIFIED" and e.skbaddr in seen_on:
-            yield e, seen_on.pop(e.skbaddr)
+        devices = seen_on.pop(e.skbaddr, None)
+        if devices and e.reason and e.reason != "NOT_SPECIFIED" \
+                and e.protocol in IP_PROTOCOLS:
+            yield e, devices
 
 
 def _last_device(devices: list, path: Optional[set], foreign: frozenset = frozenset(),

@@ -614,3 +614,46 @@ def test_a_lookup_the_kernel_repeats_is_parsed_once():
     parser = TraceParser(seen_only=True)
     parser.feed("".join(line % i for i in range(1000)) + other % 1000 + line % 1001)
     assert [(d.get("iif"), d.ts) for d in parser.decisions] == [("5", 10.0), ("7", 10.001)]
+
+
+def test_memory_a_delivered_probe_leaves_behind_is_not_the_probe_when_reused():
+    """The far host of a two-host lab, without its neighbour for this one's VTEP, asks ARP
+    for it again and again; its VXLAN device drops each broadcast (NO_TX_TARGET). The
+    request's skb had been delivered (consumed: no event) and an ARP skb took its memory:
+    that drop became the probe's, and the verdict blamed vxlan-fdb-missing on a host whose
+    FDB was whole. A free ends an skb whatever its reason, and an ARP skb is never the
+    probe's."""
+    lines = [
+        "net_dev_queue: dev=eth0 skbaddr=00000000aaaa0001 len=98",
+        "net_dev_queue: dev=flannel.1 skbaddr=00000000aaaa0001 len=98",
+        "net_dev_queue: dev=ens4 skbaddr=00000000aaaa0001 len=148",
+        "netif_receive_skb: dev=eth0 skbaddr=00000000aaaa0001 len=84",
+    ]
+    arp_drop = ("kfree_skb: skbaddr=00000000aaaa0001 rx_sk=0000000000000000 protocol=2054 "
+                "location=vxlan_xmit+0x5c4/0xb90 reason: NO_TX_TARGET")
+    trace = "".join(f"          <idle>-0       [000] ..s1.  2342.62{i:04d}: {line}\n"
+                    for i, line in enumerate(lines + [arp_drop]))
+    path = {"eth0", "veth0", "cni0", "flannel.1", "ens4"}
+    assert E.probe_drops(parse_trace(trace, seen_only=True), (84, 98, 148), path) == []
+    # Recorded so (the far pod's eth0 consumed the request; an IPv6 packet on the far
+    # flannel.1 took its memory): the consume ends the probe's skb.
+    consumed = ("consume_skb: skbaddr=00000000aaaa0001 location=icmp_rcv+0x1a5/0x3c0",
+                "kfree_skb: skbaddr=00000000aaaa0001 rx_sk=0000000000000000 protocol=34525 "
+                "location=vxlan_xmit+0xd25/0x15a0 reason: NO_TX_TARGET")
+    trace = "".join(f"          <idle>-0       [000] ..s1.  2342.62{i:04d}: {line}\n"
+                    for i, line in enumerate(lines + list(consumed)))
+    for events in (parse_trace(trace), parse_trace(trace, seen_only=True)):
+        assert E.probe_drops(events, (84, 98, 148), path) == []
+    # Freed for no named reason, then reused by another IP packet that is dropped: not ours.
+    freed = "kfree_skb: skbaddr=00000000aaaa0001 protocol=2048 location=x+0x1/0x2 " \
+            "reason: NOT_SPECIFIED"
+    other = "kfree_skb: skbaddr=00000000aaaa0001 protocol=2048 location=nft_do_chain+0x1/0x2 " \
+            "reason: NETFILTER_DROP"
+    trace = "".join(f"          <idle>-0       [000] ..s1.  2342.62{i:04d}: {line}\n"
+                    for i, line in enumerate(lines + [freed, other]))
+    assert E.probe_drops(parse_trace(trace, seen_only=True), (84, 98, 148), path) == []
+    # The probe's own drop still counts.
+    trace = "".join(f"          <idle>-0       [000] ..s1.  2342.62{i:04d}: {line}\n"
+                    for i, line in enumerate(lines + [other]))
+    assert [d[0] for d in E.probe_drops(parse_trace(trace), (84, 98, 148), path)] == [
+        "NETFILTER_DROP"]

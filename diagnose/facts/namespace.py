@@ -160,6 +160,12 @@ class Link:
     # A bridge port's hairpin_mode: whether the bridge sends a frame back out of the port it
     # came in by (None: not a bridge port, or not read).
     hairpin: Optional[bool] = None
+    # A bridge port's STP state (disabled, listening, learning, forwarding, blocking): only a
+    # forwarding port passes frames. None: not a bridge port, or not read.
+    port_state: Optional[str] = None
+    # A bridge's spanning tree: True when the kernel runs STP on it (the ports' states are
+    # then the protocol's), False when off, None when not a bridge or not read.
+    stp: Optional[bool] = None
 
     @property
     def up(self) -> bool:

@@ -30,6 +30,7 @@ GLOBAL_SYSCTLS = (
     "net.ipv4.conf.all.rp_filter",
     "net.ipv4.conf.default.rp_filter",
     "net.ipv4.conf.all.proxy_arp",
+    "net.ipv4.conf.all.arp_ignore",
     "net.ipv4.conf.all.route_localnet",
     "net.ipv4.ip_local_port_range",
     "net.bridge.bridge-nf-call-iptables",
@@ -41,7 +42,7 @@ GLOBAL_SYSCTLS = (
 INTERFACE_SYSCTLS = ("net.ipv4.conf.{}.rp_filter", "net.ipv4.conf.{}.forwarding",
                      "net.ipv4.conf.{}.proxy_arp", "net.ipv6.conf.{}.disable_ipv6",
                      "net.ipv6.conf.{}.forwarding", "net.ipv6.conf.{}.accept_ra",
-                     "net.ipv4.conf.{}.route_localnet")
+                     "net.ipv4.conf.{}.route_localnet", "net.ipv4.conf.{}.arp_ignore")
 
 
 _DOT_SLASH = str.maketrans("./", "/.")

@@ -38,7 +38,7 @@ RTM_GETNETCONF, RTM_NEWNETCONF = 82, 80
 # Per-interface sysctls the link dump carries (IFLA_AF_SPEC): the ipv4 devconf array is
 # numbered from 1 (IPV4_DEVCONF_*), the ipv6 one from 0 (DEVCONF_*).
 DEVCONF = {"ipv4": (socket.AF_INET, 1, {"forwarding": 1, "proxy_arp": 3, "rp_filter": 8,
-                                        "route_localnet": 26}),
+                                        "arp_ignore": 19, "route_localnet": 26}),
            "ipv6": (socket.AF_INET6, 2, {"forwarding": 0, "accept_ra": 3,
                                          "disable_ipv6": 26})}
 # What RTM_GETNETCONF says of `all` (-1) and `default` (-2): (family, ifindex, attribute)
@@ -62,6 +62,8 @@ _IFF = (("LOOPBACK", 0x8), ("BROADCAST", 0x2), ("POINTOPOINT", 0x10), ("MULTICAS
         ("PORTSEL", 0x2000), ("NOTRAILERS", 0x20), ("UP", 0x1), ("LOWER_UP", 0x10000),
         ("DORMANT", 0x20000), ("ECHO", 0x40000))
 IFF_UP, IFF_RUNNING = 0x1, 0x40
+# BR_STATE_*, as `bridge link` names them
+PORT_STATES = ("disabled", "listening", "learning", "forwarding", "blocking")
 _OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
 _RTN_TYPES = {0: "none", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast",
               5: "multicast", 6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw",
@@ -268,10 +270,16 @@ def _link_record(msg: bytes, a: dict, name_of, up_of) -> tuple:
         mode = _MACVLAN_MODES.get(_u32(data[1]), str(_u32(data[1])))
     elif kind == "ipvlan" and 1 in data:
         mode = _IPVLAN_MODES.get(_u16(data[1]), str(_u16(data[1])))
-    hairpin = None
+    hairpin = port_state = stp = None
     if _text(info.get(4)) == "bridge":  # IFLA_INFO_SLAVE_KIND
-        raw = _nested(info.get(5)).get(4)  # IFLA_BRPORT_MODE
+        port = _nested(info.get(5))  # IFLA_INFO_SLAVE_DATA
+        raw = port.get(4)  # IFLA_BRPORT_MODE
         hairpin = bool(raw[0]) if raw else None
+        state = _u8(port.get(1))  # IFLA_BRPORT_STATE
+        if state is not None:
+            port_state = PORT_STATES[state] if state < len(PORT_STATES) else str(state)
+    if kind == "bridge" and 5 in data:  # IFLA_BR_STP_STATE
+        stp = bool(_u32(data[5]))
     xdp = None
     xattrs = _nested(a.get(43))  # IFLA_XDP
     attached = _u8(xattrs.get(2))
@@ -299,7 +307,8 @@ def _link_record(msg: bytes, a: dict, name_of, up_of) -> tuple:
             _OPERSTATES) else ("UNKNOWN" if operstate is None else str(operstate)),
         peer_ifindex=iflink if iflink and netnsid is not None and netnsid >= 0 else None,
         peer_netnsid=netnsid if netnsid is not None and netnsid >= 0 else None,
-        tunnel=_tunnel(kind, data, name_of), xdp=xdp, mode=mode, hairpin=hairpin)
+        tunnel=_tunnel(kind, data, name_of), xdp=xdp, mode=mode, hairpin=hairpin,
+        port_state=port_state, stp=stp)
     return link, _u32(a.get(10)), sysctls
 
 

@@ -89,6 +89,23 @@ def _hairpin(linkinfo) -> Optional[bool]:
     return value if isinstance(value, bool) else None
 
 
+def _port_state(linkinfo) -> Optional[str]:
+    """A bridge port's STP state, as `ip -d link` says it ("forwarding")."""
+    if not isinstance(linkinfo, dict) or linkinfo.get("info_slave_kind") != "bridge":
+        return None
+    data = linkinfo.get("info_slave_data")
+    value = data.get("state") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _stp(kind, data) -> Optional[bool]:
+    """Whether a bridge runs STP, as `ip -d link` says it (stp_state 0, 1 kernel, 2 user)."""
+    if kind != "bridge" or not isinstance(data, dict):
+        return None
+    value = data.get("stp_state")
+    return bool(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _child_mode(kind, data) -> Optional[str]:
     """A macvlan/macvtap/ipvlan child's mode, as `ip -d link` says it."""
     if kind not in ("macvlan", "macvtap", "ipvlan") or not isinstance(data, dict):
@@ -168,6 +185,8 @@ def parse_links(doc) -> tuple:
                 mode=_child_mode(kind, linkinfo.get("info_data")
                                  if isinstance(linkinfo, dict) else None),
                 hairpin=_hairpin(linkinfo),
+                port_state=_port_state(linkinfo),
+                stp=_stp(kind, linkinfo.get("info_data") if isinstance(linkinfo, dict) else None),
             )
         )
     return tuple(links)

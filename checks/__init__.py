@@ -91,7 +91,8 @@ class Check:
     needs: tuple = ()
     # Where the fault stops a probe, for the trace's verdict: (direction, role of the last
     # hop that sees it), role None when the probe never leaves the container. A finding
-    # whose evidence names a direction blocks in that direction only.
+    # whose evidence names a direction blocks in that direction only; one whose evidence
+    # names `stops_at` (a list of roles), at those roles only.
     blocks_at: tuple = ()
     # Root causes first: when several findings explain the same stop, the lowest precedence
     # is the cause and the others are its symptoms (a gateway's neighbour entry fails
@@ -275,7 +276,8 @@ def _mark_consequences(findings: list) -> list:
                  "container-no-default-route": {"container-link-down"},
                  # with the table full, a gateway that answers gets no entry; a gateway
                  # gone from the bridge answers nothing
-                 "neighbour-failed": {"neighbour-table-full", "bridge-no-address"},
+                 "neighbour-failed": {"neighbour-table-full", "bridge-no-address",
+                                      "arp-disabled", "bridge-port-blocked"},
                  # the connected route to the containers went with the bridge's address
                  "reply-path-asymmetric": {"bridge-no-address", "ip-forward-disabled"}}
     errors_of: dict = {}  # subject -> the ids of its error findings (one pass, not N x N)

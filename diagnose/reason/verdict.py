@@ -123,6 +123,9 @@ class Case:
             direction = (f.evidence or {}).get("direction")
             if direction:
                 places = [p for p in places if p[0] == direction]
+            roles = (f.evidence or {}).get("stops_at")
+            if isinstance(roles, list):  # a check whose fault stops packets where it is
+                places = [p for p in places if p[1] in roles]
             return (self.hops.direction, self.hops.stopped_at) in places
 
         return sorted((f for f in self.errors if blocks_here(f)), key=lambda f: f.precedence)

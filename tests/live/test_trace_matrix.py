@@ -289,6 +289,52 @@ def test_the_printed_fix_heals(healed, fault):
     assert rc == 0 and v["reachable"], (cause["fix"], v)
 
 
+# Faults the lab does not inject: (how to break it, how to undo it, cause, stopped_at).
+# The ARP ones flush the container's neighbours, as a reboot or a new container would.
+FLUSH = ("ndlab-test", "ip", "neigh", "flush", "all")
+BY_HAND = {
+    "bridge port disabled": ([("ndlab-host", "bridge", "link", "set", "dev", "veth-test",
+                               "state", "0")],
+                             ("ndlab-host", "bridge", "link", "set", "dev", "veth-test", "state",
+                              "3"), "bridge-port-blocked"),
+    "bridge without ARP": ([("ndlab-host", "ip", "link", "set", "ndbr0", "arp", "off"), FLUSH],
+                           ("ndlab-host", "ip", "link", "set", "ndbr0", "arp", "on"),
+                           "arp-disabled"),
+    "gateway ignores ARP": ([("ndlab-host", "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=8"),
+                             FLUSH],
+                            ("ndlab-host", "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=0"),
+                            "arp-disabled"),
+    "container without ARP": ([("ndlab-test", "ip", "link", "set", "eth0", "arp", "off"), FLUSH],
+                              ("ndlab-test", "ip", "link", "set", "eth0", "arp", "on"),
+                              "arp-disabled"),
+    "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
+                            ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
+                           ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),
+                           "arp-disabled"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BY_HAND))
+def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(healed, fault):
+    """A bridge port out of the forwarding state, ARP off where the container's frames need
+    it: the verdict named only the symptom (the gateway never answered ARP; the request left
+    the uplink and nothing came back, which blamed the network beyond the host). Now the
+    cause, and a fix that, run as printed, heals."""
+    steps, undo, cause = BY_HAND[fault]
+    try:
+        for step in steps:
+            in_ns(*step)
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 1 and v["cause"] == cause, v
+        f = next(f for f in doc["findings"] if f["id"] == cause)
+        assert f["fix"] and "{" not in f["fix"], f
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        in_ns(*undo)
+
+
 @pytest.mark.parametrize("faults", [
     ["veth-detached", "no-default-route"],
     ["veth-detached", ("ndlab-test", "ip", "link", "set", "eth0", "down")],

@@ -502,6 +502,22 @@ CASES = {
     "bridge-no-address": [
         ("ndbr0's address taken", E.edit_host_ns(HEALTHY, lambda ns: E.routes(E.link(
             ns, "ndbr0", addresses=()), keep=lambda r: r.dev != "ndbr0")), "lab:test")],
+    "bridge-port-blocked": [
+        ("veth-test disabled by hand", E.edit_host_ns(HEALTHY, lambda ns: E.link(
+            ns, "veth-test", port_state="disabled")), "lab:test"),
+        ("veth-test blocking under STP", E.edit_host_ns(HEALTHY, lambda ns: E.link(E.link(
+            ns, "veth-test", port_state="blocking"), "ndbr0", stp=True)), "lab:test")],
+    "arp-disabled": [
+        ("ndbr0 NOARP", E.edit_host_ns(HEALTHY, lambda ns: E.link(
+            ns, "ndbr0", flags=ns.link(name="ndbr0").flags + ("NOARP",))), "lab:test"),
+        ("ndbr0 arp_ignore 8", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(
+            ns, "net.ipv4.conf.ndbr0.arp_ignore", "8")), "lab:test"),
+        ("all.arp_ignore 8", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(
+            ns, "net.ipv4.conf.all.arp_ignore", "8")), "lab:test"),
+        ("uplink NOARP", E.edit_host_ns(HEALTHY, lambda ns: E.link(
+            ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test"),
+        ("container eth0 NOARP", E.edit_container_ns(HEALTHY, "test", lambda ns: E.link(
+            ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test")],
     "bridge-down": [("ndbr0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "ndbr0")),
                      "lab:test")],
     "bridge-netfilter": [

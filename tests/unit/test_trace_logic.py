@@ -657,3 +657,16 @@ def test_memory_a_delivered_probe_leaves_behind_is_not_the_probe_when_reused():
                     for i, line in enumerate(lines + [other]))
     assert [d[0] for d in E.probe_drops(parse_trace(trace), (84, 98, 148), path)] == [
         "NETFILTER_DROP"]
+
+
+def test_a_finding_that_names_where_it_stops_blocks_only_there():
+    """arp-disabled on the uplink stops the request at the uplink; beside it, a request that
+    never left the container has another cause (here the container's own link)."""
+    uplink_noarp = finding("arp-disabled", stops_at=["uplink"])
+    hv = E.HopVerdict(False, None, "request")
+    case = V.Case(hv, [], [uplink_noarp, finding("neighbour-failed")], [], [], FLOW, ())
+    assert [f.id for f in case.blocking_here] == ["neighbour-failed"]
+    hv = E.HopVerdict(False, "uplink", "request")
+    case = V.Case(hv, sightings([1, 1, 1, 1], [0] * 4), [uplink_noarp], [], [], FLOW, ())
+    assert [f.id for f in case.blocking_here] == ["arp-disabled"]
+    assert V.decide(case).cause == "arp-disabled"

@@ -1,0 +1,82 @@
+from . import Check, register
+from .context import link_evidence
+
+NEVER = "8"  # arp_ignore 8: answer no ARP request at all (4-7 are reserved: they answer)
+
+
+@register
+class ArpDisabled(Check):
+    """An interface on the container's path neither asks nor answers ARP"""
+
+    id = "arp-disabled"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("link", "arp", "path")
+    # Where the interface is: the container's own (its frames leave addressed to its own
+    # MAC, and the bridge drops them), the host's answer for the container's gateway (the
+    # container's ARP goes unanswered: nothing leaves it), the host's uplink (the request
+    # leaves addressed to the uplink's own MAC, and the next hop drops it). Each finding
+    # names its own place in its evidence.
+    blocks_at = (("request", None), ("request", "container"), ("request", "host-veth"),
+                 ("request", "uplink"))
+    precedence = 6
+    structural = True
+
+    def run(self, ctx):
+        eth, h = ctx.egress, ctx.host_ns
+        if eth is not None and _noarp(eth):
+            yield self._noarp(ctx, eth, "in_container", [None, "container", "host-veth"],
+                              f"{ctx.subject}'s {eth.name}")
+        answering = self._answering(ctx)
+        if answering is not None and _noarp(answering):
+            yield self._noarp(ctx, answering, "in_host", [None, "container"],
+                              f"{answering.name}, the interface that answers "
+                              f"{ctx.subject}'s ARP for its gateway {ctx.gateway},")
+        elif answering is not None and ctx.family == "inet" and ctx.gateway in {
+                str(a.local) for a in answering.addresses}:
+            yield from self._ignoring(ctx, h, answering)
+        up = ctx.uplink
+        if up is not None and up is not answering and _noarp(up):
+            yield self._noarp(ctx, up, "in_host", ["uplink"],
+                              f"{up.name}, the uplink {ctx.subject}'s requests leave by,")
+
+    def _answering(self, ctx):
+        """The host interface that answers the container's ARP for its gateway: its bridge
+        (holding the gateway), or its routed veth (holding it, or by proxy ARP)."""
+        if ctx.host_ns is None or not ctx.gateway:
+            return None
+        if ctx.bridge is not None:
+            return ctx.bridge
+        return ctx.host_veth if ctx.routed else None
+
+    def _noarp(self, ctx, link, where: str, stops_at: list, what: str):
+        return self.finding(
+            ctx, f"{what} has ARP off (NOARP): it neither asks for its neighbours' MAC "
+                 f"addresses nor answers for its own, and sends every frame to its own MAC "
+                 f"{link.mac}",
+            link_evidence(link, mac=link.mac, stops_at=stops_at),
+            "{" + where + "}ip link set " + link.name + " arp on", interface=link.name,
+            in_interface_ns=ctx.vars[where])
+
+    def _ignoring(self, ctx, h, link):
+        keys = (f"net.ipv4.conf.{link.name}.arp_ignore", "net.ipv4.conf.all.arp_ignore")
+        values = {k: h.sysctls.get(k) for k in keys}
+        if NEVER not in values.values():
+            return  # the kernel applies the higher of the two: 8 in either is never
+        fix = " && ".join("{in_host}sysctl -w " + f"{k}=0" for k, v in values.items()
+                          if v == NEVER)
+        yield self.finding(
+            ctx, f"{link.name} in {ctx.vars['host_ns']} holds {ctx.subject}'s gateway "
+                 f"{ctx.gateway} but answers no ARP request (arp_ignore 8 on "
+                 f"{' and '.join(k.split('.')[3] for k, v in values.items() if v == NEVER)}): "
+                 f"the container never learns its gateway's MAC",
+            dict(values, interface=link.name, gateway=ctx.gateway, stops_at=[None, "container"]),
+            fix, interface=link.name, in_interface_ns=ctx.vars["in_host"])
+
+
+def _noarp(link) -> bool:
+    """ARP off on an Ethernet link that needs it (a point-to-point link has no neighbours;
+    an ipvlan in L3 mode has ARP off by design: its parent routes for it)."""
+    return link.up and link.kind != "ipvlan" and link.mac is not None and "NOARP" in link.flags \
+        and "POINTOPOINT" not in link.flags and not link.is_loopback

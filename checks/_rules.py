@@ -45,3 +45,20 @@ def delete_rule(r, where: str) -> str:
         return f"{where}nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
     return f"{where}{iptables_program(r)} -t {r.table} -D {r.chain} {r.index}"
 
+
+def docker_isolation(outcome) -> bool:
+    """The drop is Docker keeping its networks apart: a rule of DOCKER-ISOLATION-STAGE-1/2
+    (or Docker 28's DOCKER-INTERNAL). A drop by a later rule, after the packet walked
+    through them and back, is that rule's. (icc=false is a plain FORWARD rule: named as any
+    rule is.)"""
+    r = outcome.rule
+    return r is not None and r.chain.startswith(("DOCKER-ISOLATION", "DOCKER-INTERNAL"))
+
+
+def docker_internal(outcome) -> bool:
+    """The isolation rule of an internal network (docker network create --internal): it
+    drops whatever its bridge sends outside its own subnet."""
+    words = outcome.rule.text.split()
+    return outcome.rule.chain.startswith("DOCKER-INTERNAL") or (
+        "-i" in words and "-o" not in words and any(
+            a == "!" and b == "-d" for a, b in zip(words, words[1:])))

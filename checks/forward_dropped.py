@@ -1,25 +1,8 @@
 from . import Check, register
-from ._rules import PAST, PLURAL, delete_rule, flow_name, iptables_program, rule_evidence
+from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
+                     flow_name, iptables_program, rule_evidence)
 from .context import PROBE_FLOWS
 from netdoctor.diagnose.reason.rules import evaluate
-
-
-def docker_isolation(outcome) -> bool:
-    """The drop is Docker keeping its networks apart: a rule of DOCKER-ISOLATION-STAGE-1/2
-    (or Docker 28's DOCKER-INTERNAL). A drop by a later rule, after the packet walked
-    through them and back, is that rule's. (icc=false is a plain FORWARD rule: named as any
-    rule is.)"""
-    r = outcome.rule
-    return r is not None and r.chain.startswith(("DOCKER-ISOLATION", "DOCKER-INTERNAL"))
-
-
-def docker_internal(outcome) -> bool:
-    """The isolation rule of an internal network (docker network create --internal): it
-    drops whatever its bridge sends outside its own subnet."""
-    words = outcome.rule.text.split()
-    return outcome.rule.chain.startswith("DOCKER-INTERNAL") or (
-        "-i" in words and "-o" not in words and any(
-            a == "!" and b == "-d" for a, b in zip(words, words[1:])))
 
 
 def docker_network(bridge):

@@ -1,8 +1,9 @@
 import ipaddress
 
 from . import Check, register
-from ._rules import rule_evidence
+from ._rules import docker_internal, docker_isolation, rule_evidence
 from netdoctor.diagnose.facts.namespace import is_unrouted
+from netdoctor.diagnose.reason.rules import evaluate
 
 
 def needs_translation(src: str, dst: str) -> bool:
@@ -40,6 +41,10 @@ class NatMissing(Check):
         packet, out = walked
         if out.verdict in ("masquerade", "snat"):
             return
+        forward = evaluate(ctx.host.ruleset, "forward", packet)
+        if forward.verdict in ("drop", "reject") and docker_isolation(forward) \
+                and docker_internal(forward):
+            return  # an internal network: no way out, and so no NAT, by design
         ev = rule_evidence(out) if out.chain is not None else {"verdict": "no nat chain"}
         ev.update({"packet": f"{packet.src} -> {packet.dst} out {packet.oif}"})
         yield self.finding(

@@ -1518,3 +1518,20 @@ def test_forwarding_plays_no_part_toward_the_containers_own_bridge_network():
     # Routed to the uplink, the same host is one.
     snap = E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(ns, "net.ipv4.ip_forward", "0"))
     assert "ip-forward-disabled" in {f.id for f in run_checks(snap)}
+
+
+def test_an_internal_network_is_not_missing_its_nat():
+    """docker network create --internal: Docker drops what the bridge sends outside its
+    subnet, and adds no MASQUERADE, by design. The cause is the isolation (forward-dropped,
+    fix: join a network that reaches out); a MASQUERADE rule to add fixes nothing."""
+    def internal(text):
+        text = remove(MASQ)(text)
+        return text.replace(
+            ":NDLAB-USER - [0:0]\n",
+            ":NDLAB-USER - [0:0]\n:DOCKER-INTERNAL - [0:0]\n").replace(
+            "-A FORWARD -j NDLAB-USER\n",
+            "-A FORWARD -j DOCKER-INTERNAL\n-A FORWARD -j NDLAB-USER\n"
+            "-A DOCKER-INTERNAL -s 172.29.0.0/24 ! -d 172.29.0.0/24 -j DROP\n"
+            "-A DOCKER-INTERNAL ! -s 172.29.0.0/24 -d 172.29.0.0/24 -j DROP\n")
+    found = ids(run_checks(E.set_ruleset(HEALTHY, E.lab_rules(internal))), "lab:test")
+    assert "forward-dropped" in found and "nat-missing" not in found, found

@@ -19,7 +19,8 @@ class ArpDisabled(Check):
     # leaves addressed to the uplink's own MAC, and the next hop drops it). Each finding
     # names its own place in its evidence.
     blocks_at = (("request", None), ("request", "container"), ("request", "host-veth"),
-                 ("request", "uplink"))
+                 ("request", "uplink"), ("reply", "bridge"), ("reply", "host-veth"),
+                 ("reply", "uplink"))
     precedence = 6
     structural = True
 
@@ -28,6 +29,8 @@ class ArpDisabled(Check):
         if eth is not None and _noarp(eth):
             yield self._noarp(ctx, eth, "in_container", [None, "container", "host-veth"],
                               f"{ctx.subject}'s {eth.name}")
+        elif eth is not None and ctx.family == "inet":
+            yield from self._unresolvable(ctx, eth)
         answering = self._answering(ctx)
         if answering is not None and _noarp(answering):
             yield self._noarp(ctx, answering, "in_host", [None, "container"],
@@ -58,6 +61,25 @@ class ArpDisabled(Check):
             link_evidence(link, mac=link.mac, stops_at=stops_at),
             "{" + where + "}ip link set " + link.name + " arp on", interface=link.name,
             in_interface_ns=ctx.vars[where])
+
+    def _unresolvable(self, ctx, eth):
+        """The container answers no ARP: its gateway learns its MAC only from the
+        container's own questions, and loses it when the entry ages (a minute or so), after
+        which the answers wait for a MAC nobody gives."""
+        keys = (f"net.ipv4.conf.{eth.name}.arp_ignore", "net.ipv4.conf.all.arp_ignore")
+        values = {k: ctx.namespace.sysctls.get(k) for k in keys}
+        never = [k for k, v in values.items() if v == NEVER]
+        if not never:
+            return
+        yield self.finding(
+            ctx, f"{ctx.subject}'s {eth.name} answers no ARP request (arp_ignore 8 on "
+                 f"{' and '.join(k.split('.')[3] for k in never)}): the host reaches it only "
+                 f"while the neighbour entry its own questions left lasts, so the answers "
+                 f"to its traffic stop arriving when that entry ages out",
+            dict(values, interface=eth.name, direction="reply",
+                 stops_at=["bridge", "host-veth", "uplink"]),
+            " && ".join("{in_container}sysctl -w " + f"{k}=0" for k in never),
+            interface=eth.name, in_interface_ns=ctx.vars["in_container"])
 
     def _ignoring(self, ctx, h, link):
         keys = (f"net.ipv4.conf.{link.name}.arp_ignore", "net.ipv4.conf.all.arp_ignore")

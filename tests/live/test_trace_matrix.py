@@ -307,6 +307,15 @@ BY_HAND = {
     "container without ARP": ([("ndlab-test", "ip", "link", "set", "eth0", "arp", "off"), FLUSH],
                               ("ndlab-test", "ip", "link", "set", "eth0", "arp", "on"),
                               "arp-disabled"),
+    # The container knows its gateway (a ping just now), the host has forgotten the
+    # container: the answers wait for an ARP reply the container never gives.
+    "container answers no ARP": ([("ndlab-test", "busybox", "ping", "-c", "1", "-W", "1",
+                                   "172.29.0.1"),
+                                  ("ndlab-test", "sysctl", "-qw",
+                                   "net.ipv4.conf.eth0.arp_ignore=8"),
+                                  ("ndlab-host", "ip", "neigh", "flush", "dev", "ndbr0")],
+                                 ("ndlab-test", "sysctl", "-qw",
+                                  "net.ipv4.conf.eth0.arp_ignore=0"), "arp-disabled"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

@@ -517,7 +517,9 @@ CASES = {
         ("uplink NOARP", E.edit_host_ns(HEALTHY, lambda ns: E.link(
             ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test"),
         ("container eth0 NOARP", E.edit_container_ns(HEALTHY, "test", lambda ns: E.link(
-            ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test")],
+            ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test"),
+        ("container answers no ARP", E.edit_container_ns(HEALTHY, "test", lambda ns: E.sysctl(
+            ns, "net.ipv4.conf.eth0.arp_ignore", "8")), "lab:test")],
     "bridge-down": [("ndbr0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "ndbr0")),
                      "lab:test")],
     "bridge-netfilter": [

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import rule_evidence
+from ._rules import iptables_program, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -48,4 +48,13 @@ class BridgeNetfilter(Check):
         yield self.finding(
             ctx, f"br_netfilter sends frames bridged on {br.name} through iptables, and "
                  f"FORWARD {'drops' if out.verdict == 'drop' else 'rejects'} {ctx.subject} -> {other}: {out.describe()}",
-            ev, "{in_host}iptables -I FORWARD -i {bridge} -o {bridge} -j ACCEPT")
+            ev, "{in_host}" + _accept_in(out.chain) + " -I FORWARD -i {bridge} -o {bridge} "
+                                                       "-j ACCEPT")
+
+
+def _accept_in(chain) -> str:
+    """The iptables command for the table whose FORWARD chain dropped it (mangle's ACCEPT
+    in filter's FORWARD would leave mangle's drop in place)."""
+    if chain is None or chain.backend == "nft" or chain.table in ("filter", None):
+        return "iptables"
+    return f"{iptables_program(chain)} -t {chain.table}"

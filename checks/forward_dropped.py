@@ -1,7 +1,9 @@
+from dataclasses import replace
+
 from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
                      flow_name, iptables_program, rule_evidence)
-from .context import PROBE_FLOWS
+from .context import PROBE_FLOWS, global_addresses
 from netdoctor.diagnose.reason.rules import evaluate
 
 
@@ -15,10 +17,63 @@ def docker_network(bridge):
     return None
 
 
-def _fix(outcome, packet, direction: str = "request") -> tuple:
+# The hooks a forwarded packet crosses, in order: their filter-type chains (iptables' raw and
+# mangle tables in PREROUTING and POSTROUTING, filter and mangle in FORWARD; nft's own).
+HOOKS = ("prerouting", "forward", "postrouting")
+# (direction, hook) -> the hops where a drop there leaves the packet last seen
+STOPS_AT = {("request", "prerouting"): ["host-veth", "bridge"],
+            ("request", "forward"): ["bridge"], ("request", "postrouting"): ["bridge"],
+            ("reply", "prerouting"): ["uplink"], ("reply", "forward"): ["uplink"],
+            ("reply", "postrouting"): ["uplink"]}
+
+
+def _first_drop(ctx, packet, direction: str) -> tuple:
+    """(hook, the packet as that hook meets it, outcome) of the first hook that drops the
+    packet; else FORWARD's outcome (with what it could not judge)."""
+    forward = None
+    for hook in HOOKS:
+        seen = _as_met(ctx, packet, direction, hook)
+        if seen is None:
+            continue
+        out = evaluate(ctx.host.ruleset, hook, seen)
+        if hook == "forward":
+            forward = (hook, seen, out)
+        if out.verdict in ("drop", "reject"):
+            return hook, seen, out
+    return forward
+
+
+def _as_met(ctx, packet, direction: str, hook: str):
+    """The packet as the hook meets it: before routing it has no way out yet; an answer
+    arriving before its NAT is undone is still addressed to the address the request was
+    translated to (None when that address is not known)."""
+    if hook != "prerouting":
+        return packet
+    packet = replace(packet, oif=None)
+    if direction != "reply":
+        return packet
+    walked = ctx.source_nat
+    if walked is None or walked[1].verdict not in ("masquerade", "snat"):
+        return packet
+    out = walked[1]
+    if out.verdict == "snat":
+        to = (out.rule.to or "").split("-")[0].rsplit(":", 1)[0] if out.rule else ""
+    else:
+        to = next((a.local for a in global_addresses(ctx.host_egress, ctx.family)), "")
+    return replace(packet, dst=to) if to else None
+
+
+def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> tuple:
     """(command, verify): the change that fixes the drop, or only a command that shows it.
     A policy's drop of the requests is lifted for what the container's bridge sends, of
-    the replies for the answers to its connections (as Docker's own rules do)."""
+    the replies for the answers to its connections (as Docker's own rules do). A DROP
+    policy before routing or after it (raw, mangle) drops every packet of the host, its own
+    included: only shown, as whatever it was meant for is not known."""
+    if outcome.rule is None and hook != "forward":
+        c = outcome.chain
+        if c.backend == "nft":
+            return f"{{in_host}}nft list chain {c.family} {c.table} {c.name}", True
+        return f"{{in_host}}{iptables_program(c)} -t {c.table} -S {c.name}", True
     if docker_isolation(outcome):
         # Docker puts the rule back on its next start: the fix is to share a network.
         if docker_internal(outcome):
@@ -35,7 +90,8 @@ def _fix(outcome, packet, direction: str = "request") -> tuple:
             return f"{{in_host}}nft add rule {c.family} {c.table} {c.name} {match} accept", False
         match = "-i {ingress}" if direction == "request" else \
             "-o {ingress} -m conntrack --ctstate RELATED,ESTABLISHED"
-        return f"{{in_host}}{iptables_program(c)} -I {c.name} {match} -j ACCEPT", False
+        table = "" if c.table in ("filter", None) else f" -t {c.table}"
+        return f"{{in_host}}{iptables_program(c)}{table} -I {c.name} {match} -j ACCEPT", False
     return delete_rule(outcome.rule, "{in_host}"), False
 
 
@@ -48,7 +104,8 @@ class ForwardDropped(Check):
     scope = "host"
     runs_on = "container"
     tags = ("netfilter", "path")
-    blocks_at = (("request", "bridge"), ("reply", "uplink"))
+    # (A request dropped in PREROUTING by br_netfilter's pass is last seen on its port.)
+    blocks_at = (("request", "host-veth"), ("request", "bridge"), ("reply", "uplink"))
     precedence = 14
     needs = ("host-rules",)
 
@@ -64,7 +121,7 @@ class ForwardDropped(Check):
                 packet = make(proto, port)
                 if packet is None:
                     return
-                out = evaluate(ctx.host.ruleset, "forward", packet)
+                hook, packet, out = _first_drop(ctx, packet, direction)
                 if out.verdict in ("drop", "reject"):
                     how = "by policy" if out.by_policy else "by a rule"
                     if docker_isolation(out):
@@ -73,14 +130,15 @@ class ForwardDropped(Check):
                             if docker_internal(out) else "")
                     ev = rule_evidence(out)
                     ev.update({"direction": direction, "flow": flow_name(proto, port),
-                               "packet": f"{packet.src} -> {packet.dst} in {packet.iif} "
-                                         f"out {packet.oif}" + (
-                                             " (established)" if direction == "reply" else "")})
-                    fix, verify = _fix(out, packet, direction)
+                               "packet": f"{packet.src} -> {packet.dst} in {packet.iif}" + (
+                                   f" out {packet.oif}" if packet.oif else "") + (
+                                   " (established)" if direction == "reply" else ""),
+                               "hook": hook, "stops_at": STOPS_AT[direction, hook]})
+                    fix, verify = _fix(out, packet, direction, hook)
                     yield self.finding(
                         ctx, f"{PLURAL[direction]} of {ctx.subject} ({flow_name(proto, port)}, "
                              f"{packet.src} -> {packet.dst}) are {PAST[out.verdict]} {how} in "
-                             f"FORWARD: {out.describe()}",
+                             f"{hook.upper()}: {out.describe()}",
                         ev, fix, verify=verify, rule=out.describe(), direction=direction)
                     return
                 uncertain.extend(out.uncertain)

@@ -18,8 +18,10 @@ _BUILTIN = {
     "security": ({"INPUT": "input", "FORWARD": "forward", "OUTPUT": "output"}, 50),
 }
 _NAT_PRIORITY = {"prerouting": -100, "output": -100, "input": 100, "postrouting": 100}
-_TABLE_TYPE = {"filter": "filter", "nat": "nat", "mangle": "route", "raw": "filter",
+_TABLE_TYPE = {"filter": "filter", "nat": "nat", "mangle": "filter", "raw": "filter",
                "security": "filter"}
+# ... but mangle OUTPUT, which re-routes what it changes: iptables-nft registers it so.
+_ROUTE_CHAINS = {("mangle", "OUTPUT")}
 
 
 _IPT_VERDICT = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return",
@@ -184,7 +186,8 @@ def parse_iptables_save(text: str, backend: str = "iptables-nft", family: str = 
         hook = hooks.get(name) if c["policy"] is not None else None
         priority = prio if prio is not None else _NAT_PRIORITY.get(hook or "", 0)
         out.append(Chain(backend=backend, family=family, table=t, name=name, hook=hook,
-                         priority=priority or 0, type=_TABLE_TYPE.get(t, "filter"),
+                         priority=priority or 0, type="route" if (t, name) in _ROUTE_CHAINS
+                         else _TABLE_TYPE.get(t, "filter"),
                          policy=c["policy"], rules=tuple(c["rules"]),
                          policy_packets=c["policy_packets"]))
     return tuple(out)

@@ -316,6 +316,17 @@ BY_HAND = {
                                   ("ndlab-host", "ip", "neigh", "flush", "dev", "ndbr0")],
                                  ("ndlab-test", "sysctl", "-qw",
                                   "net.ipv4.conf.eth0.arp_ignore=0"), "arp-disabled"),
+    # Drops before routing (raw, mangle): the requests on their way in, the answers before
+    # their NAT is undone.
+    "raw drops the requests": ([("ndlab-host", "iptables", "-t", "raw", "-A", "PREROUTING",
+                                 "-s", "172.29.0.2", "-j", "DROP")],
+                               ("ndlab-host", "iptables", "-t", "raw", "-D", "PREROUTING", "-s",
+                                "172.29.0.2", "-j", "DROP"), "forward-dropped"),
+    "mangle drops the answers": ([("ndlab-host", "iptables", "-t", "mangle", "-A", "PREROUTING",
+                                   "-d", "198.51.100.2", "-p", "icmp", "-j", "DROP")],
+                                 ("ndlab-host", "iptables", "-t", "mangle", "-D", "PREROUTING",
+                                  "-d", "198.51.100.2", "-p", "icmp", "-j", "DROP"),
+                                 "forward-dropped"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),
@@ -341,7 +352,7 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         rc, doc, v = trace("test", "203.0.113.80")
         assert rc == 0 and v["reachable"], (f["fix"], v)
     finally:
-        in_ns(*undo)
+        sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
 @pytest.mark.parametrize("faults", [

@@ -358,6 +358,15 @@ ACCEPT_BACK = "-A NDLAB-FORWARD -o ndbr0 -m conntrack --ctstate RELATED,ESTABLIS
 ACCEPT_BRIDGED = "-A NDLAB-FORWARD -i ndbr0 -o ndbr0 -j ACCEPT"
 MASQ = "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j MASQUERADE"
 
+# Drops before routing, as iptables-save prints a second table beside the lab's.
+RAW_DROP = iptables_save.parse_iptables_save(
+    "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    "-A PREROUTING -s 172.29.0.2/32 -j DROP\nCOMMIT\n")
+MANGLE_DROP_ANSWERS = iptables_save.parse_iptables_save(
+    "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+    "-A PREROUTING -d 198.51.100.2/32 -p icmp -j DROP\nCOMMIT\n")
+
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
     "container-ipv6-disabled": [("disable_ipv6 on eth0", _toward6(_ipv6_disabled(HEALTHY)),
@@ -461,6 +470,10 @@ CASES = {
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
             "[7:588] -A FORWARD -i ndbr0 -p icmp -j DROP\nCOMMIT\n", "iptables-legacy")), "lab:test"),
         ("replies dropped", E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BACK))), "lab:test"),
+        ("raw PREROUTING drops the requests", E.set_ruleset(HEALTHY, E.lab_rules() + RAW_DROP),
+         "lab:test"),
+        ("mangle PREROUTING drops the answers before de-NAT", E.set_ruleset(
+            HEALTHY, E.lab_rules() + MANGLE_DROP_ANSWERS), "lab:test"),
     ],
     "snat-foreign-address": [
         ("SNAT to an address nobody here holds", E.set_ruleset(HEALTHY, E.lab_rules(
@@ -1537,3 +1550,24 @@ def test_an_internal_network_is_not_missing_its_nat():
             "-A DOCKER-INTERNAL ! -s 172.29.0.0/24 -d 172.29.0.0/24 -j DROP\n")
     found = ids(run_checks(E.set_ruleset(HEALTHY, E.lab_rules(internal))), "lab:test")
     assert "forward-dropped" in found and "nat-missing" not in found, found
+
+
+def test_before_routing_an_answer_is_still_addressed_to_the_translated_source():
+    """raw and mangle PREROUTING meet the answers before their NAT is undone: a rule on
+    the container's own address there never sees them, one on the uplink's address does;
+    a DROP policy there is shown, not lifted (it drops the host's own traffic too)."""
+    mine = iptables_save.parse_iptables_save(
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+        ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        "-A PREROUTING -d 172.29.0.2/32 -p icmp -j DROP\nCOMMIT\n")
+    assert "forward-dropped" not in ids(run_checks(E.set_ruleset(HEALTHY, E.lab_rules() + mine)))
+    (f,) = [f for f in run_checks(E.set_ruleset(HEALTHY, E.lab_rules() + MANGLE_DROP_ANSWERS))
+            if f.id == "forward-dropped" and f.subject == "lab:test"]
+    assert f.evidence["direction"] == "reply" and f.evidence["hook"] == "prerouting", f
+    assert f.fix == "ip netns exec ndlab-host iptables -t mangle -D PREROUTING 1", f.fix
+    policy = iptables_save.parse_iptables_save(
+        "*mangle\n:PREROUTING DROP [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+        ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n")
+    (f,) = [f for f in run_checks(E.set_ruleset(HEALTHY, E.lab_rules() + policy))
+            if f.id == "forward-dropped" and f.subject == "lab:test"]
+    assert not f.fix and f.verify == "ip netns exec ndlab-host iptables -t mangle -S PREROUTING"

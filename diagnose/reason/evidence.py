@@ -188,6 +188,12 @@ def localize(sightings: list, replied: bool) -> HopVerdict:
     return HopVerdict(False, None, "request")
 
 
+# Hops whose kernel sends the request on to a next hop of its own choosing (a path that ends
+# on one of them ends where the host routed it back out, into a network it does not follow).
+# (An uplink's own questions, after the request left by it, are the upstream's business.)
+FORWARDING_ROLES = ("host-veth", "bridge", "out-bridge")
+
+
 def unanswered_next_hop(sightings: list, hv: HopVerdict,
                         next_hops: Optional[dict] = None) -> Optional[tuple]:
     """(hop, address) when the hop the request should have left by next asked ARP for its
@@ -198,6 +204,8 @@ def unanswered_next_hop(sightings: list, hv: HopVerdict,
         return None
     roles = [s.role for s in sightings]
     i = roles.index(hv.stopped_at) + 1 if hv.stopped_at in roles else 0
+    if i >= len(sightings) and sightings and sightings[-1].role in FORWARDING_ROLES:
+        i -= 1  # the path ends on the hop that routes it on: its own question counts
     if i >= len(sightings):
         return None
     hop = sightings[i]

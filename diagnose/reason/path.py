@@ -22,7 +22,7 @@ peer (IFLA_LINK_NETNSID), never by ifindex alone: ifindexes repeat across namesp
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Protocol
 
 from ..facts.namespace import Link, NamespaceSnapshot, RouteLookup
@@ -320,6 +320,15 @@ def build(target, destination: dict, kernel: "Kernel") -> PathReport:
                 if underlay is not None:
                     hops.append(underlay)
                     complete = True
+            elif link.ifindex == ingress_link.ifindex and via is not None:
+                # Routed back out of the device it came in by: the gateway there is the
+                # next hop (its neighbour entry is what the trace asks about).
+                hops = [replace(h, via=via) if h.ifindex == link.ifindex and
+                        h.netns.get("inode") == h_snap.netns.get("inode") else h for h in hops]
+                d.notes.append(f"the host routes {d.dest} via {via} back out of {link.name}, "
+                               f"the container network it came from: the path goes on only "
+                               f"if {via} answers the host's ARP question there (netdoctor "
+                               f"follows it no further)")
             elif link.ifindex == ingress_link.ifindex:
                 d.notes.append(f"{d.dest} is on the container network itself, and no "
                                f"namespace behind {link.name} holds it: the host's ARP "
@@ -474,8 +483,6 @@ def _far_end(d: _Discovery, host_ns, h_snap: NamespaceSnapshot, out: Link) -> tu
 def _around_peer(h_snap: NamespaceSnapshot, egress: Link) -> NamespaceSnapshot:
     """The host's links this container's path can touch: its peer and the peer's master.
     A host with thousands of veths would otherwise be graphed once per container."""
-    from dataclasses import replace
-
     peer = h_snap.link(ifindex=egress.peer_ifindex)
     master = h_snap.link(ifindex=peer.master) if peer is not None and peer.master else None
     # looked up, not filtered out of every link: a thousand containers x a thousand veths

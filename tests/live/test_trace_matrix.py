@@ -355,6 +355,23 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
+def test_a_host_that_routes_the_request_back_into_the_bridge_names_the_gateway_there(healed):
+    """The host routes the destination via an address on the container bridge that nobody
+    holds: the request is last seen on the bridge, whose ARP for that gateway goes
+    unanswered. It was `unknown`, and the path said the destination was on the bridge."""
+    in_ns("ndlab-host", "ip", "route", "add", "203.0.113.0/24", "via", "172.29.0.99", "dev",
+          "ndbr0")
+    try:
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("neighbour-failed", "bridge"), v
+        assert "ARP asked for 172.29.0.99" in v["explanation"], v
+        rc, path = netdoctor_json("path", "test", "203.0.113.80")
+        assert any("via 172.29.0.99 back out of ndbr0" in n for n in path["notes"]), path
+    finally:
+        sh("ip", "-n", "ndlab-host", "route", "del", "203.0.113.0/24", "via", "172.29.0.99",
+           check=False)
+
+
 @pytest.mark.parametrize("faults", [
     ["veth-detached", "no-default-route"],
     ["veth-detached", ("ndlab-test", "ip", "link", "set", "eth0", "down")],

@@ -2,6 +2,7 @@
 
 import json
 import struct
+from dataclasses import replace
 
 from netdoctor.capture import bpf
 from netdoctor.capture.probe import echo_packet
@@ -670,3 +671,22 @@ def test_a_finding_that_names_where_it_stops_blocks_only_there():
     case = V.Case(hv, sightings([1, 1, 1, 1], [0] * 4), [uplink_noarp], [], [], FLOW, ())
     assert [f.id for f in case.blocking_here] == ["arp-disabled"]
     assert V.decide(case).cause == "arp-disabled"
+
+
+def test_a_host_that_routes_the_request_back_out_of_its_bridge_asks_there():
+    """The host routes the destination via 172.29.0.99 back out of ndbr0, where nobody holds
+    it: the request is last seen on the bridge, the last hop of the path, whose own ARP
+    question for that gateway went unanswered. It was `unknown`."""
+    ours = arp_frame(1, "172.29.0.1", "172.29.0.99")
+    s = [E.sight("container", "eth0", "ns", [], FLOW),
+         E.sight("host-veth", "veth-test", "ns", [], FLOW),
+         E.sight("bridge", "ndbr0", "ns", [ours], FLOW, own_addresses=("172.29.0.1",))]
+    s = [replace(x, request_seen=2) for x in s]
+    hv = E.HopVerdict(False, "bridge", "request")
+    next_hops = {"container": "172.29.0.1", "host-veth": "203.0.113.80",
+                 "bridge": "172.29.0.99"}
+    v = V.decide(V.Case(hv, s, [], [], [], FLOW, (), next_hops))
+    assert v.cause == "neighbour-failed" and "ARP asked for 172.29.0.99" in v.explanation, v
+    # Another address asked for there is not the next hop's: no such verdict.
+    v = V.decide(V.Case(hv, s, [], [], [], FLOW, (), dict(next_hops, bridge="172.29.0.7")))
+    assert v.cause != "neighbour-failed", v

@@ -20,8 +20,14 @@ def docker_network(bridge):
 # The hooks a forwarded packet crosses, in order: their filter-type chains (iptables' raw and
 # mangle tables in PREROUTING and POSTROUTING, filter and mangle in FORWARD; nft's own).
 HOOKS = ("prerouting", "forward", "postrouting")
+# A bridged container's frames meet the bridge family's hooks first (nftables' bridge tables,
+# ebtables-nft): on their way in from its port up to the host, on the way out to it.
+BRIDGE_HOOKS = {"request": ("prerouting", "input"), "reply": ("output", "postrouting")}
 # (direction, hook) -> the hops where a drop there leaves the packet last seen
-STOPS_AT = {("request", "prerouting"): ["host-veth", "bridge"],
+STOPS_AT = {("request", "bridge prerouting"): ["host-veth"],
+            ("request", "bridge input"): ["host-veth"],
+            ("reply", "bridge output"): ["bridge"], ("reply", "bridge postrouting"): ["bridge"],
+            ("request", "prerouting"): ["host-veth", "bridge"],
             ("request", "forward"): ["bridge"], ("request", "postrouting"): ["bridge"],
             ("reply", "prerouting"): ["uplink"], ("reply", "forward"): ["uplink"],
             ("reply", "postrouting"): ["uplink"]}
@@ -31,6 +37,14 @@ def _first_drop(ctx, packet, direction: str) -> tuple:
     """(hook, the packet as that hook meets it, outcome) of the first hook that drops the
     packet; else FORWARD's outcome (with what it could not judge)."""
     forward = None
+    port = ctx.host_veth
+    if ctx.bridge is not None and port is not None and port.master == ctx.bridge.ifindex:
+        for hook in BRIDGE_HOOKS[direction]:
+            seen = replace(packet, iif=port.name, oif=None) if direction == "request" else \
+                replace(packet, iif=None, oif=port.name)
+            out = evaluate(ctx.host.ruleset, hook, seen, family="bridge")
+            if out.verdict in ("drop", "reject"):
+                return f"bridge {hook}", seen, out
     for hook in HOOKS:
         seen = _as_met(ctx, packet, direction, hook)
         if seen is None:
@@ -69,7 +83,7 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
     the replies for the answers to its connections (as Docker's own rules do). A DROP
     policy before routing or after it (raw, mangle) drops every packet of the host, its own
     included: only shown, as whatever it was meant for is not known."""
-    if outcome.rule is None and hook != "forward":
+    if outcome.rule is None and (hook != "forward" or outcome.chain.family == "bridge"):
         c = outcome.chain
         if c.backend == "nft":
             return f"{{in_host}}nft list chain {c.family} {c.table} {c.name}", True
@@ -105,7 +119,8 @@ class ForwardDropped(Check):
     runs_on = "container"
     tags = ("netfilter", "path")
     # (A request dropped in PREROUTING by br_netfilter's pass is last seen on its port.)
-    blocks_at = (("request", "host-veth"), ("request", "bridge"), ("reply", "uplink"))
+    blocks_at = (("request", "host-veth"), ("request", "bridge"), ("reply", "uplink"),
+                 ("reply", "bridge"))
     precedence = 14
     needs = ("host-rules",)
 

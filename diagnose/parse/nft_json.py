@@ -59,6 +59,8 @@ def _nft_match(m: dict) -> Match:
                 kind = fld
             elif proto == "icmp" and fld == "type":
                 kind = "icmptype"
+            elif (proto, fld) in (("ip", "protocol"), ("ip6", "nexthdr")):
+                kind, family = "proto", proto  # (`ip protocol icmp`: an IPv4 packet's)
     values = _nft_value(right)
     if kind is None or values is None or op not in ("==", "!=", "in"):
         return Match("unknown", (_compact(m),), False)

@@ -117,8 +117,12 @@ def match(m: Match, p: Packet) -> Optional[bool]:
         name = p.iif if m.kind == "iif" else p.oif
         results = [_iface_match(v, name) for v in m.values]
         r = None if None in results else any(results)
+    elif m.kind == "proto" and m.family and m.family != p.family:
+        r = False  # `ip protocol` of an IPv6 packet, `ip6 nexthdr` of an IPv4 one
     elif m.kind == "proto":
         vals = {str(v).lower() for v in m.values}
+        if p.family == "ip6" and vals & {"ipv6-icmp", "icmpv6"}:
+            vals.add("icmp")  # nft's name for ICMPv6; the probe's protocol is "icmp"
         r = p.proto in vals or "all" in vals or ("icmp" in vals and p.proto == "icmp")
     elif m.kind == "l3proto":
         r = ({"ip": "ipv4", "ip6": "ipv6"}.get(p.family, p.family) in {str(v) for v in m.values})
@@ -257,10 +261,13 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
     return None, None
 
 
-def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter") -> Outcome:
-    """What the base chains of `hook` (of `type_`) do to packet, in priority order."""
+def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter",
+             family: Optional[str] = None) -> Outcome:
+    """What the base chains of `hook` (of `type_`) do to packet, in priority order; with
+    family ("bridge"), that family's chains (the packet keeps its own, which its matches
+    read)."""
     w = _Walk(ruleset, packet)
-    bases = ruleset.base_chains(hook, packet.family, type_)
+    bases = ruleset.base_chains(hook, family or packet.family, type_)
     last = None
     for base in bases:
         verdict, rule = _run_chain(w, base, 0)

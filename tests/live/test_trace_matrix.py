@@ -327,6 +327,22 @@ BY_HAND = {
                                  ("ndlab-host", "iptables", "-t", "mangle", "-D", "PREROUTING",
                                   "-d", "198.51.100.2", "-p", "icmp", "-j", "DROP"),
                                  "forward-dropped"),
+    # nftables' bridge family (ebtables-nft): the frames from the container's port, and
+    # the answers to it, before and after the host's IP layer.
+    "bridge table drops the requests": (
+        [("ndlab-host", "nft", "add", "table", "bridge", "ndt"),
+         ("ndlab-host", "nft", "add", "chain", "bridge", "ndt", "in",
+          "{ type filter hook input priority 0; }"),
+         ("ndlab-host", "nft", "add", "rule", "bridge", "ndt", "in", "ip", "saddr",
+          "172.29.0.2", "drop")],
+        ("ndlab-host", "nft", "delete", "table", "bridge", "ndt"), "forward-dropped"),
+    "bridge table drops the answers": (
+        [("ndlab-host", "nft", "add", "table", "bridge", "ndt"),
+         ("ndlab-host", "nft", "add", "chain", "bridge", "ndt", "out",
+          "{ type filter hook output priority 0; }"),
+         ("ndlab-host", "nft", "add", "rule", "bridge", "ndt", "out", "oifname", "veth-test",
+          "ip", "protocol", "icmp", "drop")],
+        ("ndlab-host", "nft", "delete", "table", "bridge", "ndt"), "forward-dropped"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

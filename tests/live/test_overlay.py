@@ -107,20 +107,22 @@ def test_the_far_host_is_observed_through_its_agent(flannel):
     assert all(h["first_seen_us"] is None for h in far.values())
 
 
-@pytest.mark.parametrize("table, chain, cause", [
-    # A rule the far host's own checks judge: they name it, from the agent.
-    ("filter", "FORWARD", "forward-dropped"),
-    # One no check reads (raw PREROUTING): the hop and the far kernel's reason say where
-    # to look, and no cause is made up for it.
-    ("raw", "PREROUTING", "lost-on-peer"),
+@pytest.mark.parametrize("table, chain, more, cause", [
+    # Rules the far host's own checks judge (FORWARD, and raw PREROUTING before routing):
+    # they name it, from the agent.
+    ("filter", "FORWARD", [], "forward-dropped"),
+    ("raw", "PREROUTING", [], "forward-dropped"),
+    # One with a match no check evaluates (-m length): the hop and the far kernel's reason
+    # say where to look, and no cause is made up for it.
+    ("raw", "PREROUTING", ["-m", "length", "--length", "1:65535"], "lost-on-peer"),
 ])
-def test_a_fault_on_the_far_host_is_localised_there(flannel, table, chain, cause):
+def test_a_fault_on_the_far_host_is_localised_there(flannel, table, chain, more, cause):
     """The far host drops the decapsulated probe: last seen on its VXLAN device, the far
     kernel's own drop reason with it."""
-    rule = ["-t", table, "-I", chain, "-d", flannel.pod_ip(1), "-j", "DROP"]
+    rule = ["-t", table, "-I", chain, "-d", flannel.pod_ip(1), *more, "-j", "DROP"]
     sh("ip", "netns", "exec", flannel.hosts[1], "iptables", *rule)
     check = ["ip", "netns", "exec", flannel.hosts[1], "iptables", "-t", table, "-C", chain,
-             "-d", flannel.pod_ip(1), "-j", "DROP"]
+             "-d", flannel.pod_ip(1), *more, "-j", "DROP"]
     try:
         rc, doc = netdoctor_json("trace", f"netns:{flannel.pods[0]}", flannel.pod_ip(1),
                                  "--peer", f"netns:{flannel.hosts[1]}")

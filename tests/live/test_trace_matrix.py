@@ -343,6 +343,14 @@ BY_HAND = {
          ("ndlab-host", "nft", "add", "rule", "bridge", "ndt", "out", "oifname", "veth-test",
           "ip", "protocol", "icmp", "drop")],
         ("ndlab-host", "nft", "delete", "table", "bridge", "ndt"), "forward-dropped"),
+    # A container network made over an outside range: the host delivers the destination
+    # onto that bridge instead of routing it out.
+    "a local network over the destination": (
+        [("ndlab-host", "ip", "link", "add", "ndbr9", "type", "bridge"),
+         ("ndlab-host", "ip", "addr", "add", "203.0.113.1/24", "dev", "ndbr9"),
+         ("ndlab-host", "ip", "link", "set", "ndbr9", "up")],
+        ("ndlab-host", "sh", "-c", "ip link del ndbr9; ip route del 203.0.113.80/32"),
+        "destination-shadowed"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

@@ -361,6 +361,30 @@ def bridge_family_drop(hook, iface_key, iface, protocol="icmp"):
     return nft_json.parse_nft_json(doc)
 
 
+def _shadowed(nic=False):
+    """The lab with a second bridge holding the destination's network (the checks' default
+    destination, 198.18.0.1: a container network made over an outside range), the
+    container's path routed onto it; with nic, that bridge has a NIC in it (a LAN)."""
+    from dataclasses import replace as dc_replace
+
+    def host(ns):
+        br = dc_replace(ns.link(name="ndbr0"), ifindex=90, name="ndbr9", mac="36:f2:6c:1d:39:56",
+                        addresses=())
+        ns = dc_replace(ns, links=ns.links + (br,))
+        ns = E.add_address(ns, "ndbr9", "198.18.0.254", 24)
+        if nic:
+            port = dc_replace(ns.link(name="eth0"), ifindex=91, name="eno9", kind=None,
+                              master=90, addresses=())
+            ns = dc_replace(ns, links=ns.links + (port,))
+        return E.routes(ns, add=[E.route("198.18.0.0/24", "ndbr9", None)])
+
+    snap = E.edit_host_ns(HEALTHY, host)
+    _, c = E.container(snap, "test")
+    hops = [dict(h, name="ndbr9", ifindex=90, via=None) if h["role"] == "uplink" else h
+            for h in c.path["hops"]]
+    return E.edit_container(snap, "test", path=dict(c.path, hops=hops))
+
+
 def insert_after(anchor, line):
     return lambda text: text.replace(anchor, anchor + "\n" + line, 1)
 
@@ -555,6 +579,8 @@ CASES = {
             ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test"),
         ("container answers no ARP", E.edit_container_ns(HEALTHY, "test", lambda ns: E.sysctl(
             ns, "net.ipv4.conf.eth0.arp_ignore", "8")), "lab:test")],
+    "destination-shadowed": [
+        ("a second bridge holds the destination's /24", _shadowed(), "lab:test")],
     "bridge-down": [("ndbr0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "ndbr0")),
                      "lab:test")],
     "bridge-netfilter": [
@@ -1611,3 +1637,10 @@ def test_an_ip_protocol_match_is_the_families_own():
     # A rule of another port's does not concern this one.
     assert "forward-dropped" not in ids(run_checks(E.set_ruleset(
         HEALTHY, E.lab_rules() + bridge_family_drop("input", "iifname", "veth-web"))), "lab:test")
+
+
+def test_a_destination_on_a_real_lan_of_the_host_is_not_shadowed():
+    """A bridge with a NIC in it is a LAN: its machines are real, and delivering to them
+    on the link is how a LAN works."""
+    assert "destination-shadowed" in ids(run_checks(_shadowed()), "lab:test")
+    assert "destination-shadowed" not in ids(run_checks(_shadowed(nic=True)), "lab:test")

@@ -21,8 +21,10 @@ class DnsUnreachable(Check):
         if not conf.nameservers:
             yield self.finding(ctx, f"{ctx.subject}'s resolv.conf names no nameserver",
                                {"resolv_conf": c.resolv_conf[:500], "ignored": list(conf.ignored)},
-                               "add a `nameserver <address>` line to the container's resolv.conf",
-                               # With no nameserver line, the resolver asks this machine.
+                               # With no nameserver line, the resolver asks this machine:
+                               # that is what the command shows. (The fix, a nameserver
+                               # line or --dns, is the runbook's.)
+                               "{in_container}nslookup example.com 127.0.0.1", verify=True,
                                nameserver="127.0.0.1")
             return
         probes = {p["server"]: p for p in (c.dns_probe or ())}

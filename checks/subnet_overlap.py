@@ -30,6 +30,6 @@ class SubnetOverlap(Check):
                      + (f" (gateway {r.gateway})" if r.gateway else ""),
                 {"container_network": str(net), "route": r.dst, "dev": r.dev,
                  "gateway": r.gateway},
-                "move the container network to a range the host does not use "
-                "(e.g. dockerd --bip / docker network create --subnet)",
-                other_net=str(other))
+                # (The fix, moving the network to a free range, is the runbook's: which
+                # range is free is the operator's to say.)
+                "{in_host}ip route show " + str(other), verify=True, other_net=str(other))

@@ -1644,3 +1644,39 @@ def test_a_destination_on_a_real_lan_of_the_host_is_not_shadowed():
     on the link is how a LAN works."""
     assert "destination-shadowed" in ids(run_checks(_shadowed()), "lab:test")
     assert "destination-shadowed" not in ids(run_checks(_shadowed(nic=True)), "lab:test")
+
+
+COMMANDS = ("ip", "iptables", "ip6tables", "iptables-legacy", "ip6tables-legacy", "nft",
+            "sysctl", "bridge", "docker", "podman", "ssh", "nsenter", "modprobe", "ethtool",
+            "tc", "echo", "birdc", "birdcl", "nslookup", "systemctl", "cat", "conntrack", "ss",
+            "iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save",
+            "kubectl", "netdoctor")
+
+
+@pytest.mark.parametrize("check_id, name, snap, subject", [
+    (cid, name, snap, subject) for cid, cases in CASES.items()
+    for name, snap, subject in cases])
+def test_every_fix_and_verify_is_a_command_to_paste(check_id, name, snap, subject):
+    """subnet-overlap's fix was a sentence ("move the container network to a range..."):
+    what a report prints after `fix:` or `verify:` is run as pasted, so it starts with a
+    command (after the prefix that enters the right namespace)."""
+    for f in run_checks(snap):
+        if f.id != check_id:
+            continue
+        for text in (f.fix, f.verify):
+            for part in filter(None, (p.strip() for p in text.split("&&"))):
+                words = part.split()
+                while words and words[0] in ("ip", "nsenter") and (
+                        words[1:3] and words[1] == "netns" or words[0] == "nsenter"):
+                    words = _after_prefix(words)
+                assert words and words[0] in COMMANDS, (check_id, text)
+
+
+def _after_prefix(words):
+    """The command after `ip netns exec NS` or `nsenter ... -n` / `nsenter --net=P`."""
+    if words[:3] == ["ip", "netns", "exec"]:
+        return words[4:]
+    i = 1
+    while i < len(words) and words[i].startswith("-"):
+        i += 1 if "=" in words[i] or words[i] == "-n" else 2
+    return words[i:]

@@ -379,6 +379,27 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
+def test_an_ipv6_rule_before_routing_that_drops_the_containers_solicitations_is_the_cause(healed):
+    """ip6tables raw PREROUTING drops what the container sends, its neighbour solicitations
+    for the gateway included: nothing leaves it. The verdict blamed the gateway
+    (neighbour-failed, whose fix flushes an entry and heals nothing); it names the rule, and
+    the rule's deletion, run as printed, heals."""
+    rule = ("-t", "raw", "PREROUTING", "-s", "fd00:29::2", "-j", "DROP")
+    in_ns("ndlab-host", "ip6tables", *rule[:2], "-A", *rule[2:])
+    in_ns("ndlab-test", "ip", "neigh", "flush", "all")
+    try:
+        rc, doc, v = trace("test", "2001:db8:80::80")
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("forward-dropped", None), v
+        assert "raw PREROUTING" in (v["rule"] or ""), v
+        f = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "2001:db8:80::80")
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        sh("ip", "netns", "exec", "ndlab-host", "ip6tables", *rule[:2], "-D", *rule[2:],
+           check=False)
+
+
 def test_a_host_that_routes_the_request_back_into_the_bridge_names_the_gateway_there(healed):
     """The host routes the destination via an address on the container bridge that nobody
     holds: the request is last seen on the bridge, whose ARP for that gateway goes

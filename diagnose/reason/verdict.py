@@ -36,7 +36,8 @@ REASON_CAUSES = {
 }
 # Causes a dropping rule makes: for them, and only them, the rule whose counter moved is
 # evidence.
-RULE_CAUSES = ("forward-dropped", "bridge-netfilter", "container-output-dropped")
+RULE_CAUSES = ("forward-dropped", "bridge-netfilter", "container-output-dropped",
+               "neighbour-discovery-dropped")
 
 
 @dataclass(frozen=True)
@@ -214,27 +215,6 @@ def _dropped_by_a_program(c: Case) -> Optional[Verdict]:
                                   f"tools)")
 
 
-def _solicitations_dropped(c: Case) -> Optional[Verdict]:
-    """IPv6: the container's neighbour solicitations for its gateway went unanswered, a
-    rule the checks found dropping its requests before routing matches them too (neighbour
-    discovery is ICMPv6 from the container's own address), and a dropping rule's counter
-    moved while they were asked: that rule, not the gateway, is why nothing answered."""
-    if c.flow is None or ":" not in c.flow.src or c.hops.reachable \
-            or c.hops.stopped_at is not None or c.unanswered_arp is None or not c.rule_hits:
-        return None
-    hop, address = c.unanswered_arp
-    if hop.role != "container":
-        return None
-    if not any(f.id == "forward-dropped" and f.evidence.get("hook") == "prerouting"
-               and f.evidence.get("direction") == "request" for f in c.errors):
-        return None
-    v = _explained(c, "forward-dropped")
-    return replace(v, explanation=f"{v.explanation}; {hop.name} asked for its gateway "
-                                  f"{address} (neighbour discovery, ICMPv6 from its own "
-                                  f"address) and the host's rule before routing dropped the "
-                                  f"questions as it drops the requests")
-
-
 def _wiring_fault_where_it_stopped(c: Case) -> Optional[str]:
     """A fault of the wiring that blocks here is the cause, whatever the kernel says."""
     first = c.blocking_here[0] if c.blocking_here else None
@@ -382,8 +362,6 @@ RULES: list = [
     ("the name did not resolve: the path to the nameserver says how", _name_did_not_resolve),
     ("a tc filter or eBPF program dropped it, the kernel says", _dropped_by_a_program),
     ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
-    ("the host's rule drops the container's neighbour solicitations (IPv6)",
-     _solicitations_dropped),
     ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
     ("a finding blocks where it stopped", _finding_where_it_stopped),
     ("the wiring is broken earlier on the path", _wiring_fault_on_the_path),

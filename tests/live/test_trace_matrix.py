@@ -379,19 +379,25 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
-def test_an_ipv6_rule_before_routing_that_drops_the_containers_solicitations_is_the_cause(healed):
-    """ip6tables raw PREROUTING drops what the container sends, its neighbour solicitations
-    for the gateway included: nothing leaves it. The verdict blamed the gateway
-    (neighbour-failed, whose fix flushes an entry and heals nothing); it names the rule, and
-    the rule's deletion, run as printed, heals."""
-    rule = ("-t", "raw", "PREROUTING", "-s", "fd00:29::2", "-j", "DROP")
+@pytest.mark.parametrize("rule", [
+    # before routing, everything the container sends (its questions among it)
+    ("-t", "raw", "PREROUTING", "-s", "fd00:29::2", "-j", "DROP"),
+    # a firewall copied from IPv4, where ICMP is optional
+    ("-t", "filter", "INPUT", "-i", "ndbr0", "-p", "ipv6-icmp", "-j", "DROP"),
+])
+def test_an_ipv6_rule_that_drops_the_containers_solicitations_is_the_cause(healed, rule):
+    """The host's ip6tables drops the container's neighbour solicitations for its gateway:
+    nothing leaves it. The verdict blamed the gateway (neighbour-failed, whose fix flushes
+    an entry and heals nothing); it names the rule, and the rule's deletion, run as
+    printed, heals."""
     in_ns("ndlab-host", "ip6tables", *rule[:2], "-A", *rule[2:])
     in_ns("ndlab-test", "ip", "neigh", "flush", "all")
+    cause = "neighbour-discovery-dropped"
     try:
         rc, doc, v = trace("test", "2001:db8:80::80")
-        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("forward-dropped", None), v
-        assert "raw PREROUTING" in (v["rule"] or ""), v
-        f = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == (cause, None), v
+        assert f"{rule[1]} {rule[2]}" in (v["rule"] or ""), v
+        f = next(f for f in doc["findings"] if f["id"] == cause)
         sh("sh", "-c", f["fix"])
         rc, doc, v = trace("test", "2001:db8:80::80")
         assert rc == 0 and v["reachable"], (f["fix"], v)

@@ -407,12 +407,28 @@ MANGLE_DROP_ANSWERS = iptables_save.parse_iptables_save(
     ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
     "-A PREROUTING -d 198.51.100.2/32 -p icmp -j DROP\nCOMMIT\n")
 
+# ip6tables beside the lab's rules: ICMPv6 dropped in INPUT (an IPv4 firewall copied); a
+# DROP policy with only established traffic let in.
+ND_DROP = iptables_save.parse_iptables_save(
+    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    "-A INPUT -i ndbr0 -p ipv6-icmp -j DROP\nCOMMIT\n", family="ip6")
+ND_POLICY = iptables_save.parse_iptables_save(
+    "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n", family="ip6")
+
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
     "container-ipv6-disabled": [("disable_ipv6 on eth0", _toward6(_ipv6_disabled(HEALTHY)),
                                  "lab:test")],
     "ipv6-dad-failed": [("a duplicate of its address", _toward6(_dad_failed(HEALTHY)),
                          "lab:test")],
+    "neighbour-discovery-dropped": [
+        ("ICMPv6 dropped in INPUT", _toward6(_dual_stack(E.set_ruleset(
+            HEALTHY, E.lab_rules() + ND_DROP))),
+         "lab:test"),
+        ("INPUT policy DROP", _toward6(_dual_stack(E.set_ruleset(
+            HEALTHY, E.lab_rules() + ND_POLICY))),
+         "lab:test")],
     "ipv6-ra-ignored": [("RA default route expired", _toward6(_ra_expired(HEALTHY)),
                          "lab:test")],
     "datapath-unseen": [("clsact on the host veth", _with_tc_hook(HEALTHY, "veth-test"),

@@ -691,26 +691,3 @@ def test_a_host_that_routes_the_request_back_out_of_its_bridge_asks_there():
     v = V.decide(V.Case(hv, s, [], [], [], FLOW, (), dict(next_hops, bridge="172.29.0.7")))
     assert v.cause != "neighbour-failed", v
 
-
-def test_a_rule_that_drops_the_containers_requests_before_routing_drops_its_ipv6_solicitations():
-    """ip6tables -t raw -A PREROUTING -s <container> -j DROP drops its neighbour
-    solicitations too: the gateway was blamed (neighbour-failed, whose fix flushes an entry
-    and heals nothing). With the checks' finding for that rule and its counter moving while
-    the container asked, the rule is the cause."""
-    flow6 = E.Flow("icmp", "fd00:29::2", "2001:db8:80::80", cookie=1)
-    s = [replace(E.sight("container", "eth0", "ns", [], flow6), arp_requests=3,
-                 arp_unanswered=("fd00:29::1",))]
-    hv = E.HopVerdict(False, None, "request")
-    rule = Finding("forward-dropped", "error", "host", "lab:test", "m",
-                   {"hook": "prerouting", "direction": "request"}, "fix")
-    hits = [{"where": "ip6tables-nft -t raw PREROUTING rule 1",
-             "text": "-A PREROUTING -s fd00:29::2/128 -j DROP", "delta": 2, "policy": False}]
-    v = V.decide(V.Case(hv, s, [rule, finding("neighbour-failed")], [], hits, flow6, ()))
-    assert v.cause == "forward-dropped" and "raw PREROUTING" in v.rule, v
-    # No counter moved: the gateway's silence stays the verdict.
-    v = V.decide(V.Case(hv, s, [rule, finding("neighbour-failed")], [], [], flow6, ()))
-    assert v.cause == "neighbour-failed", v
-    # IPv4's ARP is no IP packet: no rule of iptables meets it.
-    s4 = [E.sight("container", "eth0", "ns", [arp_frame(1, "172.29.0.2", "172.29.0.1")], FLOW)]
-    v = V.decide(V.Case(hv, s4, [rule, finding("neighbour-failed")], [], hits, FLOW, ()))
-    assert v.cause == "neighbour-failed", v

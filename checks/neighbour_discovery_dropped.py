@@ -1,0 +1,66 @@
+import ipaddress
+from dataclasses import replace
+
+from . import Check, register
+from ._rules import delete_rule, iptables_program, rule_evidence
+from netdoctor.diagnose.reason.rules import evaluate
+
+HOOKS = ("prerouting", "input")
+SOLICITED_NODE = ipaddress.ip_address("ff02::1:ff00:0")  # + the address's low 24 bits  # where the host meets a question addressed to itself
+
+
+@register
+class NeighbourDiscoveryDropped(Check):
+    """The host's firewall drops the container's IPv6 neighbour solicitations for its
+    gateway"""
+
+    id = "neighbour-discovery-dropped"
+    severity = "error"
+    scope = "host"
+    runs_on = "container"
+    tags = ("netfilter", "ipv6", "neighbour", "path")
+    # The container never learns its gateway's MAC: nothing leaves it.
+    blocks_at = (("request", None), ("request", "container"))
+    precedence = 7
+    needs = ("host-rules",)
+
+    def run(self, ctx):
+        h, ingress, gw, me = ctx.host_ns, ctx.ingress, ctx.gateway, ctx.address
+        if h is None or ingress is None or ctx.family != "inet6" or not gw or not me:
+            return
+        if gw not in {a.local for a in ingress.addresses}:
+            return  # the host does not answer for it on that interface
+        # IPv6 neighbour discovery: ICMPv6 from the container's address to the gateway's
+        # solicited-node multicast address, as the kernel sends it.
+        low = int(ipaddress.ip_address(gw)) & 0xFFFFFF
+        solicited = str(ipaddress.ip_address(int(SOLICITED_NODE) | low))
+        packet = ctx.request("icmp")
+        if packet is None:
+            return
+        packet = replace(packet, dst=solicited, oif=None)
+        for hook in HOOKS:
+            out = evaluate(ctx.host.ruleset, hook, packet)
+            if out.verdict not in ("drop", "reject"):
+                continue
+            ev = rule_evidence(out)
+            ev.update({"hook": hook, "packet": f"{me} -> {solicited} (neighbour solicitation "
+                                               f"for {gw}) in {ingress.name}"})
+            yield self.finding(
+                ctx, f"{ctx.subject} asks for its gateway {gw} by IPv6 neighbour discovery "
+                     f"(ICMPv6 to {solicited}), and {ctx.vars['host_ns']} "
+                     f"{'drops' if out.verdict == 'drop' else 'rejects'} the question in "
+                     f"{hook.upper()}: {out.describe()}; the container never learns where "
+                     f"to send anything",
+                ev, _fix(out, ingress.name), rule=out.describe())
+            return
+
+
+def _fix(outcome, ingress: str) -> str:
+    if outcome.rule is not None:
+        return delete_rule(outcome.rule, "{in_host}")
+    c = outcome.chain
+    if c.backend == "nft":
+        return (f"{{in_host}}nft insert rule {c.family} {c.table} {c.name} iifname {ingress} "
+                f"meta l4proto ipv6-icmp accept")
+    table = "" if c.table in ("filter", None) else f" -t {c.table}"
+    return f"{{in_host}}{iptables_program(c)}{table} -I {c.name} -i {ingress} -p ipv6-icmp -j ACCEPT"

@@ -213,7 +213,7 @@ def run_checks(snapshot, only: Optional[set] = None, answered=None) -> list:
     except _Unreadable as e:  # a hand-edited snapshot the checks cannot read
         return [Finding(id="internal-error", severity="error", scope="host", subject="snapshot",
                         message=f"the snapshot could not be read: {e}",
-                        evidence={}, fix="take a new snapshot (netdoctor snapshot -o snap.json)")]
+                        evidence={}, fix="netdoctor snapshot -o snap.json")]  # a new one
     for ctx, ids in unjudged.values():
         findings.append(_not_judged(ctx, sorted(ids), ctx.host_rules_unread))
     findings = _mark_consequences(findings)
@@ -248,8 +248,9 @@ def _run(every, checks: list, unjudged: dict) -> list:
                 findings.append(Finding(
                     id="internal-error", severity="error", scope=ctx.scope, subject=ctx.subject,
                     message=f"check {check_id} crashed: {type(e).__name__}: {e}",
-                    evidence={"check": check_id}, fix="report this bug with the snapshot "
-                    "(netdoctor snapshot -o snap.json)"))
+                    evidence={"check": check_id}, fix="",
+                    # the snapshot to attach to a bug report (the runbook says so)
+                    verify="netdoctor snapshot -o snap.json"))
     return findings
 
 

@@ -1202,6 +1202,8 @@ def test_a_crashing_check_becomes_an_internal_error(monkeypatch):
     crashed = [f for f in findings if f.id == "internal-error"]
     assert len(crashed) == 2 and "boom" in crashed[0].message  # once per container
     assert not [f for f in findings if f.id not in ("internal-error",)]
+    # What to run is a command (the snapshot to attach to the report), not a sentence.
+    assert crashed[0].fix == "" and crashed[0].verify == "netdoctor snapshot -o snap.json"
 
 
 def test_snapshot_survives_json():

@@ -196,7 +196,7 @@ def trace_text(report) -> str:
         if h.get("arp_unanswered"):
             note = f"ARP for {', '.join(h['arp_unanswered'])}: no reply"
         rows.append((h["role"], h["name"], h["netns"], h["request_seen"], h["reply_seen"], first,
-                     "; ".join(seen) or "-", mark or note))
+                     "; ".join(seen) or "-", "; ".join(filter(None, (mark, note)))))
     lines += table(rows, ("HOP", "INTERFACE", "NETNS", "REQ", "REPLY", "FIRST µs",
                            "ADDRESSES SEEN", ""))
     if not doc["hops"]:

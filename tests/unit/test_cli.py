@@ -239,3 +239,21 @@ def test_report_draws_a_saved_trace_and_refuses_what_is_not_a_report(tmp_path):
                      (str(tmp_path / "missing.json"), "no such file")):
         res = netdoctor("report", bad)
         assert res.returncode == 2 and why in res.stderr and res.stderr.count("\n") == 1, res
+
+
+def test_the_ladder_keeps_the_arp_evidence_on_the_hop_where_it_stopped(tmp_path):
+    """The hop where the probe stopped showed only "<- stopped here": its own unanswered ARP,
+    the evidence of a neighbour-failed verdict there, was dropped from the ladder."""
+    import json
+
+    import recorded
+
+    doc = recorded.document("lab-trace-forward-drop.json")
+    for h in doc["hops"]:
+        if h["role"] == "bridge":
+            h["arp_unanswered"] = ["172.29.0.99"]
+    saved = tmp_path / "trace.json"
+    saved.write_text(json.dumps(doc))
+    res = netdoctor("report", str(saved))
+    bridge = next(l for l in res.stdout.splitlines() if l.startswith("bridge"))
+    assert "<- stopped here" in bridge and "ARP for 172.29.0.99: no reply" in bridge, bridge

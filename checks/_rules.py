@@ -29,6 +29,12 @@ def iptables_program(r) -> str:
     return prog.replace("iptables", "ip6tables") if r.family == "ip6" else prog
 
 
+def iptables_for(c) -> str:
+    """The iptables command that edits chain (or rule) c's table: `-t TABLE` but for filter."""
+    table = "" if c.table in ("filter", None) else f" -t {c.table}"
+    return f"{iptables_program(c)}{table}"
+
+
 def replace_rule(r, where: str, old: str, new: str):
     """The command that puts rule r back in its place with the word old changed to new, or
     None when r is not an iptables rule whose saved line holds old once."""

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import iptables_program, rule_evidence
+from ._rules import iptables_for, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -55,6 +55,6 @@ class BridgeNetfilter(Check):
 def _accept_in(chain) -> str:
     """The iptables command for the table whose FORWARD chain dropped it (mangle's ACCEPT
     in filter's FORWARD would leave mangle's drop in place)."""
-    if chain is None or chain.backend == "nft" or chain.table in ("filter", None):
+    if chain is None or chain.backend == "nft":
         return "iptables"
-    return f"{iptables_program(chain)} -t {chain.table}"
+    return iptables_for(chain)

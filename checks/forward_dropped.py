@@ -2,7 +2,7 @@ from dataclasses import replace
 
 from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
-                     flow_name, iptables_program, rule_evidence)
+                     flow_name, iptables_for, iptables_program, rule_evidence)
 from .context import PROBE_FLOWS, global_addresses
 from netdoctor.diagnose.reason.rules import evaluate
 
@@ -87,7 +87,7 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
         c = outcome.chain
         if c.backend == "nft":
             return f"{{in_host}}nft list chain {c.family} {c.table} {c.name}", True
-        return f"{{in_host}}{iptables_program(c)} -t {c.table} -S {c.name}", True
+        return f"{{in_host}}{iptables_program(c)} -t {c.table} -S {c.name}", True  # (any table)
     if docker_isolation(outcome):
         # Docker puts the rule back on its next start: the fix is to share a network.
         if docker_internal(outcome):
@@ -104,8 +104,7 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
             return f"{{in_host}}nft add rule {c.family} {c.table} {c.name} {match} accept", False
         match = "-i {ingress}" if direction == "request" else \
             "-o {ingress} -m conntrack --ctstate RELATED,ESTABLISHED"
-        table = "" if c.table in ("filter", None) else f" -t {c.table}"
-        return f"{{in_host}}{iptables_program(c)}{table} -I {c.name} {match} -j ACCEPT", False
+        return f"{{in_host}}{iptables_for(c)} -I {c.name} {match} -j ACCEPT", False
     return delete_rule(outcome.rule, "{in_host}"), False
 
 

@@ -2,7 +2,7 @@ import ipaddress
 from dataclasses import replace
 
 from . import Check, register
-from ._rules import delete_rule, iptables_program, rule_evidence
+from ._rules import delete_rule, iptables_for, rule_evidence
 from netdoctor.diagnose.reason.rules import evaluate
 
 HOOKS = ("prerouting", "input")
@@ -62,5 +62,4 @@ def _fix(outcome, ingress: str) -> str:
     if c.backend == "nft":
         return (f"{{in_host}}nft insert rule {c.family} {c.table} {c.name} iifname {ingress} "
                 f"meta l4proto ipv6-icmp accept")
-    table = "" if c.table in ("filter", None) else f" -t {c.table}"
-    return f"{{in_host}}{iptables_program(c)}{table} -I {c.name} -i {ingress} -p ipv6-icmp -j ACCEPT"
+    return f"{{in_host}}{iptables_for(c)} -I {c.name} -i {ingress} -p ipv6-icmp -j ACCEPT"

@@ -1698,3 +1698,19 @@ def _after_prefix(words):
     while i < len(words) and words[i].startswith("-"):
         i += 1 if "=" in words[i] or words[i] == "-n" else 2
     return words[i:]
+
+
+def test_a_drop_in_mangle_is_lifted_in_mangle():
+    """A mangle FORWARD rule drops bridged frames (br_netfilter) and routed requests: the
+    ACCEPT that fixes it goes in mangle's FORWARD (filter's would leave the drop in place),
+    and forward-dropped deletes the mangle rule itself."""
+    mangle = iptables_save.parse_iptables_save(
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+        ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        "-A FORWARD -i ndbr0 -j DROP\nCOMMIT\n")
+    snap = E.edit_host_ns(E.set_ruleset(HEALTHY, E.lab_rules() + mangle), lambda ns: E.sysctl(
+        ns, "net.bridge.bridge-nf-call-iptables", "1"))
+    found = {f.id: f for f in run_checks(snap) if f.subject == "lab:test"}
+    assert found["bridge-netfilter"].fix == ("ip netns exec ndlab-host iptables -t mangle -I "
+                                             "FORWARD -i ndbr0 -o ndbr0 -j ACCEPT")
+    assert found["forward-dropped"].fix == "ip netns exec ndlab-host iptables -t mangle -D FORWARD 1"

@@ -85,7 +85,9 @@ def trace_markdown(report) -> str:
     lines += ["", "## Hops", "", "| hop | interface | netns | requests | replies | first seen (µs) "
               "| addresses seen |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for h in doc["hops"]:
-        seen = "; ".join(f"{k}: {a}" for k, a in h["addresses_seen"].items()) or "-"
+        seen = "; ".join([f"{k}: {a}" for k, a in h["addresses_seen"].items()]
+                         + ([f"ARP for {', '.join(h['arp_unanswered'])}: no reply"]
+                            if h.get("arp_unanswered") else [])) or "-"
         mark = " **(stopped here)**" if not v["reachable"] and v["stopped_at"] == h["role"] else ""
         lines.append(f"| {h['role']}{mark} | {h['name']} | {h['netns']} | {h['request_seen']} | "
                      f"{h['reply_seen']} | {h['first_seen_us'] if h['first_seen_us'] is not None else '-'} "

@@ -257,3 +257,7 @@ def test_the_ladder_keeps_the_arp_evidence_on_the_hop_where_it_stopped(tmp_path)
     res = netdoctor("report", str(saved))
     bridge = next(l for l in res.stdout.splitlines() if l.startswith("bridge"))
     assert "<- stopped here" in bridge and "ARP for 172.29.0.99: no reply" in bridge, bridge
+    # The report pasted into a ticket says it too.
+    md = netdoctor("report", str(saved), "--format", "markdown").stdout
+    row = next(l for l in md.splitlines() if l.startswith("| bridge"))
+    assert "(stopped here)" in row and "ARP for 172.29.0.99: no reply" in row, row

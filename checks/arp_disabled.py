@@ -30,15 +30,14 @@ class ArpDisabled(Check):
             yield self._noarp(ctx, eth, "in_container", [None, "container", "host-veth"],
                               f"{ctx.subject}'s {eth.name}")
         elif eth is not None and ctx.family == "inet":
-            yield from self._unresolvable(ctx, eth)
+            yield from self._container_ignoring(ctx, eth)
         answering = self._answering(ctx)
         if answering is not None and _noarp(answering):
             yield self._noarp(ctx, answering, "in_host", [None, "container"],
                               f"{answering.name}, the interface that answers "
                               f"{ctx.subject}'s ARP for its gateway {ctx.gateway},")
-        elif answering is not None and ctx.family == "inet" and ctx.gateway in {
-                str(a.local) for a in answering.addresses}:
-            yield from self._ignoring(ctx, h, answering)
+        elif answering is not None and ctx.family == "inet" and answering.holds(ctx.gateway):
+            yield from self._ignoring_gateway(ctx, h, answering)
         up = ctx.uplink
         if up is not None and up is not answering and _noarp(up):
             yield self._noarp(ctx, up, "in_host", ["uplink"],
@@ -62,39 +61,43 @@ class ArpDisabled(Check):
             "{" + where + "}ip link set " + link.name + " arp on", interface=link.name,
             in_interface_ns=ctx.vars[where])
 
-    def _unresolvable(self, ctx, eth):
+    def _container_ignoring(self, ctx, eth):
         """The container answers no ARP: its gateway learns its MAC only from the
         container's own questions, and loses it when the entry ages (a minute or so), after
         which the answers wait for a MAC nobody gives."""
-        keys = (f"net.ipv4.conf.{eth.name}.arp_ignore", "net.ipv4.conf.all.arp_ignore")
-        values = {k: ctx.namespace.sysctls.get(k) for k in keys}
-        never = [k for k, v in values.items() if v == NEVER]
-        if not never:
-            return
-        yield self.finding(
-            ctx, f"{ctx.subject}'s {eth.name} answers no ARP request (arp_ignore 8 on "
-                 f"{' and '.join(k.split('.')[3] for k in never)}): the host reaches it only "
-                 f"while the neighbour entry its own questions left lasts, so the answers "
-                 f"to its traffic stop arriving when that entry ages out",
-            dict(values, interface=eth.name, direction="reply",
-                 stops_at=["bridge", "host-veth", "uplink"]),
-            " && ".join("{in_container}sysctl -w " + f"{k}=0" for k in never),
-            interface=eth.name, in_interface_ns=ctx.vars["in_container"])
+        values, never, on, fix = _arp_ignore(ctx.namespace.sysctls, eth.name, "in_container")
+        if never:
+            yield self.finding(
+                ctx, f"{ctx.subject}'s {eth.name} answers no ARP request (arp_ignore 8 on "
+                     f"{on}): the host reaches it only while the neighbour entry its own "
+                     f"questions left lasts, so the answers to its traffic stop arriving when "
+                     f"that entry ages out",
+                dict(values, interface=eth.name, direction="reply",
+                     stops_at=["bridge", "host-veth", "uplink"]),
+                fix, interface=eth.name, in_interface_ns=ctx.vars["in_container"])
 
-    def _ignoring(self, ctx, h, link):
-        keys = (f"net.ipv4.conf.{link.name}.arp_ignore", "net.ipv4.conf.all.arp_ignore")
-        values = {k: h.sysctls.get(k) for k in keys}
-        if NEVER not in values.values():
-            return  # the kernel applies the higher of the two: 8 in either is never
-        fix = " && ".join("{in_host}sysctl -w " + f"{k}=0" for k, v in values.items()
-                          if v == NEVER)
-        yield self.finding(
-            ctx, f"{link.name} in {ctx.vars['host_ns']} holds {ctx.subject}'s gateway "
-                 f"{ctx.gateway} but answers no ARP request (arp_ignore 8 on "
-                 f"{' and '.join(k.split('.')[3] for k, v in values.items() if v == NEVER)}): "
-                 f"the container never learns its gateway's MAC",
-            dict(values, interface=link.name, gateway=ctx.gateway, stops_at=[None, "container"]),
-            fix, interface=link.name, in_interface_ns=ctx.vars["in_host"])
+    def _ignoring_gateway(self, ctx, h, link):
+        values, never, on, fix = _arp_ignore(h.sysctls, link.name, "in_host")
+        if never:
+            yield self.finding(
+                ctx, f"{link.name} in {ctx.vars['host_ns']} holds {ctx.subject}'s gateway "
+                     f"{ctx.gateway} but answers no ARP request (arp_ignore 8 on {on}): the "
+                     f"container never learns its gateway's MAC",
+                dict(values, interface=link.name, gateway=ctx.gateway,
+                     stops_at=[None, "container"]),
+                fix, interface=link.name, in_interface_ns=ctx.vars["in_host"])
+
+
+def _arp_ignore(sysctls: dict, ifname: str, where: str) -> tuple:
+    """(the interface's and `all`'s arp_ignore, the keys set to 8, their names ("eth0 and
+    all"), the command that sets them to 0, run `where`). The kernel applies the higher of
+    the two: 8 in either answers nothing."""
+    names = {f"net.ipv4.conf.{ifname}.arp_ignore": ifname, "net.ipv4.conf.all.arp_ignore": "all"}
+    values = {k: sysctls.get(k) for k in names}
+    never = [k for k, v in values.items() if v == NEVER]
+    on = " and ".join(names[k] for k in never)
+    fix = " && ".join("{" + where + "}sysctl -w " + f"{k}=0" for k in never)
+    return values, never, on, fix
 
 
 def _noarp(link) -> bool:

@@ -5,8 +5,8 @@ from . import Check, register
 from ._rules import delete_rule, iptables_for, rule_evidence
 from netdoctor.diagnose.reason.rules import evaluate
 
-HOOKS = ("prerouting", "input")
-SOLICITED_NODE = ipaddress.ip_address("ff02::1:ff00:0")  # + the address's low 24 bits  # where the host meets a question addressed to itself
+HOOKS = ("prerouting", "input")  # where the host meets a question addressed to itself
+SOLICITED_NODE = ipaddress.ip_address("ff02::1:ff00:0")  # + the address's low 24 bits
 
 
 @register
@@ -28,7 +28,7 @@ class NeighbourDiscoveryDropped(Check):
         h, ingress, gw, me = ctx.host_ns, ctx.ingress, ctx.gateway, ctx.address
         if h is None or ingress is None or ctx.family != "inet6" or not gw or not me:
             return
-        if gw not in {a.local for a in ingress.addresses}:
+        if not ingress.holds(gw):
             return  # the host does not answer for it on that interface
         # IPv6 neighbour discovery: ICMPv6 from the container's address to the gateway's
         # solicited-node multicast address, as the kernel sends it.

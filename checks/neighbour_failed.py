@@ -88,7 +88,7 @@ class NeighbourFailed(Check):
 def _gateway_mac(ctx, gw: str):
     """(MAC, who says so) of the container's gateway, when netdoctor knows it."""
     br = ctx.network_bridge
-    if br is not None and br.mac and gw in [a.local for a in br.addresses]:
+    if br is not None and br.mac and br.holds(gw):
         return br.mac, f"{br.name} has"
     parent = ctx.uplink if ctx.path.get("mode") in LOWER_DEVICE_MODES else None
     if parent is None or ctx.host_ns is None:

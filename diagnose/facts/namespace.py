@@ -171,6 +171,10 @@ class Link:
     def up(self) -> bool:
         return "UP" in self.flags
 
+    def holds(self, address: str) -> bool:
+        """Whether one of its addresses is address (as written: one spelling per address)."""
+        return any(a.local == address for a in self.addresses)
+
     @property
     def lower_up(self) -> bool:
         return "LOWER_UP" in self.flags

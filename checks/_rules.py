@@ -1,5 +1,8 @@
 """What the firewall checks share (private: no check imports another): the words of a
-verdict, the evidence a rule walk leaves, and the commands that delete or replace a rule."""
+verdict, the evidence a rule walk leaves, the commands that delete or replace a rule, the
+addresses a SNAT translates to."""
+
+import ipaddress
 
 PAST = {"drop": "dropped", "reject": "rejected"}
 PLURAL = {"request": "requests", "reply": "replies"}
@@ -68,3 +71,20 @@ def docker_internal(outcome) -> bool:
     return outcome.rule.chain.startswith("DOCKER-INTERNAL") or (
         "-i" in words and "-o" not in words and any(
             a == "!" and b == "-d" for a, b in zip(words, words[1:])))
+
+
+def translated_to(to: str):
+    """The addresses a SNAT translates to ("a", "a:ports", "a-b", "a-b:ports", "[v6]:ports"),
+    as (first, last), or None when the text says no address."""
+    text = (to or "").strip()
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:  # IPv4 with ports
+        text = text.split(":", 1)[0]
+    first, _, last = text.partition("-")
+    try:
+        a = ipaddress.ip_address(first)
+        b = ipaddress.ip_address(last) if last else a
+    except ValueError:
+        return None
+    return (a, b) if a.version == b.version and a <= b else None

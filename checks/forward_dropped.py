@@ -2,7 +2,7 @@ from dataclasses import replace
 
 from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
-                     flow_name, iptables_for, iptables_program, rule_evidence)
+                     flow_name, iptables_for, iptables_program, rule_evidence, translated_to)
 from .context import PROBE_FLOWS, global_addresses
 from netdoctor.diagnose.reason.rules import evaluate
 
@@ -71,7 +71,8 @@ def _as_met(ctx, packet, direction: str, hook: str):
         return packet
     out = walked[1]
     if out.verdict == "snat":
-        to = (out.rule.to or "").split("-")[0].rsplit(":", 1)[0] if out.rule else ""
+        span = translated_to(out.rule.to) if out.rule else None
+        to = str(span[0]) if span else ""
     else:
         to = next((a.local for a in global_addresses(ctx.host_egress, ctx.family)), "")
     return replace(packet, dst=to) if to else None

@@ -1,24 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from ._rules import replace_rule, rule_evidence
-
-
-def translated_to(to: str):
-    """The addresses a SNAT translates to ("a", "a:ports", "a-b", "a-b:ports", "[v6]:ports"),
-    as (first, last), or None when the text says no address."""
-    text = (to or "").strip()
-    if text.startswith("["):
-        text = text[1:].split("]", 1)[0]
-    elif text.count(":") == 1:  # IPv4 with ports
-        text = text.split(":", 1)[0]
-    first, _, last = text.partition("-")
-    try:
-        a = ipaddress.ip_address(first)
-        b = ipaddress.ip_address(last) if last else a
-    except ValueError:
-        return None
-    return (a, b) if a.version == b.version and a <= b else None
+from ._rules import replace_rule, rule_evidence, translated_to
 
 
 @register

@@ -1714,3 +1714,20 @@ def test_a_drop_in_mangle_is_lifted_in_mangle():
     assert found["bridge-netfilter"].fix == ("ip netns exec ndlab-host iptables -t mangle -I "
                                              "FORWARD -i ndbr0 -o ndbr0 -j ACCEPT")
     assert found["forward-dropped"].fix == "ip netns exec ndlab-host iptables -t mangle -D FORWARD 1"
+
+
+def test_an_ipv6_answer_before_routing_is_addressed_to_the_snat_address():
+    """NAT66 by SNAT to the uplink's 2001:db8:1::2: before routing, the answers are still
+    addressed to it, and a mangle rule dropping ICMPv6 to it drops them. The address was cut
+    at its last colon, as if it carried a port ("2001:db8:1:"), and the drop went unseen."""
+    rules = iptables_save.parse_iptables_save(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        ":POSTROUTING ACCEPT [0:0]\n"
+        "-A POSTROUTING -s fd00:29::/64 ! -o ndbr0 -j SNAT --to-source 2001:db8:1::2\nCOMMIT\n"
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+        ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        "-A PREROUTING -d 2001:db8:1::2/128 -p ipv6-icmp -j DROP\nCOMMIT\n", family="ip6")
+    snap = _toward6(_dual_stack(E.set_ruleset(HEALTHY, E.lab_rules() + rules)))
+    (f,) = [f for f in run_checks(snap) if f.id == "forward-dropped" and f.subject == "lab:test"]
+    assert (f.evidence["direction"], f.evidence["hook"]) == ("reply", "prerouting"), f
+    assert f.fix == "ip netns exec ndlab-host ip6tables -t mangle -D PREROUTING 1", f.fix

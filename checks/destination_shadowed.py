@@ -1,5 +1,3 @@
-import ipaddress
-
 from . import Check, register
 from .context import lookup
 
@@ -27,13 +25,10 @@ class DestinationShadowed(Check):
         if out.kind != "bridge" or any(l.master == out.ifindex and l.kind != "veth"
                                        for l in h.links):
             return  # a NIC, or a bridge with one in it, on the destination's own LAN
-        route = lookup(h.routes, dest)
+        route = lookup(h.routes, dest)  # (None for a destination that is no address)
         if route is None or route.gateway or route.dev != out.name or route.is_default:
             return
-        try:
-            family = "inet6" if ipaddress.ip_address(dest).version == 6 else "inet"
-        except ValueError:
-            return
+        family = ctx.family
         default = next((r for r in h.default_routes(family)
                         if r.dev != out.name and r.gateway), None)
         if default is None:

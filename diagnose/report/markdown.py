@@ -7,7 +7,7 @@ import json
 
 from .as_json import summary, target_rows
 from . import mermaid
-from .text import address_choice, nftrace_lines, trace_title, verdict_lines
+from .text import address_choice, arp_note, nftrace_lines, trace_title, verdict_lines
 
 
 def md_cell(text: str) -> str:
@@ -85,9 +85,8 @@ def trace_markdown(report) -> str:
     lines += ["", "## Hops", "", "| hop | interface | netns | requests | replies | first seen (µs) "
               "| addresses seen |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for h in doc["hops"]:
-        seen = "; ".join([f"{k}: {a}" for k, a in h["addresses_seen"].items()]
-                         + ([f"ARP for {', '.join(h['arp_unanswered'])}: no reply"]
-                            if h.get("arp_unanswered") else [])) or "-"
+        seen = "; ".join(filter(None, [f"{k}: {a}" for k, a in h["addresses_seen"].items()]
+                                + [arp_note(h)])) or "-"
         mark = " **(stopped here)**" if not v["reachable"] and v["stopped_at"] == h["role"] else ""
         lines.append(f"| {h['role']}{mark} | {h['name']} | {h['netns']} | {h['request_seen']} | "
                      f"{h['reply_seen']} | {h['first_seen_us'] if h['first_seen_us'] is not None else '-'} "

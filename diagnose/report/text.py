@@ -100,6 +100,12 @@ def checks_text(snapshot, findings: list, colour: bool = False) -> str:
     return _rich_colour(text) if colour else text
 
 
+def arp_note(hop: dict) -> str:
+    """What a hop's capture says of its unanswered ARP questions ("" for none)."""
+    asked = hop.get("arp_unanswered")
+    return f"ARP for {', '.join(asked)}: no reply" if asked else ""
+
+
 def address_choice(d: dict) -> Optional[str]:
     """Which of a name's addresses was followed, and why, when it had more than one."""
     addresses = d.get("addresses") or []
@@ -193,8 +199,7 @@ def trace_text(report) -> str:
         note = h["capture_error"] or ""
         if h.get("observes", "all") != "all" and not h["request_seen"]:
             note = f"sees {h['observes']}"
-        if h.get("arp_unanswered"):
-            note = f"ARP for {', '.join(h['arp_unanswered'])}: no reply"
+        note = arp_note(h) or note
         rows.append((h["role"], h["name"], h["netns"], h["request_seen"], h["reply_seen"], first,
                      "; ".join(seen) or "-", "; ".join(filter(None, (mark, note)))))
     lines += table(rows, ("HOP", "INTERFACE", "NETNS", "REQ", "REPLY", "FIRST µs",

@@ -11,7 +11,9 @@ from importlib import resources
 from typing import Optional
 
 SECTIONS = ("Symptom", "Why it breaks traffic", "Confirm", "Fix", "Revert")
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+# A per-interface sysctl key; the name between conf/neigh and the leaf may hold dots.
+_INTERFACE_KEY = re.compile(r"\bnet\.(ipv4|ipv6)\.(conf|neigh)\.([\w@.-]+?\.[\w@.-]+)\.(\w+)\b")
 
 
 def text(check_id: str) -> Optional[str]:
@@ -42,4 +44,12 @@ def fill(template: str, values: dict) -> str:
         v = values.get(m.group(1))
         return m.group(0) if v is None else str(v)
 
-    return _PLACEHOLDER.sub(sub, template)
+    return sysctl_spelling(_PLACEHOLDER.sub(sub, template))
+
+
+def sysctl_spelling(text: str) -> str:
+    """Per-interface sysctl keys as sysctl(8) reads them: a dot parts the key, so an
+    interface named with one (flannel.1, eth0.100) is written with a slash in its place,
+    as sysctl itself prints it (net.ipv4.conf.flannel/1.rp_filter)."""
+    return _INTERFACE_KEY.sub(
+        lambda m: f"net.{m[1]}.{m[2]}.{m[3].replace('.', '/')}.{m[4]}", text)

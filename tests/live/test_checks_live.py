@@ -2,7 +2,7 @@
 
 import pytest
 
-from sandbox import netdoctor, netdoctor_json, sh
+from sandbox import netdoctor, netdoctor_json, sh, unique
 
 pytestmark = pytest.mark.live
 
@@ -322,3 +322,23 @@ def test_checks_shows_progress_on_a_terminal_and_never_in_json(lab):
     assert term == "" and out.lstrip().startswith("{")
     res = netdoctor("checks", "lab:test")  # stderr a pipe: nothing but the report
     assert res.stderr == ""
+
+
+def test_a_sysctl_fix_for_an_interface_with_a_dot_runs_as_printed():
+    """What fill() prints for a per-interface key (flannel.1, eth0.100) is what the real
+    sysctl(8) sets: a sealed namespace with a veth named with a dot, each key written as a
+    fix prints it and read back from /proc."""
+    from netdoctor.runbooks import fill
+
+    ns = unique("ndt-dot")
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "-n", ns, "link", "add", "nd.1", "type", "veth", "peer", "name", "nd.2")
+        for leaf, value in (("proxy_arp", "1"), ("rp_filter", "2"), ("arp_ignore", "8")):
+            command = fill(f"{{in_host}}sysctl -w net.ipv4.conf.{{veth}}.{leaf}={value}",
+                           {"in_host": f"ip netns exec {ns} ", "veth": "nd.1"})
+            assert sh(*command.split(), check=False).returncode == 0, command
+            read = sh("ip", "netns", "exec", ns, "cat", f"/proc/sys/net/ipv4/conf/nd.1/{leaf}")
+            assert read.stdout.strip() == value, command
+    finally:
+        sh("ip", "netns", "del", ns)

@@ -2,6 +2,7 @@
 case), and naming the fault when exactly the fact it reads is broken (the failing cases)."""
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -1487,7 +1488,7 @@ def test_runbook_commands_name_real_devices(check_id, case, snap, subject):
     f = next(f for f in run_checks(snap) if f.id == check_id and f.subject == subject)
     page = runbooks.fill(runbooks.text(check_id), dict(f.vars, fix=f.fix or f.verify))
     commands = [line.strip() for line in page.splitlines() if line.startswith("    ")]
-    assert not [c for c in commands if re.search(r"(^|\s)\?(\s|$)|\{[a-z_]+\}", c)], commands
+    assert not [c for c in commands if re.search(r"(^|\s)\?(\s|$)|\{[a-z_][a-z0-9_]*\}", c)], commands
 
 
 def test_peer_route_missing_says_what_birds_sessions_show():
@@ -1731,3 +1732,71 @@ def test_an_ipv6_answer_before_routing_is_addressed_to_the_snat_address():
     (f,) = [f for f in run_checks(snap) if f.id == "forward-dropped" and f.subject == "lab:test"]
     assert (f.evidence["direction"], f.evidence["hook"]) == ("reply", "prerouting"), f
     assert f.fix == "ip netns exec ndlab-host ip6tables -t mangle -D PREROUTING 1", f.fix
+
+
+def _dotted(snap):
+    """The snapshot with a dot in every interface name but lo's (a VLAN or a flannel.1 is
+    named so): routes, rules, sysctl keys and paths renamed alike."""
+    from netdoctor.diagnose.facts.snapshot import Snapshot
+
+    d = snap.to_dict()
+    names = {link["name"] for ns in [h["namespace"] for h in d["hosts"].values()]
+             + [c["namespace"] for c in d["containers"]] for link in ns["links"]}
+    text = json.dumps(d)
+    for name in names - {"lo"}:
+        text = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", f"{name[:3]}.{name[3:]}", text)
+    return Snapshot.from_dict(json.loads(text)), {f"{n[:3]}.{n[3:]}" for n in names}
+
+
+def _sysctl_paths(text):
+    """The /proc/sys paths of the keys in every sysctl command of text, read as sysctl(8)
+    reads them: if a key's first separator is a dot, dots part the path and a slash stands
+    for a dot in a name."""
+    for command in re.split(r"&&|;|\||\n", text):
+        words = command.split()
+        if "sysctl" not in words:
+            continue
+        for word in words[words.index("sysctl") + 1:]:
+            key = word.strip("`").split("=")[0]
+            if not key.startswith("net"):
+                continue
+            if key[3:4] == ".":
+                key = key.translate(str.maketrans("./", "/."))
+            yield key.split("/")
+
+
+SYSCTL_FIXES = ("proxy-arp-off", "route-localnet-off", "rp-filter-drop", "ipv6-ra-ignored",
+                "arp-disabled", "ip-forward-disabled", "container-ipv6-disabled")
+
+
+@pytest.mark.parametrize("check_id, name, snap", [
+    (cid, name, snap) for cid in SYSCTL_FIXES for name, snap, _ in CASES[cid]])
+def test_a_sysctl_of_an_interface_with_a_dot_in_its_name_is_spelled_for_sysctl(
+        check_id, name, snap):
+    """`sysctl -w net.ipv4.conf.flannel.1.rp_filter=0` fails ("cannot stat
+    /proc/sys/net/ipv4/conf/flannel/1/rp_filter"): sysctl(8) wants flannel/1 there. Every
+    sysctl key a finding prints — fix, verify and its filled runbook — names one interface."""
+    from netdoctor import runbooks
+
+    dotted, names = _dotted(snap)
+    found = [f for f in run_checks(dotted) if f.id == check_id]
+    assert found, (check_id, name)
+    for f in found:
+        for text in (f.fix, f.verify, runbooks.fill(runbooks.text(f.id), f.vars)):
+            for parts in _sysctl_paths(text):
+                if parts[2:3] in (["conf"], ["neigh"]):
+                    assert len(parts) == 5 and parts[3] in names | {"all", "default"}, (
+                        check_id, "/".join(parts), text)
+
+
+@pytest.mark.parametrize("check_id, name, snap", [
+    (cid, name, snap) for cid, cases in CASES.items() for name, snap, _ in cases])
+def test_every_case_renders_its_runbook_with_every_name_filled_in(check_id, name, snap):
+    """`{uplink6}` and `{thresh1}` were never filled (the placeholder pattern had no digits):
+    the runbook of every failing case reads with its real names."""
+    from netdoctor import runbooks
+
+    for f in run_checks(snap):
+        if f.id == check_id:
+            page = runbooks.fill(runbooks.text(f.id), f.vars)
+            assert not re.findall(r"\{[a-z_][a-z0-9_]*\}", page), (check_id, name)

@@ -56,9 +56,10 @@ def test_runbook_placeholders_are_names_checks_provide(healthy_lab):
                 "dad_address", "dad_ip", "uplink6", "expected_dev", "reply_query",
                 "macvlan_mode", "peer_subnet", "neighbour_dev", "in_neighbour_ns", "session",
                 "neighbor", "birdcl", "sysctl_key", "table", "port", "interface",
-                "in_interface_ns", "shadowing_net", "shadowing_dev", "ingress"}
+                "in_interface_ns", "shadowing_net", "shadowing_dev", "ingress", "thresh1",
+                "thresh2", "thresh3"}
     for cid in load_all():
-        used = set(re.findall(r"\{([a-z_]+)\}", runbooks.text(cid)))
+        used = set(re.findall(r"\{([a-z_][a-z0-9_]*)\}", runbooks.text(cid)))
         unknown = used - ctx_vars - specific
         assert not unknown, (cid, unknown)
 

@@ -95,7 +95,7 @@ def test_a_macvlan_parent_in_its_childrens_subnet_is_no_conflict():
     assert ("ip-conflict", "error") not in found, found
 
 
-PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+PLACEHOLDER = re.compile(r"\{[a-z_][a-z0-9_]*\}")
 
 
 @pytest.mark.parametrize("name, snap", SNAPSHOTS, ids=[n for n, _ in SNAPSHOTS])

@@ -1,7 +1,8 @@
 import ipaddress
+from dataclasses import replace
 
 from . import Check, register
-from ._rules import docker_internal, docker_isolation, rule_evidence
+from ._rules import delete_rule, docker_internal, docker_isolation, rule_evidence
 from netdoctor.diagnose.facts.namespace import is_unrouted
 from netdoctor.diagnose.reason.rules import evaluate
 
@@ -40,6 +41,7 @@ class NatMissing(Check):
             return
         packet, out = walked
         if out.verdict in ("masquerade", "snat"):
+            yield from self._untracked(ctx, packet, out)
             return
         forward = evaluate(ctx.host.ruleset, "forward", packet)
         if forward.verdict in ("drop", "reject") and docker_isolation(forward) \
@@ -53,3 +55,27 @@ class NatMissing(Check):
                  f"way back",
             ev, ("{in_host}ip6tables" if packet.family == "ip6" else "{in_host}iptables")
             + " -t nat -A POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE")
+
+    def _untracked(self, ctx, packet, out):
+        """The translation is there, but a rule before conntrack marks the request
+        untracked (NOTRACK, CT --notrack, nft notrack): NAT is done by conntrack, for the
+        connections it tracks, so the request leaves with its private source all the same."""
+        before = evaluate(ctx.host.ruleset, "prerouting", replace(packet, oif=None))
+        if before.untracked is None:
+            return
+        rule, base = before.untracked
+        if base is None or base.priority >= CONNTRACK_PRIORITY:
+            return  # conntrack has seen the packet by then: notrack changes nothing
+        ev = {"untracked_by": rule.where, "rule": rule.text, "chain_priority": base.priority,
+              "nat": out.describe(),
+              "packet": f"{packet.src} -> {packet.dst} in {packet.iif}"}
+        yield self.finding(
+            ctx, f"{ctx.subject}'s requests are marked untracked before conntrack sees them "
+                 f"({rule.where}: {rule.text}): NAT only translates tracked connections, so "
+                 f"{out.describe()} never applies and {packet.src} leaves {packet.oif} "
+                 f"untranslated: replies cannot find their way back",
+            ev, delete_rule(rule, "{in_host}"))
+
+
+# Conntrack's hook priority (NF_IP_PRI_CONNTRACK): a chain before it sees packets untracked.
+CONNTRACK_PRIORITY = -200

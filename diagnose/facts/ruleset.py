@@ -45,6 +45,9 @@ class Rule:
     bytes: int = 0
     # Where a NAT rule translates to: "172.17.0.2:80", "172.17.0.2", ":8080" (redirect)
     to: Optional[str] = None
+    # The rule marks what it matches untracked (NOTRACK, CT --notrack, nft notrack): the
+    # packet goes on, but conntrack, and so NAT, never sees it.
+    notrack: bool = False
 
     @property
     def where(self) -> str:

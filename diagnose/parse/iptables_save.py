@@ -38,7 +38,7 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
               packets: int, bytes_: int, text: str, user_chains: set) -> Rule:
     chain = tokens[1]
     matches, verdict, target, to = [], "continue", None, None
-    negate = False
+    negate, notrack = False, False
     i, n = 2, len(tokens)
     module = None
 
@@ -83,8 +83,10 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
                 verdict, target = "jump", name
             else:
                 verdict = "continue"  # LOG, MARK, CT, TCPMSS, ...: the packet goes on
-            # The target's own options follow: of them, only a NAT target's address matters.
+            # The target's own options follow: of them, a NAT target's address matters, and
+            # whether CT untracks.
             rest = tokens[i + 1:]
+            notrack = name == "NOTRACK" or (name == "CT" and "--notrack" in rest)
             for opt in ("--to-destination", "--to-source", "--to-ports", "--to"):
                 if opt in rest and rest.index(opt) + 1 < len(rest):
                     to = rest[rest.index(opt) + 1]
@@ -110,7 +112,7 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
         i += 1
     return Rule(backend=backend, family=family, table=table, chain=chain, index=index,
                 matches=tuple(matches), verdict=verdict, target=target, text=text,
-                packets=packets, bytes=bytes_, to=to)
+                packets=packets, bytes=bytes_, to=to, notrack=notrack)
 
 
 def parse_iptables_save(text: str, backend: str = "iptables-nft", family: str = "ip") -> tuple:

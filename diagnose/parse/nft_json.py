@@ -91,6 +91,7 @@ def _nat_to(val) -> Optional[str]:
 
 def _nft_rule(r: dict, index: int) -> Rule:
     matches, verdict, target, packets, bytes_, to = [], "continue", None, 0, 0, None
+    notrack = False
     for e in r.get("expr") or ():
         if not isinstance(e, dict) or len(e) != 1:
             continue
@@ -114,10 +115,12 @@ def _nft_rule(r: dict, index: int) -> Rule:
             matches.append(Match("unknown", (_compact(e),), False))
         elif key == "queue":
             verdict = "queue"
+        elif key == "notrack":
+            notrack = True
     rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
                 chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
                 target=target, handle=r.get("handle") if isinstance(r.get("handle"), int) else None,
-                packets=packets, bytes=bytes_, to=to)
+                packets=packets, bytes=bytes_, to=to, notrack=notrack)
     return replace(rule, text=render_nft(rule))
 
 
@@ -134,6 +137,8 @@ def render_nft(rule: Rule) -> str:
         name = f"{m.family or 'ip'} {m.kind}" if m.kind in ("saddr", "daddr") else \
             names.get(m.kind, m.kind)
         words.append(f"{name} {'!= ' if m.negate else ''}{vals}")
+    if rule.notrack:
+        words.append("notrack")
     if rule.verdict in ("jump", "goto"):
         words.append(f"{rule.verdict} {rule.target}")
     elif rule.verdict != "continue":

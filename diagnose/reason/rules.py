@@ -40,6 +40,9 @@ class Outcome:
     chain: Optional[Chain]  # the base chain whose rule or policy decided
     uncertain: tuple = ()  # rules with unknown matches that would have dropped
     trail: tuple = ()  # "backend table chain" walked, for the evidence
+    # The first rule that marked the packet untracked on the way (and the base chain it was
+    # reached from): with a priority before conntrack's, NAT never sees the packet.
+    untracked: Optional[tuple] = None  # (rule, base chain)
 
     @property
     def by_policy(self) -> bool:
@@ -218,6 +221,8 @@ class _Walk:
     packet: Packet
     uncertain: list = field(default_factory=list)
     trail: list = field(default_factory=list)
+    base: Optional[Chain] = None  # the base chain being walked
+    untracked: Optional[tuple] = None
 
 
 def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
@@ -236,6 +241,8 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
             if rule.verdict in ("drop", "reject", "queue"):
                 w.uncertain.append(rule)
                 continue
+        if rule.notrack and m and w.untracked is None:
+            w.untracked = (rule, w.base)
         v = rule.verdict
         if v == "continue":
             continue
@@ -270,16 +277,18 @@ def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter",
     bases = ruleset.base_chains(hook, family or packet.family, type_)
     last = None
     for base in bases:
+        w.base = base
         verdict, rule = _run_chain(w, base, 0)
         if verdict in (None, "return"):
             verdict, rule = base.policy or "accept", None
         last = (verdict, rule, base)
         if verdict in ("drop", "reject") or verdict in NAT_VERDICTS:
-            return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail))
+            return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail),
+                           w.untracked)
     if last is None:
-        return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail))
+        return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail), w.untracked)
     verdict, rule, base = last
-    return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail))
+    return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail), w.untracked)
 
 
 def rule_hits(before: Ruleset, after: Ruleset, verdicts: tuple = ("drop", "reject")) -> list:

@@ -351,6 +351,13 @@ BY_HAND = {
          ("ndlab-host", "ip", "link", "set", "ndbr9", "up")],
         ("ndlab-host", "sh", "-c", "ip link del ndbr9; ip route del 203.0.113.80/32"),
         "destination-shadowed"),
+    # NAT is conntrack's: a request marked untracked before it leaves untranslated, the
+    # MASQUERADE rule in place.
+    "requests untracked before NAT": (
+        [("ndlab-host", "iptables", "-t", "raw", "-A", "PREROUTING", "-i", "ndbr0", "-j", "CT",
+          "--notrack")],
+        ("ndlab-host", "iptables", "-t", "raw", "-D", "PREROUTING", "-i", "ndbr0", "-j", "CT",
+         "--notrack"), "nat-missing"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

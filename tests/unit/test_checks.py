@@ -362,6 +362,28 @@ def bridge_family_drop(hook, iface_key, iface, protocol="icmp"):
     return nft_json.parse_nft_json(doc)
 
 
+RAW_NOTRACK = ("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+               "-A PREROUTING -i {iface} -j CT --notrack\nCOMMIT\n")
+
+
+def _untracked(iface="ndbr0", nft_priority=None):
+    """The lab with the container's requests marked untracked before conntrack sees them:
+    an iptables raw rule (`-j CT --notrack`), or with nft_priority a native prerouting chain
+    of that priority with `notrack`. NAT is for tracked connections only."""
+    if nft_priority is None:
+        extra = iptables_save.parse_iptables_save(RAW_NOTRACK.format(iface=iface))
+    else:
+        extra = nft_json.parse_nft_json({"nftables": [
+            {"table": {"family": "inet", "name": "ndt"}},
+            {"chain": {"family": "inet", "table": "ndt", "name": "pre", "type": "filter",
+                       "hook": "prerouting", "prio": nft_priority, "policy": "accept"}},
+            {"rule": {"family": "inet", "table": "ndt", "chain": "pre", "handle": 3, "expr": [
+                {"match": {"op": "==", "left": {"meta": {"key": "iifname"}},
+                           "right": iface}},
+                {"notrack": None}]}}]})
+    return E.set_ruleset(HEALTHY, tuple(E.lab_rules()) + tuple(extra))
+
+
 def _shadowed(nic=False):
     """The lab with a second bridge holding the destination's network (the checks' default
     destination, 198.18.0.1: a container network made over an outside range), the
@@ -547,6 +569,9 @@ CASES = {
                                       "--to-source 198.51.100.90-198.51.100.99:1024-65535"))),
          "lab:test")],
     "nat-missing": [("MASQUERADE gone", E.set_ruleset(HEALTHY, E.lab_rules(remove(MASQ))),
+                     "lab:test"),
+                    ("NOTRACK before routing", _untracked(), "lab:test"),
+                    ("nft notrack in a raw-priority chain", _untracked(nft_priority=-300),
                      "lab:test")],
     "rp-filter-drop": [
         ("strict, container net routed via uplink", E.edit_host_ns(HEALTHY, lambda ns: E.routes(
@@ -1800,3 +1825,21 @@ def test_every_case_renders_its_runbook_with_every_name_filled_in(check_id, name
         if f.id == check_id:
             page = runbooks.fill(runbooks.text(f.id), f.vars)
             assert not re.findall(r"\{[a-z_][a-z0-9_]*\}", page), (check_id, name)
+
+
+def test_nat_bypassed_by_an_untracking_rule_is_named_with_the_rule():
+    """The MASQUERADE is there, but a raw rule marks the container's requests untracked and
+    NAT never sees them: the trace saw the private source leave the uplink (nat-missing)
+    and nothing said why. The finding names the rule and deletes it."""
+    f = next(f for f in run_checks(_untracked()) if f.id == "nat-missing")
+    assert "untracked" in f.message and "CT --notrack" in f.message
+    assert f.fix == "ip netns exec ndlab-host iptables -t raw -D PREROUTING 1"
+    f = next(f for f in run_checks(_untracked(nft_priority=-300)) if f.id == "nat-missing")
+    assert f.fix == "ip netns exec ndlab-host nft delete rule inet ndt pre handle 3"
+
+
+def test_an_untracking_rule_that_misses_the_container_or_comes_after_conntrack_is_silent():
+    # Another bridge's traffic; a chain after conntrack (priority 0: the packet is tracked
+    # by then, and notrack does nothing).
+    assert "nat-missing" not in ids(run_checks(_untracked(iface="docker0")), "lab:test")
+    assert "nat-missing" not in ids(run_checks(_untracked(nft_priority=0)), "lab:test")

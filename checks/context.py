@@ -332,6 +332,14 @@ class ContainerContext:
         return None
 
     @cached_property
+    def own_route_lookup(self) -> Optional[dict]:
+        """The kernel's route lookup of the destination in the container's namespace, as
+        the path recorded it (dev, gateway, prefsrc, error), or None."""
+        mine = self.namespace.netns.get("name") or f"net:[{self.namespace.netns.get('inode')}]"
+        return next((l for l in self.path.get("route_lookups", ()) if l.get("netns") == mine),
+                    None)
+
+    @cached_property
     def source(self):
         """The address the container's kernel sends from, as it picks one: the source its
         route lookup answered (or the route's src hint), else the address whose network
@@ -339,9 +347,7 @@ class ContainerContext:
         addrs = global_addresses(self.egress, self.family)
         if not addrs:
             return None
-        mine = self.namespace.netns.get("name") or f"net:[{self.namespace.netns.get('inode')}]"
-        hints = [l.get("prefsrc") for l in self.path.get("route_lookups", ())
-                 if l.get("netns") == mine]
+        hints = [self.own_route_lookup.get("prefsrc")] if self.own_route_lookup else []
         if self.default_route is not None:
             hints.append(self.default_route.prefsrc)
         for hint in hints:

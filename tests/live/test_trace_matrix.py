@@ -358,6 +358,16 @@ BY_HAND = {
           "--notrack")],
         ("ndlab-host", "iptables", "-t", "raw", "-D", "PREROUTING", "-i", "ndbr0", "-j", "CT",
          "--notrack"), "nat-missing"),
+    # A route of the container's own for the destination's network: on its link (it asks
+    # for the destination by ARP), or via another container (which does not forward).
+    "destination routed on the container's link": (
+        [("ndlab-test", "ip", "route", "add", "203.0.113.0/24", "dev", "eth0")],
+        ("ndlab-test", "ip", "route", "del", "203.0.113.0/24"),
+        "container-route-bypasses-gateway"),
+    "destination routed via another container": (
+        [("ndlab-test", "ip", "route", "add", "203.0.113.0/24", "via", "172.29.0.3")],
+        ("ndlab-test", "ip", "route", "del", "203.0.113.0/24"),
+        "container-route-bypasses-gateway"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

@@ -384,6 +384,23 @@ def _untracked(iface="ndbr0", nft_priority=None):
     return E.set_ruleset(HEALTHY, tuple(E.lab_rules()) + tuple(extra))
 
 
+def _bypassing(gateway=None, dst="198.18.0.0/16", proxy_arp="0"):
+    """The test container with a route of its own for the checks' destination (198.18.0.1):
+    on its link (no gateway: it asks for the destination itself by ARP), or via gateway;
+    the kernel's lookup in the container answers by that route. proxy_arp: the bridge's."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    _, c = E.container(HEALTHY, "test")
+    lookups = [dict(l, gateway=gateway) if l["netns"] == "ndlab-test" else l
+               for l in c.path["route_lookups"]]
+    snap = E.edit_container(HEALTHY, "test", path=dict(c.path, route_lookups=lookups))
+    route = E.route(dst, "eth0", gateway) if gateway else Route(dst=dst, dev="eth0",
+                                                                scope="link")
+    snap = E.edit_container_ns(snap, "test", lambda ns: E.routes(ns, add=[route]))
+    return E.edit_host_ns(snap, lambda ns: E.sysctl(ns, "net.ipv4.conf.ndbr0.proxy_arp",
+                                                    proxy_arp))
+
+
 def _shadowed(nic=False):
     """The lab with a second bridge holding the destination's network (the checks' default
     destination, 198.18.0.1: a container network made over an outside range), the
@@ -567,6 +584,10 @@ CASES = {
         ("SNAT to a range and ports, none here", E.set_ruleset(HEALTHY, E.lab_rules(
             lambda t: t.replace(MASQ, "-A POSTROUTING -s 172.29.0.0/24 ! -o ndbr0 -j SNAT "
                                       "--to-source 198.51.100.90-198.51.100.99:1024-65535"))),
+         "lab:test")],
+    "container-route-bypasses-gateway": [
+        ("destination routed on the link", _bypassing(), "lab:test"),
+        ("destination routed via another address of the bridge", _bypassing("172.29.0.3"),
          "lab:test")],
     "nat-missing": [("MASQUERADE gone", E.set_ruleset(HEALTHY, E.lab_rules(remove(MASQ))),
                      "lab:test"),
@@ -1843,3 +1864,27 @@ def test_an_untracking_rule_that_misses_the_container_or_comes_after_conntrack_i
     # by then, and notrack does nothing).
     assert "nat-missing" not in ids(run_checks(_untracked(iface="docker0")), "lab:test")
     assert "nat-missing" not in ids(run_checks(_untracked(nft_priority=0)), "lab:test")
+
+
+def test_a_container_route_that_bypasses_its_gateway_is_replaced_by_one_through_it():
+    """`ip route add 203.0.113.0/24 dev eth0` in the container: it asks for the destination
+    by ARP on its link, where nothing has it (the trace said neighbour-failed with no
+    finding); `... via 172.29.0.3`, another container: the request ends there (the trace
+    said unknown). The fix keeps the route, through the gateway."""
+    on_link = next(f for f in run_checks(_bypassing())
+                   if f.id == "container-route-bypasses-gateway")
+    assert "198.18.0.0/16" in on_link.message and "ARP" in on_link.message
+    assert on_link.fix == ("ip netns exec ndlab-test ip route replace 198.18.0.0/16 via "
+                           "172.29.0.1 dev eth0")
+    via = next(f for f in run_checks(_bypassing("172.29.0.3"))
+               if f.id == "container-route-bypasses-gateway")
+    assert "172.29.0.3" in via.message and "host-veth" in via.evidence["stops_at"]
+    assert via.fix == on_link.fix
+
+
+def test_a_container_route_through_its_gateway_or_answered_by_proxy_arp_is_fine():
+    assert "container-route-bypasses-gateway" not in ids(run_checks(
+        _bypassing("172.29.0.1")), "lab:test")
+    # The bridge answers ARP for any address it routes (proxy ARP): on-link works.
+    assert "container-route-bypasses-gateway" not in ids(run_checks(
+        _bypassing(proxy_arp="1")), "lab:test")

@@ -49,12 +49,19 @@ class NatMissing(Check):
             return  # an internal network: no way out, and so no NAT, by design
         ev = rule_evidence(out) if out.chain is not None else {"verdict": "no nat chain"}
         ev.update({"packet": f"{packet.src} -> {packet.dst} out {packet.oif}"})
+        # A rule that ends the walk first (a RETURN from POSTROUTING, an ACCEPT) takes the
+        # request past any NAT rule after it: that is what to name.
+        stopper = out.returned if out.rule is None else out.rule
+        why = (f"{stopper.where}: {stopper.text} takes it past any NAT rule after it"
+               if stopper is not None else f"POSTROUTING: {out.describe()}")
+        if out.returned is not None:
+            ev["returned_by"] = f"{out.returned.where}: {out.returned.text}"
+        # Inserted first, the MASQUERADE is met before whatever ended the walk.
         yield self.finding(
             ctx, f"{ctx.subject}'s private address {packet.src} leaves {packet.oif} "
-                 f"untranslated (POSTROUTING: {out.describe()}): replies cannot find their "
-                 f"way back",
+                 f"untranslated ({why}): replies cannot find their way back",
             ev, ("{in_host}ip6tables" if packet.family == "ip6" else "{in_host}iptables")
-            + " -t nat -A POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE")
+            + " -t nat -I POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE")
 
     def _untracked(self, ctx, packet, out):
         """The translation is there, but a rule before conntrack marks the request

@@ -43,6 +43,8 @@ class Outcome:
     # The first rule that marked the packet untracked on the way (and the base chain it was
     # reached from): with a priority before conntrack's, NAT never sees the packet.
     untracked: Optional[tuple] = None  # (rule, base chain)
+    # The rule whose RETURN ended a base chain's walk (its policy then decided), if any.
+    returned: Optional[Rule] = None
 
     @property
     def by_policy(self) -> bool:
@@ -223,6 +225,7 @@ class _Walk:
     trail: list = field(default_factory=list)
     base: Optional[Chain] = None  # the base chain being walked
     untracked: Optional[tuple] = None
+    returned: Optional[Rule] = None
 
 
 def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
@@ -280,15 +283,19 @@ def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter",
         w.base = base
         verdict, rule = _run_chain(w, base, 0)
         if verdict in (None, "return"):
+            if verdict == "return" and rule is not None:
+                w.returned = rule
             verdict, rule = base.policy or "accept", None
         last = (verdict, rule, base)
         if verdict in ("drop", "reject") or verdict in NAT_VERDICTS:
             return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail),
-                           w.untracked)
+                           w.untracked, w.returned)
     if last is None:
-        return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail), w.untracked)
+        return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail), w.untracked,
+                       w.returned)
     verdict, rule, base = last
-    return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail), w.untracked)
+    return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail), w.untracked,
+                   w.returned)
 
 
 def rule_hits(before: Ruleset, after: Ruleset, verdicts: tuple = ("drop", "reject")) -> list:

@@ -51,7 +51,7 @@ def test_ipv6_faults(lab, healed, fault, cause, stopped):
             ["ipv6-ra-ignored"], found["host-no-route"]
     if fault == "nat66-missing":
         f = next(f for f in doc["findings"] if f["id"] == "nat-missing")
-        assert "ip6tables -t nat -A POSTROUTING -s fd00:29::/64" in f["fix"], f["fix"]
+        assert "ip6tables -t nat -I POSTROUTING -s fd00:29::/64" in f["fix"], f["fix"]
 
 
 def test_an_unanswered_neighbour_solicitation_is_seen(lab, healed):

@@ -368,6 +368,12 @@ BY_HAND = {
         [("ndlab-test", "ip", "route", "add", "203.0.113.0/24", "via", "172.29.0.3")],
         ("ndlab-test", "ip", "route", "del", "203.0.113.0/24"),
         "container-route-bypasses-gateway"),
+    # A RETURN ahead of the MASQUERADE: the fix must go before it, not after.
+    "NAT skipped by a RETURN": (
+        [("ndlab-host", "iptables", "-t", "nat", "-I", "POSTROUTING", "-s", "172.29.0.0/24",
+          "-j", "RETURN")],
+        ("ndlab-host", "iptables", "-t", "nat", "-D", "POSTROUTING", "-s", "172.29.0.0/24",
+         "-j", "RETURN"), "nat-missing"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

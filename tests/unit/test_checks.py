@@ -592,6 +592,9 @@ CASES = {
     "nat-missing": [("MASQUERADE gone", E.set_ruleset(HEALTHY, E.lab_rules(remove(MASQ))),
                      "lab:test"),
                     ("NOTRACK before routing", _untracked(), "lab:test"),
+                    ("RETURN before the MASQUERADE", E.set_ruleset(HEALTHY, E.lab_rules(
+                        lambda t: t.replace(MASQ, "-A POSTROUTING -s 172.29.0.0/24 -j RETURN\n"
+                                            + MASQ))), "lab:test"),
                     ("nft notrack in a raw-priority chain", _untracked(nft_priority=-300),
                      "lab:test")],
     "rp-filter-drop": [
@@ -1888,3 +1891,14 @@ def test_a_container_route_through_its_gateway_or_answered_by_proxy_arp_is_fine(
     # The bridge answers ARP for any address it routes (proxy ARP): on-link works.
     assert "container-route-bypasses-gateway" not in ids(run_checks(
         _bypassing(proxy_arp="1")), "lab:test")
+
+
+def test_nat_skipped_by_a_rule_before_it_is_named_and_the_fix_goes_before_it():
+    """A RETURN (or ACCEPT) in nat POSTROUTING ahead of the MASQUERADE: the finding said
+    "policy accept", and its fix appended a MASQUERADE after the RETURN, which heals
+    nothing. It names the rule, and the MASQUERADE goes first."""
+    f = next(f for f in run_checks(case("nat-missing", "RETURN before the MASQUERADE"))
+             if f.id == "nat-missing")
+    assert "-A POSTROUTING -s 172.29.0.0/24 -j RETURN" in f.message, f.message
+    assert f.fix == ("ip netns exec ndlab-host iptables -t nat -I POSTROUTING -s 172.29.0.0/24 "
+                     "! -o ndbr0 -j MASQUERADE")

@@ -283,6 +283,15 @@ def _left_untranslated(c: Case) -> Optional[str]:
     return "nat-missing" if src and src == flow_src and is_unrouted(flow_src) else None
 
 
+def _translated_destination(c: Case, seen: Optional[str]) -> Optional[str]:
+    """The destination the request left with (seen: "src -> dst" on the uplink), when NAT
+    on the way changed it from the probe's."""
+    if not seen or c.flow is None or " -> " not in seen:
+        return None
+    dst = seen.split(" in VXLAN ")[0].split(" -> ")[1].strip()  # the outer addresses
+    return dst if dst and dst != c.flow.dst else None
+
+
 def _left_untranslated_from(c: Case) -> str:
     """The container's own address, when the request left the uplink from it (no NAT)."""
     up = next((s for s in c.sightings if s.role == "uplink"), None)
@@ -430,6 +439,11 @@ def _explained(c: Case, cause: str) -> Verdict:
                         "host (the next hop, the network past it, the destination), which "
                         "netdoctor cannot see; ask from there next (a capture on the next hop, "
                         "its route back, the destination's firewall)")
+        moved = _translated_destination(c, seen)
+        if moved:
+            explanation += (f"; but on this host its destination was translated from "
+                            f"{c.flow.dst} to {moved} (a DNAT rule of the host's nat "
+                            f"PREROUTING), so it was sent to {moved}, not to {c.flow.dst}")
     if cause == "lost-on-peer":
         explanation += f" on the far host; {FAR_HINTS[hv.stopped_at]}"
     far = next((f for f in c.errors if f.id == cause and f.side == "destination"), None)

@@ -489,13 +489,13 @@ def test_a_drop_on_a_namesake_device_off_the_path_is_not_the_probes():
     assert E.probe_drops(crossed, (104, 118), path, frozenset({"veth-web"}))[0][2] == "eth0"
 
 
-def _stopped_at_the_uplink(src, dst, seen_src=None, asked=()):
+def _stopped_at_the_uplink(src, dst, seen_src=None, asked=(), seen_dst=None):
     """The verdict for a request last seen leaving the uplink (from seen_src there), with
     these addresses asked for there and never answered."""
     flow = E.Flow("icmp", src, dst, cookie=1)
     s = sightings([1, 1, 1, 1], [0] * 4)
     s[3] = E.HopSighting("uplink", "eth0", "ns", 1, 0, arp_requests=len(asked),
-                         addresses_seen={"request": f"{seen_src or src} -> {dst}"},
+                         addresses_seen={"request": f"{seen_src or src} -> {seen_dst or dst}"},
                          arp_unanswered=tuple(asked))
     return V.decide(V.Case(E.HopVerdict(False, "uplink", "request"), s, [], [], [], flow, ()))
 
@@ -691,3 +691,16 @@ def test_a_host_that_routes_the_request_back_out_of_its_bridge_asks_there():
     v = V.decide(V.Case(hv, s, [], [], [], FLOW, (), dict(next_hops, bridge="172.29.0.7")))
     assert v.cause != "neighbour-failed", v
 
+
+
+def test_a_request_sent_elsewhere_by_the_hosts_dnat_says_where_it_went():
+    """A DNAT rule on the host rewrote the destination of the container's own request
+    (203.0.113.80 -> 10.9.9.9): nothing came back from beyond the uplink, and the
+    explanation says where the request went, not only that it was lost."""
+    v = _stopped_at_the_uplink("172.29.0.2", "203.0.113.80", seen_src="198.51.100.2",
+                               seen_dst="10.9.9.9")
+    assert v.cause == "upstream-no-reply"
+    assert "destination was translated from 203.0.113.80 to 10.9.9.9" in v.explanation, \
+        v.explanation
+    v = _stopped_at_the_uplink("172.29.0.2", "203.0.113.80", seen_src="198.51.100.2")
+    assert "translated from" not in v.explanation

@@ -597,6 +597,13 @@ def gateway_for(ctx, eth) -> tuple:
         for a in global_addresses(br, fam):
             if any(ipaddress.ip_address(a.local) in n for n in mine):
                 return a.local, False
+    # A container address narrower than its bridge's network (a /32 on a /24 bridge): the
+    # bridge still routes for it, reached on-link.
+    held = [ipaddress.ip_address(a.local) for a in global_addresses(eth, fam)]
+    for br in bridges:
+        for a in global_addresses(br, fam):
+            if any(h in a.interface.network for h in held):
+                return a.local, True
     if bridges:
         return "<gateway>", False
     if ctx.path.get("mode") in LOWER_DEVICE_MODES and ctx.host_ns is not None:

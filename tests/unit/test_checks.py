@@ -1902,3 +1902,14 @@ def test_nat_skipped_by_a_rule_before_it_is_named_and_the_fix_goes_before_it():
     assert "-A POSTROUTING -s 172.29.0.0/24 -j RETURN" in f.message, f.message
     assert f.fix == ("ip netns exec ndlab-host iptables -t nat -I POSTROUTING -s 172.29.0.0/24 "
                      "! -o ndbr0 -j MASQUERADE")
+
+
+def test_a_container_whose_address_is_narrower_than_its_bridge_network_gets_an_onlink_gateway():
+    """lab:web with 172.29.0.3/32 (no default route: the kernel removed it with the /24):
+    the fix said `via <gateway>`, which no shell runs. The bridge's 172.29.0.1/24 holds the
+    container's address: that is its gateway, reached on-link."""
+    snap = E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(E.link(
+        ns, "eth0", addresses=(E.Address("inet", "172.29.0.2", 32),)),
+        keep=lambda r: not r.is_default and r.dst != "172.29.0.0/24"))
+    f = next(f for f in run_checks(snap) if f.id == "container-no-default-route")
+    assert f.fix == "ip netns exec ndlab-test ip route add default via 172.29.0.1 dev eth0 onlink"

@@ -18,10 +18,15 @@ class ContainerNoInterface(Check):
             return
         mode = ctx.container.target.get("network_mode")
         by_design = mode == "none"
+        # The runtime's default network; another namespace's interfaces are whoever made
+        # them (CNI, a script): shown, not guessed at.
+        engine = ctx.container.target.get("kind")
+        default = {"docker": "bridge", "podman": "podman"}.get(engine)
         yield self.finding(
             ctx, f"{ctx.subject} has only lo" + (
                 " (it was started with --network none, so this is by design)" if by_design
                 else ": it cannot reach anything"),
             {"links": [l.name for l in ctx.namespace.links], "network_mode": mode},
-            "docker network connect <network> {container_name}",
+            f"{engine} network connect {default} {{container_name}}" if default
+            else "{in_container}ip -br link", verify=default is None,
             severity="info" if by_design else None)

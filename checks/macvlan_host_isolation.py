@@ -35,7 +35,6 @@ class MacvlanHostIsolation(Check):
              "held_by": holder.name, "container_address": ctx.address},
             "{in_host}ip link add {shim} link {uplink} type " + mode
             + (" mode l2" if mode == "ipvlan" else " mode bridge") + " && "
-            "{in_host}ip addr add <a free address of the network>/32 dev {shim} && "
             "{in_host}ip link set {shim} up && "
             "{in_host}ip route add {container_ip}/32 dev {shim}",
             shim=f"{mode}-shim")

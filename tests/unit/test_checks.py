@@ -1740,6 +1740,18 @@ def test_every_fix_and_verify_is_a_command_to_paste(check_id, name, snap, subjec
                 assert words and words[0] in COMMANDS, (check_id, text)
 
 
+@pytest.mark.parametrize("check_id, name, snap, subject", [
+    (cid, name, snap, subject) for cid, cases in CASES.items()
+    for name, snap, subject in cases])
+def test_no_fix_holds_a_blank_to_fill_in(check_id, name, snap, subject):
+    """`ip route add default via <gateway> dev <uplink>` is no command: a shell reads `<` as
+    a redirection. Where netdoctor cannot name what a fix needs, it gives a command that
+    shows it (verify), and the runbook the fix's form."""
+    for f in run_checks(snap):
+        if f.id == check_id:
+            assert not re.search(r"<[a-z][a-z _-]*>", f.fix), (check_id, f.fix)
+
+
 def _after_prefix(words):
     """The command after `ip netns exec NS` or `nsenter ... -n` / `nsenter --net=P`."""
     if words[:3] == ["ip", "netns", "exec"]:
@@ -1913,3 +1925,15 @@ def test_a_container_whose_address_is_narrower_than_its_bridge_network_gets_an_o
         keep=lambda r: not r.is_default and r.dst != "172.29.0.0/24"))
     f = next(f for f in run_checks(snap) if f.id == "container-no-default-route")
     assert f.fix == "ip netns exec ndlab-test ip route add default via 172.29.0.1 dev eth0 onlink"
+
+
+def test_a_container_without_address_is_restarted_by_its_engine_and_shown_otherwise():
+    """The fix was `ip addr add <address>/<prefix>`. Docker's and podman's IPAM give the
+    address again on a restart; a namespace made by anything else is shown (verify)."""
+    bare = E.edit_container_ns(HEALTHY, "test", lambda ns: E.link(ns, "eth0", addresses=()))
+    f = next(f for f in run_checks(bare) if f.id == "container-no-address")
+    assert (f.fix, f.verify) == ("", "ip netns exec ndlab-test ip -br addr show eth0")
+    _, c = E.container(bare, "test")
+    as_docker = E.edit_container(bare, "test", target=dict(c.target, kind="docker"))
+    f = next(f for f in run_checks(as_docker) if f.id == "container-no-address")
+    assert f.fix == "docker restart test"

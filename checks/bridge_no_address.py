@@ -42,7 +42,7 @@ class BridgeNoAddress(Check):
             {"bridge": br.name, "bridge_addresses": [str(a) for a in br.addresses],
              "gateway": gw, "container_network": network},
             "{in_host}ip addr add " + f"{gw}/{mine.prefixlen}" + " dev {bridge}",
-            gateway=gw)
+            gateway=gw, prefix=f"{gw}/{mine.prefixlen}")
 
 
 def _inside(address: str, network) -> bool:

@@ -63,7 +63,7 @@ class HostNoRoute(Check):
             else:
                 yield self.finding(
                     ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
-                    evidence, "{in_host}ip route add default via <gateway> dev <uplink>")
+                    evidence, NO_GATEWAY_KNOWN, verify=True)
         elif lookups and " iif " in lookups[0]["query"] and not lookups[0].get("dev") \
                 and _forwarding_on(ctx.host_ns.sysctls, lookups[0]["query"], ctx.family) \
                 and _policy_refusal(ctx, lookups[0].get("error")):
@@ -86,7 +86,12 @@ class HostNoRoute(Check):
         elif not lookups and ctx.uplink is None and not ctx.host_ns.default_routes():
             yield self.finding(
                 ctx, f"{host_ns} has no default route",
-                {"default_routes": []}, "{in_host}ip route add default via <gateway> dev <uplink>")
+                {"default_routes": []}, NO_GATEWAY_KNOWN, verify=True)
+
+
+# No route at all: the gateway of the uplink's network is the network's (its DHCP lease, its
+# configuration), which netdoctor cannot know; the addresses and routes there are, shown.
+NO_GATEWAY_KNOWN = "{in_host}ip -br addr show && {in_host}ip route show table main"
 
 
 # The kernel's answer to a lookup that met a route of each refusing type (its errno's text,

@@ -34,7 +34,7 @@ class OverlayEndpointMissing(Check):
                     {"network": intent["name"], "endpoint": e, "tunnel": vx.name,
                      "intent": intent["source"]},
                     "{in_host}ip neigh show dev " + vx.name + "; {in_host}bridge fdb show dev "
-                    + vx.name, verify=True, tunnel=vx.name, next_hop=e["ip"])
+                    + vx.name, verify=True, tunnel=vx.name, next_hop=e["ip"], network=intent["name"])
                 continue
             sends_to = sorted({f.dst for f in ns.fdb if f.dev == vx.name and f.dst
                                and f.mac.lower() == mac.lower()})
@@ -53,4 +53,4 @@ class OverlayEndpointMissing(Check):
                 {"network": intent["name"], "endpoint": e, "tunnel": vx.name, "mac": mac,
                  "fdb_sends_to": sends_to, "intent": intent["source"]},
                 "{in_host}bridge fdb replace " + mac + " dev " + vx.name + " dst " + e["node"]
-                + " self permanent", tunnel=vx.name, next_hop=e["ip"], mac=mac)
+                + " self permanent", tunnel=vx.name, next_hop=e["ip"], network=intent["name"], mac=mac)

@@ -40,4 +40,4 @@ class VxlanDeviceDown(Check):
             ctx, f"{tunnel.name}, a VXLAN device of the overlay, is DOWN in "
                  f"{ctx.vars['host_ns']}{why}: nothing crosses the overlay",
             link_evidence(tunnel, vni=tunnel.tunnel.get("vni")),
-            "{in_host}ip link set " + tunnel.name + " up")
+            "{in_host}ip link set " + tunnel.name + " up", tunnel=tunnel.name)

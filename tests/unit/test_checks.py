@@ -817,10 +817,14 @@ def test_no_route_beside_a_default_route_adds_no_default_route():
     f = _host_no_route(_host_lookup_refused(HEALTHY, "Network is unreachable"))
     assert f.fix == "" and "ip rule show" in f.verify and "default" not in f.verify
     assert "default route" in f.message
-    # without any default route, adding one is the fix
+    # Without any default route, adding one is the fix, but the router to add it by is the
+    # network's (its configuration, its DHCP lease): shown, not guessed (the fix was `ip route
+    # add default via <gateway> dev <uplink>`, which no shell runs).
     snap = E.edit_host_ns(_host_lookup_refused(HEALTHY, "Network is unreachable"),
                           lambda ns: E.routes(ns, keep=lambda r: not r.is_default))
-    assert _host_no_route(snap).fix.startswith("ip netns exec ndlab-host ip route add default")
+    f = _host_no_route(snap)
+    assert f.fix == "" and f.verify == ("ip netns exec ndlab-host ip -br addr show && "
+                                        "ip netns exec ndlab-host ip route show table main")
 
 
 def test_a_flannel_file_that_describes_another_node_silences_nothing():
@@ -1937,3 +1941,16 @@ def test_a_container_without_address_is_restarted_by_its_engine_and_shown_otherw
     as_docker = E.edit_container(bare, "test", target=dict(c.target, kind="docker"))
     f = next(f for f in run_checks(as_docker) if f.id == "container-no-address")
     assert f.fix == "docker restart test"
+
+
+def test_no_command_line_of_a_runbook_holds_a_blank():
+    """A runbook's command lines (its indented blocks) are pasted as they are: none may
+    hold a `<blank>` for the reader to fill in. Prose may say what to put where."""
+    from netdoctor import runbooks
+
+    from netdoctor.checks import NOT_CHECKS
+
+    for cid in list(CASES) + list(NOT_CHECKS):
+        for line in runbooks.text(cid).splitlines():
+            if line.startswith("    "):
+                assert not re.search(r"<[a-z][a-z _.-]*>", line), (cid, line)

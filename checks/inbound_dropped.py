@@ -6,7 +6,7 @@ from ._rules import delete_rule
 @register
 class InboundDropped(Check):
     """A client's connection to a published port is dropped on its way in (raw PREROUTING or
-    FORWARD)"""
+    FORWARD), or untracked there, before its DNAT"""
 
     id = "inbound-dropped"
     severity = "error"
@@ -25,10 +25,15 @@ class InboundDropped(Check):
             rule = _rule_of(ctx, w.dropped.said)
             fix = delete_rule(rule, "{in_host}") if rule is not None else \
                 "{in_host}iptables -I DOCKER-USER -p {proto} --dport {container_port} -j ACCEPT"
+            if w.dropped.verdict == "untracked":
+                what = (f"marked untracked in {w.dropped.hook} ({w.dropped.said}): NAT is "
+                        f"conntrack's, so the DNAT that publishes the port never applies, and "
+                        f"the host answers the connection itself (refused) or drops it")
+            else:
+                what = (f"{'rejected' if w.dropped.verdict == 'reject' else 'dropped'} in "
+                        f"{w.dropped.hook}: {w.dropped.said}")
             yield self.finding(
-                ctx, f"a client's {port_name(w)} for {ctx.subject} is "
-                     f"{'rejected' if w.dropped.verdict == 'reject' else 'dropped'} in "
-                     f"{w.dropped.hook}: {w.dropped.said}",
+                ctx, f"a client's {port_name(w)} for {ctx.subject} is {what}",
                 {"hook": w.dropped.hook, "decided_by": w.dropped.said, "walk": w.to_dict()},
                 fix, rule=w.dropped.said, **port_vars(w))
 

@@ -68,12 +68,11 @@ class NatMissing(Check):
         untracked (NOTRACK, CT --notrack, nft notrack): NAT is done by conntrack, for the
         connections it tracks, so the request leaves with its private source all the same."""
         before = evaluate(ctx.host.ruleset, "prerouting", replace(packet, oif=None))
-        if before.untracked is None:
+        rule = before.untracking_rule
+        if rule is None:
             return
-        rule, base = before.untracked
-        if base is None or base.priority >= CONNTRACK_PRIORITY:
-            return  # conntrack has seen the packet by then: notrack changes nothing
-        ev = {"untracked_by": rule.where, "rule": rule.text, "chain_priority": base.priority,
+        ev = {"untracked_by": rule.where, "rule": rule.text,
+              "chain_priority": before.untracked[1].priority,
               "nat": out.describe(),
               "packet": f"{packet.src} -> {packet.dst} in {packet.iif}"}
         yield self.finding(
@@ -82,7 +81,3 @@ class NatMissing(Check):
                  f"{out.describe()} never applies and {packet.src} leaves {packet.oif} "
                  f"untranslated: replies cannot find their way back",
             ev, delete_rule(rule, "{in_host}"))
-
-
-# Conntrack's hook priority (NF_IP_PRI_CONNTRACK): a chain before it sees packets untracked.
-CONNTRACK_PRIORITY = -200

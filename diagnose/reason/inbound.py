@@ -26,7 +26,8 @@ CLIENT_PORTS = (1024, 65535)
 @dataclass
 class Step:
     hook: str  # "raw/mangle PREROUTING", "nat PREROUTING", "FORWARD", "listener"
-    verdict: str  # accept, drop, reject, dnat, none, listening, loopback-only, not-listening
+    # accept, drop, reject, untracked, dnat, none, listening, loopback-only, not-listening
+    verdict: str
     said: str  # what decided, as a person finds it again
 
     def to_dict(self) -> dict:
@@ -169,6 +170,12 @@ def _prerouting(w: Walk, ruleset, uplink: Optional[str], container_address: str)
     early = evaluate(ruleset, "prerouting", first, type_="filter")  # raw (and mangle)
     if early.verdict in ("drop", "reject"):
         w.dropped = Step("raw/mangle PREROUTING", early.verdict, early.describe())
+        w.steps.append(w.dropped)
+        return
+    rule = early.untracking_rule
+    if rule is not None:
+        # Untracked before conntrack: no NAT, so no DNAT; the host itself gets the packet.
+        w.dropped = Step("raw/mangle PREROUTING", "untracked", f"{rule.where}: {rule.text}")
         w.steps.append(w.dropped)
         return
     _dnat(w, evaluate(ruleset, "prerouting", first, type_="nat"), "nat PREROUTING",

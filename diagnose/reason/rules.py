@@ -16,6 +16,8 @@ from ..facts.namespace import parse_address
 from ..facts.ruleset import Chain, Match, Rule, Ruleset, value_range
 
 NAT_VERDICTS = ("masquerade", "snat", "dnat", "redirect")
+# Conntrack's hook priority (NF_IP_PRI_CONNTRACK): a chain before it sees packets untracked.
+CONNTRACK_PRIORITY = -200
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,16 @@ class Outcome:
     untracked: Optional[tuple] = None  # (rule, base chain)
     # The rule whose RETURN ended a base chain's walk (its policy then decided), if any.
     returned: Optional[Rule] = None
+
+    @property
+    def untracking_rule(self) -> Optional[Rule]:
+        """The rule that marked the packet untracked in a chain that runs before conntrack
+        (whose NAT then never sees it); None when none did (or only after conntrack, where
+        it changes nothing)."""
+        if self.untracked is None:
+            return None
+        rule, base = self.untracked
+        return rule if base is not None and base.priority < CONNTRACK_PRIORITY else None
 
     @property
     def by_policy(self) -> bool:

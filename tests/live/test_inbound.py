@@ -517,3 +517,25 @@ def test_podman_watch_judges_a_real_client(podman_engine):
         assert rc == 1 and doc["verdict"]["cause"] == "ip-forward-disabled", doc["verdict"]
     finally:
         p.podman("rm", "-f", "ppub-w", check=False)
+
+
+def test_a_port_untracked_before_its_dnat_is_not_reachable_from_outside(lab, healed):
+    """raw PREROUTING `-j CT --notrack` for the port: an outside client's SYN is never
+    DNATed and the host refuses it. The host's own probe never crosses PREROUTING, and the
+    verdict was "REACHABLE from outside". Now the walk stops there, a real client watched
+    agrees, and the fix, run as printed, lets the client in."""
+    rule = ("-p", "tcp", "--dport", "8080", "-j", "CT", "--notrack")
+    sh("ip", "netns", "exec", "ndlab-host", "iptables", "-t", "raw", "-I", "PREROUTING", *rule)
+    try:
+        rc, doc = verdict("web", "8080")
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "inbound-dropped" and "untracked" in v["explanation"], v
+        rc, watched = _watched("web", "8080", "--watch", "10")
+        assert rc == 1 and not watched["verdict"]["reachable"], watched["verdict"]
+        f = next(f for f in doc["findings"] if f["id"] == "inbound-dropped")
+        sh("sh", "-c", f["fix"])
+        rc, watched = _watched("web", "8080", "--watch", "10")
+        assert rc == 0 and watched["verdict"]["reachable"], (f["fix"], watched["verdict"])
+    finally:
+        sh("ip", "netns", "exec", "ndlab-host", "iptables", "-t", "raw", "-D", "PREROUTING",
+           *rule, check=False)

@@ -96,6 +96,17 @@ def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule=""):
     return E.set_ruleset(snap, E.lab_rules(rules))
 
 
+def _published_untracked():
+    """The published port of _published, with a raw rule that marks its connections
+    untracked: the DNAT, conntrack's, never applies to them."""
+    snap = _published()
+    raw = iptables_save.parse_iptables_save(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A PREROUTING -p tcp -m tcp --dport 8080 -j CT --notrack\nCOMMIT\n")
+    chains = snap.hosts[E.host_key(snap)].ruleset.chains
+    return E.set_ruleset(snap, tuple(chains) + tuple(raw))
+
+
 SELF_MASQ = ("-A POSTROUTING -s 172.29.0.2/32 -d 172.29.0.2/32 -p tcp -m tcp --dport 80 -j "
              "MASQUERADE\n")  # as Docker adds it per published port (hairpin NAT)
 PUBLISHED = _published(dnat=DNAT + SELF_MASQ)
@@ -527,7 +538,9 @@ CASES = {
                              ("DNAT to another port", _published(dnat=DNAT.replace(
                                  "172.29.0.2:80", "172.29.0.2:81")), "lab:test")],
     "inbound-dropped": [("DOCKER-USER-style drop of the port", _published(
-        user_rule="-A NDLAB-USER -p tcp -m tcp --dport 80 -j DROP\n"), "lab:test")],
+        user_rule="-A NDLAB-USER -p tcp -m tcp --dport 80 -j DROP\n"), "lab:test"),
+                        ("the port's connections untracked before their DNAT",
+                         _published_untracked(), "lab:test")],
     "container-not-listening": [("no listener", _published(listeners=()), "lab:test")],
     "port-published-on-loopback": [("-p 127.0.0.1:8080:80", _published(
         port=LOOPBACK_PORT, dnat=LOOPBACK_DNAT), "lab:test")],
@@ -1954,3 +1967,12 @@ def test_no_command_line_of_a_runbook_holds_a_blank():
         for line in runbooks.text(cid).splitlines():
             if line.startswith("    "):
                 assert not re.search(r"<[a-z][a-z _.-]*>", line), (cid, line)
+
+
+def test_a_published_port_untracked_before_its_dnat_is_not_reachable_from_outside():
+    """raw PREROUTING `-p tcp --dport 8080 -j CT --notrack`: an outside client's SYN is
+    never DNATed (NAT is conntrack's) and the host refuses it; the host's own probe does
+    not cross PREROUTING, and inbound said "REACHABLE from outside". The walk stops there."""
+    f = next(f for f in run_checks(_published_untracked()) if f.id == "inbound-dropped")
+    assert "untracked" in f.message and "CT --notrack" in f.message, f.message
+    assert f.fix == "ip netns exec ndlab-host iptables -t raw -D PREROUTING 1"

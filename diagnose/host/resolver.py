@@ -23,7 +23,11 @@ from ..errors import ParseError, Unresolved
 from . import netns
 from ..parse.dns_wire import (QTYPE_A, QTYPE_AAAA, QTYPE_NS, DnsAnswer, encode_query,
                                                parse_response)
+from ..parse.hosts_file import addresses_of, parse_hosts
 from ..parse.resolv_conf import ResolvConf, candidate_names, parse_resolv_conf
+
+# Where a name pinned in the container's hosts file was found, as the container sees it.
+HOSTS_FILE = "/etc/hosts"
 
 def read_resolv_conf(path: Optional[str]) -> ResolvConf:
     if not path:
@@ -93,10 +97,26 @@ class Resolution:
     server: str
 
 
-def lookup(conf: ResolvConf, name: str, timeout: float = 1.0, port: int = 53) -> Resolution:
-    """Resolve name as the container's resolver does, from the calling thread's namespace.
+def read_hosts(path: Optional[str]) -> list:
+    """The entries of the container's hosts file (parse.hosts_file), [] when it has none."""
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return parse_hosts(f.read(1 << 20))
+    except OSError:
+        return []
+
+
+def lookup(conf: ResolvConf, name: str, timeout: float = 1.0, port: int = 53,
+           hosts: list = ()) -> Resolution:
+    """Resolve name as the container's resolver does, from the calling thread's namespace:
+    its hosts file first (glibc's `hosts: files dns`, musl always), then its nameservers.
 
     Raises Unresolved saying what each name got from which server."""
+    pinned = addresses_of(hosts, name)
+    if pinned:
+        return Resolution(pinned[0], pinned, name.rstrip("."), HOSTS_FILE)
     if not conf.nameservers:
         junk = len(conf.ignored)
         raise Unresolved(f"cannot resolve '{name}': the container's resolv.conf has no usable "
@@ -134,9 +154,16 @@ def lookup(conf: ResolvConf, name: str, timeout: float = 1.0, port: int = 53) ->
 
 
 def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,
-               timeout: float = 1.0) -> Resolution:
+               timeout: float = 1.0, hosts: list = ()) -> Resolution:
     """lookup() inside the container's namespace."""
-    return netns.call_in(ns, lookup, resolv_conf, name, timeout)
+    return netns.call_in(ns, lookup, resolv_conf, name, timeout, 53, hosts)
+
+
+def resolve_for(target, name: str, timeout: float = 1.0) -> Resolution:
+    """name resolved for a container target as its own resolver would: its hosts file,
+    then its resolv.conf's nameservers, asked from its namespace."""
+    return resolve_in(target.netns, read_resolv_conf(target.resolv_conf), name, timeout,
+                      read_hosts(target.hosts_file))
 
 
 def probe_nameservers(containers: list, timeout: float = 1.0) -> list:

@@ -50,9 +50,8 @@ def resolve_destination(target, query: Optional[str], family: Optional[str] = No
     check_family(host, family)
     if dns_wire.is_address(host):
         return {"query": query, "address": str(ipaddress.ip_address(host)), "nameserver": None}
-    conf = resolver.read_resolv_conf(target.resolv_conf)
     try:
-        found = resolver.resolve_in(target.netns, conf, host)
+        found = resolver.resolve_for(target, host)
     except Unresolved:
         other = container_named(host)
         if other is None:

@@ -244,8 +244,7 @@ def _resolve_in_each(chosen: list, name: str) -> tuple:
 
     def one(t):
         try:
-            conf = resolver.read_resolv_conf(t.resolv_conf)
-            found = resolver.resolve_in(t.netns, conf, name)
+            found = resolver.resolve_for(t, name)
             return t.label, choose_address(t, found)["address"], None  # as trace picks
         except (Unresolved, NetdoctorError) as e:
             return t.label, None, f"{t.label}: --dest {name} did not resolve there ({e}); " \

@@ -19,7 +19,7 @@ import errno
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from netdoctor.capture import bpf, probe as P
@@ -103,6 +103,11 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                               aim.dns_failure, found.pmtu,
                               tuple(found.summary.get("divergences", ())),
                               found.port_closed, found.summary.get("nftrace") or []))
+    if not verdict.reachable and aim.destination.get("nameserver") == resolver.HOSTS_FILE:
+        verdict = replace(verdict, explanation=(
+            f"{verdict.explanation}; {aim.address} is what the container's /etc/hosts gives "
+            f"{aim.destination.get('name') or aim.host} (its resolver reads that file before "
+            f"DNS, which it does not ask for this name)"))
     if pcap:
         write_trace_pcapng(pcap, target, aim, seen.captures)
     return report(plan, aim, seen, found, verdict, pcap_dir, started)
@@ -153,10 +158,10 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str],
     if dns_wire.is_address(host):
         destination["address"] = host
         return Aim(destination, host, dport, proto)
-    conf = resolver.read_resolv_conf(target.resolv_conf)
     try:
-        found = resolver.resolve_in(target.netns, conf, host)
+        found = resolver.resolve_for(target, host)
     except Unresolved as e:
+        conf = resolver.read_resolv_conf(target.resolv_conf)
         far = discover.container_named(host)
         if far is not None:
             destination.update(discover.container_destination(target, far, family))

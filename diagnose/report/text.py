@@ -24,7 +24,7 @@ def path_text(report) -> str:
         where = dest["address"]
         if dest.get("query") and dest["query"] != dest["address"]:
             where = f"{dest['query']} ({dest['address']}"
-            where += f", resolved by {dest['nameserver']})" if dest.get("nameserver") else ")"
+            where += f", {resolved_by(dest)})" if dest.get("nameserver") else ")"
     netns_label = t["netns"]["name"] or f"net:[{t['netns']['inode']}]"
     lines = [f"path from {t['kind']}:{t['name']} (netns {netns_label}) toward {where}"]
     choice = address_choice(dest)
@@ -106,6 +106,18 @@ def arp_note(hop: dict) -> str:
     return f"ARP for {', '.join(asked)}: no reply" if asked else ""
 
 
+# Where the container's resolver found a name pinned by hand (host.resolver.HOSTS_FILE).
+HOSTS_FILE = "/etc/hosts"
+
+
+def resolved_by(dest: dict) -> str:
+    """Who gave the destination's address: a nameserver, or the container's hosts file
+    (read first; DNS was not asked)."""
+    if dest.get("nameserver") == HOSTS_FILE:
+        return "from the container's /etc/hosts, which its resolver reads before DNS"
+    return f"resolved by {dest['nameserver']}"
+
+
 def address_choice(d: dict) -> Optional[str]:
     """Which of a name's addresses was followed, and why, when it had more than one."""
     addresses = d.get("addresses") or []
@@ -123,7 +135,8 @@ def trace_title(report) -> str:
             "udp": f"UDP (DNS) to port {p['port']}"}[p["kind"]]
     where = d["query"]
     if d.get("address") and d["address"] != d["query"]:
-        where += f" ({d['address']})"
+        pinned = d.get("nameserver") == HOSTS_FILE
+        where += f" ({d['address']}, {resolved_by(d)})" if pinned else f" ({d['address']})"
     if not d.get("resolved", True):
         where += f": name not resolved, tracing the path to nameserver {d.get('nameserver')}"
     return f"trace {t['kind']}:{t['name']} -> {where}, {what}"

@@ -36,6 +36,7 @@ class Target:
     shares_with: Optional[str] = None  # container whose namespace this one joined (container:X)
     host_netns: Optional[netns.Netns] = None  # known host (the lab's); else discovered
     resolv_conf: Optional[str] = None
+    hosts_file: Optional[str] = None  # read before the nameservers (hosts(5))
     notes: tuple = field(default_factory=tuple)
     ports: tuple = ()  # PortBinding: what the runtime publishes (and the port a user asked)
 
@@ -131,6 +132,7 @@ def _from_record(ref: str, rec: ContainerRecord, all_records: list) -> Target:
         network_mode=mode,
         shares_with=shares_with,
         resolv_conf=f"/proc/{pid}/root/etc/resolv.conf",
+        hosts_file=f"/proc/{pid}/root/etc/hosts",
         ports=port_bindings(info),
     )
 
@@ -162,14 +164,21 @@ def _lab_target(ref: str, name: str) -> Optional[Target]:
         ports=ports,
         host_netns=netns.named(L.HOST_NS),
         resolv_conf=L.resolv_conf_path(name),
+        hosts_file=netns_etc_file(L.container_ns(name), "hosts"),
     )
 
 
+def netns_etc_file(name: str, file: str) -> str:
+    """The file a program run by `ip netns exec NAME` reads as /etc/FILE: the namespace's
+    own copy in /etc/netns/NAME when there is one, else the machine's."""
+    own = f"/etc/netns/{name}/{file}"
+    return own if os.path.exists(own) else f"/etc/{file}"
+
+
 def _netns_target(ref: str, name: str) -> Target:
-    ns = netns.named(name)
-    conf = f"/etc/netns/{name}/resolv.conf"
-    return Target(ref=ref, kind="netns", name=name, netns=ns,
-                  resolv_conf=conf if os.path.exists(conf) else "/etc/resolv.conf")
+    return Target(ref=ref, kind="netns", name=name, netns=netns.named(name),
+                  resolv_conf=netns_etc_file(name, "resolv.conf"),
+                  hosts_file=netns_etc_file(name, "hosts"))
 
 
 def _pid_target(ref: str, value: str) -> Target:
@@ -178,7 +187,8 @@ def _pid_target(ref: str, value: str) -> Target:
     except ValueError:
         raise UsageError(f"'{ref}': pid: takes a process id, e.g. pid:1234") from None
     return Target(ref=ref, kind="pid", name=str(pid), pid=pid, netns=netns.of_pid(pid),
-                  resolv_conf=f"/proc/{pid}/root/etc/resolv.conf")
+                  resolv_conf=f"/proc/{pid}/root/etc/resolv.conf",
+                  hosts_file=f"/proc/{pid}/root/etc/hosts")
 
 
 # ------------------------------------------------------------------ resolve

@@ -518,6 +518,30 @@ def test_a_copied_systemd_resolved_stub_is_named(healed):
     assert "systemd-resolved stub" in v["explanation"], v["explanation"]
 
 
+def test_a_name_pinned_in_the_containers_hosts_file_is_followed_there(healed):
+    """The container's /etc/hosts pins www.baidu.com to 10.9.9.9 (docker run --add-host, a
+    hand edit): its programs go there, whatever DNS says. netdoctor asked DNS, traced
+    203.0.113.80 and said REACHABLE. It follows the file, as the container's resolver does,
+    and says where the address came from."""
+    import os
+
+    pinned = "/etc/netns/ndlab-test/hosts"
+    assert not os.path.exists(pinned)
+    with open(pinned, "w") as f:
+        f.write("127.0.0.1 localhost\n10.9.9.9 www.baidu.com\n")
+    try:
+        rc, doc, v = trace("test", "www.baidu.com")
+        assert rc == 1 and doc["destination"]["address"] == "10.9.9.9", doc["destination"]
+        assert doc["destination"]["nameserver"] == "/etc/hosts"
+        assert "/etc/hosts" in v["explanation"], v
+        text = netdoctor("trace", "test", "www.baidu.com").stdout
+        assert "(10.9.9.9, from the container's /etc/hosts" in text.splitlines()[0], text
+    finally:
+        os.remove(pinned)
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 0 and doc["destination"]["address"] == "203.0.113.80", doc["destination"]
+
+
 def test_dns_failure_is_its_own_verdict(healed):
     _break(["dns-unreachable"])
     rc, doc, v = trace("test", "www.baidu.com")

@@ -185,3 +185,34 @@ def test_a_name_nobody_has_says_what_each_name_got(server):
     text = str(e.value)
     assert "nothere.default.svc.cluster.local: NXDOMAIN" in text
     assert "nothere: REFUSED" in text  # the bare name: dnsmasq-like refusal, no upstream
+
+
+HOSTS = ("127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n"
+         "# a comment line\n10.9.9.9 www.baidu.com baidu  # pinned by hand\n"
+         "2001:db8::9 www.baidu.com\nnot-an-address broken\n")
+
+
+def test_the_hosts_file_is_read_as_the_resolver_reads_it():
+    from netdoctor.diagnose.parse.hosts_file import addresses_of, parse_hosts
+
+    entries = parse_hosts(HOSTS)
+    assert ("10.9.9.9", ("www.baidu.com", "baidu")) in entries
+    assert all(a != "not-an-address" for a, _ in entries)  # a line no resolver reads
+    # Every line that names it, in the file's order; names are not case-sensitive; the
+    # name is looked up as it is (no search list: that is DNS's).
+    assert addresses_of(entries, "WWW.Baidu.com") == ("10.9.9.9", "2001:db8::9")
+    assert addresses_of(entries, "baidu") == ("10.9.9.9",)
+    assert addresses_of(entries, "www.baidu.com.") == ("10.9.9.9", "2001:db8::9")
+    assert addresses_of(entries, "example.com") == ()
+
+
+def test_a_name_in_the_containers_hosts_file_is_not_asked_of_dns():
+    """glibc (hosts: files dns) and musl read /etc/hosts before any nameserver: a name
+    pinned there (docker run --add-host, a hand edit) goes where the file says, whatever
+    DNS answers. Nothing is sent: the nameserver here does not exist."""
+    from netdoctor.diagnose.parse.hosts_file import parse_hosts
+
+    found = resolver.lookup(conf("nameserver 127.0.0.1\n"), "www.baidu.com", timeout=0.2,
+                            port=9, hosts=parse_hosts(HOSTS))
+    assert (found.address, found.addresses, found.server) == (
+        "10.9.9.9", ("10.9.9.9", "2001:db8::9"), "/etc/hosts")

@@ -237,6 +237,17 @@ def test_resolv_conf_never_fails(text):
 
 
 @FUZZ
+@given(st.text(max_size=400), st.text(max_size=30))
+def test_hosts_file_never_fails(text, name):
+    # Garbage lines are skipped; whatever a name is given is an address.
+    from netdoctor.diagnose.parse import hosts_file
+
+    entries = hosts_file.parse_hosts(text)
+    for address in hosts_file.addresses_of(entries, name):
+        assert dns_wire.is_address(address.split("%", 1)[0])
+
+
+@FUZZ
 @given(st.binary(max_size=64))
 def test_resolv_conf_garbage_bytes_from_a_file(tmp_path_factory, raw):
     # Bytes that are not UTF-8 read as replacement characters: the file gives what its

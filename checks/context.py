@@ -305,9 +305,14 @@ class ContainerContext:
     @cached_property
     def network_bridge(self) -> Optional[Link]:
         """The host bridge that owns the container's network (holds its gateway's subnet),
-        whether or not the container's veth is attached to it."""
+        whether or not the container's veth is attached to it. The network is the path's
+        interface's: a default route by another interface (a container on two networks)
+        says nothing of this one's bridge."""
         h = self.host_ns
-        target = self.gateway or self.address
+        r, eth = self.default_route, self.egress
+        gateway = self.gateway if r is not None and eth is not None and r.dev == eth.name \
+            else None
+        target = gateway or self.address
         if h is None or not target:
             return None
         try:

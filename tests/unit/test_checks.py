@@ -1976,3 +1976,31 @@ def test_a_published_port_untracked_before_its_dnat_is_not_reachable_from_outsid
     f = next(f for f in run_checks(_published_untracked()) if f.id == "inbound-dropped")
     assert "untracked" in f.message and "CT --notrack" in f.message, f.message
     assert f.fix == "ip netns exec ndlab-host iptables -t raw -D PREROUTING 1"
+
+
+def _multi_homed():
+    """lab:test with a second interface, eth1 (172.30.0.2/24) on another bridge of the host,
+    ndbr1 (172.30.0.1/24), and its default route there; the path judged is eth0's (a
+    neighbour on ndbr0, lab:web)."""
+    from dataclasses import replace as dc_replace
+
+    def host(ns):
+        br = dc_replace(ns.link(name="ndbr0"), ifindex=91, name="ndbr1", mac="36:f2:6c:1d:39:57",
+                        addresses=(E.Address("inet", "172.30.0.1", 24),))
+        return dc_replace(ns, links=ns.links + (br,))
+
+    def container(ns):
+        eth1 = dc_replace(ns.link(name="eth0"), ifindex=92, name="eth1",
+                          addresses=(E.Address("inet", "172.30.0.2", 24),))
+        ns = dc_replace(ns, links=ns.links + (eth1,))
+        return E.routes(ns, keep=lambda r: not r.is_default,
+                        add=[E.route("default", "eth1", "172.30.0.1")])
+
+    return E.edit_container_ns(E.edit_host_ns(HEALTHY, host), "test", container)
+
+
+def test_a_second_interface_with_the_default_route_does_not_move_the_first_ones_bridge():
+    """Tracing a multi-homed container to its neighbour on eth0 said veth-not-attached:
+    "veth-test is attached to ndbr0, but lab:test's network lives on bridge ndbr1" (the
+    default route's gateway, on eth1, chose the bridge). The path's own interface does."""
+    assert "veth-not-attached" not in ids(run_checks(_multi_homed()), "lab:test")

@@ -33,7 +33,7 @@ class ContainerWrongGateway(Check):
             or any(r.dev == eth.name and r.scope == "link" and not r.gateway
                    and not r.is_default and gw_ip in r.network
                    for r in ctx.namespace.routes if r.family == fam)
-        if not on_link and "onlink" not in (route.scope or "") and route.dev == eth.name:
+        if not on_link and not route.onlink and route.dev == eth.name:
             yield self.finding(
                 ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "
                      f"({', '.join(str(a) for a in global_addresses(eth, fam)) or 'no address'})",

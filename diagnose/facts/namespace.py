@@ -220,6 +220,8 @@ class Route:
     prefsrc: Optional[str] = None
     metric: int = 0
     expires: Optional[int] = None  # seconds left, for a route with a lifetime (learnt from RA)
+    # `onlink`: the gateway is taken to be on the link whatever the device's addresses say
+    onlink: bool = False
 
     @property
     def is_default(self) -> bool:

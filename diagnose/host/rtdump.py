@@ -392,6 +392,8 @@ def read_netconf(s: socket.socket) -> dict:
 
 # ------------------------------------------------------------------ routes and neighbours
 
+RTNH_F_ONLINK = 4  # rtm_flags: the route's gateway is on the link (`ip route ... onlink`)
+
 def _route_record(msg: bytes, name_of) -> Optional[Route]:
     family, dst_len, _, _, table, proto, scope, rtype, flags = _RTMSG.unpack_from(
         msg, NLMSG.size)
@@ -420,7 +422,8 @@ def _route_record(msg: bytes, name_of) -> Optional[Route]:
                  table=_name("rt_tables", _u32(a.get(15)) or table),
                  type=_RTN_TYPES.get(rtype, str(rtype)), protocol=_name("rt_protos", proto),
                  scope=_name("rt_scopes", scope), prefsrc=_ip(a.get(7)),
-                 metric=_u32(a.get(6)) or 0, expires=expires)
+                 metric=_u32(a.get(6)) or 0, expires=expires,
+                 onlink=bool(flags & RTNH_F_ONLINK))
 
 
 def read_routes(s: socket.socket, name_of) -> tuple:

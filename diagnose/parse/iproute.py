@@ -242,6 +242,7 @@ def parse_routes(doc, family: Optional[str] = None) -> tuple:
                 prefsrc=_opt_str(item.get("prefsrc"), "prefsrc"),
                 metric=_int(item.get("metric", 0), "metric"),
                 expires=_int(item.get("expires"), "expires"),
+                onlink="onlink" in _list(item.get("flags"), "flags"),
             )
         )
     return tuple(routes)

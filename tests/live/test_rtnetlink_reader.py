@@ -44,6 +44,7 @@ route add 10.62.0.0/16 nexthop via 10.9.0.253 nexthop via 10.9.0.252
 route add 2001:db8:1::/48 via 2001:db8::1 dev up0 expires 600
 route add 10.63.0.0/16 dev up0 table 200 metric 77 src 10.9.0.1
 route add 10.9.0.99 dev up0 proto static
+route add 10.65.0.0/16 via 10.200.0.1 dev up0 onlink
 neigh add 10.9.0.77 lladdr 02:00:00:00:00:77 dev up0 nud permanent
 neigh add 10.9.0.79 lladdr 02:00:00:00:00:79 dev up0 nud reachable
 neigh add 2001:db8::77 lladdr 02:00:00:00:00:78 dev up0 nud stale
@@ -143,6 +144,7 @@ def test_every_kind_of_object_reads_as_ip_prints_it(odd):
     assert {n.state for n in with_netlink[2]} >= {("PERMANENT",), ("REACHABLE",),
                                                   ("STALE",)}
     assert len(with_netlink[3]) == 4  # vx9's group, vx10's two defaults and one MAC
+    assert [r.dst for r in with_netlink[1] if r.onlink] == ["10.65.0.0/16"]
     assert with_netlink[4]["net.ipv4.conf.up0.rp_filter"] == "2"
     assert with_netlink[4]["net.ipv6.conf.mv2.disable_ipv6"] == "1"
     assert with_netlink[4]["net.ipv4.ip_forward"] == "1"

@@ -542,6 +542,25 @@ def test_a_name_pinned_in_the_containers_hosts_file_is_followed_there(healed):
     assert rc == 0 and doc["destination"]["address"] == "203.0.113.80", doc["destination"]
 
 
+def test_a_container_numbered_outside_its_bridges_network_is_the_cause(healed):
+    """lab:test renumbered to 10.0.0.2/24 on the 172.29.0.0/24 bridge, its default route
+    via the bridge's address on-link: the request leaves, nothing comes back. The verdict
+    was nat-missing, whose fix heals nothing (the host routes 10.0.0.2 out of its uplink);
+    it names the address."""
+    c = ("ip", "netns", "exec", "ndlab-test", "ip")
+    sh(*c, "addr", "del", "172.29.0.2/24", "dev", "eth0")
+    try:
+        sh(*c, "addr", "add", "10.0.0.2/24", "dev", "eth0")
+        sh(*c, "route", "add", "default", "via", "172.29.0.1", "dev", "eth0", "onlink")
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 1 and v["cause"] == "container-address-off-network", v
+        assert "container-wrong-gateway" not in {f["id"] for f in doc["findings"]}
+    finally:
+        sh(*c, "addr", "flush", "dev", "eth0", "scope", "global", check=False)
+        sh(*c, "addr", "add", "172.29.0.2/24", "dev", "eth0", check=False)
+        sh(*c, "route", "replace", "default", "via", "172.29.0.1", "dev", "eth0", check=False)
+
+
 def test_dns_failure_is_its_own_verdict(healed):
     _break(["dns-unreachable"])
     rc, doc, v = trace("test", "www.baidu.com")

@@ -412,6 +412,18 @@ def _bypassing(gateway=None, dst="198.18.0.0/16", proxy_arp="0"):
                                                     proxy_arp))
 
 
+def _off_network(onlink=True):
+    """lab:test renumbered by hand to 10.0.0.2/24 on the 172.29.0.0/24 bridge, its default
+    route still via the bridge's 172.29.0.1 (onlink: the kernel takes it on the link)."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    return E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(E.link(
+        ns, "eth0", addresses=(E.Address("inet", "10.0.0.2", 24),)),
+        keep=lambda r: r.family != "inet",
+        add=[Route(dst="10.0.0.0/24", dev="eth0", scope="link", prefsrc="10.0.0.2"),
+             Route(dst="default", dev="eth0", gateway="172.29.0.1", onlink=onlink)]))
+
+
 def _shadowed(nic=False):
     """The lab with a second bridge holding the destination's network (the checks' default
     destination, 198.18.0.1: a container network made over an outside range), the
@@ -602,6 +614,8 @@ CASES = {
         ("destination routed on the link", _bypassing(), "lab:test"),
         ("destination routed via another address of the bridge", _bypassing("172.29.0.3"),
          "lab:test")],
+    "container-address-off-network": [
+        ("10.0.0.2/24 on the 172.29.0.0/24 bridge", _off_network(), "lab:test")],
     "nat-missing": [("MASQUERADE gone", E.set_ruleset(HEALTHY, E.lab_rules(remove(MASQ))),
                      "lab:test"),
                     ("NOTRACK before routing", _untracked(), "lab:test"),
@@ -2004,3 +2018,20 @@ def test_a_second_interface_with_the_default_route_does_not_move_the_first_ones_
     "veth-test is attached to ndbr0, but lab:test's network lives on bridge ndbr1" (the
     default route's gateway, on eth1, chose the bridge). The path's own interface does."""
     assert "veth-not-attached" not in ids(run_checks(_multi_homed()), "lab:test")
+
+
+def test_a_container_numbered_outside_its_bridges_network_is_named_not_its_gateway():
+    """10.0.0.2/24 on the 172.29.0.0/24 bridge, default via 172.29.0.1 onlink: the request
+    leaves (untranslated: no MASQUERADE for 10.0.0.0/24) and no answer could come back (the
+    host routes 10.0.0.2 out of its uplink). The gateway is right; the address is not. The
+    findings were container-wrong-gateway (whose fix said `via <gateway>`), nat-missing and
+    reply-path-asymmetric, none of which heals it."""
+    found = {f.id: f for f in run_checks(_off_network()) if f.subject == "lab:test"}
+    f = found["container-address-off-network"]
+    assert "10.0.0.2/24" in f.message and "172.29.0.0/24" in f.message, f.message
+    assert "container-wrong-gateway" not in found
+    assert f.verify and not f.fix  # the address to give is the runtime's: shown
+    _, c = E.container(_off_network(), "test")
+    docker = E.edit_container(_off_network(), "test", target=dict(c.target, kind="docker"))
+    f = next(f for f in run_checks(docker) if f.id == "container-address-off-network")
+    assert f.fix == "docker restart test"

@@ -57,7 +57,8 @@ def test_runbook_placeholders_are_names_checks_provide(healthy_lab):
                 "macvlan_mode", "peer_subnet", "neighbour_dev", "in_neighbour_ns", "session",
                 "neighbor", "birdcl", "sysctl_key", "table", "port", "interface",
                 "in_interface_ns", "shadowing_net", "shadowing_dev", "ingress", "thresh1",
-                "thresh2", "thresh3", "route_dst", "own_route", "prefix", "network"}
+                "thresh2", "thresh3", "route_dst", "own_route", "prefix", "network",
+                "container_address", "bridge_network"}
     for cid in load_all():
         used = set(re.findall(r"\{([a-z_][a-z0-9_]*)\}", runbooks.text(cid)))
         unknown = used - ctx_vars - specific

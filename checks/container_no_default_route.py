@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import default_route_fix, global_addresses, lookup
+from .context import NO_GATEWAY_SHOWN, default_route_fix, global_addresses, lookup
 
 
 @register
@@ -24,8 +24,9 @@ class ContainerNoDefaultRoute(Check):
         r = lookup(ctx.namespace.routes, dest)
         if r is not None and r.type == "unicast":
             return  # no default route, but the destination is routed: nothing breaks
+        fix = default_route_fix(ctx, eth, "add")
         yield self.finding(
             ctx, f"{ctx.subject} has no default route (and no route to {dest})",
             {"routes": [f"{x.dst} dev {x.dev}" + (f" via {x.gateway}" if x.gateway else "")
                         for x in ctx.namespace.routes if x.table == "main"]},
-            default_route_fix(ctx, eth, "add"))
+            fix or NO_GATEWAY_SHOWN, verify=fix is None)

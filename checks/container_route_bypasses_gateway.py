@@ -38,7 +38,7 @@ class ContainerRouteBypassesGateway(Check):
             return  # a neighbour on its own network (another container): no gateway needed
         gw, on_link = gateway_for(ctx, eth)
         via = asked.get("gateway")
-        if gw == "<gateway>" or via == gw:
+        if gw is None or via == gw:
             return
         route = lookup(ctx.namespace.routes, dest)
         if route is None or route.is_default or route.dev != eth.name or route.gateway != via:

@@ -1,7 +1,8 @@
 import ipaddress
 
 from . import Check, register
-from .context import default_route_fix, global_addresses, router_on_segment
+from .context import (NO_GATEWAY_SHOWN, default_route_fix, gateway_for, global_addresses,
+                      router_on_segment)
 
 
 @register
@@ -34,15 +35,18 @@ class ContainerWrongGateway(Check):
                    and not r.is_default and gw_ip in r.network
                    for r in ctx.namespace.routes if r.family == fam)
         if not on_link and not route.onlink and route.dev == eth.name:
+            fix = default_route_fix(ctx, eth, "replace")
             yield self.finding(
                 ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "
                      f"({', '.join(str(a) for a in global_addresses(eth, fam)) or 'no address'})",
                 {"gateway": gw, "addresses": [str(a) for a in global_addresses(eth, fam)]},
-                default_route_fix(ctx, eth, "replace"))
+                fix or NO_GATEWAY_SHOWN, verify=fix is None)
             return
         br = ctx.bridge
         if br is None or route.dev != eth.name:
             return  # a default route by another interface: its gateway is not this path's
+        if gateway_for(ctx, eth)[0] is None:
+            return  # its address is outside the bridge's network: container-address-off-network
         bridge_ips = [a.local for a in global_addresses(br, fam)]
         if bridge_ips and gw not in bridge_ips and not router_on_segment(ctx.host_ns, br, gw):
             yield self.finding(

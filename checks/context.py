@@ -580,12 +580,18 @@ def router_on_segment(host_ns, br, gw: str) -> bool:
     return any(l.master == br.ifindex and l.kind != "veth" for l in host_ns.links)
 
 
-def default_route_fix(ctx, eth, verb: str) -> str:
+def default_route_fix(ctx, eth, verb: str) -> Optional[str]:
     """`ip route VERB default via GATEWAY dev ETH` in the container, the gateway the one its
-    wiring provides (gateway_for)."""
+    wiring provides (gateway_for); None when the wiring names none."""
     gw, on_link = gateway_for(ctx, eth)
+    if gw is None:
+        return None
     return f"{{in_container}}ip route {verb} default via {gw} dev {{eth}}" + (
         " onlink" if on_link else "")
+
+
+# What to show when no gateway can be named: the container's routes and addresses.
+NO_GATEWAY_SHOWN = "{in_container}ip route show && {in_container}ip -br addr show {eth}"
 
 
 def gateway_for(ctx, eth) -> tuple:
@@ -594,7 +600,7 @@ def gateway_for(ctx, eth) -> tuple:
     detached from it is another finding: the gateway is still that bridge's); for a routed
     veth (no bridge holds the network) the host veth's own address (ptp), else, IPv4 with
     proxy ARP answering for anything, the link-local 169.254.1.1 (Calico's), on-link;
-    "<gateway>" when the wiring names none."""
+    (None, False) when the wiring names none."""
     fam = ctx.family
     mine = [a.interface.network for a in global_addresses(eth, fam)]
     bridges = [b for b in (ctx.bridge, ctx.network_bridge) if b is not None]
@@ -610,7 +616,7 @@ def gateway_for(ctx, eth) -> tuple:
             if any(h in a.interface.network for h in held):
                 return a.local, True
     if bridges:
-        return "<gateway>", False
+        return None, False
     if ctx.path.get("mode") in LOWER_DEVICE_MODES and ctx.host_ns is not None:
         # a macvlan child on its parent's segment: the router the host uses there
         for r in ctx.host_ns.default_routes(fam):
@@ -627,4 +633,4 @@ def gateway_for(ctx, eth) -> tuple:
                       and a.local.startswith("fe80")]
         if link_local:
             return link_local[0], True
-    return "<gateway>", False
+    return None, False

@@ -42,9 +42,14 @@ class UplinkDown(Check):
                                             "route with them)")
 
     def _down(self, ctx, link, why_routes):
-        fix = f"{{in_host}}ip link set {link.name} up" if not link.up else \
-            f"check the cable/peer of {link.name}: it is up but has no carrier"
+        # Up without a carrier: the cable, the switch port, or a veth's peer is down, none
+        # of which is this host's to bring up: shown (the peer of a veth, by its netns id).
+        carrierless = link.up
+        fix = f"{{in_host}}ip -d link show {link.name}" if carrierless else \
+            f"{{in_host}}ip link set {link.name} up"
         return self.finding(
-            ctx, f"uplink {link.name} in {ctx.vars['host_ns']} is {link.state}{why_routes}",
+            ctx, f"uplink {link.name} in {ctx.vars['host_ns']} is {link.state}{why_routes}"
+                 + (": it is up, but its cable, switch port or peer is not" if carrierless
+                    else ""),
             link_evidence(link, addresses=[str(a) for a in link.addresses if a.scope == "global"]),
-            fix, uplink=link.name)
+            fix, verify=carrierless, uplink=link.name)

@@ -103,6 +103,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                               aim.dns_failure, found.pmtu,
                               tuple(found.summary.get("divergences", ())),
                               found.port_closed, found.summary.get("nftrace") or []))
+    plan.findings = V.still_standing(plan.findings, plan.next_hops, verdict.reachable)
     if not verdict.reachable and aim.destination.get("nameserver") == resolver.HOSTS_FILE:
         verdict = replace(verdict, explanation=(
             f"{verdict.explanation}; {aim.address} is what the container's /etc/hosts gives "

@@ -389,6 +389,17 @@ RULES: list = [
 ]
 
 
+def still_standing(findings: list, next_hops: Optional[dict], reachable: bool) -> list:
+    """The findings an answered probe does not contradict. The facts were read before the
+    probe: a next hop whose neighbour entry was unresolved then (INCOMPLETE, FAILED) was
+    resolved by the probe when the probe went through it and was answered."""
+    if not reachable:
+        return list(findings)
+    through = {a for a in (next_hops or {}).values() if a}
+    return [f for f in findings if not (f.id == "neighbour-failed"
+                                        and (f.vars or {}).get("next_hop") in through)]
+
+
 def decide(case: Case) -> Verdict:
     for _, rule in RULES:
         decided = rule(case)

@@ -561,6 +561,24 @@ def test_a_container_numbered_outside_its_bridges_network_is_the_cause(healed):
         sh(*c, "route", "replace", "default", "via", "172.29.0.1", "dev", "eth0", check=False)
 
 
+def test_an_uplink_whose_peer_is_down_and_the_entry_it_leaves_behind(healed):
+    """The upstream end of the uplink goes down: NO-CARRIER, which is not this host's to
+    bring up (the fix was a sentence; now the link is shown). Back up, the gateway's entry
+    is still INCOMPLETE when the facts are read; the probe resolves it and is answered, and
+    the report no longer says, beside REACHABLE, that nothing answers ARP for it."""
+    sh("ip", "-n", "ndlab-inet", "link", "set", "wan0", "down")
+    try:
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 1 and v["cause"] == "uplink-down", v
+        f = next(f for f in doc["findings"] if f["id"] == "uplink-down")
+        assert f["verify"] == "ip netns exec ndlab-host ip -d link show eth0" and not f["fix"]
+    finally:
+        sh("ip", "-n", "ndlab-inet", "link", "set", "wan0", "up")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 0 and v["reachable"], v
+    assert "neighbour-failed" not in {f["id"] for f in doc["findings"]}, doc["findings"]
+
+
 def test_dns_failure_is_its_own_verdict(healed):
     _break(["dns-unreachable"])
     rc, doc, v = trace("test", "www.baidu.com")

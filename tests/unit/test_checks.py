@@ -637,7 +637,10 @@ CASES = {
                            for l in E.container(HEALTHY, "test")[1].path["route_lookups"]])),
          "lab:test")],
     "uplink-down": [("eth0 down", E.edit_host_ns(HEALTHY, lambda ns: E.without_flag(ns, "eth0")),
-                     "lab:test")],
+                     "lab:test"),
+                    ("eth0 up, no carrier (its peer or cable gone)", E.edit_host_ns(
+                        HEALTHY, lambda ns: E.link(E.without_flag(ns, "eth0", "LOWER_UP"),
+                                                   "eth0", operstate="DOWN")), "lab:test")],
     "neighbour-failed": [
         ("container gateway FAILED", E.edit_container_ns(
             HEALTHY, "test", lambda ns: E.add_neighbour(ns, "172.29.0.1", "eth0", "FAILED")),

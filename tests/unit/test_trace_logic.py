@@ -704,3 +704,20 @@ def test_a_request_sent_elsewhere_by_the_hosts_dnat_says_where_it_went():
         v.explanation
     v = _stopped_at_the_uplink("172.29.0.2", "203.0.113.80", seen_src="198.51.100.2")
     assert "translated from" not in v.explanation
+
+
+def test_a_neighbour_the_answered_probe_went_through_is_no_finding_after_it():
+    """The uplink gateway's entry was INCOMPLETE when the facts were read (a link that had
+    been down); the probe resolved it and was answered. A REACHABLE verdict beside "nothing
+    answers ARP for it" contradicts itself: the probe is the later, and better, evidence.
+    An entry for an address the probe did not go through still stands."""
+    stale = Finding(id="neighbour-failed", severity="error", scope="host", subject="lab:test",
+                    message="the uplink gateway 198.51.100.1 on eth0 is INCOMPLETE",
+                    evidence={}, fix="", vars={"next_hop": "198.51.100.1"})
+    other = Finding(id="neighbour-failed", severity="error", scope="host", subject="lab:test",
+                    message="its gateway 172.29.0.1 on eth0 is FAILED", evidence={},
+                    fix="", vars={"next_hop": "172.29.0.1"})
+    rule = finding("forward-dropped")
+    hops = {"container": None, "uplink": "198.51.100.1"}
+    assert V.still_standing([stale, other, rule], hops, reachable=True) == [other, rule]
+    assert V.still_standing([stale, other, rule], hops, reachable=False) == [stale, other, rule]

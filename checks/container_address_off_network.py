@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from .context import global_addresses, lookup, router_on_segment
+from .context import engine_restart, global_addresses, lookup, router_on_segment
 
 
 @register
@@ -36,8 +36,7 @@ class ContainerAddressOffNetwork(Check):
             return  # the host routes it to the bridge all the same: answers find it
         now = ("no route" if back is None else f"{back.dst}" + (
             f" via {back.gateway}" if back.gateway else "") + f" dev {back.dev}")
-        engine = ctx.container.target.get("kind")
-        restart = engine in ("docker", "podman")
+        restart = engine_restart(ctx)
         yield self.finding(
             ctx, f"{ctx.subject}'s address {address} is outside the network of its bridge "
                  f"{br.name} ({', '.join(str(n) for n in networks)}): the host routes "
@@ -45,7 +44,6 @@ class ContainerAddressOffNetwork(Check):
                  f"(and NAT rules made for the bridge's network do not cover it)",
             {"address": str(address), "bridge": br.name,
              "bridge_networks": [str(n) for n in networks], "host_route_back": now},
-            f"{engine} restart {{container_name}}" if restart else
-            "{in_container}ip -br addr show {eth} && {in_host}ip -br addr show {bridge}",
-            verify=not restart, container_address=str(address),
+            restart or "{in_container}ip -br addr show {eth} && {in_host}ip -br addr show {bridge}",
+            verify=restart is None, container_address=str(address),
             bridge_network=str(networks[0]))

@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import global_addresses, ipv6_disabled_keys
+from .context import engine_restart, global_addresses, ipv6_disabled_keys
 
 
 @register
@@ -22,10 +22,9 @@ class ContainerNoAddress(Check):
         # The runtime's IPAM knows the address and gives it again on a restart (an IPv4-only
         # network's IPv6 is no restart's to give: shown, not fixed); another
         # namespace's address is whoever set it up (CNI, a script): shown, not guessed at.
-        engine = ctx.container.target.get("kind")
-        verify = engine not in ("docker", "podman")
-        fix = "{in_container}ip -br addr show {eth}" if verify else \
-            f"{engine} restart {{container_name}}"
+        restart = engine_restart(ctx)
+        verify = restart is None
+        fix = restart or "{in_container}ip -br addr show {eth}"
         if not (global_addresses(eth, "inet") or global_addresses(eth, "inet6")):
             yield self.finding(
                 ctx, f"{eth.name} in {ctx.subject} has no global IPv4 or IPv6 address",

@@ -590,6 +590,13 @@ def default_route_fix(ctx, eth, verb: str) -> Optional[str]:
         " onlink" if on_link else "")
 
 
+def engine_restart(ctx) -> Optional[str]:
+    """`docker restart NAME` (podman's likewise) for a runtime's container, whose IPAM gives
+    it its address again; None for a namespace something else set up."""
+    engine = ctx.container.target.get("kind")
+    return f"{engine} restart {{container_name}}" if engine in ("docker", "podman") else None
+
+
 # What to show when no gateway can be named: the container's routes and addresses.
 NO_GATEWAY_SHOWN = "{in_container}ip route show && {in_container}ip -br addr show {eth}"
 

@@ -531,9 +531,10 @@ class Evidence:
 
 def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     flow, kt, results = plan.flow, seen.kernel, seen.results
+    hops = plan.path["hops"]
     sightings = [E.sight(c.role, c.name, c.netns.label, c.frames, flow, c.error,
-                         _bridge_addresses(hop), _observes(plan.path["hops"], i))
-                 for i, (c, hop) in enumerate(zip(seen.captures, plan.path["hops"]))]
+                         E.asking_addresses(hops, i), _observes(hops, i))
+                 for i, c in enumerate(seen.captures)]
     summary = {"captures": "ok", "tracefs": kt.unavailable or f"{len(kt.events)} kernel events",
                "counters": None}
     degraded = list(seen.degraded)
@@ -551,7 +552,11 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     closed = results is not None and results.outcome == "icmp error" \
         and E.port_closed_at_destination(sightings, results.icmp_errors, flow.dst)
     replied = results is not None and results.outcome in ("reply", "refused") or closed
-    if E.answered_by_host(sightings, replied):
+    host_addresses = {a.split("/")[0] for h in plan.path["hops"]
+                      if h["role"] in ("host-veth", "bridge") + HOST_EGRESS_ROLES
+                      for a in h.get("addresses") or ()}
+    elsewhere = E.answered_elsewhere(sightings, flow.dst, host_addresses)
+    if E.answered_by_host(sightings, replied, elsewhere):
         summary["answered_by_host"] = (f"the {results.detail or 'answer'} came from the host: "
                                        f"it was never seen on the uplink")
     hits = []
@@ -578,7 +583,7 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
                    # however busy the interfaces (and none lost for want of buffer).
                    frames_copied=sum(len(c.frames) for c in seen.captures),
                    capture_drops=sum(c.kernel_drops for c in seen.captures), degraded=degraded)
-    return Evidence(sightings, E.localize(sightings, replied), drops, hits, used,
+    return Evidence(sightings, E.localize(sightings, replied, elsewhere), drops, hits, used,
                     _pmtu(plan.mtu, seen.big), summary, closed)
 
 
@@ -655,14 +660,6 @@ def _far_sightings(far: dict, flow: E.Flow, tunnel_port: int) -> tuple:
                     h.get("error"))
         out.append(_replace(s, first_seen_ns=None))
     return out, [tuple(d[:3]) for d in far.get("kernel_drops", ())]
-
-
-def _bridge_addresses(hop: dict) -> Optional[tuple]:
-    """A bridge device's own addresses (it sees only the answers sent to them); None for
-    any other hop, which sees every frame of its link."""
-    if hop.get("kind") != "bridge":
-        return None
-    return tuple(a.split("/")[0] for a in hop.get("addresses", ()))
 
 
 def _observes(hops: list, i: int) -> str:

@@ -122,6 +122,24 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
                        observes)
 
 
+def asking_addresses(hops: list, i: int) -> Optional[tuple]:
+    """Whose ARP questions can go unanswered on hops[i]'s link, as far as its capture can
+    tell (sight's own_addresses); None: anyone's. A bridge device sees the answers to its
+    own questions only. The container's veth into a bridge carries the questions the bridge
+    floods to every port, whose answers go from another port to the asker, past this link:
+    there only the container's own count. (A routed veth is a link of two: the host's
+    questions are answered on it.)"""
+    hop = hops[i]
+    if hop.get("kind") == "bridge":
+        return tuple(a.split("/")[0] for a in hop.get("addresses") or ())
+    if hop["role"] in ("container", "host-veth"):
+        veth = next((h for h in hops if h["role"] == "host-veth"), None)
+        container = next((h for h in hops if h["role"] == "container"), None)
+        if veth is not None and veth.get("master") and container is not None:
+            return tuple(a.split("/")[0] for a in container.get("addresses") or ())
+    return None
+
+
 @dataclass(frozen=True)
 class HopVerdict:
     reachable: bool
@@ -141,20 +159,38 @@ def port_closed_at_destination(sightings: list, probe_errors: list, dst: str) ->
     return any(e.endswith(f" from {dst}") for s in outer for e in s.icmp_errors)
 
 
-def answered_by_host(sightings: list, replied: bool) -> bool:
+def answered_elsewhere(sightings: list, destination: str, host_addresses) -> bool:
+    """The request was seen on its way to another address than the probe's, none of the
+    host's: a DNAT of the host sent it elsewhere (a Service's backend on the same bridge),
+    and an answer that never crossed the uplink came from there, not from the host."""
+    for s in sightings:
+        seen = s.addresses_seen.get("request") or ""
+        if " -> " not in seen:
+            continue
+        dst = seen.split(" in VXLAN ")[0].split(" -> ")[1].strip()
+        if dst != destination and dst not in host_addresses:
+            return True
+    return False
+
+
+def answered_by_host(sightings: list, replied: bool, elsewhere: bool = False) -> bool:
     """The container got an answer that never crossed the uplink: the host itself made it
-    (an iptables REJECT's RST or ICMP error), not the destination."""
+    (an iptables REJECT's RST or ICMP error), not the destination; unless the host's DNAT
+    sent the request elsewhere (answered_elsewhere), whence the answer came."""
+    if elsewhere:
+        return False
     up = next((s for s in sightings if s.role == "uplink"), None)
     inner_reply = any(s.reply_seen for s in sightings if s.role != "uplink")
     return replied and up is not None and up.capture_error is None and not up.reply_seen \
         and inner_reply
 
 
-def localize(sightings: list, replied: bool) -> HopVerdict:
+def localize(sightings: list, replied: bool, elsewhere: bool = False) -> HopVerdict:
     """sightings in path order (container first). A hop that cannot see the probe (a bridge
     between two of its ports) is no evidence by its silence; a packet lost between the hops
-    on either side of it was lost in it, and it is named as the hop it stopped at."""
-    if replied and not answered_by_host(sightings, replied):
+    on either side of it was lost in it, and it is named as the hop it stopped at. elsewhere:
+    see answered_elsewhere."""
+    if replied and not answered_by_host(sightings, replied, elsewhere):
         return HopVerdict(True, None, None)
     seeing = [i for i, s in enumerate(sightings) if not s.blind]
 

@@ -579,6 +579,28 @@ def test_an_uplink_whose_peer_is_down_and_the_entry_it_leaves_behind(healed):
     assert "neighbour-failed" not in {f["id"] for f in doc["findings"]}, doc["findings"]
 
 
+def test_a_service_address_dnated_to_a_neighbour_on_the_bridge_is_reachable(healed):
+    """A Service-style DNAT (10.96.0.10:80 to lab:web's 172.29.0.3:80, on the same bridge):
+    the SYN-ACK comes back without crossing the uplink, from the backend. The verdict was
+    NOT REACHABLE (taken for the host answering in the destination's place); and the host's
+    ARP for the backend, flooded onto the container's veth and answered on another port,
+    was shown as "no reply" on the container's hops."""
+    rule = ("-d", "10.96.0.10/32", "-p", "tcp", "--dport", "80", "-j", "DNAT",
+            "--to-destination", "172.29.0.3:80")
+    host = ("ip", "netns", "exec", "ndlab-host")
+    sh(*host, "iptables", "-t", "nat", "-I", "PREROUTING", *rule)
+    sh(*host, "ip", "neigh", "flush", "dev", "ndbr0")
+    try:
+        rc, doc, v = trace("test", "10.96.0.10:80")
+        assert rc == 0 and v["reachable"], v
+        hops = {h["role"]: h for h in doc["hops"]}
+        assert hops["bridge"]["addresses_seen"]["request"] == "172.29.0.2 -> 172.29.0.3"
+        assert not hops["container"]["arp_unanswered"] and not hops["host-veth"][
+            "arp_unanswered"], doc["hops"]
+    finally:
+        sh(*host, "iptables", "-t", "nat", "-D", "PREROUTING", *rule, check=False)
+
+
 def test_dns_failure_is_its_own_verdict(healed):
     _break(["dns-unreachable"])
     rc, doc, v = trace("test", "www.baidu.com")

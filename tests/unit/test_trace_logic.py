@@ -721,3 +721,46 @@ def test_a_neighbour_the_answered_probe_went_through_is_no_finding_after_it():
     hops = {"container": None, "uplink": "198.51.100.1"}
     assert V.still_standing([stale, other, rule], hops, reachable=True) == [other, rule]
     assert V.still_standing([stale, other, rule], hops, reachable=False) == [stale, other, rule]
+
+
+def test_an_answer_from_where_the_hosts_dnat_sent_the_request_is_an_answer():
+    """A Service-style DNAT of 10.96.0.10:80 to a container on the same bridge: the SYN was
+    seen leaving the bridge for 172.29.0.3, and its SYN-ACK came back without crossing the
+    uplink. That is the service answering, not the host answering in its place (a REJECT's
+    RST, which is seen with the destination untranslated): the verdict was NOT REACHABLE,
+    cause unknown, for a connection that was made."""
+    s = sightings([1, 1, 1, 0], [1, 1, 0, 0])
+    s[0] = replace(s[0], addresses_seen={"request": "172.29.0.2 -> 10.96.0.10",
+                                         "reply": "10.96.0.10 -> 172.29.0.2"})
+    s[2] = replace(s[2], addresses_seen={"request": "172.29.0.2 -> 172.29.0.3"})
+    host = ("172.29.0.1", "198.51.100.2")
+    assert E.answered_elsewhere(s, "10.96.0.10", host)
+    assert E.localize(s, True, elsewhere=True).reachable
+    # The same answer with the request seen untranslated is the host's (a REJECT).
+    s[2] = replace(s[2], addresses_seen={"request": "172.29.0.2 -> 10.96.0.10"})
+    assert not E.answered_elsewhere(s, "10.96.0.10", host)
+    assert not E.localize(s, True).reachable
+    # Translated to one of the host's own addresses (REDIRECT): the host answered.
+    s[2] = replace(s[2], addresses_seen={"request": "172.29.0.2 -> 172.29.0.1"})
+    assert not E.answered_elsewhere(s, "10.96.0.10", host)
+
+
+def test_a_question_flooded_onto_the_containers_veth_is_not_the_containers_to_answer():
+    """The host asked for 172.29.0.3 (another container) by ARP: the bridge floods the
+    question to every port, the container's veth among them, and the answer goes from
+    veth-web to the bridge, past this link. The container and host-veth hops said "ARP for
+    172.29.0.3: no reply". On a bridge port's link only the container's own questions count
+    (on a routed veth the host's do too: they are answered on that link)."""
+    hops = [{"role": "container", "name": "eth0", "addresses": ["172.29.0.2/24"]},
+            {"role": "host-veth", "name": "veth-test", "master": "ndbr0", "addresses": []},
+            {"role": "bridge", "name": "ndbr0", "kind": "bridge",
+             "addresses": ["172.29.0.1/24"]}]
+    assert E.asking_addresses(hops, 0) == ("172.29.0.2",)
+    assert E.asking_addresses(hops, 1) == ("172.29.0.2",)
+    assert E.asking_addresses(hops, 2) == ("172.29.0.1",)
+    routed = [dict(hops[0]), dict(hops[1], master=None)]
+    assert E.asking_addresses(routed, 0) is None and E.asking_addresses(routed, 1) is None
+    flooded = [arp_frame(1, "172.29.0.1", "172.29.0.3")]
+    s = E.sight("container", "eth0", "ns", flooded, FLOW,
+                own_addresses=E.asking_addresses(hops, 0))
+    assert s.arp_unanswered == ()

@@ -78,6 +78,6 @@ class NatMissing(Check):
         yield self.finding(
             ctx, f"{ctx.subject}'s requests are marked untracked before conntrack sees them "
                  f"({rule.where}: {rule.text}): NAT only translates tracked connections, so "
-                 f"{out.describe()} never applies and {packet.src} leaves {packet.oif} "
-                 f"untranslated: replies cannot find their way back",
+                 f"the translation ({out.describe()}) never applies and {packet.src} leaves "
+                 f"{packet.oif} untranslated: replies cannot find their way back",
             ev, delete_rule(rule, "{in_host}"))

@@ -4,7 +4,8 @@ from .context import link_evidence
 
 @register
 class BridgePortBlocked(Check):
-    """A bridge port on the container's path is not forwarding (its STP state)"""
+    """A bridge port on the container's path is not forwarding (its STP state), or both
+    ports of a container-to-container path are isolated"""
 
     id = "bridge-port-blocked"
     severity = "error"
@@ -22,13 +23,24 @@ class BridgePortBlocked(Check):
         br = ctx.bridge
         if br is None or not br.up:
             return  # bridge-down judges a bridge that is down
+        ports = {}
         for role in ("host-veth", "bridge-port"):
             port = ctx.link_of_hop(role)
             if port is None or not port.up or not port.lower_up or port.master != br.ifindex:
                 continue  # a port that is down is disabled by the bridge: veth-down's
+            ports[role] = port
             if port.port_state in (None, "forwarding"):
                 continue
             yield self._blocked(ctx, br, port, role)
+        mine, theirs = ports.get("host-veth"), ports.get("bridge-port")
+        if mine is not None and theirs is not None and mine.isolated and theirs.isolated:
+            yield self.finding(
+                ctx, f"{mine.name} ({ctx.subject}'s veth) and {theirs.name} (the port that "
+                     f"leads to the destination) are both isolated ports of bridge {br.name} "
+                     f"in {ctx.vars['host_ns']}: the bridge passes nothing between two "
+                     f"isolated ports, their ARP first (to and from the others, it does)",
+                link_evidence(mine, bridge=br.name, isolated=True, other_port=theirs.name),
+                "{in_host}bridge link set dev " + mine.name + " isolated off", port=mine.name)
 
     def _blocked(self, ctx, br, port, role):
         whose = (f"{ctx.subject}'s veth" if role == "host-veth"

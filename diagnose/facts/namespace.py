@@ -163,6 +163,9 @@ class Link:
     # A bridge port's STP state (disabled, listening, learning, forwarding, blocking): only a
     # forwarding port passes frames. None: not a bridge port, or not read.
     port_state: Optional[str] = None
+    # A bridge port marked isolated: the bridge passes nothing between two isolated ports
+    # (only to and from the others). None: not a bridge port, or not read.
+    isolated: Optional[bool] = None
     # A bridge's spanning tree: True when the kernel runs STP on it (the ports' states are
     # then the protocol's), False when off, None when not a bridge or not read.
     stp: Optional[bool] = None

@@ -270,11 +270,13 @@ def _link_record(msg: bytes, a: dict, name_of, up_of) -> tuple:
         mode = _MACVLAN_MODES.get(_u32(data[1]), str(_u32(data[1])))
     elif kind == "ipvlan" and 1 in data:
         mode = _IPVLAN_MODES.get(_u16(data[1]), str(_u16(data[1])))
-    hairpin = port_state = stp = None
+    hairpin = port_state = stp = isolated = None
     if _text(info.get(4)) == "bridge":  # IFLA_INFO_SLAVE_KIND
         port = _nested(info.get(5))  # IFLA_INFO_SLAVE_DATA
         raw = port.get(4)  # IFLA_BRPORT_MODE
         hairpin = bool(raw[0]) if raw else None
+        raw = port.get(33)  # IFLA_BRPORT_ISOLATED
+        isolated = bool(raw[0]) if raw else None
         state = _u8(port.get(1))  # IFLA_BRPORT_STATE
         if state is not None:
             port_state = PORT_STATES[state] if state < len(PORT_STATES) else str(state)
@@ -308,7 +310,7 @@ def _link_record(msg: bytes, a: dict, name_of, up_of) -> tuple:
         peer_ifindex=iflink if iflink and netnsid is not None and netnsid >= 0 else None,
         peer_netnsid=netnsid if netnsid is not None and netnsid >= 0 else None,
         tunnel=_tunnel(kind, data, name_of), xdp=xdp, mode=mode, hairpin=hairpin,
-        port_state=port_state, stp=stp)
+        port_state=port_state, stp=stp, isolated=isolated)
     return link, _u32(a.get(10)), sysctls
 
 

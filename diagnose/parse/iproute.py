@@ -89,6 +89,15 @@ def _hairpin(linkinfo) -> Optional[bool]:
     return value if isinstance(value, bool) else None
 
 
+def _isolated(linkinfo) -> Optional[bool]:
+    """Whether a bridge port is isolated, as `ip -d link` says it."""
+    if not isinstance(linkinfo, dict) or linkinfo.get("info_slave_kind") != "bridge":
+        return None
+    data = linkinfo.get("info_slave_data")
+    value = data.get("isolated") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
+
+
 def _port_state(linkinfo) -> Optional[str]:
     """A bridge port's STP state, as `ip -d link` says it ("forwarding")."""
     if not isinstance(linkinfo, dict) or linkinfo.get("info_slave_kind") != "bridge":
@@ -186,6 +195,7 @@ def parse_links(doc) -> tuple:
                                  if isinstance(linkinfo, dict) else None),
                 hairpin=_hairpin(linkinfo),
                 port_state=_port_state(linkinfo),
+                isolated=_isolated(linkinfo),
                 stp=_stp(kind, linkinfo.get("info_data") if isinstance(linkinfo, dict) else None),
             )
         )

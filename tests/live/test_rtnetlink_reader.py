@@ -29,6 +29,7 @@ link add br9 type bridge
 link add v9a type veth peer name v.9
 link set v9a master br9
 link set dev v9a type bridge_slave hairpin on
+link set dev v9a type bridge_slave isolated on
 link set v9a up
 link set br9 up
 link add mv1 link up0 type macvlan mode private
@@ -145,6 +146,7 @@ def test_every_kind_of_object_reads_as_ip_prints_it(odd):
                                                   ("STALE",)}
     assert len(with_netlink[3]) == 4  # vx9's group, vx10's two defaults and one MAC
     assert [r.dst for r in with_netlink[1] if r.onlink] == ["10.65.0.0/16"]
+    assert [l.name for l in with_netlink[0] if l.isolated] == ["v9a"]
     assert with_netlink[4]["net.ipv4.conf.up0.rp_filter"] == "2"
     assert with_netlink[4]["net.ipv6.conf.mv2.disable_ipv6"] == "1"
     assert with_netlink[4]["net.ipv4.ip_forward"] == "1"

@@ -601,6 +601,24 @@ def test_a_service_address_dnated_to_a_neighbour_on_the_bridge_is_reachable(heal
         sh(*host, "iptables", "-t", "nat", "-D", "PREROUTING", *rule, check=False)
 
 
+def test_two_isolated_ports_are_named_and_the_fix_heals(healed):
+    """Both containers' ports isolated on their bridge: it passes nothing between them
+    (their ARP first). The trace said neighbour-failed, with no finding and no fix."""
+    host = ("ip", "netns", "exec", "ndlab-host", "bridge", "link", "set", "dev")
+    sh(*host, "veth-test", "isolated", "on")
+    sh(*host, "veth-web", "isolated", "on")
+    try:
+        rc, doc, v = trace("test", "web")
+        assert rc == 1 and v["cause"] == "bridge-port-blocked", v
+        f = next(f for f in doc["findings"] if f["id"] == "bridge-port-blocked")
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "web")
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        for veth in ("veth-test", "veth-web"):
+            sh(*host, veth, "isolated", "off", check=False)
+
+
 def test_dns_failure_is_its_own_verdict(healed):
     _break(["dns-unreachable"])
     rc, doc, v = trace("test", "www.baidu.com")

@@ -424,6 +424,25 @@ def _off_network(onlink=True):
              Route(dst="default", dev="eth0", gateway="172.29.0.1", onlink=onlink)]))
 
 
+def _east_west(**ports):
+    """lab:test traced to lab:web across their bridge (hops as the path gives them), with
+    the two veths' port flags as given: {veth name: {field: value}}."""
+    _, c = E.container(HEALTHY, "test")
+    veth = next(h for h in c.path["hops"] if h["role"] == "host-veth")
+    hops = [h for h in c.path["hops"] if h["role"] != "uplink"] + [
+        dict(veth, role="bridge-port", name="veth-web", ifindex=5),
+        {"role": "destination", "name": "eth0", "netns": "ndlab-web", "ifindex": 2}]
+    path = dict(c.path, hops=hops, destination={"query": "lab:web", "address": "172.29.0.3",
+                                                "container": "lab:web"})
+    snap = E.edit_container(HEALTHY, "test", path=path)
+
+    def host(ns):
+        for name, changes in ports.items():
+            ns = E.link(ns, name, **changes)
+        return ns
+    return E.edit_host_ns(snap, host)
+
+
 def _shadowed(nic=False):
     """The lab with a second bridge holding the destination's network (the checks' default
     destination, 198.18.0.1: a container network made over an outside range), the
@@ -660,6 +679,9 @@ CASES = {
     "bridge-port-blocked": [
         ("veth-test disabled by hand", E.edit_host_ns(HEALTHY, lambda ns: E.link(
             ns, "veth-test", port_state="disabled")), "lab:test"),
+        ("both veths isolated ports", _east_west(**{"veth-test": {"isolated": True},
+                                                   "veth-web": {"isolated": True}}),
+         "lab:test"),
         ("veth-test blocking under STP", E.edit_host_ns(HEALTHY, lambda ns: E.link(E.link(
             ns, "veth-test", port_state="blocking"), "ndbr0", stp=True)), "lab:test")],
     "arp-disabled": [
@@ -2038,3 +2060,17 @@ def test_a_container_numbered_outside_its_bridges_network_is_named_not_its_gatew
     docker = E.edit_container(_off_network(), "test", target=dict(c.target, kind="docker"))
     f = next(f for f in run_checks(docker) if f.id == "container-address-off-network")
     assert f.fix == "docker restart test"
+
+
+def test_two_isolated_ports_of_a_bridge_pass_nothing_between_them():
+    """`bridge link set dev veth-test isolated on` on both containers' ports: the bridge
+    forwards nothing between isolated ports (their ARP first); the trace said
+    neighbour-failed with no finding. One isolated port talks to the others freely."""
+    f = next(f for f in run_checks(_east_west(**{"veth-test": {"isolated": True},
+                                                 "veth-web": {"isolated": True}}))
+             if f.id == "bridge-port-blocked")
+    assert "isolated" in f.message and "veth-web" in f.message, f.message
+    assert f.fix == "ip netns exec ndlab-host bridge link set dev veth-test isolated off"
+    assert "bridge-port-blocked" not in ids(run_checks(_east_west(
+        **{"veth-test": {"isolated": True}})), "lab:test")
+    assert "bridge-port-blocked" not in ids(run_checks(_east_west()), "lab:test")

@@ -80,21 +80,13 @@ def _tunnel(kind, data, lower) -> dict:
             for k, v in out.items() if v is not None and not isinstance(v, (dict, list))}
 
 
-def _hairpin(linkinfo) -> Optional[bool]:
-    """A bridge port's hairpin_mode, as `ip -d link` says it."""
+def _port_flag(linkinfo, key: str) -> Optional[bool]:
+    """A bridge port's flag (hairpin, isolated), as `ip -d link` says it; None for a link
+    that is no bridge port."""
     if not isinstance(linkinfo, dict) or linkinfo.get("info_slave_kind") != "bridge":
         return None
     data = linkinfo.get("info_slave_data")
-    value = data.get("hairpin") if isinstance(data, dict) else None
-    return value if isinstance(value, bool) else None
-
-
-def _isolated(linkinfo) -> Optional[bool]:
-    """Whether a bridge port is isolated, as `ip -d link` says it."""
-    if not isinstance(linkinfo, dict) or linkinfo.get("info_slave_kind") != "bridge":
-        return None
-    data = linkinfo.get("info_slave_data")
-    value = data.get("isolated") if isinstance(data, dict) else None
+    value = data.get(key) if isinstance(data, dict) else None
     return value if isinstance(value, bool) else None
 
 
@@ -193,9 +185,9 @@ def parse_links(doc) -> tuple:
                 xdp=xdp_text,
                 mode=_child_mode(kind, linkinfo.get("info_data")
                                  if isinstance(linkinfo, dict) else None),
-                hairpin=_hairpin(linkinfo),
+                hairpin=_port_flag(linkinfo, "hairpin"),
                 port_state=_port_state(linkinfo),
-                isolated=_isolated(linkinfo),
+                isolated=_port_flag(linkinfo, "isolated"),
                 stp=_stp(kind, linkinfo.get("info_data") if isinstance(linkinfo, dict) else None),
             )
         )

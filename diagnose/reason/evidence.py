@@ -58,6 +58,11 @@ class HopSighting:
     # are both its ports, "broadcasts and its own traffic" (bridged unicast passes it by).
     observes: str = "all"
 
+    def endpoints(self, direction: str = "request") -> tuple:
+        """(source, destination) the hop saw the first packet of direction with, as the
+        packet carried them (for a tunnelled one, the inner packet's); ("", "") for none."""
+        return endpoints(self.addresses_seen.get(direction))
+
     @property
     def blind(self) -> bool:
         """The hop cannot see the probe's unicast frames: its silence says nothing."""
@@ -74,6 +79,13 @@ class HopSighting:
 
 BRIDGED_PAST = "broadcasts and its own traffic (bridged unicast passes it by)"
 NOT_DECODED = "nothing netdoctor decodes (a tunnel device without an Ethernet header)"
+
+
+def endpoints(seen: Optional[str]) -> tuple:
+    """(source, destination) of an addresses_seen text, "src -> dst" (and " in VXLAN ..."
+    after it for a tunnelled packet, which sight() writes); ("", "") for none."""
+    src, arrow, dst = (seen or "").split(" in VXLAN ")[0].partition(" -> ")
+    return (src.strip(), dst.strip()) if arrow else ("", "")
 
 
 def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
@@ -164,11 +176,8 @@ def answered_elsewhere(sightings: list, destination: str, host_addresses) -> boo
     host's: a DNAT of the host sent it elsewhere (a Service's backend on the same bridge),
     and an answer that never crossed the uplink came from there, not from the host."""
     for s in sightings:
-        seen = s.addresses_seen.get("request") or ""
-        if " -> " not in seen:
-            continue
-        dst = seen.split(" in VXLAN ")[0].split(" -> ")[1].strip()
-        if dst != destination and dst not in host_addresses:
+        dst = s.endpoints()[1]
+        if dst and dst != destination and dst not in host_addresses:
             return True
     return False
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Optional
 
 from ..facts.namespace import is_unrouted
-from .evidence import Flow, HopVerdict, unanswered_next_hop
+from .evidence import Flow, HopVerdict, endpoints, unanswered_next_hop
 from .nftrace import first_drop
 
 # What the kernel's drop reason says, in the catalog's words (first: the likeliest alone).
@@ -277,25 +277,21 @@ def _left_untranslated(c: Case) -> Optional[str]:
     host-gw, Calico without encapsulation, a VPN.)"""
     if not c.stopped("uplink") or c.flow is None or is_unrouted(c.flow.dst):
         return None
-    up = next((s for s in c.sightings if s.role == "uplink"), None)
-    src = up.addresses_seen.get("request", "").split(" -> ")[0] if up else ""
-    flow_src = c.flow.src if c.flow is not None else ""
-    return "nat-missing" if src and src == flow_src and is_unrouted(flow_src) else None
+    src = _left_untranslated_from(c)
+    return "nat-missing" if src and is_unrouted(src) else None
 
 
 def _translated_destination(c: Case, seen: Optional[str]) -> Optional[str]:
     """The destination the request left with (seen: "src -> dst" on the uplink), when NAT
     on the way changed it from the probe's."""
-    if not seen or c.flow is None or " -> " not in seen:
-        return None
-    dst = seen.split(" in VXLAN ")[0].split(" -> ")[1].strip()  # the outer addresses
-    return dst if dst and dst != c.flow.dst else None
+    dst = endpoints(seen)[1]
+    return dst if dst and c.flow is not None and dst != c.flow.dst else None
 
 
 def _left_untranslated_from(c: Case) -> str:
     """The container's own address, when the request left the uplink from it (no NAT)."""
     up = next((s for s in c.sightings if s.role == "uplink"), None)
-    src = up.addresses_seen.get("request", "").split(" -> ")[0] if up else ""
+    src = up.endpoints()[0] if up else ""
     flow_src = c.flow.src if c.flow is not None else ""
     return src if src and src == flow_src else ""
 

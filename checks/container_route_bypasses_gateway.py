@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from .context import gateway_for, global_addresses, lookup
+from .context import gateway_for, global_addresses, lan_bridge, lookup
 
 
 @register
@@ -23,8 +23,8 @@ class ContainerRouteBypassesGateway(Check):
         eth, br, dest = ctx.egress, ctx.bridge, ctx.destination
         if eth is None or br is None or not ctx.bridged or not dest or ctx.east_west:
             return
-        if any(l.master == br.ifindex and l.kind != "veth" for l in ctx.host_ns.links):
-            return  # a LAN bridge: other routers on the segment are the LAN's business
+        if lan_bridge(ctx.host_ns, br):
+            return  # other routers on the segment are the LAN's business
         asked = ctx.own_route_lookup
         if asked is None or asked.get("error") or asked.get("dev") != eth.name:
             return

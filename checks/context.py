@@ -577,6 +577,12 @@ def router_on_segment(host_ns, br, gw: str) -> bool:
     if any(n.dst == gw and n.dev == br.name and n.lladdr and n.lladdr != br.mac
            and RESOLVED & set(n.state) for n in host_ns.neighbours):
         return True
+    return lan_bridge(host_ns, br)
+
+
+def lan_bridge(host_ns, br) -> bool:
+    """The bridge has a port that is not a veth (a NIC, a bond, a VM's tap): its segment
+    reaches beyond this host's containers, with machines and routers of its own."""
     return any(l.master == br.ifindex and l.kind != "veth" for l in host_ns.links)
 
 

@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import lookup
+from .context import lan_bridge, lookup
 
 
 @register
@@ -22,8 +22,7 @@ class DestinationShadowed(Check):
         hop = ctx.hop("uplink")
         if h is None or out is None or hop is None or hop.get("via") or not dest:
             return
-        if out.kind != "bridge" or any(l.master == out.ifindex and l.kind != "veth"
-                                       for l in h.links):
+        if out.kind != "bridge" or lan_bridge(h, out):
             return  # a NIC, or a bridge with one in it, on the destination's own LAN
         route = lookup(h.routes, dest)  # (None for a destination that is no address)
         if route is None or route.gateway or route.dev != out.name or route.is_default:

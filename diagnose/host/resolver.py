@@ -23,11 +23,8 @@ from ..errors import ParseError, Unresolved
 from . import netns
 from ..parse.dns_wire import (QTYPE_A, QTYPE_AAAA, QTYPE_NS, DnsAnswer, encode_query,
                                                parse_response)
-from ..parse.hosts_file import addresses_of, parse_hosts
+from ..parse.hosts_file import PATH as HOSTS_FILE, addresses_of, parse_hosts
 from ..parse.resolv_conf import ResolvConf, candidate_names, parse_resolv_conf
-
-# Where a name pinned in the container's hosts file was found, as the container sees it.
-HOSTS_FILE = "/etc/hosts"
 
 def read_resolv_conf(path: Optional[str]) -> ResolvConf:
     if not path:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 
+# The file, as the container sees it: what a resolution found there names as its source.
+PATH = "/etc/hosts"
+
 
 def parse_hosts(text: str) -> list:
     """[(address, (name, ...))] in the file's order."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..parse.hosts_file import PATH as HOSTS_FILE
 from .as_json import summary, target_rows
 
 
@@ -105,9 +106,6 @@ def arp_note(hop: dict) -> str:
     asked = hop.get("arp_unanswered")
     return f"ARP for {', '.join(asked)}: no reply" if asked else ""
 
-
-# Where the container's resolver found a name pinned by hand (host.resolver.HOSTS_FILE).
-HOSTS_FILE = "/etc/hosts"
 
 
 def resolved_by(dest: dict) -> str:

@@ -552,7 +552,7 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
     closed = results is not None and results.outcome == "icmp error" \
         and E.port_closed_at_destination(sightings, results.icmp_errors, flow.dst)
     replied = results is not None and results.outcome in ("reply", "refused") or closed
-    host_addresses = {a.split("/")[0] for h in plan.path["hops"]
+    host_addresses = {a.split("/")[0] for h in hops
                       if h["role"] in ("host-veth", "bridge") + HOST_EGRESS_ROLES
                       for a in h.get("addresses") or ()}
     elsewhere = E.answered_elsewhere(sightings, flow.dst, host_addresses)

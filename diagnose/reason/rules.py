@@ -239,6 +239,10 @@ class _Walk:
     untracked: Optional[tuple] = None
     returned: Optional[Rule] = None
 
+    def outcome(self, verdict: str, rule: Optional[Rule], base: Optional[Chain]) -> Outcome:
+        return Outcome(verdict, rule, base, tuple(self.uncertain), tuple(self.trail),
+                       self.untracked, self.returned)
+
 
 def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
     """(verdict or None to go on in the caller, deciding rule)."""
@@ -300,14 +304,10 @@ def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter",
             verdict, rule = base.policy or "accept", None
         last = (verdict, rule, base)
         if verdict in ("drop", "reject") or verdict in NAT_VERDICTS:
-            return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail),
-                           w.untracked, w.returned)
+            return w.outcome(verdict, rule, base)
     if last is None:
-        return Outcome("none", None, None, tuple(w.uncertain), tuple(w.trail), w.untracked,
-                       w.returned)
-    verdict, rule, base = last
-    return Outcome(verdict, rule, base, tuple(w.uncertain), tuple(w.trail), w.untracked,
-                   w.returned)
+        return w.outcome("none", None, None)
+    return w.outcome(*last)
 
 
 def rule_hits(before: Ruleset, after: Ruleset, verdicts: tuple = ("drop", "reject")) -> list:

@@ -396,6 +396,7 @@ def read_netconf(s: socket.socket) -> dict:
 
 RTNH_F_ONLINK = 4  # rtm_flags: the route's gateway is on the link (`ip route ... onlink`)
 
+
 def _route_record(msg: bytes, name_of) -> Optional[Route]:
     family, dst_len, _, _, table, proto, scope, rtype, flags = _RTMSG.unpack_from(
         msg, NLMSG.size)

@@ -107,7 +107,6 @@ def arp_note(hop: dict) -> str:
     return f"ARP for {', '.join(asked)}: no reply" if asked else ""
 
 
-
 def resolved_by(dest: dict) -> str:
     """Who gave the destination's address: a nameserver, or the container's hosts file
     (read first; DNS was not asked)."""

@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from .context import gateway_for, global_addresses, lan_bridge, lookup
+from .context import gateway_for, global_addresses, lan_bridge, lookup, proxy_arp_on
 
 
 @register
@@ -44,7 +44,7 @@ class ContainerRouteBypassesGateway(Check):
         if route is None or route.is_default or route.dev != eth.name or route.gateway != via:
             return  # the kernel chose by something the main table does not say (policy)
         if via is None:
-            if fam != "inet" or self._proxied(ctx, br):
+            if fam != "inet" or proxy_arp_on(ctx.host_ns.sysctls, br.name):
                 return  # (the bridge answers ARP for what it routes: on-link works)
             how = (f"on its link ({route.dst} dev {eth.name}, no gateway): it asks by ARP for "
                    f"{dest} itself, and nothing on {br.name} has that address")
@@ -62,9 +62,3 @@ class ContainerRouteBypassesGateway(Check):
              "stops_at": stops},
             "{in_container}ip route replace " + route.dst + f" via {gw} dev {{eth}}"
             + (" onlink" if on_link else ""), route_dst=route.dst, gateway=gw, own_route=own)
-
-    @staticmethod
-    def _proxied(ctx, br) -> bool:
-        s = ctx.host_ns.sysctls
-        return "1" in (s.get(f"net.ipv4.conf.{br.name}.proxy_arp"),
-                       s.get("net.ipv4.conf.all.proxy_arp"))

@@ -580,6 +580,13 @@ def router_on_segment(host_ns, br, gw: str) -> bool:
     return lan_bridge(host_ns, br)
 
 
+def proxy_arp_on(sysctls: dict, ifname: str) -> bool:
+    """Whether the interface answers ARP for addresses it routes elsewhere: the kernel
+    takes proxy_arp on when the interface's or `all`'s is."""
+    return "1" in (sysctls.get(f"net.ipv4.conf.{ifname}.proxy_arp"),
+                   sysctls.get("net.ipv4.conf.all.proxy_arp"))
+
+
 def lan_bridge(host_ns, br) -> bool:
     """The bridge has a port that is not a veth (a NIC, a bond, a VM's tap): its segment
     reaches beyond this host's containers, with machines and routers of its own."""

@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import link_evidence
+from .context import link_evidence, proxy_arp_on
 
 
 @register
@@ -25,7 +25,7 @@ class ProxyArpOff(Check):
             return  # the host owns it (CNI ptp puts it on the veth): it answers ARP itself
         mine = h.sysctls.get(f"net.ipv4.conf.{veth.name}.proxy_arp")
         every = h.sysctls.get("net.ipv4.conf.all.proxy_arp")
-        if mine is None or "1" in (mine, every):
+        if mine is None or proxy_arp_on(h.sysctls, veth.name):
             return
         yield self.finding(
             ctx, f"{ctx.subject}'s gateway {gw} is no address of {ctx.vars['host_ns']}, and "

@@ -572,10 +572,10 @@ def router_on_segment(host_ns, br, gw: str) -> bool:
     enslaved): the host routes by that gateway on the bridge itself, holds a neighbour entry
     for it there that something other than the bridge answered, or the bridge has a port
     that is not a veth (a NIC, a bond, a VM's tap)."""
-    if any(r.gateway == gw and r.dev == br.name for r in host_ns.routes):
+    if host_ns.routes_via(gw, br.name):
         return True
-    if any(n.dst == gw and n.dev == br.name and n.lladdr and n.lladdr != br.mac
-           and RESOLVED & set(n.state) for n in host_ns.neighbours):
+    if any(n.lladdr and n.lladdr != br.mac and RESOLVED & set(n.state)
+           for n in host_ns.neighbours_of(gw, br.name)):
         return True
     return lan_bridge(host_ns, br)
 
@@ -590,7 +590,7 @@ def proxy_arp_on(sysctls: dict, ifname: str) -> bool:
 def lan_bridge(host_ns, br) -> bool:
     """The bridge has a port that is not a veth (a NIC, a bond, a VM's tap): its segment
     reaches beyond this host's containers, with machines and routers of its own."""
-    return any(l.master == br.ifindex and l.kind != "veth" for l in host_ns.links)
+    return bool(host_ns.outer_ports(br.ifindex))
 
 
 def default_route_fix(ctx, eth, verb: str) -> Optional[str]:

@@ -285,9 +285,41 @@ class NamespaceSnapshot:
 
     def neighbour_mac(self, address: str, dev: str) -> Optional[str]:
         """The MAC a usable neighbour entry gives address on dev (not FAILED, INCOMPLETE)."""
-        return next((n.lladdr for n in self.neighbours
-                     if n.dst == address and n.dev == dev and n.lladdr
+        return next((n.lladdr for n in self.neighbours_of(address, dev) if n.lladdr
                      and "FAILED" not in n.state and "INCOMPLETE" not in n.state), None)
+
+    @cached_property
+    def _neighbours_at(self) -> dict:
+        out: dict = {}
+        for n in self.neighbours:
+            out.setdefault((n.dst, n.dev), []).append(n)
+        return out
+
+    def neighbours_of(self, address: str, dev: str) -> list:
+        """The neighbour entries for address on dev (a host with a thousand containers has
+        thousands of entries; the checks ask about one per container)."""
+        return self._neighbours_at.get((address, dev), [])
+
+    @cached_property
+    def _routed_via(self) -> frozenset:
+        return frozenset((r.gateway, r.dev) for r in self.routes if r.gateway)
+
+    def routes_via(self, gateway: str, dev: str) -> bool:
+        """Whether a route of any table goes by gateway on dev."""
+        return (gateway, dev) in self._routed_via
+
+    @cached_property
+    def _outer_ports(self) -> dict:
+        out: dict = {}
+        for l in self.links:
+            if l.master is not None and l.kind != "veth":
+                out.setdefault(l.master, []).append(l)
+        return out
+
+    def outer_ports(self, master: int) -> list:
+        """The links enslaved to the device of that ifindex that are not veths: a bridge's
+        NIC, bond or VM tap, among a thousand container veths."""
+        return self._outer_ports.get(master, [])
 
     def tunnel_destination(self, dev: str, mac: Optional[str]) -> Optional[str]:
         """Where the tunnel dev sends a frame for mac: its FDB entry, else its default."""

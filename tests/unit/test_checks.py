@@ -1164,6 +1164,15 @@ def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway()
     # a NIC enslaved to the bridge (kind None: a plain device)
     nic = E.edit_host_ns(wrong, lambda ns: E.link(ns, "veth-web", kind=None))
     assert "container-wrong-gateway" not in ids(run_checks(nic), "lab:test")
+    # the host's own route by the gateway on the bridge (in any table)
+    from netdoctor.diagnose.facts.namespace import Route
+
+    routed = E.edit_host_ns(wrong, lambda ns: E.routes(ns, add=(Route(
+        dst="10.77.0.0/16", gateway="172.29.0.254", dev="ndbr0", table="100"),)))
+    assert "container-wrong-gateway" not in ids(run_checks(routed), "lab:test")
+    elsewhere = E.edit_host_ns(wrong, lambda ns: E.routes(ns, add=(Route(
+        dst="10.77.0.0/16", gateway="172.29.0.254", dev="eth0"),)))
+    assert "container-wrong-gateway" in ids(run_checks(elsewhere), "lab:test")
 
 
 def test_forward_drop_names_rule_and_direction():

@@ -293,7 +293,22 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     In a thread of hopping() the thread itself enters ns and comes back; elsewhere an idle
     worker thread takes the call (a new one when none is idle: calls from several threads,
     or from inside a call, run at once)."""
-    if ns.inode == os.stat("/proc/thread-self/ns/net").st_ino:
+    if getattr(_HOPPING, "on", False):
+        if ns.inode == _HOPPING.here:
+            return fn(*args, **kwargs)
+        if _HOPPING.here == _HOPPING.home:
+            # The common hop, out from the thread's own namespace and back: by the
+            # descriptor kept open for it (a path discovery makes thousands of them).
+            failed = _enter(ns)
+            if failed is not None:
+                raise failed
+            _HOPPING.here = ns.inode
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _setns(_HOPPING.home_fd)
+                _HOPPING.here = _HOPPING.home
+    elif ns.inode == os.stat("/proc/thread-self/ns/net").st_ino:
         return fn(*args, **kwargs)
     if getattr(_HOPPING, "on", False):
         back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -301,10 +316,12 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
             failed = _enter(ns)
             if failed is not None:
                 raise failed
+            outer, _HOPPING.here = _HOPPING.here, ns.inode
             try:
                 return fn(*args, **kwargs)
             finally:
                 _setns(back)
+                _HOPPING.here = outer
         finally:
             os.close(back)
     with _IDLE_LOCK:
@@ -328,9 +345,14 @@ def hopping(fn: Callable[..., T], *args, **kwargs) -> T:
     box: dict = {}
 
     def runner() -> None:
-        _HOPPING.on = True
         try:
-            box["value"] = fn(*args, **kwargs)
+            _HOPPING.home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            _HOPPING.home = _HOPPING.here = os.fstat(_HOPPING.home_fd).st_ino
+            _HOPPING.on = True
+            try:
+                box["value"] = fn(*args, **kwargs)
+            finally:
+                os.close(_HOPPING.home_fd)
         except BaseException as e:  # handed to the caller's thread
             box["error"] = e
 

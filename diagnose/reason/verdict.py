@@ -253,7 +253,15 @@ def _fault_at_the_far_end(c: Case) -> Optional[str]:
 
 
 def _kernel_drop_reason(c: Case) -> Optional[str]:
-    return c.by_reason[0] if c.by_reason else None
+    """The cause the kernel's drop reason names: the one cause that gives it; a rule's drop
+    (netfilter says so, where no check could read the rule: ebtables, an expression
+    netdoctor does not model); else, of the several causes that give it, the one a check
+    found. Naming the first of them unfound is a guess: OTHERHOST is also how a bridge's
+    flooded copies of a frame for a MAC it does not know are dropped."""
+    if len(c.by_reason) == 1 or (c.by_reason and c.by_reason[0] in RULE_CAUSES):
+        return c.by_reason[0]
+    found = {f.id for f in c.findings}
+    return next((cause for cause in c.by_reason if cause in found), None)
 
 
 def _dropping_rule_counted(c: Case) -> Optional[str]:

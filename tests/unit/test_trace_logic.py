@@ -133,6 +133,23 @@ def test_decide_prefers_the_root_cause_and_the_kernel_reason():
     assert v.cause == "ip-forward-disabled"
 
 
+def test_a_drop_reason_several_causes_give_names_none_without_a_finding():
+    """OTHERHOST at the bridge while the reply was lost there: veth-not-attached,
+    ip-conflict and container-wrong-gateway all make the kernel drop a frame as not the
+    host's, and flooded copies of a frame for a MAC the bridge does not know are dropped so
+    too. With no finding for any of them, the verdict named the first (a veth that was
+    attached); a reason that names one cause alone still names it."""
+    hv = E.HopVerdict(False, "bridge", "reply")
+    s = sightings([1, 1, 1, 1], [0, 0, 1, 1])
+    v = V.decide(V.Case(hv, s, [], [("OTHERHOST", "ip_rcv_core+0x22c", "ndbr0")], [], FLOW, ()))
+    assert v.cause != "veth-not-attached" and v.kernel_drop_reason == "OTHERHOST", v
+    v = V.decide(V.Case(hv, s, [finding("ip-conflict")],
+                        [("OTHERHOST", "ip_rcv_core+0x22c", "ndbr0")], [], FLOW, ()))
+    assert v.cause == "ip-conflict", v
+    v = V.decide(V.Case(hv, s, [], [("IP_RPFILTER", "ip_rcv_finish", "ndbr0")], [], FLOW, ()))
+    assert v.cause == "rp-filter-drop", v
+
+
 def test_decide_from_evidence_alone():
     up = E.HopVerdict(False, "uplink", "request")
     s = sightings([1, 1, 1, 1], [0] * 4)

@@ -169,6 +169,12 @@ class Link:
     # A bridge's spanning tree: True when the kernel runs STP on it (the ports' states are
     # then the protocol's), False when off, None when not a bridge or not read.
     stp: Optional[bool] = None
+    # A bridge port's `learning` (the bridge learns which MACs are behind it), `flood`
+    # (frames for a MAC it has not learnt go out of it too) and `bcast_flood` (broadcasts,
+    # ARP requests first, go out of it). None: not a bridge port, or not read.
+    learning: Optional[bool] = None
+    unicast_flood: Optional[bool] = None
+    broadcast_flood: Optional[bool] = None
 
     @property
     def up(self) -> bool:
@@ -247,8 +253,10 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class FdbEntry:
-    """A tunnel's forwarding entry (`bridge fdb show dev flannel.1`): frames for mac go in a
-    VXLAN packet to dst (00:00:00:00:00:00 is the default, for every MAC without one)."""
+    """A forwarding entry (`bridge fdb show dev DEV`). A tunnel's (flannel.1): frames for
+    mac go in a VXLAN packet to dst (00:00:00:00:00:00 is the default, for every MAC
+    without one). A bridge port's (read where the bridge does not learn): frames for mac go
+    out of that port; dst is None."""
 
     dev: str
     mac: str
@@ -281,7 +289,7 @@ class NamespaceSnapshot:
     # a container's rules are dumped only where it has any ("unknown" when it could not be
     # told: then they are dumped).
     netfilter_tables: typing.Tuple[str, ...] = ()
-    fdb: tuple = ()  # FdbEntry of the namespace's tunnel devices
+    fdb: tuple = ()  # FdbEntry of its tunnel devices and of bridge ports that do not learn
 
     def neighbour_mac(self, address: str, dev: str) -> Optional[str]:
         """The MAC a usable neighbour entry gives address on dev (not FAILED, INCOMPLETE)."""

@@ -122,6 +122,8 @@ def _read_here(ns_dict: dict) -> NamespaceSnapshot:
 def _read_with_ip(ns_dict: dict) -> tuple:
     """(links, routes, neighbours, fdb) as `ip -j -d` and `bridge -j fdb` print them: the
     same facts rtdump reads, from iproute2's JSON."""
+    from . import rtdump
+
     res = command.run(["ip", "-j", "-d", "-batch", "-"], input=_BATCH)
     if not res.ok:
         raise CommandFailed(f"ip -batch failed in {ns_dict.get('name') or ns_dict['path']}: "
@@ -134,7 +136,7 @@ def _read_with_ip(ns_dict: dict) -> tuple:
     neighbours = iproute.parse_neighbours(docs[2])
     fdb = []
     for link in links:
-        if link.kind == "vxlan":  # where the tunnel sends each MAC: its FDB
+        if rtdump.fdb_wanted(link):  # where the tunnel sends each MAC, or what a port holds
             out = command.run(["bridge", "-j", "fdb", "show", "dev", link.name])
             if out.ok:
                 try:

@@ -270,13 +270,13 @@ def _link_record(msg: bytes, a: dict, name_of, up_of) -> tuple:
         mode = _MACVLAN_MODES.get(_u32(data[1]), str(_u32(data[1])))
     elif kind == "ipvlan" and 1 in data:
         mode = _IPVLAN_MODES.get(_u16(data[1]), str(_u16(data[1])))
-    hairpin = port_state = stp = isolated = None
+    hairpin = port_state = stp = isolated = learning = unicast_flood = broadcast_flood = None
     if _text(info.get(4)) == "bridge":  # IFLA_INFO_SLAVE_KIND
         port = _nested(info.get(5))  # IFLA_INFO_SLAVE_DATA
-        raw = port.get(4)  # IFLA_BRPORT_MODE
-        hairpin = bool(raw[0]) if raw else None
-        raw = port.get(33)  # IFLA_BRPORT_ISOLATED
-        isolated = bool(raw[0]) if raw else None
+        hairpin, isolated, learning, unicast_flood, broadcast_flood = (
+            bool(port[k][0]) if port.get(k) else None
+            # IFLA_BRPORT_MODE, _ISOLATED, _LEARNING, _UNICAST_FLOOD, _BCAST_FLOOD
+            for k in (4, 33, 8, 9, 30))
         state = _u8(port.get(1))  # IFLA_BRPORT_STATE
         if state is not None:
             port_state = PORT_STATES[state] if state < len(PORT_STATES) else str(state)
@@ -310,7 +310,8 @@ def _link_record(msg: bytes, a: dict, name_of, up_of) -> tuple:
         peer_ifindex=iflink if iflink and netnsid is not None and netnsid >= 0 else None,
         peer_netnsid=netnsid if netnsid is not None and netnsid >= 0 else None,
         tunnel=_tunnel(kind, data, name_of), xdp=xdp, mode=mode, hairpin=hairpin,
-        port_state=port_state, stp=stp, isolated=isolated)
+        port_state=port_state, stp=stp, isolated=isolated, learning=learning,
+        unicast_flood=unicast_flood, broadcast_flood=broadcast_flood)
     return link, _u32(a.get(10)), sysctls
 
 
@@ -473,6 +474,12 @@ def _fdb_state(state: int) -> str:
     return f"{state:#x}"
 
 
+def fdb_wanted(link) -> bool:
+    """Whose forwarding entries are read: a tunnel's (where each MAC is sent) and a bridge
+    port's that does not learn (its entries are all the bridge knows behind it)."""
+    return link.kind == "vxlan" or link.learning is False
+
+
 def read_fdb(s: socket.socket, devices: dict) -> tuple:
     """The FDB entries of the given devices ({ifindex: name}), as `bridge -j fdb show dev`."""
     if not devices:
@@ -562,7 +569,7 @@ def read_from(s) -> tuple:
         links, name_of, sysctls = read_links(s)
         routes = read_routes(s, name_of)
         neighbours = read_neighbours(s, name_of)
-        fdb = read_fdb(s, {l.ifindex: l.name for l in links if l.kind == "vxlan"})
+        fdb = read_fdb(s, {l.ifindex: l.name for l in links if fdb_wanted(l)})
         sysctls.update(read_netconf(s))
     except (struct.error, IndexError, ValueError, UnicodeError) as e:
         raise ParseError(f"rtnetlink: a malformed message: {e}") from None

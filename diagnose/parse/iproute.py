@@ -81,8 +81,8 @@ def _tunnel(kind, data, lower) -> dict:
 
 
 def _port_flag(linkinfo, key: str) -> Optional[bool]:
-    """A bridge port's flag (hairpin, isolated), as `ip -d link` says it; None for a link
-    that is no bridge port."""
+    """A bridge port's flag (hairpin, isolated, learning...), as `ip -d link` says it; None
+    for a link that is no bridge port."""
     if not isinstance(linkinfo, dict) or linkinfo.get("info_slave_kind") != "bridge":
         return None
     data = linkinfo.get("info_slave_data")
@@ -188,6 +188,9 @@ def parse_links(doc) -> tuple:
                 hairpin=_port_flag(linkinfo, "hairpin"),
                 port_state=_port_state(linkinfo),
                 isolated=_port_flag(linkinfo, "isolated"),
+                learning=_port_flag(linkinfo, "learning"),
+                unicast_flood=_port_flag(linkinfo, "flood"),
+                broadcast_flood=_port_flag(linkinfo, "bcast_flood"),
                 stp=_stp(kind, linkinfo.get("info_data") if isinstance(linkinfo, dict) else None),
             )
         )

@@ -31,6 +31,10 @@ link set v9a master br9
 link set dev v9a type bridge_slave hairpin on
 link set dev v9a type bridge_slave isolated on
 link set v9a up
+link add v9b type veth peer name v9bp
+link set v9b master br9
+link set dev v9b type bridge_slave learning off flood off bcast_flood off
+link set v9b up
 link set br9 up
 link add mv1 link up0 type macvlan mode private
 link add mv2 link up0 type macvlan mode bridge
@@ -62,6 +66,8 @@ def odd():
            "dst", "10.9.0.10")
         sh("bridge", "-n", name, "fdb", "add", "02:aa:00:00:00:01", "dev", "vx10", "dst",
            "10.9.0.11")
+        sh("bridge", "-n", name, "fdb", "add", "02:bb:00:00:00:01", "dev", "v9b", "master",
+           "static")
         for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.default.rp_filter", 1),
                            ("net.ipv4.conf.all.proxy_arp", 1), ("net.ipv4.conf.up0.rp_filter", 2),
                            ("net.ipv4.conf.v9a.proxy_arp", 1), ("net.ipv4.conf.br9.route_localnet", 1),
@@ -144,9 +150,17 @@ def test_every_kind_of_object_reads_as_ip_prints_it(odd):
                                                  "prohibit", "local", "broadcast"}
     assert {n.state for n in with_netlink[2]} >= {("PERMANENT",), ("REACHABLE",),
                                                   ("STALE",)}
-    assert len(with_netlink[3]) == 4  # vx9's group, vx10's two defaults and one MAC
+    # vx9's group, vx10's two defaults and one MAC
+    assert len([e for e in with_netlink[3] if e.dev.startswith("vx")]) == 4
+    # a port that does not learn: its forwarding entries are read, the static one among them
+    assert ("02:bb:00:00:00:01", "static") in {(e.mac, e.state) for e in with_netlink[3]
+                                              if e.dev == "v9b"}
+    assert not any(e.dev == "v9a" for e in with_netlink[3])  # it learns: not read
     assert [r.dst for r in with_netlink[1] if r.onlink] == ["10.65.0.0/16"]
     assert [l.name for l in with_netlink[0] if l.isolated] == ["v9a"]
+    ports = {l.name: (l.learning, l.unicast_flood, l.broadcast_flood) for l in with_netlink[0]
+             if l.master is not None}
+    assert ports == {"v9a": (True, True, True), "v9b": (False, False, False)}, ports
     assert with_netlink[4]["net.ipv4.conf.up0.rp_filter"] == "2"
     assert with_netlink[4]["net.ipv6.conf.mv2.disable_ipv6"] == "1"
     assert with_netlink[4]["net.ipv4.ip_forward"] == "1"

@@ -374,6 +374,15 @@ BY_HAND = {
           "-j", "RETURN")],
         ("ndlab-host", "iptables", "-t", "nat", "-D", "POSTROUTING", "-s", "172.29.0.0/24",
          "-j", "RETURN"), "nat-missing"),
+    # A port that neither learns nor floods, the container's MAC gone from the bridge's
+    # table: the answers reach the bridge and are sent out of no port (their flooded copies
+    # dropped by the host as OTHERHOST, which named a veth that was attached).
+    "port neither learns nor floods": (
+        [("ndlab-host", "sh", "-c", "bridge link set dev veth-test learning off flood off && "
+          "bridge fdb del $(ip netns exec ndlab-test cat /sys/class/net/eth0/address) "
+          "dev veth-test master")],
+        ("ndlab-host", "bridge", "link", "set", "dev", "veth-test", "learning", "on", "flood",
+         "on"), "bridge-port-flood-off"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

@@ -684,6 +684,13 @@ CASES = {
          "lab:test"),
         ("veth-test blocking under STP", E.edit_host_ns(HEALTHY, lambda ns: E.link(E.link(
             ns, "veth-test", port_state="blocking"), "ndbr0", stp=True)), "lab:test")],
+    "bridge-port-flood-off": [
+        ("veth-test learning and flood off", E.edit_host_ns(HEALTHY, lambda ns: E.link(
+            ns, "veth-test", learning=False, unicast_flood=False)), "lab:test"),
+        ("veth-test bcast_flood off", E.edit_host_ns(
+            HEALTHY, lambda ns: E.link(replace(ns, neighbours=tuple(
+                n for n in ns.neighbours if n.dst != "172.29.0.2")), "veth-test",
+                broadcast_flood=False)), "lab:test")],
     "arp-disabled": [
         ("ndbr0 NOARP", E.edit_host_ns(HEALTHY, lambda ns: E.link(
             ns, "ndbr0", flags=ns.link(name="ndbr0").flags + ("NOARP",))), "lab:test"),
@@ -1173,6 +1180,48 @@ def test_a_gateway_that_is_a_router_on_the_bridges_segment_is_no_wrong_gateway()
     elsewhere = E.edit_host_ns(wrong, lambda ns: E.routes(ns, add=(Route(
         dst="10.77.0.0/16", gateway="172.29.0.254", dev="eth0"),)))
     assert "container-wrong-gateway" in ids(run_checks(elsewhere), "lab:test")
+
+
+def test_a_port_that_neither_learns_nor_floods_blocks_unless_the_bridge_holds_the_mac():
+    """learning and flood off on the container's port: frames for its MAC go nowhere,
+    unless the FDB holds an entry for it on that port (a setup that adds them itself).
+    bcast_flood off alone: the kernel still floods the host's own ARP out of it, not the
+    other containers' (a warning; an error on the way to that container from one that has
+    no entry for it)."""
+    from netdoctor.diagnose.facts.namespace import FdbEntry
+
+    f = next(f for f in run_checks(case("bridge-port-flood-off",
+                                        "veth-test learning and flood off"))
+             if f.id == "bridge-port-flood-off")
+    mac = f.vars["mac"]
+    assert f.severity == "error" and mac in f.message and "veth-test" in f.message
+    assert f.fix == "ip netns exec ndlab-host bridge link set dev veth-test learning on"
+    held = E.edit_host_ns(case("bridge-port-flood-off", "veth-test learning and flood off"),
+                          lambda ns: replace(ns, fdb=ns.fdb + (
+                              FdbEntry("veth-test", mac.upper(), None, "static"),)))
+    assert "bridge-port-flood-off" not in ids(run_checks(held), "lab:test")
+    elsewhere = E.edit_host_ns(case("bridge-port-flood-off", "veth-test learning and flood off"),
+                               lambda ns: replace(ns, fdb=ns.fdb + (
+                                   FdbEntry("veth-web", mac, None, "static"),)))
+    assert "bridge-port-flood-off" in ids(run_checks(elsewhere), "lab:test")
+    learns = E.edit_host_ns(HEALTHY, lambda ns: E.link(ns, "veth-test", learning=True,
+                                                       unicast_flood=False))
+    assert "bridge-port-flood-off" not in ids(run_checks(learns), "lab:test")
+    cut = next(f for f in run_checks(case("bridge-port-flood-off", "veth-test bcast_flood off"))
+               if f.id == "bridge-port-flood-off")
+    assert cut.severity == "warning" and "bcast_flood on" in cut.fix
+    assert "the host's own do" in cut.message
+    # On the way to a container whose port holds broadcasts back, the source's ARP for it
+    # never arrives: an error while the source holds no entry for it, a warning with one.
+    ew = _east_west(**{"veth-web": {"broadcast_flood": False}})
+    f = next(f for f in run_checks(ew) if f.id == "bridge-port-flood-off"
+             and f.subject == "lab:test")
+    assert f.severity == "error" and f.fix.endswith("bridge link set dev veth-web bcast_flood on")
+    known = E.edit_container(ew, "test", namespace=replace(
+        E.container(ew, "test")[1].namespace, neighbours=(E.Neighbour(
+            "172.29.0.3", "eth0", "02:00:00:00:00:03", ("REACHABLE",)),)))
+    assert [f.severity for f in run_checks(known) if f.id == "bridge-port-flood-off"
+            and f.subject == "lab:test"] == ["warning"]
 
 
 def test_forward_drop_names_rule_and_direction():

@@ -265,6 +265,44 @@ class FdbEntry:
 
 
 @dataclass(frozen=True)
+class PolicyRule:
+    """A routing policy rule (`ip rule show`): for the packets its selectors match, look the
+    route up in a table, or refuse them (blackhole, unreachable, prohibit)."""
+
+    priority: int
+    family: str  # "inet" or "inet6"
+    action: str  # lookup, goto, nop, blackhole, unreachable, prohibit
+    table: Optional[str] = None  # for lookup: the table's name or number
+    src: Optional[str] = None  # a prefix ("172.29.0.0/24"); None: from all
+    dst: Optional[str] = None
+    iif: Optional[str] = None
+    oif: Optional[str] = None
+    fwmark: Optional[str] = None  # "0x1" or "0x1/0xff"
+    invert: bool = False  # `not`: the rule applies to what its selectors do not match
+    # Selectors netdoctor does not match packets against (tos, ipproto, ports, uidrange...)
+    other: typing.Tuple[str, ...] = ()
+
+    def selector(self) -> str:
+        """What `ip rule del` names this rule by: its priority, selectors and action."""
+        words = [f"pref {self.priority}", "not" if self.invert else "",
+                 f"from {self.src}" if self.src else "", f"to {self.dst}" if self.dst else "",
+                 f"fwmark {self.fwmark}" if self.fwmark else "",
+                 f"iif {self.iif}" if self.iif else "", f"oif {self.oif}" if self.oif else "",
+                 f"lookup {self.table}" if self.action == "lookup" else self.action]
+        return " ".join(w for w in words if w)
+
+    def text(self) -> str:
+        """As `ip rule show` prints it."""
+        words = [f"{self.priority}:", "not" if self.invert else "",
+                 f"from {self.src or 'all'}", f"to {self.dst}" if self.dst else "",
+                 f"fwmark {self.fwmark}" if self.fwmark else "",
+                 f"iif {self.iif}" if self.iif else "", f"oif {self.oif}" if self.oif else ""]
+        words += list(self.other)
+        words.append(f"lookup {self.table}" if self.action == "lookup" else self.action)
+        return " ".join(w for w in words if w)
+
+
+@dataclass(frozen=True)
 class RouteLookup:
     """What the kernel answered to `ip route get` (a FIB lookup; nothing is sent)."""
 

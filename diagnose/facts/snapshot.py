@@ -1,7 +1,8 @@
 """The snapshot: every fact the checks judge, gathered once, savable as JSON.
 
 For each host namespace (the namespace netdoctor runs in, and any namespace that holds a
-target's veth peer): its links, routes, neighbours, sysctls and netfilter ruleset; for each
+target's veth peer): its links, routes, policy rules, neighbours, sysctls and netfilter
+ruleset; for each
 target: its namespace, its discovered path, its resolv.conf, the answer of one DNS query per
 nameserver, and its own rules where it has any. `netdoctor checks --from FILE` judges a saved
 snapshot anywhere, without root: from_dict validates it field by field.
@@ -9,11 +10,11 @@ snapshot anywhere, without root: from_dict validates it field by field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from ..errors import ParseError
-from .namespace import NamespaceSnapshot, check_types
+from .namespace import NamespaceSnapshot, PolicyRule, check_types
 from .ruleset import Ruleset
 
 SCHEMA = "netdoctor.snapshot/1"
@@ -40,11 +41,16 @@ class HostFacts:
     # kernel refused a new entry between the start of the run and this reading. None when
     # not read.
     neighbour_tables: Optional[dict] = None
+    # Its routing policy rules (`ip rule`, both families: PolicyRule), by priority; None
+    # when not read.
+    policy_rules: Optional[tuple] = None
 
     def to_dict(self) -> dict:
         return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict(),
                 "tc_hooks": self.tc_hooks, "intent": self.intent, "offloads": self.offloads,
-                "neighbour_tables": self.neighbour_tables}
+                "neighbour_tables": self.neighbour_tables,
+                "policy_rules": None if self.policy_rules is None else [
+                    dict(asdict(r), other=list(r.other)) for r in self.policy_rules]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HostFacts":
@@ -65,8 +71,20 @@ class HostFacts:
                 isinstance(t, dict) and all(isinstance(v, int) and not isinstance(v, bool)
                                             for v in t.values()) for t in tables.values())):
             raise ParseError("snapshot: neighbour_tables must map tables to their counts")
+        rules = d.get("policy_rules")
+        if rules is not None:
+            if not (isinstance(rules, list) and all(isinstance(r, dict) and isinstance(
+                    r.get("other", []), list) for r in rules)):
+                raise ParseError("snapshot: policy_rules must be a list of rules")
+            try:
+                rules = tuple(PolicyRule(**dict(r, other=tuple(r.get("other", []))))
+                              for r in rules)
+            except TypeError as e:
+                raise ParseError(f"snapshot: a policy rule: {e}") from None
+            for r in rules:
+                check_types(r, "snapshot: a policy rule")
         return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]),
-                   hooks, intent, offloads, tables)
+                   hooks, intent, offloads, tables, rules)
 
 
 @dataclass(frozen=True)

@@ -577,6 +577,31 @@ def _tc_hooks_here() -> Optional[dict]:
             if isinstance(q, dict) and q.get("kind") in ("clsact", "ingress")}
 
 
+def _policy_rules_here() -> Optional[tuple]:
+    from . import rtdump
+
+    try:
+        return rtdump.read_policy_rules()
+    except (OSError, ParseError):  # no rtnetlink here: ask `ip`, which says the same
+        pass
+    rules: tuple = ()
+    for flag, family in (("-4", "inet"), ("-6", "inet6")):
+        res = command.run(["ip", flag, "-j", "rule", "show"])
+        if not res.ok:
+            return None
+        try:
+            rules += iproute.parse_policy_rules(json.loads(res.stdout or "[]"), family)
+        except (ValueError, ParseError):
+            return None
+    return rules
+
+
+def read_policy_rules(ns: netns.Netns) -> Optional[tuple]:
+    """The routing policy rules of ns (`ip rule`, both families), by priority within each;
+    None when they cannot be read."""
+    return netns.call_in(ns, _policy_rules_here)
+
+
 def read_tc_hooks(ns: netns.Netns) -> Optional[dict]:
     """The devices of ns where tc classifiers can act on packets (ingress, clsact qdiscs):
     where a tc filter or an eBPF program may decide, unseen by netfilter."""

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Iterator, Optional
 
 from ..errors import ParseError
-from ..facts.namespace import Address, FdbEntry, Link, Neighbour, Route
+from ..facts.namespace import Address, FdbEntry, Link, Neighbour, PolicyRule, Route
 from .netlink import NLMSG, NLMSG_ERROR, RTA, open_socket
 
 NLM_F_REQUEST, NLM_F_DUMP_INTR, NLM_F_DUMP = 0x1, 0x10, 0x300
@@ -552,6 +552,65 @@ def read_neighbour_tables() -> dict:
         except (struct.error, IndexError, ValueError, UnicodeError) as e:
             raise ParseError(f"rtnetlink: a malformed neighbour table message: {e}") from None
     return out
+
+
+RTM_GETRULE, RTM_NEWRULE = 34, 32
+_FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, 2 x res,
+# action, flags
+_RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable",
+                 8: "prohibit"}
+FIB_RULE_INVERT = 0x2
+
+
+def read_policy_rules() -> tuple:
+    """The calling thread's namespace's routing policy rules, both families, by priority
+    (`ip rule show` and `ip -6 rule show`)."""
+    out = []
+    with open_socket(socket.NETLINK_ROUTE) as s:
+        s.settimeout(5.0)
+        try:
+            for t, m in _dump_all(s, RTM_GETRULE, _FIB_RULE_HDR.pack(0, 0, 0, 0, 0, 0, 0, 0, 0),
+                                  7):
+                if t == RTM_NEWRULE:
+                    rule = _policy_rule(m)
+                    if rule is not None:
+                        out.append(rule)
+        except (struct.error, IndexError, ValueError, UnicodeError) as e:
+            raise ParseError(f"rtnetlink: a malformed rule message: {e}") from None
+    return tuple(sorted(out, key=lambda r: (r.family, r.priority)))
+
+
+def _policy_rule(m: bytes) -> Optional[PolicyRule]:
+    family, dst_len, src_len, tos, table, _, _, action, flags = _FIB_RULE_HDR.unpack_from(
+        m, NLMSG.size)
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    a = attrs(m, NLMSG.size + _FIB_RULE_HDR.size, len(m))
+
+    def prefix(key: int, length: int) -> Optional[str]:
+        address = _ip(a.get(key))
+        return f"{address}/{length}" if address is not None else None
+
+    mark, mask = _u32(a.get(10)), _u32(a.get(16))  # FRA_FWMARK, FRA_FWMASK
+    fwmark = None
+    if mark or mask:
+        fwmark = f"{mark or 0:#x}" + (f"/{mask:#x}" if mask is not None and mask != 0xFFFFFFFF
+                                      else "")
+    other = []
+    if tos:
+        other.append(f"tos {tos:#x}")
+    for key, word in ((22, "ipproto"), (23, "sport"), (24, "dport"), (20, "uidrange"),
+                      (12, "tun_id"), (19, "l3mdev")):
+        if a.get(key):
+            other.append(word)
+    kind = _RULE_ACTIONS.get(action, str(action))
+    number = _u32(a.get(15)) or table  # FRA_TABLE, else the header's
+    return PolicyRule(
+        priority=_u32(a.get(6)) or 0, family="inet" if family == socket.AF_INET else "inet6",
+        action=kind, table=_name("rt_tables", number) if kind == "lookup" else None,
+        src=prefix(2, src_len), dst=prefix(1, dst_len), iif=_text(a.get(3)),
+        oif=_text(a.get(17)), fwmark=fwmark, invert=bool(flags & FIB_RULE_INVERT),
+        other=tuple(other))
 
 
 def read_all() -> tuple:

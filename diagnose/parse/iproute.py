@@ -115,6 +115,39 @@ def _child_mode(kind, data) -> Optional[str]:
     return str(mode) if isinstance(mode, (str, int)) else None
 
 
+def parse_policy_rules(doc, family: str = "inet") -> tuple:
+    """Routing policy rules from `ip -j rule show` (family inet) or `ip -6 -j rule show`."""
+    from ..facts.namespace import PolicyRule
+
+    out = []
+    for item in _objects(doc, "rule show"):
+        def prefix(key: str) -> Optional[str]:
+            address = _opt_str(item.get(key), key)
+            if address is None or address == "all":
+                return None
+            length = item.get(f"{key}len")
+            return f"{address}/{_int(length, key + 'len')}" if length is not None else \
+                f"{address}/{128 if ':' in address else 32}"
+
+        action = _opt_str(item.get("action"), "action") or "lookup"
+        mark, mask = _opt_str(item.get("fwmark"), "fwmark"), _opt_str(item.get("fwmask"),
+                                                                       "fwmask")
+        other = [f"tos {_str(item['tos'], 'tos')}" for k in ("tos",) if item.get(k)]
+        other += [k for k in ("ipproto", "sport", "dport", "uidrange", "tun_id", "l3mdev")
+                  if item.get(k) is not None]
+        out.append(PolicyRule(
+            priority=_int(item.get("priority"), "priority") or 0, family=family,
+            action="lookup" if action == "to_tbl" else action,
+            table=_opt_str(item.get("table"), "table") if action in ("lookup", "to_tbl")
+            else None,
+            src=prefix("src"), dst=prefix("dst"), iif=_opt_str(item.get("iif"), "iif"),
+            oif=_opt_str(item.get("oif"), "oif"),
+            fwmark=(mark + (f"/{mask}" if mask and mask != "0xffffffff" else "")) if mark
+            else None,
+            invert="not" in item, other=tuple(other)))
+    return tuple(sorted(out, key=lambda r: r.priority))
+
+
 def parse_fdb(doc, dev: str = "") -> tuple:
     """FDB entries from `bridge -j fdb show dev DEV` (which leaves the device out)."""
     from ..facts.namespace import FdbEntry

@@ -189,7 +189,8 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
                                           gather.read_tc_hooks(ns),
                                           gather.read_intent(ns, agents),
                                           gather.read_offloads(ns, tunnels),
-                                          gather.read_neighbour_tables(ns, tables_before))
+                                          gather.read_neighbour_tables(ns, tables_before),
+                                          gather.read_policy_rules(ns))
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:

@@ -5,6 +5,7 @@ entries, IPv6 address flags, routes of every type, table and protocol, multipath
 lifetimes, neighbour states."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import time
@@ -14,6 +15,7 @@ import pytest
 from sandbox import sh, unique
 
 from netdoctor.diagnose.host import gather, netns, rtdump
+from netdoctor.diagnose.parse import iproute
 
 ODD_NAMESPACE = """\
 link set lo up
@@ -50,6 +52,9 @@ route add 2001:db8:1::/48 via 2001:db8::1 dev up0 expires 600
 route add 10.63.0.0/16 dev up0 table 200 metric 77 src 10.9.0.1
 route add 10.9.0.99 dev up0 proto static
 route add 10.65.0.0/16 via 10.200.0.1 dev up0 onlink
+rule add from 10.9.0.0/24 iif up0 blackhole pref 100
+rule add not to 10.0.0.0/8 fwmark 0x1/0xff lookup 100 pref 200
+rule add to 10.70.0.0/16 tos 0x10 prohibit pref 150
 neigh add 10.9.0.77 lladdr 02:00:00:00:00:77 dev up0 nud permanent
 neigh add 10.9.0.79 lladdr 02:00:00:00:00:79 dev up0 nud reachable
 neigh add 2001:db8::77 lladdr 02:00:00:00:00:78 dev up0 nud stale
@@ -68,6 +73,8 @@ def odd():
            "10.9.0.11")
         sh("bridge", "-n", name, "fdb", "add", "02:bb:00:00:00:01", "dev", "v9b", "master",
            "static")
+        sh("ip", "-n", name, "-6", "rule", "add", "to", "2001:db8:5::/48", "unreachable",
+           "pref", "300")
         for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.default.rp_filter", 1),
                            ("net.ipv4.conf.all.proxy_arp", 1), ("net.ipv4.conf.up0.rp_filter", 2),
                            ("net.ipv4.conf.v9a.proxy_arp", 1), ("net.ipv4.conf.br9.route_localnet", 1),
@@ -167,6 +174,23 @@ def test_every_kind_of_object_reads_as_ip_prints_it(odd):
     assert "net.ipv4.conf.v.9.rp_filter" in with_netlink[4]
     lifetime = next(r.expires for r in with_netlink[1] if r.dst == "2001:db8:1::/48")
     assert 500 < lifetime <= 600
+
+
+def test_policy_rules_read_as_ip_prints_them(odd):
+    def both():
+        with_ip = ()
+        for flag, family in (("-4", "inet"), ("-6", "inet6")):
+            out = subprocess.run(["ip", flag, "-j", "rule", "show"], capture_output=True,
+                                 text=True, check=True).stdout
+            with_ip += iproute.parse_policy_rules(json.loads(out), family)
+        return with_ip, rtdump.read_policy_rules()
+    with_ip, with_netlink = netns.call_in(netns.named(odd), both)
+    assert with_ip == with_netlink
+    texts = [r.text() for r in with_netlink]
+    assert "100: from 10.9.0.0/24 iif up0 blackhole" in texts
+    assert "200: not from all to 10.0.0.0/8 fwmark 0x1/0xff lookup 100" in texts
+    assert "150: from all to 10.70.0.0/16 tos 0x10 prohibit" in texts
+    assert "300: from all to 2001:db8:5::/48 unreachable" in texts
 
 
 def test_the_lab_reads_as_ip_prints_it(lab):

@@ -383,6 +383,13 @@ BY_HAND = {
           "dev veth-test master")],
         ("ndlab-host", "bridge", "link", "set", "dev", "veth-test", "learning", "on", "flood",
          "on"), "bridge-port-flood-off"),
+    # A policy rule that refuses the containers' packets (the lookup's EINVAL is also
+    # rp_filter's: the rule read is what tells them apart)
+    "a blackhole rule for the containers": (
+        [("ndlab-host", "ip", "rule", "add", "from", "172.29.0.0/24", "blackhole", "pref",
+          "100")],
+        ("ndlab-host", "sh", "-c", "while ip rule del pref 100; do :; done 2>/dev/null"),
+        "host-no-route"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

@@ -45,6 +45,14 @@ def edit_host_ns(snap, fn, name="test"):
     return replace(snap, hosts=hosts)
 
 
+def edit_host(snap, name="test", **changes):
+    """The container's host with its HostFacts fields changed (policy_rules, tc_hooks...)."""
+    key = host_key(snap, name)
+    hosts = dict(snap.hosts)
+    hosts[key] = replace(hosts[key], **changes)
+    return replace(snap, hosts=hosts)
+
+
 def set_ruleset(snap, chains, name="test"):
     key = host_key(snap, name)
     hosts = dict(snap.hosts)

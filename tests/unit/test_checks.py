@@ -870,6 +870,66 @@ def test_a_refused_forwarding_lookup_beside_a_working_one_is_a_policy_decision()
     assert "host-no-route" not in ids(run_checks(off), "lab:test")
 
 
+def test_a_policy_rule_that_refuses_the_containers_packets_is_named_and_deleted():
+    """`ip rule add from 172.29.0.0/24 blackhole`: the host's forwarding lookup for the
+    container's packets answers EINVAL (as rp_filter's does), and no route explains it; the
+    trace said "unknown". The rules are read: the one that refuses them, for their source,
+    incoming interface and destination, is named and deleted (that rule alone); a rule
+    whose selectors the packet does not meet, or that refuses another way than the kernel
+    said, is not."""
+    from netdoctor.diagnose.facts.namespace import PolicyRule
+
+    _, test = E.container(HEALTHY, "test")
+    lookups = test.path["route_lookups"]
+    host = [l for l in lookups if l["netns"] == "ndlab-host"]
+
+    def refused(error, *rules):
+        forward = dict(host[0], dev=None, gateway=None, prefsrc=None, error=error)
+        plain = dict(host[0], query="ip route get 198.18.0.1")
+        snap = E.edit_container(HEALTHY, "test", path=dict(test.path, route_lookups=[
+            l for l in lookups if l["netns"] != "ndlab-host"] + [forward, plain]))
+        base = (PolicyRule(0, "inet", "lookup", "local"),
+                PolicyRule(32766, "inet", "lookup", "main"))
+        return E.edit_host(snap, policy_rules=base + rules)
+
+    blackhole = PolicyRule(100, "inet", "blackhole", src="172.29.0.0/24", iif="ndbr0")
+    f = _host_no_route(refused("Invalid argument", blackhole))
+    assert "100: from 172.29.0.0/24 iif ndbr0 blackhole" in f.message, f.message
+    assert f.fix == ("ip netns exec ndlab-host ip rule del pref 100 from 172.29.0.0/24 "
+                     "iif ndbr0 blackhole"), f.fix
+    assert f.evidence["policy_rule"] == "100: from 172.29.0.0/24 iif ndbr0 blackhole"
+    prohibit = PolicyRule(90, "inet", "prohibit", dst="198.18.0.0/15")
+    f = _host_no_route(refused("Permission denied", prohibit))
+    assert f.fix.endswith("ip rule del pref 90 to 198.18.0.0/15 prohibit"), f.fix
+    # not for this packet: another source, another interface, a mark it does not carry,
+    # `not` its own source; nor a rule of another refusal than the kernel's
+    for other in (PolicyRule(100, "inet", "blackhole", src="10.0.0.0/8"),
+                  PolicyRule(100, "inet", "blackhole", iif="eth0"),
+                  PolicyRule(100, "inet", "blackhole", fwmark="0x1"),
+                  PolicyRule(100, "inet", "blackhole", src="172.29.0.0/24", invert=True),
+                  PolicyRule(100, "inet6", "blackhole"),
+                  PolicyRule(100, "inet", "prohibit", src="172.29.0.0/24")):
+        found = [f for f in run_checks(refused("Invalid argument", other))
+                 if f.id == "host-no-route" and f.subject == "lab:test"]
+        assert found == [], (other, found)
+    # A rule that sends their source to a table whose default refuses: the route decides,
+    # the rule says how they came to it (verify only: a table's default route is not taken)
+    leads = PolicyRule(100, "inet", "lookup", "100", src="172.29.0.0/24")
+    snap = E.edit_host_ns(refused("No route to host", leads), lambda ns: E.routes(
+        ns, add=(E.route("default", None, table="100", type_="unreachable"),)))
+    f = _host_no_route(snap)
+    assert "an unreachable route (unreachable default table 100), the table the policy " \
+           "rule `100: from 172.29.0.0/24 lookup 100` sends them to" in f.message, f.message
+    assert not f.fix and f.verify
+    # The host's own lookup refused too (a rule for the destination, whoever sends)
+    to_all = PolicyRule(50, "inet", "unreachable", dst="198.18.0.0/24")
+    snap = E.edit_host(_host_lookup_refused(HEALTHY, "No route to host"),
+                       policy_rules=(PolicyRule(0, "inet", "lookup", "local"), to_all))
+    f = _host_no_route(snap)
+    assert "`50: from all to 198.18.0.0/24 unreachable` refuses it" in f.message, f.message
+    assert f.fix == "ip netns exec ndlab-host ip rule del pref 50 to 198.18.0.0/24 unreachable"
+
+
 def test_no_route_beside_a_default_route_adds_no_default_route():
     """The lookup refused and no refusing route explains it, while a default route exists:
     a policy rule or another table decides; the finding shows them, it adds nothing."""
@@ -1375,6 +1435,18 @@ def test_snapshot_survives_json():
 
     again = Snapshot.from_dict(json.loads(json.dumps(HEALTHY.to_dict())))
     assert again == HEALTHY and run_checks(again) == []
+    from netdoctor.diagnose.facts.namespace import PolicyRule
+    from netdoctor.diagnose.errors import ParseError
+
+    ruled = E.edit_host(HEALTHY, policy_rules=(
+        PolicyRule(100, "inet", "blackhole", src="172.29.0.0/24", iif="ndbr0"),
+        PolicyRule(200, "inet6", "lookup", "100", fwmark="0x1/0xff", invert=True,
+                   other=("tos 0x10",))))
+    assert Snapshot.from_dict(json.loads(json.dumps(ruled.to_dict()))) == ruled
+    doc = ruled.to_dict()
+    doc["hosts"][E.host_key(ruled)]["policy_rules"][0]["priority"] = "100"
+    with pytest.raises(ParseError):
+        Snapshot.from_dict(doc)
 
 
 def test_only_namespaces_that_may_filter_have_their_rules_dumped():

@@ -23,10 +23,15 @@ class NeighbourFailed(Check):
     # (Not at the uplink: a macvlan child's frames to a dead gateway MAC leave by its parent,
     # where an old FAILED entry of the host's gateway would be no evidence against what the
     # capture saw leave. The finding stands beside that verdict.)
+    # (The replies, when the host's entry for the container names another MAC: flooded to
+    # every port and dropped by the container as not its own.)
     blocks_at = (("request", None),
                  ("request", "container"),
                  ("request", "host-veth"),
-                 ("request", "bridge"))
+                 ("request", "bridge"),
+                 ("reply", "bridge"),
+                 ("reply", "host-veth"),
+                 ("reply", "container"))
     precedence = 16
 
     def run(self, ctx):
@@ -48,6 +53,9 @@ class NeighbourFailed(Check):
         if wrong is not None:
             yield wrong
             return
+        pinned = self._container_mac_pinned(ctx)
+        if pinned is not None:
+            yield pinned
         for snap, label, address, dev, fix, what, there in next_hops:
             n = _bad_entry(snap, address, dev)
             if n:
@@ -55,7 +63,8 @@ class NeighbourFailed(Check):
                     ctx, f"{label}: {what} {address} on {dev} is {'/'.join(n.state)} in the "
                          f"neighbour table: nothing answers ARP for it",
                     {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
-                     "lladdr": n.lladdr}, fix, next_hop=address, neighbour_dev=dev,
+                     "lladdr": n.lladdr, "direction": "request"}, fix, next_hop=address,
+                    neighbour_dev=dev,
                     in_neighbour_ns=there)
 
     def _gateway_mac_wrong(self, ctx):
@@ -79,9 +88,37 @@ class NeighbourFailed(Check):
                          f"({'/'.join(n.state)}), but {holder} {mac}: frames for the "
                          f"gateway go to an address nobody has",
                     {"netns": ctx.vars["container_ns"], "neighbour": gw, "dev": n.dev,
-                     "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": mac},
+                     "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": mac,
+                     "direction": "request"},
                     "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw,
                     neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
+        return None
+
+
+    def _container_mac_pinned(self, ctx):
+        """The host holds a permanent (or NOARP) entry for the container's address on the
+        bridge that names another MAC than the container's interface has (set by hand, left
+        from an earlier container with that address): the replies go to that MAC, which
+        the bridge floods to every port, and the container drops them as not its own. A
+        learnt entry is asked again when it goes stale; a permanent one never is."""
+        eth, br, h = ctx.egress, ctx.bridge or ctx.host_veth, ctx.host_ns
+        if eth is None or br is None or h is None or not eth.mac or not ctx.address:
+            return None
+        for n in h.neighbours_of(ctx.address, br.name):
+            if n.lladdr and n.lladdr.lower() != eth.mac.lower() and \
+                    {"PERMANENT", "NOARP"} & set(n.state):
+                return self.finding(
+                    ctx, f"{ctx.vars['host_ns']} holds a {'/'.join(n.state)} neighbour entry "
+                         f"for {ctx.address} on {br.name} naming {n.lladdr}, but "
+                         f"{ctx.subject}'s {eth.name} is {eth.mac}: the host sends everything "
+                         f"for the container to a MAC it does not have (the container drops "
+                         f"it as not its own), and never asks again",
+                    {"netns": ctx.vars["host_ns"], "neighbour": ctx.address, "dev": br.name,
+                     "lladdr": n.lladdr, "state": list(n.state), "container_mac": eth.mac,
+                     "direction": "reply"},
+                    "{in_host}ip neigh del " + ctx.address + " dev " + br.name,
+                    next_hop=ctx.address, neighbour_dev=br.name,
+                    in_neighbour_ns=ctx.vars["in_host"])
         return None
 
 

@@ -390,6 +390,12 @@ BY_HAND = {
           "100")],
         ("ndlab-host", "sh", "-c", "while ip rule del pref 100; do :; done 2>/dev/null"),
         "host-no-route"),
+    # The host pins the container's address to a MAC nobody has: every reply is flooded
+    # and dropped by the container as not its own.
+    "the host pins the container to another MAC": (
+        [("ndlab-host", "ip", "neigh", "replace", "172.29.0.2", "lladdr", "02:11:22:33:44:55",
+          "nud", "permanent", "dev", "ndbr0")],
+        ("ndlab-host", "ip", "neigh", "flush", "dev", "ndbr0"), "neighbour-failed"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

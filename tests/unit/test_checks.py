@@ -424,6 +424,29 @@ def _off_network(onlink=True):
              Route(dst="default", dev="eth0", gateway="172.29.0.1", onlink=onlink)]))
 
 
+def _host_pins(mac, state):
+    """HEALTHY with the host's entry for lab:test's address on ndbr0 replaced: mac, state."""
+    return E.edit_host_ns(HEALTHY, lambda ns: replace(ns, neighbours=tuple(
+        n for n in ns.neighbours if n.dst != "172.29.0.2") + (E.Neighbour(
+            "172.29.0.2", "ndbr0", mac, (state,)),)))
+
+
+def test_a_host_entry_that_pins_the_container_to_another_mac_blocks_the_replies():
+    """`ip neigh replace 172.29.0.2 lladdr 02:.. nud permanent dev ndbr0`: the replies go to
+    that MAC, are flooded, and the container drops them (OTHERHOST); the trace said
+    unknown. A learnt entry with another MAC is asked again when stale: not this."""
+    f = next(f for f in run_checks(case("neighbour-failed",
+                                        "the host pins the container to another MAC"))
+             if f.id == "neighbour-failed")
+    assert "02:00:00:de:ad:02" in f.message and f.evidence["direction"] == "reply"
+    assert f.fix == "ip netns exec ndlab-host ip neigh del 172.29.0.2 dev ndbr0"
+    assert "neighbour-failed" not in ids(run_checks(_host_pins("02:00:00:de:ad:02",
+                                                               "REACHABLE")), "lab:test")
+    _, test = E.container(HEALTHY, "test")
+    mine = test.namespace.link(name="eth0").mac
+    assert "neighbour-failed" not in ids(run_checks(_host_pins(mine, "PERMANENT")), "lab:test")
+
+
 def _east_west(**ports):
     """lab:test traced to lab:web across their bridge (hops as the path gives them), with
     the two veths' port flags as given: {veth name: {field: value}}."""
@@ -667,6 +690,8 @@ CASES = {
         ("gateway cached with a dead MAC", E.edit_container_ns(HEALTHY, "test", lambda ns: replace(
             ns, neighbours=ns.neighbours + (E.Neighbour("172.29.0.1", "eth0", "02:00:00:de:ad:01",
                                                         ("PERMANENT",)),))), "lab:test"),
+        ("the host pins the container to another MAC", _host_pins("02:00:00:de:ad:02",
+                                                                 "PERMANENT"), "lab:test"),
         ("uplink gateway INCOMPLETE", E.edit_host_ns(
             HEALTHY, lambda ns: E.add_neighbour(ns, "198.51.100.1", "eth0", "INCOMPLETE")),
          "lab:test"),

@@ -14,7 +14,9 @@ from .namespace import parse_address, parse_network
 
 @dataclass(frozen=True)
 class Match:
-    """One condition of a rule. kind: saddr daddr iif oif proto dport sport ctstate unknown."""
+    """One condition of a rule. kind: saddr daddr iif oif proto dport sport ctstate icmptype
+    l3proto, arpop (an ARP packet's operation), arphdr ("htype 1": a fixed field of its
+    header), unknown."""
 
     kind: str
     values: Tuple[str, ...]
@@ -25,6 +27,12 @@ class Match:
         neg = "!= " if self.negate else ""
         vals = ",".join(str(v) for v in self.values)
         return f"{self.kind} {neg}{vals}" if self.kind != "unknown" else f"[{vals}]"
+
+
+# An Ethernet/IPv4 ARP packet's fixed header fields, as an arphdr match spells them
+# (arptables-nft matches them in every rule).
+ARP_HEADER = frozenset({"htype 1", "htype ether", "hlen 6", "plen 4", "ptype 2048",
+                        "ptype 0x0800", "ptype ip"})
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,12 @@ def _nft_match(m: dict) -> Match:
                 kind = "icmptype"
             elif (proto, fld) in (("ip", "protocol"), ("ip6", "nexthdr")):
                 kind, family = "proto", proto  # (`ip protocol icmp`: an IPv4 packet's)
+            elif proto == "arp" and fld in ("saddr ip", "daddr ip"):
+                kind = fld.split()[0]  # the sender's, the target's IPv4 address
+            elif proto == "arp" and fld == "operation":
+                kind = "arpop"
+            elif proto == "arp" and fld in ("htype", "hlen", "plen", "ptype"):
+                kind = "arphdr"
     values = _nft_value(right)
     if kind is None or values is None or op not in ("==", "!=", "in"):
         return Match("unknown", (_compact(m),), False)
@@ -68,8 +74,10 @@ def _nft_match(m: dict) -> Match:
         values = tuple(str(v).lower() for v in values)
     elif kind in ("iif", "oif"):
         values = tuple(str(v).replace("*", "+") for v in values)  # one wildcard spelling
-    elif kind == "icmptype":
+    elif kind in ("icmptype", "arpop"):
         values = tuple(str(v).lower() for v in values)
+    elif kind == "arphdr":  # "htype 1": the field beside each value
+        values = tuple(f"{left['payload']['field']} {str(v).lower()}" for v in values)
     return Match(kind, tuple(str(v) for v in values), op == "!=", family)
 
 

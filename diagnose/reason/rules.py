@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..facts.namespace import parse_address
-from ..facts.ruleset import Chain, Match, Rule, Ruleset, value_range
+from ..facts.ruleset import ARP_HEADER, Chain, Match, Rule, Ruleset, value_range
 
 NAT_VERDICTS = ("masquerade", "snat", "dnat", "redirect")
 # Conntrack's hook priority (NF_IP_PRI_CONNTRACK): a chain before it sees packets untracked.
@@ -150,6 +150,11 @@ def match(m: Match, p: Packet) -> Optional[bool]:
             r = _port_match(m.values, p.dport if m.kind == "dport" else p.sport)
     elif m.kind == "ctstate":
         r = p.ctstate in m.values
+    elif m.kind == "arpop":
+        # netdoctor asks about ARP requests only (a container's question for its gateway)
+        r = p.proto == "arp" and bool({"request", "1"} & set(m.values))
+    elif m.kind == "arphdr":
+        r = p.proto == "arp" and bool(set(m.values) & ARP_HEADER)
     elif m.kind == "icmptype":
         if p.proto != "icmp":
             r = False  # (iptables and nft both match the type of ICMP packets only)

@@ -396,6 +396,12 @@ BY_HAND = {
         [("ndlab-host", "ip", "neigh", "replace", "172.29.0.2", "lladdr", "02:11:22:33:44:55",
           "nud", "permanent", "dev", "ndbr0")],
         ("ndlab-host", "ip", "neigh", "flush", "dev", "ndbr0"), "neighbour-failed"),
+    # arptables (the nft backend, an arp table) drops what comes in by the bridge: the
+    # container's ARP for its gateway first.
+    "arptables drops the container's ARP": (
+        [("ndlab-host", "arptables-nft", "-A", "INPUT", "-i", "ndbr0", "-j", "DROP"), FLUSH],
+        ("ndlab-host", "sh", "-c", "arptables-nft -F; nft delete table arp filter"),
+        "neighbour-discovery-dropped"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

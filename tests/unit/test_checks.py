@@ -521,6 +521,27 @@ ND_POLICY = iptables_save.parse_iptables_save(
     "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
     "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n", family="ip6")
 
+
+def _arp_table(*rules, policy="accept"):
+    """A native arp table (arptables-nft writes one) with an input chain of these rules
+    (nft JSON expression lists)."""
+    doc = {"nftables": [
+        {"table": {"family": "arp", "name": "ndt", "handle": 7}},
+        {"chain": {"family": "arp", "table": "ndt", "name": "in", "handle": 1,
+                   "type": "filter", "hook": "input", "prio": 0, "policy": policy}}] + [
+        {"rule": {"family": "arp", "table": "ndt", "chain": "in", "handle": 2 + i,
+                  "expr": expr}} for i, expr in enumerate(rules)]}
+    return nft_json.parse_nft_json(doc)
+
+
+ARP_DROP = _arp_table([
+    {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "ndbr0"}},
+    {"match": {"op": "==", "left": {"payload": {"protocol": "arp", "field": "operation"}},
+               "right": "request"}},
+    {"match": {"op": "==", "left": {"payload": {"protocol": "arp", "field": "daddr ip"}},
+               "right": "172.29.0.1"}},
+    {"drop": None}])
+
 # check id -> [(case name, edited snapshot, subject the finding must name)]
 CASES = {
     "container-ipv6-disabled": [("disable_ipv6 on eth0", _toward6(_ipv6_disabled(HEALTHY)),
@@ -533,6 +554,8 @@ CASES = {
          "lab:test"),
         ("INPUT policy DROP", _toward6(_dual_stack(E.set_ruleset(
             HEALTHY, E.lab_rules() + ND_POLICY))),
+         "lab:test"),
+        ("an arp table drops the requests", E.set_ruleset(HEALTHY, E.lab_rules() + ARP_DROP),
          "lab:test")],
     "ipv6-ra-ignored": [("RA default route expired", _toward6(_ra_expired(HEALTHY)),
                          "lab:test")],
@@ -1307,6 +1330,38 @@ def test_a_port_that_neither_learns_nor_floods_blocks_unless_the_bridge_holds_th
             "172.29.0.3", "eth0", "02:00:00:00:00:03", ("REACHABLE",)),)))
     assert [f.severity for f in run_checks(known) if f.id == "bridge-port-flood-off"
             and f.subject == "lab:test"] == ["warning"]
+
+
+def test_an_arp_table_that_drops_the_containers_questions_is_the_cause():
+    """A native arp table (arptables-nft) drops the ARP requests that come in by the bridge:
+    the container never learns its gateway's MAC; the verdict blamed the gateway
+    (neighbour-failed). The rule is named and deleted; a rule for requests to another
+    address, or for replies only, is not this; nor a policy drop in an output chain."""
+    f = next(f for f in run_checks(case("neighbour-discovery-dropped",
+                                        "an arp table drops the requests"))
+             if f.id == "neighbour-discovery-dropped")
+    assert "ARP" in f.message and f.fix == "ip netns exec ndlab-host nft delete rule arp ndt " \
+        "in handle 2", f.fix
+    elsewhere = _arp_table([
+        {"match": {"op": "==", "left": {"payload": {"protocol": "arp", "field": "daddr ip"}},
+                   "right": "172.29.0.99"}}, {"drop": None}])
+    replies = _arp_table([
+        {"match": {"op": "==", "left": {"payload": {"protocol": "arp", "field": "operation"}},
+                   "right": "reply"}}, {"drop": None}])
+    for chains in (elsewhere, replies):
+        snap = E.set_ruleset(HEALTHY, E.lab_rules() + chains)
+        assert "neighbour-discovery-dropped" not in ids(run_checks(snap), "lab:test")
+    # arptables-nft's rule: the interface and the fixed header of an Ethernet/IPv4 ARP
+    arptables = _arp_table([
+        {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "ndbr0"}}] + [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "arp", "field": fld}},
+                   "right": value}} for fld, value in (("htype", 1), ("hlen", 6), ("plen", 4))
+    ] + [{"drop": None}])
+    snap = E.set_ruleset(HEALTHY, E.lab_rules() + arptables)
+    assert "neighbour-discovery-dropped" in ids(run_checks(snap), "lab:test")
+    shut = E.set_ruleset(HEALTHY, E.lab_rules() + _arp_table(policy="drop"))
+    f = next(f for f in run_checks(shut) if f.id == "neighbour-discovery-dropped")
+    assert f.fix == "ip netns exec ndlab-host nft insert rule arp ndt in iifname ndbr0 accept"
 
 
 def test_forward_drop_names_rule_and_direction():

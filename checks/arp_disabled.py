@@ -42,6 +42,8 @@ class ArpDisabled(Check):
         if up is not None and up is not answering and _noarp(up):
             yield self._noarp(ctx, up, "in_host", ["uplink"],
                               f"{up.name}, the uplink {ctx.subject}'s requests leave by,")
+        elif up is not None and up is not answering and ctx.family == "inet" and h is not None:
+            yield from self._uplink_ignoring(ctx, h, up)
 
     def _answering(self, ctx):
         """The host interface that answers the container's ARP for its gateway: its bridge
@@ -86,6 +88,24 @@ class ArpDisabled(Check):
                 dict(values, interface=link.name, gateway=ctx.gateway,
                      stops_at=[None, "container"]),
                 fix, interface=link.name, in_interface_ns=ctx.vars["in_host"])
+
+
+    def _uplink_ignoring(self, ctx, h, up):
+        """The uplink answers no ARP: the next hop upstream learns the host's MAC only from
+        the host's own questions, and when that entry ages the answers addressed to the
+        host (to its uplink address, or routed to it for the containers) stop at the next
+        hop, which asks and gets no answer."""
+        if not any(a.family == "inet" and a.scope == "global" for a in up.addresses):
+            return
+        values, never, on, fix = _arp_ignore(h.sysctls, up.name, "in_host")
+        if never:
+            yield self.finding(
+                ctx, f"{up.name}, the uplink {ctx.subject}'s requests leave by, answers no "
+                     f"ARP request (arp_ignore 8 on {on}): the next hop reaches "
+                     f"{ctx.vars['host_ns']} only while the entry the host's own questions "
+                     f"left lasts, so the answers stop arriving when it ages out",
+                dict(values, interface=up.name, direction="request", stops_at=["uplink"]),
+                fix, interface=up.name, in_interface_ns=ctx.vars["in_host"])
 
 
 def _arp_ignore(sysctls: dict, ifname: str, where: str) -> tuple:

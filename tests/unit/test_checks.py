@@ -748,6 +748,8 @@ CASES = {
             ns, "net.ipv4.conf.all.arp_ignore", "8")), "lab:test"),
         ("uplink NOARP", E.edit_host_ns(HEALTHY, lambda ns: E.link(
             ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test"),
+        ("uplink arp_ignore 8", E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(
+            ns, "net.ipv4.conf.eth0.arp_ignore", "8")), "lab:test"),
         ("container eth0 NOARP", E.edit_container_ns(HEALTHY, "test", lambda ns: E.link(
             ns, "eth0", flags=ns.link(name="eth0").flags + ("NOARP",))), "lab:test"),
         ("container answers no ARP", E.edit_container_ns(HEALTHY, "test", lambda ns: E.sysctl(
@@ -1362,6 +1364,18 @@ def test_an_arp_table_that_drops_the_containers_questions_is_the_cause():
     shut = E.set_ruleset(HEALTHY, E.lab_rules() + _arp_table(policy="drop"))
     f = next(f for f in run_checks(shut) if f.id == "neighbour-discovery-dropped")
     assert f.fix == "ip netns exec ndlab-host nft insert rule arp ndt in iifname ndbr0 accept"
+
+
+def test_an_uplink_that_answers_no_arp_is_named_not_the_network_beyond():
+    """arp_ignore 8 on the host's uplink: the next hop cannot resolve the host once its
+    entry ages, the answers never come back, and the verdict blamed the network beyond
+    the host (upstream-no-reply). The uplink is named, where the request was last seen."""
+    f = next(f for f in run_checks(case("arp-disabled", "uplink arp_ignore 8"))
+             if f.id == "arp-disabled")
+    assert "eth0, the uplink" in f.message and f.evidence["stops_at"] == ["uplink"]
+    assert f.fix == "ip netns exec ndlab-host sysctl -w net.ipv4.conf.eth0.arp_ignore=0"
+    assert "arp-disabled" not in ids(run_checks(E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(
+        ns, "net.ipv4.conf.eth0.arp_ignore", "2"))), "lab:test")
 
 
 def test_forward_drop_names_rule_and_direction():

@@ -1,0 +1,115 @@
+"""What a namespace's kernel refuses routes with, shared by the routing checks: refusing
+routes (blackhole, unreachable, prohibit) and the policy rules (`ip rule`) a looked-up
+packet meets, read from a recorded lookup (`ip route get DST [from SRC iif DEV]`)."""
+
+import errno
+import ipaddress
+import os
+from typing import Optional
+
+
+# The kernel's answer to a lookup that met a route of each refusing type (its errno's text,
+# or the type rtnetlink named when it answered with the route).
+REFUSALS = {"blackhole": (os.strerror(errno.EINVAL), "blackhole route"),
+            "unreachable": (os.strerror(errno.EHOSTUNREACH), "unreachable route"),
+            "prohibit": (os.strerror(errno.EACCES), "prohibit route")}
+
+
+def ip_for(family: str) -> str:
+    return "ip -6" if family == "inet6" else "ip"
+
+
+def refusing_rule(rules, lookup: dict, destination: str):
+    """The policy rule that refuses the looked-up packet as the kernel answered (blackhole:
+    EINVAL, unreachable: EHOSTUNREACH, prohibit: EACCES): the first, by priority, whose
+    selectors the packet meets (its source, destination and incoming interface, as the
+    lookup gives them; no mark) among rules (None: not read). None when none does."""
+    kinds = [k for k, answers in REFUSALS.items() if lookup.get("error") in answers]
+    for rule in rules_met(rules, lookup, destination):
+        if rule.action in REFUSALS:
+            return rule if rule.action in kinds else None
+    return None
+
+
+def a_(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def rule_to_table(rules, lookup: dict, destination: str, table: str):
+    """The first policy rule the looked-up packet meets that sends it to table (not main):
+    how a refusing route of another table came to decide."""
+    if table == "main":
+        return None
+    return next((r for r in rules_met(rules, lookup, destination) if r.action == "lookup"
+                 and r.table == table), None)
+
+
+def rules_met(rules, lookup: dict, destination: str) -> list:
+    """The policy rules, by priority, whose selectors the looked-up packet meets."""
+    rules = rules or ()
+    words = lookup.get("query", "").split()
+    src = words[words.index("from") + 1] if "from" in words[:-1] else None
+    iif = words[words.index("iif") + 1] if "iif" in words[:-1] else None
+    try:
+        dst = ipaddress.ip_address(destination)
+        source = ipaddress.ip_address(src) if src else None
+    except ValueError:
+        return []
+    family = "inet6" if dst.version == 6 else "inet"
+    return [r for r in sorted((r for r in rules if r.family == family),
+                              key=lambda r: r.priority) if _meets(r, source, dst, iif)]
+
+
+def _meets(rule, source, dst, iif) -> bool:
+    """Whether a packet from source (None: the host's own) to dst that came in by iif meets
+    the rule's selectors. A rule with a selector netdoctor does not match packets on (a
+    mark, tos, ports, an outgoing interface) is not taken to match."""
+    if rule.fwmark or rule.oif or rule.other:
+        return False
+
+    def inside(address, prefix) -> bool:
+        if prefix is None:
+            return True
+        if address is None:
+            return False
+        try:
+            return address in ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
+            return False
+
+    met = inside(source, rule.src) and inside(dst, rule.dst) and \
+        (rule.iif is None or rule.iif == iif)
+    return met != rule.invert
+
+
+def refusing_route(ns, destination: str, answer: Optional[str]):
+    """The most specific route of a refusing type (blackhole, unreachable, prohibit) that
+    covers destination and agrees with the kernel's answer; None when there is none."""
+    try:
+        address = ipaddress.ip_address(destination)
+    except ValueError:
+        return None
+    family = "inet6" if address.version == 6 else "inet"
+    kinds = [k for k, answers in REFUSALS.items() if answer in answers]
+    if not kinds:
+        return None
+    candidates = [r for r in ns.refusing_routes if r.type in kinds and r.family == family
+                  and address in r.network]
+    if not candidates:
+        return None
+    # longest prefix first; among equals, the main table (the one most hosts consult)
+    return max(candidates, key=lambda r: (r.network.prefixlen, r.table == "main", -r.metric))
+
+
+def selector(route) -> str:
+    """The route as `ip route` selects it: type, prefix, table and metric when not default."""
+    words = [route.type, route.dst]
+    if route.table != "main":
+        words += ["table", route.table]
+    if route.metric:
+        words += ["metric", str(route.metric)]
+    return " ".join(words)
+
+
+def describe(route) -> str:
+    return selector(route) + ("" if route.table != "main" else " (table main)")

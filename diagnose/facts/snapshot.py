@@ -49,8 +49,7 @@ class HostFacts:
         return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict(),
                 "tc_hooks": self.tc_hooks, "intent": self.intent, "offloads": self.offloads,
                 "neighbour_tables": self.neighbour_tables,
-                "policy_rules": None if self.policy_rules is None else [
-                    dict(asdict(r), other=list(r.other)) for r in self.policy_rules]}
+                "policy_rules": _policy_rules_doc(self.policy_rules)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HostFacts":
@@ -71,20 +70,8 @@ class HostFacts:
                 isinstance(t, dict) and all(isinstance(v, int) and not isinstance(v, bool)
                                             for v in t.values()) for t in tables.values())):
             raise ParseError("snapshot: neighbour_tables must map tables to their counts")
-        rules = d.get("policy_rules")
-        if rules is not None:
-            if not (isinstance(rules, list) and all(isinstance(r, dict) and isinstance(
-                    r.get("other", []), list) for r in rules)):
-                raise ParseError("snapshot: policy_rules must be a list of rules")
-            try:
-                rules = tuple(PolicyRule(**dict(r, other=tuple(r.get("other", []))))
-                              for r in rules)
-            except TypeError as e:
-                raise ParseError(f"snapshot: a policy rule: {e}") from None
-            for r in rules:
-                check_types(r, "snapshot: a policy rule")
         return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]),
-                   hooks, intent, offloads, tables, rules)
+                   hooks, intent, offloads, tables, _policy_rules(d.get("policy_rules")))
 
 
 @dataclass(frozen=True)
@@ -103,6 +90,9 @@ class ContainerFacts:
     # Its listening TCP and bound UDP sockets ({"proto", "address", "port"}), read from its
     # own /proc/net tables when it publishes a port; None when not read.
     listeners: Optional[list] = None
+    # Its routing policy rules (PolicyRule), read when its own kernel refused the route to
+    # the destination (they say which rule did); None when not read.
+    policy_rules: Optional[tuple] = None
 
     @property
     def label(self) -> str:
@@ -113,7 +103,8 @@ class ContainerFacts:
                 "host_inode": self.host_inode, "resolv_conf": self.resolv_conf,
                 "dns_probe": self.dns_probe,
                 "ruleset": self.ruleset.to_dict() if self.ruleset is not None else None,
-                "listeners": self.listeners}
+                "listeners": self.listeners,
+                "policy_rules": _policy_rules_doc(self.policy_rules)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerFacts":
@@ -122,7 +113,28 @@ class ContainerFacts:
                    host_inode=d.get("host_inode"), resolv_conf=d.get("resolv_conf"),
                    dns_probe=d.get("dns_probe"),
                    ruleset=Ruleset.from_dict(d["ruleset"]) if d.get("ruleset") else None,
-                   listeners=d.get("listeners"))
+                   listeners=d.get("listeners"),
+                   policy_rules=_policy_rules(d.get("policy_rules")))
+
+
+def _policy_rules_doc(rules: Optional[tuple]) -> Optional[list]:
+    return None if rules is None else [dict(asdict(r), other=list(r.other)) for r in rules]
+
+
+def _policy_rules(doc) -> Optional[tuple]:
+    """Policy rules from a snapshot's JSON, validated: None when not read."""
+    if doc is None:
+        return None
+    if not (isinstance(doc, list) and all(isinstance(r, dict) and isinstance(
+            r.get("other", []), list) for r in doc)):
+        raise ParseError("snapshot: policy_rules must be a list of rules")
+    try:
+        rules = tuple(PolicyRule(**dict(r, other=tuple(r.get("other", [])))) for r in doc)
+    except TypeError as e:
+        raise ParseError(f"snapshot: a policy rule: {e}") from None
+    for r in rules:
+        check_types(r, "snapshot: a policy rule")
+    return rules
 
 
 def _check_addresses(ns, what: str) -> None:

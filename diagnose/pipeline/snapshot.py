@@ -147,6 +147,19 @@ class _Answers:
         return self.done
 
 
+def _rules_if_refused(target, report) -> Optional[tuple]:
+    """The container's policy rules when its own kernel refused the route to the
+    destination (a rule may be why); None otherwise, or when they cannot be read."""
+    mine = target.netns.label
+    own = next((l for ns, l in report.lookups if ns == mine), None)
+    if own is None or not own.error:
+        return None
+    try:
+        return gather.read_policy_rules(target.netns)
+    except NetdoctorError:
+        return None
+
+
 def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tables_before):
     """(snapshot without DNS answers, each of its containers' index among targets)."""
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
@@ -173,7 +186,8 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
                 problems.append(f"{t.label}: its listening sockets: {e}")
         containers.append(ContainerFacts(
             target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
-            host_inode=host_inode, resolv_conf=conf_text, listeners=listeners))
+            host_inode=host_inode, resolv_conf=conf_text, listeners=listeners,
+            policy_rules=_rules_if_refused(t, report)))
         probe_from.append(t.netns)
         probed.append(done)
     tell("reading containers", len(targets), len(targets))

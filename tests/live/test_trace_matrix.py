@@ -410,6 +410,11 @@ BY_HAND = {
          ("ndlab-host", "busybox", "ping", "-c", "1", "-W", "1", "198.51.100.1"),
          ("ndlab-inet", "ip", "neigh", "flush", "all")],
         ("ndlab-host", "sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=0"), "arp-disabled"),
+    # The container's own kernel refuses: a policy rule inside it (the trace said unknown)
+    "a prohibit rule inside the container": (
+        [("ndlab-test", "ip", "rule", "add", "to", "203.0.113.0/24", "prohibit", "pref", "50")],
+        ("ndlab-test", "sh", "-c", "while ip rule del pref 50; do :; done 2>/dev/null"),
+        "container-route-refused"),
     "uplink without ARP": ([("ndlab-host", "ip", "link", "set", "eth0", "arp", "off"),
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),

@@ -447,6 +447,26 @@ def test_a_host_entry_that_pins_the_container_to_another_mac_blocks_the_replies(
     assert "neighbour-failed" not in ids(run_checks(_host_pins(mine, "PERMANENT")), "lab:test")
 
 
+def _rule(priority, action, **selectors):
+    from netdoctor.diagnose.facts.namespace import PolicyRule
+
+    return PolicyRule(priority, "inet", action, **selectors)
+
+
+def _container_refused(error, rules=None, routes=()):
+    """HEALTHY with lab:test's own route lookup refused (error), its policy rules as read
+    (None: not read) and routes added."""
+    from netdoctor.diagnose.facts.namespace import PolicyRule
+
+    _, test = E.container(HEALTHY, "test")
+    lookups = [dict(l, dev=None, gateway=None, prefsrc=None, error=error)
+               if l["netns"] == "ndlab-test" else l for l in test.path["route_lookups"]]
+    base = (PolicyRule(0, "inet", "lookup", "local"), PolicyRule(32766, "inet", "lookup", "main"))
+    snap = E.edit_container(HEALTHY, "test", path=dict(test.path, route_lookups=lookups),
+                            policy_rules=None if rules is None else base + tuple(rules))
+    return E.edit_container_ns(snap, "test", lambda ns: E.routes(ns, add=routes))
+
+
 def _east_west(**ports):
     """lab:test traced to lab:web across their bridge (hops as the path gives them), with
     the two veths' port flags as given: {veth name: {field: value}}."""
@@ -739,6 +759,12 @@ CASES = {
             HEALTHY, lambda ns: E.link(replace(ns, neighbours=tuple(
                 n for n in ns.neighbours if n.dst != "172.29.0.2")), "veth-test",
                 broadcast_flood=False)), "lab:test")],
+    "container-route-refused": [
+        ("a prohibit rule for the destination", _container_refused(
+            "Permission denied", [_rule(50, "prohibit", dst="198.18.0.0/15")]), "lab:test"),
+        ("a blackhole route for it", _container_refused(
+            "Invalid argument", [], [E.route("198.18.0.0/24", None, type_="blackhole")]),
+         "lab:test")],
     "arp-disabled": [
         ("ndbr0 NOARP", E.edit_host_ns(HEALTHY, lambda ns: E.link(
             ns, "ndbr0", flags=ns.link(name="ndbr0").flags + ("NOARP",))), "lab:test"),
@@ -1376,6 +1402,32 @@ def test_an_uplink_that_answers_no_arp_is_named_not_the_network_beyond():
     assert f.fix == "ip netns exec ndlab-host sysctl -w net.ipv4.conf.eth0.arp_ignore=0"
     assert "arp-disabled" not in ids(run_checks(E.edit_host_ns(HEALTHY, lambda ns: E.sysctl(
         ns, "net.ipv4.conf.eth0.arp_ignore", "2"))), "lab:test")
+
+
+def test_a_refusal_by_the_containers_own_kernel_names_the_rule_or_route():
+    """`ip rule add to 203.0.113.0/24 prohibit` inside the container: its kernel refuses the
+    socket, nothing leaves, and the trace said unknown. The rule (read when the container's
+    own lookup was refused) or the refusing route is named and deleted; unread rules give a
+    finding that shows them; no default route at all is another finding's."""
+    f = next(f for f in run_checks(case("container-route-refused",
+                                        "a prohibit rule for the destination"))
+             if f.id == "container-route-refused")
+    assert "`50: from all to 198.18.0.0/15 prohibit`" in f.message, f.message
+    assert f.fix == "ip netns exec ndlab-test ip rule del pref 50 to 198.18.0.0/15 prohibit"
+    f = next(f for f in run_checks(case("container-route-refused", "a blackhole route for it"))
+             if f.id == "container-route-refused")
+    assert f.fix == "ip netns exec ndlab-test ip route del blackhole 198.18.0.0/24", f.fix
+    unread = next(f for f in run_checks(_container_refused("Permission denied"))
+                  if f.id == "container-route-refused")
+    assert not unread.fix and "ip rule show" in unread.verify
+    # a rule for another destination, or one refusing otherwise than the kernel said
+    for rule in (_rule(50, "prohibit", dst="10.0.0.0/8"), _rule(50, "blackhole")):
+        found = [f for f in run_checks(_container_refused("Permission denied", [rule]))
+                 if f.id == "container-route-refused"]
+        assert found and not found[0].fix, (rule, found)
+    gone = E.edit_container_ns(_container_refused("Network is unreachable"), "test",
+                               lambda ns: E.routes(ns, keep=lambda r: not r.is_default))
+    assert "container-route-refused" not in ids(run_checks(gone), "lab:test")
 
 
 def test_forward_drop_names_rule_and_direction():

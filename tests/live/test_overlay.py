@@ -52,6 +52,25 @@ def test_a_deleted_fdb_entry_is_named_from_the_kernels_reason(flannel):
         flannel.wire_peer(0)
 
 
+def test_a_blackhole_route_to_the_remote_vtep_is_named_and_its_fix_heals(flannel):
+    """The packets entered flannel.1 and nothing left by the underlay: the kernel said
+    IP_OUTNOROUTES, and the verdict said unknown. The route to the far VTEP is named, and
+    its deletion, run as printed (in the host), heals."""
+    h0, pod, far = flannel.hosts[0], f"netns:{flannel.pods[0]}", flannel.underlay_ip(1)
+    sh("ip", "-n", h0, "route", "add", "blackhole", f"{far}/32")
+    try:
+        rc, trace = netdoctor_json("trace", pod, flannel.pod_ip(1))
+        v = trace["verdict"]
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("vtep-no-route", "tunnel"), v
+        f = next(f for f in trace["findings"] if f["id"] == "vtep-no-route")
+        assert f["fix"].endswith(f"ip route del blackhole {far}/32"), f
+        sh("sh", "-c", f["fix"])
+        rc, trace = netdoctor_json("trace", pod, flannel.pod_ip(1))
+        assert rc == 0 and trace["verdict"]["reachable"], trace["verdict"]
+    finally:
+        sh("ip", "-n", h0, "route", "del", "blackhole", f"{far}/32", check=False)
+
+
 def test_a_missing_neighbour_and_a_down_tunnel(flannel):
     h0, pod = flannel.hosts[0], f"netns:{flannel.pods[0]}"
     sh("ip", "-n", h0, "neigh", "del", "10.244.1.0", "dev", "flannel.1")

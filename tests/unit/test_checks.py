@@ -176,6 +176,18 @@ def _flannel_offloads(errors):
 FLANNEL_HOST = "ndt-rec-h0-5f1b3b"  # the recorded flannel host namespace
 
 
+def _vtep_refused(error, routes=()):
+    """The recorded flannel pod with its host's lookup of the remote VTEP refused (error),
+    routes added to the host, and the underlay hop gone (nothing left by it)."""
+    _, pod = E.container(FLANNEL, POD)
+    lookups = [dict(l, dev=None, gateway=None, prefsrc=None, error=error)
+               if l["query"] == "ip route get 192.168.77.2" else l
+               for l in pod.path["route_lookups"]]
+    hops = [h for h in pod.path["hops"] if h["role"] != "underlay"]
+    snap = E.edit_container(FLANNEL, POD, path=dict(pod.path, route_lookups=lookups, hops=hops))
+    return E.edit_host_ns(snap, lambda ns: E.routes(ns, add=routes), name=POD)
+
+
 def _without_fdb(ns):
     from dataclasses import replace
 
@@ -583,6 +595,10 @@ CASES = {
                          "lab:test"),
                         ("XDP on the uplink", E.edit_host_ns(HEALTHY, lambda ns: E.link(
                             ns, "eth0", xdp="mode 2 prog 17")), "lab:test")],
+    "vtep-no-route": [
+        ("a blackhole route for the remote VTEP", _vtep_refused(
+            "Invalid argument", [E.route("192.168.77.2/32", None, type_="blackhole")]),
+         POD_SUBJECT)],
     "vxlan-fdb-missing": [("FDB entry deleted", _flannel(_without_fdb), POD_SUBJECT),
                           ("the FDB sends the endpoint elsewhere than its engine says",
                            _docker_overlay(FLANNEL, "192.168.77.9"), POD_SUBJECT)],
@@ -1428,6 +1444,21 @@ def test_a_refusal_by_the_containers_own_kernel_names_the_rule_or_route():
     gone = E.edit_container_ns(_container_refused("Network is unreachable"), "test",
                                lambda ns: E.routes(ns, keep=lambda r: not r.is_default))
     assert "container-route-refused" not in ids(run_checks(gone), "lab:test")
+
+
+def test_no_route_to_the_remote_vtep_is_named_not_unknown():
+    """A blackhole route for the far host's underlay address: the packets entered the tunnel
+    and nothing left; the kernel said IP_OUTNOROUTES and the verdict said unknown (before,
+    peer-route-missing, for a peer route that was there). The route is named and deleted;
+    with no route at all the finding shows the routes."""
+    f = next(f for f in run_checks(case("vtep-no-route", "a blackhole route for the remote VTEP"))
+             if f.id == "vtep-no-route")
+    assert "192.168.77.2" in f.message and "flannel.1" in f.message
+    assert f.fix.endswith("ip route del blackhole 192.168.77.2/32"), f.fix
+    none = next(f for f in run_checks(_vtep_refused("Network is unreachable"))
+                if f.id == "vtep-no-route")
+    assert not none.fix and "ip route get 192.168.77.2" in none.verify
+    assert "vtep-no-route" not in ids(run_checks(FLANNEL))
 
 
 def test_forward_drop_names_rule_and_direction():

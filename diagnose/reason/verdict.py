@@ -470,7 +470,47 @@ def _explained(c: Case, cause: str) -> Verdict:
                         f"and the upstream asked for {src} on the uplink (ARP / neighbour "
                         f"solicitation) without an answer: it treats the container's network "
                         f"as on its link instead of routing it to this host")
+    if cause == "unknown":
+        explanation += _unexplained(c, reason, location)
     if c.divergences:
         explanation += "; " + c.divergences[0]
     return Verdict(False, hv.stopped_at, hv.direction, cause, reason, location, rule,
                    c.evidence_used, explanation)
+
+
+# Where to look next when nothing explains a stop: by its direction and the hop it was
+# last seen at.
+NEXT_LOOKS = {
+    ("request", None): "the container's own routes and rules (ip route get, ip rule, "
+                       "iptables -S in it)",
+    ("request", "container"): "the container's own routes, rules and neighbour table",
+    ("request", "host-veth"): "the veth's master and state, and the bridge's ports "
+                              "(bridge -d link)",
+    ("request", "bridge"): "the host's routing decision for it (ip route get ... iif, ip "
+                           "rule), its rules (nft list ruleset, iptables-save) and tc filters",
+    ("request", "uplink"): "the next hop and the network beyond the uplink",
+    ("request", "tunnel"): "the tunnel's forwarding table and the route to the remote VTEP",
+    ("request", "underlay"): "the far host",
+    ("reply", "uplink"): "the host's way back for the replies (ip route get CONTAINER from "
+                         "DESTINATION iif UPLINK, ip rule), its rules and conntrack",
+    ("reply", "bridge"): "the bridge's way to the container (bridge fdb, bridge -d link) and "
+                         "the host's neighbour entry for it",
+    ("reply", "host-veth"): "the container's interface and its own rules",
+    ("reply", "container"): "the container's own rules (iptables -S in it) and its "
+                            "neighbour entries",
+}
+
+
+def _unexplained(c: Case, reason: Optional[str], location: Optional[str]) -> str:
+    """What netdoctor does know when no rule names a cause: it says so, with the kernel's
+    own word where it has one, and where to look next, instead of guessing."""
+    said = "; no check found a fault that stops packets there"
+    if reason:
+        said += (f", and the kernel dropped it with reason {reason}"
+                 + (f" (at {location})" if location else "")
+                 + (", which more than one fault gives" if len(c.by_reason) > 1 else ""))
+    said += ": netdoctor cannot name the cause"
+    look = NEXT_LOOKS.get((c.hops.direction, c.hops.stopped_at))
+    if look:
+        said += f"; look next at {look}"
+    return said

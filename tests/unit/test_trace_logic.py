@@ -143,6 +143,10 @@ def test_a_drop_reason_several_causes_give_names_none_without_a_finding():
     s = sightings([1, 1, 1, 1], [0, 0, 1, 1])
     v = V.decide(V.Case(hv, s, [], [("OTHERHOST", "ip_rcv_core+0x22c", "ndbr0")], [], FLOW, ()))
     assert v.cause != "veth-not-attached" and v.kernel_drop_reason == "OTHERHOST", v
+    # Unnamed, it says so: what the kernel said, and where to look next.
+    assert v.cause == "unknown" and "reason OTHERHOST (at ip_rcv_core+0x22c), which more " \
+        "than one fault gives: netdoctor cannot name the cause; look next at the bridge's " \
+        "way to the container" in v.explanation, v.explanation
     v = V.decide(V.Case(hv, s, [finding("ip-conflict")],
                         [("OTHERHOST", "ip_rcv_core+0x22c", "ndbr0")], [], FLOW, ()))
     assert v.cause == "ip-conflict", v

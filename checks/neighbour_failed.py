@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import LOWER_DEVICE_MODES
+from .context import LOWER_DEVICE_MODES, proxy_arp_on
 
 BAD = ("FAILED", "INCOMPLETE")
 LEARNT = {"REACHABLE", "STALE", "DELAY", "PROBE"}
@@ -127,6 +127,11 @@ def _gateway_mac(ctx, gw: str):
     br = ctx.network_bridge
     if br is not None and br.mac and br.holds(gw):
         return br.mac, f"{br.name} has"
+    veth = ctx.host_veth
+    if ctx.routed and veth is not None and veth.mac and (veth.holds(gw) or proxy_arp_on(
+            ctx.host_ns.sysctls, veth.name)):
+        # a routed veth answers for the gateway itself: its own address, or by proxy ARP
+        return veth.mac, f"{veth.name}, which answers ARP for it, has"
     parent = ctx.uplink if ctx.path.get("mode") in LOWER_DEVICE_MODES else None
     if parent is None or ctx.host_ns is None:
         return None

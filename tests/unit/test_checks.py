@@ -443,6 +443,24 @@ def _host_pins(mac, state):
             "172.29.0.2", "ndbr0", mac, (state,)),)))
 
 
+def test_a_routed_containers_gateway_cached_with_a_mac_its_veth_does_not_have():
+    """Calico-style: the container's gateway 169.254.1.1 is answered by the host veth's
+    proxy ARP. A permanent entry naming another MAC sends every frame to a MAC nobody has
+    (the host veth drops them as OTHERHOST); the trace said unknown."""
+    snap = _routed()
+    _, test = E.container(snap, "test")
+    gw = next(r.gateway for r in test.namespace.routes if r.is_default)
+    pinned = E.edit_container_ns(snap, "test", lambda ns: replace(ns, neighbours=(
+        E.Neighbour(gw, "eth0", "02:00:00:00:00:99", ("PERMANENT",)),)))
+    f = next(f for f in run_checks(pinned) if f.id == "neighbour-failed")
+    assert "02:00:00:00:00:99" in f.message and "veth-test, which answers ARP for it" in \
+        f.message, f.message
+    veth_mac = snap.hosts[E.host_key(snap)].namespace.link(name="veth-test").mac
+    right = E.edit_container_ns(snap, "test", lambda ns: replace(ns, neighbours=(
+        E.Neighbour(gw, "eth0", veth_mac, ("PERMANENT",)),)))
+    assert "neighbour-failed" not in ids(run_checks(right), "lab:test")
+
+
 def test_a_host_entry_that_pins_the_container_to_another_mac_blocks_the_replies():
     """`ip neigh replace 172.29.0.2 lladdr 02:.. nud permanent dev ndbr0`: the replies go to
     that MAC, are flooded, and the container drops them (OTHERHOST); the trace said

@@ -9,3 +9,12 @@ def tunnel_of(ctx):
         return None, None
     link = ctx.host_ns.link(ifindex=hop["ifindex"])
     return link, hop.get("via") or ctx.destination
+
+
+def up_tunnel_of(ctx):
+    """tunnel_of, when the tunnel is up and there is a next hop to send to (a tunnel that is
+    down is vxlan-device-down's); (None, None) otherwise."""
+    link, nexthop = tunnel_of(ctx)
+    if link is None or not link.up or not nexthop:
+        return None, None
+    return link, nexthop

@@ -1,6 +1,6 @@
 from . import Check, register
 from ._routing import a_, describe, ip_for, refusing_route, refusing_rule, selector
-from ._tunnel import tunnel_of
+from ._tunnel import up_tunnel_of
 
 
 @register
@@ -19,8 +19,8 @@ class VtepNoRoute(Check):
     structural = True
 
     def run(self, ctx):
-        tunnel, nexthop = tunnel_of(ctx)
-        if tunnel is None or not tunnel.up or not nexthop:
+        tunnel, nexthop = up_tunnel_of(ctx)
+        if tunnel is None:
             return
         mac = ctx.host_ns.neighbour_mac(nexthop, tunnel.name)
         vtep = tunnel.tunnel.get("remote") or (

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._tunnel import tunnel_of
+from ._tunnel import up_tunnel_of
 from .context import docker_overlay_intent
 
 
@@ -18,8 +18,8 @@ class VxlanFdbMissing(Check):
     structural = True
 
     def run(self, ctx):
-        tunnel, nexthop = tunnel_of(ctx)
-        if tunnel is None or not tunnel.up or not nexthop:
+        tunnel, nexthop = up_tunnel_of(ctx)
+        if tunnel is None:
             return
         mac = ctx.host_ns.neighbour_mac(nexthop, tunnel.name)
         if mac is None or tunnel.tunnel.get("remote") or tunnel.tunnel.get("group"):

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._tunnel import tunnel_of
+from ._tunnel import up_tunnel_of
 
 
 @register
@@ -16,8 +16,8 @@ class VxlanNeighbourMissing(Check):
     structural = True
 
     def run(self, ctx):
-        tunnel, nexthop = tunnel_of(ctx)
-        if tunnel is None or not tunnel.up or not nexthop:
+        tunnel, nexthop = up_tunnel_of(ctx)
+        if tunnel is None:
             return
         if tunnel.tunnel.get("learning") == "true" or tunnel.tunnel.get("group"):
             return  # the device resolves its peers itself (multicast or learning)

@@ -1,5 +1,6 @@
 from . import Check, register
-from ._routing import a_, describe, ip_for, refusing_route, refusing_rule, rule_to_table, selector
+from ._routing import (REFUSALS, a_, describe, ip_for, refusing_route, refusing_rule,
+                       rule_to_table, selector)
 
 
 @register
@@ -22,6 +23,8 @@ class ContainerRouteRefused(Check):
             return
         if ctx.default_route is None:
             return  # no way out at all: container-no-default-route's
+        # (Network unreachable beside a default route without a rule or route to show is
+        # also a gateway its address no longer reaches: container-address-off-network's.)
         rules = ctx.container.policy_rules
         route = refusing_route(ctx.namespace, dest, asked["error"])
         rule = refusing_rule(rules, asked, dest) if route is None else None
@@ -50,7 +53,7 @@ class ContainerRouteRefused(Check):
                 ctx, f"{said}: the policy rule `{rule.text()}` refuses it, though its default "
                      f"route would take it", evidence,
                 "{in_container}" + ip_for(rule.family) + " rule del " + rule.selector())
-        else:
+        elif asked["error"] in {a for answers in REFUSALS.values() for a in answers}:
             yield self.finding(
                 ctx, f"{said}, though it has a default route: a policy rule or another "
                      f"table decides", evidence,

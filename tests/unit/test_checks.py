@@ -1462,6 +1462,9 @@ def test_a_refusal_by_the_containers_own_kernel_names_the_rule_or_route():
     gone = E.edit_container_ns(_container_refused("Network is unreachable"), "test",
                                lambda ns: E.routes(ns, keep=lambda r: not r.is_default))
     assert "container-route-refused" not in ids(run_checks(gone), "lab:test")
+    # unreachable beside a default route, nothing refusing to show: not a guess at a rule
+    assert "container-route-refused" not in ids(run_checks(_container_refused(
+        "Network is unreachable", [])), "lab:test")
 
 
 def test_no_route_to_the_remote_vtep_is_named_not_unknown():

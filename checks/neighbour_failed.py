@@ -2,6 +2,8 @@ from . import Check, register
 from .context import LOWER_DEVICE_MODES, proxy_arp_on
 
 BAD = ("FAILED", "INCOMPLETE")
+# Where a request waits for a next hop nobody answers for (or goes to a MAC nobody has).
+GATEWAY_STOPS = [None, "container", "host-veth", "bridge"]
 LEARNT = {"REACHABLE", "STALE", "DELAY", "PROBE"}
 
 
@@ -29,6 +31,7 @@ class NeighbourFailed(Check):
                  ("request", "container"),
                  ("request", "host-veth"),
                  ("request", "bridge"),
+                 ("request", "destination"),
                  ("reply", "bridge"),
                  ("reply", "host-veth"),
                  ("reply", "container"))
@@ -56,6 +59,10 @@ class NeighbourFailed(Check):
         pinned = self._container_mac_pinned(ctx)
         if pinned is not None:
             yield pinned
+        peer = self._peer_mac_wrong(ctx)
+        if peer is not None:
+            yield peer
+            return
         for snap, label, address, dev, fix, what, there in next_hops:
             n = _bad_entry(snap, address, dev)
             if n:
@@ -63,7 +70,8 @@ class NeighbourFailed(Check):
                     ctx, f"{label}: {what} {address} on {dev} is {'/'.join(n.state)} in the "
                          f"neighbour table: nothing answers ARP for it",
                     {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
-                     "lladdr": n.lladdr, "direction": "request"}, fix, next_hop=address,
+                     "lladdr": n.lladdr, "direction": "request", "stops_at": GATEWAY_STOPS},
+                    fix, next_hop=address,
                     neighbour_dev=dev,
                     in_neighbour_ns=there)
 
@@ -89,11 +97,36 @@ class NeighbourFailed(Check):
                          f"gateway go to an address nobody has",
                     {"netns": ctx.vars["container_ns"], "neighbour": gw, "dev": n.dev,
                      "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": mac,
-                     "direction": "request"},
+                     "direction": "request", "stops_at": GATEWAY_STOPS},
                     "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw,
                     neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
         return None
 
+
+    def _peer_mac_wrong(self, ctx):
+        """On a path to another container on the same segment: the container's entry for
+        it names a MAC its interface does not have (a permanent entry left behind, a
+        recreated container with the old address). Frames go to that MAC, which the bridge
+        floods, and the destination drops them as not its own."""
+        eth, hop, dest = ctx.egress, ctx.hop("destination"), ctx.destination
+        mac = (hop or {}).get("mac")
+        if eth is None or not mac or not dest:
+            return None
+        for n in ctx.namespace.neighbours:
+            if n.dst == dest and n.dev == eth.name and n.lladdr and \
+                    n.lladdr.lower() != mac.lower() and not set(n.state) & set(BAD):
+                return self.finding(
+                    ctx, f"{ctx.subject}: its entry for {dest} names {n.lladdr} "
+                         f"({'/'.join(n.state)}), but {dest}'s {hop.get('name')} in "
+                         f"{hop.get('netns')} is {mac}: frames for it go to an address it "
+                         f"does not have (the bridge floods them, and it drops them as not "
+                         f"its own)",
+                    {"netns": ctx.vars["container_ns"], "neighbour": dest, "dev": n.dev,
+                     "lladdr": n.lladdr, "state": list(n.state), "destination_mac": mac,
+                     "direction": "request", "stops_at": ["destination", "bridge"]},
+                    "{in_container}ip neigh del " + dest + " dev {eth}", next_hop=dest,
+                    neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
+        return None
 
     def _container_mac_pinned(self, ctx):
         """The host holds a permanent (or NOARP) entry for the container's address on the

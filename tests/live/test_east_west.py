@@ -134,6 +134,28 @@ def test_the_destinations_own_input_rule_is_named(lab, healed, dest, rule):
     assert "the request from 172.29.0.2" in f["message"], f["message"]
 
 
+@pytest.mark.parametrize("side, peer", [("ndlab-test", "172.29.0.3"),
+                                        ("ndlab-web", "172.29.0.2")])
+def test_an_entry_for_the_other_container_naming_a_wrong_mac(lab, healed, side, peer):
+    """A permanent neighbour entry for the other container with a MAC it does not have, on
+    either side: the frames are flooded and dropped as not the receiver's (OTHERHOST). The
+    verdict said the destination did not answer, or unknown; the entry is named, and its
+    deletion, run as printed, heals."""
+    sh("ip", "netns", "exec", side, "ip", "neigh", "replace", peer, "lladdr",
+       "02:00:00:00:00:77", "nud", "permanent", "dev", "eth0")
+    try:
+        rc, doc = netdoctor_json("trace", "lab:test", "lab:web")
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "neighbour-failed", v
+        f = next(f for f in doc["findings"] if f["id"] == "neighbour-failed")
+        assert side in f["fix"] and peer in f["fix"], f
+        sh("sh", "-c", f["fix"])
+        rc, doc = netdoctor_json("trace", "lab:test", "lab:web")
+        assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    finally:
+        sh("ip", "netns", "exec", side, "ip", "neigh", "del", peer, "dev", "eth0", check=False)
+
+
 def test_lab_healthy_east_west_by_bare_name(lab):
     rc, doc = netdoctor_json("trace", "lab:test", "web")
     assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]

@@ -461,6 +461,28 @@ def test_a_routed_containers_gateway_cached_with_a_mac_its_veth_does_not_have():
     assert "neighbour-failed" not in ids(run_checks(right), "lab:test")
 
 
+def test_an_entry_for_the_destination_container_with_a_mac_it_does_not_have():
+    """test -> web, and test's permanent entry for 172.29.0.3 names a MAC web's eth0 does
+    not have: the requests are flooded and web drops them (OTHERHOST); the verdict said the
+    destination did not answer. The path records the destination's MAC: the entry is
+    named and deleted; an entry with web's own MAC is no finding."""
+    ew = _east_west()
+    _, test = E.container(ew, "test")
+    web_mac = "02:00:00:00:00:03"
+    hops = [dict(h, mac=web_mac) if h["role"] == "destination" else h
+            for h in test.path["hops"]]
+    ew = E.edit_container(ew, "test", path=dict(test.path, hops=hops))
+
+    def entry(mac):
+        return E.edit_container_ns(ew, "test", lambda ns: replace(ns, neighbours=(
+            E.Neighbour("172.29.0.3", "eth0", mac, ("PERMANENT",)),)))
+    f = next(f for f in run_checks(entry("02:00:00:00:00:77")) if f.id == "neighbour-failed"
+             and f.subject == "lab:test")
+    assert "02:00:00:00:00:77" in f.message and web_mac in f.message
+    assert f.fix == "ip netns exec ndlab-test ip neigh del 172.29.0.3 dev eth0"
+    assert "neighbour-failed" not in ids(run_checks(entry(web_mac)), "lab:test")
+
+
 def test_a_host_entry_that_pins_the_container_to_another_mac_blocks_the_replies():
     """`ip neigh replace 172.29.0.2 lladdr 02:.. nud permanent dev ndbr0`: the replies go to
     that MAC, are flooded, and the container drops them (OTHERHOST); the trace said

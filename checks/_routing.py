@@ -15,19 +15,25 @@ REFUSALS = {"blackhole": (os.strerror(errno.EINVAL), "blackhole route"),
             "prohibit": (os.strerror(errno.EACCES), "prohibit route")}
 
 
+# The kernel's answer to a lookup a policy rule of each refusing action stopped (fib rules
+# answer ENETUNREACH for unreachable, where an unreachable route answers EHOSTUNREACH).
+RULE_REFUSALS = {"blackhole": os.strerror(errno.EINVAL),
+                 "unreachable": os.strerror(errno.ENETUNREACH),
+                 "prohibit": os.strerror(errno.EACCES)}
+
+
 def ip_for(family: str) -> str:
     return "ip -6" if family == "inet6" else "ip"
 
 
 def refusing_rule(rules, lookup: dict, destination: str):
     """The policy rule that refuses the looked-up packet as the kernel answered (blackhole:
-    EINVAL, unreachable: EHOSTUNREACH, prohibit: EACCES): the first, by priority, whose
+    EINVAL, unreachable: ENETUNREACH, prohibit: EACCES): the first, by priority, whose
     selectors the packet meets (its source, destination and incoming interface, as the
     lookup gives them; no mark) among rules (None: not read). None when none does."""
-    kinds = [k for k, answers in REFUSALS.items() if lookup.get("error") in answers]
     for rule in rules_met(rules, lookup, destination):
-        if rule.action in REFUSALS:
-            return rule if rule.action in kinds else None
+        if rule.action in RULE_REFUSALS:
+            return rule if RULE_REFUSALS[rule.action] == lookup.get("error") else None
     return None
 
 

@@ -1033,6 +1033,12 @@ def test_a_policy_rule_that_refuses_the_containers_packets_is_named_and_deleted(
     prohibit = PolicyRule(90, "inet", "prohibit", dst="198.18.0.0/15")
     f = _host_no_route(refused("Permission denied", prohibit))
     assert f.fix.endswith("ip rule del pref 90 to 198.18.0.0/15 prohibit"), f.fix
+    # An unreachable rule answers ENETUNREACH (an unreachable route, EHOSTUNREACH)
+    unreachable = PolicyRule(95, "inet", "unreachable", src="172.29.0.0/24")
+    f = _host_no_route(refused("Network is unreachable", unreachable))
+    assert f.fix.endswith("ip rule del pref 95 from 172.29.0.0/24 unreachable"), f.fix
+    f = _host_no_route(refused("No route to host", unreachable))
+    assert not f.fix and "ip rule show" in f.verify
     # not for this packet: another source, another interface, a mark it does not carry,
     # `not` its own source; nor a rule of another refusal than the kernel's
     for other in (PolicyRule(100, "inet", "blackhole", src="10.0.0.0/8"),
@@ -1055,7 +1061,7 @@ def test_a_policy_rule_that_refuses_the_containers_packets_is_named_and_deleted(
     assert not f.fix and f.verify
     # The host's own lookup refused too (a rule for the destination, whoever sends)
     to_all = PolicyRule(50, "inet", "unreachable", dst="198.18.0.0/24")
-    snap = E.edit_host(_host_lookup_refused(HEALTHY, "No route to host"),
+    snap = E.edit_host(_host_lookup_refused(HEALTHY, "Network is unreachable"),
                        policy_rules=(PolicyRule(0, "inet", "lookup", "local"), to_all))
     f = _host_no_route(snap)
     assert "`50: from all to 198.18.0.0/24 unreachable` refuses it" in f.message, f.message

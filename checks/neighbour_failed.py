@@ -88,20 +88,18 @@ class NeighbourFailed(Check):
         if known is None:
             return None
         mac, holder = known
-        for n in ctx.namespace.neighbours:
-            if n.dst == gw and n.dev == eth.name and n.lladdr and \
-                    n.lladdr.lower() != mac.lower() and not set(n.state) & set(BAD):
-                return self.finding(
-                    ctx, f"{ctx.subject}: its gateway {gw} is cached as {n.lladdr} "
-                         f"({'/'.join(n.state)}), but {holder} {mac}: frames for the "
-                         f"gateway go to an address nobody has",
-                    {"netns": ctx.vars["container_ns"], "neighbour": gw, "dev": n.dev,
-                     "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": mac,
-                     "direction": "request", "stops_at": GATEWAY_STOPS},
-                    "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw,
-                    neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
+        n = _cached_otherwise(ctx.namespace, gw, eth.name, mac)
+        if n is not None:
+            return self.finding(
+                ctx, f"{ctx.subject}: its gateway {gw} is cached as {n.lladdr} "
+                     f"({'/'.join(n.state)}), but {holder} {mac}: frames for the "
+                     f"gateway go to an address nobody has",
+                {"netns": ctx.vars["container_ns"], "neighbour": gw, "dev": n.dev,
+                 "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": mac,
+                 "direction": "request", "stops_at": GATEWAY_STOPS},
+                "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw,
+                neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
         return None
-
 
     def _peer_mac_wrong(self, ctx):
         """On a path to another container on the same segment: the container's entry for
@@ -112,21 +110,19 @@ class NeighbourFailed(Check):
         mac = (hop or {}).get("mac")
         if eth is None or not mac or not dest:
             return None
-        for n in ctx.namespace.neighbours:
-            if n.dst == dest and n.dev == eth.name and n.lladdr and \
-                    n.lladdr.lower() != mac.lower() and not set(n.state) & set(BAD):
-                return self.finding(
-                    ctx, f"{ctx.subject}: its entry for {dest} names {n.lladdr} "
-                         f"({'/'.join(n.state)}), but {dest}'s {hop.get('name')} in "
-                         f"{hop.get('netns')} is {mac}: frames for it go to an address it "
-                         f"does not have (the bridge floods them, and it drops them as not "
-                         f"its own)",
-                    {"netns": ctx.vars["container_ns"], "neighbour": dest, "dev": n.dev,
-                     "lladdr": n.lladdr, "state": list(n.state), "destination_mac": mac,
-                     "direction": "request", "stops_at": ["destination", "bridge"]},
-                    "{in_container}ip neigh del " + dest + " dev {eth}", next_hop=dest,
-                    neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
-        return None
+        n = _cached_otherwise(ctx.namespace, dest, eth.name, mac)
+        if n is None:
+            return None
+        return self.finding(
+            ctx, f"{ctx.subject}: its entry for {dest} names {n.lladdr} "
+                 f"({'/'.join(n.state)}), but {dest}'s {hop.get('name')} in "
+                 f"{hop.get('netns')} is {mac}: frames for it go to an address it does not "
+                 f"have (the bridge floods them, and it drops them as not its own)",
+            {"netns": ctx.vars["container_ns"], "neighbour": dest, "dev": n.dev,
+             "lladdr": n.lladdr, "state": list(n.state), "destination_mac": mac,
+             "direction": "request", "stops_at": ["destination", "bridge"]},
+            "{in_container}ip neigh del " + dest + " dev {eth}", next_hop=dest,
+            neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
 
     def _container_mac_pinned(self, ctx):
         """The host holds a permanent (or NOARP) entry for the container's address on the
@@ -153,6 +149,12 @@ class NeighbourFailed(Check):
                     next_hop=ctx.address, neighbour_dev=br.name,
                     in_neighbour_ns=ctx.vars["in_host"])
         return None
+
+
+def _cached_otherwise(ns, address: str, dev: str, mac: str):
+    """ns's usable neighbour entry for address on dev when it names another MAC than mac."""
+    return next((n for n in ns.neighbours_of(address, dev) if n.lladdr
+                 and n.lladdr.lower() != mac.lower() and not set(n.state) & set(BAD)), None)
 
 
 def _gateway_mac(ctx, gw: str):

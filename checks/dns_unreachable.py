@@ -1,5 +1,7 @@
 from . import Check, register
+from ._rules import delete_rule, rule_evidence
 from .context import lookup
+from netdoctor.diagnose.reason.rules import Packet, evaluate
 from netdoctor.diagnose.parse import resolv_conf
 
 
@@ -47,15 +49,46 @@ class DnsUnreachable(Check):
         if not broken:
             return
         severity = "error" if len(broken) == len(conf.nameservers) else "warning"
+        # A nameserver that is the host's own address: the host's INPUT meets the queries
+        stopped = next(((server, out) for server, _ in broken
+                        for out in [_host_input_drops(ctx, server)] if out is not None), None)
+        if stopped is not None:
+            broken = [(s, why + (f"; the host's INPUT {stopped[1].verdict}s the query: "
+                                 f"{stopped[1].describe()}" if s == stopped[0] else ""))
+                      for s, why in broken]
         listed = "; ".join(f"{s}: {why}" for s, why in broken)
+        evidence = dict({"nameservers": list(conf.nameservers), "failing": dict(broken),
+                         "probed": c.dns_probe is not None},
+                        **({"next_hop_unresolved": unresolved} if unresolved else {}))
+        message = (f"{ctx.subject} cannot use its nameserver"
+                   f"{'s' if len(broken) > 1 else ''} ({listed})")
+        if stopped is not None and stopped[1].rule is not None:
+            evidence.update(rule_evidence(stopped[1]))
+            yield self.finding(ctx, message, evidence,
+                               delete_rule(stopped[1].rule, "{in_host}"), severity=severity,
+                               nameserver=stopped[0], rule=stopped[1].describe())
+            return
         yield self.finding(
-            ctx, f"{ctx.subject} cannot use its nameserver"
-                 f"{'s' if len(broken) > 1 else ''} ({listed})",
-            dict({"nameservers": list(conf.nameservers), "failing": dict(broken),
-                  "probed": c.dns_probe is not None},
-                 **({"next_hop_unresolved": unresolved} if unresolved else {})),
+            ctx, message, evidence,
             "{in_container}nslookup example.com " + broken[0][0], severity=severity, verify=True,
             nameserver=broken[0][0])
+
+
+def _host_input_drops(ctx, server: str):
+    """What the host's INPUT does to the container's query when the nameserver is one of
+    the host's own addresses: the Outcome when a rule or policy drops it, else None."""
+    h, ingress = ctx.host_ns, ctx.ingress
+    if h is None or ctx.host is None or ingress is None or not ctx.address \
+            or server not in h.held_addresses:
+        return None
+    query = Packet(src=ctx.address, dst=server, iif=ingress.name, oif=None, proto="udp",
+                   dport=53, sport=ctx.ephemeral_ports,
+                   family="ip6" if ":" in server else "ip")
+    for hook in ("prerouting", "input"):
+        out = evaluate(ctx.host.ruleset, hook, query)
+        if out.verdict in ("drop", "reject"):
+            return out
+    return None
 
 
 def _unresolved_next_hop(probe: dict, server: str, route):

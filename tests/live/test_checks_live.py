@@ -103,6 +103,33 @@ def test_bridge_netfilter_drops_between_containers(healed):
     assert ("bridge-netfilter", "lab:test") in found, doc["findings"]
 
 
+def test_a_nameserver_on_the_host_behind_an_input_drop(healed):
+    """The container asks the host's own bridge address for names, and the host's INPUT
+    drops UDP 53 from the bridge: the finding names the rule, and its fix deletes that rule
+    (run as printed), after which the query meets no rule (the server's answer, here a
+    refusal: nothing listens in the lab)."""
+    resolv = "/etc/netns/ndlab-test/resolv.conf"
+    with open(resolv) as f:
+        saved = f.read()
+    rule = ["INPUT", "-i", "ndbr0", "-p", "udp", "--dport", "53", "-j", "DROP"]
+    with open(resolv, "w") as f:
+        f.write("nameserver 172.29.0.1\n")
+    in_ns("ndlab-host", "iptables", "-I", *rule)
+    try:
+        rc, doc = netdoctor_json("checks", "test")
+        f = next(f for f in doc["findings"] if f["id"] == "dns-unreachable")
+        assert "--dport 53 -j DROP" in f["message"] and f["fix"], f
+        sh("sh", "-c", f["fix"])
+        assert "--dport 53" not in in_ns("ndlab-host", "iptables", "-S", "INPUT").stdout
+        rc, doc = netdoctor_json("checks", "test")
+        f = next((f for f in doc["findings"] if f["id"] == "dns-unreachable"), None)
+        assert f is None or ("DROP" not in f["message"] and not f["fix"]), f
+    finally:
+        with open(resolv, "w") as f:
+            f.write(saved)
+        sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", *rule, check=False)
+
+
 def test_container_without_interface():
     name = "ndt-chk-nonet"
     sh("ip", "netns", "add", name)

@@ -1510,6 +1510,24 @@ def test_no_route_to_the_remote_vtep_is_named_not_unknown():
     assert "vtep-no-route" not in ids(run_checks(FLANNEL))
 
 
+def test_a_nameserver_on_the_host_whose_input_drops_the_queries_is_named():
+    """The container's nameserver is the host's own bridge address (a dnsmasq there) and
+    the host's INPUT drops UDP 53 from the bridge: the query never reaches the server. The
+    finding only showed an nslookup; it names the rule and deletes it. A query INPUT lets
+    through stays a silent server (verify)."""
+    snap = E.edit_container(HEALTHY, "test", resolv_conf="nameserver 172.29.0.1\n",
+                            dns_probe=[{"server": "172.29.0.1", "answered": False,
+                                        "rcode": None, "error": "no answer within 1 s"}])
+    dropped = E.set_ruleset(snap, E.lab_rules(lambda text: text.replace(
+        ":INPUT ACCEPT [0:0]\n", ":INPUT ACCEPT [0:0]\n-A INPUT -i ndbr0 -p udp -m udp "
+        "--dport 53 -j DROP\n", 1)))
+    f = next(f for f in run_checks(dropped) if f.id == "dns-unreachable")
+    assert "-A INPUT -i ndbr0 -p udp -m udp --dport 53 -j DROP" in f.message, f.message
+    assert f.fix == "ip netns exec ndlab-host iptables -t filter -D INPUT 1", f.fix
+    f = next(f for f in run_checks(snap) if f.id == "dns-unreachable")
+    assert not f.fix and f.verify
+
+
 def test_forward_drop_names_rule_and_direction():
     snap = case("forward-dropped", "DROP at top of FORWARD")
     f = next(f for f in run_checks(snap) if f.id == "forward-dropped")

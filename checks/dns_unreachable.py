@@ -56,10 +56,22 @@ class DnsUnreachable(Check):
             broken = [(s, why + (f"; the host's INPUT {stopped[1].verdict}s the query: "
                                  f"{stopped[1].describe()}" if s == stopped[0] else ""))
                       for s, why in broken]
+        moved = {}  # server -> (where the host's DNAT sends the query, the rule)
+        for server, _ in broken:
+            out = _host_redirects(ctx, server)
+            if out is not None:
+                moved[server] = (out.rule.to, out.describe())
+        if moved:
+            broken = [(s, why + (f"; the host's nat PREROUTING sends the query to "
+                                 f"{moved[s][0]} instead ({moved[s][1]}): that is what did "
+                                 f"not answer" if s in moved else ""))
+                      for s, why in broken]
         listed = "; ".join(f"{s}: {why}" for s, why in broken)
         evidence = dict({"nameservers": list(conf.nameservers), "failing": dict(broken),
                          "probed": c.dns_probe is not None},
-                        **({"next_hop_unresolved": unresolved} if unresolved else {}))
+                        **({"next_hop_unresolved": unresolved} if unresolved else {}),
+                        **({"translated_by_host": {s: {"to": to, "rule": rule} for s, (to, rule)
+                                                   in moved.items()}} if moved else {}))
         message = (f"{ctx.subject} cannot use its nameserver"
                    f"{'s' if len(broken) > 1 else ''} ({listed})")
         if stopped is not None and stopped[1].rule is not None:
@@ -72,6 +84,19 @@ class DnsUnreachable(Check):
             ctx, message, evidence,
             "{in_container}nslookup example.com " + broken[0][0], severity=severity, verify=True,
             nameserver=broken[0][0])
+
+
+def _host_redirects(ctx, server: str):
+    """The host's nat PREROUTING Outcome when it translates the container's query to server
+    to another address (a DNS redirect: a local resolver, or one that is gone); else None."""
+    packet = ctx.request("udp", 53, dst=server)
+    if ctx.host is None or packet is None or server in (ctx.host_ns.held_addresses
+                                                         if ctx.host_ns else ()):
+        return None
+    out = evaluate(ctx.host.ruleset, "prerouting", packet, type_="nat")
+    if out.verdict not in ("dnat", "redirect") or out.rule is None or not out.rule.to:
+        return None
+    return out
 
 
 def _host_input_drops(ctx, server: str):

@@ -1528,6 +1528,23 @@ def test_a_nameserver_on_the_host_whose_input_drops_the_queries_is_named():
     assert not f.fix and f.verify
 
 
+def test_a_nameserver_the_host_redirects_elsewhere_says_where_the_query_went():
+    """The host's nat PREROUTING sends every DNS query from the bridge to another address
+    (a redirect to a resolver that is gone): the silent server is not the one the
+    container names. The finding says where the query went, and by which rule."""
+    silent = E.edit_container(HEALTHY, "test", dns_probe=[
+        {"server": "203.0.113.53", "answered": False, "rcode": None,
+         "error": "no answer within 1 s"}])
+    redirected = E.set_ruleset(silent, E.lab_rules(lambda text: text.replace(
+        ":POSTROUTING ACCEPT [0:0]\n", ":POSTROUTING ACCEPT [0:0]\n-A PREROUTING -i ndbr0 -p "
+        "udp -m udp --dport 53 -j DNAT --to-destination 203.0.113.99\n", 1)))
+    f = next(f for f in run_checks(redirected) if f.id == "dns-unreachable")
+    assert "sends the query to 203.0.113.99 instead" in f.message, f.message
+    assert f.evidence["translated_by_host"]["203.0.113.53"]["to"] == "203.0.113.99"
+    f = next(f for f in run_checks(silent) if f.id == "dns-unreachable")
+    assert "instead" not in f.message and "translated_by_host" not in f.evidence
+
+
 def test_forward_drop_names_rule_and_direction():
     snap = case("forward-dropped", "DROP at top of FORWARD")
     f = next(f for f in run_checks(snap) if f.id == "forward-dropped")

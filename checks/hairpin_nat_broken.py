@@ -35,6 +35,8 @@ class HairpinNatBroken(Check):
             addr, to_port = split_to(nat.rule.to)
             if addr != ctx.address:
                 continue
+            if to_port and w.container_port and to_port != w.container_port:
+                continue  # a DNAT to another port than the published one: publish-dnat-missing's
             why = []
             back = Packet(src=ctx.address, dst=ctx.address, iif=br.name, oif=br.name,
                           proto=w.proto, dport=to_port or w.container_port,

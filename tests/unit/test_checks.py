@@ -1545,6 +1545,15 @@ def test_a_nameserver_the_host_redirects_elsewhere_says_where_the_query_went():
     assert "instead" not in f.message and "translated_by_host" not in f.evidence
 
 
+def test_a_dnat_to_another_port_is_no_hairpin_finding_with_a_masquerade_for_that_port():
+    """The published port's DNAT goes to the container's port 81, not 80: publish-dnat-
+    missing names it. hairpin-nat-broken also fired, its fix a MASQUERADE for port 81,
+    which heals nothing."""
+    snap = _published(dnat=DNAT.replace("172.29.0.2:80", "172.29.0.2:81"))
+    found = ids(run_checks(snap), "lab:test")
+    assert "hairpin-nat-broken" not in found, found
+
+
 def test_forward_drop_names_rule_and_direction():
     snap = case("forward-dropped", "DROP at top of FORWARD")
     f = next(f for f in run_checks(snap) if f.id == "forward-dropped")

@@ -40,7 +40,7 @@ class NeighbourDiscoveryDropped(Check):
         packet = ctx.request("icmp")
         if packet is None:
             return
-        packet = replace(packet, dst=solicited, oif=None)
+        packet = replace(packet, dst=solicited, oif=None, icmp_type=135)
         for hook in HOOKS:
             out = evaluate(ctx.host.ruleset, hook, packet)
             if out.verdict not in ("drop", "reject"):

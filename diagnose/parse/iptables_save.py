@@ -73,6 +73,8 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
             matches.append(Match("sport", _split_list(value().replace(":", "-")), negate))
         elif tok == "--icmp-type":
             matches.append(Match("icmptype", (value().lower(),), negate))
+        elif tok == "--icmpv6-type":
+            matches.append(Match("icmptype", (value().lower(),), negate, "ip6"))
         elif tok in ("--ctstate", "--state"):
             matches.append(Match("ctstate", tuple(s.lower() for s in _split_list(value())), negate))
         elif tok in ("-j", "--jump"):

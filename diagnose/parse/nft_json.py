@@ -57,8 +57,8 @@ def _nft_match(m: dict) -> Match:
                 kind, family = fld, proto
             elif proto in ("tcp", "udp", "th", "sctp") and fld in ("dport", "sport"):
                 kind = fld
-            elif proto == "icmp" and fld == "type":
-                kind = "icmptype"
+            elif proto in ("icmp", "icmpv6") and fld == "type":
+                kind, family = "icmptype", "ip6" if proto == "icmpv6" else "ip"
             elif (proto, fld) in (("ip", "protocol"), ("ip6", "nexthdr")):
                 kind, family = "proto", proto  # (`ip protocol icmp`: an IPv4 packet's)
             elif proto == "arp" and fld in ("saddr ip", "daddr ip"):

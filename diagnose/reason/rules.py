@@ -33,6 +33,9 @@ class Packet:
     ctstate: str = "new"  # new, established
     family: str = "ip"
     sport: Optional[object] = None
+    # The ICMP type it carries, when it is not the probe's echo (a request while new, its
+    # reply once established): a neighbour solicitation, 135.
+    icmp_type: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,8 @@ def match(m: Match, p: Packet) -> Optional[bool]:
     elif m.kind == "arphdr":
         r = p.proto == "arp" and bool(set(m.values) & ARP_HEADER)
     elif m.kind == "icmptype":
-        if p.proto != "icmp":
-            r = False  # (iptables and nft both match the type of ICMP packets only)
+        if p.proto != "icmp" or (m.family and m.family != p.family):
+            r = False  # (the type of ICMP packets only; ICMPv6's for an IPv6 packet)
         else:
             results = [_icmp_type_match(v, p) for v in m.values]
             r = None if None in results else any(results)
@@ -182,19 +185,42 @@ _ICMP_TYPES = {"echo-reply": (0, None), "pong": (0, None), "destination-unreacha
                "address-mask-reply": (18, None)}
 
 
+# ICMPv6 type names as ip6tables and nft print them.
+_ICMP6_TYPES = {"destination-unreachable": (1, None), "no-route": (1, 0),
+                "communication-prohibited": (1, 1), "address-unreachable": (1, 3),
+                "port-unreachable": (1, 4), "packet-too-big": (2, None),
+                "time-exceeded": (3, None), "ttl-exceeded": (3, None),
+                "parameter-problem": (4, None), "echo-request": (128, None),
+                "ping": (128, None), "echo-reply": (129, None), "pong": (129, None),
+                "router-solicitation": (133, None), "nd-router-solicit": (133, None),
+                "router-advertisement": (134, None), "nd-router-advert": (134, None),
+                "neighbour-solicitation": (135, None), "neighbor-solicitation": (135, None),
+                "nd-neighbor-solicit": (135, None), "neighbour-advertisement": (136, None),
+                "neighbor-advertisement": (136, None), "nd-neighbor-advert": (136, None),
+                "redirect": (137, None), "nd-redirect": (137, None)}
+
+
 def _icmp_type_match(value: str, p: Packet) -> Optional[bool]:
-    """Does an ICMP type value ("echo-request", "8", "3/4", "any") admit the probe's echo? The
-    packets netdoctor follows are echoes: a request (new) or its reply (established)."""
+    """Does an ICMP type value ("echo-request", "8", "3/4", "any") admit the packet? The
+    packets netdoctor follows are echoes, a request (new) or its reply (established),
+    unless the packet says its type (a neighbour solicitation); IPv6's by ICMPv6's numbers."""
     if value == "any":
         return True
-    if value in _ICMP_TYPES:
-        itype, code = _ICMP_TYPES[value]
+    v6 = p.family == "ip6"
+    names = _ICMP6_TYPES if v6 else _ICMP_TYPES
+    if value in names:
+        itype, code = names[value]
     else:
         t, _, c = value.partition("/")
         if not (t.isdigit() and t.isascii()) or (c and not (c.isdigit() and c.isascii())):
             return None
         itype, code = int(t), int(c) if c else None
-    mine = 8 if p.ctstate == "new" else 0
+    if p.icmp_type is not None:
+        mine = p.icmp_type
+    elif v6:
+        mine = 128 if p.ctstate == "new" else 129
+    else:
+        mine = 8 if p.ctstate == "new" else 0
     return itype == mine and code in (None, 0)
 
 

@@ -1603,6 +1603,43 @@ def test_icmp_type_rules_are_evaluated_not_guessed():
     assert forward(snap) == [("error", "request")]
 
 
+def test_icmpv6_type_rules_are_evaluated_not_guessed():
+    """ip6tables --icmpv6-type (and nft's icmpv6 type) were matches netdoctor could not
+    read: a REJECT of IPv6 echo requests was only "may be dropped", and a rule that accepts
+    neighbour solicitations before a DROP of all ICMPv6 was not seen to accept them."""
+    head = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+
+    def v6(rules):
+        chains = iptables_save.parse_iptables_save(head + rules + "COMMIT\n", family="ip6")
+        return _toward6(_dual_stack(E.set_ruleset(HEALTHY, E.lab_rules() + chains)))
+
+    def forward(snap):
+        return [(f.severity, f.evidence.get("direction")) for f in run_checks(snap)
+                if f.id == "forward-dropped" and f.subject == "lab:test"]
+
+    assert forward(v6("-A FORWARD -i ndbr0 -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j "
+                      "REJECT\n")) == [("error", "request")]
+    assert forward(v6("-A FORWARD -p ipv6-icmp -m icmp6 --icmpv6-type echo-reply -j "
+                      "DROP\n")) == [("error", "reply")]
+    assert forward(v6("-A FORWARD -p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j "
+                      "DROP\n")) == []
+    # neighbour discovery: solicitations accepted before everything else ICMPv6 is dropped
+    nd = v6("-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j ACCEPT\n"
+            "-A INPUT -i ndbr0 -p ipv6-icmp -j DROP\n")
+    assert "neighbour-discovery-dropped" not in ids(run_checks(nd), "lab:test")
+    nd = v6("-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j ACCEPT\n"
+            "-A INPUT -i ndbr0 -p ipv6-icmp -j DROP\n")
+    assert "neighbour-discovery-dropped" in ids(run_checks(nd), "lab:test")
+    # nft's icmpv6 type, in an inet table
+    snap = _toward6(_dual_stack(E.set_ruleset(HEALTHY, E.lab_rules() + native_nft_drop(
+        "echo-request", ("icmpv6", "type")))))
+    assert forward(snap) == [("error", "request")]
+    # ... and an IPv4 `icmp type` does not match an ICMPv6 echo
+    snap = _toward6(_dual_stack(E.set_ruleset(HEALTHY, E.lab_rules() + native_nft_drop(
+        "echo-request", ("icmp", "type")))))
+    assert forward(snap) == []
+
+
 def test_none_mode_is_a_note_not_an_error():
     _, c = E.container(HEALTHY, "test")
     snap = E.edit_container(case("container-no-interface", "only lo"), "test",

@@ -294,36 +294,9 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     worker thread takes the call (a new one when none is idle: calls from several threads,
     or from inside a call, run at once)."""
     if getattr(_HOPPING, "on", False):
-        if ns.inode == _HOPPING.here:
-            return fn(*args, **kwargs)
-        if _HOPPING.here == _HOPPING.home:
-            # The common hop, out from the thread's own namespace and back: by the
-            # descriptor kept open for it (a path discovery makes thousands of them).
-            failed = _enter(ns)
-            if failed is not None:
-                raise failed
-            _HOPPING.here = ns.inode
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _setns(_HOPPING.home_fd)
-                _HOPPING.here = _HOPPING.home
-    elif ns.inode == os.stat("/proc/thread-self/ns/net").st_ino:
+        return _hop(ns, fn, args, kwargs)
+    if ns.inode == os.stat("/proc/thread-self/ns/net").st_ino:
         return fn(*args, **kwargs)
-    if getattr(_HOPPING, "on", False):
-        back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            failed = _enter(ns)
-            if failed is not None:
-                raise failed
-            outer, _HOPPING.here = _HOPPING.here, ns.inode
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _setns(back)
-                _HOPPING.here = outer
-        finally:
-            os.close(back)
     with _IDLE_LOCK:
         worker = _IDLE.pop() if _IDLE else None
     if worker is None:
@@ -336,6 +309,30 @@ def call_in(ns: Netns, fn: Callable[..., T], *args, **kwargs) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def _hop(ns: Netns, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    """call_in in a thread of hopping(): the thread enters ns itself and comes back to where
+    it was, by the descriptor of its home kept open for the run when it was home (a path
+    discovery makes thousands of such hops), else by one opened for this hop."""
+    if ns.inode == _HOPPING.here:
+        return fn(*args, **kwargs)
+    at_home = _HOPPING.here == _HOPPING.home
+    back = _HOPPING.home_fd if at_home else os.open("/proc/thread-self/ns/net",
+                                                    os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        failed = _enter(ns)
+        if failed is not None:
+            raise failed
+        outer, _HOPPING.here = _HOPPING.here, ns.inode
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _setns(back)
+            _HOPPING.here = outer
+    finally:
+        if not at_home:
+            os.close(back)
 
 
 def hopping(fn: Callable[..., T], *args, **kwargs) -> T:

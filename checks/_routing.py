@@ -22,10 +22,6 @@ RULE_REFUSALS = {"blackhole": os.strerror(errno.EINVAL),
                  "prohibit": os.strerror(errno.EACCES)}
 
 
-def ip_for(family: str) -> str:
-    return "ip -6" if family == "inet6" else "ip"
-
-
 def refusing_rule(rules, lookup: dict, destination: str):
     """The policy rule that refuses the looked-up packet as the kernel answered (blackhole:
     EINVAL, unreachable: ENETUNREACH, prohibit: EACCES): the first, by priority, whose
@@ -115,6 +111,14 @@ def selector(route) -> str:
     if route.metric:
         words += ["metric", str(route.metric)]
     return " ".join(words)
+
+
+def route_removal(where: str, route) -> tuple:
+    """(command, verify) for a refusing route, run `where`: its deletion, or, for a default
+    route, only showing it (never a fix that takes a default route away)."""
+    if route.is_default:
+        return where + "ip route show " + selector(route), True
+    return where + "ip route del " + selector(route), False
 
 
 def describe(route) -> str:

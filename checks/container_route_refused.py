@@ -1,6 +1,6 @@
 from . import Check, register
-from ._routing import (REFUSALS, a_, describe, ip_for, refusing_route, refusing_rule,
-                       rule_to_table, selector)
+from ._routing import (REFUSALS, a_, describe, refusing_route, refusing_rule, route_removal,
+                       rule_to_table)
 
 
 @register
@@ -40,19 +40,14 @@ class ContainerRouteRefused(Check):
             if leads is not None:
                 evidence["policy_rule"] = leads.text()
                 why += f", in the table the policy rule `{leads.text()}` sends it to"
-            if route.is_default:  # never a fix that takes a default route away
-                yield self.finding(ctx, f"{said}: {why}", evidence,
-                                   "{in_container}ip route show " + selector(route),
-                                   verify=True)
-            else:
-                yield self.finding(ctx, f"{said}: {why}", evidence,
-                                   "{in_container}ip route del " + selector(route))
+            fix, verify = route_removal("{in_container}", route)
+            yield self.finding(ctx, f"{said}: {why}", evidence, fix, verify=verify)
         elif rule is not None:
             evidence["policy_rule"] = rule.text()
             yield self.finding(
                 ctx, f"{said}: the policy rule `{rule.text()}` refuses it, though its default "
                      f"route would take it", evidence,
-                "{in_container}" + ip_for(rule.family) + " rule del " + rule.selector())
+                "{in_container}" + rule.deletion())
         elif asked["error"] in {a for answers in REFUSALS.values() for a in answers}:
             yield self.finding(
                 ctx, f"{said}, though it has a default route: a policy rule or another "

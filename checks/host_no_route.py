@@ -3,8 +3,8 @@ import ipaddress
 import os
 
 from . import Check, register
-from ._routing import (a_, describe, ip_for, refusing_route, refusing_rule, rule_to_table,
-                       selector)
+from ._routing import (a_, describe, refusing_route, refusing_rule, route_removal,
+                       rule_to_table)
 
 
 @register
@@ -40,27 +40,22 @@ class HostNoRoute(Check):
             evidence = {"lookup": l["query"], "kernel_answer": l.get("error"),
                         "default_routes": defaults}
             refusing = refusing_route(ctx.host_ns, ctx.destination, l.get("error"))
+            rule = None if refusing is not None or not defaults else \
+                refusing_rule(_rules(ctx), l, ctx.destination)
             if refusing is not None:
                 evidence["refusing_route"] = describe(refusing)
                 where = f", table {refusing.table}" if refusing.table != "main" else ""
                 message = (f"{host_ns} routes {ctx.destination} into {a_(refusing.type)} route "
                            f"({refusing.dst}{where}): the kernel discards what it matches "
                            f"({l.get('error')})")
-                if refusing.is_default:  # never a fix that takes a default route away
-                    yield self.finding(ctx, message, evidence,
-                                       "{in_host}ip route show " + selector(refusing),
-                                       verify=True)
-                else:
-                    yield self.finding(ctx, message, evidence,
-                                       "{in_host}ip route del " + selector(refusing))
-            elif defaults and refusing_rule(_rules(ctx), l, ctx.destination) is not None:
-                rule = refusing_rule(_rules(ctx), l, ctx.destination)
+                fix, verify = route_removal("{in_host}", refusing)
+                yield self.finding(ctx, message, evidence, fix, verify=verify)
+            elif rule is not None:
                 evidence["policy_rule"] = rule.text()
                 yield self.finding(
                     ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')}), "
                          f"though it has a default route: the policy rule `{rule.text()}` "
-                         f"refuses it", evidence,
-                    "{in_host}" + ip_for(rule.family) + " rule del " + rule.selector())
+                         f"refuses it", evidence, "{in_host}" + rule.deletion())
             elif defaults:
                 # A default route the lookup did not use (a policy rule, another table):
                 # adding one would fail; show what the kernel chose instead.
@@ -98,8 +93,7 @@ class HostNoRoute(Check):
                        f"{ctx.destination} itself: {by} decides for their source")
             if rule is not None:
                 evidence["policy_rule"] = rule.text()
-                yield self.finding(ctx, message, evidence,
-                                   "{in_host}" + ip_for(rule.family) + " rule del " + rule.selector())
+                yield self.finding(ctx, message, evidence, "{in_host}" + rule.deletion())
             else:
                 yield self.finding(ctx, message, evidence,
                                    "{in_host}ip rule show; {in_host}" + l["query"], verify=True)

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._routing import a_, describe, ip_for, refusing_route, refusing_rule, selector
+from ._routing import a_, describe, refusing_route, refusing_rule, selector
 from ._tunnel import up_tunnel_of
 
 
@@ -48,8 +48,7 @@ class VtepNoRoute(Check):
         elif rule is not None:
             evidence["policy_rule"] = rule.text()
             yield self.finding(ctx, f"{said}; the policy rule `{rule.text()}` refuses it",
-                               evidence, "{in_host}" + ip_for(rule.family) + " rule del "
-                               + rule.selector(), tunnel=tunnel.name)
+                               evidence, "{in_host}" + rule.deletion(), tunnel=tunnel.name)
         else:
             if route is not None:
                 evidence["refusing_route"] = describe(route)

@@ -291,6 +291,10 @@ class PolicyRule:
                  f"lookup {self.table}" if self.action == "lookup" else self.action]
         return " ".join(w for w in words if w)
 
+    def deletion(self) -> str:
+        """The command that deletes this rule alone: `ip [-6] rule del SELECTOR`."""
+        return ("ip -6" if self.family == "inet6" else "ip") + " rule del " + self.selector()
+
     def text(self) -> str:
         """As `ip rule show` prints it."""
         words = [f"{self.priority}:", "not" if self.invert else "",

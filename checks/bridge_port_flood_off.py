@@ -35,8 +35,8 @@ class BridgePortFloodOff(Check):
 
     def _unlearned(self, ctx, br, port, eth):
         mac = eth.mac.lower()
-        entries = [e for e in ctx.host_ns.fdb if e.dev == port.name and e.mac.lower() == mac]
-        if entries:
+        on_port = [e for e in ctx.host_ns.fdb if e.dev == port.name]
+        if any(e.mac.lower() == mac for e in on_port):
             return  # an entry, static or learnt before: the bridge knows where it is
         yield self.finding(
             ctx, f"{port.name} ({ctx.subject}'s port on bridge {br.name} in "
@@ -45,8 +45,7 @@ class BridgePortFloodOff(Check):
                  f"container (its gateway's ARP answer, every reply) are sent out of no "
                  f"port",
             link_evidence(port, bridge=br.name, learning=False, flood=False, mac=mac,
-                          fdb_entries_on_port=len([e for e in ctx.host_ns.fdb
-                                                   if e.dev == port.name])),
+                          fdb_entries_on_port=len(on_port)),
             "{in_host}bridge link set dev {port} learning on", port=port.name, mac=mac)
 
     def _no_broadcasts(self, ctx, br, port, mac):

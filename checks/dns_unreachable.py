@@ -49,23 +49,24 @@ class DnsUnreachable(Check):
         if not broken:
             return
         severity = "error" if len(broken) == len(conf.nameservers) else "warning"
-        # A nameserver that is the host's own address: the host's INPUT meets the queries
-        stopped = next(((server, out) for server, _ in broken
-                        for out in [_host_input_drops(ctx, server)] if out is not None), None)
-        if stopped is not None:
-            broken = [(s, why + (f"; the host's INPUT {stopped[1].verdict}s the query: "
-                                 f"{stopped[1].describe()}" if s == stopped[0] else ""))
-                      for s, why in broken]
+        # What the host does to each query: a nameserver that is its own address meets its
+        # INPUT (the first one dropped there is the finding's); another may be DNATed away.
+        stopped = None  # (server, Outcome)
         moved = {}  # server -> (where the host's DNAT sends the query, the rule)
+        notes = {}
         for server, _ in broken:
+            out = _host_input_drops(ctx, server) if stopped is None else None
+            if out is not None:
+                stopped = (server, out)
+                notes[server] = f"; the host's INPUT {out.verdict}s the query: {out.describe()}"
+                continue
             out = _host_redirects(ctx, server)
             if out is not None:
                 moved[server] = (out.rule.to, out.describe())
-        if moved:
-            broken = [(s, why + (f"; the host's nat PREROUTING sends the query to "
-                                 f"{moved[s][0]} instead ({moved[s][1]}): that is what did "
-                                 f"not answer" if s in moved else ""))
-                      for s, why in broken]
+                notes[server] = (f"; the host's nat PREROUTING sends the query to "
+                                 f"{out.rule.to} instead ({out.describe()}): that is what did "
+                                 f"not answer")
+        broken = [(s, why + notes.get(s, "")) for s, why in broken]
         listed = "; ".join(f"{s}: {why}" for s, why in broken)
         evidence = dict({"nameservers": list(conf.nameservers), "failing": dict(broken),
                          "probed": c.dns_probe is not None},

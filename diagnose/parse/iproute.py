@@ -132,7 +132,7 @@ def parse_policy_rules(doc, family: str = "inet") -> tuple:
         action = _opt_str(item.get("action"), "action") or "lookup"
         mark, mask = _opt_str(item.get("fwmark"), "fwmark"), _opt_str(item.get("fwmask"),
                                                                        "fwmask")
-        other = [f"tos {_str(item['tos'], 'tos')}" for k in ("tos",) if item.get(k)]
+        other = [f"tos {_str(item['tos'], 'tos')}"] if item.get("tos") else []
         other += [k for k in ("ipproto", "sport", "dport", "uidrange", "tun_id", "l3mdev")
                   if item.get(k) is not None]
         out.append(PolicyRule(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -171,16 +172,91 @@ class TraceParser:
         return out
 
 
+BUFFER_KB = "4096"  # per CPU: room for a busy host's other drops during the window
+
+
+class Ahead:
+    """A tracefs instance made in a thread while the path is still being read, for the
+    KernelTrace that arms it later: mounting tracefs and sizing the instance's buffer take
+    20-30 ms, which the reading hides. `with Ahead() as ahead:` ... KernelTrace(..., ahead);
+    whatever no KernelTrace took is removed when the block ends.
+
+    The objects are recorded before they are made, as KernelTrace's own are, so a run
+    interrupted while the thread works leaves nothing `netdoctor cleanup` cannot find."""
+
+    def __init__(self):
+        self.root: Optional[str] = None
+        self.instance: Optional[str] = None
+        self.unavailable: Optional[str] = None
+        self._stack = contextlib.ExitStack()
+        self._thread: Optional[threading.Thread] = None
+
+    def __enter__(self) -> "Ahead":
+        self._thread = threading.Thread(target=self._make, name="tracefs-ahead", daemon=True)
+        self._thread.start()
+        return self
+
+    def _make(self) -> None:
+        try:
+            self.root = self._stack.enter_context(runs.tracefs())
+        except runs.TracefsUnavailable as e:
+            self.unavailable = str(e)
+            return
+        except OSError as e:
+            self.unavailable = f"tracefs: {e.strerror or e}"
+            return
+        if not os.path.isdir(os.path.join(self.root, "events", "skb", "kfree_skb")):
+            self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
+            return
+        run = runs.current()
+        instance = os.path.join(self.root, "instances", run.tag())
+        run.record("tracefs-instance", instance)
+        try:
+            os.mkdir(instance)
+        except OSError as e:
+            run.forget("tracefs-instance", instance)
+            self.unavailable = f"tracefs: {e.strerror or e}"
+            return
+        self.instance = instance
+        try:
+            for rel, value in (("buffer_size_kb", BUFFER_KB), ("tracing_on", "0")):
+                with open(os.path.join(instance, rel), "w") as f:
+                    f.write(value)
+        except OSError as e:
+            self.unavailable = f"tracefs: {e.strerror or e}"
+
+    def take(self) -> tuple:
+        """(root, instance, unavailable, the mount's release): the instance is the caller's
+        to remove from now on."""
+        self._thread.join()
+        taken = (self.root, self.instance, self.unavailable, self._stack.pop_all())
+        self.instance = None
+        return taken
+
+    def __exit__(self, *exc) -> None:
+        with runs.signals_deferred():
+            self._thread.join()
+            try:
+                if self.instance and runs.remove_instance(self.instance):
+                    runs.current().forget("tracefs-instance", self.instance)
+            finally:
+                self.instance = None
+                self._stack.close()
+
+
 class KernelTrace:
     """with KernelTrace(lengths) as kt: ... ; kt.events afterwards (or kt.unavailable).
 
     The instance (and a private tracefs mount when the host has none) is recorded in the
     run's record before it is made and removed on every exit; signals are held while either
-    is being made or removed, so an interruption cannot orphan it."""
+    is being made or removed, so an interruption cannot orphan it. With an Ahead, its
+    instance is armed instead of a new one."""
 
-    def __init__(self, lengths: tuple, journal: Optional[JournalFilter] = None):
+    def __init__(self, lengths: tuple, journal: Optional[JournalFilter] = None,
+                 ahead: Optional[Ahead] = None):
         self.lengths = tuple(sorted(set(lengths)))
         self.journal = journal
+        self.ahead = ahead
         self.instance: Optional[str] = None
         self.events: list = []
         self.unavailable: Optional[str] = None
@@ -203,26 +279,36 @@ class KernelTrace:
         return self
 
     def _arm(self) -> None:
-        try:
-            root = self._stack.enter_context(runs.tracefs())
-        except runs.TracefsUnavailable as e:
-            self.unavailable = str(e)
-            return
-        except OSError as e:
-            self.unavailable = f"tracefs: {e.strerror or e}"
-            return
-        if not os.path.isdir(os.path.join(root, "events", "skb", "kfree_skb")):
-            self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
-            self._release()
-            return
-        run = runs.current()
-        instance = os.path.join(root, "instances", run.tag())
-        run.record("tracefs-instance", instance)
-        try:
-            os.mkdir(instance)
+        if self.ahead is not None:
+            root, instance, unavailable, mount = self.ahead.take()
+            self._stack.enter_context(mount)
             self.instance = instance
-            self._write("buffer_size_kb", "4096")
-            self._write("tracing_on", "0")
+            if unavailable or not instance:
+                self.unavailable = unavailable or "tracefs: no instance was made"
+                self._release()
+                return
+        else:
+            try:
+                root = self._stack.enter_context(runs.tracefs())
+            except runs.TracefsUnavailable as e:
+                self.unavailable = str(e)
+                return
+            except OSError as e:
+                self.unavailable = f"tracefs: {e.strerror or e}"
+                return
+            if not os.path.isdir(os.path.join(root, "events", "skb", "kfree_skb")):
+                self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
+                self._release()
+                return
+            run = runs.current()
+            instance = os.path.join(root, "instances", run.tag())
+            run.record("tracefs-instance", instance)
+        try:
+            if self.ahead is None:
+                os.mkdir(instance)
+                self.instance = instance
+                self._write("buffer_size_kb", BUFFER_KB)
+                self._write("tracing_on", "0")
             lens = " || ".join(f"len == {n}" for n in self.lengths) or "len > 0"
             for ev in ("net/net_dev_queue", "net/netif_receive_skb"):
                 self._write(f"events/{ev}/filter", lens)

@@ -24,7 +24,7 @@ from typing import Optional
 
 from netdoctor.capture import bpf, probe as P
 from netdoctor.capture.sockets import HopCapture, capture_around, write_pcaps
-from netdoctor.capture.tracefs import JournalFilter, KernelTrace
+from netdoctor.capture.tracefs import Ahead, JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
 from netdoctor.checks.context import contexts, ns_label
 from ..errors import (InternalError, NetdoctorError, PathChanged, PeerError, TargetNotFound,
@@ -86,15 +86,16 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     window, so that nftables names the rule that decided each probe packet."""
     started = time.monotonic()
     aim = resolve(target, dest, port, proto, family)
-    plan = make_plan(target, aim)
     with contextlib.ExitStack() as stack:
+        ahead = stack.enter_context(Ahead())  # the kernel's recorder, made while we read
+        plan = make_plan(target, aim)
         far, unasked = None, None
         if peer:
             try:
                 far = _far_side(plan, aim, peer, ssh_config, stack)
             except _NoNextHost as e:
                 unasked = str(e)
-        seen = observe(target, plan, timeout, count, far, trace_rules)
+        seen = observe(target, plan, timeout, count, far, trace_rules, ahead)
         if unasked:
             seen.degraded.append(unasked)
     found = read_evidence(plan, seen)
@@ -421,14 +422,15 @@ def _far_findings(peer, hops: list, plan: Plan, aim: Aim) -> list:
 
 
 def observe(target, plan: Plan, timeout: float, count: int,
-            far: Optional[FarSide] = None, trace_rules: bool = False) -> Observation:
+            far: Optional[FarSide] = None, trace_rules: bool = False,
+            ahead: Optional[Ahead] = None) -> Observation:
     flow = plan.flow
     routers = tuple(h["ifindex"] for h in plan.path["hops"]
                     if h["role"] in ("bridge", "host-veth") + HOST_EGRESS_ROLES)
     icmp = 58 if ":" in flow.dst else 1  # (IPv6 lookups have their own tracepoint: none read)
     journal = JournalFilter({"icmp": icmp, "tcp": 6, "udp": 17}[flow.kind], flow.sport or None,
                             routers)
-    captures, kt = plan.new_captures(), KernelTrace(plan.lengths, journal)
+    captures, kt = plan.new_captures(), KernelTrace(plan.lengths, journal, ahead)
     path_devices = {h["name"] for h in plan.path["hops"]}
 
     def all_dropped(sent: int) -> bool:
@@ -440,11 +442,25 @@ def observe(target, plan: Plan, timeout: float, count: int,
         far.peer.ask({"op": "arm", "hops": far.hops, "program": plan.program,
                       "tunnel_program": plan.tunnel_program, "tunnel_port": plan.tunnel_port,
                       "lengths": list(plan.lengths)})
+    counting = []  # the rule counters' programs, started as soon as the probes are answered
+
+    def probe_then_count():
+        answered = _send_probes(target, plan, timeout, count, all_dropped)
+        if plan.host_ns is not None:
+            # They run while the window closes (removing the tracefs instance waits ~50 ms
+            # for the kernel), and are read after it.
+            with contextlib.suppress(Exception):
+                counting.append(netns.call_in(plan.host_ns, gather.RulesSoon, plan.host_ns))
+        return answered
+
     with contextlib.ExitStack() as window:
         rule_trace = window.enter_context(_rule_trace(target, plan)) if trace_rules else None
-        results, big = capture_around(
-            captures, plan.program_for, kt,
-            lambda: _send_probes(target, plan, timeout, count, all_dropped))
+        try:
+            results, big = capture_around(captures, plan.program_for, kt, probe_then_count)
+        except BaseException:
+            for soon in counting:
+                soon.close()
+            raise
     if rule_trace is not None:
         for t in rule_trace.traces:
             t.passages = parse_trace(t.lines)
@@ -460,7 +476,8 @@ def observe(target, plan: Plan, timeout: float, count: int,
     counters_after = None
     if plan.host_ns is not None:
         try:
-            counters_after = gather.read_netfilter(plan.host_ns)
+            counters_after = (counting[0].ruleset() if counting
+                              else gather.read_netfilter(plan.host_ns))
         except Exception as e:  # counters are evidence, not a requirement
             degraded.append(f"rule counters not read after the probe: {e}")
     if rule_trace is not None:

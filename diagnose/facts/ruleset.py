@@ -56,6 +56,20 @@ class Rule:
     # The rule marks what it matches untracked (NOTRACK, CT --notrack, nft notrack): the
     # packet goes on, but conntrack, and so NAT, never sees it.
     notrack: bool = False
+    # The rule changes the IPv4 TTL or the IPv6 hop limit of what it matches: "ip set N",
+    # "ip6 dec N", "ip inc N" (iptables TTL, ip6tables HL, nft `ip ttl set N` and
+    # `ip6 hoplimit set N`): the header's family, then what is done.
+    ttl: Optional[str] = None
+
+    def ttl_after(self, ttl: int, family: str = "ip") -> int:
+        """The TTL (hop limit) a packet of family ("ip", "ip6") arriving with ttl leaves this
+        rule with: a rule for the other family's header changes nothing."""
+        words = (self.ttl or "").split()
+        if len(words) != 3 or words[0] != family or not words[2].isdigit():
+            return ttl
+        how, n = words[1], words[2]
+        return {"set": int(n), "dec": max(ttl - int(n), 0),
+                "inc": min(ttl + int(n), 255)}.get(how, ttl)
 
     @property
     def where(self) -> str:
@@ -290,6 +304,11 @@ class Ruleset:
     @cached_property
     def _base_chains(self) -> dict:
         return {}
+
+    @cached_property
+    def changes_ttl(self) -> bool:
+        """Whether any rule changes a TTL or hop limit (most rulesets have none to walk for)."""
+        return any(r.ttl for c in self.chains for r in c.rules)
 
     @cached_property
     def tables_of(self) -> dict:

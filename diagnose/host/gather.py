@@ -25,6 +25,7 @@ _BATCH = "addr show\nroute show table all\nneigh show\n"
 # Namespace-wide sysctls, read when present (net.bridge.* exists only with br_netfilter).
 GLOBAL_SYSCTLS = (
     "net.ipv4.ip_forward",
+    "net.ipv4.ip_default_ttl",
     "net.ipv6.conf.all.forwarding",
     "net.ipv6.conf.all.disable_ipv6",
     "net.ipv4.conf.all.rp_filter",
@@ -42,7 +43,8 @@ GLOBAL_SYSCTLS = (
 INTERFACE_SYSCTLS = ("net.ipv4.conf.{}.rp_filter", "net.ipv4.conf.{}.forwarding",
                      "net.ipv4.conf.{}.proxy_arp", "net.ipv6.conf.{}.disable_ipv6",
                      "net.ipv6.conf.{}.forwarding", "net.ipv6.conf.{}.accept_ra",
-                     "net.ipv4.conf.{}.route_localnet", "net.ipv4.conf.{}.arp_ignore")
+                     "net.ipv4.conf.{}.route_localnet", "net.ipv4.conf.{}.arp_ignore",
+                     "net.ipv6.conf.{}.hop_limit")
 
 
 _DOT_SLASH = str.maketrans("./", "/.")

@@ -39,7 +39,7 @@ RTM_GETNETCONF, RTM_NEWNETCONF = 82, 80
 # numbered from 1 (IPV4_DEVCONF_*), the ipv6 one from 0 (DEVCONF_*).
 DEVCONF = {"ipv4": (socket.AF_INET, 1, {"forwarding": 1, "proxy_arp": 3, "rp_filter": 8,
                                         "arp_ignore": 19, "route_localnet": 26}),
-           "ipv6": (socket.AF_INET6, 2, {"forwarding": 0, "accept_ra": 3,
+           "ipv6": (socket.AF_INET6, 2, {"forwarding": 0, "hop_limit": 1, "accept_ra": 3,
                                          "disable_ipv6": 26})}
 # What RTM_GETNETCONF says of `all` (-1) and `default` (-2): (family, ifindex, attribute)
 # -> the sysctls it is. net.ipv4.ip_forward is all.forwarding under another name.

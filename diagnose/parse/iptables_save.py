@@ -38,7 +38,7 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
               packets: int, bytes_: int, text: str, user_chains: set) -> Rule:
     chain = tokens[1]
     matches, verdict, target, to = [], "continue", None, None
-    negate, notrack = False, False
+    negate, notrack, ttl = False, False, None
     i, n = 2, len(tokens)
     module = None
 
@@ -89,6 +89,12 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
             # whether CT untracks.
             rest = tokens[i + 1:]
             notrack = name == "NOTRACK" or (name == "CT" and "--notrack" in rest)
+            if name in ("TTL", "HL"):
+                for how in ("set", "dec", "inc"):
+                    opt = f"--{name.lower()}-{how}"
+                    if opt in rest and rest.index(opt) + 1 < len(rest):
+                        ttl = f"{'ip' if name == 'TTL' else 'ip6'} {how} " \
+                              f"{rest[rest.index(opt) + 1]}"
             for opt in ("--to-destination", "--to-source", "--to-ports", "--to"):
                 if opt in rest and rest.index(opt) + 1 < len(rest):
                     to = rest[rest.index(opt) + 1]
@@ -114,7 +120,7 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
         i += 1
     return Rule(backend=backend, family=family, table=table, chain=chain, index=index,
                 matches=tuple(matches), verdict=verdict, target=target, text=text,
-                packets=packets, bytes=bytes_, to=to, notrack=notrack)
+                packets=packets, bytes=bytes_, to=to, notrack=notrack, ttl=ttl)
 
 
 def parse_iptables_save(text: str, backend: str = "iptables-nft", family: str = "ip") -> tuple:

@@ -99,7 +99,7 @@ def _nat_to(val) -> Optional[str]:
 
 def _nft_rule(r: dict, index: int) -> Rule:
     matches, verdict, target, packets, bytes_, to = [], "continue", None, 0, 0, None
-    notrack = False
+    notrack, ttl = False, None
     for e in r.get("expr") or ():
         if not isinstance(e, dict) or len(e) != 1:
             continue
@@ -125,10 +125,14 @@ def _nft_rule(r: dict, index: int) -> Rule:
             verdict = "queue"
         elif key == "notrack":
             notrack = True
+        elif key == "mangle" and isinstance(val, dict):
+            field = ((val.get("key") or {}).get("payload") or {}).get("field")
+            if field in ("ttl", "hoplimit") and isinstance(val.get("value"), int):
+                ttl = f"{'ip' if field == 'ttl' else 'ip6'} set {val['value']}"
     rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
                 chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
                 target=target, handle=r.get("handle") if isinstance(r.get("handle"), int) else None,
-                packets=packets, bytes=bytes_, to=to, notrack=notrack)
+                packets=packets, bytes=bytes_, to=to, notrack=notrack, ttl=ttl)
     return replace(rule, text=render_nft(rule))
 
 
@@ -147,6 +151,9 @@ def render_nft(rule: Rule) -> str:
         words.append(f"{name} {'!= ' if m.negate else ''}{vals}")
     if rule.notrack:
         words.append("notrack")
+    if rule.ttl:
+        header, how, n = rule.ttl.split()
+        words.append(f"{header} {'hoplimit' if header == 'ip6' else 'ttl'} {how} {n}")
     if rule.verdict in ("jump", "goto"):
         words.append(f"{rule.verdict} {rule.target}")
     elif rule.verdict != "continue":

@@ -50,6 +50,8 @@ class Outcome:
     untracked: Optional[tuple] = None  # (rule, base chain)
     # The rule whose RETURN ended a base chain's walk (its policy then decided), if any.
     returned: Optional[Rule] = None
+    # Rules met on the way that change the packet's TTL (hop limit), in the order met.
+    ttl_edits: tuple = ()
 
     @property
     def untracking_rule(self) -> Optional[Rule]:
@@ -269,10 +271,11 @@ class _Walk:
     base: Optional[Chain] = None  # the base chain being walked
     untracked: Optional[tuple] = None
     returned: Optional[Rule] = None
+    ttl_edits: list = field(default_factory=list)
 
     def outcome(self, verdict: str, rule: Optional[Rule], base: Optional[Chain]) -> Outcome:
         return Outcome(verdict, rule, base, tuple(self.uncertain), tuple(self.trail),
-                       self.untracked, self.returned)
+                       self.untracked, self.returned, tuple(self.ttl_edits))
 
 
 def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
@@ -293,6 +296,8 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
                 continue
         if rule.notrack and m and w.untracked is None:
             w.untracked = (rule, w.base)
+        if rule.ttl and m and rule.ttl.split()[0] == w.packet.family:
+            w.ttl_edits.append(rule)
         v = rule.verdict
         if v == "continue":
             continue

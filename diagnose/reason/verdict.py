@@ -396,12 +396,24 @@ RULES: list = [
 def still_standing(findings: list, next_hops: Optional[dict], reachable: bool) -> list:
     """The findings an answered probe does not contradict. The facts were read before the
     probe: a next hop whose neighbour entry was unresolved then (INCOMPLETE, FAILED) was
-    resolved by the probe when the probe went through it and was answered."""
+    resolved by the probe when the probe went through it and was answered. The probe is sent
+    with the container's own default TTL: answered, that TTL was enough."""
     if not reachable:
         return list(findings)
     through = {a for a in (next_hops or {}).values() if a}
     return [f for f in findings if not (f.id == "neighbour-failed"
-                                        and (f.vars or {}).get("next_hop") in through)]
+                                        and (f.vars or {}).get("next_hop") in through)
+            and f.id != "ttl-too-low"]
+
+
+def confirmed_by_answer(findings: list, icmp_errors) -> list:
+    """Findings that foretold the ICMP error the probe got, made errors: a TTL that a router
+    netdoctor cannot see was foretold to end, and that router said it did."""
+    said = set(icmp_errors or ())
+    return [replace(f, severity="error")
+            if f.id == "ttl-too-low" and f.severity != "error"
+            and f"time exceeded from {(f.evidence or {}).get('expires_at')}" in said else f
+            for f in findings]
 
 
 def decide(case: Case) -> Verdict:
@@ -501,6 +513,17 @@ NEXT_LOOKS = {
 }
 
 
+def _time_exceeded(errors) -> list:
+    """The senders of 'time exceeded' among a hop's ICMP errors ("ICMP type N from ADDR"):
+    type 11 for IPv4, 3 for ICMPv6."""
+    out = []
+    for e in errors:
+        head, _, src = e.rpartition(" from ")
+        if head == ("ICMP type 3" if ":" in src else "ICMP type 11"):
+            out.append(src)
+    return out
+
+
 def _unexplained(c: Case, reason: Optional[str], location: Optional[str]) -> str:
     """What netdoctor does know when no rule names a cause: it says so, with the kernel's
     own word where it has one, and where to look next, instead of guessing."""
@@ -510,6 +533,16 @@ def _unexplained(c: Case, reason: Optional[str], location: Optional[str]) -> str
                  + (f" (at {location})" if location else "")
                  + (", which more than one fault gives" if len(c.by_reason) > 1 else ""))
     said += ": netdoctor cannot name the cause"
+    expired = sorted({src for s in c.sightings for src in _time_exceeded(s.icmp_errors)})
+    if expired:
+        # The router's own word: the TTL ran out there. Nothing netdoctor read set it low.
+        said += (f"; {', '.join(expired)} answered 'time exceeded': the packet's TTL (hop "
+                 f"limit) ran out there, which a routing loop does (it passes the packet "
+                 f"round until it does), or a rule that lowers it (nft `ip ttl set`, "
+                 f"iptables `-j TTL`, ip6tables `-j HL`); look next at `ip route get` on "
+                 f"each router between, and for such rules (nft list ruleset, iptables-save "
+                 f"-t mangle)")
+        return said
     look = NEXT_LOOKS.get((c.hops.direction, c.hops.stopped_at))
     if look:
         said += f"; look next at {look}"

@@ -419,6 +419,23 @@ BY_HAND = {
                             ("ndlab-host", "ip", "neigh", "flush", "dev", "eth0")],
                            ("ndlab-host", "ip", "link", "set", "eth0", "arp", "on"),
                            "arp-disabled"),
+    # The TTL runs out at the host, which answers "time exceeded" (the trace said unknown,
+    # with IP_INHDR in ip_forward): the container sends with TTL 1, or a rule sets it.
+    "container sends with TTL 1": (
+        [("ndlab-test", "sysctl", "-qw", "net.ipv4.ip_default_ttl=1")],
+        ("ndlab-test", "sysctl", "-qw", "net.ipv4.ip_default_ttl=64"), "ttl-too-low"),
+    "mangle sets TTL 1": (
+        [("ndlab-host", "iptables", "-t", "mangle", "-A", "PREROUTING", "-s", "172.29.0.2",
+          "-j", "TTL", "--ttl-set", "1")],
+        ("ndlab-host", "iptables", "-t", "mangle", "-D", "PREROUTING", "-s", "172.29.0.2",
+         "-j", "TTL", "--ttl-set", "1"), "ttl-too-low"),
+    "nft sets TTL 1": (
+        [("ndlab-host", "nft", "add", "table", "ip", "ndt"),
+         ("ndlab-host", "nft", "add", "chain", "ip", "ndt", "pre",
+          "{ type filter hook prerouting priority -150; }"),
+         ("ndlab-host", "nft", "add", "rule", "ip", "ndt", "pre", "ip", "saddr", "172.29.0.2",
+          "ip", "ttl", "set", "1")],
+        ("ndlab-host", "nft", "delete", "table", "ip", "ndt"), "ttl-too-low"),
 }
 
 

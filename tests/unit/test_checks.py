@@ -308,6 +308,33 @@ def _ipv6_disabled(snap):
         ns, "net.ipv6.conf.eth0.disable_ipv6", "1"))
 
 
+def _ttl(snap, value, key="net.ipv4.ip_default_ttl"):
+    """The test container sending with another default TTL (or hop limit)."""
+    return E.edit_container_ns(snap, "test", lambda ns: E.sysctl(ns, key, value))
+
+
+MANGLE_TTL = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+              ":POSTROUTING ACCEPT [0:0]\n-A {chain} -s 172.29.0.2/32 -j TTL --ttl-{how} {n}\n"
+              "COMMIT\n")
+
+
+def _ttl_rule(chain="PREROUTING", how="set", n=1):
+    """The lab host with a mangle rule changing the test container's TTL."""
+    return E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
+        MANGLE_TTL.format(chain=chain, how=how, n=n)))
+
+
+def _nft_ttl(hook="prerouting", value=1, field="ttl", protocol="ip"):
+    """The lab host with a native nft chain setting the TTL (hop limit) of what it meets."""
+    return E.set_ruleset(HEALTHY, E.lab_rules() + nft_json.parse_nft_json({"nftables": [
+        {"table": {"family": "inet", "name": "ndt"}},
+        {"chain": {"family": "inet", "table": "ndt", "name": "c", "type": "filter",
+                   "hook": hook, "prio": -150, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "ndt", "chain": "c", "handle": 3, "expr": [
+            {"mangle": {"key": {"payload": {"protocol": protocol, "field": field}},
+                        "value": value}}]}}]}))
+
+
 def _ra_expired(snap, accept_ra="1", route=None):
     """The host's uplink configured by SLAAC, forwarding on: its RA default route gone (or
     still there, learnt from an RA, when route is given)."""
@@ -618,6 +645,13 @@ ARP_DROP = _arp_table([
 CASES = {
     "container-ipv6-disabled": [("disable_ipv6 on eth0", _toward6(_ipv6_disabled(HEALTHY)),
                                  "lab:test")],
+    "ttl-too-low": [("default TTL 1", _ttl(HEALTHY, "1"), "lab:test"),
+                    ("default TTL 2, two routers", _ttl(HEALTHY, "2"), "lab:test"),
+                    ("hop limit 1 on eth0", _toward6(_ttl(_dual_stack(HEALTHY), "1",
+                                                          "net.ipv6.conf.eth0.hop_limit")),
+                     "lab:test"),
+                    ("mangle PREROUTING sets TTL 1", _ttl_rule(), "lab:test"),
+                    ("nft prerouting ip ttl set 1", _nft_ttl(), "lab:test")],
     "ipv6-dad-failed": [("a duplicate of its address", _toward6(_dad_failed(HEALTHY)),
                          "lab:test")],
     "neighbour-discovery-dropped": [
@@ -2511,3 +2545,56 @@ def test_two_isolated_ports_of_a_bridge_pass_nothing_between_them():
     assert "bridge-port-blocked" not in ids(run_checks(_east_west(
         **{"veth-test": {"isolated": True}})), "lab:test")
     assert "bridge-port-blocked" not in ids(run_checks(_east_west()), "lab:test")
+
+
+def test_ttl_too_low_names_the_router_where_it_runs_out():
+    """The ttl-th router on the path drops the packet: with TTL 1 the host, with 2 the
+    host's gateway; with more than the routers known, nothing is said."""
+    def by_id(findings, check_id):
+        (found,) = [f for f in findings if f.id == check_id and f.subject == "lab:test"]
+        return found
+
+    one = by_id(run_checks(_ttl(HEALTHY, "1")), "ttl-too-low")
+    assert one.evidence["expires_at"] == "172.29.0.1" and one.severity == "error"
+    assert one.evidence["stops_at"] == ["host-veth", "bridge"]
+    assert one.fix == "ip netns exec ndlab-test sysctl -w net.ipv4.ip_default_ttl=64"
+    two = by_id(run_checks(_ttl(HEALTHY, "2")), "ttl-too-low")
+    assert two.evidence["expires_at"] == "198.51.100.1"
+    assert two.evidence["stops_at"] == ["uplink"]
+    # The host's gateway may be the destination's own host: foretold, not proven.
+    assert two.severity == "warning" and "unless 198.51.100.1 is the host" in two.message
+    for enough in ("3", "64"):
+        assert "ttl-too-low" not in ids(run_checks(_ttl(HEALTHY, enough)))
+    # IPv4's TTL says nothing about IPv6's hop limit, and the other way round.
+    assert "ttl-too-low" not in ids(run_checks(_toward6(_ttl(_dual_stack(HEALTHY), "1"))))
+    assert "ttl-too-low" not in ids(run_checks(_ttl(HEALTHY, "1",
+                                                    "net.ipv6.conf.eth0.hop_limit")))
+
+
+def test_ttl_too_low_follows_the_rules_that_change_the_ttl():
+    """A rule that sets the TTL before the host's forwarding check is the cause, and
+    deleting it the fix; after the check, the host forwards and the next router drops it;
+    a decrement counts as the routers would; a rule for IPv6's hop limit or that sets
+    enough changes nothing."""
+    def finding(snap):
+        found = [f for f in run_checks(snap) if f.id == "ttl-too-low"]
+        return found[0] if found else None
+
+    pre = finding(_ttl_rule())
+    assert pre.evidence["expires_at"] == "172.29.0.1"
+    assert pre.evidence["rule"].endswith("-A PREROUTING -s 172.29.0.2/32 -j TTL --ttl-set 1")
+    assert pre.fix == "ip netns exec ndlab-host iptables -t mangle -D PREROUTING 1"
+    after = finding(_ttl_rule("POSTROUTING"))
+    assert after.evidence["expires_at"] == "198.51.100.1" and after.severity == "warning"
+    assert finding(_ttl_rule("PREROUTING", "dec", 63)).evidence["expires_at"] == "172.29.0.1"
+    assert finding(_ttl_rule("PREROUTING", "dec", 62)).evidence["expires_at"] == "198.51.100.1"
+    assert finding(_ttl_rule("PREROUTING", "set", 3)) is None
+    nft = finding(_nft_ttl())
+    assert "ip ttl set 1" in nft.evidence["rule"]
+    assert nft.fix == "ip netns exec ndlab-host nft delete rule inet ndt c handle 3"
+    assert finding(_nft_ttl(field="hoplimit", protocol="ip6")) is None
+    # A container that sends with TTL 1 and a host rule that sets 64 again: the host's
+    # PREROUTING runs before its forwarding check.
+    assert finding(E.set_ruleset(_ttl(HEALTHY, "1"), E.lab_rules() + iptables_save.
+                                 parse_iptables_save(MANGLE_TTL.format(
+                                     chain="PREROUTING", how="set", n=64)))) is None

@@ -785,3 +785,30 @@ def test_a_question_flooded_onto_the_containers_veth_is_not_the_containers_to_an
     s = E.sight("container", "eth0", "ns", flooded, FLOW,
                 own_addresses=E.asking_addresses(hops, 0))
     assert s.arp_unanswered == ()
+
+
+def test_a_ttl_that_ran_out_is_said_so_and_an_answer_contradicts_a_foretold_one():
+    """The host answered 'time exceeded' and nothing netdoctor read lowers the TTL: the
+    verdict stays unknown, and says the TTL ran out where it did (a routing loop, or a rule).
+    A finding that foretold it at a router netdoctor cannot see is confirmed by that
+    router's answer, and an answered probe contradicts it."""
+    s = sightings([1, 1, 1, 0], [0, 0, 0, 0])
+    s = [E.HopSighting(x.role, x.name, "ns", x.request_seen, 0,
+                       icmp_errors=("ICMP type 11 from 172.29.0.1",) if x.role != "uplink"
+                       else ()) for x in s]
+    v = V.decide(V.Case(E.HopVerdict(False, "bridge", "request"), s, [],
+                        [("IP_INHDR", "ip_forward+0x2c0/0x780", "ndbr0")], [], FLOW))
+    assert v.cause == "unknown"
+    assert "172.29.0.1 answered 'time exceeded': the packet's TTL" in v.explanation
+    # ICMPv6's type 3 is its time exceeded; IPv4's type 3 is "destination unreachable".
+    assert V._time_exceeded(["ICMP type 3 from fd00:29::1", "ICMP type 3 from 10.0.0.1",
+                             "ICMP type 11 from 10.0.0.2"]) == ["fd00:29::1", "10.0.0.2"]
+    foretold = Finding(id="ttl-too-low", severity="warning", scope="container",
+                       subject="lab:test", message="", fix="x",
+                       evidence={"expires_at": "198.51.100.1"})
+    other = finding("forward-dropped")
+    (confirmed, same) = V.confirmed_by_answer([foretold, other],
+                                              ["time exceeded from 198.51.100.1"])
+    assert confirmed.severity == "error" and same is other
+    assert V.confirmed_by_answer([foretold], ["time exceeded from 172.29.0.1"]) == [foretold]
+    assert V.still_standing([foretold, other], {}, reachable=True) == [other]

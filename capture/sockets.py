@@ -46,6 +46,7 @@ class Frame:
     length: int = 0  # IP total length
     inner: Optional[tuple] = None  # ICMP error: (src, dst, proto) of the packet it is about
     outer: Optional[tuple] = None  # a decapsulated VXLAN frame: (outer src, outer dst, vni)
+    ttl: Optional[int] = None  # IPv4 TTL, IPv6 hop limit
 
 
 def _ip(b: bytes) -> str:
@@ -76,7 +77,7 @@ def _ports(raw: bytes, l4: int, proto: int, kw: dict) -> None:
 def _parse_ipv6(raw: bytes, kw: dict) -> None:
     nh = raw[20]
     l4 = 54
-    kw.update(src=_ip6(raw[22:38]), dst=_ip6(raw[38:54]),
+    kw.update(src=_ip6(raw[22:38]), dst=_ip6(raw[38:54]), ttl=raw[21],
               length=40 + struct.unpack("!H", raw[18:20])[0])
     if nh == 58 and len(raw) >= l4 + 8:
         itype = raw[l4]
@@ -130,7 +131,7 @@ def parse_frame(raw: bytes, ts_ns: int = 0, outgoing: bool = False) -> Frame:
         l4 = 14 + ihl
         total = struct.unpack("!H", raw[16:18])[0]
         proto = raw[23]
-        kw.update(src=_ip(raw[26:30]), dst=_ip(raw[30:34]), length=total)
+        kw.update(src=_ip(raw[26:30]), dst=_ip(raw[30:34]), length=total, ttl=raw[22])
         if proto == 1 and len(raw) >= l4 + 8:
             itype = raw[l4]
             kw.update(proto="icmp", icmp_type=itype,

@@ -143,9 +143,9 @@ def _check(check_id: str):
 # of the kernel that left the path the facts predicted; an upstream that asks for a routed
 # container's address on its link instead of routing it back; a watched client whose
 # connection attempt never reached the host; a probe the far host of an overlay received
-# and did not pass on).
+# and did not pass on; a request that came back to a hop it had passed: a routing loop).
 NOT_CHECKS = ("not-judged", "destination-no-reply", "tc-drop", "path-diverged",
-              "no-route-back", "client-not-seen", "lost-on-peer")
+              "no-route-back", "client-not-seen", "lost-on-peer", "routing-loop")
 
 
 def register(cls):

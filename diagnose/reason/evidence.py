@@ -57,6 +57,13 @@ class HopSighting:
     # What a capture on this hop can see of the probe: "all", or for a bridge whose two ends
     # are both its ports, "broadcasts and its own traffic" (bridged unicast passes it by).
     observes: str = "all"
+    # The TTLs (hop limits) the request arrived here with, highest first: more than one, and
+    # it came back after routers had passed it on (a routing loop).
+    request_ttls: tuple = ()
+
+    @property
+    def came_back(self) -> bool:
+        return len(self.request_ttls) > 1
 
     def endpoints(self, direction: str = "request") -> tuple:
         """(source, destination) the hop saw the first packet of direction with, as the
@@ -72,6 +79,7 @@ class HopSighting:
         d = asdict(self)
         d.pop("first_seen_ns")
         d["icmp_errors"] = list(self.icmp_errors)
+        d["request_ttls"] = list(self.request_ttls)
         d["first_seen_us"] = (None if self.first_seen_ns is None or t0 is None
                               else round((self.first_seen_ns - t0) / 1000))
         return d
@@ -98,7 +106,7 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
     first = None
     seen: dict = {}
     errors = []
-    asked, answered = [], set()
+    asked, answered, ttls = [], set(), set()
     for f in frames:
         kind = classify(f, flow)
         if kind is None:
@@ -123,6 +131,8 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
         if kind == "request":
             req += 1
             seen.setdefault("request", f"{f.src} -> {f.dst}{inside}")
+            if not f.outgoing and getattr(f, "ttl", None) is not None and not wrapped:
+                ttls.add(f.ttl)
         elif kind == "reply":
             rep += 1
             seen.setdefault("reply", f"{f.src} -> {f.dst}{inside}")
@@ -131,7 +141,7 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
     return HopSighting(role, name, netns, req, rep, first, seen, arp_req, arp_rep,
                        tuple(dict.fromkeys(errors)), capture_error,
                        tuple(a for a in dict.fromkeys(asked) if a and a not in answered),
-                       observes)
+                       observes, tuple(sorted(ttls, reverse=True)))
 
 
 def asking_addresses(hops: list, i: int) -> Optional[tuple]:

@@ -215,6 +215,35 @@ def _dropped_by_a_program(c: Case) -> Optional[Verdict]:
                                   f"tools)")
 
 
+def _going_round(c: Case):
+    """The request came back to a hop with a lower TTL than it first had there: routers pass
+    it round in a loop until its TTL runs out (and the 'time exceeded' that then answers is
+    often lost to the ICMP rate limit the loop's redirects have used up). A finding that
+    shows the loop's route is the cause, with its fix; else the loop itself."""
+    looped = [s for s in c.sightings if s.came_back]
+    if not looped or c.hops.reachable:
+        return None
+    at = looped[0]
+    seen = (f"the request came back to {at.name} ({at.netns}) {len(at.request_ttls) - 1} "
+            f"time{'s' if len(at.request_ttls) > 2 else ''}, its TTL falling from "
+            f"{at.request_ttls[0]} to {at.request_ttls[-1]}: routers pass it round in a loop "
+            f"until its TTL runs out")
+    shown = [f for f in c.findings if f.id in LOOP_CAUSES]  # the loop confirms a warning
+    if shown:
+        v = _explained(c, shown[0].id)
+        return replace(v, explanation=f"{seen}; {v.explanation}")
+    return Verdict(False, at.role, "request", "routing-loop", c.kernel_drop[0],
+                   c.kernel_drop[1], evidence_used=c.evidence_used,
+                   explanation=f"{seen}; no check shows the route that sends it back (it may "
+                               f"be beyond what netdoctor reads): look at `ip route get "
+                               f"{c.flow.dst if c.flow else 'DEST'}` on each router the "
+                               f"request passes, or `traceroute`, whose hops repeat")
+
+
+# Findings that show the route of a loop the captures saw.
+LOOP_CAUSES = ("route-back-out",)
+
+
 def _wiring_fault_where_it_stopped(c: Case) -> Optional[str]:
     """A fault of the wiring that blocks here is the cause, whatever the kernel says."""
     first = c.blocking_here[0] if c.blocking_here else None
@@ -232,6 +261,20 @@ def _finding_the_kernel_confirms(c: Case) -> Optional[str]:
 
 def _finding_where_it_stopped(c: Case) -> Optional[str]:
     return c.blocking_here[0].id if c.blocking_here else None
+
+
+def _sent_back_out(c: Case) -> Optional[str]:
+    """Nothing else stops it where it stopped, and there the host sent it back into the
+    network it came from, to an address netdoctor could not judge: that is where it went,
+    and the route that sent it is the cause (unless nothing answered the host's ARP for
+    that address: then the rule below names the silent next hop, which says more)."""
+    if c.unanswered_arp is not None:
+        return None
+    for f in c.findings:
+        if f.id == "route-back-out" and c.hops.direction == "request" \
+                and c.hops.stopped_at in (f.evidence or {}).get("stops_at", ()):
+            return f.id
+    return None
 
 
 def _wiring_fault_on_the_path(c: Case) -> Optional[str]:
@@ -374,9 +417,11 @@ RULES: list = [
     ("the probe was answered", _answered),
     ("the name did not resolve: the path to the nameserver says how", _name_did_not_resolve),
     ("a tc filter or eBPF program dropped it, the kernel says", _dropped_by_a_program),
+    ("the request came back round: a routing loop", _going_round),
     ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
     ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
     ("a finding blocks where it stopped", _finding_where_it_stopped),
+    ("the host sent it back into the network it came from", _sent_back_out),
     ("the wiring is broken earlier on the path", _wiring_fault_on_the_path),
     ("the destination's own checks found a fault", _fault_at_the_far_end),
     ("the far host received it and did not pass it on", _lost_on_the_far_host),

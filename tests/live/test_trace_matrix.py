@@ -429,6 +429,18 @@ BY_HAND = {
           "-j", "TTL", "--ttl-set", "1")],
         ("ndlab-host", "iptables", "-t", "mangle", "-D", "PREROUTING", "-s", "172.29.0.2",
          "-j", "TTL", "--ttl-set", "1"), "ttl-too-low"),
+    # The host routes the destination back out of ndbr0 to lab:web, which drops it (no
+    # forwarding) or sends it back (a loop the bridge's capture sees): it was unknown.
+    "host route back to a container that drops it": (
+        [("ndlab-host", "ip", "route", "add", "203.0.113.80/32", "via", "172.29.0.3")],
+        ("ndlab-host", "sh", "-c", "ip route del 203.0.113.80/32; ip netns exec ndlab-test "
+         "ip route flush cache"), "route-back-out"),
+    "host route back to a container that sends it back": (
+        [("ndlab-web", "sysctl", "-qw", "net.ipv4.ip_forward=1"),
+         ("ndlab-host", "ip", "route", "add", "203.0.113.80/32", "via", "172.29.0.3")],
+        ("ndlab-host", "sh", "-c", "ip route del 203.0.113.80/32; ip netns exec ndlab-web "
+         "sysctl -qw net.ipv4.ip_forward=0; ip netns exec ndlab-test ip route flush cache"),
+        "route-back-out"),
     "nft sets TTL 1": (
         [("ndlab-host", "nft", "add", "table", "ip", "ndt"),
          ("ndlab-host", "nft", "add", "chain", "ip", "ndt", "pre",

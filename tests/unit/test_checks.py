@@ -313,6 +313,29 @@ def _ttl(snap, value, key="net.ipv4.ip_default_ttl"):
     return E.edit_container_ns(snap, "test", lambda ns: E.sysctl(ns, key, value))
 
 
+def _routed_back(snap, web_forwards=False, web_route=None, only=None):
+    """The lab host routing the destination via lab:web's address back out of ndbr0 (as
+    the path's lookup of the host then answers), lab:web forwarding or not, with a route
+    of its own (web_route) or its default via the host; only: the snapshot keeps that
+    container alone, as a trace's does."""
+    dest = "198.18.0.1"
+    snap = E.edit_host_ns(snap, lambda ns: E.routes(
+        ns, add=(E.route(f"{dest}/32", "ndbr0", "172.29.0.3"),)))
+    for name in ("test", "web"):
+        _, c = E.container(snap, name)
+        looked = [dict(l, dev="ndbr0", gateway="172.29.0.3") if l["netns"] == "ndlab-host"
+                  else l for l in c.path["route_lookups"]]
+        snap = E.edit_container(snap, name, path=dict(c.path, route_lookups=looked))
+    snap = E.edit_container_ns(snap, "web", lambda ns: E.routes(E.sysctl(E.sysctl(
+        ns, "net.ipv4.conf.eth0.forwarding", "1" if web_forwards else "0"),
+        "net.ipv4.ip_forward", "1" if web_forwards else "0"),
+        add=(web_route,) if web_route else ()))
+    if only:
+        snap = replace(snap, containers=tuple(c for c in snap.containers
+                                              if c.label == f"lab:{only}"))
+    return snap
+
+
 MANGLE_TTL = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
               ":POSTROUTING ACCEPT [0:0]\n-A {chain} -s 172.29.0.2/32 -j TTL --ttl-{how} {n}\n"
               "COMMIT\n")
@@ -652,6 +675,10 @@ CASES = {
                      "lab:test"),
                     ("mangle PREROUTING sets TTL 1", _ttl_rule(), "lab:test"),
                     ("nft prerouting ip ttl set 1", _nft_ttl(), "lab:test")],
+    "route-back-out": [("to a container that does not forward", _routed_back(HEALTHY),
+                        "lab:test"),
+                       ("to a container that sends it back", _routed_back(HEALTHY, True),
+                        "lab:test")],
     "ipv6-dad-failed": [("a duplicate of its address", _toward6(_dad_failed(HEALTHY)),
                          "lab:test")],
     "neighbour-discovery-dropped": [
@@ -2598,3 +2625,27 @@ def test_ttl_too_low_follows_the_rules_that_change_the_ttl():
     assert finding(E.set_ruleset(_ttl(HEALTHY, "1"), E.lab_rules() + iptables_save.
                                  parse_iptables_save(MANGLE_TTL.format(
                                      chain="PREROUTING", how="set", n=64)))) is None
+
+
+def test_route_back_out_says_what_the_next_hop_does_with_it():
+    """The host sends the container's packets back out of ndbr0 to lab:web's address: an
+    error when lab:web does not forward, or sends them back (a loop); a note when it
+    forwards them elsewhere; a warning when netdoctor does not see the next hop (a trace
+    reads only its own container). The fix deletes the host's route, never a default."""
+    def finding(snap, subject="lab:test"):
+        found = [f for f in run_checks(snap) if f.id == "route-back-out"
+                 and f.subject == subject]
+        return found[0] if found else None
+
+    dropped = finding(_routed_back(HEALTHY))
+    assert dropped.severity == "error" and "which does not forward" in dropped.message
+    assert dropped.fix == "ip netns exec ndlab-host ip route del unicast 198.18.0.1/32"
+    loop = finding(_routed_back(HEALTHY, True))
+    assert loop.severity == "error" and "a routing loop" in loop.message
+    on = finding(_routed_back(HEALTHY, True, E.route("198.18.0.0/16", "eth0", "172.29.0.9")))
+    assert on.severity == "info" and "a detour" in on.message
+    unseen = finding(_routed_back(HEALTHY, only="test"))
+    assert unseen.severity == "warning" and "netdoctor cannot see" in unseen.message
+    own = finding(_routed_back(HEALTHY), "lab:web")
+    assert "back to the container that sent them" in own.message
+    assert finding(HEALTHY) is None

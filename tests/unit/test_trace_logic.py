@@ -61,8 +61,8 @@ def test_tcp_filter_matches_the_probe_port_both_ways():
 
 def test_frame_parser():
     f = parse_frame(echo("172.29.0.2", "203.0.113.80", 0xCAFEF00D), 5, True)
-    assert (f.src, f.dst, f.proto, f.icmp_type, f.cookie, f.outgoing) == \
-        ("172.29.0.2", "203.0.113.80", "icmp", 8, 0xCAFEF00D, True)
+    assert (f.src, f.dst, f.proto, f.icmp_type, f.cookie, f.outgoing, f.ttl) == \
+        ("172.29.0.2", "203.0.113.80", "icmp", 8, 0xCAFEF00D, True, 64)
     inner = ipv4("172.29.0.2", "203.0.113.80", 1, b"\x08\x00" + b"\x00" * 6)
     err = parse_frame(ether(ipv4("172.29.0.1", "172.29.0.2", 1, b"\x03\x0d\x00\x00\x00\x00\x00\x00"
                                  + inner)))
@@ -812,3 +812,39 @@ def test_a_ttl_that_ran_out_is_said_so_and_an_answer_contradicts_a_foretold_one(
     assert confirmed.severity == "error" and same is other
     assert V.confirmed_by_answer([foretold], ["time exceeded from 172.29.0.1"]) == [foretold]
     assert V.still_standing([foretold, other], {}, reachable=True) == [other]
+
+
+def test_a_request_that_comes_back_round_is_a_routing_loop():
+    """The bridge saw the request arrive again and again, its TTL two lower each time: it
+    goes round a loop. Without a finding for the route that sends it back, the cause is the
+    loop; with one (even a warning: the loop confirms it), that finding. One TTL per hop,
+    however many copies, is no loop."""
+    from netdoctor.capture.sockets import Frame
+
+    flow = E.Flow("icmp", "172.29.0.2", "203.0.113.80", cookie=7)
+
+    def request(ttl, outgoing=False):
+        return Frame(0, outgoing, b"", ethertype=0x800, src="172.29.0.2",
+                     dst="203.0.113.80", proto="icmp", icmp_type=8, cookie=7, ttl=ttl)
+
+    bridge = E.sight("bridge", "ndbr0", "ndlab-host",
+                     [request(64), request(63, True), request(62), request(61, True),
+                      request(60)], flow)
+    assert bridge.request_ttls == (64, 62, 60) and bridge.came_back
+    assert not E.sight("host-veth", "veth-test", "ndlab-host", [request(64)] * 3, flow).came_back
+    s = sightings([1, 1, 1, 0], [0, 0, 0, 0])
+    s[2] = bridge
+    hv = E.HopVerdict(False, "bridge", "request")
+    v = V.decide(V.Case(hv, s, [], [], [], flow))
+    assert (v.cause, v.stopped_at) == ("routing-loop", "bridge")
+    assert "came back to ndbr0 (ndlab-host) 2 times, its TTL falling from 64 to 60" \
+        in v.explanation
+    back = Finding(id="route-back-out", severity="warning", scope="host", subject="lab:test",
+                   message="", fix="ip route del unicast 203.0.113.80/32",
+                   evidence={"stops_at": ["bridge"]})
+    assert V.decide(V.Case(hv, s, [back], [], [], flow)).cause == "route-back-out"
+    # No loop seen: the host still sent it back out where it stopped.
+    plain = sightings([1, 1, 1, 0], [0, 0, 0, 0])
+    assert V.decide(V.Case(hv, plain, [back], [], [], flow)).cause == "route-back-out"
+    assert V.decide(V.Case(E.HopVerdict(False, "uplink", "request"), sightings(
+        [1, 1, 1, 1], [0, 0, 0, 0]), [back], [], [], flow)).cause != "route-back-out"

@@ -47,6 +47,7 @@ class Frame:
     inner: Optional[tuple] = None  # ICMP error: (src, dst, proto) of the packet it is about
     outer: Optional[tuple] = None  # a decapsulated VXLAN frame: (outer src, outer dst, vni)
     ttl: Optional[int] = None  # IPv4 TTL, IPv6 hop limit
+    mac: Optional[str] = None  # ARP: the sender's hardware address (who answers, who asks)
 
 
 def _ip(b: bytes) -> str:
@@ -123,7 +124,8 @@ def parse_frame(raw: bytes, ts_ns: int = 0, outgoing: bool = False) -> Frame:
     kw = {"ethertype": ethertype}
     if ethertype == 0x0806 and len(raw) >= 42:
         op = struct.unpack("!H", raw[20:22])[0]
-        kw.update(proto="arp", arp_op=op, src=_ip(raw[28:32]), dst=_ip(raw[38:42]))
+        kw.update(proto="arp", arp_op=op, src=_ip(raw[28:32]), dst=_ip(raw[38:42]),
+                  mac=raw[22:28].hex(":"))
     elif ethertype == 0x86DD and len(raw) >= 54:
         _parse_ipv6(raw, kw)
     elif ethertype == 0x0800 and len(raw) >= 34:

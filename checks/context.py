@@ -486,15 +486,20 @@ def _host_vars(snapshot, host_netns: Optional[dict]) -> dict:
     return {"host_ns": label, "in_host": in_host}
 
 
+def in_container_prefix(target: dict) -> str:
+    """The prefix that runs a command in a container's network namespace, as pasted."""
+    ns = target.get("netns") or {}
+    if ns.get("name"):
+        return f"ip netns exec {ns['name']} "
+    if target.get("pid"):
+        return f"nsenter -t {target['pid']} -n "
+    return f"nsenter --net={ns.get('path')} "
+
+
 def _container_vars(ctx: ContainerContext) -> dict:
     t = ctx.container.target
     ns = t.get("netns") or {}
-    if ns.get("name"):
-        in_container = f"ip netns exec {ns['name']} "
-    elif t.get("pid"):
-        in_container = f"nsenter -t {t['pid']} -n "
-    else:
-        in_container = f"nsenter --net={ns.get('path')} "
+    in_container = in_container_prefix(t)
     egress, veth, bridge, uplink = ctx.egress, ctx.host_veth, ctx.bridge, ctx.uplink
     iface = ctx.interface
     v = {

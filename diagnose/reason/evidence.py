@@ -60,6 +60,8 @@ class HopSighting:
     # The TTLs (hop limits) the request arrived here with, highest first: more than one, and
     # it came back after routers had passed it on (a routing loop).
     request_ttls: tuple = ()
+    # Addresses ARP was answered for here by more than one MAC: ((address, (mac, ...)), ...)
+    answered_twice: tuple = ()
 
     @property
     def came_back(self) -> bool:
@@ -80,6 +82,7 @@ class HopSighting:
         d.pop("first_seen_ns")
         d["icmp_errors"] = list(self.icmp_errors)
         d["request_ttls"] = list(self.request_ttls)
+        d["answered_twice"] = {a: list(macs) for a, macs in self.answered_twice}
         d["first_seen_us"] = (None if self.first_seen_ns is None or t0 is None
                               else round((self.first_seen_ns - t0) / 1000))
         return d
@@ -106,7 +109,7 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
     first = None
     seen: dict = {}
     errors = []
-    asked, answered, ttls = [], set(), set()
+    asked, answered, ttls, answerers = [], set(), set(), {}
     for f in frames:
         kind = classify(f, flow)
         if kind is None:
@@ -121,6 +124,8 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
                     asked.append(f.dst)
             elif f.arp_op == 2:
                 arp_rep += 1
+                if getattr(f, "mac", None):
+                    answerers.setdefault(f.src, set()).add(f.mac)
                 answered.add(f.src)
             continue
         if first is None or (f.ts_ns and f.ts_ns < first):
@@ -141,7 +146,9 @@ def sight(role: str, name: str, netns: str, frames: list, flow: Flow,
     return HopSighting(role, name, netns, req, rep, first, seen, arp_req, arp_rep,
                        tuple(dict.fromkeys(errors)), capture_error,
                        tuple(a for a in dict.fromkeys(asked) if a and a not in answered),
-                       observes, tuple(sorted(ttls, reverse=True)))
+                       observes, tuple(sorted(ttls, reverse=True)),
+                       tuple((a, tuple(sorted(macs))) for a, macs in answerers.items()
+                             if len(macs) > 1))
 
 
 def asking_addresses(hops: list, i: int) -> Optional[tuple]:

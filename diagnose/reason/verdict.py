@@ -240,6 +240,29 @@ def _going_round(c: Case):
                                f"request passes, or `traceroute`, whose hops repeat")
 
 
+def _answered_by_two(c: Case):
+    """ARP for the container's address, or for a next hop of the path, was answered by two
+    MACs: two devices hold the address, and the packets go to whichever answered last."""
+    if c.hops.reachable or c.flow is None:
+        return None
+    wanted = {c.flow.src} | {a for a in (c.next_hops or {}).values() if a}
+    for s in c.sightings:
+        for address, macs in s.answered_twice:
+            if address not in wanted:
+                continue
+            said = (f"ARP for {address} on {s.name} ({s.netns}) was answered by "
+                    f"{' and '.join(macs)}: two devices hold {address}, and packets for it go "
+                    f"to whichever answered last")
+            if any(f.id == "duplicate-address" for f in c.findings):
+                v = _explained(c, "duplicate-address")
+                return replace(v, explanation=f"{v.explanation}; {said}")
+            return Verdict(False, c.hops.stopped_at, c.hops.direction, "duplicate-address",
+                           c.kernel_drop[0], c.kernel_drop[1], evidence_used=c.evidence_used,
+                           explanation=f"the {c.hops.direction} was last seen at "
+                                       f"{c.hops.stopped_at or 'the container'}; {said}")
+    return None
+
+
 # Findings that show the route of a loop the captures saw.
 LOOP_CAUSES = ("route-back-out",)
 
@@ -418,6 +441,7 @@ RULES: list = [
     ("the name did not resolve: the path to the nameserver says how", _name_did_not_resolve),
     ("a tc filter or eBPF program dropped it, the kernel says", _dropped_by_a_program),
     ("the request came back round: a routing loop", _going_round),
+    ("two MACs answered ARP for one address", _answered_by_two),
     ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
     ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
     ("a finding blocks where it stopped", _finding_where_it_stopped),

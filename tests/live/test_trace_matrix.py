@@ -981,3 +981,35 @@ def test_a_second_network_the_default_route_uses_is_followed_and_fixed_in_turn(h
                      ["-t", "nat", "-D", "POSTROUTING", "-s", "10.77.0.0/24", "!", "-o", "br2",
                       "-j", "MASQUERADE"]):
             sh("ip", "netns", "exec", "ndlab-host", "iptables", *rule, check=False)
+
+
+def test_two_holders_of_the_containers_address_are_named(healed):
+    """lab:web given lab:test's address too, and the host's entry for it naming lab:web's
+    MAC (the last to answer its ARP): the replies go to lab:web. It was `unknown` at the
+    bridge. The trace names the MAC the host learnt; `checks`, which sees both containers,
+    names the other holder. (lab:test knows its gateway, so it asks nothing that would
+    teach the host its own MAC again during the trace.)"""
+    in_ns("ndlab-test", "busybox", "ping", "-c", "1", "-W", "1", "172.29.0.1")
+    in_ns("ndlab-web", "ip", "addr", "add", "172.29.0.2/24", "dev", "eth0")
+    try:
+        in_ns("ndlab-test", "sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=8")
+        in_ns("ndlab-host", "ip", "neigh", "flush", "dev", "ndbr0")
+        in_ns("ndlab-host", "busybox", "ping", "-c", "1", "-W", "1", "172.29.0.2")
+        in_ns("ndlab-test", "sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=0")
+        web_mac = json.loads(sh("ip", "-n", "ndlab-web", "-j", "link", "show", "eth0").stdout
+                             )[0]["address"]
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 1 and (v["cause"], v["stopped_at"], v["direction"]) == \
+            ("duplicate-address", "bridge", "reply"), v
+        f = next(f for f in doc["findings"] if f["id"] == "duplicate-address")
+        assert f["evidence"]["other_mac"] == web_mac and not f["fix"], f
+        rc, doc = netdoctor_json("checks", "--dest", "203.0.113.80")
+        found = [f for f in doc["findings"] if f["id"] == "duplicate-address"
+                 and f["subject"] == "lab:test"]
+        assert any(f["evidence"].get("other") == "lab:web" for f in found), found
+        assert not any(f["fix"] for f in found), found
+    finally:
+        sh("ip", "netns", "exec", "ndlab-test", "sysctl", "-qw",
+           "net.ipv4.conf.eth0.arp_ignore=0", check=False)
+        sh("ip", "-n", "ndlab-web", "addr", "del", "172.29.0.2/24", "dev", "eth0", check=False)
+        sh("ip", "-n", "ndlab-host", "neigh", "flush", "dev", "ndbr0", check=False)

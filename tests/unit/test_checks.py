@@ -336,6 +336,20 @@ def _routed_back(snap, web_forwards=False, web_route=None, only=None):
     return snap
 
 
+def _web_holds(snap, address):
+    """lab:web given another address on its eth0 (lab:test's, or the gateway's)."""
+    return E.edit_container_ns(snap, "web", lambda ns: E.add_address(ns, "eth0", address, 24))
+
+
+def _host_learnt(snap, address, mac, state="REACHABLE"):
+    """The host's neighbour entry for address on ndbr0 naming mac."""
+    from netdoctor.diagnose.facts.namespace import Neighbour
+
+    return E.edit_host_ns(snap, lambda ns: replace(ns, neighbours=tuple(
+        n for n in ns.neighbours if n.dst != address) + (
+        Neighbour(address, "ndbr0", mac, (state,)),)))
+
+
 MANGLE_TTL = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
               ":POSTROUTING ACCEPT [0:0]\n-A {chain} -s 172.29.0.2/32 -j TTL --ttl-{how} {n}\n"
               "COMMIT\n")
@@ -679,6 +693,13 @@ CASES = {
                         "lab:test"),
                        ("to a container that sends it back", _routed_back(HEALTHY, True),
                         "lab:test")],
+    "duplicate-address": [("lab:web holds lab:test's address",
+                           _web_holds(HEALTHY, "172.29.0.2"), "lab:test"),
+                          ("lab:web holds the gateway's address",
+                           _web_holds(HEALTHY, "172.29.0.1"), "lab:test"),
+                          ("the host learnt another MAC for it",
+                           _host_learnt(HEALTHY, "172.29.0.2", "02:00:00:00:00:99"),
+                           "lab:test")],
     "ipv6-dad-failed": [("a duplicate of its address", _toward6(_dad_failed(HEALTHY)),
                          "lab:test")],
     "neighbour-discovery-dropped": [
@@ -2649,3 +2670,22 @@ def test_route_back_out_says_what_the_next_hop_does_with_it():
     own = finding(_routed_back(HEALTHY), "lab:web")
     assert "back to the container that sent them" in own.message
     assert finding(HEALTHY) is None
+
+
+def test_duplicate_address_names_the_other_holder_and_no_fix():
+    """Which of two holders should keep an address is not netdoctor's to say: the finding
+    names the other one and shows how to look, and fixes nothing. An entry gone STALE may be
+    a recreated container's old MAC, which the kernel asks again on its own: no finding."""
+    def found(snap):
+        return [f for f in run_checks(snap) if f.id == "duplicate-address"
+                and f.subject == "lab:test"]
+
+    (own,) = found(_web_holds(HEALTHY, "172.29.0.2"))
+    assert own.evidence["other"] == "lab:web" and own.evidence["direction"] == "reply"
+    assert own.fix == "" and own.verify == "ip netns exec ndlab-web ip -br addr show dev eth0"
+    (gw,) = found(_web_holds(HEALTHY, "172.29.0.1"))
+    assert gw.evidence["direction"] == "request"
+    (learnt,) = found(_host_learnt(HEALTHY, "172.29.0.2", "02:00:00:00:00:99"))
+    assert "02:00:00:00:00:99" in learnt.message
+    assert found(_host_learnt(HEALTHY, "172.29.0.2", "02:00:00:00:00:99", "STALE")) == []
+    assert found(HEALTHY) == []

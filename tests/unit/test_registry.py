@@ -58,7 +58,8 @@ def test_runbook_placeholders_are_names_checks_provide(healthy_lab):
                 "neighbor", "birdcl", "sysctl_key", "table", "port", "interface",
                 "in_interface_ns", "shadowing_net", "shadowing_dev", "ingress", "thresh1",
                 "thresh2", "thresh3", "route_dst", "own_route", "prefix", "network",
-                "container_address", "bridge_network", "router", "setting"}
+                "container_address", "bridge_network", "router", "setting", "address",
+                "other", "other_mac"}
     for cid in load_all():
         used = set(re.findall(r"\{([a-z_][a-z0-9_]*)\}", runbooks.text(cid)))
         unknown = used - ctx_vars - specific

@@ -88,3 +88,4 @@ def translated_to(to: str):
     except ValueError:
         return None
     return (a, b) if a.version == b.version and a <= b else None
+

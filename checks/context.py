@@ -447,9 +447,13 @@ class ContainerContext:
         if not (self.address and self.ingress and self.host_egress):
             return None
         sport = self.ephemeral_ports if proto in ("tcp", "udp") else None
-        return Packet(src=self.address, dst=dst or self.destination, iif=self.ingress.name,
+        dst = dst or self.destination
+        held = self.host_ns.held_addresses if self.host_ns is not None else None
+        return Packet(src=self.address, dst=dst, iif=self.ingress.name,
                       oif=self.host_egress.name, proto=proto, dport=dport, sport=sport,
-                      family="ip6" if self.family == "inet6" else "ip")
+                      family="ip6" if self.family == "inet6" else "ip",
+                      dst_local=None if held is None else dst in held,
+                      src_local=None if held is None else self.address in held)
 
     @cached_property
     def source_nat(self) -> Optional[tuple]:
@@ -466,10 +470,13 @@ class ContainerContext:
         if not (self.address and self.ingress and self.host_egress):
             return None
         ports = proto in ("tcp", "udp")
+        held = self.host_ns.held_addresses if self.host_ns is not None else None
         return Packet(src=self.destination, dst=self.address, iif=self.host_egress.name,
                       oif=self.ingress.name, proto=proto, sport=dport if ports else None,
                       dport=self.ephemeral_ports if ports else None, ctstate="established",
-                      family="ip6" if self.family == "inet6" else "ip")
+                      family="ip6" if self.family == "inet6" else "ip",
+                      dst_local=None if held is None else self.address in held,
+                      src_local=None if held is None else self.destination in held)
 
 
 def _host_vars(snapshot, host_netns: Optional[dict]) -> dict:

@@ -61,6 +61,20 @@ class Rule:
     # `ip6 hoplimit set N`): the header's family, then what is done.
     ttl: Optional[str] = None
 
+    def nat_target(self) -> tuple:
+        """(address or None, port or None) a DNAT or REDIRECT sends to, from `to` ("a",
+        "a:port", "a:p1-p2", "[v6]:port", ":port" for a REDIRECT); a range's first."""
+        text = (self.to or "").strip()
+        if text.startswith("["):
+            addr, _, rest = text[1:].partition("]")
+            port = rest.lstrip(":")
+        elif text.count(":") == 1:
+            addr, port = text.split(":")
+        else:  # an address alone (IPv6 has more than one colon)
+            addr, port = text, ""
+        port = port.split("-")[0]
+        return addr.split("-")[0] or None, int(port) if port.isdigit() else None
+
     def ttl_after(self, ttl: int, family: str = "ip") -> int:
         """The TTL (hop limit) a packet of family ("ip", "ip6") arriving with ttl leaves this
         rule with: a rule for the other family's header changes nothing."""

@@ -44,12 +44,17 @@ class HostFacts:
     # Its routing policy rules (`ip rule`, both families: PolicyRule), by priority; None
     # when not read.
     policy_rules: Optional[tuple] = None
+    # Its listening TCP and bound UDP sockets ({"proto", "address", "port"}), read where its
+    # nat PREROUTING sends packets to itself (REDIRECT, or DNAT to its own address: a
+    # transparent proxy); None when not read.
+    listeners: Optional[list] = None
 
     def to_dict(self) -> dict:
         return {"namespace": self.namespace.to_dict(), "ruleset": self.ruleset.to_dict(),
                 "tc_hooks": self.tc_hooks, "intent": self.intent, "offloads": self.offloads,
                 "neighbour_tables": self.neighbour_tables,
-                "policy_rules": _policy_rules_doc(self.policy_rules)}
+                "policy_rules": _policy_rules_doc(self.policy_rules),
+                "listeners": self.listeners}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HostFacts":
@@ -71,7 +76,8 @@ class HostFacts:
                                             for v in t.values()) for t in tables.values())):
             raise ParseError("snapshot: neighbour_tables must map tables to their counts")
         return cls(NamespaceSnapshot.from_dict(d["namespace"]), Ruleset.from_dict(d["ruleset"]),
-                   hooks, intent, offloads, tables, _policy_rules(d.get("policy_rules")))
+                   hooks, intent, offloads, tables, _policy_rules(d.get("policy_rules")),
+                   _listeners(d.get("listeners")))
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,20 @@ class ContainerFacts:
                    ruleset=Ruleset.from_dict(d["ruleset"]) if d.get("ruleset") else None,
                    listeners=d.get("listeners"),
                    policy_rules=_policy_rules(d.get("policy_rules")))
+
+
+def valid_listeners(doc) -> bool:
+    """A listeners list as a snapshot holds it (None: not read)."""
+    return doc is None or (isinstance(doc, list) and all(
+        isinstance(s, dict) and isinstance(s.get("proto"), str)
+        and isinstance(s.get("address"), str) and isinstance(s.get("port"), int)
+        and not isinstance(s.get("port"), bool) for s in doc))
+
+
+def _listeners(doc) -> Optional[list]:
+    if not valid_listeners(doc):
+        raise ParseError("snapshot: listeners must be objects with a proto, address and port")
+    return doc
 
 
 def _policy_rules_doc(rules: Optional[tuple]) -> Optional[list]:
@@ -193,10 +213,8 @@ def _check_shape(c: "ContainerFacts") -> None:
         isinstance(p, dict) and number(p.get("host_port")) and number(p.get("container_port"))
         and all(isinstance(p.get(k, ""), str) for k in ("proto", "host_ip", "source"))
         for p in ports), "target ports must be objects with numeric ports")
-    need(c.listeners is None or (isinstance(c.listeners, list) and all(
-        isinstance(s, dict) and isinstance(s.get("proto"), str)
-        and isinstance(s.get("address"), str) and number(s.get("port"))
-        for s in c.listeners)), "listeners must be objects with a proto, address and port")
+    need(valid_listeners(c.listeners), "listeners must be objects with a proto, address and "
+                                       "port")
     lookups = c.path.get("route_lookups", [])
     need(isinstance(lookups, list) and all(
         isinstance(l, dict) and isinstance(l.get("netns"), str)

@@ -75,6 +75,9 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
             matches.append(Match("icmptype", (value().lower(),), negate))
         elif tok == "--icmpv6-type":
             matches.append(Match("icmptype", (value().lower(),), negate, "ip6"))
+        elif module == "addrtype" and tok in ("--dst-type", "--src-type"):
+            kind = "dsttype" if tok == "--dst-type" else "srctype"
+            matches.append(Match(kind, tuple(t.lower() for t in _split_list(value())), negate))
         elif tok in ("--ctstate", "--state"):
             matches.append(Match("ctstate", tuple(s.lower() for s in _split_list(value())), negate))
         elif tok in ("-j", "--jump"):

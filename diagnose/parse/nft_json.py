@@ -50,6 +50,12 @@ def _nft_match(m: dict) -> Match:
             kind = _NFT_FIELDS.get(("meta", left["meta"].get("key")))
         elif "ct" in left:
             kind = _NFT_FIELDS.get(("ct", left["ct"].get("key")))
+        elif "fib" in left and isinstance(left["fib"], dict) \
+                and left["fib"].get("result") == "type" \
+                and left["fib"].get("flags") in (["daddr"], ["saddr"], "daddr", "saddr"):
+            flags = left["fib"]["flags"]
+            kind = "dsttype" if "daddr" in (flags if isinstance(flags, list) else [flags]) \
+                else "srctype"
         elif "payload" in left:
             pl = left["payload"]
             proto, fld = pl.get("protocol"), pl.get("field")
@@ -74,7 +80,7 @@ def _nft_match(m: dict) -> Match:
         values = tuple(str(v).lower() for v in values)
     elif kind in ("iif", "oif"):
         values = tuple(str(v).replace("*", "+") for v in values)  # one wildcard spelling
-    elif kind in ("icmptype", "arpop"):
+    elif kind in ("icmptype", "arpop", "dsttype", "srctype"):
         values = tuple(str(v).lower() for v in values)
     elif kind == "arphdr":  # "htype 1": the field beside each value
         values = tuple(f"{left['payload']['field']} {str(v).lower()}" for v in values)

@@ -35,6 +35,21 @@ def _read_text(path: Optional[str]) -> Optional[str]:
 SHARED_READING = 8
 
 
+def _redirects_to_itself(ruleset, facts) -> bool:
+    """Whether a nat PREROUTING rule sends packets to this namespace itself: a REDIRECT, or a
+    DNAT to one of its own addresses (whose listeners then decide)."""
+    mine = facts.held_addresses
+    for chain in ruleset.chains:
+        if chain.table != "nat" and chain.type != "nat":
+            continue
+        for rule in chain.rules:
+            if rule.verdict == "redirect":
+                return True
+            if rule.verdict == "dnat" and rule.nat_target()[0] in mine:
+                return True
+    return False
+
+
 def take(targets: list, destination: Optional[str] = None, probe_dns: bool = True,
          strict: bool = False, toward: Optional[dict] = None, progress=None) -> Snapshot:
     """The snapshot of targets. A target whose path cannot be read is a problem of the
@@ -199,12 +214,15 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
         try:
             facts = read(ns)
             tunnels = [l.name for l in facts.tunnels]
-            hosts[str(inode)] = HostFacts(facts, read.netfilter(ns),
+            ruleset = read.netfilter(ns)
+            hosts[str(inode)] = HostFacts(facts, ruleset,
                                           gather.read_tc_hooks(ns),
                                           gather.read_intent(ns, agents),
                                           gather.read_offloads(ns, tunnels),
                                           gather.read_neighbour_tables(ns, tables_before),
-                                          gather.read_policy_rules(ns))
+                                          gather.read_policy_rules(ns),
+                                          gather.read_listeners(ns)
+                                          if _redirects_to_itself(ruleset, facts) else None)
         except MissingDependency:
             raise  # no rule reader at all: every verdict about rules would be a guess
         except NetdoctorError as e:

@@ -100,7 +100,8 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             seen.degraded.append(unasked)
     found = read_evidence(plan, seen)
     if seen.results is not None:
-        plan.findings = V.confirmed_by_answer(plan.findings, seen.results.icmp_errors)
+        plan.findings = V.confirmed_by_answer(plan.findings, seen.results.icmp_errors,
+                                              found.sightings)
     verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
                               found.hits, plan.flow, found.used, plan.next_hops,
                               aim.dns_failure, found.pmtu,

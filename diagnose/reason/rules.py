@@ -36,6 +36,10 @@ class Packet:
     # The ICMP type it carries, when it is not the probe's echo (a request while new, its
     # reply once established): a neighbour solicitation, 135.
     icmp_type: Optional[int] = None
+    # Whether its destination (source) is an address of the namespace whose rules are
+    # walked (`-m addrtype --dst-type LOCAL`, nft `fib daddr type local`); None: not known.
+    dst_local: Optional[bool] = None
+    src_local: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class Outcome:
     returned: Optional[Rule] = None
     # Rules met on the way that change the packet's TTL (hop limit), in the order met.
     ttl_edits: tuple = ()
+    # Rules with matches netdoctor cannot evaluate that the walk took as matching (a jump,
+    # a NAT): the outcome rests on them.
+    guessed: tuple = ()
 
     @property
     def untracking_rule(self) -> Optional[Rule]:
@@ -153,6 +160,12 @@ def match(m: Match, p: Packet) -> Optional[bool]:
             r = False
         else:
             r = _port_match(m.values, p.dport if m.kind == "dport" else p.sport)
+    elif m.kind in ("dsttype", "srctype"):
+        local = p.dst_local if m.kind == "dsttype" else p.src_local
+        if local is None:
+            return None
+        # A packet netdoctor follows is unicast: to this namespace (LOCAL), or through it.
+        r = ("local" if local else "unicast") in m.values
     elif m.kind == "ctstate":
         r = p.ctstate in m.values
     elif m.kind == "arpop":
@@ -272,10 +285,12 @@ class _Walk:
     untracked: Optional[tuple] = None
     returned: Optional[Rule] = None
     ttl_edits: list = field(default_factory=list)
+    guessed: list = field(default_factory=list)
 
     def outcome(self, verdict: str, rule: Optional[Rule], base: Optional[Chain]) -> Outcome:
         return Outcome(verdict, rule, base, tuple(self.uncertain), tuple(self.trail),
-                       self.untracked, self.returned, tuple(self.ttl_edits))
+                       self.untracked, self.returned, tuple(self.ttl_edits),
+                       tuple(self.guessed))
 
 
 def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
@@ -294,6 +309,8 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
             if rule.verdict in ("drop", "reject", "queue"):
                 w.uncertain.append(rule)
                 continue
+            if rule.verdict != "continue":
+                w.guessed.append(rule)
         if rule.notrack and m and w.untracked is None:
             w.untracked = (rule, w.base)
         if rule.ttl and m and rule.ttl.split()[0] == w.packet.family:

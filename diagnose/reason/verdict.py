@@ -127,9 +127,18 @@ class Case:
             roles = (f.evidence or {}).get("stops_at")
             if isinstance(roles, list):  # a check whose fault stops packets where it is
                 places = [p for p in places if p[1] in roles]
-            return (self.hops.direction, self.hops.stopped_at) in places
+            return (self.hops.direction, self.hops.stopped_at) in places and self.for_probe(f)
 
         return sorted((f for f in self.errors if blocks_here(f)), key=lambda f: f.precedence)
+
+    def for_probe(self, f) -> bool:
+        """Whether a finding about some flows only (evidence "flows": ["tcp/80", ...]) is
+        about the probe's; a finding that names none is about every flow."""
+        flows = (f.evidence or {}).get("flows")
+        if not isinstance(flows, list) or self.flow is None:
+            return True
+        port = self.flow.dport if self.flow.kind in ("tcp", "udp") else None
+        return (self.flow.kind if port is None else f"{self.flow.kind}/{port}") in flows
 
     @cached_property
     def by_reason(self) -> list:
@@ -287,17 +296,23 @@ def _finding_where_it_stopped(c: Case) -> Optional[str]:
 
 
 def _sent_back_out(c: Case) -> Optional[str]:
-    """Nothing else stops it where it stopped, and there the host sent it back into the
-    network it came from, to an address netdoctor could not judge: that is where it went,
-    and the route that sent it is the cause (unless nothing answered the host's ARP for
-    that address: then the rule below names the silent next hop, which says more)."""
-    if c.unanswered_arp is not None:
+    """Nothing else stops it where it stopped, and there the host sent it elsewhere: back
+    into the network it came from, to an address netdoctor could not judge, or (its NAT)
+    to another destination: that is where it went, and the route or rule that sent it is
+    the cause (for a route, unless nothing answered the host's ARP for that address: then
+    the rule below names the silent next hop, which says more)."""
+    if c.unanswered_arp is not None and not any(
+            f.id == "destination-redirected" and c.for_probe(f) for f in c.findings):
         return None
     for f in c.findings:
-        if f.id == "route-back-out" and c.hops.direction == "request" \
+        if f.id in SENT_ELSEWHERE and c.hops.direction == "request" and c.for_probe(f) \
                 and c.hops.stopped_at in (f.evidence or {}).get("stops_at", ()):
             return f.id
     return None
+
+
+# Findings (of any severity) that say where the host sent the request instead.
+SENT_ELSEWHERE = ("route-back-out", "destination-redirected")
 
 
 def _wiring_fault_on_the_path(c: Case) -> Optional[str]:
@@ -425,7 +440,8 @@ def _kernel_went_elsewhere(c: Case) -> Optional[str]:
 
 
 def _finding_that_blocks_anywhere(c: Case) -> Optional[str]:
-    blocking = sorted((f for f in c.errors if f.blocks_at), key=lambda f: f.precedence)
+    blocking = sorted((f for f in c.errors if f.blocks_at and c.for_probe(f)),
+                      key=lambda f: f.precedence)
     return blocking[0].id if blocking else None
 
 
@@ -475,14 +491,29 @@ def still_standing(findings: list, next_hops: Optional[dict], reachable: bool) -
             and f.id != "ttl-too-low"]
 
 
-def confirmed_by_answer(findings: list, icmp_errors) -> list:
-    """Findings that foretold the ICMP error the probe got, made errors: a TTL that a router
-    netdoctor cannot see was foretold to end, and that router said it did."""
+def confirmed_by_answer(findings: list, icmp_errors, sightings=()) -> list:
+    """Findings that foretold what the probe met, made errors: a TTL that a router netdoctor
+    cannot see was foretold to end, and that router said it did; a destination translated
+    to an address that, asked for by ARP during the probe, never answered (the deletion of
+    the translating rule becomes its fix)."""
     said = set(icmp_errors or ())
-    return [replace(f, severity="error")
-            if f.id == "ttl-too-low" and f.severity != "error"
-            and f"time exceeded from {(f.evidence or {}).get('expires_at')}" in said else f
-            for f in findings]
+    silent = {a for s in sightings for a in s.arp_unanswered}
+    out = []
+    for f in findings:
+        ev = f.evidence or {}
+        if f.severity == "error":
+            out.append(f)
+        elif f.id == "ttl-too-low" and f"time exceeded from {ev.get('expires_at')}" in said:
+            out.append(replace(f, severity="error"))
+        elif f.id == "destination-redirected" and ev.get("address") in silent \
+                and (f.vars or {}).get("deletion"):
+            out.append(replace(
+                f, severity="error", fix=f.vars["deletion"], verify="",
+                message=f"{f.message}; nothing answered ARP for {ev['address']} during the "
+                        f"probe"))
+        else:
+            out.append(f)
+    return out
 
 
 def decide(case: Case) -> Verdict:

@@ -441,6 +441,14 @@ BY_HAND = {
         ("ndlab-host", "sh", "-c", "ip route del 203.0.113.80/32; ip netns exec ndlab-web "
          "sysctl -qw net.ipv4.ip_forward=0; ip netns exec ndlab-test ip route flush cache"),
         "route-back-out"),
+    # The host's NAT sends the container's requests to an address nothing answers at (a
+    # renumbered proxy): it was `unknown` at the bridge.
+    "DNAT of the destination to a dead address": (
+        [("ndlab-host", "iptables", "-t", "nat", "-I", "PREROUTING", "-d", "203.0.113.80",
+          "-j", "DNAT", "--to-destination", "198.51.100.77")],
+        ("ndlab-host", "sh", "-c", "iptables -t nat -D PREROUTING -d 203.0.113.80 -j DNAT "
+         "--to-destination 198.51.100.77; conntrack -F 2>/dev/null; true"),
+        "destination-redirected"),
     "nft sets TTL 1": (
         [("ndlab-host", "nft", "add", "table", "ip", "ndt"),
          ("ndlab-host", "nft", "add", "chain", "ip", "ndt", "pre",
@@ -1013,3 +1021,26 @@ def test_two_holders_of_the_containers_address_are_named(healed):
            "net.ipv4.conf.eth0.arp_ignore=0", check=False)
         sh("ip", "-n", "ndlab-web", "addr", "del", "172.29.0.2/24", "dev", "eth0", check=False)
         sh("ip", "-n", "ndlab-host", "neigh", "flush", "dev", "ndbr0", check=False)
+
+
+def test_a_transparent_proxy_that_is_not_running_is_named_for_its_port_only(healed):
+    """The host REDIRECTs the container's HTTP to a local port nothing listens on (a proxy
+    that is down): the TCP probe to port 80 was `unknown` (NO_SOCKET at the host veth). It is
+    named, with the rule; its deletion, run as printed, heals. ICMP, which the rule does not
+    touch, is answered, and the finding is not its cause."""
+    rule = ("PREROUTING", "-i", "ndbr0", "-p", "tcp", "--dport", "80", "-j", "REDIRECT",
+            "--to-ports", "3128")
+    in_ns("ndlab-host", "iptables", "-t", "nat", "-I", *rule)
+    try:
+        rc, doc, v = trace("test", "203.0.113.80", "--port", "80")
+        assert rc == 1 and v["cause"] == "destination-redirected", v
+        f = next(f for f in doc["findings"] if f["id"] == "destination-redirected")
+        assert f["evidence"]["nothing_listens"] == ["tcp/3128"], f
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 0 and v["reachable"], v
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "203.0.113.80", "--port", "80")
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        sh("ip", "netns", "exec", "ndlab-host", "iptables", "-t", "nat", "-D", *rule,
+           check=False)

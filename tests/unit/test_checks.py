@@ -350,6 +350,28 @@ def _host_learnt(snap, address, mac, state="REACHABLE"):
         Neighbour(address, "ndbr0", mac, (state,)),)))
 
 
+NAT_AWAY = ("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+            "-A PREROUTING {match} -j {target}\nCOMMIT\n")
+
+
+def _nat_away(match="-d 198.18.0.1", target="DNAT --to-destination 198.51.100.77",
+              listeners=None, failed=None):
+    """The lab host's nat PREROUTING sending the container's requests elsewhere; with
+    listeners, the host's listening sockets as read; with failed, a FAILED entry for it."""
+    from netdoctor.diagnose.facts.namespace import Neighbour
+
+    snap = E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
+        NAT_AWAY.format(match=match, target=target)))
+    key = E.host_key(snap)
+    hosts = dict(snap.hosts)
+    hosts[key] = replace(hosts[key], listeners=listeners)
+    snap = replace(snap, hosts=hosts)
+    if failed:
+        snap = E.edit_host_ns(snap, lambda ns: replace(ns, neighbours=ns.neighbours + (
+            Neighbour(failed, "eth0", None, ("FAILED",)),)))
+    return snap
+
+
 MANGLE_TTL = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
               ":POSTROUTING ACCEPT [0:0]\n-A {chain} -s 172.29.0.2/32 -j TTL --ttl-{how} {n}\n"
               "COMMIT\n")
@@ -700,6 +722,12 @@ CASES = {
                           ("the host learnt another MAC for it",
                            _host_learnt(HEALTHY, "172.29.0.2", "02:00:00:00:00:99"),
                            "lab:test")],
+    "destination-redirected": [
+        ("DNAT to an address nothing answers ARP for", _nat_away(failed="198.51.100.77"),
+         "lab:test"),
+        ("REDIRECT to a port nothing listens on", _nat_away(
+            "-i ndbr0 -p tcp --dport 80", "REDIRECT --to-ports 3128", listeners=[]),
+         "lab:test")],
     "ipv6-dad-failed": [("a duplicate of its address", _toward6(_dad_failed(HEALTHY)),
                          "lab:test")],
     "neighbour-discovery-dropped": [
@@ -2689,3 +2717,77 @@ def test_duplicate_address_names_the_other_holder_and_no_fix():
     assert "02:00:00:00:00:99" in learnt.message
     assert found(_host_learnt(HEALTHY, "172.29.0.2", "02:00:00:00:00:99", "STALE")) == []
     assert found(HEALTHY) == []
+
+
+def test_destination_redirected_says_where_the_requests_land():
+    """A DNAT or REDIRECT of the container's requests: an error where they land on nothing
+    (no listener on the host's port, no route, no ARP answer), its fix the rule's deletion;
+    a warning, verify only, where something may answer (a running proxy, an address that
+    answers); the flows it translates are named, and a trace's verdict uses it only for
+    those."""
+    def finding(snap):
+        found = [f for f in run_checks(snap) if f.id == "destination-redirected"
+                 and f.subject == "lab:test"]
+        return found[0] if found else None
+
+    dead = finding(_nat_away(failed="198.51.100.77"))
+    assert dead.severity == "error" and "nothing answers ARP for 198.51.100.77" in dead.message
+    assert dead.evidence["flows"] == ["icmp", "tcp/80", "tcp/443", "udp/53"]
+    assert dead.fix == "ip netns exec ndlab-host iptables -t nat -D PREROUTING 1"
+    proxy = finding(_nat_away("-i ndbr0 -p tcp --dport 80", "REDIRECT --to-ports 3128",
+                              listeners=[]))
+    assert proxy.evidence["flows"] == ["tcp/80"] and proxy.evidence["nothing_listens"] == \
+        ["tcp/3128"]
+    running = finding(_nat_away("-i ndbr0 -p tcp --dport 80", "REDIRECT --to-ports 3128",
+                                listeners=[{"proto": "tcp", "address": "0.0.0.0",
+                                            "port": 3128}]))
+    assert running.severity == "warning" and running.fix == "" and running.verify == \
+        "ip netns exec ndlab-host iptables -t nat -S PREROUTING"
+    assert finding(_nat_away()).severity == "warning"  # nothing known of 198.51.100.77
+    assert finding(HEALTHY) is None
+
+
+def test_a_finding_about_some_flows_is_not_the_cause_for_another_probe():
+    """A REDIRECT of tcp/80 explains a TCP probe to port 80 stopped at the host, not an
+    ICMP probe stopped there."""
+    from netdoctor.checks import Finding
+    from netdoctor.diagnose.reason import evidence as EV, verdict as V
+
+    f = Finding(id="destination-redirected", severity="error", scope="host",
+                subject="lab:test", message="", fix="x",
+                evidence={"flows": ["tcp/80"], "stops_at": ["host-veth", "bridge"],
+                          "direction": "request"})
+    hv = EV.HopVerdict(False, "host-veth", "request")
+    tcp = V.Case(hv, [], [f], flow=EV.Flow("tcp", "172.29.0.2", "198.18.0.1", dport=80))
+    icmp = V.Case(hv, [], [f], flow=EV.Flow("icmp", "172.29.0.2", "198.18.0.1"))
+    assert tcp.for_probe(f) and not icmp.for_probe(f)
+    assert V.decide(tcp).cause == "destination-redirected"
+    assert V.decide(icmp).cause != "destination-redirected"
+
+
+DOCKER_NAT = ("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+              ":DOCKER - [0:0]\n"
+              "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n"
+              "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 80 -j DNAT --to-destination "
+              "172.17.0.2:80\nCOMMIT\n")
+
+
+def test_published_ports_of_another_network_do_not_redirect_the_containers_requests():
+    """Docker sends only what is addressed to the host itself (`-m addrtype --dst-type
+    LOCAL`) to its DOCKER chain, where a published port 80 is DNATed for every interface but
+    docker0. A container on another bridge asking the internet on port 80 is not
+    redirected: the address type is now evaluated, and was taken as met."""
+    snap = E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(DOCKER_NAT))
+    assert not [f for f in run_checks(snap) if f.id == "destination-redirected"]
+    from netdoctor.diagnose.reason.rules import Packet, evaluate
+
+    ruleset = Ruleset(tuple(iptables_save.parse_iptables_save(DOCKER_NAT)))
+    to_host = Packet("172.29.0.2", "198.51.100.2", "ndbr0", None, "tcp", 80, dst_local=True)
+    assert evaluate(ruleset, "prerouting", to_host, type_="nat").verdict == "dnat"
+    unknown = Packet("172.29.0.2", "198.51.100.2", "ndbr0", None, "tcp", 80)
+    out = evaluate(ruleset, "prerouting", unknown, type_="nat")
+    assert out.verdict == "dnat" and [r.chain for r in out.guessed] == ["PREROUTING"]
+    # nft's spelling: fib daddr type local
+    m = nft_json._nft_match({"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}},
+                             "right": "local"})
+    assert (m.kind, m.values) == ("dsttype", ("local",))

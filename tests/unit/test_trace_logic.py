@@ -848,3 +848,21 @@ def test_a_request_that_comes_back_round_is_a_routing_loop():
     assert V.decide(V.Case(hv, plain, [back], [], [], flow)).cause == "route-back-out"
     assert V.decide(V.Case(E.HopVerdict(False, "uplink", "request"), sightings(
         [1, 1, 1, 1], [0, 0, 0, 0]), [back], [], [], flow)).cause != "route-back-out"
+
+
+def test_a_translated_destination_nothing_answered_for_during_the_probe_is_an_error():
+    """The host DNATs the destination to an address netdoctor knew nothing of (a warning,
+    verify only); during the probe the uplink asked ARP for it and nothing answered: that
+    confirms it, and deleting the rule becomes the fix."""
+    warned = Finding(id="destination-redirected", severity="warning", scope="host",
+                     subject="lab:test", message="sent to 198.51.100.77 instead", fix="",
+                     verify="ip netns exec h iptables -t nat -S PREROUTING",
+                     evidence={"address": "198.51.100.77"},
+                     vars={"deletion": "ip netns exec h iptables -t nat -D PREROUTING 1"})
+    s = sightings([1, 1, 1, 0], [0, 0, 0, 0])
+    s[3] = E.HopSighting("uplink", "eth0", "ns", 0, 0, arp_requests=3,
+                         arp_unanswered=("198.51.100.77",))
+    (f,) = V.confirmed_by_answer([warned], [], s)
+    assert (f.severity, f.fix, f.verify) == \
+        ("error", "ip netns exec h iptables -t nat -D PREROUTING 1", "")
+    assert V.confirmed_by_answer([warned], [], sightings([1, 1, 1, 0], [0, 0, 0, 0])) == [warned]

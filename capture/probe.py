@@ -269,3 +269,56 @@ def dns_query(server: str, name: str, sport: int, timeout: float, stop=None,
 
 def random_port() -> int:
     return random.randrange(33000, 60000)
+
+
+ETH_P_ARP = 0x0806
+
+
+def arp_request(src_mac: str, src_ip: str, target: str) -> bytes:
+    """A broadcast ARP request for target, from src_ip at src_mac (RFC 826 over Ethernet)."""
+    mac = bytes.fromhex(src_mac.replace(":", ""))
+    return (b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
+            + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + socket.inet_aton(src_ip)
+            + b"\x00" * 6 + socket.inet_aton(target))
+
+
+def arp_answers(frames, target: str) -> list:
+    """The MACs that answered ARP for target among raw Ethernet frames, in order, once each."""
+    out = []
+    want = socket.inet_aton(target)
+    for raw in frames:
+        if len(raw) < 42 or raw[12:14] != b"\x08\x06" or raw[20:22] != b"\x00\x02" \
+                or raw[28:32] != want:
+            continue
+        mac = raw[22:28].hex(":")
+        if mac not in out:
+            out.append(mac)
+    return out
+
+
+def ask_arp(dev: str, src_mac: str, src_ip: str, target: str, timeout: float) -> list:
+    """Ask once, from dev of the calling thread's namespace, who has target: the MACs that
+    answered within timeout. One broadcast request, as `arping -c 1` sends; the kernel's own
+    neighbour table is not asked or changed (a static entry keeps what it names)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    try:
+        s.bind((dev, ETH_P_ARP))
+        s.setblocking(False)
+        s.send(arp_request(src_mac, src_ip, target))
+        frames, deadline = [], time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([s], [], [], left)
+            if not ready:
+                break
+            try:
+                frames.append(s.recv(2048))
+            except BlockingIOError:
+                continue
+            if arp_answers(frames, target):
+                deadline = min(deadline, time.monotonic() + 0.05)  # a second answerer?
+        return arp_answers(frames, target)
+    finally:
+        s.close()

@@ -34,7 +34,9 @@ class NeighbourFailed(Check):
                  ("request", "destination"),
                  ("reply", "bridge"),
                  ("reply", "host-veth"),
-                 ("reply", "container"))
+                 ("reply", "container"),
+                 # (only for a static entry of the uplink gateway that ARP contradicts)
+                 ("request", "uplink"))
     precedence = 16
 
     def run(self, ctx):
@@ -55,6 +57,10 @@ class NeighbourFailed(Check):
         wrong = self._gateway_mac_wrong(ctx)
         if wrong is not None:
             yield wrong
+            return
+        upstream = self._uplink_gateway_pinned(ctx, uplink_hop)
+        if upstream is not None:
+            yield upstream
             return
         pinned = self._container_mac_pinned(ctx)
         if pinned is not None:
@@ -89,6 +95,9 @@ class NeighbourFailed(Check):
             return None
         mac, holder = known
         n = _cached_otherwise(ctx.namespace, gw, eth.name, mac)
+        # Asked and answered: the frames for the gateway that leave by a macvlan parent (the
+        # uplink hop) go to a MAC nobody has, which the answer proves.
+        asked = holder.startswith("it answered")
         if n is not None:
             return self.finding(
                 ctx, f"{ctx.subject}: its gateway {gw} is cached as {n.lladdr} "
@@ -96,9 +105,38 @@ class NeighbourFailed(Check):
                      f"gateway go to an address nobody has",
                 {"netns": ctx.vars["container_ns"], "neighbour": gw, "dev": n.dev,
                  "lladdr": n.lladdr, "state": list(n.state), "gateway_mac": mac,
-                 "direction": "request", "stops_at": GATEWAY_STOPS},
+                 "direction": "request",
+                 "stops_at": GATEWAY_STOPS + (["uplink"] if asked else [])},
                 "{in_container}ip neigh del {gateway} dev {eth}", next_hop=gw,
                 neighbour_dev=eth.name, in_neighbour_ns=ctx.vars["in_container"])
+        return None
+
+    def _uplink_gateway_pinned(self, ctx, hop):
+        """The host's static entry for its uplink gateway names a MAC, and the gateway
+        answered netdoctor's one ARP request from another: everything the host routes out
+        goes to a MAC nobody there has (a router replaced, a static entry from an old
+        setup). The kernel never asks again for a static entry's address."""
+        h = ctx.host_ns
+        if h is None or not hop or not hop.get("via"):
+            return None
+        gw, dev = hop["via"], hop["name"]
+        answered = h.answered(gw, dev)
+        if not answered:
+            return None
+        for n in h.neighbours_of(gw, dev):
+            if n.lladdr and {"PERMANENT", "NOARP"} & set(n.state) \
+                    and n.lladdr.lower() not in answered:
+                return self.finding(
+                    ctx, f"{ctx.vars['host_ns']} holds a {'/'.join(n.state)} neighbour entry "
+                         f"for its uplink gateway {gw} on {dev} naming {n.lladdr}, but {gw} "
+                         f"answers ARP from {', '.join(answered)}: the host sends everything "
+                         f"it routes out to a MAC the gateway does not have, and never asks "
+                         f"again",
+                    {"netns": ctx.vars["host_ns"], "neighbour": gw, "dev": dev,
+                     "lladdr": n.lladdr, "state": list(n.state), "answered": answered,
+                     "direction": "request", "stops_at": ["uplink"]},
+                    "{in_host}ip neigh del " + f"{gw} dev {dev}", next_hop=gw,
+                    neighbour_dev=dev, in_neighbour_ns=ctx.vars["in_host"])
         return None
 
     def _peer_mac_wrong(self, ctx):
@@ -167,6 +205,10 @@ def _gateway_mac(ctx, gw: str):
             ctx.host_ns.sysctls, veth.name)):
         # a routed veth answers for the gateway itself: its own address, or by proxy ARP
         return veth.mac, f"{veth.name}, which answers ARP for it, has"
+    eth = ctx.egress
+    answered = ctx.namespace.answered(gw, eth.name) if eth is not None else None
+    if answered and len(answered) == 1:  # asked, as a static entry is never asked again
+        return answered[0], "it answered netdoctor's ARP request from"
     parent = ctx.uplink if ctx.path.get("mode") in LOWER_DEVICE_MODES else None
     if parent is None or ctx.host_ns is None:
         return None

@@ -332,6 +332,14 @@ class NamespaceSnapshot:
     # told: then they are dumped).
     netfilter_tables: typing.Tuple[str, ...] = ()
     fdb: tuple = ()  # FdbEntry of its tunnel devices and of bridge ports that do not learn
+    # Who answered one ARP request for each next hop it holds a static (PERMANENT, NOARP)
+    # entry for: {"ADDRESS DEV": [MAC, ...]} ([] when nothing did). A static entry is never
+    # asked again by the kernel; this says whether what it names is still the neighbour's.
+    asked: typing.Dict[str, list] = field(default_factory=dict)
+
+    def answered(self, address: str, dev: str) -> Optional[list]:
+        """The MACs that answered netdoctor's ARP for address on dev; None if not asked."""
+        return self.asked.get(f"{address} {dev}")
 
     def neighbour_mac(self, address: str, dev: str) -> Optional[str]:
         """The MAC a usable neighbour entry gives address on dev (not FAILED, INCOMPLETE)."""
@@ -489,6 +497,7 @@ class NamespaceSnapshot:
             "sysctls": dict(self.sysctls),
             "netfilter_tables": list(self.netfilter_tables),
             "fdb": [asdict(e) for e in self.fdb],
+            **({"asked": {k: list(v) for k, v in self.asked.items()}} if self.asked else {}),
         }
 
     @classmethod
@@ -504,4 +513,16 @@ class NamespaceSnapshot:
             sysctls=dict(data.get("sysctls", {})),
             netfilter_tables=tuple(data.get("netfilter_tables", ())),
             fdb=tuple(_from_dict(FdbEntry, e) for e in data.get("fdb", ())),
+            asked=_asked(data.get("asked", {})),
         )
+
+
+def _asked(doc) -> dict:
+    """The ARP answers of a snapshot's JSON, validated."""
+    if not (isinstance(doc, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(m, str) for m in v)
+            for k, v in doc.items())):
+        from ..errors import ParseError
+
+        raise ParseError("snapshot: asked must map 'ADDRESS DEV' to the MACs that answered")
+    return {k: list(v) for k, v in doc.items()}

@@ -7,6 +7,7 @@ FDB entries over rtnetlink (rtdump.py; `ip -j -d` and `bridge -j` if that fails)
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -821,3 +822,49 @@ def read_offloads(ns: netns.Netns, devices: list) -> Optional[dict]:
     error counter: {"features": {dev: {feature: on|off}}, "udp_in_csum_errors": N}. None
     without ethtool."""
     return netns.call_in(ns, _offloads_here, devices) if devices else None
+
+
+# ------------------------------------------------------------------ static neighbours
+
+STATIC_STATES = {"PERMANENT", "NOARP"}
+ARP_WAIT = 0.3  # seconds for an answer on a link: a neighbour on it answers in microseconds
+
+
+def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) -> dict:
+    """For each IPv4 next hop (address, dev) of next_hops that ns holds a static neighbour
+    entry for, the MACs that answered one ARP request for it from dev ({"ADDRESS DEV":
+    [MAC, ...]}): the kernel never asks again for what a static entry names, so a wrong
+    one is found only by asking. One broadcast each, answers waited for together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from netdoctor.capture import probe
+
+    asks = []
+    for address, dev in sorted(set(next_hops)):
+        if not address or ":" in address or not dev:
+            continue
+        if not any(STATIC_STATES & set(n.state) and n.lladdr
+                   for n in facts.neighbours_of(address, dev)):
+            continue
+        link = facts.link(name=dev)
+        if link is None or not link.mac:
+            continue
+        own = [a for a in link.addresses if a.family == "inet"]
+        src = next((a.local for a in own
+                    if ipaddress.ip_address(address) in a.interface.network),
+                   own[0].local if own else None)
+        if src is not None:
+            asks.append((address, dev, link.mac, src))
+    if not asks:
+        return {}
+
+    def ask(one):
+        address, dev, mac, src = one
+        try:
+            return netns.call_in(ns, probe.ask_arp, dev, mac, src, address, ARP_WAIT)
+        except (OSError, NetdoctorError):
+            return None
+
+    with ThreadPoolExecutor(max_workers=min(len(asks), 8)) as pool:
+        answers = list(pool.map(ask, asks))
+    return {f"{a} {d}": got for (a, d, _, _), got in zip(asks, answers) if got is not None}

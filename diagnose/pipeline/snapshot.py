@@ -199,8 +199,12 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
                 listeners = gather.read_listeners(t.netns)
             except NetdoctorError as e:
                 problems.append(f"{t.label}: its listening sockets: {e}")
+        own = read(t.netns)
+        asked = gather.ask_static_neighbours(t.netns, own, [
+            (l.gateway, l.dev) for label, l in report.lookups if label == t.netns.label])
         containers.append(ContainerFacts(
-            target=t.to_dict(), path=report.to_dict(), namespace=read(t.netns),
+            target=t.to_dict(), path=report.to_dict(),
+            namespace=replace(own, asked=asked) if asked else own,
             host_inode=host_inode, resolv_conf=conf_text, listeners=listeners,
             policy_rules=_rules_if_refused(t, report)))
         probe_from.append(t.netns)
@@ -213,6 +217,11 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
     for inode, ns in host_inodes.items():
         try:
             facts = read(ns)
+            asked = gather.ask_static_neighbours(ns, facts, [
+                (l.get("gateway"), l.get("dev")) for c in containers
+                for l in c.path.get("route_lookups", ()) if l.get("netns") == ns.label])
+            if asked:
+                facts = replace(facts, asked=asked)
             tunnels = [l.name for l in facts.tunnels]
             ruleset = read.netfilter(ns)
             hosts[str(inode)] = HostFacts(facts, ruleset,

@@ -449,6 +449,13 @@ BY_HAND = {
         ("ndlab-host", "sh", "-c", "iptables -t nat -D PREROUTING -d 203.0.113.80 -j DNAT "
          "--to-destination 198.51.100.77; conntrack -F 2>/dev/null; true"),
         "destination-redirected"),
+    # The host's static entry for its uplink gateway names a MAC the gateway does not have:
+    # it was upstream-no-reply (the loss "beyond this host"). netdoctor asks ARP once.
+    "uplink gateway pinned to a wrong MAC": (
+        [("ndlab-host", "ip", "neigh", "replace", "198.51.100.1", "lladdr",
+          "02:00:00:00:00:99", "dev", "eth0", "nud", "permanent")],
+        ("ndlab-host", "sh", "-c", "ip neigh del 198.51.100.1 dev eth0; true"),
+        "neighbour-failed"),
     "nft sets TTL 1": (
         [("ndlab-host", "nft", "add", "table", "ip", "ndt"),
          ("ndlab-host", "nft", "add", "chain", "ip", "ndt", "pre",

@@ -336,6 +336,17 @@ def _routed_back(snap, web_forwards=False, web_route=None, only=None):
     return snap
 
 
+def _uplink_gateway_pinned(snap, mac="02:00:00:00:00:99", answered=("5e:d9:c6:9b:aa:01",)):
+    """The host's PERMANENT entry for its uplink gateway naming mac, and the gateway's
+    answers to netdoctor's ARP request."""
+    from netdoctor.diagnose.facts.namespace import Neighbour
+
+    return E.edit_host_ns(snap, lambda ns: replace(ns, neighbours=tuple(
+        n for n in ns.neighbours if n.dst != "198.51.100.1") + (
+        Neighbour("198.51.100.1", "eth0", mac, ("PERMANENT",)),),
+        asked={"198.51.100.1 eth0": list(answered)}))
+
+
 def _web_holds(snap, address):
     """lab:web given another address on its eth0 (lab:test's, or the gateway's)."""
     return E.edit_container_ns(snap, "web", lambda ns: E.add_address(ns, "eth0", address, 24))
@@ -893,6 +904,8 @@ CASES = {
                         HEALTHY, lambda ns: E.link(E.without_flag(ns, "eth0", "LOWER_UP"),
                                                    "eth0", operstate="DOWN")), "lab:test")],
     "neighbour-failed": [
+        ("the uplink gateway pinned to a MAC it does not answer from",
+         _uplink_gateway_pinned(HEALTHY), "lab:test"),
         ("container gateway FAILED", E.edit_container_ns(
             HEALTHY, "test", lambda ns: E.add_neighbour(ns, "172.29.0.1", "eth0", "FAILED")),
          "lab:test"),
@@ -2791,3 +2804,29 @@ def test_published_ports_of_another_network_do_not_redirect_the_containers_reque
     m = nft_json._nft_match({"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}},
                              "right": "local"})
     assert (m.kind, m.values) == ("dsttype", ("local",))
+
+
+def test_a_static_entry_for_the_uplink_gateway_is_judged_by_its_answer():
+    """The host's PERMANENT entry for its uplink gateway names a MAC the gateway did not
+    answer from: an error at the uplink, whose fix deletes the entry. The same MAC as the
+    answer, no answer at all, or not asked: nothing to say."""
+    def found(snap):
+        return [f for f in run_checks(snap) if f.id == "neighbour-failed"
+                and f.subject == "lab:test"]
+
+    (f,) = found(_uplink_gateway_pinned(HEALTHY))
+    assert f.evidence["stops_at"] == ["uplink"] and f.evidence["answered"] == \
+        ["5e:d9:c6:9b:aa:01"]
+    assert f.fix == "ip netns exec ndlab-host ip neigh del 198.51.100.1 dev eth0"
+    assert found(_uplink_gateway_pinned(HEALTHY, mac="5e:d9:c6:9b:aa:01")) == []
+    assert found(_uplink_gateway_pinned(HEALTHY, answered=())) == []
+    # A snapshot keeps what was asked, and refuses what is not a list of MACs.
+    from netdoctor.diagnose.facts.namespace import NamespaceSnapshot
+    from netdoctor.diagnose.errors import ParseError
+
+    ns = E.container(_uplink_gateway_pinned(HEALTHY), "test")
+    host = _uplink_gateway_pinned(HEALTHY).host(ns[1].host_inode).namespace
+    assert NamespaceSnapshot.from_dict(host.to_dict()).answered("198.51.100.1", "eth0") == \
+        ["5e:d9:c6:9b:aa:01"]
+    with pytest.raises(ParseError):
+        NamespaceSnapshot.from_dict(dict(host.to_dict(), asked={"198.51.100.1 eth0": "x"}))

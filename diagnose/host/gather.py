@@ -840,9 +840,7 @@ def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) 
     from netdoctor.capture import probe
 
     asks = []
-    for address, dev in sorted(set(next_hops)):
-        if not address or ":" in address or not dev:
-            continue
+    for address, dev in sorted({(a, d) for a, d in next_hops if a and d and ":" not in a}):
         if not any(STATIC_STATES & set(n.state) and n.lladdr
                    for n in facts.neighbours_of(address, dev)):
             continue

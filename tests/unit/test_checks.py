@@ -2830,3 +2830,15 @@ def test_a_static_entry_for_the_uplink_gateway_is_judged_by_its_answer():
         ["5e:d9:c6:9b:aa:01"]
     with pytest.raises(ParseError):
         NamespaceSnapshot.from_dict(dict(host.to_dict(), asked={"198.51.100.1 eth0": "x"}))
+
+
+def test_asking_static_neighbours_takes_lookups_without_a_gateway():
+    """Route lookups that answered no gateway (refused, on the link) are no next hops to ask
+    about: the lab host with forwarding off gave (None, None), and the trace crashed
+    sorting them."""
+    from netdoctor.diagnose.host import gather
+
+    _, c = E.container(HEALTHY, "test")
+    host = HEALTHY.host(c.host_inode).namespace
+    assert gather.ask_static_neighbours(None, host, [(None, None), ("198.51.100.1", "eth0"),
+                                                     (None, "eth0")]) == {}

@@ -439,7 +439,8 @@ def observe(target, plan: Plan, timeout: float, count: int,
     def all_dropped(sent: int) -> bool:
         # Stop waiting once the kernel has dropped every probe on the path: no reply can
         # come, and the evidence is in. (A silent loss further away still waits it out.)
-        return sent > 0 and len(E.dropped_skbs(kt.peek(), plan.lengths, path_devices)) >= sent
+        return E.all_probes_dropped(kt.peek(), plan.lengths, path_devices, plan.foreign_ports,
+                                    sent)
 
     if far is not None:  # armed first: the far side must be watching when the probe leaves
         far.peer.ask({"op": "arm", "hops": far.hops, "program": plan.program,

@@ -319,12 +319,18 @@ def _last_device(devices: list, path: Optional[set], foreign: frozenset = frozen
     return last
 
 
-def dropped_skbs(events: list, lengths: tuple, devices: set,
-                 foreign: frozenset = frozenset()) -> list:
-    """One entry per probe packet freed with a reason after being seen on one of devices.
-    (Counted per free, not per address: the kernel reuses one skb's memory for the next.)"""
-    return [(e.skbaddr, e.ts) for e, seen in probe_frees(events, lengths)
-            if _last_device(seen, devices, foreign, e.reason) in devices]
+def all_probes_dropped(events: list, lengths: tuple, devices: set, foreign: frozenset,
+                       sent: int) -> bool:
+    """Whether the kernel has freed, with a reason, as many probe packets on the path as were
+    sent: then no answer can come. A copy freed on a namesake of a path device after one of
+    the bridge's other ports is another container's, whatever the reason (a flooded copy:
+    the path's own copy may still arrive), though as evidence an OTHERHOST there still
+    counts (see _last_device)."""
+    if sent <= 0:
+        return False
+    ours = [e for e, seen in probe_frees(events, lengths)
+            if seen[-1] in devices and not (len(seen) > 1 and seen[-2] in foreign)]
+    return len(ours) >= sent
 
 
 def probe_drops(events: list, lengths: tuple, path: Optional[set] = None,

@@ -866,3 +866,26 @@ def test_a_translated_destination_nothing_answered_for_during_the_probe_is_an_er
     assert (f.severity, f.fix, f.verify) == \
         ("error", "ip netns exec h iptables -t nat -D PREROUTING 1", "")
     assert V.confirmed_by_answer([warned], [], sightings([1, 1, 1, 0], [0, 0, 0, 0])) == [warned]
+
+
+def test_a_namesake_drop_off_the_path_does_not_end_the_wait():
+    """Trace stops waiting once the kernel has dropped every probe on the path. After the
+    bridge was down and up, its forwarding table was empty and the replies were flooded:
+    the copy to lab:web was dropped on web's own eth0, a namesake of the path's eth0. That
+    counted as the probe's drop, the wait ended before the real reply was read, and the
+    verdict said the reply stopped at the container (a flaky live test). The bridge's other
+    ports tell the namesake apart here too."""
+    trace = "".join(
+        f"          <idle>-0       [000] ..s1.  2342.62{i:04d}: {line}\n" for i, line in enumerate([
+            "net_dev_queue: dev=ndbr0 skbaddr=00000000aaaa0001 len=98",
+            "net_dev_queue: dev=veth-web skbaddr=00000000aaaa0001 len=98",
+            "netif_receive_skb: dev=eth0 skbaddr=00000000aaaa0001 len=84",
+            "kfree_skb: skbaddr=00000000aaaa0001 rx_sk=0000000000000000 protocol=2048 "
+            "location=ip_rcv_core+0x22c reason: OTHERHOST"]))
+    events = parse_trace(trace)
+    path = {"eth0", "veth-test", "ndbr0"}
+    assert not E.all_probes_dropped(events, (84, 98), path, frozenset({"veth-web"}), 1)
+    # The same drop after the path's own veth is the probe's.
+    ours = parse_trace(trace.replace("dev=veth-web", "dev=veth-test"))
+    assert E.all_probes_dropped(ours, (84, 98), path, frozenset({"veth-web"}), 1)
+    assert not E.all_probes_dropped(ours, (84, 98), path, frozenset({"veth-web"}), 0)

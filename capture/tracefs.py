@@ -196,6 +196,17 @@ class Ahead:
         self._thread.start()
         return self
 
+    @classmethod
+    def made_now(cls) -> "Ahead":
+        """One made in the calling thread, for a KernelTrace that was given none."""
+        ahead = cls()
+        ahead._make()
+        return ahead
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
     def _make(self) -> None:
         try:
             self.root = self._stack.enter_context(runs.tracefs())
@@ -228,14 +239,14 @@ class Ahead:
     def take(self) -> tuple:
         """(root, instance, unavailable, the mount's release): the instance is the caller's
         to remove from now on."""
-        self._thread.join()
+        self._join()
         taken = (self.root, self.instance, self.unavailable, self._stack.pop_all())
         self.instance = None
         return taken
 
     def __exit__(self, *exc) -> None:
         with runs.signals_deferred():
-            self._thread.join()
+            self._join()
             try:
                 if self.instance and runs.remove_instance(self.instance):
                     runs.current().forget("tracefs-instance", self.instance)
@@ -279,36 +290,15 @@ class KernelTrace:
         return self
 
     def _arm(self) -> None:
-        if self.ahead is not None:
-            root, instance, unavailable, mount = self.ahead.take()
-            self._stack.enter_context(mount)
-            self.instance = instance
-            if unavailable or not instance:
-                self.unavailable = unavailable or "tracefs: no instance was made"
-                self._release()
-                return
-        else:
-            try:
-                root = self._stack.enter_context(runs.tracefs())
-            except runs.TracefsUnavailable as e:
-                self.unavailable = str(e)
-                return
-            except OSError as e:
-                self.unavailable = f"tracefs: {e.strerror or e}"
-                return
-            if not os.path.isdir(os.path.join(root, "events", "skb", "kfree_skb")):
-                self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
-                self._release()
-                return
-            run = runs.current()
-            instance = os.path.join(root, "instances", run.tag())
-            run.record("tracefs-instance", instance)
+        # Without an instance made ahead, the same is made here (signals are held).
+        root, instance, unavailable, mount = (self.ahead or Ahead.made_now()).take()
+        self._stack.enter_context(mount)
+        self.instance = instance
+        if unavailable or not instance:
+            self.unavailable = unavailable or "tracefs: no instance was made"
+            self._release()
+            return
         try:
-            if self.ahead is None:
-                os.mkdir(instance)
-                self.instance = instance
-                self._write("buffer_size_kb", BUFFER_KB)
-                self._write("tracing_on", "0")
             lens = " || ".join(f"len == {n}" for n in self.lengths) or "len > 0"
             for ev in ("net/net_dev_queue", "net/netif_receive_skb"):
                 self._write(f"events/{ev}/filter", lens)
@@ -329,7 +319,6 @@ class KernelTrace:
                                  os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
             self.unavailable = f"tracefs: {e.strerror or e}"
-            self.instance = instance
             self._release()
 
     def _arm_journal(self, root: str) -> None:

@@ -835,10 +835,6 @@ def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) 
     entry for, the MACs that answered one ARP request for it from dev ({"ADDRESS DEV":
     [MAC, ...]}): the kernel never asks again for what a static entry names, so a wrong
     one is found only by asking. One broadcast each, answers waited for together."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from netdoctor.capture import probe
-
     asks = []
     for address, dev in sorted({(a, d) for a, d in next_hops if a and d and ":" not in a}):
         if not any(STATIC_STATES & set(n.state) and n.lladdr
@@ -854,7 +850,10 @@ def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) 
         if src is not None:
             asks.append((address, dev, link.mac, src))
     if not asks:
-        return {}
+        return {}  # (nearly always: the imports below are for the rare static entry)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from netdoctor.capture import probe
 
     def ask(one):
         address, dev, mac, src = one

@@ -36,8 +36,9 @@ SHARED_READING = 8
 
 
 def _redirects_to_itself(ruleset, facts) -> bool:
-    """Whether a nat PREROUTING rule sends packets to this namespace itself: a REDIRECT, or a
-    DNAT to one of its own addresses (whose listeners then decide)."""
+    """Whether a nat rule may send packets to this namespace itself: a REDIRECT, or a DNAT
+    to one of its own addresses (whose listeners then decide). Every nat chain is looked
+    at: a PREROUTING's rules are often in the chains it jumps to (Docker's DOCKER)."""
     mine = facts.held_addresses
     for chain in ruleset.chains:
         if chain.table != "nat" and chain.type != "nat":

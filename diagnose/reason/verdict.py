@@ -295,7 +295,7 @@ def _finding_where_it_stopped(c: Case) -> Optional[str]:
     return c.blocking_here[0].id if c.blocking_here else None
 
 
-def _sent_back_out(c: Case) -> Optional[str]:
+def _sent_elsewhere(c: Case) -> Optional[str]:
     """Nothing else stops it where it stopped, and there the host sent it elsewhere: back
     into the network it came from, to an address netdoctor could not judge, or (its NAT)
     to another destination: that is where it went, and the route or rule that sent it is
@@ -461,7 +461,7 @@ RULES: list = [
     ("a wiring fault blocks where it stopped", _wiring_fault_where_it_stopped),
     ("a finding there agrees with the kernel's drop reason", _finding_the_kernel_confirms),
     ("a finding blocks where it stopped", _finding_where_it_stopped),
-    ("the host sent it back into the network it came from", _sent_back_out),
+    ("the host sent it elsewhere: back into its network, or by NAT", _sent_elsewhere),
     ("the wiring is broken earlier on the path", _wiring_fault_on_the_path),
     ("the destination's own checks found a fault", _fault_at_the_far_end),
     ("the far host received it and did not pass it on", _lost_on_the_far_host),

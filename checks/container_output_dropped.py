@@ -1,6 +1,6 @@
 from . import Check, register
 from .context import PROBE_FLOWS
-from ._rules import PAST, delete_rule, flow_name, rule_evidence
+from ._rules import PAST, delete_rule, flow_name, iptables_program, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -9,7 +9,7 @@ def _fix(outcome, eth: str) -> str:
         c = outcome.chain
         if c.backend == "nft":
             return f"{{in_container}}nft add rule {c.family} {c.table} {c.name} oifname {eth} accept"
-        return f"{{in_container}}iptables -t {c.table} -I {c.name} -o {eth} -j ACCEPT"
+        return f"{{in_container}}{iptables_program(c)} -t {c.table} -I {c.name} -o {eth} -j ACCEPT"
     return delete_rule(outcome.rule, "{in_container}")
 
 

@@ -31,7 +31,7 @@ class Packet:
     # port is one of its namespace's ephemeral ports, which one is chosen at connect().
     dport: Optional[object] = None
     ctstate: str = "new"  # new, established
-    family: str = "ip"
+    family: str = ""  # "ip" or "ip6"; by default its addresses'
     sport: Optional[object] = None
     # The ICMP type it carries, when it is not the probe's echo (a request while new, its
     # reply once established): a neighbour solicitation, 135.
@@ -40,6 +40,11 @@ class Packet:
     # walked (`-m addrtype --dst-type LOCAL`, nft `fib daddr type local`); None: not known.
     dst_local: Optional[bool] = None
     src_local: Optional[bool] = None
+
+    def __post_init__(self):
+        if not self.family:
+            v6 = ":" in (self.dst or "") or ":" in (self.src or "")
+            object.__setattr__(self, "family", "ip6" if v6 else "ip")
 
 
 @dataclass(frozen=True)

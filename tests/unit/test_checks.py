@@ -1706,6 +1706,21 @@ def test_container_output_drop_names_the_containers_rule_and_only_that_container
     assert "container-output-dropped" not in ids(run_checks(fine))
 
 
+def test_container_output_drop_is_judged_in_the_destinations_family():
+    """An IPv4 OUTPUT policy says nothing of what the container sends to an IPv6
+    destination; ip6tables' does."""
+    def dropping(family):
+        return E.edit_container(HEALTHY, "test", ruleset=Ruleset(iptables_save.parse_iptables_save(
+            "*filter\n:OUTPUT DROP [5:300]\n-A OUTPUT -o lo -j ACCEPT\nCOMMIT\n",
+            "iptables-nft", family)))
+
+    assert "container-output-dropped" not in ids(run_checks(_toward6(_dual_stack(dropping("ip")))))
+    f = next(f for f in run_checks(_toward6(_dual_stack(dropping("ip6"))))
+             if f.id == "container-output-dropped")
+    assert "ip6" in f.evidence["decided_by"] and f.fix.startswith(
+        "ip netns exec ndlab-test ip6tables ")
+
+
 def test_icmp_type_rules_are_evaluated_not_guessed():
     def with_rule(rule):
         return E.set_ruleset(HEALTHY, E.lab_rules(insert_after(":NDLAB-FORWARD - [0:0]", rule)))

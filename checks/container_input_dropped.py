@@ -48,7 +48,13 @@ class ContainerInputDropped(Check):
                             dport=ctx.ephemeral_ports if ports else None, ctstate="established",
                             family="ip6" if ":" in ctx.address else "ip")
             what = f"the answers to its {flow_name(proto, port)} requests to {ctx.destination}"
-        out = evaluate(ctx.container.ruleset, "input", packet)
+        # The ingress hook of its interface (nft netdev) comes first, INPUT after.
+        hook = "the ingress hook of " + eth.name
+        out = evaluate(ctx.container.ruleset, "ingress", packet, family="netdev",
+                       device=eth.name)
+        if out.verdict not in ("drop", "reject"):
+            hook = "INPUT"
+            out = evaluate(ctx.container.ruleset, "input", packet)
         if out.verdict not in ("drop", "reject"):
             return None
         ev = rule_evidence(out)
@@ -64,6 +70,11 @@ class ContainerInputDropped(Check):
                    f"{out.chain.name} iifname {eth.name} "
                    + ("ct state established,related accept" if state == "established"
                       else f"ip saddr {src} accept"))
+        verify = False
+        if out.rule is None and out.chain is not None and out.chain.family == "netdev":
+            # A device's policy: what else it keeps out is not known, only shown.
+            c = out.chain
+            fix, verify = f"{{in_container}}nft list chain {c.family} {c.table} {c.name}", True
         return self.finding(
-            ctx, f"{ctx.subject}'s own firewall {PAST[out.verdict]} {what} {how} in INPUT: "
-                 f"{out.describe()}", ev, fix, rule=out.describe())
+            ctx, f"{ctx.subject}'s own firewall {PAST[out.verdict]} {what} {how} in {hook}: "
+                 f"{out.describe()}", ev, fix, verify=verify, rule=out.describe())

@@ -4,13 +4,19 @@ from ._rules import PAST, delete_rule, flow_name, iptables_program, rule_evidenc
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
-def _fix(outcome, eth: str) -> str:
-    if outcome.rule is None:
-        c = outcome.chain
-        if c.backend == "nft":
-            return f"{{in_container}}nft add rule {c.family} {c.table} {c.name} oifname {eth} accept"
-        return f"{{in_container}}{iptables_program(c)} -t {c.table} -I {c.name} -o {eth} -j ACCEPT"
-    return delete_rule(outcome.rule, "{in_container}")
+def _fix(outcome, eth: str) -> tuple:
+    """(command, verify). A device's policy (nft netdev) is only shown: what else it is
+    meant to keep in is not known."""
+    c = outcome.chain
+    if outcome.rule is not None:
+        return delete_rule(outcome.rule, "{in_container}"), False
+    if c.family == "netdev":
+        return f"{{in_container}}nft list chain {c.family} {c.table} {c.name}", True
+    if c.backend == "nft":
+        return (f"{{in_container}}nft add rule {c.family} {c.table} {c.name} oifname {eth} "
+                f"accept"), False
+    return (f"{{in_container}}{iptables_program(c)} -t {c.table} -I {c.name} -o {eth} "
+            f"-j ACCEPT"), False
 
 
 @register
@@ -33,17 +39,24 @@ class ContainerOutputDropped(Check):
         for proto, port in PROBE_FLOWS:
             packet = Packet(src=ctx.address, dst=ctx.destination, iif=None, oif=eth.name,
                             proto=proto, dport=port,
-                            sport=ctx.ephemeral_ports if port is not None else None)
+                            sport=ctx.ephemeral_ports if port is not None else None,
+                            family="ip6" if ctx.family == "inet6" else "ip")
+            hook = "OUTPUT"
             out = evaluate(ruleset, "output", packet)
+            if out.verdict not in ("drop", "reject"):
+                # Then the egress hook of its interface (nft netdev).
+                hook = "the egress hook of " + eth.name
+                out = evaluate(ruleset, "egress", packet, family="netdev", device=eth.name)
             if out.verdict not in ("drop", "reject"):
                 continue
             flow = flow_name(proto, port)
             how = "by policy" if out.by_policy else "by a rule"
             ev = rule_evidence(out)
             ev.update({"flow": flow, "packet": f"{packet.src} -> {packet.dst} out {eth.name}"})
+            fix, verify = _fix(out, eth.name)
             yield self.finding(
                 ctx, f"{ctx.subject}'s own firewall {PAST[out.verdict]} what it sends "
-                     f"({flow}, {packet.src} -> {packet.dst}) {how} in OUTPUT: "
+                     f"({flow}, {packet.src} -> {packet.dst}) {how} in {hook}: "
                      f"{out.describe()}; nothing leaves the container",
-                ev, _fix(out, eth.name), rule=out.describe())
+                ev, fix, verify=verify, rule=out.describe())
             return

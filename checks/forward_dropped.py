@@ -23,14 +23,42 @@ HOOKS = ("prerouting", "forward", "postrouting")
 # A bridged container's frames meet the bridge family's hooks first (nftables' bridge tables,
 # ebtables-nft): on their way in from its port up to the host, on the way out to it.
 BRIDGE_HOOKS = {"request": ("prerouting", "input"), "reply": ("output", "postrouting")}
-# (direction, hook) -> the hops where a drop there leaves the packet last seen
+# (direction, hook) -> the hops where a drop there leaves the packet last seen. A device's
+# ingress hook (nft netdev, inet ingress) runs after captures have seen the frame on that
+# device, its egress hook before.
 STOPS_AT = {("request", "bridge prerouting"): ["host-veth"],
             ("request", "bridge input"): ["host-veth"],
             ("reply", "bridge output"): ["bridge"], ("reply", "bridge postrouting"): ["bridge"],
             ("request", "prerouting"): ["host-veth", "bridge"],
             ("request", "forward"): ["bridge"], ("request", "postrouting"): ["bridge"],
             ("reply", "prerouting"): ["uplink"], ("reply", "forward"): ["uplink"],
-            ("reply", "postrouting"): ["uplink"]}
+            ("reply", "postrouting"): ["uplink"],
+            ("request", "ingress host-veth"): ["host-veth"],
+            ("request", "ingress bridge"): ["bridge"],
+            ("request", "egress uplink"): ["host-veth", "bridge"],
+            ("reply", "ingress uplink"): ["uplink"],
+            ("reply", "egress bridge"): ["uplink"],
+            ("reply", "egress host-veth"): ["bridge", "uplink"]}
+
+
+def _steps(ctx, direction: str) -> list:
+    """The hooks the packet crosses in the host, in order: (hook, family, device, role of
+    the device): the IP hooks, the bridge family's on a bridged container's port, and the
+    ingress and egress hooks of each device (nft netdev)."""
+    port, bridge, out = ctx.host_veth, ctx.bridge, ctx.host_egress
+    on_bridge = bridge is not None and port is not None and port.master == bridge.ifindex
+    ip = [(hook, None, None, None) for hook in HOOKS]
+    if direction == "request":
+        steps = [("ingress", "netdev", port, "host-veth")]
+        if on_bridge:
+            steps += [(hook, "bridge", None, None) for hook in BRIDGE_HOOKS[direction]]
+            steps.append(("ingress", "netdev", bridge, "bridge"))
+        return steps + ip + [("egress", "netdev", out, "uplink")]
+    steps = [("ingress", "netdev", out, "uplink")] + ip
+    if on_bridge:
+        steps.append(("egress", "netdev", bridge, "bridge"))
+        steps += [(hook, "bridge", None, None) for hook in BRIDGE_HOOKS[direction]]
+    return steps + [("egress", "netdev", port, "host-veth")]
 
 
 def _first_drop(ctx, packet, direction: str) -> tuple:
@@ -38,44 +66,72 @@ def _first_drop(ctx, packet, direction: str) -> tuple:
     packet; else FORWARD's outcome (with what it could not judge)."""
     forward = None
     port = ctx.host_veth
-    if ctx.bridge is not None and port is not None and port.master == ctx.bridge.ifindex:
-        for hook in BRIDGE_HOOKS[direction]:
+    for hook, family, device, role in _steps(ctx, direction):
+        if family == "netdev":
+            if device is None or role == "uplink" and device == ctx.ingress:
+                continue  # (bridged from port to port: no uplink)
+            seen = _as_met(ctx, packet, direction, "after" if hook == "egress"
+                           else "prerouting")
+            if seen is None:
+                continue
+            seen = replace(seen, iif=device.name, oif=None) if hook == "ingress" else \
+                replace(seen, iif=None, oif=device.name)
+            out = evaluate(ctx.host.ruleset, hook, seen, family="netdev", device=device.name)
+            name = f"{hook} {role}"
+        elif family == "bridge":
             seen = replace(packet, iif=port.name, oif=None) if direction == "request" else \
                 replace(packet, iif=None, oif=port.name)
             out = evaluate(ctx.host.ruleset, hook, seen, family="bridge")
-            if out.verdict in ("drop", "reject"):
-                return f"bridge {hook}", seen, out
-    for hook in HOOKS:
-        seen = _as_met(ctx, packet, direction, hook)
-        if seen is None:
-            continue
-        out = evaluate(ctx.host.ruleset, hook, seen)
-        if hook == "forward":
-            forward = (hook, seen, out)
+            name = f"bridge {hook}"
+        else:
+            seen = _as_met(ctx, packet, direction, hook)
+            if seen is None:
+                continue
+            out = evaluate(ctx.host.ruleset, hook, seen)
+            name = hook
+            if hook == "forward":
+                forward = (hook, seen, out)
         if out.verdict in ("drop", "reject"):
-            return hook, seen, out
+            return name, seen, out
     return forward
+
+
+def _hook_words(hook: str, packet) -> str:
+    """How a message names the hook: FORWARD; the ingress hook of veth1 (nft netdev)."""
+    words = hook.split()
+    if words[0] in ("ingress", "egress"):
+        return f"the {words[0]} hook of {packet.iif or packet.oif}"
+    return hook.upper()
 
 
 def _as_met(ctx, packet, direction: str, hook: str):
     """The packet as the hook meets it: before routing it has no way out yet; an answer
     arriving before its NAT is undone is still addressed to the address the request was
-    translated to (None when that address is not known)."""
+    translated to, and a request leaving after its NAT (a device's egress hook: "after")
+    comes from it (None when that address is not known)."""
+    if hook == "after" and direction == "request":
+        to = _translated_source(ctx)
+        return packet if to is None else replace(packet, src=to) if to else None
     if hook != "prerouting":
         return packet
     packet = replace(packet, oif=None)
     if direction != "reply":
         return packet
+    to = _translated_source(ctx)
+    return packet if to is None else replace(packet, dst=to) if to else None
+
+
+def _translated_source(ctx):
+    """The address nat POSTROUTING gives the container's request ("" when it is not known),
+    or None when its source is not translated."""
     walked = ctx.source_nat
     if walked is None or walked[1].verdict not in ("masquerade", "snat"):
-        return packet
+        return None
     out = walked[1]
     if out.verdict == "snat":
         span = translated_to(out.rule.to) if out.rule else None
-        to = str(span[0]) if span else ""
-    else:
-        to = next((a.local for a in global_addresses(ctx.host_egress, ctx.family)), "")
-    return replace(packet, dst=to) if to else None
+        return str(span[0]) if span else ""
+    return next((a.local for a in global_addresses(ctx.host_egress, ctx.family)), "")
 
 
 def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> tuple:
@@ -145,7 +201,8 @@ class ForwardDropped(Check):
                             if docker_internal(out) else "")
                     ev = rule_evidence(out)
                     ev.update({"direction": direction, "flow": flow_name(proto, port),
-                               "packet": f"{packet.src} -> {packet.dst} in {packet.iif}" + (
+                               "packet": f"{packet.src} -> {packet.dst}" + (
+                                   f" in {packet.iif}" if packet.iif else "") + (
                                    f" out {packet.oif}" if packet.oif else "") + (
                                    " (established)" if direction == "reply" else ""),
                                "hook": hook, "stops_at": STOPS_AT[direction, hook]})
@@ -153,7 +210,7 @@ class ForwardDropped(Check):
                     yield self.finding(
                         ctx, f"{PLURAL[direction]} of {ctx.subject} ({flow_name(proto, port)}, "
                              f"{packet.src} -> {packet.dst}) are {PAST[out.verdict]} {how} in "
-                             f"{hook.upper()}: {out.describe()}",
+                             f"{_hook_words(hook, packet)}: {out.describe()}",
                         ev, fix, verify=verify, rule=out.describe(), direction=direction)
                     return
                 uncertain.extend(out.uncertain)

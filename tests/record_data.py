@@ -5,7 +5,8 @@ it records from and removes it afterwards:
   lab     the built-in lab (`netdoctor lab up`, healthy): lab-checks-snapshot.json,
           lab-snapshot.json (test, host, web), lab-trace-east-west.json,
           lab-trace-forward-drop.json, ndlab-{host,test}.batch.json, ndlab-{host,test}.route6.json,
-          route-get-forward.json, route-get-noforward.{out,err} (with forwarding off)
+          route-get-forward.json, route-get-noforward.{out,err} (with forwarding off),
+          nft-chain-dumps.hex (the kernel's chain dumps, with device-bound chains added)
   docker  a real dockerd in a sealed host with two containers on a user-defined network:
           docker-checks-snapshot.json, docker-iptables-save-c.txt, docker-nft.json,
           docker-plus-native-nft.json (the same with a native `inet fw` table added)
@@ -80,8 +81,49 @@ def record_lab() -> None:
         refused = ip("ndlab-host", "-j", *query, check=False)
         write("route-get-noforward.out", refused.stdout)
         write("route-get-noforward.err", refused.stderr)
+        record_chain_dumps("ndlab-host")
     finally:
         netdoctor("lab", "down")
+
+
+DEVICE_CHAINS = """table netdev f {
+    chain c { type filter hook ingress devices = { veth-test, veth-web } priority 0; }
+    chain d { type filter hook egress device eth0 priority 0; }
+    chain plain { }
+    chain w { type filter hook ingress devices = { "vx*" } priority 0; }
+}
+table inet g {
+    chain i { type filter hook ingress device ndbr0 priority 0; }
+    chain fw { type filter hook forward priority 0; }
+}
+"""
+
+
+def record_chain_dumps(ns: str) -> None:
+    """The kernel's NFT_MSG_GETCHAIN dumps of the netdev and the inet family, as hex, with
+    DEVICE_CHAINS added for the time of the recording."""
+    code = """
+import socket, struct, sys
+from netdoctor.diagnose.host import nfnetlink as n
+with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, n.NETLINK_NETFILTER) as s:
+    for seq, family in enumerate((5, 1), 1):
+        s.send(struct.pack("=IHHIIBBH", 20, n.NFT_GETCHAIN, 1 | n.NLM_F_DUMP, seq, 0,
+                           family, 0, 0))
+        dump = b""
+        while not n.parse_nft_chain_answers(dump)[1]:
+            dump += s.recv(65536)
+        print(dump.hex())
+"""
+    sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=DEVICE_CHAINS)
+    try:
+        dumps = sh("ip", "netns", "exec", ns, sys.executable, "-c", code).stdout
+    finally:
+        sh("ip", "netns", "exec", ns, "nft", "delete", "table", "netdev", "f")
+        sh("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "g")
+    write("nft-chain-dumps.hex",
+          "# NFT_MSG_GETCHAIN dumps of a real namespace (tests/record_data.py): netdev, then\n"
+          "# inet, with these tables added:\n"
+          + "".join(f"# {line}\n" for line in DEVICE_CHAINS.splitlines()) + dumps)
 
 
 def record_overlay() -> None:

@@ -118,6 +118,9 @@ class Chain:
     policy: Optional[str] = None  # accept / drop, for base chains
     rules: tuple = ()
     policy_packets: int = 0
+    # The devices a base chain of an ingress or egress hook (nft netdev, inet ingress) is
+    # bound to; a name ending in "*" is a prefix (`devices = { "veth*" }`).
+    devices: tuple = ()
 
     @property
     def key(self) -> tuple:
@@ -165,7 +168,12 @@ class Chain:
     def from_dict(cls, d: dict) -> "Chain":
         d = dict(d)
         d["rules"] = tuple(Rule.from_dict(r) for r in d.get("rules", ()))
+        d["devices"] = tuple(d.get("devices", ()))
         return cls(**d)
+
+    def bound_to(self, device: str) -> bool:
+        return any(device == d or (d.endswith("*") and device.startswith(d[:-1]))
+                   for d in self.devices)
 
 
 def _ranges(rule: Rule, kind: str) -> Optional[tuple]:
@@ -305,13 +313,20 @@ class Ruleset:
             out.setdefault(c.key, c)
         return out
 
-    def base_chains(self, hook: str, family: str, type_: str) -> list:
-        key = (hook, family, type_)
+    def base_chains(self, hook: str, family: str, type_: str,
+                    device: Optional[str] = None) -> list:
+        """The base chains of hook in family (ip and ip6 take inet's too) of type_, in the
+        order the kernel runs them; for a device's hook (family "netdev": its ingress or
+        egress, inet's ingress among them), the chains bound to that device."""
+        key = (hook, family, type_, device)
         found = self._base_chains.get(key)
         if found is None:
-            fams = {"ip": ("ip", "inet"), "ip6": ("ip6", "inet")}.get(family, (family,))
+            fams = {"ip": ("ip", "inet"), "ip6": ("ip6", "inet"),
+                    "netdev": ("netdev", "inet")}.get(family, (family,))
             found = sorted((c for c in self.chains if c.hook == hook and c.family in fams
-                            and (c.type or "filter") == type_), key=lambda c: c.priority)
+                            and (c.type or "filter") == type_
+                            and (device is None or c.bound_to(device))),
+                           key=lambda c: c.priority)
             self._base_chains[key] = found
         return list(found)
 

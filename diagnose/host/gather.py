@@ -368,7 +368,7 @@ _TABLE_LINE = re.compile(r"^\*(\S+)", re.MULTILINE)
 def _with_native_tables(saves: list, tables_doc, nft_why) -> tuple:
     """The dumps _ruleset_of reads (each iptables save as (text, why not), why nft could not
     list, the tables iptables-nft made, each other nft table's JSON as (document, why
-    not)), from the saves and nft's list of tables: the native tables listed, at once, by
+    not), the devices its ingress and egress chains are bound to), from the saves and nft's list of tables: the native tables listed, at once, by
     programs the calling thread starts in its namespace."""
     from ..parse import nft_json
 
@@ -382,8 +382,23 @@ def _with_native_tables(saves: list, tables_doc, nft_why) -> tuple:
     native = [t for t in (nft_json.parse_nft_tables(tables_doc) if tables_doc else ())
               if t not in iptables_tables]
     listing = [_start_program(["nft", "-j", "list", "table", *t]) for t in native]
+    devices = _chain_devices_here({family for family, _ in native})
     docs = [_json_of(*_finish(started)) for started in listing]
-    return saves, nft_why, iptables_tables, docs
+    return saves, nft_why, iptables_tables, docs, devices
+
+
+def _chain_devices_here(families: set) -> dict:
+    """The devices the calling thread's namespace's ingress and egress chains are bound to,
+    which `nft -j` does not print: only netdev and inet tables can have such chains."""
+    from . import nfnetlink
+
+    asked = tuple(f for f in ("netdev", "inet") if f in families)
+    if not asked:
+        return {}
+    try:
+        return nfnetlink.nft_chain_devices(asked)
+    except (OSError, ParseError):
+        return {}  # the chains stay unbound: no device's hook is judged by them
 
 
 def _ruleset_of(dumps: tuple):
@@ -392,7 +407,7 @@ def _ruleset_of(dumps: tuple):
     from ..parse import iptables_save
     from ..parse import nft_json
 
-    saves, nft_why, iptables_tables, docs = dumps
+    saves, nft_why, iptables_tables, docs, devices = dumps
     chains, sources = [], {}
     for (backend, prog, family), (text, why) in zip(_IPTABLES_SAVES, saves):
         sources[prog] = why or "ok"
@@ -405,7 +420,9 @@ def _ruleset_of(dumps: tuple):
     for doc, why in docs:
         nft_why = nft_why or why
         if doc is not None:
-            chains.extend(nft_json.parse_nft_json(doc, iptables_tables))
+            chains.extend(replace(c, devices=devices.get((c.family, c.table, c.name), ()))
+                          if c.hook in ("ingress", "egress") else c
+                          for c in nft_json.parse_nft_json(doc, iptables_tables))
     sources["nft"] = nft_why or "ok"
     return Ruleset(tuple(chains), sources)
 

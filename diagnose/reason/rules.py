@@ -346,12 +346,13 @@ def _run_chain(w: _Walk, chain: Chain, depth: int) -> tuple:
 
 
 def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter",
-             family: Optional[str] = None) -> Outcome:
+             family: Optional[str] = None, device: Optional[str] = None) -> Outcome:
     """What the base chains of `hook` (of `type_`) do to packet, in priority order; with
     family ("bridge"), that family's chains (the packet keeps its own, which its matches
-    read)."""
+    read); with device, the chains bound to it (family "netdev": the device's ingress or
+    egress hook)."""
     w = _Walk(ruleset, packet)
-    bases = ruleset.base_chains(hook, family or packet.family, type_)
+    bases = ruleset.base_chains(hook, family or packet.family, type_, device)
     last = None
     for base in bases:
         w.base = base

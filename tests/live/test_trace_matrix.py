@@ -463,6 +463,29 @@ BY_HAND = {
          ("ndlab-host", "nft", "add", "rule", "ip", "ndt", "pre", "ip", "saddr", "172.29.0.2",
           "ip", "ttl", "set", "1")],
         ("ndlab-host", "nft", "delete", "table", "ip", "ndt"), "ttl-too-low"),
+    # nftables' netdev family: a device's own ingress or egress hook, outside the IP hooks
+    # (its device is bound by the kernel, which `nft -j` does not print).
+    "netdev ingress of the container's port": (
+        [("ndlab-host", "nft", "add", "table", "netdev", "ndt"),
+         ("ndlab-host", "nft", "add", "chain", "netdev", "ndt", "in",
+          "{ type filter hook ingress device veth-test priority 0; }"),
+         ("ndlab-host", "nft", "add", "rule", "netdev", "ndt", "in", "ip", "daddr",
+          "203.0.113.80", "drop")],
+        ("ndlab-host", "nft", "delete", "table", "netdev", "ndt"), "forward-dropped"),
+    "netdev egress of the uplink, after NAT": (
+        [("ndlab-host", "nft", "add", "table", "netdev", "ndt"),
+         ("ndlab-host", "nft", "add", "chain", "netdev", "ndt", "out",
+          "{ type filter hook egress device eth0 priority 0; }"),
+         ("ndlab-host", "nft", "add", "rule", "netdev", "ndt", "out", "ip", "saddr",
+          "198.51.100.2", "icmp", "type", "echo-request", "drop")],
+        ("ndlab-host", "nft", "delete", "table", "netdev", "ndt"), "forward-dropped"),
+    "netdev egress of the container's eth0": (
+        [("ndlab-test", "nft", "add", "table", "netdev", "ndt"),
+         ("ndlab-test", "nft", "add", "chain", "netdev", "ndt", "out",
+          "{ type filter hook egress device eth0 priority 0; }"),
+         ("ndlab-test", "nft", "add", "rule", "netdev", "ndt", "out", "ip", "daddr",
+          "203.0.113.80", "drop")],
+        ("ndlab-test", "nft", "delete", "table", "netdev", "ndt"), "container-output-dropped"),
 }
 
 

@@ -482,6 +482,26 @@ def bridge_family_drop(hook, iface_key, iface, protocol="icmp"):
     return nft_json.parse_nft_json(doc)
 
 
+def device_hook_drop(hook, device, match=None, policy="accept", family="netdev"):
+    """A native `netdev ndt` table (or inet, for ingress) with a chain on `hook` (ingress,
+    egress) of device: dropping what match ((protocol, field, value)) selects, or all with
+    policy "drop". `nft -j` leaves the device out; netdoctor reads it by netlink."""
+    from dataclasses import replace
+
+    rules = []
+    if match is not None:
+        protocol, fld, value = match
+        rules.append({"rule": {"family": family, "table": "ndt", "chain": hook, "handle": 3,
+                               "expr": [{"match": {"op": "==", "left": {"payload": {
+                                   "protocol": protocol, "field": fld}}, "right": value}},
+                                   {"drop": None}]}})
+    doc = {"nftables": [
+        {"table": {"family": family, "name": "ndt"}},
+        {"chain": {"family": family, "table": "ndt", "name": hook, "type": "filter",
+                   "hook": hook, "prio": 0, "policy": policy}}] + rules}
+    return tuple(replace(c, devices=(device,)) for c in nft_json.parse_nft_json(doc))
+
+
 RAW_NOTRACK = ("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
                "-A PREROUTING -i {iface} -j CT --notrack\nCOMMIT\n")
 
@@ -863,6 +883,21 @@ CASES = {
          "lab:test"),
         ("mangle PREROUTING drops the answers before de-NAT", E.set_ruleset(
             HEALTHY, E.lab_rules() + MANGLE_DROP_ANSWERS), "lab:test"),
+        ("the ingress hook of the container's port drops its requests", E.set_ruleset(
+            HEALTHY, E.lab_rules() + device_hook_drop("ingress", "veth-test",
+                                                      ("ip", "saddr", "172.29.0.2"))),
+         "lab:test"),
+        ("the uplink's egress hook drops the requests once NATed", E.set_ruleset(
+            HEALTHY, E.lab_rules() + device_hook_drop("egress", "eth0",
+                                                      ("ip", "saddr", "198.51.100.2"))),
+         "lab:test"),
+        ("an inet ingress chain on the uplink drops the answers before de-NAT", E.set_ruleset(
+            HEALTHY, E.lab_rules() + device_hook_drop("ingress", "eth0",
+                                                      ("ip", "daddr", "198.51.100.2"),
+                                                      family="inet")), "lab:test"),
+        ("the egress hook of the container's port drops the answers", E.set_ruleset(
+            HEALTHY, E.lab_rules() + device_hook_drop("egress", "veth-t*", policy="drop")),
+         "lab:test"),
     ],
     "snat-foreign-address": [
         ("SNAT to an address nobody here holds", E.set_ruleset(HEALTHY, E.lab_rules(
@@ -1034,7 +1069,10 @@ CASES = {
         ("INPUT policy DROP without established", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
             iptables_save.parse_iptables_save("*filter\n:INPUT DROP [3:180]\n"
                                               "-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
-                                              "iptables-nft", "ip"))), "lab:test")],
+                                              "iptables-nft", "ip"))), "lab:test"),
+        ("the ingress hook of its eth0 drops the answers", E.edit_container(
+            HEALTHY, "test", ruleset=Ruleset(device_hook_drop(
+                "ingress", "eth0", ("ip", "daddr", "172.29.0.2")))), "lab:test")],
     "container-output-dropped": [
         ("DROP in the container's OUTPUT", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
             iptables_save.parse_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
@@ -1042,7 +1080,9 @@ CASES = {
                                    "iptables-nft", "ip"))), "lab:test"),
         ("OUTPUT policy DROP", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
             iptables_save.parse_iptables_save("*filter\n:OUTPUT DROP [5:300]\n-A OUTPUT -o lo -j ACCEPT\n"
-                                   "COMMIT\n", "iptables-nft", "ip"))), "lab:test")],
+                                   "COMMIT\n", "iptables-nft", "ip"))), "lab:test"),
+        ("the egress hook of its eth0 drops all", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
+            device_hook_drop("egress", "eth0", policy="drop"))), "lab:test")],
 }
 
 
@@ -1719,6 +1759,50 @@ def test_container_output_drop_is_judged_in_the_destinations_family():
              if f.id == "container-output-dropped")
     assert "ip6" in f.evidence["decided_by"] and f.fix.startswith(
         "ip netns exec ndlab-test ip6tables ")
+
+
+def test_device_hooks_are_judged_on_their_own_devices_only():
+    """A netdev chain bound to another container's port, or one with no device known,
+    judges nothing of lab:test's path; bound to its port (by name or prefix), it does, and
+    the fix deletes its rule or (a policy) only shows the chain."""
+    saddr = ("ip", "saddr", "172.29.0.2")
+    for devices in (("veth-web",), ()):
+        other = tuple(replace(c, devices=devices)
+                      for c in device_hook_drop("ingress", "veth-test", saddr))
+        assert "forward-dropped" not in ids(
+            run_checks(E.set_ruleset(HEALTHY, E.lab_rules() + other)), "lab:test")
+    f = next(f for f in run_checks(case(
+        "forward-dropped", "the ingress hook of the container's port drops its requests"))
+        if f.id == "forward-dropped")
+    assert f.evidence["stops_at"] == ["host-veth"] and "ingress hook of veth-test" in f.message
+    assert f.fix == "ip netns exec ndlab-host nft delete rule netdev ndt ingress handle 3"
+    nat = next(f for f in run_checks(case(
+        "forward-dropped", "the uplink's egress hook drops the requests once NATed"))
+        if f.id == "forward-dropped")
+    assert nat.evidence["packet"].startswith("198.51.100.2 -> ") and \
+        nat.evidence["stops_at"] == ["host-veth", "bridge"]
+    policy = next(f for f in run_checks(case(
+        "forward-dropped", "the egress hook of the container's port drops the answers"))
+        if f.id == "forward-dropped")
+    assert policy.evidence["direction"] == "reply" and not policy.fix and \
+        policy.verify == "ip netns exec ndlab-host nft list chain netdev ndt egress"
+    mine = next(f for f in run_checks(case(
+        "container-output-dropped", "the egress hook of its eth0 drops all"))
+        if f.id == "container-output-dropped")
+    assert "egress hook of eth0" in mine.message and not mine.fix and mine.verify
+
+
+def test_chain_devices_as_the_kernel_dumps_them():
+    from netdoctor.diagnose.host import nfnetlink
+
+    import recorded
+
+    netdev, inet = [bytes.fromhex(line) for line in
+                    recorded.text("nft-chain-dumps.hex").splitlines() if not line.startswith("#")]
+    assert nfnetlink.parse_nft_chain_answers(netdev) == ({
+        ("netdev", "f", "c"): ("veth-web", "veth-test"), ("netdev", "f", "d"): ("eth0",),
+        ("netdev", "f", "w"): ("vx*",)}, True)
+    assert nfnetlink.parse_nft_chain_answers(inet) == ({("inet", "g", "i"): ("ndbr0",)}, True)
 
 
 def test_icmp_type_rules_are_evaluated_not_guessed():

@@ -176,6 +176,19 @@ def test_nft_table_answers(d):
     only_parse_errors(nfnetlink.parse_nft_table_answers, raw)
 
 
+@FUZZ
+@given(st.data())
+def test_nft_chain_answers(d):
+    import recorded
+    from netdoctor.diagnose.host import nfnetlink
+
+    real = bytes.fromhex(next(line for line in recorded.text("nft-chain-dumps.hex").splitlines()
+                              if not line.startswith("#")))
+    raw = d.draw(st.one_of(st.binary(max_size=200), st.builds(
+        lambda cut, junk: real[:cut] + junk, st.integers(0, len(real)), st.binary(max_size=8))))
+    only_parse_errors(nfnetlink.parse_nft_chain_answers, raw)
+
+
 # ------------------------------------------------------------------ netfilter
 
 @FUZZ

@@ -1,4 +1,33 @@
 from . import Check, register
+from ._routing import describe, refusing_route, route_removal, rules_met
+from .context import lookup
+
+
+def _taken_by(ctx, r: dict) -> tuple:
+    """(route, policy rule) the kernel's answer r came from, as the host's routes explain
+    it: the route of the first table (by the policy rules the replies meet, in order) that
+    has one for the container, where it answers what the kernel did (a refusing route for
+    an answer that is an error); the rule when that table is not main. (None, None) where
+    the routes do not explain the answer."""
+    words = r.get("query", "").split()
+    if len(words) < 4:
+        return None, None
+    container = words[3]
+    rules = [p for p in rules_met(ctx.host.policy_rules, r, container) if p.action == "lookup"]
+    for p in rules or [None]:
+        table = p.table if p is not None else "main"
+        route = lookup(ctx.host_ns.routes, container, table)
+        if route is None:
+            continue  # the kernel goes on to the next rule
+        rule = p if table not in ("main", "local", "default") else None
+        if not r.get("dev"):
+            refusing = refusing_route(ctx.host_ns, container, r.get("error"))
+            return (refusing, rule) if refusing is not None and refusing.table == table \
+                else (None, None)
+        if route.dev != r["dev"] or (route.gateway or None) != (r.get("gateway") or None):
+            return None, None
+        return route, rule
+    return None, None
 
 
 @register
@@ -28,11 +57,22 @@ class ReplyPathAsymmetric(Check):
                                                 else "") + f", not {expected}")
             else:
                 what = f"nowhere ({r.get('error')})"
+            evidence = {"lookup": r["query"], "kernel_answer": r.get("dev") or r.get("error"),
+                        "gateway": r.get("gateway"), "request_came_in_by": expected}
+            route, rule = _taken_by(ctx, r)
+            fix, verify = "{in_host}ip rule show; {in_host}" + r["query"], True
+            why = "a policy rule, a more specific route, a route in another table"
+            if route is not None:
+                evidence["route"] = describe(route)
+                why = f"by the route {describe(route)}"
+                if rule is not None:
+                    evidence["policy_rule"] = rule.text()
+                    why += f", which the policy rule `{rule.text()}` sends them to"
+                # Never the host's own connected route (its uplink's network) or a default.
+                if route.protocol != "kernel":
+                    fix, verify = route_removal("{in_host}", route)
             yield self.finding(
                 ctx, f"{ctx.vars['host_ns']} routes the replies to {ctx.subject} ({r['query']}) "
                      f"{what}: the request goes out one way and its answers come back another "
-                     f"(a policy rule, a more specific route, a route in another table)",
-                {"lookup": r["query"], "kernel_answer": r.get("dev") or r.get("error"),
-                 "gateway": r.get("gateway"), "request_came_in_by": expected},
-                "{in_host}ip rule show; {in_host}" + r["query"], verify=True,
+                     f"({why})", evidence, fix, verify=verify,
                 reply_query=r["query"], expected_dev=expected)

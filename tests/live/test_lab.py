@@ -173,6 +173,11 @@ def test_a_reply_routed_elsewhere_is_named(healed):
     assert (v["direction"], v["stopped_at"]) == ("reply", "uplink"), v
     f = next(f for f in doc["findings"] if f["id"] == "reply-path-asymmetric")
     assert "out of eth0 via 198.51.100.1, not ndbr0" in f["message"], f["message"]
+    # The route the rule sends the replies to is named, and deleting it, as printed, heals.
+    assert f["fix"] == "ip netns exec ndlab-host ip route del unicast 172.29.0.0/24 table 100"
+    sh("sh", "-c", f["fix"])
+    rc, doc = netdoctor_json("trace", "test", "203.0.113.80")
+    assert rc == 0, doc["verdict"]
     assert netdoctor("lab", "heal").returncode == 0
     rc, doc = netdoctor_json("trace", "test", "203.0.113.80")
     assert rc == 0, doc["verdict"]

@@ -463,6 +463,16 @@ BY_HAND = {
          ("ndlab-host", "nft", "add", "rule", "ip", "ndt", "pre", "ip", "saddr", "172.29.0.2",
           "ip", "ttl", "set", "1")],
         ("ndlab-host", "nft", "delete", "table", "ip", "ndt"), "ttl-too-low"),
+    # A route for the container's address more specific than its bridge's: the replies
+    # are discarded, or sent back out of the uplink.
+    "blackhole route for the container": (
+        [("ndlab-host", "ip", "route", "add", "blackhole", "172.29.0.2/32")],
+        ("ndlab-host", "ip", "route", "del", "blackhole", "172.29.0.2/32"),
+        "reply-path-asymmetric"),
+    "route for the container out of the uplink": (
+        [("ndlab-host", "ip", "route", "add", "172.29.0.2/32", "dev", "eth0")],
+        ("ndlab-host", "ip", "route", "del", "172.29.0.2/32", "dev", "eth0"),
+        "reply-path-asymmetric"),
     # nftables' netdev family: a device's own ingress or egress hook, outside the IP hooks
     # (its device is bound by the kernel, which `nft -j` does not print).
     "netdev ingress of the container's port": (

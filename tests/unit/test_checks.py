@@ -2188,6 +2188,42 @@ def test_an_underlay_firewall_that_admits_the_overlay_is_no_finding():
     assert "vxlan-port-blocked" not in ids(run_checks(snap))
 
 
+def test_the_route_that_sends_the_replies_elsewhere_is_the_fix():
+    """Where the host's routes say which route took the replies (a more specific route out
+    of the uplink, a blackhole for the container, one in the table a policy rule sends them
+    to), its deletion is the fix; a default route, a connected route or an answer the
+    routes do not explain is only shown."""
+    from netdoctor.diagnose.facts.namespace import PolicyRule, Route
+
+    def routed(route, dev, gateway, error=None, rules=None):
+        snap = E.edit_host_ns(_reply_routed(dev, gateway, error),
+                              lambda ns: E.routes(ns, add=[route]))
+        if rules is not None:
+            snap = E.edit_host(snap, policy_rules=tuple(rules))
+        return next(f for f in run_checks(snap) if f.id == "reply-path-asymmetric")
+
+    f = routed(Route("172.29.0.2/32", dev="eth0"), "eth0", None)
+    assert f.fix == "ip netns exec ndlab-host ip route del unicast 172.29.0.2/32" and \
+        f.evidence["route"] == "unicast 172.29.0.2/32 (table main)", f
+    f = routed(Route("172.29.0.0/25", type="blackhole"), None, None, "Invalid argument")
+    assert f.fix == "ip netns exec ndlab-host ip route del blackhole 172.29.0.0/25", f
+    rules = [PolicyRule(32766, "inet", "lookup", "main"),
+             PolicyRule(100, "inet", "lookup", "300", src="198.18.0.0/16",
+                        dst="172.29.0.0/24")]
+    f = routed(Route("172.29.0.0/24", gateway="198.51.100.1", dev="eth0", table="300"),
+               "eth0", "198.51.100.1", rules=rules)
+    assert f.fix == "ip netns exec ndlab-host ip route del unicast 172.29.0.0/24 table 300"
+    assert f.evidence["policy_rule"].startswith("100: from 198.18.0.0/16"), f.evidence
+    # The host's own route out of the uplink (its connected network): only shown.
+    f = routed(Route("172.29.0.0/25", dev="eth0", protocol="kernel", scope="link"), "eth0",
+               None)
+    assert not f.fix and f.verify
+    # A route the kernel did not answer by (another gateway): only shown.
+    f = routed(Route("172.29.0.2/32", gateway="198.51.100.9", dev="eth0"), "eth0",
+               "198.51.100.1")
+    assert not f.fix and f.verify
+
+
 def test_replies_routed_back_by_the_bridge_are_no_finding():
     assert "reply-path-asymmetric" not in ids(run_checks(_reply_routed("ndbr0", None)))
 

@@ -123,3 +123,13 @@ def route_removal(where: str, route) -> tuple:
 
 def describe(route) -> str:
     return selector(route) + ("" if route.table != "main" else " (table main)")
+
+
+def forwarding_on(sysctls: dict, query: str, family: str) -> bool:
+    """Forwarding of the family is on (IPv4: for the lookup's incoming interface too): a
+    refusal with it off is ip-forward-disabled's."""
+    if family == "inet6":
+        return sysctls.get("net.ipv6.conf.all.forwarding") == "1"
+    iif = query.split(" iif ", 1)[1].split()[0]
+    return sysctls.get("net.ipv4.ip_forward") == "1" \
+        and sysctls.get(f"net.ipv4.conf.{iif}.forwarding") != "0"

@@ -3,8 +3,8 @@ import ipaddress
 import os
 
 from . import Check, register
-from ._routing import (a_, describe, refusing_route, refusing_rule, route_removal,
-                       rule_to_table)
+from ._routing import (a_, describe, forwarding_on, refusing_route, refusing_rule,
+                       route_removal, rule_to_table)
 
 
 @register
@@ -69,7 +69,7 @@ class HostNoRoute(Check):
                     ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
                     evidence, NO_GATEWAY_KNOWN, verify=True)
         elif lookups and " iif " in lookups[0]["query"] and not lookups[0].get("dev") \
-                and _forwarding_on(ctx.host_ns.sysctls, lookups[0]["query"], ctx.family) \
+                and forwarding_on(ctx.host_ns.sysctls, lookups[0]["query"], ctx.family) \
                 and _policy_refusal(ctx, lookups[0]):
             # The host routes the destination itself, and refuses to forward the
             # container's packets to it: a policy rule or a route for that source decides.
@@ -119,16 +119,6 @@ def _policy_refusal(ctx, lookup: dict) -> bool:
             or refusing_rule(_rules(ctx), lookup, ctx.destination) is not None
     return error in (os.strerror(errno.EACCES), os.strerror(errno.EHOSTUNREACH),
                      os.strerror(errno.ENETUNREACH))
-
-
-def _forwarding_on(sysctls: dict, query: str, family: str) -> bool:
-    """Forwarding of the family is on (IPv4: for the lookup's incoming interface too): a
-    refusal with it off is ip-forward-disabled's."""
-    if family == "inet6":
-        return sysctls.get("net.ipv6.conf.all.forwarding") == "1"
-    iif = query.split(" iif ", 1)[1].split()[0]
-    return sysctls.get("net.ipv4.ip_forward") == "1" \
-        and sysctls.get(f"net.ipv4.conf.{iif}.forwarding") != "0"
 
 
 def _rules(ctx):

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._routing import describe, refusing_route, route_removal, rules_met
+from ._routing import describe, forwarding_on, refusing_route, route_removal, rules_met
 from .context import lookup
 
 
@@ -52,6 +52,9 @@ class ReplyPathAsymmetric(Check):
             expected = r.get("expected_dev")
             if not expected or r.get("dev") in (expected, own):
                 continue
+            if not r.get("dev") and " iif " in r.get("query", "") and not forwarding_on(
+                    ctx.host_ns.sysctls, r["query"], ctx.family):
+                continue  # refused as forwarding is off where they come in: not a route
             if r.get("dev"):
                 what = (f"out of {r['dev']}" + (f" via {r['gateway']}" if r.get("gateway")
                                                 else "") + f", not {expected}")

@@ -2224,6 +2224,15 @@ def test_the_route_that_sends_the_replies_elsewhere_is_the_fix():
     assert not f.fix and f.verify
 
 
+def test_replies_refused_because_the_uplink_does_not_forward_are_not_misrouted():
+    """With forwarding off on the uplink the kernel refuses the replies' lookup (No route
+    to host): ip-forward-disabled says why, and reply-path-asymmetric stays silent."""
+    snap = E.edit_host_ns(_reply_routed(None, None, "No route to host"),
+                          lambda ns: E.sysctl(ns, "net.ipv4.conf.eth0.forwarding", "0"))
+    found = run_checks(snap)
+    assert "reply-path-asymmetric" not in ids(found) and "ip-forward-disabled" in ids(found)
+
+
 def test_replies_routed_back_by_the_bridge_are_no_finding():
     assert "reply-path-asymmetric" not in ids(run_checks(_reply_routed("ndbr0", None)))
 

@@ -99,6 +99,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
         if unasked:
             seen.degraded.append(unasked)
     found = read_evidence(plan, seen)
+    plan.findings += refused_by_the_kernel(plan, found.summary.get("journal") or ())
     if seen.results is not None:
         plan.findings = V.confirmed_by_answer(plan.findings, seen.results.icmp_errors,
                                               found.sightings)
@@ -116,6 +117,25 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     if pcap:
         write_trace_pcapng(pcap, target, aim, seen.captures)
     return report(plan, aim, seen, found, verdict, pcap_dir, started)
+
+
+def refused_by_the_kernel(plan: Plan, journal) -> list:
+    """host-no-route from the host's own lookup for the probe (tracefs), where it refused
+    the request and the checks found no route missing: their lookup (`ip route get`) is
+    asked without the probe's marks, which the policy rules may route by."""
+    from netdoctor.checks import REGISTRY, load_all
+
+    refused = [e for e in journal if e["kind"] == "route" and e["direction"] == "request"
+               and e["error"] is not None and e["hop"] in ("host-veth", "bridge")]
+    if not refused or plan.judged is None or any(
+            f.id == "host-no-route" for f in plan.findings):
+        return []
+    ctx = next((c for c in contexts(plan.judged) if c.scope == "container"
+                and c.subject == plan.facts.label), None)
+    if ctx is None:
+        return []
+    load_all()
+    return list(REGISTRY["host-no-route"]().for_decision(ctx, refused[0]))
 
 
 def write_trace_pcapng(path: str, target, aim: Aim, captures: list) -> None:
@@ -204,6 +224,7 @@ class Plan:
     # after one of them happened in another container, whatever its device is called.
     foreign_ports: frozenset = frozenset()
     tunnel_vni: Optional[int] = None  # the path's VXLAN network id
+    judged: object = None  # the Snapshot the checks judged (its contexts, for evidence later)
 
     def new_captures(self) -> list:
         """A capture per hop, not armed yet (an underlay's decapsulates the tunnel)."""
@@ -260,7 +281,7 @@ def make_plan(target, aim: Aim) -> Plan:
                 host_ns, host_facts.ruleset if host_facts is not None else None, ident,
                 {h["role"]: h.get("via") or aim.address for h in path["hops"]}, dns_name,
                 tunnel_port, bpf.probe_filter(aim.proto, tunnel_port=tunnel_port, **tag)
-                if tunnel_port else None, _foreign_ports(path, host_facts), vni)
+                if tunnel_port else None, _foreign_ports(path, host_facts), vni, snap)
 
 
 def _local_destination(target, path: dict):

@@ -96,6 +96,7 @@ def entries(decisions: list, hops: list, flow) -> list:
             if hop is None:
                 continue
             out.append({"hop": hop["role"], "direction": direction, "kind": "route",
+                        "table": TABLES.get(d.get("table"), d.get("table")),
                         "dev": d.get("dev") or None,
                         "gateway": _gateway(d, _chosen(d, hop, hops)),
                         "error": None if d.get("err") == "0" else int(d.get("err")),

@@ -520,6 +520,37 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
+@pytest.mark.parametrize("route", [("unreachable", "default"), ("prohibit", "203.0.113.0/24")])
+def test_a_marked_packets_table_that_refuses_is_named_from_the_kernels_decision(healed, route):
+    """The host marks the container's packets (mangle PREROUTING) and a policy rule sends
+    marked packets to a table that refuses the destination. netdoctor's own route lookup
+    carries no mark and is answered by main, so no check saw it, and the verdict was
+    unknown; the kernel's lookup for the probe itself (tracefs) says which table refused
+    it. The finding names the table, its route and the rule that leads there; deleting a
+    route other than a default one, as printed, heals."""
+    kind, dst = route
+    mark = ("PREROUTING", "-s", "172.29.0.2", "-j", "MARK", "--set-mark", "7")
+    try:
+        in_ns("ndlab-host", "iptables", "-t", "mangle", "-A", *mark)
+        in_ns("ndlab-host", "ip", "rule", "add", "fwmark", "7", "table", "207", "pref", "50")
+        in_ns("ndlab-host", "ip", "route", "add", kind, dst, "table", "207")
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 1 and v["cause"] == "host-no-route", v
+        assert (v["direction"], v["stopped_at"]) == ("request", "bridge"), v
+        f = next(f for f in doc["findings"] if f["id"] == "host-no-route")
+        assert "table 207" in f["message"] and "fwmark 0x7" in f["message"], f["message"]
+        if dst == "default":
+            assert not f["fix"] and "ip route show table 207" in f["verify"], f
+            return
+        assert f["fix"] == f"ip netns exec ndlab-host ip route del {kind} {dst} table 207", f
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 0 and v["reachable"], v
+    finally:
+        in_ns("ndlab-host", "sh", "-c", "ip rule del pref 50; ip route flush table 207; "
+              "iptables -t mangle -F PREROUTING; true")
+
+
 @pytest.mark.parametrize("rule", [
     # before routing, everything the container sends (its questions among it)
     ("-t", "raw", "PREROUTING", "-s", "fd00:29::2", "-j", "DROP"),

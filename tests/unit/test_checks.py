@@ -2224,6 +2224,34 @@ def test_the_route_that_sends_the_replies_elsewhere_is_the_fix():
     assert not f.fix and f.verify
 
 
+def test_a_refusal_the_kernel_made_for_the_probe_names_its_table_and_rule():
+    """The trace's journal says the host's lookup for the probe went to table 207 and met
+    an unreachable route (the packet was marked; `ip route get` without the mark sees
+    main). The finding names the table's route and the rule that leads there; only a route
+    that is not a default one is deleted by the fix."""
+    from netdoctor.checks.context import contexts
+    from netdoctor.diagnose.facts.namespace import PolicyRule, Route
+
+    def judged(route):
+        snap = E.edit_host_ns(HEALTHY, lambda ns: E.routes(ns, add=[route]))
+        snap = E.edit_host(snap, policy_rules=(
+            PolicyRule(50, "inet", "lookup", "207", fwmark="0x7"),
+            PolicyRule(32766, "inet", "lookup", "main")))
+        ctx = next(c for c in contexts(snap) if c.subject == "lab:test")
+        decision = {"hop": "bridge", "direction": "request", "kind": "route", "table": "207",
+                    "error": -113 if route.type == "unreachable" else -13,
+                    "said": "table 207 iif ndbr0: 172.29.0.2 -> 198.18.0.1 ==> refused"}
+        load_all()
+        return list(REGISTRY["host-no-route"]().for_decision(ctx, decision))
+
+    [f] = judged(Route("default", type="unreachable", table="207"))
+    assert "table 207" in f.message and "fwmark 0x7" in f.message and not f.fix
+    assert f.verify.endswith("ip route show table 207") and \
+        f.evidence["policy_rules"] == ["50: from all fwmark 0x7 lookup 207"]
+    [f] = judged(Route("198.18.0.0/16", type="prohibit", table="207"))
+    assert f.fix == "ip netns exec ndlab-host ip route del prohibit 198.18.0.0/16 table 207"
+
+
 def test_replies_refused_because_the_uplink_does_not_forward_are_not_misrouted():
     """With forwarding off on the uplink the kernel refuses the replies' lookup (No route
     to host): ip-forward-disabled says why, and reply-path-asymmetric stays silent."""

@@ -434,6 +434,7 @@ def test_the_journal_ties_each_kernel_decision_to_its_hop():
         ("uplink", "table main iif eth0: 203.0.113.80 -> 172.29.0.2 ==> dev ndbr0"),
         ("uplink", "neighbour 198.51.100.1 on eth0: failed")]
     assert J.divergences(J.entries(parser.decisions, hops, flow), hops) == []
+    assert {e.get("table") for e in J.entries(parser.decisions, hops, flow)} == {"main", None}
 
 
 def test_a_refused_lookup_names_the_route_type_the_kernel_met():

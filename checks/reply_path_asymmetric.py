@@ -30,6 +30,15 @@ def _taken_by(ctx, r: dict) -> tuple:
     return None, None
 
 
+def _back_without(ctx, route, r: dict, own) -> bool:
+    """Whether, that route deleted, main's lookup of the container leads the replies back
+    (to the device the requests came in by, or the container network's bridge)."""
+    container = r["query"].split()[3]
+    left = lookup(tuple(x for x in ctx.host_ns.routes if x is not route), container)
+    return left is not None and left.type == "unicast" and \
+        left.dev in (r.get("expected_dev"), own)
+
+
 @register
 class ReplyPathAsymmetric(Check):
     """The host routes the replies to the container elsewhere than the requests came from"""
@@ -71,8 +80,9 @@ class ReplyPathAsymmetric(Check):
                 if rule is not None:
                     evidence["policy_rule"] = rule.text()
                     why += f", which the policy rule `{rule.text()}` sends them to"
-                # Never the host's own connected route (its uplink's network) or a default.
-                if route.protocol != "kernel":
+                # Never the host's own connected route (its uplink's network) or a default;
+                # and only where what is left leads the replies back.
+                if route.protocol != "kernel" and _back_without(ctx, route, r, own):
                     fix, verify = route_removal("{in_host}", route)
             yield self.finding(
                 ctx, f"{ctx.vars['host_ns']} routes the replies to {ctx.subject} ({r['query']}) "

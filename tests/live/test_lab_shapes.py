@@ -95,6 +95,23 @@ def test_double_faults_of_each_shape(healed_shape):
         assert netdoctor("lab", "heal").returncode == 0
 
 
+def test_a_routed_containers_route_into_another_veth(healed_shape):
+    """The host's /32 for the container leads into another container's veth: the fix puts
+    it back on the container's own, and no finding offers to delete the only route there
+    is (which would leave the container with none)."""
+    if healed_shape != "routed":
+        pytest.skip("routed only")
+    sh("ip", "-n", "ndlab-host", "route", "replace", "172.29.0.2", "dev", "veth-web",
+       "scope", "link")
+    rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+    assert rc == 1 and trace["verdict"]["cause"] == "container-route-missing", trace["verdict"]
+    assert not any("route del" in f["fix"] for f in trace["findings"]), trace["findings"]
+    f = next(f for f in trace["findings"] if f["id"] == "container-route-missing")
+    sh("sh", "-c", f["fix"])
+    rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+    assert rc == 0 and trace["verdict"]["reachable"], (f["fix"], trace["verdict"])
+
+
 def test_a_bridge_fault_is_refused_on_another_shape(shaped):
     res = netdoctor("lab", "break", "bridge-down")
     assert res.returncode == 2 and "needs a lab of shape bridge" in res.stderr, res.stderr

@@ -2222,6 +2222,13 @@ def test_the_route_that_sends_the_replies_elsewhere_is_the_fix():
     f = routed(Route("172.29.0.2/32", gateway="198.51.100.9", dev="eth0"), "eth0",
                "198.51.100.1")
     assert not f.fix and f.verify
+    # Deleting the route would leave none that leads to the bridge (its own is gone too):
+    # only shown, as the deletion would not bring the replies back.
+    snap = E.edit_host_ns(_reply_routed("eth0", None), lambda ns: E.routes(
+        ns, add=[Route("172.29.0.2/32", dev="eth0")],
+        keep=lambda r: not (r.dst == "172.29.0.0/24" and r.dev == "ndbr0")))
+    f = next(f for f in run_checks(snap) if f.id == "reply-path-asymmetric")
+    assert not f.fix and f.verify
 
 
 def test_a_refusal_the_kernel_made_for_the_probe_names_its_table_and_rule():

@@ -11,17 +11,25 @@ class UplinkDown(Check):
     scope = "host"
     runs_on = "container"
     tags = ("link", "path")
-    blocks_at = (("request", "bridge"),)
+    # A macvlan child's frames go out of its parent, the uplink, from the container itself:
+    # with the parent down the child has no carrier, and nothing leaves it.
+    blocks_at = (("request", "bridge"), ("request", None), ("request", "container"))
     precedence = 11
 
     def run(self, ctx):
         h = ctx.host_ns
-        if h is None or not ctx.bridged:
+        macvlan = ctx.path.get("mode") == "macvlan"
+        if h is None or not (ctx.bridged or macvlan):
             return
         up = ctx.uplink
         if up is not None:
             if up.state in ("DOWN", "NO-CARRIER"):
-                yield self._down(ctx, up, "")
+                child = ctx.egress.name if ctx.egress is not None else "interface"
+                yield self._down(ctx, up, f" (the parent of {ctx.subject}'s macvlan {child}, "
+                                          f"which has no carrier while it is)" if macvlan
+                                 else "", [None, "container"] if macvlan else ["bridge"])
+            return
+        if macvlan:
             return
         # No uplink on the path: the kernel removes the routes of a link that goes down,
         # so a down interface that still holds an address is the likely reason.
@@ -41,7 +49,7 @@ class UplinkDown(Check):
                 yield self._down(ctx, link, " (the kernel removed its routes, the default "
                                             "route with them)")
 
-    def _down(self, ctx, link, why_routes):
+    def _down(self, ctx, link, why_routes, stops_at=("bridge",)):
         # Up without a carrier: the cable, the switch port, or a veth's peer is down, none
         # of which is this host's to bring up: shown (the peer of a veth, by its netns id).
         carrierless = link.up
@@ -51,5 +59,7 @@ class UplinkDown(Check):
             ctx, f"uplink {link.name} in {ctx.vars['host_ns']} is {link.state}{why_routes}"
                  + (": it is up, but its cable, switch port or peer is not" if carrierless
                     else ""),
-            link_evidence(link, addresses=[str(a) for a in link.addresses if a.scope == "global"]),
+            dict(link_evidence(link, addresses=[str(a) for a in link.addresses
+                                                if a.scope == "global"]),
+                 stops_at=list(stops_at)),
             fix, verify=carrierless, uplink=link.name)

@@ -112,6 +112,28 @@ def test_a_routed_containers_route_into_another_veth(healed_shape):
     assert rc == 0 and trace["verdict"]["reachable"], (f["fix"], trace["verdict"])
 
 
+def test_a_macvlan_childs_parent_down(healed_shape):
+    """The host's uplink, the macvlan child's parent, is set down: the child has no
+    carrier and nothing leaves the container. The verdict was unknown; it names the
+    parent, and bringing it up, as printed, heals."""
+    if healed_shape != "macvlan":
+        pytest.skip("macvlan only")
+    try:
+        sh("ip", "-n", "ndlab-host", "link", "set", "eth0", "down")
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        assert rc == 1 and trace["verdict"]["cause"] == "uplink-down", trace["verdict"]
+        f = next(f for f in trace["findings"] if f["id"] == "uplink-down")
+        assert "macvlan" in f["message"], f["message"]
+        sh("sh", "-c", f["fix"])
+        for _ in range(20):  # (the child's carrier comes back a moment after its parent's)
+            rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+            if rc == 0:
+                break
+        assert rc == 0 and trace["verdict"]["reachable"], (f["fix"], trace["verdict"])
+    finally:
+        sh("ip", "-n", "ndlab-host", "link", "set", "eth0", "up")
+
+
 def test_a_bridge_fault_is_refused_on_another_shape(shaped):
     res = netdoctor("lab", "break", "bridge-down")
     assert res.returncode == 2 and "needs a lab of shape bridge" in res.stderr, res.stderr

@@ -51,6 +51,13 @@ def _macvlan_to_the_host():
     return E.edit_container(HEALTHY, "test", path=path)
 
 
+def _macvlan_out():
+    """The test container as a macvlan child of the host's uplink, traced to the internet."""
+    _, c = E.container(HEALTHY, "test")
+    hops = [h for h in c.path["hops"] if h["role"] in ("container", "uplink")]
+    return E.edit_container(HEALTHY, "test", path=dict(c.path, mode="macvlan", hops=hops))
+
+
 ROUTED = _routed()
 ROUTED_HOST = "ndlab-host"  # the recorded lab's host namespace
 
@@ -937,7 +944,9 @@ CASES = {
                      "lab:test"),
                     ("eth0 up, no carrier (its peer or cable gone)", E.edit_host_ns(
                         HEALTHY, lambda ns: E.link(E.without_flag(ns, "eth0", "LOWER_UP"),
-                                                   "eth0", operstate="DOWN")), "lab:test")],
+                                                   "eth0", operstate="DOWN")), "lab:test"),
+                    ("a macvlan child's parent down", E.edit_host_ns(
+                        _macvlan_out(), lambda ns: E.without_flag(ns, "eth0")), "lab:test")],
     "neighbour-failed": [
         ("the uplink gateway pinned to a MAC it does not answer from",
          _uplink_gateway_pinned(HEALTHY), "lab:test"),

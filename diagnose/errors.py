@@ -16,7 +16,11 @@ class TargetNotFound(NetdoctorError):
 
 class Unresolved(NetdoctorError):
     """The destination cannot be probed: its name does not resolve, or its family is one
-    the container has no address in."""
+    the container has no address in. silent: the nameservers that did not answer at all."""
+
+    def __init__(self, message: str = "", silent: tuple = ()):
+        super().__init__(message)
+        self.silent = tuple(silent)
 
 
 class NoPermission(NetdoctorError):

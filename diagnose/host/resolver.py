@@ -147,7 +147,43 @@ def lookup(conf: ResolvConf, name: str, timeout: float = 1.0, port: int = 53,
                 break
             failures.append(f"{candidate}: {rcode} from {server}")
     raise Unresolved(f"cannot resolve '{name}' from inside the container "
-                     f"({'; '.join(failures)})")
+                     f"({'; '.join(failures)})", silent=tuple(sorted(silent)))
+
+
+DOCKER_EMBEDDED = "127.0.0.11"  # Docker's embedded DNS server, on user-defined networks
+DOCKER_FALLBACK = ("8.8.8.8", "8.8.4.4")  # what dockerd forwards to when the host names none
+SYSTEMD_UPSTREAMS = "/run/systemd/resolve/resolv.conf"
+
+
+def embedded_upstreams(target) -> tuple:
+    """(servers, where from) Docker's embedded DNS server forwards a container's queries
+    to, as dockerd chooses them: the container's own --dns, else the host's resolv.conf
+    without its loopback servers (systemd-resolved's upstream file where the host's names
+    only its stub), else Docker's fallback servers. dockerd sends them from the container's
+    namespace. ((), "") where the container is not Docker's."""
+    if getattr(target, "kind", None) != "docker":
+        return (), ""
+    if target.dns_servers:
+        return tuple(target.dns_servers), "docker run --dns"
+    import ipaddress
+
+    def usable(conf) -> list:
+        out = []
+        for s in conf.nameservers:
+            try:
+                if not ipaddress.ip_address(s.split("%")[0]).is_loopback:
+                    out.append(s)
+            except ValueError:
+                continue
+        return out
+
+    host = read_resolv_conf("/etc/resolv.conf")
+    servers, source = usable(host), "the host's /etc/resolv.conf"
+    if not servers and host.nameservers:
+        servers, source = usable(read_resolv_conf(SYSTEMD_UPSTREAMS)), SYSTEMD_UPSTREAMS
+    if not servers:
+        return DOCKER_FALLBACK, "Docker's fallback: the host's resolv.conf names no other"
+    return tuple(servers), source
 
 
 def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,

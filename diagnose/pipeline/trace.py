@@ -194,9 +194,21 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str],
         if not conf.nameservers:
             raise
         # A DNS failure is a verdict of its own: trace the path to the nameserver instead.
-        destination.update(resolved=False, error=str(e), nameserver=conf.nameservers[0])
-        why = str(e) + loopback_note(conf.nameservers[0])
-        return Aim(destination, conf.nameservers[0], 53, "udp", dns_failure=why)
+        server = conf.nameservers[0]
+        why = str(e) + loopback_note(server)
+        upstreams, source = resolver.embedded_upstreams(target) \
+            if server == resolver.DOCKER_EMBEDDED and server in e.silent else ((), "")
+        if upstreams:
+            # Docker's embedded server got the query (its DNAT sends it to dockerd) and did
+            # not answer: dockerd waits on the servers it forwards to, from the container's
+            # own namespace. The path that fails is the one to them.
+            destination["via"] = server
+            server = upstreams[0]
+            why = (f"{e}; 127.0.0.11 is Docker's embedded DNS server, which forwards this "
+                   f"container's queries to {', '.join(upstreams)} ({source}) from the "
+                   f"container's own namespace: the path traced is the one to {server}")
+        destination.update(resolved=False, error=str(e), nameserver=server)
+        return Aim(destination, server, 53, "udp", dns_failure=why)
     destination.update(nameserver=found.server, name=found.name,
                        **discover.choose_address(target, found, family))
     return Aim(destination, host, dport, proto)

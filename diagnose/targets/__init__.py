@@ -39,6 +39,9 @@ class Target:
     hosts_file: Optional[str] = None  # read before the nameservers (hosts(5))
     notes: tuple = field(default_factory=tuple)
     ports: tuple = ()  # PortBinding: what the runtime publishes (and the port a user asked)
+    # The nameservers the runtime was told to use for it (`docker run --dns`): Docker's
+    # embedded DNS server forwards its queries to them.
+    dns_servers: tuple = ()
 
     @property
     def label(self) -> str:
@@ -134,7 +137,24 @@ def _from_record(ref: str, rec: ContainerRecord, all_records: list) -> Target:
         resolv_conf=f"/proc/{pid}/root/etc/resolv.conf",
         hosts_file=f"/proc/{pid}/root/etc/hosts",
         ports=port_bindings(info),
+        dns_servers=_dns_servers(info),
     )
+
+
+def _dns_servers(info) -> tuple:
+    """HostConfig.Dns of an inspect answer: the addresses among them."""
+    import ipaddress
+
+    servers = (info.get("HostConfig") or {}).get("Dns") if isinstance(info, dict) else None
+    out = []
+    for s in servers if isinstance(servers, list) else ():
+        if not isinstance(s, str):
+            continue
+        try:
+            out.append(str(ipaddress.ip_address(s)))
+        except (TypeError, ValueError):
+            continue
+    return tuple(out)
 
 
 # ------------------------------------------------------------------ lab, pid, netns

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from sandbox import netdoctor, netdoctor_exe, netdoctor_json, sh, tracefs_instances
+from sandbox import SealedHost, netdoctor, netdoctor_exe, netdoctor_json, sh, tracefs_instances
 
 pytestmark = pytest.mark.live
 
@@ -865,6 +865,35 @@ def test_docker_healthy_and_broken(docker_web):
     finally:
         in_ns(host, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "172.17.0.0/16", "!",
               "-o", "docker0", "-j", "MASQUERADE")
+
+
+def test_docker_embedded_dns_is_traced_to_the_server_it_forwards_to(docker_web):
+    """A container on a user-defined network asks Docker's embedded DNS server
+    (127.0.0.11), which forwards to its --dns server from the container's namespace. With
+    that forwarded query dropped in DOCKER-USER, the trace went to 127.0.0.11 and said the
+    query never left the container; it traces the path to the server dockerd forwards to,
+    names the rule, and its deletion, as printed, heals."""
+    env, host = docker_web.env, docker_web.sealed.host
+    docker_web.docker("network", "create", "--subnet", "172.31.7.0/24", "ndt-user")
+    try:
+        docker_web.run("tr2", "--network", "ndt-user", "--dns", SealedHost.DNS)
+        rc, doc, v = trace("tr2", "www.baidu.com", env=env)
+        assert rc == 0 and v["reachable"], v
+        in_ns(host, "iptables", "-I", "DOCKER-USER", "-p", "udp", "--dport", "53", "-j", "DROP")
+        rc, doc, v = trace("tr2", "www.baidu.com", env=env)
+        assert (rc, v["cause"], v["mechanism"], v["stopped_at"]) == \
+            (1, "dns-unreachable", "forward-dropped", "bridge"), v
+        assert doc["destination"]["nameserver"] == SealedHost.DNS and \
+            doc["destination"]["via"] == "127.0.0.11", doc["destination"]
+        assert "Docker's embedded DNS server" in v["explanation"], v["explanation"]
+        f = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("tr2", "www.baidu.com", env=env)
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        in_ns(host, "sh", "-c", "iptables -D DOCKER-USER -p udp --dport 53 -j DROP; true")
+        docker_web.docker("rm", "-f", "tr2", check=False)
+        docker_web.docker("network", "rm", "ndt-user", check=False)
 
 
 def test_bad_trace_input():

@@ -216,3 +216,36 @@ def test_a_name_in_the_containers_hosts_file_is_not_asked_of_dns():
                             port=9, hosts=parse_hosts(HOSTS))
     assert (found.address, found.addresses, found.server) == (
         "10.9.9.9", ("10.9.9.9", "2001:db8::9"), "/etc/hosts")
+
+
+def test_a_silent_server_is_named_as_such():
+    """A server that never answers is told apart from one that answered no: the trace
+    follows Docker's embedded server to its upstreams only when it was silent."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        port = quiet.getsockname()[1]
+        with pytest.raises(Unresolved) as e:
+            resolver.lookup(conf("nameserver 127.0.0.1\n"), "www.baidu.com", 0.2, port)
+    assert e.value.silent == ("127.0.0.1",)
+
+
+def test_dockers_embedded_server_forwards_to_the_containers_dns_or_the_hosts(monkeypatch):
+    from types import SimpleNamespace
+
+    from netdoctor.diagnose.targets import _dns_servers
+
+    assert _dns_servers({"HostConfig": {"Dns": ["203.0.113.53", "bad", 7]}}) == ("203.0.113.53",)
+    assert _dns_servers({"HostConfig": {"Dns": None}}) == ()
+    given = SimpleNamespace(kind="docker", dns_servers=("203.0.113.53",))
+    assert resolver.embedded_upstreams(given) == (("203.0.113.53",), "docker run --dns")
+    assert resolver.embedded_upstreams(SimpleNamespace(kind="podman", dns_servers=())) == \
+        ((), "")
+    files = {"/etc/resolv.conf": "nameserver 127.0.0.53\n",
+             resolver.SYSTEMD_UPSTREAMS: "nameserver 198.51.100.53\nnameserver ::1\n"}
+    monkeypatch.setattr(resolver, "read_resolv_conf", lambda path: conf(files.get(path, "")))
+    plain = SimpleNamespace(kind="docker", dns_servers=())
+    assert resolver.embedded_upstreams(plain) == (("198.51.100.53",), resolver.SYSTEMD_UPSTREAMS)
+    files = {"/etc/resolv.conf": "nameserver 127.0.0.1\n"}
+    assert resolver.embedded_upstreams(plain)[0] == resolver.DOCKER_FALLBACK
+    files = {"/etc/resolv.conf": "nameserver 192.0.2.53\n"}
+    assert resolver.embedded_upstreams(plain) == (("192.0.2.53",), "the host's /etc/resolv.conf")

@@ -133,3 +133,39 @@ def forwarding_on(sysctls: dict, query: str, family: str) -> bool:
     iif = query.split(" iif ", 1)[1].split()[0]
     return sysctls.get("net.ipv4.ip_forward") == "1" \
         and sysctls.get(f"net.ipv4.conf.{iif}.forwarding") != "0"
+
+
+DEFAULT_TABLES = ("local", "main", "default")  # what the kernel looks up without other rules
+
+
+def route_for(ns, rules, address: str, source: Optional[str] = None):
+    """The route ns's kernel sends its own packet to address by (from source): through its
+    policy rules by priority where they were read (rules), else local, main and default as
+    the kernel's own rules look them up. A rule that refuses gives a Route of its type (no
+    prefix); None when no table has a route. Rules with selectors netdoctor does not match
+    (a mark, ports...) are not taken to match, as in rules_met."""
+    from netdoctor.diagnose.facts.namespace import Route
+
+    from .context import lookup
+
+    try:
+        dst = ipaddress.ip_address(address)
+        src = ipaddress.ip_address(source) if source else None
+    except ValueError:
+        return None
+    family = "inet6" if dst.version == 6 else "inet"
+    if rules is None:
+        steps = [("lookup", t) for t in DEFAULT_TABLES]
+    else:
+        # Sent from this namespace: its packets come in by lo, as the kernel says them.
+        steps = [(r.action, r.table) for r in sorted(
+            (r for r in rules if r.family == family), key=lambda r: r.priority)
+            if _meets(r, src, dst, "lo")]
+    for action, table in steps:
+        if action == "lookup":
+            route = lookup(ns.routes, address, table or "main")
+            if route is not None:
+                return route
+        elif action in RULE_REFUSALS:
+            return Route(dst=address, family=family, type=action)
+    return None

@@ -1,5 +1,6 @@
 from . import Check, register
-from .context import NO_GATEWAY_SHOWN, default_route_fix, global_addresses, lookup
+from ._routing import route_for
+from .context import NO_GATEWAY_SHOWN, default_route_fix, global_addresses
 
 
 @register
@@ -21,7 +22,7 @@ class ContainerNoDefaultRoute(Check):
         if not global_addresses(eth, ctx.family):
             return  # no address of the family: that is the fault (container-no-address...)
         dest = ctx.destination
-        r = lookup(ctx.namespace.routes, dest)
+        r = route_for(ctx.namespace, ctx.container.policy_rules, dest, ctx.address)
         if r is not None and r.type == "unicast":
             return  # no default route, but the destination is routed: nothing breaks
         fix = default_route_fix(ctx, eth, "add")

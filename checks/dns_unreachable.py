@@ -1,6 +1,6 @@
 from . import Check, register
 from ._rules import delete_rule, rule_evidence
-from .context import lookup
+from ._routing import route_for
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 from netdoctor.diagnose.parse import resolv_conf
 
@@ -32,14 +32,13 @@ class DnsUnreachable(Check):
         probes = {p["server"]: p for p in (c.dns_probe or ())}
         broken, unresolved = [], {}
         for server in conf.nameservers:
-            r = lookup(ctx.namespace.routes, server)
-            local = lookup(ctx.namespace.routes, server, table="local")
-            if (r is None or r.type != "unicast") and local is None:
+            r = route_for(ctx.namespace, c.policy_rules, server, ctx.address)
+            if r is None or r.type not in ("unicast", "local"):
                 broken.append((server, "no route from the container"))
             elif server in probes and not probes[server]["answered"] \
                     and probes[server].get("asked", True):  # False: netdoctor never sent it
                 why = probes[server]["error"] or "no answer"
-                hop = _unresolved_next_hop(probes[server], server, r or local)
+                hop = _unresolved_next_hop(probes[server], server, r)
                 if hop:
                     why += (f"; the query never left: its next hop {hop} was not resolved "
                             "(no ARP/neighbour answer)")

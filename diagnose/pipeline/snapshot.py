@@ -163,12 +163,14 @@ class _Answers:
         return self.done
 
 
-def _rules_if_refused(target, report) -> Optional[tuple]:
+def _rules_if_used(target, report, own_ns) -> Optional[tuple]:
     """The container's policy rules when its own kernel refused the route to the
-    destination (a rule may be why); None otherwise, or when they cannot be read."""
+    destination (a rule may be why), or when it has routes in tables of its own (which only
+    rules look up); None otherwise, or when they cannot be read."""
     mine = target.netns.label
     own = next((l for ns, l in report.lookups if ns == mine), None)
-    if own is None or not own.error:
+    refused = own is not None and own.error
+    if not refused and all(r.table in ("local", "main", "default") for r in own_ns.routes):
         return None
     try:
         return gather.read_policy_rules(target.netns)
@@ -207,7 +209,7 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
             target=t.to_dict(), path=report.to_dict(),
             namespace=replace(own, asked=asked) if asked else own,
             host_inode=host_inode, resolv_conf=conf_text, listeners=listeners,
-            policy_rules=_rules_if_refused(t, report)))
+            policy_rules=_rules_if_used(t, report, own)))
         probe_from.append(t.netns)
         probed.append(done)
     tell("reading containers", len(targets), len(targets))

@@ -520,6 +520,20 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
+def test_a_container_routed_by_its_own_policy_rule_is_healthy(healed):
+    """The container's default route lives in table 100, looked up by a rule of its own:
+    everything works, and no check says it has no route out (two errors did)."""
+    try:
+        in_ns("ndlab-test", "ip", "route", "add", "default", "via", "172.29.0.1", "table", "100")
+        in_ns("ndlab-test", "ip", "rule", "add", "lookup", "100", "pref", "100")
+        in_ns("ndlab-test", "ip", "route", "del", "default")
+        rc, doc, v = trace("test", "www.baidu.com")
+        assert rc == 0 and v["reachable"] and doc["findings"] == [], doc["findings"]
+    finally:
+        in_ns("ndlab-test", "sh", "-c", "ip rule del pref 100; ip route flush table 100; "
+              "ip route replace default via 172.29.0.1")
+
+
 @pytest.mark.parametrize("route", [("unreachable", "default"), ("prohibit", "203.0.113.0/24")])
 def test_a_marked_packets_table_that_refuses_is_named_from_the_kernels_decision(healed, route):
     """The host marks the container's packets (mangle PREROUTING) and a policy rule sends

@@ -2277,6 +2277,28 @@ def test_replies_refused_because_the_uplink_does_not_forward_are_not_misrouted()
     assert "reply-path-asymmetric" not in ids(found) and "ip-forward-disabled" in ids(found)
 
 
+def test_a_container_routed_by_a_policy_rule_has_a_route_out():
+    """The container's default route is in table 100, which a policy rule of its own looks
+    up: it has a way out, and its nameserver is routed. Judged by main alone, it had no
+    default route and no route to its nameserver (two errors on a reachable path)."""
+    from netdoctor.diagnose.facts.namespace import PolicyRule, Route
+
+    def moved(rules):
+        snap = E.edit_container_ns(HEALTHY, "test", lambda ns: E.routes(
+            ns, keep=lambda r: not r.is_default,
+            add=[Route("default", gateway="172.29.0.1", dev="eth0", table="100")]))
+        _, c = E.container(snap, "test")
+        return E.edit_container(snap, "test", policy_rules=rules)
+
+    rules = (PolicyRule(0, "inet", "lookup", "local"), PolicyRule(100, "inet", "lookup", "100"),
+             PolicyRule(32766, "inet", "lookup", "main"))
+    found = ids(run_checks(moved(rules)), "lab:test")
+    assert "container-no-default-route" not in found and "dns-unreachable" not in found, found
+    # Without a rule that looks table 100 up, the route there is no way out.
+    found = ids(run_checks(moved(rules[:1] + rules[2:])), "lab:test")
+    assert "container-no-default-route" in found
+
+
 def test_replies_routed_back_by_the_bridge_are_no_finding():
     assert "reply-path-asymmetric" not in ids(run_checks(_reply_routed("ndbr0", None)))
 

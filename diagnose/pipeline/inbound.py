@@ -99,6 +99,7 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     host = ctx.path.get("host_netns")
     subjects = {ctx.subject, f"host {ns_label(host)}" if host else ""}
     findings = [f for f in run_checks(snap) if f.subject in subjects]
+    findings += _own_firewall(ctx, walk)
     captured: list = []  # every hop's capture, for --pcap-dir
     if watch:
         probe, sightings, ev = _watch(target, ctx, walk, watch, timeout, announce, progress,
@@ -117,6 +118,20 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     return InboundReport(ctx.container.target, port_doc, client,
                          walk.to_dict() if walk else {}, probe, sightings, findings, verdict,
                          untested, ev, int((time.monotonic() - started) * 1000))
+
+
+def _own_firewall(ctx, walk) -> list:
+    """The container's own INPUT (and its eth0's ingress hook) for the outside client's
+    request to the container port, as it arrives after the host's DNAT: a drop there stops
+    the connection inside the container."""
+    from netdoctor.checks import REGISTRY, load_all
+
+    if walk is None or walk.client_kind != "outside" or not walk.container_port:
+        return []
+    load_all()
+    found = REGISTRY["container-input-dropped"]().for_request(ctx, walk.client, walk.proto,
+                                                             walk.container_port)
+    return [found] if found is not None else []
 
 
 def _binding(target, port: int, proto: str, client: str = R.DEFAULT_CLIENT) -> dict:

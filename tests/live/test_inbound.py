@@ -231,6 +231,26 @@ def test_forward_policy_drop_names_the_policy(lab, healed):
     assert "policy drop" in doc["verdict"]["explanation"]
 
 
+def test_the_containers_own_firewall_on_its_service_port(lab, healed):
+    """The web container's own INPUT drops its service port: the SYN reaches it and dies
+    there. The verdict was unknown (NETFILTER_DROP at the container); the container's rule
+    is named, and its deletion, as printed, heals."""
+    rule = ("INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP")
+    try:
+        sh("ip", "netns", "exec", "ndlab-web", "iptables", "-I", *rule)
+        rc, doc = verdict("web", "8080")
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "container-input-dropped", v
+        f = next(f for f in doc["findings"] if f["id"] == "container-input-dropped")
+        assert "tcp/80" in f["message"] and f["fix"], f
+        sh("sh", "-c", f["fix"])
+        rc, doc = verdict("web", "8080")
+        assert rc == 0 and doc["verdict"]["reachable"], doc["verdict"]
+    finally:
+        sh("ip", "netns", "exec", "ndlab-web", "sh", "-c", "iptables -D " + " ".join(rule)
+           + "; true")
+
+
 def test_a_port_nothing_publishes(lab):
     rc, doc = verdict("web", "9999")
     assert rc == 1 and doc["verdict"]["cause"] == "port-not-published", doc["verdict"]

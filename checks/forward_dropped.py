@@ -225,4 +225,6 @@ class ForwardDropped(Check):
                     {"direction": direction, "rule": r.text, "where": r.where,
                      "packets": r.packets},
                     f"{{in_host}}iptables-save -c | grep -n -- '{r.chain}'", severity="warning",
-                    verify=True, rule=r.where)
+                    verify=True, rule=r.where,
+                    # what a trace's fix is when the rule's counter says it dropped them
+                    deletion=delete_rule(r, ctx.vars.get("in_host", "")))

@@ -103,6 +103,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     if seen.results is not None:
         plan.findings = V.confirmed_by_answer(plan.findings, seen.results.icmp_errors,
                                               found.sightings)
+    plan.findings = V.confirmed_by_counters(plan.findings, found.hits)
     verdict = V.decide(V.Case(found.hops, found.sightings, plan.findings, found.drops,
                               found.hits, plan.flow, found.used, plan.next_hops,
                               aim.dns_failure, found.pmtu,

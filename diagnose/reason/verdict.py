@@ -516,6 +516,30 @@ def confirmed_by_answer(findings: list, icmp_errors, sightings=()) -> list:
     return out
 
 
+def confirmed_by_counters(findings: list, hits: list) -> list:
+    """A rule forward-dropped could not evaluate (its warning says it may drop them, verify
+    only) whose packet counter moved during the probe did drop it: an error, and deleting
+    the rule is the fix. The requests' warning first (a dropped request has no reply)."""
+    moved = {(h.get("where"), h.get("text")) for h in hits or () if not h.get("policy")}
+    if not moved:
+        return list(findings)
+    order = sorted(range(len(findings)), key=lambda i: (
+        (findings[i].evidence or {}).get("direction") != "request", i))
+    out, done = list(findings), False
+    for i in order:
+        f = findings[i]
+        ev = f.evidence or {}
+        if done or f.id != "forward-dropped" or f.severity != "warning" \
+                or (ev.get("where"), ev.get("rule")) not in moved \
+                or not (f.vars or {}).get("deletion"):
+            continue
+        out[i] = replace(f, severity="error", fix=f.vars["deletion"], verify="",
+                         message=f"{f.message}; its packet counter moved during the probe: it "
+                                 f"dropped them")
+        done = True
+    return out
+
+
 def decide(case: Case) -> Verdict:
     for _, rule in RULES:
         decided = rule(case)

@@ -463,6 +463,13 @@ BY_HAND = {
          ("ndlab-host", "nft", "add", "rule", "ip", "ndt", "pre", "ip", "saddr", "172.29.0.2",
           "ip", "ttl", "set", "1")],
         ("ndlab-host", "nft", "delete", "table", "ip", "ndt"), "ttl-too-low"),
+    # A rule whose match netdoctor does not evaluate (br_netfilter's physdev): its counter,
+    # moved by the probe, confirms it.
+    "physdev rule in FORWARD": (
+        [("ndlab-host", "iptables", "-I", "FORWARD", "-m", "physdev", "--physdev-in",
+          "veth-test", "-j", "DROP")],
+        ("ndlab-host", "iptables", "-D", "FORWARD", "-m", "physdev", "--physdev-in",
+         "veth-test", "-j", "DROP"), "forward-dropped"),
     # A route for the container's address more specific than its bridge's: the replies
     # are discarded, or sent back out of the uplink.
     "blackhole route for the container": (

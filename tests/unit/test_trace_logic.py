@@ -890,3 +890,26 @@ def test_a_namesake_drop_off_the_path_does_not_end_the_wait():
     ours = parse_trace(trace.replace("dev=veth-web", "dev=veth-test"))
     assert E.all_probes_dropped(ours, (84, 98), path, frozenset({"veth-web"}), 1)
     assert not E.all_probes_dropped(ours, (84, 98), path, frozenset({"veth-web"}), 0)
+
+
+def test_a_rule_netdoctor_could_not_evaluate_is_confirmed_by_its_counter():
+    """forward-dropped could not evaluate a rule's matches (physdev, mac, a set): a warning,
+    verify only. Its packet counter moved during the probe: it did drop the request, and
+    deleting it becomes the fix (for the requests; the replies' warning stays one)."""
+    def warned(direction):
+        return Finding(id="forward-dropped", severity="warning", scope="host",
+                       subject="lab:test", message=f"{direction}s may be dropped", fix="",
+                       verify="ip netns exec h iptables-save -c | grep -n -- 'FORWARD'",
+                       evidence={"direction": direction, "where": "iptables-nft -t filter "
+                                 "FORWARD rule 1", "rule": "-A FORWARD -m physdev "
+                                 "--physdev-in veth-test -j DROP"},
+                       vars={"deletion": "ip netns exec h iptables -t filter -D FORWARD 1"})
+    hit = {"where": "iptables-nft -t filter FORWARD rule 1",
+           "text": "-A FORWARD -m physdev --physdev-in veth-test -j DROP", "delta": 2,
+           "policy": False}
+    request, reply = warned("request"), warned("reply")
+    (f, same) = V.confirmed_by_counters([request, reply], [hit])
+    assert (f.severity, f.fix, f.verify) == \
+        ("error", "ip netns exec h iptables -t filter -D FORWARD 1", "")
+    assert "counter" in f.message and same == reply
+    assert V.confirmed_by_counters([request, reply], []) == [request, reply]

@@ -169,3 +169,50 @@ def route_for(ns, rules, address: str, source: Optional[str] = None):
         elif action in RULE_REFUSALS:
             return Route(dst=address, family=family, type=action)
     return None
+
+
+# The FIB's error in the kernel's own lookup -> the type of the route that refused it.
+KERNEL_REFUSALS = {-22: "blackhole", -113: "unreachable", -13: "prohibit"}
+
+
+def kernel_refusal(ctx, decision: dict, address: str):
+    """(what it met, evidence, fix, verify) for a lookup the host's kernel made for the
+    probe and refused (a trace's journal: the table it looked in, the error), for address:
+    the table's refusing route and the policy rules that lead to that table (by a mark,
+    say, which `ip route get` without one does not see). The fix deletes a refusing route
+    that is not a default one; else the rules and the table are shown. None for an
+    address that is not one."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    table = str(decision.get("table") or "main")
+    kind = KERNEL_REFUSALS.get(decision.get("error"))
+    family = "inet6" if ip.version == 6 else "inet"
+    candidates = [r for r in ctx.host_ns.refusing_routes if r.type == kind
+                  and r.table == table and ip in r.network] if kind else []
+    refusing = max(candidates, key=lambda r: r.network.prefixlen) if candidates else None
+    leads = [r for r in (ctx.host.policy_rules or ()) if r.action == "lookup"
+             and r.table == table and r.family == family] if table != "main" else []
+    evidence = {"kernel_decision": decision.get("said"), "table": table,
+                "hop": decision.get("hop")}
+    met = f"{a_(kind)} route" if kind else "no route"
+    if refusing is not None:
+        evidence["refusing_route"] = describe(refusing)
+        met = f"{a_(refusing.type)} route ({describe(refusing)})"
+    by = ""
+    if leads:
+        evidence["policy_rules"] = [r.text() for r in leads]
+        by = ("; the policy rule" + ("s " if len(leads) > 1 else " ")
+              + ", ".join(f"`{r.text()}`" for r in leads) + " send"
+              + ("" if len(leads) > 1 else "s") + " packets there")
+    if any(r.fwmark for r in leads):
+        by += " (by the packet's mark, which `ip route get` without one does not see)"
+    message = f"its own lookup for it went to table {table} and met {met}{by}"
+    if refusing is not None and not refusing.is_default:
+        fix, verify = route_removal("{in_host}", refusing)
+    else:
+        ip_ = "ip -6" if family == "inet6" else "ip"
+        fix, verify = (f"{{in_host}}{ip_} rule show; {{in_host}}{ip_} route show table "
+                       f"{table}"), True
+    return message, evidence, fix, verify

@@ -3,8 +3,8 @@ import ipaddress
 import os
 
 from . import Check, register
-from ._routing import (a_, describe, forwarding_on, refusing_route, refusing_rule,
-                       route_removal, rule_to_table)
+from ._routing import (a_, describe, forwarding_on, kernel_refusal, refusing_route,
+                       refusing_rule, route_removal, rule_to_table)
 
 
 @register
@@ -105,55 +105,18 @@ class HostNoRoute(Check):
 
     def for_decision(self, ctx, decision: dict):
         """As a trace saw it: the host's kernel refused the probe's request in its own lookup
-        (the journal's decision: the table it looked in, the error), where the checks'
-        lookup, asked without the probe's marks, found a route. The table's refusing route
-        and the policy rules that lead to that table are named; a route other than a
-        default one is deleted by the fix, else the table and rules are shown."""
+        (the journal's decision), where the checks' lookup, asked without the probe's marks,
+        found a route (see _routing.kernel_refusal)."""
         if ctx.host is None or not ctx.destination:
             return
-        table, error = str(decision.get("table") or "main"), decision.get("error")
-        kind = KERNEL_REFUSALS.get(error)
-        refusing = None
-        if kind is not None:
-            try:
-                address = ipaddress.ip_address(ctx.destination)
-            except ValueError:
-                return
-            candidates = [r for r in ctx.host_ns.refusing_routes if r.type == kind
-                          and r.table == table and address in r.network]
-            refusing = max(candidates, key=lambda r: r.network.prefixlen) if candidates \
-                else None
-        six = ":" in ctx.destination
-        leads = [r for r in (_rules(ctx) or ()) if r.action == "lookup" and r.table == table
-                 and r.family == ("inet6" if six else "inet")] if table != "main" else []
-        evidence = {"kernel_decision": decision.get("said"), "table": table,
-                    "hop": decision.get("hop"), "direction": "request"}
-        met = f"{a_(kind)} route" if kind else "no route"
-        if refusing is not None:
-            evidence["refusing_route"] = describe(refusing)
-            met = f"{a_(refusing.type)} route ({describe(refusing)})"
-        by = ""
-        if leads:
-            evidence["policy_rules"] = [r.text() for r in leads]
-            by = ("; the policy rule" + ("s " if len(leads) > 1 else " ")
-                  + ", ".join(f"`{r.text()}`" for r in leads) + " send" +
-                  ("" if len(leads) > 1 else "s") + " packets there")
-        marked = any(r.fwmark for r in leads)
-        message = (f"{ctx.vars['host_ns']}'s kernel refused to route {ctx.subject}'s probe to "
-                   f"{ctx.destination}: its own lookup for it went to table {table} and met "
-                   f"{met}{by}" + (" (by the packet's mark, which `ip route get` without "
-                                   "one does not see)" if marked else ""))
-        if refusing is not None and not refusing.is_default:
-            fix, verify = route_removal("{in_host}", refusing)
-        else:
-            ip = "ip -6" if six else "ip"
-            fix, verify = (f"{{in_host}}{ip} rule show; {{in_host}}{ip} route show table "
-                           f"{table}"), True
-        yield self.finding(ctx, message, evidence, fix, verify=verify)
-
-
-# The FIB's error in the kernel's own lookup -> the type of the route that refused it.
-KERNEL_REFUSALS = {-22: "blackhole", -113: "unreachable", -13: "prohibit"}
+        said = kernel_refusal(ctx, decision, ctx.destination)
+        if said is None:
+            return
+        message, evidence, fix, verify = said
+        yield self.finding(
+            ctx, f"{ctx.vars['host_ns']}'s kernel refused to route {ctx.subject}'s probe to "
+                 f"{ctx.destination}: {message}", dict(evidence, direction="request"), fix,
+            verify=verify)
 
 
 # No route at all: the gateway of the uplink's network is the network's (its DHCP lease, its

@@ -1,5 +1,6 @@
 from . import Check, register
-from ._routing import describe, forwarding_on, refusing_route, route_removal, rules_met
+from ._routing import (describe, forwarding_on, kernel_refusal, refusing_route, route_removal,
+                       rules_met)
 from .context import lookup
 
 
@@ -89,3 +90,20 @@ class ReplyPathAsymmetric(Check):
                      f"{what}: the request goes out one way and its answers come back another "
                      f"({why})", evidence, fix, verify=verify,
                 reply_query=r["query"], expected_dev=expected)
+
+    def for_decision(self, ctx, decision: dict):
+        """As a trace saw it: the host's kernel refused the replies to the container in its
+        own lookup (the journal's decision), where the checks' lookup, asked without the
+        replies' marks, found the way back (see _routing.kernel_refusal)."""
+        if ctx.host is None or not ctx.address:
+            return
+        said = kernel_refusal(ctx, decision, ctx.address)
+        if said is None:
+            return
+        message, evidence, fix, verify = said
+        yield self.finding(
+            ctx, f"{ctx.vars['host_ns']}'s kernel refused to route the replies to "
+                 f"{ctx.subject} back: {message}", dict(evidence, direction="reply"), fix,
+            verify=verify, reply_query=f"ip route get {ctx.address} from {ctx.destination} "
+                                       f"iif {ctx.host_egress.name if ctx.host_egress else '?'}",
+            expected_dev=ctx.ingress.name if ctx.ingress else "?")

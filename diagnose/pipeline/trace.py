@@ -121,22 +121,28 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
 
 
 def refused_by_the_kernel(plan: Plan, journal) -> list:
-    """host-no-route from the host's own lookup for the probe (tracefs), where it refused
-    the request and the checks found no route missing: their lookup (`ip route get`) is
-    asked without the probe's marks, which the policy rules may route by."""
+    """host-no-route (reply-path-asymmetric) from the host's own lookup for the probe's
+    request (reply), read by tracefs, where it refused it and the checks found nothing
+    missing: their lookup (`ip route get`) is asked without the probe's marks, which the
+    policy rules may route by."""
     from netdoctor.checks import REGISTRY, load_all
 
-    refused = [e for e in journal if e["kind"] == "route" and e["direction"] == "request"
-               and e["error"] is not None and e["hop"] in ("host-veth", "bridge")]
-    if not refused or plan.judged is None or any(
-            f.id == "host-no-route" for f in plan.findings):
+    refused = [e for e in journal if e["kind"] == "route" and e["error"] is not None and (
+        e["direction"] == "request" and e["hop"] in ("host-veth", "bridge")
+        or e["direction"] == "reply" and e["hop"] in HOST_EGRESS_ROLES)]
+    if not refused or plan.judged is None:
         return []
     ctx = next((c for c in contexts(plan.judged) if c.scope == "container"
                 and c.subject == plan.facts.label), None)
     if ctx is None:
         return []
     load_all()
-    return list(REGISTRY["host-no-route"]().for_decision(ctx, refused[0]))
+    # (a request the host refused has no reply: the first refusal is the one)
+    check = "host-no-route" if refused[0]["direction"] == "request" \
+        else "reply-path-asymmetric"
+    if any(f.id == check for f in plan.findings):
+        return []
+    return list(REGISTRY[check]().for_decision(ctx, refused[0]))
 
 
 def write_trace_pcapng(path: str, target, aim: Aim, captures: list) -> None:

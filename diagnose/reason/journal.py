@@ -50,9 +50,11 @@ def _route_hop(d, hops: list, direction: str) -> Optional[dict]:
                 return h
         return None
     host_side = {h["name"] for h in hops if h["role"] in ("host-veth", "bridge")}
+    # A refused lookup chose no device: its incoming interface is all there is to go by.
+    refused = d.get("err") not in ("0", None)
     for role in HOST_EGRESS:
         h = next((h for h in hops if h["role"] == role), None)
-        if h is not None and h.get("ifindex") == iif and dev in host_side:
+        if h is not None and h.get("ifindex") == iif and (dev in host_side or refused):
             return h
     return None
 

@@ -527,6 +527,32 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
+def test_marked_replies_sent_to_a_table_that_refuses_them_are_named(healed):
+    """The host marks what comes in on its uplink for its own address (the replies, before
+    their NAT is undone) and a policy rule sends marked packets to a table that refuses
+    the container network: the replies die at the uplink. `ip route get` without the mark
+    finds the bridge, and the verdict was unknown; the kernel's own lookup for the reply
+    (tracefs) names the table, its route and the rule, and deleting the route heals."""
+    mark = ("PREROUTING", "-i", "eth0", "-d", "198.51.100.2", "-j", "MARK", "--set-mark", "7")
+    try:
+        in_ns("ndlab-host", "iptables", "-t", "mangle", "-A", *mark)
+        in_ns("ndlab-host", "ip", "rule", "add", "fwmark", "7", "table", "207", "pref", "50")
+        in_ns("ndlab-host", "ip", "route", "add", "unreachable", "172.29.0.0/24", "table", "207")
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert (rc, v["cause"], v["direction"], v["stopped_at"]) == \
+            (1, "reply-path-asymmetric", "reply", "uplink"), v
+        f = next(f for f in doc["findings"] if f["id"] == "reply-path-asymmetric")
+        assert "table 207" in f["message"] and "fwmark 0x7" in f["message"], f["message"]
+        assert f["fix"] == \
+            "ip netns exec ndlab-host ip route del unreachable 172.29.0.0/24 table 207", f
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "203.0.113.80")
+        assert rc == 0 and v["reachable"], v
+    finally:
+        in_ns("ndlab-host", "sh", "-c", "ip rule del pref 50; ip route flush table 207; "
+              "iptables -t mangle -F PREROUTING; true")
+
+
 def test_a_container_routed_by_its_own_policy_rule_is_healthy(healed):
     """The container's default route lives in table 100, looked up by a rule of its own:
     everything works, and no check says it has no route out (two errors did)."""

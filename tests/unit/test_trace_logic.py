@@ -460,6 +460,26 @@ def test_a_refused_lookup_names_the_route_type_the_kernel_met():
                         f"(error {err})"], said
 
 
+def test_a_refused_reply_is_tied_to_the_hop_it_came_in_by():
+    """A reply the host's lookup refused chose no device: its incoming interface (the
+    uplink's index) ties it to the uplink, with the table it was refused in."""
+    from netdoctor.capture.tracefs import TraceParser
+    from netdoctor.diagnose.reason import journal as J
+
+    import recorded
+
+    hops = json.loads(json.dumps(recorded.document("lab-checks-snapshot.json")
+                                 ["containers"][0]["path"]["hops"]))
+    uplink = next(h for h in hops if h["role"] == "uplink")
+    parser = TraceParser(seen_only=True)
+    parser.feed(f" busybox-1 [001] ..s1. 10.000002: fib_table_lookup: table 207 oif 0 iif "
+                f"{uplink['ifindex']} proto 0 203.0.113.80/0 -> 172.29.0.2/0 tos 0 scope 0 "
+                f"flags 0 ==> dev - gw 0.0.0.0/:: err -113\n")
+    flow = E.Flow("icmp", "172.29.0.2", "203.0.113.80", cookie=1)
+    [e] = J.entries(parser.decisions, hops, flow)
+    assert (e["hop"], e["direction"], e["table"], e["error"]) == ("uplink", "reply", "207", -113)
+
+
 def test_the_filter_and_the_parser_speak_ipv6_and_vxlan():
     from frames import echo6, neighbour_solicitation, vxlan
 

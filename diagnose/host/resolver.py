@@ -157,14 +157,48 @@ SYSTEMD_UPSTREAMS = "/run/systemd/resolve/resolv.conf"
 
 def embedded_upstreams(target) -> tuple:
     """(servers, where from) Docker's embedded DNS server forwards a container's queries
-    to, as dockerd chooses them: the container's own --dns, else the host's resolv.conf
-    without its loopback servers (systemd-resolved's upstream file where the host's names
-    only its stub), else Docker's fallback servers. dockerd sends them from the container's
-    namespace. ((), "") where the container is not Docker's."""
+    to, as dockerd chooses them: the container's own --dns, else the host's nameservers
+    (host_upstreams), else Docker's fallback servers. dockerd sends them from the
+    container's namespace. ((), "") where the container is not Docker's."""
     if getattr(target, "kind", None) != "docker":
         return (), ""
     if target.dns_servers:
         return tuple(target.dns_servers), "docker run --dns"
+    servers, source = host_upstreams()
+    if not servers:
+        return DOCKER_FALLBACK, "Docker's fallback: the host's resolv.conf names no other"
+    return servers, source
+
+
+def aardvark_upstreams(server: str):
+    """(servers, where from) podman's aardvark-dns forwards to when it listens on server: the
+    network's own servers where its file names them, else the host's (host_upstreams);
+    None when no aardvark-dns network file of this machine listens on server."""
+    from ..parse.aardvark_conf import AARDVARK_DIR, parse_network_file
+
+    try:
+        names = sorted(os.listdir(AARDVARK_DIR))
+    except OSError:
+        return None
+    for name in names:
+        try:
+            with open(os.path.join(AARDVARK_DIR, name), encoding="utf-8",
+                      errors="replace") as f:
+                listen, upstreams = parse_network_file(f.read(1 << 16))
+        except OSError:
+            continue
+        if server in listen:
+            if upstreams:
+                return upstreams, f"podman network {name}'s DNS servers"
+            return host_upstreams()
+    return None
+
+
+def host_upstreams() -> tuple:
+    """(servers, where from): the nameservers of this machine's resolv.conf without its
+    loopback ones; systemd-resolved's upstream file where the host's names only its stub.
+    What a resolver on the host that forwards (dockerd, podman's aardvark-dns, dnsmasq)
+    asks."""
     import ipaddress
 
     def usable(conf) -> list:
@@ -181,9 +215,7 @@ def embedded_upstreams(target) -> tuple:
     servers, source = usable(host), "the host's /etc/resolv.conf"
     if not servers and host.nameservers:
         servers, source = usable(read_resolv_conf(SYSTEMD_UPSTREAMS)), SYSTEMD_UPSTREAMS
-    if not servers:
-        return DOCKER_FALLBACK, "Docker's fallback: the host's resolv.conf names no other"
-    return tuple(servers), source
+    return (tuple(servers), source) if servers else ((), "")
 
 
 def resolve_in(ns: netns.Netns, resolv_conf: ResolvConf, name: str,

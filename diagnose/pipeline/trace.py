@@ -108,8 +108,11 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                               found.hits, plan.flow, found.used, plan.next_hops,
                               aim.dns_failure, found.pmtu,
                               tuple(found.summary.get("divergences", ())),
-                              found.port_closed, found.summary.get("nftrace") or []))
+                              found.port_closed, found.summary.get("nftrace") or [],
+                              aim.destination.get("nameserver") in (
+                                  aim.destination.get("silent") or ())))
     plan.findings = V.still_standing(plan.findings, plan.next_hops, verdict.reachable)
+    verdict = _asked_from_the_host(plan, aim, verdict)
     if not verdict.reachable and aim.destination.get("nameserver") == resolver.HOSTS_FILE:
         verdict = replace(verdict, explanation=(
             f"{verdict.explanation}; {aim.address} is what the container's /etc/hosts gives "
@@ -118,6 +121,44 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     if pcap:
         write_trace_pcapng(pcap, target, aim, seen.captures)
     return report(plan, aim, seen, found, verdict, pcap_dir, started)
+
+
+def _asked_from_the_host(plan: Plan, aim: Aim, verdict):
+    """A nameserver that is the host's own address and was silent for the name, though it
+    answered the probe, is a resolver on the host (podman's aardvark-dns, a dnsmasq) that
+    forwards from the host's namespace to the host's nameservers: they are asked the name
+    from there (one query each, at most three). Silent there too, the host's own DNS is
+    what fails, and the verdict says so; otherwise it stands."""
+    server = aim.destination.get("nameserver")
+    if verdict.cause != "dns-no-answer" or server not in (aim.destination.get("silent") or ()) \
+            or plan.host_ns is None or plan.judged is None:
+        return verdict
+    host = plan.judged.host(plan.host_ns.inode)
+    if host is None or server not in host.namespace.held_addresses:
+        return verdict
+    # podman's aardvark-dns says where it forwards (its network's servers, else the host's);
+    # another resolver on the host is taken to ask the host's.
+    upstreams, source = resolver.aardvark_upstreams(server) or resolver.host_upstreams()
+    if not upstreams:
+        return verdict
+    from ..parse.resolv_conf import ResolvConf
+
+    name = aim.destination.get("asked") or aim.destination.get("query")
+    asked = upstreams[:3]
+    try:
+        netns.call_in(plan.host_ns, resolver.lookup, ResolvConf(nameservers=asked), name, 1.0)
+        return verdict  # the host resolves it: the resolver on it is what does not
+    except NetdoctorError as e:
+        silent = [u for u in asked if u in getattr(e, "silent", ())]
+    if len(silent) < len(asked):
+        return verdict
+    where = plan.host_ns.label
+    return replace(verdict, cause="dns-unreachable", explanation=(
+        f"{verdict.explanation}. {server} is the host's own address: a resolver on the host "
+        f"(podman's aardvark-dns, a dnsmasq) forwards the name to the host's nameservers "
+        f"({', '.join(asked)}, from {source}), and asked from the host's namespace ({where}) "
+        f"they do not answer either: the host's own DNS is what fails (`nslookup {name} "
+        f"{asked[0]}` on the host)"))
 
 
 def refused_by_the_kernel(plan: Plan, journal) -> list:
@@ -214,7 +255,8 @@ def resolve(target, dest: str, port: Optional[int], proto: Optional[str],
             why = (f"{e}; 127.0.0.11 is Docker's embedded DNS server, which forwards this "
                    f"container's queries to {', '.join(upstreams)} ({source}) from the "
                    f"container's own namespace: the path traced is the one to {server}")
-        destination.update(resolved=False, error=str(e), nameserver=server)
+        destination.update(resolved=False, error=str(e), nameserver=server,
+                           silent=list(e.silent), asked=host)
         return Aim(destination, server, 53, "udp", dns_failure=why)
     destination.update(nameserver=found.server, name=found.name,
                        **discover.choose_address(target, found, family))

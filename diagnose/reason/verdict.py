@@ -84,6 +84,8 @@ class Case:
     port_closed: bool = False
     # nftables' trace of the probe's packets (--allow-trace-rules): reason.nftrace.rules_met
     traced: list = field(default_factory=list)
+    # The nameserver sent no answer at all to the name's query (it did not refuse it)
+    dns_silent: bool = False
 
     @cached_property
     def kernel_drop(self) -> tuple:
@@ -167,6 +169,12 @@ def _dns_answered_without_address(c: Case) -> Optional[Verdict]:
                                    f"nothing listens on UDP port 53 there (ICMP port "
                                    f"unreachable): its DNS server is not running, or listens "
                                    f"on another address")
+    if c.dns_failure and c.hops.reachable and c.dns_silent:
+        return Verdict(False, None, None, "dns-no-answer", evidence_used=c.evidence_used,
+                       explanation=f"{c.dns_failure}; yet the nameserver answered netdoctor's "
+                                   f"own query (a question for the root): the path to it "
+                                   f"works, and it is silent for the name alone, as a "
+                                   f"forwarding resolver is whose own servers do not answer it")
     if c.dns_failure and c.hops.reachable:
         return Verdict(False, None, None, "dns-no-answer", evidence_used=c.evidence_used,
                        explanation=f"the nameserver answers, but: {c.dns_failure}")

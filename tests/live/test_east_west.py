@@ -267,3 +267,23 @@ def test_a_destination_that_holds_the_sources_address_is_an_ip_conflict(lab, hea
     f = next(f for f in doc["findings"] if f["id"] == "ip-conflict")
     assert f["side"] == "destination" and "172.29.0.2" in f["message"], f
     assert " lo" not in (f["fix"] + f["verify"]), f
+
+
+@pytest.mark.podman
+def test_podman_dns_forwarder_whose_upstream_is_silent(podman_networks):
+    """A container on a podman network with DNS asks aardvark-dns on the network's gateway,
+    which forwards names it does not know to the host's nameservers, from the host's
+    namespace. In the sealed host they do not answer: the trace said "the nameserver
+    answers, but ... did not answer". It now says the forwarder answers and is silent for
+    the name, asks the host's nameservers from the host, and names the host's DNS."""
+    from netdoctor.diagnose.host.resolver import host_upstreams
+
+    if not host_upstreams()[0]:
+        pytest.skip("this machine's resolv.conf names no nameserver for aardvark-dns to ask")
+    rc, doc = netdoctor_json("trace", "pew1", "www.baidu.com", env=podman_networks.env)
+    v = doc["verdict"]
+    assert rc == 1 and v["cause"] == "dns-unreachable", v
+    assert doc["destination"]["nameserver"] == "172.31.18.1", doc["destination"]
+    assert doc["probe"]["outcome"] == "reply", doc["probe"]  # the forwarder itself answers
+    assert "the host's own DNS is what fails" in v["explanation"], v["explanation"]
+    assert "nameserver answers, but" not in v["explanation"]

@@ -189,6 +189,16 @@ def test_nft_chain_answers(d):
     only_parse_errors(nfnetlink.parse_nft_chain_answers, raw)
 
 
+@FUZZ
+@given(st.text(max_size=300))
+def test_aardvark_network_file_any_text(text):
+    from netdoctor.diagnose.parse.aardvark_conf import parse_network_file
+
+    listen, upstreams = parse_network_file(text)
+    assert isinstance(listen, tuple) and isinstance(upstreams, tuple)
+    assert listen or not upstreams
+
+
 # ------------------------------------------------------------------ netfilter
 
 @FUZZ

@@ -249,3 +249,25 @@ def test_dockers_embedded_server_forwards_to_the_containers_dns_or_the_hosts(mon
     assert resolver.embedded_upstreams(plain)[0] == resolver.DOCKER_FALLBACK
     files = {"/etc/resolv.conf": "nameserver 192.0.2.53\n"}
     assert resolver.embedded_upstreams(plain) == (("192.0.2.53",), "the host's /etc/resolv.conf")
+
+
+def test_aardvark_dns_forwards_to_its_networks_servers_or_the_hosts(monkeypatch, tmp_path):
+    from netdoctor.diagnose.parse import aardvark_conf
+
+    assert aardvark_conf.parse_network_file(
+        "10.89.7.1 192.0.2.53,198.51.100.53\nbc05 10.89.7.2  p1,bc05\n") == \
+        (("10.89.7.1",), ("192.0.2.53", "198.51.100.53"))
+    assert aardvark_conf.parse_network_file("10.89.7.1,fd00::1\nbc05 10.89.7.2  p1\n") == \
+        (("10.89.7.1", "fd00::1"), ())
+    assert aardvark_conf.parse_network_file("garbage\n") == ((), ())
+    (tmp_path / "pnet").write_text("10.89.7.1\nbc05 10.89.7.2  p1,bc05\n")
+    (tmp_path / "qnet").write_text("10.89.8.1 192.0.2.53\n")
+    monkeypatch.setattr(aardvark_conf, "AARDVARK_DIR", str(tmp_path))
+    monkeypatch.setattr(resolver, "read_resolv_conf",
+                        lambda path: conf("nameserver 198.51.100.53\n"
+                                          if path == "/etc/resolv.conf" else ""))
+    assert resolver.aardvark_upstreams("10.89.7.1") == (("198.51.100.53",),
+                                                        "the host's /etc/resolv.conf")
+    assert resolver.aardvark_upstreams("10.89.8.1") == (("192.0.2.53",),
+                                                        "podman network qnet's DNS servers")
+    assert resolver.aardvark_upstreams("10.89.9.1") is None

@@ -325,6 +325,13 @@ def test_name_resolution_and_path_mtu_are_verdict_rules_too():
     # The rules are one ordered list, each saying what it decides on.
     assert [name for name, _ in V.RULES][0] == \
         "the name did not resolve, but the nameserver answers"
+    # A nameserver that answered the probe but was silent for the name: it answers, and
+    # waits on servers of its own (a forwarding resolver), which the verdict says.
+    quiet = "cannot resolve 'x' (x: 10.89.7.1 did not answer within 1 s)"
+    v = V.decide(V.Case(reached, sightings([1, 1, 1, 1], [1, 1, 1, 1]), [], flow=FLOW,
+                        dns_failure=quiet, dns_silent=True))
+    assert v.cause == "dns-no-answer" and "forward" in v.explanation and \
+        "nameserver answers, but" not in v.explanation, v.explanation
 
 
 def test_a_bridge_device_reports_no_unanswered_arp_it_could_not_see_answered():

@@ -289,6 +289,15 @@ def test_the_printed_fix_heals(healed, fault):
     assert rc == 0 and v["reachable"], (cause["fix"], v)
 
 
+def _nft_fault(ns, family, chain, spec, rule, cause):
+    """A BY_HAND fault of one nft table `ndt` in ns: a base chain (spec: its hook line) with
+    one rule (its words), undone by deleting the table."""
+    return ([(ns, "nft", "add", "table", family, "ndt"),
+             (ns, "nft", "add", "chain", family, "ndt", chain, spec),
+             (ns, "nft", "add", "rule", family, "ndt", chain, *rule)],
+            (ns, "nft", "delete", "table", family, "ndt"), cause)
+
+
 # Faults the lab does not inject: (how to break it, how to undo it, cause, stopped_at).
 # The ARP ones flush the container's neighbours, as a reboot or a new container would.
 FLUSH = ("ndlab-test", "ip", "neigh", "flush", "all")
@@ -329,20 +338,12 @@ BY_HAND = {
                                  "forward-dropped"),
     # nftables' bridge family (ebtables-nft): the frames from the container's port, and
     # the answers to it, before and after the host's IP layer.
-    "bridge table drops the requests": (
-        [("ndlab-host", "nft", "add", "table", "bridge", "ndt"),
-         ("ndlab-host", "nft", "add", "chain", "bridge", "ndt", "in",
-          "{ type filter hook input priority 0; }"),
-         ("ndlab-host", "nft", "add", "rule", "bridge", "ndt", "in", "ip", "saddr",
-          "172.29.0.2", "drop")],
-        ("ndlab-host", "nft", "delete", "table", "bridge", "ndt"), "forward-dropped"),
-    "bridge table drops the answers": (
-        [("ndlab-host", "nft", "add", "table", "bridge", "ndt"),
-         ("ndlab-host", "nft", "add", "chain", "bridge", "ndt", "out",
-          "{ type filter hook output priority 0; }"),
-         ("ndlab-host", "nft", "add", "rule", "bridge", "ndt", "out", "oifname", "veth-test",
-          "ip", "protocol", "icmp", "drop")],
-        ("ndlab-host", "nft", "delete", "table", "bridge", "ndt"), "forward-dropped"),
+    "bridge table drops the requests": _nft_fault(
+        "ndlab-host", "bridge", "in", "{ type filter hook input priority 0; }",
+        ("ip", "saddr", "172.29.0.2", "drop"), "forward-dropped"),
+    "bridge table drops the answers": _nft_fault(
+        "ndlab-host", "bridge", "out", "{ type filter hook output priority 0; }",
+        ("oifname", "veth-test", "ip", "protocol", "icmp", "drop"), "forward-dropped"),
     # A container network made over an outside range: the host delivers the destination
     # onto that bridge instead of routing it out.
     "a local network over the destination": (
@@ -456,13 +457,9 @@ BY_HAND = {
           "02:00:00:00:00:99", "dev", "eth0", "nud", "permanent")],
         ("ndlab-host", "sh", "-c", "ip neigh del 198.51.100.1 dev eth0; true"),
         "neighbour-failed"),
-    "nft sets TTL 1": (
-        [("ndlab-host", "nft", "add", "table", "ip", "ndt"),
-         ("ndlab-host", "nft", "add", "chain", "ip", "ndt", "pre",
-          "{ type filter hook prerouting priority -150; }"),
-         ("ndlab-host", "nft", "add", "rule", "ip", "ndt", "pre", "ip", "saddr", "172.29.0.2",
-          "ip", "ttl", "set", "1")],
-        ("ndlab-host", "nft", "delete", "table", "ip", "ndt"), "ttl-too-low"),
+    "nft sets TTL 1": _nft_fault(
+        "ndlab-host", "ip", "pre", "{ type filter hook prerouting priority -150; }",
+        ("ip", "saddr", "172.29.0.2", "ip", "ttl", "set", "1"), "ttl-too-low"),
     # A rule whose match netdoctor does not evaluate (br_netfilter's physdev): its counter,
     # moved by the probe, confirms it.
     "physdev rule in FORWARD": (
@@ -482,27 +479,16 @@ BY_HAND = {
         "reply-path-asymmetric"),
     # nftables' netdev family: a device's own ingress or egress hook, outside the IP hooks
     # (its device is bound by the kernel, which `nft -j` does not print).
-    "netdev ingress of the container's port": (
-        [("ndlab-host", "nft", "add", "table", "netdev", "ndt"),
-         ("ndlab-host", "nft", "add", "chain", "netdev", "ndt", "in",
-          "{ type filter hook ingress device veth-test priority 0; }"),
-         ("ndlab-host", "nft", "add", "rule", "netdev", "ndt", "in", "ip", "daddr",
-          "203.0.113.80", "drop")],
-        ("ndlab-host", "nft", "delete", "table", "netdev", "ndt"), "forward-dropped"),
-    "netdev egress of the uplink, after NAT": (
-        [("ndlab-host", "nft", "add", "table", "netdev", "ndt"),
-         ("ndlab-host", "nft", "add", "chain", "netdev", "ndt", "out",
-          "{ type filter hook egress device eth0 priority 0; }"),
-         ("ndlab-host", "nft", "add", "rule", "netdev", "ndt", "out", "ip", "saddr",
-          "198.51.100.2", "icmp", "type", "echo-request", "drop")],
-        ("ndlab-host", "nft", "delete", "table", "netdev", "ndt"), "forward-dropped"),
-    "netdev egress of the container's eth0": (
-        [("ndlab-test", "nft", "add", "table", "netdev", "ndt"),
-         ("ndlab-test", "nft", "add", "chain", "netdev", "ndt", "out",
-          "{ type filter hook egress device eth0 priority 0; }"),
-         ("ndlab-test", "nft", "add", "rule", "netdev", "ndt", "out", "ip", "daddr",
-          "203.0.113.80", "drop")],
-        ("ndlab-test", "nft", "delete", "table", "netdev", "ndt"), "container-output-dropped"),
+    "netdev ingress of the container's port": _nft_fault(
+        "ndlab-host", "netdev", "in", "{ type filter hook ingress device veth-test priority 0; }",
+        ("ip", "daddr", "203.0.113.80", "drop"), "forward-dropped"),
+    "netdev egress of the uplink, after NAT": _nft_fault(
+        "ndlab-host", "netdev", "out", "{ type filter hook egress device eth0 priority 0; }",
+        ("ip", "saddr", "198.51.100.2", "icmp", "type", "echo-request", "drop"),
+        "forward-dropped"),
+    "netdev egress of the container's eth0": _nft_fault(
+        "ndlab-test", "netdev", "out", "{ type filter hook egress device eth0 priority 0; }",
+        ("ip", "daddr", "203.0.113.80", "drop"), "container-output-dropped"),
 }
 
 

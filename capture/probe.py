@@ -296,6 +296,74 @@ def arp_answers(frames, target: str) -> list:
     return out
 
 
+def neighbour_solicitation(src_mac: str, target: str) -> tuple:
+    """(ICMPv6 message, the solicited-node multicast address to send it to): a Neighbor
+    Solicitation for target with our link-layer address (RFC 4861 4.3); the kernel fills
+    in the checksum of a raw ICMPv6 socket's messages."""
+    want = socket.inet_pton(socket.AF_INET6, target)
+    mac = bytes.fromhex(src_mac.replace(":", ""))
+    group = socket.inet_ntop(socket.AF_INET6, bytes.fromhex("ff02" + "00" * 9 + "01ff")
+                             + want[13:])
+    return struct.pack("!BBHI", 135, 0, 0, 0) + want + bytes((1, 1)) + mac, group
+
+
+def ndp_answers(messages, target: str) -> list:
+    """The link-layer addresses that Neighbor Advertisements for target among ICMPv6
+    messages name (their target link-layer address option), in order, once each."""
+    out = []
+    want = socket.inet_pton(socket.AF_INET6, target)
+    for raw in messages:
+        if len(raw) < 24 or raw[0] != 136 or raw[8:24] != want:
+            continue
+        i = 24
+        while i + 8 <= len(raw):
+            kind, units = raw[i], raw[i + 1]
+            if units == 0:
+                break
+            if kind == 2:  # target link-layer address
+                mac = raw[i + 2:i + 8].hex(":")
+                if mac not in out:
+                    out.append(mac)
+                break
+            i += units * 8
+    return out
+
+
+IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS = 17, 18
+
+
+def ask_ndp(dev: str, src_mac: str, target: str, timeout: float) -> list:
+    """ask_arp for IPv6: one Neighbor Solicitation for target from dev of the calling
+    thread's namespace, to its solicited-node group, as `ndisc6` sends; the link-layer
+    addresses the advertisements answering it name."""
+    ifindex = socket.if_nametoindex(dev)
+    message, group = neighbour_solicitation(src_mac, target)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 255)  # as RFC 4861 requires
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_IF, ifindex)
+        s.setblocking(False)
+        s.sendto(message, (group, 0, 0, ifindex))
+        messages, deadline = [], time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([s], [], [], left)
+            if not ready:
+                break
+            try:
+                messages.append(s.recv(2048))
+            except BlockingIOError:
+                continue
+            if ndp_answers(messages, target):
+                deadline = min(deadline, time.monotonic() + 0.05)  # a second answerer?
+        return ndp_answers(messages, target)
+    finally:
+        s.close()
+
+
 def ask_arp(dev: str, src_mac: str, src_ip: str, target: str, timeout: float) -> list:
     """Ask once, from dev of the calling thread's namespace, who has target: the MACs that
     answered within timeout. One broadcast request, as `arping -c 1` sends; the kernel's own

@@ -129,7 +129,8 @@ class NeighbourFailed(Check):
                 return self.finding(
                     ctx, f"{ctx.vars['host_ns']} holds a {'/'.join(n.state)} neighbour entry "
                          f"for its uplink gateway {gw} on {dev} naming {n.lladdr}, but {gw} "
-                         f"answers ARP from {', '.join(answered)}: the host sends everything "
+                         f"answers {'neighbour discovery' if ':' in gw else 'ARP'} from "
+                         f"{', '.join(answered)}: the host sends everything "
                          f"it routes out to a MAC the gateway does not have, and never asks "
                          f"again",
                     {"netns": ctx.vars["host_ns"], "neighbour": gw, "dev": dev,

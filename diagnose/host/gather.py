@@ -848,17 +848,22 @@ ARP_WAIT = 0.3  # seconds for an answer on a link: a neighbour on it answers in 
 
 
 def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) -> dict:
-    """For each IPv4 next hop (address, dev) of next_hops that ns holds a static neighbour
-    entry for, the MACs that answered one ARP request for it from dev ({"ADDRESS DEV":
-    [MAC, ...]}): the kernel never asks again for what a static entry names, so a wrong
-    one is found only by asking. One broadcast each, answers waited for together."""
+    """For each next hop (address, dev) of next_hops that ns holds a static neighbour entry
+    for, the MACs that answered one ARP request (IPv6: one Neighbor Solicitation) for it
+    from dev ({"ADDRESS DEV": [MAC, ...]}): the kernel never asks again for what a static
+    entry names, so a wrong one is found only by asking. One question each, answers waited
+    for together."""
     asks = []
-    for address, dev in sorted({(a, d) for a, d in next_hops if a and d and ":" not in a}):
+    for address, dev in sorted({(a, d) for a, d in next_hops if a and d}):
         if not any(STATIC_STATES & set(n.state) and n.lladdr
                    for n in facts.neighbours_of(address, dev)):
             continue
         link = facts.link(name=dev)
         if link is None or not link.mac:
+            continue
+        if ":" in address:  # the kernel sends it from the link's own link-local address
+            if any(a.family == "inet6" and a.scope == "link" for a in link.addresses):
+                asks.append((address, dev, link.mac, None))
             continue
         own = [a for a in link.addresses if a.family == "inet"]
         src = next((a.local for a in own
@@ -875,6 +880,8 @@ def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) 
     def ask(one):
         address, dev, mac, src = one
         try:
+            if src is None:
+                return netns.call_in(ns, probe.ask_ndp, dev, mac, address, ARP_WAIT)
             return netns.call_in(ns, probe.ask_arp, dev, mac, src, address, ARP_WAIT)
         except (OSError, NetdoctorError):
             return None

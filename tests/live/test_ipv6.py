@@ -148,3 +148,25 @@ def test_the_containers_ipv6_address_also_on_the_host_is_an_ip_conflict(lab, hea
     assert rc == 1 and v["cause"] == "ip-conflict", v
     f = next(f for f in doc["findings"] if f["id"] == "ip-conflict")
     assert f["fix"] == "ip netns exec ndlab-host ip addr del fd00:29::2/64 dev eth0", f
+
+
+def test_the_uplink_gateway_pinned_to_a_wrong_mac_is_asked_by_neighbour_discovery(lab,
+                                                                                   healed):
+    """The host's static NDP entry for its IPv6 uplink gateway names a MAC the gateway does
+    not have: everything it routes out goes nowhere, and the kernel never asks again. The
+    verdict blamed the network beyond the host; one Neighbor Solicitation from the uplink
+    finds the gateway's real MAC, and deleting the entry, as printed, heals."""
+    try:
+        sh("ip", "-n", "ndlab-host", "-6", "neigh", "replace", "2001:db8:1::1", "lladdr",
+           "02:00:00:00:00:99", "dev", "eth0", "nud", "permanent")
+        rc, doc = netdoctor_json("trace", "test", WEB6)
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "neighbour-failed", v
+        f = next(f for f in doc["findings"] if f["id"] == "neighbour-failed")
+        assert "neighbour discovery" in f["message"] and "02:00:00:00:00:99" in f["message"]
+        sh("sh", "-c", f["fix"])
+        rc, doc = netdoctor_json("trace", "test", WEB6)
+        assert rc == 0 and doc["verdict"]["reachable"], (f["fix"], doc["verdict"])
+    finally:
+        sh("ip", "-n", "ndlab-host", "-6", "neigh", "del", "2001:db8:1::1", "dev", "eth0",
+           check=False)

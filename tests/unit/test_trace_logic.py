@@ -940,3 +940,22 @@ def test_a_rule_netdoctor_could_not_evaluate_is_confirmed_by_its_counter():
         ("error", "ip netns exec h iptables -t filter -D FORWARD 1", "")
     assert "counter" in f.message and same == reply
     assert V.confirmed_by_counters([request, reply], []) == [request, reply]
+
+
+def test_the_neighbour_solicitation_and_the_advertisements_that_answer_it():
+    """The one question netdoctor asks for an IPv6 next hop a static entry pins: a Neighbor
+    Solicitation to the target's solicited-node group carrying our MAC; the answer's target
+    link-layer address is the MAC the neighbour has (a real advertisement, recorded from
+    the lab's upstream router)."""
+    from netdoctor.capture import probe as P
+
+    message, group = P.neighbour_solicitation("02:00:00:00:00:01", "2001:db8:1::1")
+    assert group == "ff02::1:ff00:1"
+    assert message[0] == 135 and message[8:24] == bytes.fromhex(
+        "20010db8000100000000000000000001") and message[24:] == bytes.fromhex("0101020000000001")
+    real = bytes.fromhex("880088616000000020010db800010000000000000000000102017e0e7e0142bb")
+    assert P.ndp_answers([real], "2001:db8:1::1") == ["7e:0e:7e:01:42:bb"]
+    assert P.ndp_answers([real, real], "2001:db8:1::1") == ["7e:0e:7e:01:42:bb"]
+    assert P.ndp_answers([real], "2001:db8:1::9") == [] and P.ndp_answers([message],
+                                                                           "2001:db8:1::1") == []
+    assert P.ndp_answers([real[:24] + b"\x02\x00"], "2001:db8:1::1") == []  # a 0-length option

@@ -433,6 +433,16 @@ class ContainerContext:
         return walks
 
     @cached_property
+    def probe_flows(self) -> tuple:
+        """PROBE_FLOWS, and a trace's own flow (its protocol and port) where it is another."""
+        d = self.path.get("destination") or {}
+        proto, port = d.get("proto"), d.get("port")
+        if proto not in ("icmp", "tcp", "udp"):
+            return PROBE_FLOWS
+        flow = (proto, None if proto == "icmp" else port)
+        return PROBE_FLOWS if flow in PROBE_FLOWS else PROBE_FLOWS + (flow,)
+
+    @cached_property
     def ephemeral_ports(self) -> tuple:
         """The range the container's kernel picks a client's source port from."""
         words = self.namespace.sysctls.get("net.ipv4.ip_local_port_range", "").split()

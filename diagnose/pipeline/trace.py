@@ -308,6 +308,9 @@ def make_plan(target, aim: Aim) -> Plan:
     if aim.far is not None:  # the checks judge the path toward a container as such
         facts.path["destination"] = dict(facts.path.get("destination") or {},
                                          container=aim.far.label)
+    # The probe's own flow, which the checks judge beside theirs (a port of its own).
+    facts.path["destination"] = dict(facts.path.get("destination") or {},
+                                     proto=aim.proto, port=aim.dport)
     path = dict(facts.path, target=facts.target)
     host = path.get("host_netns")
     subjects = {facts.label} | ({f"host {ns_label(host)}"} if host else set())

@@ -21,7 +21,8 @@ from .nftrace import first_drop
 # What the kernel's drop reason says, in the catalog's words (first: the likeliest alone).
 REASON_CAUSES = {
     "IP_INADDRERRORS": ["ip-forward-disabled", "host-no-route"],
-    "NETFILTER_DROP": ["forward-dropped", "bridge-netfilter", "container-output-dropped"],
+    "NETFILTER_DROP": ["forward-dropped", "bridge-netfilter", "container-output-dropped",
+                       "host-input-dropped"],
     "IP_RPFILTER": ["rp-filter-drop"],
     "NEIGH_FAILED": ["neighbour-failed"],
     "NEIGH_DEAD": ["neighbour-failed"],
@@ -37,7 +38,7 @@ REASON_CAUSES = {
 # Causes a dropping rule makes: for them, and only them, the rule whose counter moved is
 # evidence.
 RULE_CAUSES = ("forward-dropped", "bridge-netfilter", "container-output-dropped",
-               "neighbour-discovery-dropped")
+               "neighbour-discovery-dropped", "host-input-dropped")
 
 
 @dataclass(frozen=True)

@@ -539,6 +539,76 @@ def test_marked_replies_sent_to_a_table_that_refuses_them_are_named(healed):
               "iptables -t mangle -F PREROUTING; true")
 
 
+def test_a_service_on_the_host_behind_an_input_drop_policy(healed):
+    """The container reaches a service on its own host (on the bridge's address), and the
+    host's INPUT policy is DROP (ufw's default): the request is delivered, not forwarded.
+    The verdict said forward-dropped, with no finding and no fix; it names INPUT, and the
+    ACCEPT it prints for that flow alone, run as printed, heals."""
+    import subprocess
+    import time
+
+    server = subprocess.Popen(["ip", "netns", "exec", "ndlab-host", "busybox", "httpd", "-f",
+                               "-p", "172.29.0.1:8000"])
+    try:
+        time.sleep(0.3)
+        rc, doc, v = trace("test", "172.29.0.1:8000", "--proto", "tcp")
+        assert rc == 0 and v["reachable"], v
+        in_ns("ndlab-host", "iptables", "-P", "INPUT", "DROP")
+        rc, doc, v = trace("test", "172.29.0.1:8000", "--proto", "tcp")
+        assert (rc, v["cause"], v["stopped_at"]) == (1, "host-input-dropped", "bridge"), v
+        f = next(f for f in doc["findings"] if f["id"] == "host-input-dropped")
+        assert f["fix"] == ("ip netns exec ndlab-host iptables -I INPUT -i ndbr0 -p tcp "
+                            "--dport 8000 -j ACCEPT"), f
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "172.29.0.1:8000", "--proto", "tcp")
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        server.kill()
+        server.wait()
+        in_ns("ndlab-host", "sh", "-c", "iptables -P INPUT ACCEPT; "
+              "iptables -D INPUT -i ndbr0 -p tcp --dport 8000 -j ACCEPT; true")
+
+
+def test_a_resolver_on_the_bridge_address_behind_an_input_rule(healed, tmp_path):
+    """The container's nameserver is a dnsmasq on the host's bridge address, and an INPUT
+    rule drops DNS from the bridge: the trace follows the query to the host and named it
+    forward-dropped; it names the INPUT rule, whose deletion heals."""
+    import shutil
+    import subprocess
+    import time
+
+    if not shutil.which("dnsmasq"):
+        pytest.skip("dnsmasq is not installed")
+    conf = "/etc/netns/ndlab-test/resolv.conf"
+    saved = open(conf).read()
+    dns = subprocess.Popen(["ip", "netns", "exec", "ndlab-host", "dnsmasq",
+                            "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                            "--no-hosts", "--bind-interfaces", "--listen-address=172.29.0.1",
+                            "--address=/www.baidu.com/203.0.113.80", "--user=root",
+                            "--group=root", "--pid-file="],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rule = ("INPUT", "-i", "ndbr0", "-p", "udp", "--dport", "53", "-j", "DROP")
+    try:
+        with open(conf, "w") as f:
+            f.write("nameserver 172.29.0.1\n")
+        time.sleep(0.3)
+        rc, doc, v = trace("test", "www.baidu.com")
+        assert rc == 0 and v["reachable"], v
+        in_ns("ndlab-host", "iptables", "-I", *rule)
+        rc, doc, v = trace("test", "www.baidu.com")
+        assert (rc, v["cause"], v["mechanism"]) == (1, "dns-unreachable", "host-input-dropped"), v
+        f = next(f for f in doc["findings"] if f["id"] == "host-input-dropped")
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "www.baidu.com")
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        dns.kill()
+        dns.wait()
+        with open(conf, "w") as f:
+            f.write(saved)
+        in_ns("ndlab-host", "sh", "-c", "iptables -D " + " ".join(rule) + "; true")
+
+
 def test_a_container_routed_by_its_own_policy_rule_is_healthy(healed):
     """The container's default route lives in table 100, looked up by a rule of its own:
     everything works, and no check says it has no route out (two errors did)."""

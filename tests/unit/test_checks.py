@@ -1074,6 +1074,15 @@ CASES = {
             "eth0", "198.51.100.1"), "lab:test"),
         ("no route back at all", _reply_routed(None, None, "Network is unreachable"),
          "lab:test")],
+    "host-input-dropped": [
+        ("INPUT drops the container's requests to the bridge's address", _toward(
+            E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
+                "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i ndbr0 -p udp --dport 53 -j DROP\n"
+                "COMMIT\n", "iptables-legacy")), "172.29.0.1"), "lab:test"),
+        ("an INPUT DROP policy, toward the uplink's address", _toward(
+            E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
+                "*filter\n:INPUT DROP [9:540]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
+                "iptables-legacy")), "198.51.100.2"), "lab:test")],
     "container-input-dropped": [
         ("INPUT policy DROP without established", E.edit_container(HEALTHY, "test", ruleset=Ruleset(
             iptables_save.parse_iptables_save("*filter\n:INPUT DROP [3:180]\n"
@@ -2297,6 +2306,41 @@ def test_a_container_routed_by_a_policy_rule_has_a_route_out():
     # Without a rule that looks table 100 up, the route there is no way out.
     found = ids(run_checks(moved(rules[:1] + rules[2:])), "lab:test")
     assert "container-no-default-route" in found
+
+
+def test_what_the_container_sends_to_the_host_itself_meets_input_not_forward():
+    """Toward an address of the host the request is delivered, not forwarded: INPUT
+    decides. A rule there is deleted by the fix; a DROP policy gets an ACCEPT of the flow
+    alone from the bridge; a published port's DNAT sends it elsewhere (not judged here);
+    and toward the internet INPUT plays no part."""
+    f = next(f for f in run_checks(case(
+        "host-input-dropped", "INPUT drops the container's requests to the bridge's address"))
+        if f.id == "host-input-dropped")
+    assert f.fix == "ip netns exec ndlab-host iptables-legacy -t filter -D INPUT 1"
+    assert f.evidence["flows"] == ["udp/53"] and f.evidence["stops_at"] == ["bridge"]
+    policy = next(f for f in run_checks(case(
+        "host-input-dropped", "an INPUT DROP policy, toward the uplink's address"))
+        if f.id == "host-input-dropped")
+    assert policy.fix == "ip netns exec ndlab-host iptables-legacy -I INPUT -i ndbr0 -p icmp -j ACCEPT"
+    dropping = E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
+        "*filter\n:INPUT DROP [9:540]\nCOMMIT\n", "iptables-legacy"))
+    assert "host-input-dropped" not in ids(run_checks(dropping))  # toward 198.18.0.1
+    assert "host-input-dropped" not in ids(run_checks(_toward(HEALTHY, "172.29.0.1")))
+    # A trace's own port is judged beside the checks' flows.
+    _, c = E.container(dropping, "test")
+    port = E.edit_container(_toward(dropping, "172.29.0.1"), "test", path=dict(
+        c.path, destination={"address": "172.29.0.1", "proto": "tcp", "port": 5432}))
+    flows = [f.evidence["flows"] for f in run_checks(port) if f.id == "host-input-dropped"
+             and f.subject == "lab:test"]
+    # The probe's own flow first, with every other the same policy drops.
+    assert flows == [["tcp/5432", "icmp", "tcp/80", "tcp/443", "udp/53"]]
+    only = E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 5432 -j DROP\nCOMMIT\n",
+        "iptables-legacy"))
+    port = E.edit_container(_toward(only, "172.29.0.1"), "test", path=dict(
+        c.path, destination={"address": "172.29.0.1", "proto": "tcp", "port": 5432}))
+    [f] = [f for f in run_checks(port) if f.id == "host-input-dropped" and f.subject == "lab:test"]
+    assert f.evidence["flows"] == ["tcp/5432"]
 
 
 def test_replies_routed_back_by_the_bridge_are_no_finding():

@@ -1,5 +1,4 @@
 from . import Check, register
-from .context import PROBE_FLOWS
 from ._rules import PAST, delete_rule, flow_name, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
@@ -22,7 +21,7 @@ class ContainerInputDropped(Check):
         ruleset, eth = ctx.container.ruleset, ctx.egress
         if ruleset is None or eth is None or not ctx.address or not ctx.destination:
             return
-        for proto, port in PROBE_FLOWS:
+        for proto, port in ctx.probe_flows:
             found = self._judge(ctx, proto, port, "established")
             if found is not None:
                 yield found

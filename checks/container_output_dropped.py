@@ -1,5 +1,4 @@
 from . import Check, register
-from .context import PROBE_FLOWS
 from ._rules import PAST, delete_rule, flow_name, iptables_program, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
@@ -36,7 +35,7 @@ class ContainerOutputDropped(Check):
         eth = ctx.egress
         if ruleset is None or eth is None or not ctx.address:
             return
-        for proto, port in PROBE_FLOWS:
+        for proto, port in ctx.probe_flows:
             packet = Packet(src=ctx.address, dst=ctx.destination, iif=None, oif=eth.name,
                             proto=proto, dport=port,
                             sport=ctx.ephemeral_ports if port is not None else None,

@@ -434,13 +434,14 @@ class ContainerContext:
 
     @cached_property
     def probe_flows(self) -> tuple:
-        """PROBE_FLOWS, and a trace's own flow (its protocol and port) where it is another."""
+        """The flows the checks judge: a trace's own (its protocol and port) first, then
+        PROBE_FLOWS."""
         d = self.path.get("destination") or {}
         proto, port = d.get("proto"), d.get("port")
         if proto not in ("icmp", "tcp", "udp"):
             return PROBE_FLOWS
         flow = (proto, None if proto == "icmp" else port)
-        return PROBE_FLOWS if flow in PROBE_FLOWS else PROBE_FLOWS + (flow,)
+        return (flow,) + tuple(f for f in PROBE_FLOWS if f != flow)
 
     @cached_property
     def ephemeral_ports(self) -> tuple:

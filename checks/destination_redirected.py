@@ -4,7 +4,7 @@ from netdoctor.diagnose.reason.rules import evaluate
 
 from . import Check, register
 from ._rules import delete_rule, flow_name, iptables_for
-from .context import PROBE_FLOWS, lookup
+from .context import lookup
 
 BAD_NEIGHBOUR = {"FAILED", "INCOMPLETE"}
 
@@ -25,8 +25,8 @@ class DestinationRedirected(Check):
     def run(self, ctx):
         if ctx.host is None or ctx.host_ns is None or not ctx.bridged:
             return
-        by_rule = {}  # rule -> the probe flows it translates, in PROBE_FLOWS' order
-        for proto, port in PROBE_FLOWS:
+        by_rule = {}  # rule -> the probe flows it translates, in probe_flows' order
+        for proto, port in ctx.probe_flows:
             packet = ctx.request(proto, port)
             if packet is None:
                 return

@@ -3,7 +3,7 @@ from dataclasses import replace
 from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
                      flow_name, iptables_for, iptables_program, rule_evidence, translated_to)
-from .context import PROBE_FLOWS, global_addresses
+from .context import global_addresses
 from netdoctor.diagnose.reason.rules import evaluate
 
 
@@ -188,7 +188,7 @@ class ForwardDropped(Check):
             return  # bridged from port to port: FORWARD sees it only through br_netfilter
         for direction, make in (("request", ctx.request), ("reply", ctx.reply)):
             uncertain = []
-            for proto, port in PROBE_FLOWS:
+            for proto, port in ctx.probe_flows:
                 packet = make(proto, port)
                 if packet is None:
                     return

@@ -1,6 +1,5 @@
 from . import Check, register
 from ._rules import PAST, delete_rule, flow_name, iptables_for, rule_evidence
-from .context import PROBE_FLOWS
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -29,10 +28,9 @@ class HostInputDropped(Check):
             return
         if not ctx.address or ctx.ingress is None:
             return
-        # The trace's own flow first: it is what the fix opens when a policy drops several.
-        own = ctx.probe_flows[-1:] if len(ctx.probe_flows) > len(PROBE_FLOWS) else ()
+        # (A trace's own flow first: it is what the fix opens when a policy drops several.)
         dropped = []  # (flow, hook, packet, outcome)
-        for proto, port in own + PROBE_FLOWS:
+        for proto, port in ctx.probe_flows:
             packet = Packet(src=ctx.address, dst=ctx.destination, iif=ctx.ingress.name,
                             oif=None, proto=proto, dport=port,
                             sport=ctx.ephemeral_ports if proto in ("tcp", "udp") else None,

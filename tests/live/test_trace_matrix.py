@@ -609,6 +609,30 @@ def test_a_resolver_on_the_bridge_address_behind_an_input_rule(healed, tmp_path)
         in_ns("ndlab-host", "sh", "-c", "iptables -D " + " ".join(rule) + "; true")
 
 
+@pytest.mark.parametrize("rule, cause", [
+    (("FORWARD", "-p", "tcp", "--dport", "8080", "-j", "DROP"), "forward-dropped"),
+    (("-t", "nat", "PREROUTING", "-i", "ndbr0", "-p", "tcp", "--dport", "8080", "-j",
+      "REDIRECT", "--to-ports", "3128"), "destination-redirected")])
+def test_a_rule_for_the_traced_port_alone_is_named(healed, rule, cause):
+    """A rule that concerns only the port a trace probes (not one of the checks' own flows)
+    was named from the counters at best, with no finding and no fix: the trace gives the
+    checks its flow, and the rule's deletion, as printed, heals."""
+    table = list(rule[:2]) if rule[0] == "-t" else []
+    chain_rule = rule[2:] if table else rule
+    try:
+        in_ns("ndlab-host", "iptables", *table, "-I", *chain_rule)
+        rc, doc, v = trace("test", "203.0.113.80:8080", "--proto", "tcp")
+        assert rc == 1 and v["cause"] == cause, v
+        f = next(f for f in doc["findings"] if f["id"] == cause)
+        assert "tcp/8080" in f["message"] and f["fix"], f
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "203.0.113.80:8080", "--proto", "tcp")
+        assert v["cause"] is None and v["reachable"], (f["fix"], v)  # refused by inet: reached
+    finally:
+        in_ns("ndlab-host", "sh", "-c", "iptables " + " ".join(table) + " -D "
+              + " ".join(chain_rule) + "; true")
+
+
 def test_a_container_routed_by_its_own_policy_rule_is_healthy(healed):
     """The container's default route lives in table 100, looked up by a rule of its own:
     everything works, and no check says it has no route out (two errors did)."""

@@ -2343,6 +2343,20 @@ def test_what_the_container_sends_to_the_host_itself_meets_input_not_forward():
     assert f.evidence["flows"] == ["tcp/5432"]
 
 
+def test_a_traces_own_port_is_judged_by_the_firewall_checks():
+    """A FORWARD rule for tcp/8080 only, and a REDIRECT of it: the checks' own flows (ICMP,
+    TCP 80/443, UDP 53) pass, so only a trace to that port, which gives the checks its
+    flow, meets them (its verdict named the rule from the counters, with no finding)."""
+    snap = E.set_ruleset(HEALTHY, E.lab_rules(insert_after(
+        ":NDLAB-FORWARD - [0:0]", "-A FORWARD -p tcp -m tcp --dport 8080 -j DROP")))
+    assert "forward-dropped" not in ids(run_checks(snap), "lab:test")
+    _, c = E.container(snap, "test")
+    dest = dict(c.path.get("destination") or {}, proto="tcp", port=8080)
+    probed = E.edit_container(snap, "test", path=dict(c.path, destination=dest))
+    [f] = [f for f in run_checks(probed) if f.id == "forward-dropped" and f.subject == "lab:test"]
+    assert f.evidence["flow"] == "tcp/8080" and f.fix.endswith("-D FORWARD 1")
+
+
 def test_replies_routed_back_by_the_bridge_are_no_finding():
     assert "reply-path-asymmetric" not in ids(run_checks(_reply_routed("ndbr0", None)))
 

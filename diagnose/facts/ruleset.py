@@ -162,6 +162,8 @@ class Chain:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["rules"] = [r.to_dict() for r in self.rules]
+        if not self.devices:
+            del d["devices"]  # (most chains: a snapshot reads as before device hooks)
         return d
 
     @classmethod

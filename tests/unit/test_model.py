@@ -196,3 +196,13 @@ def test_a_saved_container_whose_destination_or_namespace_is_malformed_is_refuse
         edit(doc["containers"][0])
         with pytest.raises(ParseError):
             Snapshot.from_dict(doc)
+
+
+def test_a_chain_bound_to_devices_keeps_them_in_a_snapshot_and_others_read_as_before():
+    from netdoctor.diagnose.facts.ruleset import Chain
+
+    bound = Chain("nft", "netdev", "f", "c", hook="ingress", devices=("veth-test", "vx*"))
+    assert Chain.from_dict(bound.to_dict()) == bound
+    assert bound.bound_to("veth-test") and bound.bound_to("vxlan0") and not bound.bound_to("eth0")
+    plain = Chain("nft", "inet", "f", "fwd", hook="forward")
+    assert "devices" not in plain.to_dict() and Chain.from_dict(plain.to_dict()) == plain

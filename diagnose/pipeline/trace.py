@@ -113,6 +113,11 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                                   aim.destination.get("silent") or ())))
     plan.findings = V.still_standing(plan.findings, plan.next_hops, verdict.reachable)
     verdict = _asked_from_the_host(plan, aim, verdict)
+    if verdict.cause == "dns-unreachable":
+        unwired = _embedded_dns_unwired(target, plan, aim)
+        if unwired:  # what the path says is beside the point: the query never reached dockerd
+            plan.findings += unwired
+            verdict = replace(verdict, explanation=f"{aim.dns_failure}; {unwired[0].message}")
     if not verdict.reachable and aim.destination.get("nameserver") == resolver.HOSTS_FILE:
         verdict = replace(verdict, explanation=(
             f"{verdict.explanation}; {aim.address} is what the container's /etc/hosts gives "
@@ -159,6 +164,43 @@ def _asked_from_the_host(plan: Plan, aim: Aim, verdict):
         f"({', '.join(asked)}, from {source}), and asked from the host's namespace ({where}) "
         f"they do not answer either: the host's own DNS is what fails (`nslookup {name} "
         f"{asked[0]}` on the host)"))
+
+
+def _embedded_dns_unwired(target, plan: Plan, aim: Aim) -> list:
+    """Docker's embedded DNS server refused the query (nothing listens on 127.0.0.11:53
+    itself): dockerd serves it on another port, through DNAT rules it writes into the
+    container's nat table. Where that table sends the query nowhere (the rules flushed by
+    a firewall reload inside the container), dns-unreachable says so, and restarting the
+    container makes Docker write them again."""
+    from netdoctor.checks import REGISTRY, load_all
+    from ..reason.rules import Packet, evaluate
+
+    server = aim.destination.get("nameserver")
+    if server != resolver.DOCKER_EMBEDDED or target.kind != "docker" \
+            or server in (aim.destination.get("silent") or ()) or plan.judged is None:
+        return []
+    try:
+        rules = gather.read_netfilter(target.netns)
+    except NetdoctorError:
+        return []
+    query = Packet(src="127.0.0.1", dst=server, iif=None, oif="lo", proto="udp", dport=53,
+                   sport=(32768, 60999), src_local=True, dst_local=True)
+    out = evaluate(rules, "output", query, type_="nat")
+    if out.verdict == "dnat":
+        return []
+    ctx = next((c for c in contexts(plan.judged) if c.scope == "container"
+                and c.subject == plan.facts.label), None)
+    if ctx is None:
+        return []
+    load_all()
+    return [REGISTRY["dns-unreachable"]().finding(
+        ctx, f"{ctx.subject} asks Docker's embedded DNS server ({server}), but its own nat "
+             f"table sends the query to no port of dockerd's: the DNAT rules Docker writes "
+             f"there (chain DOCKER_OUTPUT) are gone, a firewall flushed or reloaded inside "
+             f"the container, and nothing listens on {server}:53 itself",
+        {"nameserver": server, "nat_output": out.describe() if out.chain else "no chain",
+         "chains_walked": list(out.trail)},
+        "docker restart {container_name}", nameserver=server)]
 
 
 def refused_by_the_kernel(plan: Plan, journal) -> list:

@@ -1023,6 +1023,28 @@ def test_docker_embedded_dns_is_traced_to_the_server_it_forwards_to(docker_web):
         docker_web.docker("network", "rm", "ndt-user", check=False)
 
 
+def test_docker_embedded_dns_rules_flushed_inside_the_container(docker_web):
+    """A firewall flush inside the container removes the DNAT rules that take its queries
+    to dockerd's port: 127.0.0.11 refuses them, and the verdict could not name a cause. It
+    names the missing rules, and restarting the container, as printed, heals."""
+    env = docker_web.env
+    docker_web.docker("network", "create", "--subnet", "172.31.8.0/24", "ndt-user2")
+    try:
+        docker_web.run("tr3", "--network", "ndt-user2", "--dns", SealedHost.DNS)
+        pid = docker_web.docker("inspect", "-f", "{{.State.Pid}}", "tr3").stdout.strip()
+        sh("nsenter", "-t", pid, "-n", "iptables", "-t", "nat", "-F")
+        rc, doc, v = trace("tr3", "www.baidu.com", env=env)
+        assert rc == 1 and v["cause"] == "dns-unreachable", v
+        f = next(f for f in doc["findings"] if f["id"] == "dns-unreachable")
+        assert f["fix"] == "docker restart tr3" and "DOCKER_OUTPUT" in f["message"], f
+        sh("sh", "-c", f["fix"], env=env)
+        rc, doc, v = trace("tr3", "www.baidu.com", env=env)
+        assert rc == 0 and v["reachable"], v
+    finally:
+        docker_web.docker("rm", "-f", "tr3", check=False)
+        docker_web.docker("network", "rm", "ndt-user2", check=False)
+
+
 def test_bad_trace_input():
     me = f"pid:{os.getpid()}"
     for args, code in ((["trace", "no-such-thing", "1.2.3.4"], 3),

@@ -170,7 +170,11 @@ class Chain:
     def from_dict(cls, d: dict) -> "Chain":
         d = dict(d)
         d["rules"] = tuple(Rule.from_dict(r) for r in d.get("rules", ()))
-        d["devices"] = tuple(d.get("devices", ()))
+        devices = d.get("devices", ())
+        if not isinstance(devices, (list, tuple)) or not all(isinstance(x, str)
+                                                             for x in devices):
+            raise ValueError("a chain's devices must be a list of names")
+        d["devices"] = tuple(devices)
         return cls(**d)
 
     def bound_to(self, device: str) -> bool:

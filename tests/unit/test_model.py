@@ -206,3 +206,8 @@ def test_a_chain_bound_to_devices_keeps_them_in_a_snapshot_and_others_read_as_be
     assert bound.bound_to("veth-test") and bound.bound_to("vxlan0") and not bound.bound_to("eth0")
     plain = Chain("nft", "inet", "f", "fwd", hook="forward")
     assert "devices" not in plain.to_dict() and Chain.from_dict(plain.to_dict()) == plain
+    import pytest
+
+    for bad in ("veth-test", [None], [3]):
+        with pytest.raises(ValueError):
+            Chain.from_dict(dict(bound.to_dict(), devices=bad))

@@ -192,6 +192,16 @@ def _path_mtu_black_hole(c: Case) -> Optional[Verdict]:
     return None
 
 
+def _answered_inside(c: Case) -> Optional[Verdict]:
+    """The probe was answered, by the container itself: it holds the destination's address
+    (destination-is-local), and the packets never left it."""
+    local = next((f for f in c.errors if f.id == "destination-is-local"), None)
+    if c.hops.reachable and local is not None:
+        return Verdict(True, None, None, "destination-is-local", evidence_used=c.evidence_used,
+                       explanation=f"answered inside the container: {local.message}")
+    return None
+
+
 def _answered(c: Case) -> Optional[Verdict]:
     if c.hops.reachable:
         return Verdict(True, None, None, None, evidence_used=c.evidence_used,
@@ -462,6 +472,7 @@ def _nothing_explains_it(c: Case) -> Optional[str]:
 RULES: list = [
     ("the name did not resolve, but the nameserver answers", _dns_answered_without_address),
     ("small packets pass, full-size ones vanish", _path_mtu_black_hole),
+    ("the container answered the probe itself", _answered_inside),
     ("the probe was answered", _answered),
     ("the name did not resolve: the path to the nameserver says how", _name_did_not_resolve),
     ("a tc filter or eBPF program dropped it, the kernel says", _dropped_by_a_program),

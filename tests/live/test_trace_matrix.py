@@ -633,6 +633,26 @@ def test_a_rule_for_the_traced_port_alone_is_named(healed, rule, cause):
               + " ".join(chain_rule) + "; true")
 
 
+def test_a_container_that_holds_the_destinations_address_answers_itself(healed):
+    """203.0.113.80 added to the container's lo: its pings are answered inside it, and the
+    verdict said REACHABLE. It says the container answered itself (exit 1), and deleting
+    the address, as printed, makes the real destination answer."""
+    try:
+        in_ns("ndlab-test", "ip", "addr", "add", "203.0.113.80/32", "dev", "lo")
+        rc, doc, v = trace("test", "www.baidu.com")
+        assert (rc, v["cause"]) == (1, "destination-is-local"), v
+        f = next(f for f in doc["findings"] if f["id"] == "destination-is-local")
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "www.baidu.com")
+        assert rc == 0 and v["reachable"] and v["cause"] is None, v
+        assert [h["role"] for h in doc["hops"]][-1] == "uplink"  # it left the container
+        # Its own address on its own interface is a trace of itself, no fault.
+        rc, doc, v = trace("test", "172.29.0.2")
+        assert rc == 0 and doc["findings"] == [], doc["findings"]
+    finally:
+        in_ns("ndlab-test", "sh", "-c", "ip addr del 203.0.113.80/32 dev lo; true")
+
+
 def test_a_container_routed_by_its_own_policy_rule_is_healthy(healed):
     """The container's default route lives in table 100, looked up by a rule of its own:
     everything works, and no check says it has no route out (two errors did)."""

@@ -1074,6 +1074,9 @@ CASES = {
             "eth0", "198.51.100.1"), "lab:test"),
         ("no route back at all", _reply_routed(None, None, "Network is unreachable"),
          "lab:test")],
+    "destination-is-local": [
+        ("the destination's address on the container's lo", E.edit_container_ns(
+            HEALTHY, "test", lambda ns: E.add_address(ns, "lo", "198.18.0.1", 32)), "lab:test")],
     "host-input-dropped": [
         ("INPUT drops the container's requests to the bridge's address", _toward(
             E.set_ruleset(HEALTHY, E.lab_rules() + iptables_save.parse_iptables_save(
@@ -2355,6 +2358,16 @@ def test_a_traces_own_port_is_judged_by_the_firewall_checks():
     probed = E.edit_container(snap, "test", path=dict(c.path, destination=dest))
     [f] = [f for f in run_checks(probed) if f.id == "forward-dropped" and f.subject == "lab:test"]
     assert f.evidence["flow"] == "tcp/8080" and f.fix.endswith("-D FORWARD 1")
+
+
+def test_a_container_holding_the_destination_itself_answers_it_inside():
+    f = next(f for f in run_checks(case("destination-is-local",
+                                        "the destination's address on the container's lo"))
+             if f.id == "destination-is-local")
+    assert f.fix == "ip netns exec ndlab-test ip addr del 198.18.0.1/32 dev lo" and \
+        f.evidence["device"] == "lo"
+    # Its own address on the path's interface is a trace of itself, no fault.
+    assert "destination-is-local" not in ids(run_checks(_toward(HEALTHY, "172.29.0.2")))
 
 
 def test_replies_routed_back_by_the_bridge_are_no_finding():

@@ -959,3 +959,18 @@ def test_the_neighbour_solicitation_and_the_advertisements_that_answer_it():
     assert P.ndp_answers([real], "2001:db8:1::9") == [] and P.ndp_answers([message],
                                                                            "2001:db8:1::1") == []
     assert P.ndp_answers([real[:24] + b"\x02\x00"], "2001:db8:1::1") == []  # a 0-length option
+
+
+def test_a_probe_the_container_answered_itself_is_not_the_destinations_answer():
+    """The container holds the destination's address on lo: the probe is answered inside
+    it. The verdict said REACHABLE; it says the container answered itself (exit 1)."""
+    local = Finding(id="destination-is-local", severity="error", scope="container",
+                    subject="lab:test", message="lab:test holds 203.0.113.80 itself, on lo",
+                    fix="ip netns exec ndlab-test ip addr del 203.0.113.80/32 dev lo",
+                    evidence={})
+    v = V.decide(V.Case(E.HopVerdict(True, None, None), sightings([1, 1, 1, 1], [1, 1, 1, 1]),
+                        [local], flow=FLOW))
+    assert (v.reachable, v.cause) == (True, "destination-is-local") and "inside" in v.explanation
+    v = V.decide(V.Case(E.HopVerdict(True, None, None), sightings([1, 1, 1, 1], [1, 1, 1, 1]),
+                        [], flow=FLOW))
+    assert v.cause is None

@@ -1,5 +1,4 @@
 import ipaddress
-from dataclasses import replace
 
 from . import Check, register
 from ._rules import delete_rule, iptables_for, rule_evidence
@@ -37,10 +36,9 @@ class NeighbourDiscoveryDropped(Check):
         # solicited-node multicast address, as the kernel sends it.
         low = int(ipaddress.ip_address(gw)) & 0xFFFFFF
         solicited = str(ipaddress.ip_address(int(SOLICITED_NODE) | low))
-        packet = ctx.request("icmp")
-        if packet is None:
-            return
-        packet = replace(packet, dst=solicited, oif=None, icmp_type=135)
+        # (Built here, not as ctx.request: a destination on the host itself has no way out.)
+        packet = Packet(src=me, dst=solicited, iif=ingress.name, oif=None, proto="icmp",
+                        icmp_type=135, family="ip6")
         for hook in HOOKS:
             out = evaluate(ctx.host.ruleset, hook, packet)
             if out.verdict not in ("drop", "reject"):

@@ -776,7 +776,10 @@ CASES = {
             HEALTHY, E.lab_rules() + ND_POLICY))),
          "lab:test"),
         ("an arp table drops the requests", E.set_ruleset(HEALTHY, E.lab_rules() + ARP_DROP),
-         "lab:test")],
+         "lab:test"),
+        # toward the gateway itself (a service on the host): no way out, the same question
+        ("INPUT policy DROP, toward the gateway's own address", _toward(_dual_stack(
+            E.set_ruleset(HEALTHY, E.lab_rules() + ND_POLICY)), "fd00:29::1"), "lab:test")],
     "ipv6-ra-ignored": [("RA default route expired", _toward6(_ra_expired(HEALTHY)),
                          "lab:test")],
     "datapath-unseen": [("clsact on the host veth", _with_tc_hook(HEALTHY, "veth-test"),

@@ -345,21 +345,7 @@ def ask_ndp(dev: str, src_mac: str, target: str, timeout: float) -> list:
         s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_IF, ifindex)
         s.setblocking(False)
         s.sendto(message, (group, 0, 0, ifindex))
-        messages, deadline = [], time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready, _, _ = select.select([s], [], [], left)
-            if not ready:
-                break
-            try:
-                messages.append(s.recv(2048))
-            except BlockingIOError:
-                continue
-            if ndp_answers(messages, target):
-                deadline = min(deadline, time.monotonic() + 0.05)  # a second answerer?
-        return ndp_answers(messages, target)
+        return _answers(s, ndp_answers, target, timeout)
     finally:
         s.close()
 
@@ -373,20 +359,26 @@ def ask_arp(dev: str, src_mac: str, src_ip: str, target: str, timeout: float) ->
         s.bind((dev, ETH_P_ARP))
         s.setblocking(False)
         s.send(arp_request(src_mac, src_ip, target))
-        frames, deadline = [], time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready, _, _ = select.select([s], [], [], left)
-            if not ready:
-                break
-            try:
-                frames.append(s.recv(2048))
-            except BlockingIOError:
-                continue
-            if arp_answers(frames, target):
-                deadline = min(deadline, time.monotonic() + 0.05)  # a second answerer?
-        return arp_answers(frames, target)
+        return _answers(s, arp_answers, target, timeout)
     finally:
         s.close()
+
+
+def _answers(s, parse, target: str, timeout: float) -> list:
+    """What parse(messages, target) finds among what s receives within timeout: once an
+    answer has come, a moment more for a second answerer (two holders of one address)."""
+    messages, deadline = [], time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([s], [], [], left)
+        if not ready:
+            break
+        try:
+            messages.append(s.recv(2048))
+        except BlockingIOError:
+            continue
+        if parse(messages, target):
+            deadline = min(deadline, time.monotonic() + 0.05)
+    return parse(messages, target)

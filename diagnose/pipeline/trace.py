@@ -172,7 +172,6 @@ def _embedded_dns_unwired(target, plan: Plan, aim: Aim) -> list:
     container's nat table. Where that table sends the query nowhere (the rules flushed by
     a firewall reload inside the container), dns-unreachable says so, and restarting the
     container makes Docker write them again."""
-    from netdoctor.checks import REGISTRY, load_all
     from ..reason.rules import Packet, evaluate
 
     server = aim.destination.get("nameserver")
@@ -188,12 +187,10 @@ def _embedded_dns_unwired(target, plan: Plan, aim: Aim) -> list:
     out = evaluate(rules, "output", query, type_="nat")
     if out.verdict == "dnat":
         return []
-    ctx = next((c for c in contexts(plan.judged) if c.scope == "container"
-                and c.subject == plan.facts.label), None)
+    ctx, check = _judged_by(plan, "dns-unreachable")
     if ctx is None:
         return []
-    load_all()
-    return [REGISTRY["dns-unreachable"]().finding(
+    return [check.finding(
         ctx, f"{ctx.subject} asks Docker's embedded DNS server ({server}), but its own nat "
              f"table sends the query to no port of dockerd's: the DNAT rules Docker writes "
              f"there (chain DOCKER_OUTPUT) are gone, a firewall flushed or reloaded inside "
@@ -208,24 +205,32 @@ def refused_by_the_kernel(plan: Plan, journal) -> list:
     request (reply), read by tracefs, where it refused it and the checks found nothing
     missing: their lookup (`ip route get`) is asked without the probe's marks, which the
     policy rules may route by."""
-    from netdoctor.checks import REGISTRY, load_all
 
     refused = [e for e in journal if e["kind"] == "route" and e["error"] is not None and (
         e["direction"] == "request" and e["hop"] in ("host-veth", "bridge")
         or e["direction"] == "reply" and e["hop"] in HOST_EGRESS_ROLES)]
     if not refused or plan.judged is None:
         return []
-    ctx = next((c for c in contexts(plan.judged) if c.scope == "container"
-                and c.subject == plan.facts.label), None)
-    if ctx is None:
-        return []
-    load_all()
     # (a request the host refused has no reply: the first refusal is the one)
-    check = "host-no-route" if refused[0]["direction"] == "request" \
+    name = "host-no-route" if refused[0]["direction"] == "request" \
         else "reply-path-asymmetric"
-    if any(f.id == check for f in plan.findings):
+    if any(f.id == name for f in plan.findings):
         return []
-    return list(REGISTRY[check]().for_decision(ctx, refused[0]))
+    ctx, check = _judged_by(plan, name)
+    return list(check.for_decision(ctx, refused[0])) if ctx is not None else []
+
+
+def _judged_by(plan: Plan, check_id: str) -> tuple:
+    """(the container's context as the checks judged it, the check check_id) for a finding
+    the trace's evidence adds; (None, None) when the plan has no such context."""
+    from netdoctor.checks import REGISTRY, load_all
+
+    ctx = next((c for c in contexts(plan.judged) if c.scope == "container"
+                and c.subject == plan.facts.label), None) if plan.judged is not None else None
+    if ctx is None:
+        return None, None
+    load_all()
+    return ctx, REGISTRY[check_id]()
 
 
 def write_trace_pcapng(path: str, target, aim: Aim, captures: list) -> None:

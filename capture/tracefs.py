@@ -193,7 +193,15 @@ class Ahead:
 
     def __enter__(self) -> "Ahead":
         self._thread = threading.Thread(target=self._make, name="tracefs-ahead", daemon=True)
-        self._thread.start()
+        # A signal while the thread starts (the caller waits for it to run) would leave the
+        # block without its Ahead and the thread making an instance nothing removes: held
+        # until the thread runs, then, if one came, everything is undone here.
+        try:
+            with runs.signals_deferred():
+                self._thread.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     @classmethod

@@ -14,12 +14,14 @@ process, and the children (`ip`, `iptables-save`) read a pipe that closes with i
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
@@ -245,8 +247,18 @@ def remove_instance(path: str) -> bool:
                 f.write("0")
         except OSError:
             pass
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
+    # Busy while any process holds one of its files: a child another thread of netdoctor
+    # is starting (the rule counters' programs, started as the probes are answered) holds
+    # the trace pipe from its fork to its exec. That lasts milliseconds: asked again.
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                break
+            time.sleep(0.01)
+            continue
+        break
     return not os.path.isdir(path)
 
 

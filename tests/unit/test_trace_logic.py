@@ -974,3 +974,32 @@ def test_a_probe_the_container_answered_itself_is_not_the_destinations_answer():
     v = V.decide(V.Case(E.HopVerdict(True, None, None), sightings([1, 1, 1, 1], [1, 1, 1, 1]),
                         [], flow=FLOW))
     assert v.cause is None
+
+
+def test_a_tracefs_instance_busy_for_a_moment_is_removed_all_the_same(monkeypatch, tmp_path):
+    """Interrupted while another thread starts the rule counters' programs, trace removed
+    its instance while a forked child still held the trace pipe: rmdir said EBUSY, and the
+    instance was left behind (the random-interrupt test, about one run in a hundred). It is
+    asked again until the child has gone on to exec."""
+    import errno
+    import os
+
+    from netdoctor.capture import runs
+
+    instance = tmp_path / "netdoctor-1-2-3"
+    instance.mkdir()
+    real, calls = os.rmdir, []
+
+    def busy_twice(path):
+        calls.append(path)
+        if len(calls) <= 2:
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        real(path)
+
+    def no_switches(path, *args, **kwargs):  # (a real instance's tracing_on and events/)
+        raise OSError(errno.ENOENT, "not a tracefs instance")
+
+    monkeypatch.setattr(runs.os, "rmdir", busy_twice)
+    monkeypatch.setattr(runs, "open", no_switches, raising=False)
+    assert runs.remove_instance(str(instance)) and len(calls) == 3
+    assert not instance.exists()

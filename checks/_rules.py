@@ -89,3 +89,18 @@ def translated_to(to: str):
         return None
     return (a, b) if a.version == b.version and a <= b else None
 
+
+# Where the host meets a packet addressed to itself, in order: before routing, and INPUT.
+DELIVERED_HOOKS = ("prerouting", "input")
+
+
+def delivered_drop(ruleset, packet):
+    """(hook, Outcome) of the first of the host's hooks that drops or rejects a packet it
+    delivers to itself (addressed to one of its own addresses); None when none does."""
+    from netdoctor.diagnose.reason.rules import evaluate
+
+    for hook in DELIVERED_HOOKS:
+        out = evaluate(ruleset, hook, packet)
+        if out.verdict in ("drop", "reject"):
+            return hook, out
+    return None

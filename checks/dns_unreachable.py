@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import delete_rule, rule_evidence
+from ._rules import delete_rule, delivered_drop, rule_evidence
 from ._routing import route_for
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 from netdoctor.diagnose.parse import resolv_conf
@@ -109,11 +109,8 @@ def _host_input_drops(ctx, server: str):
     query = Packet(src=ctx.address, dst=server, iif=ingress.name, oif=None, proto="udp",
                    dport=53, sport=ctx.ephemeral_ports,
                    family="ip6" if ":" in server else "ip")
-    for hook in ("prerouting", "input"):
-        out = evaluate(ctx.host.ruleset, hook, query)
-        if out.verdict in ("drop", "reject"):
-            return out
-    return None
+    drop = delivered_drop(ctx.host.ruleset, query)
+    return drop[1] if drop is not None else None
 
 
 def _unresolved_next_hop(probe: dict, server: str, route):

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import PAST, delete_rule, flow_name, iptables_for, rule_evidence
+from ._rules import PAST, delete_rule, delivered_drop, flow_name, iptables_for, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -29,7 +29,7 @@ class HostInputDropped(Check):
         if not ctx.address or ctx.ingress is None:
             return
         # (A trace's own flow first: it is what the fix opens when a policy drops several.)
-        dropped = []  # (flow, hook, packet, outcome)
+        dropped = []  # (flow, hook, outcome, packet)
         for proto, port in ctx.probe_flows:
             packet = Packet(src=ctx.address, dst=ctx.destination, iif=ctx.ingress.name,
                             oif=None, proto=proto, dport=port,
@@ -37,16 +37,14 @@ class HostInputDropped(Check):
                             dst_local=True, src_local=ctx.address in h.held_addresses)
             if _translated(ctx, packet):
                 continue
-            for hook in ("prerouting", "input"):
-                out = evaluate(ctx.host.ruleset, hook, packet)
-                if out.verdict in ("drop", "reject"):
-                    dropped.append(((proto, port), hook, packet, out))
-                    break
+            drop = delivered_drop(ctx.host.ruleset, packet)
+            if drop is not None:
+                dropped.append(((proto, port), *drop, packet))
         if not dropped:
             return
-        (proto, port), hook, packet, out = dropped[0]
+        (proto, port), hook, out, packet = dropped[0]
         # Every flow the same rule (or policy) drops: a trace's probe is judged by them.
-        same = [flow_name(*f) for f, k, _, o in dropped
+        same = [flow_name(*f) for f, k, o, _ in dropped
                 if k == hook and o.rule == out.rule and o.chain == out.chain]
         how = "by policy" if out.by_policy else "by a rule"
         ev = rule_evidence(out)
@@ -78,14 +76,11 @@ def _fix(outcome, packet, proto: str, port) -> tuple:
         if c.backend == "nft":
             return f"{{in_host}}nft list chain {c.family} {c.table} {c.name}", True
         return f"{{in_host}}{iptables_for(c)} -S {c.name}", True
+    # The protocol as both name it: IPv6's ICMP is ipv6-icmp.
+    name = "ipv6-icmp" if proto == "icmp" and packet.family == "ip6" else proto
     if c.backend == "nft":
-        what = f"meta l4proto {proto}" if proto == "icmp" and packet.family == "ip" else \
-            f"{proto} dport {port}" if port else f"meta l4proto {proto}"
-        if proto == "icmp" and packet.family == "ip6":
-            what = "meta l4proto ipv6-icmp"
+        what = f"{proto} dport {port}" if port else f"meta l4proto {name}"
         return (f"{{in_host}}nft insert rule {c.family} {c.table} {c.name} iifname "
                 f"{packet.iif} {what} accept"), False
-    match = f"-p {proto}" + (f" --dport {port}" if port else "")
-    if proto == "icmp" and packet.family == "ip6":
-        match = "-p ipv6-icmp"
+    match = f"-p {name}" + (f" --dport {port}" if port else "")
     return f"{{in_host}}{iptables_for(c)} -I {c.name} -i {packet.iif} {match} -j ACCEPT", False

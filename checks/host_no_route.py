@@ -102,7 +102,6 @@ class HostNoRoute(Check):
                 ctx, f"{host_ns} has no default route",
                 {"default_routes": []}, NO_GATEWAY_KNOWN, verify=True)
 
-
     def for_decision(self, ctx, decision: dict):
         """As a trace saw it: the host's kernel refused the probe's request in its own lookup
         (the journal's decision), where the checks' lookup, asked without the probe's marks,

@@ -1,10 +1,9 @@
 import ipaddress
 
 from . import Check, register
-from ._rules import delete_rule, iptables_for, rule_evidence
+from ._rules import delete_rule, delivered_drop, iptables_for, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
-HOOKS = ("prerouting", "input")  # where the host meets a question addressed to itself
 SOLICITED_NODE = ipaddress.ip_address("ff02::1:ff00:0")  # + the address's low 24 bits
 
 
@@ -39,10 +38,9 @@ class NeighbourDiscoveryDropped(Check):
         # (Built here, not as ctx.request: a destination on the host itself has no way out.)
         packet = Packet(src=me, dst=solicited, iif=ingress.name, oif=None, proto="icmp",
                         icmp_type=135, family="ip6")
-        for hook in HOOKS:
-            out = evaluate(ctx.host.ruleset, hook, packet)
-            if out.verdict not in ("drop", "reject"):
-                continue
+        drop = delivered_drop(ctx.host.ruleset, packet)
+        if drop is not None:
+            hook, out = drop
             ev = rule_evidence(out)
             ev.update({"hook": hook, "packet": f"{me} -> {solicited} (neighbour solicitation "
                                                f"for {gw}) in {ingress.name}"})
@@ -53,8 +51,6 @@ class NeighbourDiscoveryDropped(Check):
                      f"{hook.upper()}: {out.describe()}; the container never learns where "
                      f"to send anything",
                 ev, _fix(out, ingress.name), rule=out.describe())
-            return
-
 
     def _arp(self, ctx, ingress, gw, me):
         """The ARP request the container sends for its gateway, as the host's arp tables

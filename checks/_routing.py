@@ -171,10 +171,6 @@ def route_for(ns, rules, address: str, source: Optional[str] = None):
     return None
 
 
-# The FIB's error in the kernel's own lookup -> the type of the route that refused it.
-KERNEL_REFUSALS = {-22: "blackhole", -113: "unreachable", -13: "prohibit"}
-
-
 def kernel_refusal(ctx, decision: dict, address: str):
     """(what it met, evidence, fix, verify) for a lookup the host's kernel made for the
     probe and refused (a trace's journal: the table it looked in, the error), for address:
@@ -182,12 +178,14 @@ def kernel_refusal(ctx, decision: dict, address: str):
     say, which `ip route get` without one does not see). The fix deletes a refusing route
     that is not a default one; else the rules and the table are shown. None for an
     address that is not one."""
+    from netdoctor.diagnose.reason.journal import ROUTE_TYPE_BY_ERROR
+
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
     table = str(decision.get("table") or "main")
-    kind = KERNEL_REFUSALS.get(decision.get("error"))
+    kind = ROUTE_TYPE_BY_ERROR.get(decision.get("error"))
     family = "inet6" if ip.version == 6 else "inet"
     candidates = [r for r in ctx.host_ns.refusing_routes if r.type == kind
                   and r.table == table and ip in r.network] if kind else []

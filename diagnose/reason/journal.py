@@ -67,8 +67,10 @@ def _chosen(d, hop: dict, hops: list) -> Optional[dict]:
 
 # What a FIB lookup's error says the kernel met: the error each refusing route type gives
 # (fib_props), and none at all (-ENETUNREACH).
-REFUSED_BY = {"-22": "blackhole route", "-113": "unreachable route", "-13": "prohibit route",
-              "-101": "no route"}
+# (The route types by the error alone: what kernel_refusal in checks/_routing.py reads too.)
+ROUTE_TYPE_BY_ERROR = {-22: "blackhole", -113: "unreachable", -13: "prohibit"}
+REFUSED_BY = dict({str(e): f"{kind} route" for e, kind in ROUTE_TYPE_BY_ERROR.items()},
+                  **{"-101": "no route"})
 
 
 def _route_text(d, hop: dict, hops: list) -> str:

@@ -57,6 +57,12 @@ def rules_met(rules, lookup: dict, destination: str) -> list:
         source = ipaddress.ip_address(src) if src else None
     except ValueError:
         return []
+    return _by_priority_met(rules, source, dst, iif)
+
+
+def _by_priority_met(rules, source, dst, iif) -> list:
+    """The rules of dst's family, by priority, whose selectors a packet from source (an
+    address, or None) to dst (an address) that came in by iif meets."""
     family = "inet6" if dst.version == 6 else "inet"
     return [r for r in sorted((r for r in rules if r.family == family),
                               key=lambda r: r.priority) if _meets(r, source, dst, iif)]
@@ -158,9 +164,7 @@ def route_for(ns, rules, address: str, source: Optional[str] = None):
         steps = [("lookup", t) for t in DEFAULT_TABLES]
     else:
         # Sent from this namespace: its packets come in by lo, as the kernel says them.
-        steps = [(r.action, r.table) for r in sorted(
-            (r for r in rules if r.family == family), key=lambda r: r.priority)
-            if _meets(r, src, dst, "lo")]
+        steps = [(r.action, r.table) for r in _by_priority_met(rules, src, dst, "lo")]
     for action, table in steps:
         if action == "lookup":
             route = lookup(ns.routes, address, table or "main")

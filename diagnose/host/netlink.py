@@ -68,11 +68,19 @@ def ask(s: socket.socket, request: bytes, seq: int) -> bytes:
 
 def attributes(data: bytes, start: int, length: int) -> dict:
     """{type: payload} of the attributes from start to length (the first of each type)."""
-    attrs, i = {}, start
+    attrs: dict = {}
+    for akind, payload in each_attribute(data, start, length):
+        attrs.setdefault(akind, payload)
+    return attrs
+
+
+def each_attribute(data: bytes, start: int, length: int, family: str = "rtnetlink"):
+    """(type, payload) of every attribute from start to length, repeated types included;
+    ParseError (naming the netlink family) for one that runs past the answer."""
+    i = start
     while i + RTA.size <= length:
         alen, akind = RTA.unpack_from(data, i)
         if alen < RTA.size or i + alen > length:
-            raise ParseError("rtnetlink: attribute runs past the answer")
-        attrs.setdefault(akind, data[i + RTA.size:i + alen])
+            raise ParseError(f"{family}: attribute runs past the answer")
+        yield akind, data[i + RTA.size:i + alen]
         i += (alen + 3) & ~3
-    return attrs

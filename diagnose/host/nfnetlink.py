@@ -9,7 +9,7 @@ import socket
 import struct
 
 from ..errors import ParseError
-from .netlink import NLM_F_REQUEST, NLMSG, NLMSG_ERROR, RTA, attributes, header
+from .netlink import NLM_F_REQUEST, NLMSG, NLMSG_ERROR, attributes, each_attribute, header
 
 
 NETLINK_NETFILTER = 12
@@ -30,22 +30,31 @@ NFT_FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6
 def parse_nft_table_answers(data: bytes) -> tuple:
     """((family, name), ...) of the NFT_MSG_NEWTABLE messages in one read of a dump, and
     whether the dump ended in it. ParseError for a message that is not sound."""
-    tables, i = [], 0
+    messages, done = _dump_messages(data, NFT_NEWTABLE, "table")
+    tables = []
+    for family, message in messages:
+        name = attributes(message, NLMSG.size + 4, len(message)).get(NFTA_TABLE_NAME, b"")
+        tables.append((family, name.split(b"\0", 1)[0].decode(errors="replace")))
+    return tuple(tables), done
+
+
+def _dump_messages(data: bytes, wanted: int, what: str) -> tuple:
+    """([(family, message)] of the messages of type wanted in one read of a dump, whether
+    the dump ended in it). ParseError for a message that is not sound, or a refusal."""
+    out, i = [], 0
     while i < len(data):
         length, kind = header(data[i:])
         if kind == NLMSG_DONE:
-            return tuple(tables), True
+            return out, True
         if kind == NLMSG_ERROR:
             if length >= NLMSG.size + 4 and struct.unpack_from("=i", data, i + NLMSG.size)[0]:
-                raise ParseError("nfnetlink: the kernel refused the table dump")
-            return tuple(tables), True
-        if kind == NFT_NEWTABLE and length >= NLMSG.size + 4:
-            family = NFT_FAMILIES.get(data[i + NLMSG.size], str(data[i + NLMSG.size]))
-            name = attributes(data[i:i + length], NLMSG.size + 4, length).get(
-                NFTA_TABLE_NAME, b"")
-            tables.append((family, name.split(b"\0", 1)[0].decode(errors="replace")))
+                raise ParseError(f"nfnetlink: the kernel refused the {what} dump")
+            return out, True
+        if kind == wanted and length >= NLMSG.size + 4:
+            out.append((NFT_FAMILIES.get(data[i + NLMSG.size], str(data[i + NLMSG.size])),
+                        data[i:i + length]))
         i += (length + 3) & ~3
-    return tuple(tables), False
+    return out, False
 
 
 def nft_tables() -> tuple:
@@ -67,14 +76,10 @@ def nft_tables() -> tuple:
 
 
 def _each_attribute(data: bytes, start: int, end: int):
-    """(type, payload) of every attribute from start to end, repeated types included."""
-    i = start
-    while i + RTA.size <= end:
-        alen, akind = RTA.unpack_from(data, i)
-        if alen < RTA.size or i + alen > end:
-            raise ParseError("nfnetlink: attribute runs past the answer")
-        yield akind & NLA_TYPE_MASK, data[i + RTA.size:i + alen]
-        i += (alen + 3) & ~3
+    """(type, payload) of every attribute from start to end, repeated types included, the
+    type without its flags (a nest's NLA_F_NESTED)."""
+    for akind, payload in each_attribute(data, start, end, "nfnetlink"):
+        yield akind & NLA_TYPE_MASK, payload
 
 
 def _name(payload: bytes) -> str:
@@ -100,24 +105,15 @@ def _hook_devices(hook: bytes) -> tuple:
 def parse_nft_chain_answers(data: bytes) -> tuple:
     """({(family, table, chain): devices} of the NFT_MSG_NEWCHAIN messages in one read of a
     dump that are bound to devices, whether the dump ended in it)."""
-    chains, i = {}, 0
-    while i < len(data):
-        length, kind = header(data[i:])
-        if kind == NLMSG_DONE:
-            return chains, True
-        if kind == NLMSG_ERROR:
-            if length >= NLMSG.size + 4 and struct.unpack_from("=i", data, i + NLMSG.size)[0]:
-                raise ParseError("nfnetlink: the kernel refused the chain dump")
-            return chains, True
-        if kind == NFT_NEWCHAIN and length >= NLMSG.size + 4:
-            family = NFT_FAMILIES.get(data[i + NLMSG.size], str(data[i + NLMSG.size]))
-            attrs = dict(_each_attribute(data[i:i + length], NLMSG.size + 4, length))
-            devices = _hook_devices(attrs.get(NFTA_CHAIN_HOOK, b""))
-            if devices:
-                chains[(family, _name(attrs.get(NFTA_CHAIN_TABLE, b"")),
-                        _name(attrs.get(NFTA_CHAIN_NAME, b"")))] = devices
-        i += (length + 3) & ~3
-    return chains, False
+    messages, done = _dump_messages(data, NFT_NEWCHAIN, "chain")
+    chains = {}
+    for family, message in messages:
+        attrs = dict(_each_attribute(message, NLMSG.size + 4, len(message)))
+        devices = _hook_devices(attrs.get(NFTA_CHAIN_HOOK, b""))
+        if devices:
+            chains[(family, _name(attrs.get(NFTA_CHAIN_TABLE, b"")),
+                    _name(attrs.get(NFTA_CHAIN_NAME, b"")))] = devices
+    return chains, done
 
 
 def nft_chain_devices(families=("netdev", "inet")) -> dict:

@@ -368,8 +368,9 @@ _TABLE_LINE = re.compile(r"^\*(\S+)", re.MULTILINE)
 def _with_native_tables(saves: list, tables_doc, nft_why) -> tuple:
     """The dumps _ruleset_of reads (each iptables save as (text, why not), why nft could not
     list, the tables iptables-nft made, each other nft table's JSON as (document, why
-    not), the devices its ingress and egress chains are bound to), from the saves and nft's list of tables: the native tables listed, at once, by
-    programs the calling thread starts in its namespace."""
+    not), the devices its ingress and egress chains are bound to), from the saves and
+    nft's list of tables: the native tables listed, at once, by programs the calling
+    thread starts in its namespace."""
     from ..parse import nft_json
 
     # Tables iptables-nft made are in its dump already. nft lists only the others: on a

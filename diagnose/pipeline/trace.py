@@ -26,7 +26,7 @@ from netdoctor.capture import bpf, probe as P
 from netdoctor.capture.sockets import HopCapture, capture_around, write_pcaps
 from netdoctor.capture.tracefs import Ahead, JournalFilter, KernelTrace
 from netdoctor.checks import run_checks
-from netdoctor.checks.context import contexts, ns_label
+from netdoctor.checks.context import EPHEMERAL_PORTS, contexts, ns_label
 from ..errors import (InternalError, NetdoctorError, PathChanged, PeerError, TargetNotFound,
                       Unresolved, UsageError)
 from ..host import gather, netns, resolver
@@ -109,8 +109,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                               aim.dns_failure, found.pmtu,
                               tuple(found.summary.get("divergences", ())),
                               found.port_closed, found.summary.get("nftrace") or [],
-                              aim.destination.get("nameserver") in (
-                                  aim.destination.get("silent") or ())))
+                              aim.nameserver_silent))
     plan.findings = V.still_standing(plan.findings, plan.next_hops, verdict.reachable)
     verdict = _asked_from_the_host(plan, aim, verdict)
     if verdict.cause == "dns-unreachable":
@@ -135,7 +134,7 @@ def _asked_from_the_host(plan: Plan, aim: Aim, verdict):
     from there (one query each, at most three). Silent there too, the host's own DNS is
     what fails, and the verdict says so; otherwise it stands."""
     server = aim.destination.get("nameserver")
-    if verdict.cause != "dns-no-answer" or server not in (aim.destination.get("silent") or ()) \
+    if verdict.cause != "dns-no-answer" or not aim.nameserver_silent \
             or plan.host_ns is None or plan.judged is None:
         return verdict
     host = plan.judged.host(plan.host_ns.inode)
@@ -176,14 +175,14 @@ def _embedded_dns_unwired(target, plan: Plan, aim: Aim) -> list:
 
     server = aim.destination.get("nameserver")
     if server != resolver.DOCKER_EMBEDDED or target.kind != "docker" \
-            or server in (aim.destination.get("silent") or ()) or plan.judged is None:
+            or aim.nameserver_silent or plan.judged is None:
         return []
     try:
         rules = gather.read_netfilter(target.netns)
     except NetdoctorError:
         return []
     query = Packet(src="127.0.0.1", dst=server, iif=None, oif="lo", proto="udp", dport=53,
-                   sport=(32768, 60999), src_local=True, dst_local=True)
+                   sport=EPHEMERAL_PORTS, src_local=True, dst_local=True)
     out = evaluate(rules, "output", query, type_="nat")
     if out.verdict == "dnat":
         return []
@@ -205,7 +204,6 @@ def refused_by_the_kernel(plan: Plan, journal) -> list:
     request (reply), read by tracefs, where it refused it and the checks found nothing
     missing: their lookup (`ip route get`) is asked without the probe's marks, which the
     policy rules may route by."""
-
     refused = [e for e in journal if e["kind"] == "route" and e["error"] is not None and (
         e["direction"] == "request" and e["hop"] in ("host-veth", "bridge")
         or e["direction"] == "reply" and e["hop"] in HOST_EGRESS_ROLES)]
@@ -260,6 +258,11 @@ class Aim:
     @property
     def address(self) -> str:
         return self.destination["address"] or self.host
+
+    @property
+    def nameserver_silent(self) -> bool:
+        """The nameserver traced to sent no answer at all to the name's query."""
+        return self.destination.get("nameserver") in (self.destination.get("silent") or ())
 
 
 def resolve(target, dest: str, port: Optional[int], proto: Optional[str],

@@ -590,6 +590,11 @@ def _explained(c: Case, cause: str) -> Verdict:
         rule = next((f.vars.get("rule") for f in c.errors if f.id == cause), None)
     elif cause in RULE_CAUSES and c.rule_hits:
         rule = c.rule_hits[0]["where"] + ": " + c.rule_hits[0]["text"]
+    elif cause in RULE_CAUSES and reason == "NETFILTER_DROP":
+        # No counter to move (an nft rule without one) and no nftables trace: the rule the
+        # finding's evaluation found dropping this very direction, the kernel agreeing.
+        rule = next((f.vars.get("rule") for f in c.errors if f.id == cause
+                     and (f.evidence or {}).get("direction") == hv.direction), None)
     if cause == "upstream-no-reply" and hv.stopped_at == "underlay":
         explanation += ("; it left encapsulated toward the remote VTEP, and the far host was "
                         "not observed: look there next (its UDP port for VXLAN, its route "

@@ -1003,3 +1003,24 @@ def test_a_tracefs_instance_busy_for_a_moment_is_removed_all_the_same(monkeypatc
     monkeypatch.setattr(runs, "open", no_switches, raising=False)
     assert runs.remove_instance(str(instance)) and len(calls) == 3
     assert not instance.exists()
+
+
+def test_a_rule_without_counters_is_named_by_the_finding_that_evaluated_it():
+    """An nft rule with no counter statement leaves no counter to move, and without
+    --allow-trace-rules nftables traces nothing: the verdict names the rule the finding's
+    evaluation found dropping this direction, where the kernel said netfilter dropped it."""
+    hv = E.HopVerdict(False, "uplink", "reply")
+    rule = "nft table inet x chain pre handle 2: iifname eth0 th sport 53 drop"
+    f = Finding("forward-dropped", "error", "host", "lab:test", "m",
+                {"direction": "reply", "verdict": "drop"}, "fix", vars={"rule": rule})
+    s = sightings([1, 1, 1, 1], [0, 0, 0, 1])
+    v = V.decide(V.Case(hv, s, [f], [("NETFILTER_DROP", "nft_do_chain", "eth0")], [], FLOW, ()))
+    assert v.cause == "forward-dropped" and v.rule == rule
+    # The request's finding does not name what dropped the reply.
+    other = replace(f, evidence={"direction": "request", "verdict": "drop"})
+    v = V.decide(V.Case(hv, s, [other], [("NETFILTER_DROP", "nft_do_chain", "eth0")], [],
+                        FLOW, ()))
+    assert v.rule is None
+    # Nor is a rule named when the kernel did not say netfilter dropped it.
+    v = V.decide(V.Case(hv, s, [f], [], [], FLOW, ()))
+    assert v.rule is None

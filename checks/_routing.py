@@ -218,3 +218,43 @@ def kernel_refusal(ctx, decision: dict, address: str):
         fix, verify = (f"{{in_host}}{ip_} rule show; {{in_host}}{ip_} route show table "
                        f"{table}"), True
     return message, evidence, fix, verify
+
+
+def effective_rp_filter(sysctls: dict, ifname: str) -> int:
+    """The reverse-path filter on ifname: the kernel uses the larger of conf.all and
+    conf.<iface>."""
+    def val(key):
+        try:
+            return int(sysctls.get(key, "0"))
+        except ValueError:
+            return 0
+    return max(val("net.ipv4.conf.all.rp_filter"), val(f"net.ipv4.conf.{ifname}.rp_filter"))
+
+
+def rp_filter_refuses(ns, ifname: str, source: str) -> tuple:
+    """(mode, route back) when the reverse-path filter on ifname drops what arrives there
+    from source (and the ARP requests it sends: the kernel validates their sender too);
+    (0, None) when it lets them pass. Strict (1) wants the route back to source out of
+    ifname, loose (2) any unicast route back."""
+    from .context import lookup
+
+    mode = effective_rp_filter(ns.sysctls, ifname)
+    if mode == 0:
+        return 0, None
+    back = lookup(ns.routes, source)
+    if back is not None and back.type == "unicast" and (mode == 2 or back.dev == ifname):
+        return 0, None
+    return mode, back
+
+
+def container_misrouted(ctx) -> tuple:
+    """(True, the host's route for it or None) when the host routes a routed container's
+    own address elsewhere than into its veth (a gateway, another device, no route);
+    (False, None) when the route is right or the container is not routed."""
+    from .context import lookup
+
+    h, veth, address = ctx.host_ns, ctx.host_veth, ctx.address
+    if h is None or veth is None or not address or not ctx.routed:
+        return False, None
+    route = lookup(h.routes, address)
+    return not (route is not None and route.dev == veth.name and not route.gateway), route

@@ -1,16 +1,6 @@
 from . import Check, register
+from ._routing import container_misrouted, rp_filter_refuses
 from ._rules import PLURAL
-from .context import lookup
-
-
-def effective_rp_filter(sysctls: dict, ifname: str) -> int:
-    """The kernel uses the larger of conf.all and conf.<iface>."""
-    def val(key):
-        try:
-            return int(sysctls.get(key, "0"))
-        except ValueError:
-            return 0
-    return max(val("net.ipv4.conf.all.rp_filter"), val(f"net.ipv4.conf.{ifname}.rp_filter"))
 
 
 @register
@@ -33,19 +23,17 @@ class RpFilterDrop(Check):
         h = ctx.host_ns
         if h is None or not ctx.bridged or not ctx.address:
             return
-        checks = [(ctx.ingress, ctx.address, "request")]
+        # A routed container's address routed elsewhere than its veth: the route is the
+        # fault (container-route-missing), and loosening rp_filter would not bring the
+        # replies back.
+        checks = [] if container_misrouted(ctx)[0] else [(ctx.ingress, ctx.address, "request")]
         if ctx.uplink is not None:
             checks.append((ctx.uplink, ctx.destination, "reply"))
         for iface, source, direction in checks:
             if iface is None:
                 continue
-            mode = effective_rp_filter(h.sysctls, iface.name)
+            mode, back = rp_filter_refuses(h, iface.name, source)
             if mode == 0:
-                continue
-            back = lookup(h.routes, source)
-            ok = back is not None and back.type == "unicast" and (
-                mode == 2 or back.dev == iface.name)
-            if ok:
                 continue
             via = f"{back.dev}" if back is not None and back.dev else "no route"
             yield self.finding(

@@ -183,3 +183,29 @@ def test_a_routed_host_without_a_route_does_not_answer_for_the_gateway(healed_sh
         assert rc == 1 and trace["verdict"]["cause"] == "host-no-route", trace["verdict"]
     finally:
         assert netdoctor("lab", "heal").returncode == 0
+
+
+def test_strict_rp_filter_on_a_routed_veth_without_its_route(healed_shape):
+    """The container's /32 is gone and the veth filters strictly: the kernel answers no ARP
+    for the gateway (it validates the sender's route back), so nothing leaves. The missing
+    route is the cause and its fix, as printed, heals; loosening rp_filter is offered by no
+    finding (the replies would still go out of the uplink)."""
+    if healed_shape != "routed":
+        pytest.skip("routed only")
+    key = "net.ipv4.conf.veth-test.rp_filter"
+    old = sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-n", key).stdout.strip()
+    try:
+        assert netdoctor("lab", "break", "route-missing").returncode == 0
+        sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-qw", f"{key}=1")
+        sh("ip", "-n", "ndlab-test", "neigh", "flush", "dev", "eth0")
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        assert rc == 1 and trace["verdict"]["cause"] == "container-route-missing", \
+            trace["verdict"]
+        assert trace["verdict"]["stopped_at"] is None, trace["verdict"]
+        assert "rp-filter-drop" not in {f["id"] for f in trace["findings"]}
+        f = next(f for f in trace["findings"] if f["id"] == "container-route-missing")
+        sh("sh", "-c", f["fix"])
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        assert rc == 0 and trace["verdict"]["reachable"], (f["fix"], trace["verdict"])
+    finally:
+        sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-qw", f"{key}={old}")

@@ -593,6 +593,30 @@ def test_a_routed_containers_gateway_cached_with_a_mac_its_veth_does_not_have():
     assert "neighbour-failed" not in ids(run_checks(right), "lab:test")
 
 
+def test_strict_rp_filter_on_a_misrouted_routed_container_is_the_missing_route():
+    """A routed container whose /32 the host routes out of its uplink, with strict
+    rp_filter: the kernel drops its ARP for the gateway and its requests on the veth. The
+    route is the cause (it stops the request where it never leaves the container);
+    loosening rp_filter would only let the replies go out of the uplink, so it is no fix
+    of its own."""
+    from netdoctor.diagnose.reason import evidence as Ev, verdict as V
+
+    snap = E.edit_host_ns(_routed(host_route=False),
+                          lambda ns: E.sysctl(ns, "net.ipv4.conf.all.rp_filter", "1"))
+    found = [f for f in run_checks(snap) if f.subject == "lab:test"]
+    assert "container-route-missing" in ids(found) and "rp-filter-drop" not in ids(found)
+    flow = Ev.Flow("udp", "172.29.0.2", "203.0.113.53", cookie=1)
+    for stop in (None, "container", "host-veth"):
+        v = V.decide(V.Case(Ev.HopVerdict(False, stop, "request"), [], found, [], [], flow))
+        assert v.cause == "container-route-missing", (stop, v)
+    # Without rp_filter the request leaves: the route blocks only the replies.
+    loose = [f for f in run_checks(_routed(host_route=False)) if f.subject == "lab:test"]
+    miss = next(f for f in loose if f.id == "container-route-missing")
+    assert miss.evidence["stops_at"] == ["uplink"]
+    here = V.Case(Ev.HopVerdict(False, None, "request"), [], loose, [], [], flow).blocking_here
+    assert "container-route-missing" not in ids(here)
+
+
 def test_an_entry_for_the_destination_container_with_a_mac_it_does_not_have():
     """test -> web, and test's permanent entry for 172.29.0.3 names a MAC web's eth0 does
     not have: the requests are flooded and web drops them (OTHERHOST); the verdict said the

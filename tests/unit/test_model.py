@@ -94,11 +94,19 @@ free_matches = st.one_of(
     st.tuples(st.just("proto"), st.sampled_from([["tcp"], ["udp"], ["icmp"]]), st.booleans()),
     st.tuples(st.sampled_from(["iif", "oif"]), st.sampled_from([["br0"], ["eth0"], ["veth+"]]),
               st.booleans()),
-    st.tuples(st.just("ctstate"), st.sampled_from([["new"], ["established"]]), st.booleans()))
+    st.tuples(st.just("ctstate"), st.sampled_from([["new"], ["established"]]), st.booleans()),
+    st.tuples(st.just("icmptype"), st.sampled_from([["echo-request"], ["3"], ["136"]]),
+              st.booleans()),
+    st.tuples(st.sampled_from(["dsttype", "srctype"]), st.sampled_from([["local"]]),
+              st.booleans()))
 packets = st.tuples(st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.{n & 255}"),
                     st.sampled_from(["br0", "eth0", "veth7"]), st.sampled_from(["eth0", "br0"]),
                     st.sampled_from([("icmp", None), ("tcp", 80), ("udp", 53), ("tcp", 1500)]),
-                    st.sampled_from(["new", "established"]))
+                    st.sampled_from(["new", "established"]),
+                    # what else the walk reads: an ICMP type that is not the echo's, whether
+                    # the addresses are the namespace's own
+                    st.sampled_from([None, 3, 136]), st.sampled_from([None, True, False]),
+                    st.sampled_from([None, True, False]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -106,7 +114,7 @@ packets = st.tuples(st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.{n & 255}
        st.sampled_from(["drop", "accept", "return"]), st.lists(packets, min_size=1, max_size=6))
 def test_a_walk_remembered_for_address_free_rules_decides_as_a_fresh_one(rules, verdict, pkts):
     """The walk remembers, per chain, which rules without an address match let a packet's
-    interfaces, protocol, port and state through. Whatever packets came before, a walk gives
+    interfaces, protocol, port, state, ICMP type and address types through. Whatever packets came before, a walk gives
     the outcome a walk of a fresh copy of the same rules gives."""
     from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
     from netdoctor.diagnose.reason.rules import Packet, evaluate
@@ -120,8 +128,9 @@ def test_a_walk_remembered_for_address_free_rules_decides_as_a_fresh_one(rules, 
             for n, ms in enumerate(rules, 1))),))
 
     warm = ruleset()
-    for src, iif, oif, (proto, dport), state in pkts:
-        p = Packet(src, "203.0.113.80", iif, oif, proto, dport, state)
+    for src, iif, oif, (proto, dport), state, itype, dst_local, src_local in pkts:
+        p = Packet(src, "203.0.113.80", iif, oif, proto, dport, state, icmp_type=itype,
+                   dst_local=dst_local, src_local=src_local)
         got, fresh = evaluate(warm, "forward", p), evaluate(ruleset(), "forward", p)
         assert (got.verdict, got.rule, got.uncertain) == (fresh.verdict, fresh.rule,
                                                           fresh.uncertain)
@@ -211,3 +220,25 @@ def test_a_chain_bound_to_devices_keeps_them_in_a_snapshot_and_others_read_as_be
     for bad in ("veth-test", [None], [3]):
         with pytest.raises(ValueError):
             Chain.from_dict(dict(bound.to_dict(), devices=bad))
+
+
+def test_a_remembered_walk_tells_icmp_types_and_address_types_apart():
+    """The echo request walked first must not hide the rule that drops a neighbour
+    solicitation from the solicitation walked next (nor a LOCAL-destination rule from a
+    packet to the namespace's own address)."""
+    from netdoctor.diagnose.parse import iptables_save
+    from netdoctor.diagnose.facts.ruleset import Ruleset
+    from netdoctor.diagnose.reason.rules import Packet, evaluate
+
+    rules = Ruleset(iptables_save.parse_iptables_save(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j DROP\n"
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j REJECT\nCOMMIT\n", family="ip6"))
+    echo = Packet("fd00::2", "2001:db8::80", None, "eth0", "icmp")
+    assert evaluate(rules, "output", echo).verdict == "accept"
+    ns = Packet("fd00::2", "ff02::1:ff00:1", None, "eth0", "icmp", icmp_type=135)
+    assert evaluate(rules, "output", ns).verdict == "drop"
+    other = Packet("fd00::2", "2001:db8::81", None, "eth0", "icmp", dst_local=False)
+    assert evaluate(rules, "output", other).verdict == "accept"
+    local = Packet("fd00::2", "2001:db8::82", None, "eth0", "icmp", dst_local=True)
+    assert evaluate(rules, "output", local).verdict == "reject"

@@ -94,12 +94,16 @@ def translated_to(to: str):
 DELIVERED_HOOKS = ("prerouting", "input")
 
 
-def delivered_drop(ruleset, packet):
-    """(hook, Outcome) of the first of the host's hooks that drops or rejects a packet it
-    delivers to itself (addressed to one of its own addresses); None when none does."""
+SENT_HOOKS = ("output", "postrouting")
+
+
+def delivered_drop(ruleset, packet, hooks: tuple = DELIVERED_HOOKS):
+    """(hook, Outcome) of the first of a namespace's hooks that drops or rejects a packet it
+    delivers to itself (addressed to one of its own addresses; with SENT_HOOKS, one it
+    sends); None when none does."""
     from netdoctor.diagnose.reason.rules import evaluate
 
-    for hook in DELIVERED_HOOKS:
+    for hook in hooks:
         out = evaluate(ruleset, hook, packet)
         if out.verdict in ("drop", "reject"):
             return hook, out

@@ -725,6 +725,39 @@ def test_an_ipv6_rule_that_drops_the_containers_solicitations_is_the_cause(heale
            check=False)
 
 
+@pytest.mark.parametrize("ns,commands,undo", [
+    # the host drops its own answers on their way out to the bridge
+    ("ndlab-host", [("ip6tables", "-A", "OUTPUT", "-o", "ndbr0", "-p", "ipv6-icmp",
+                     "--icmpv6-type", "neighbour-advertisement", "-j", "DROP")],
+     ("ip6tables", "-F", "OUTPUT")),
+    # a container firewall that lets in only established traffic: NDP never is
+    ("ndlab-test", [("ip6tables", "-P", "INPUT", "DROP"),
+                    ("ip6tables", "-A", "INPUT", "-m", "conntrack", "--ctstate",
+                     "RELATED,ESTABLISHED", "-j", "ACCEPT")],
+     ("sh", "-c", "ip6tables -F INPUT; ip6tables -P INPUT ACCEPT")),
+])
+def test_an_ipv6_firewall_that_drops_the_gateways_answers_is_the_cause(healed, ns, commands,
+                                                                        undo):
+    """The answers to the container's neighbour solicitations are dropped, by the host's
+    OUTPUT or by the container's own INPUT: nothing leaves it. The verdict was unknown
+    (only the host's INPUT was walked, for the questions); it names the namespace whose
+    firewall drops them, and the fix, run as printed, heals."""
+    for command in commands:
+        in_ns(ns, *command)
+    in_ns("ndlab-test", "ip", "neigh", "flush", "all")
+    cause = "neighbour-discovery-dropped"
+    try:
+        rc, doc, v = trace("test", "2001:db8:80::80")
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == (cause, None), v
+        f = next(f for f in doc["findings"] if f["id"] == cause)
+        assert f"ip netns exec {ns} " in f["fix"] and "the answer" in f["message"], f
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = trace("test", "2001:db8:80::80")
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        sh("ip", "netns", "exec", ns, *undo, check=False)
+
+
 def test_a_host_that_routes_the_request_back_into_the_bridge_names_the_gateway_there(healed):
     """The host routes the destination via an address on the container bridge that nobody
     holds: the request is last seen on the bridge, whose ARP for that gateway goes

@@ -749,6 +749,11 @@ ND_POLICY = iptables_save.parse_iptables_save(
     "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
     "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n", family="ip6")
 
+ND_OUT_DROP = iptables_save.parse_iptables_save(
+    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 136 -j DROP\n"
+    "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j DROP\nCOMMIT\n", family="ip6")
+
 
 def _arp_table(*rules, policy="accept"):
     """A native arp table (arptables-nft writes one) with an input chain of these rules
@@ -811,7 +816,16 @@ CASES = {
          "lab:test"),
         # toward the gateway itself (a service on the host): no way out, the same question
         ("INPUT policy DROP, toward the gateway's own address", _to_the_host(_dual_stack(
-            E.set_ruleset(HEALTHY, E.lab_rules() + ND_POLICY)), "fd00:29::1"), "lab:test")],
+            E.set_ruleset(HEALTHY, E.lab_rules() + ND_POLICY)), "fd00:29::1"), "lab:test"),
+        # The answer (a neighbour advertisement to the container's address) dropped where
+        # the host sends it, or where the container takes it in: its own INPUT policy DROP
+        # with only established traffic let in (NDP is never established).
+        ("the host's OUTPUT drops the advertisements", _toward6(_dual_stack(E.set_ruleset(
+            HEALTHY, E.lab_rules() + ND_OUT_DROP))), "lab:test"),
+        ("the container's INPUT policy DROP", _toward6(_dual_stack(E.edit_container(
+            HEALTHY, "test", ruleset=Ruleset(ND_POLICY)))), "lab:test"),
+        ("the container's OUTPUT drops ICMPv6", _toward6(_dual_stack(E.edit_container(
+            HEALTHY, "test", ruleset=Ruleset(ND_OUT_DROP)))), "lab:test")],
     "ipv6-ra-ignored": [("RA default route expired", _toward6(_ra_expired(HEALTHY)),
                          "lab:test")],
     "datapath-unseen": [("clsact on the host veth", _with_tc_hook(HEALTHY, "veth-test"),

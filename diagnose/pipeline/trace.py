@@ -355,9 +355,14 @@ def make_plan(target, aim: Aim) -> Plan:
             raise _gone(target) from None
         raise
     facts = snap.containers[0]
-    if aim.far is not None:  # the checks judge the path toward a container as such
+    # DEST given as the address of a container here: that container, as its runtime names it
+    local = _local_destination(target, facts.path) if aim.far is None else None
+    named = aim.far if aim.far is not None else (
+        local if local is not None and local.kind != "netns" else None)
+    if named is not None:  # the checks judge the path toward a container as such
         facts.path["destination"] = dict(facts.path.get("destination") or {},
-                                         container=aim.far.label)
+                                         container=named.label)
+        aim.destination.setdefault("container", named.label)  # (and the report names it)
     # The probe's own flow, which the checks judge beside theirs (a port of its own).
     facts.path["destination"] = dict(facts.path.get("destination") or {},
                                      proto=aim.proto, port=aim.dport)
@@ -372,7 +377,7 @@ def make_plan(target, aim: Aim) -> Plan:
                if c.scope == "container" and c.subject == facts.label) or ""
     if ":" in aim.address:
         src = _source6(facts, path)
-    far = aim.far if aim.far is not None else _local_destination(target, path)
+    far = aim.far if aim.far is not None else local
     if far is not None and src:
         findings += destination_findings(far, src, aim.proto, aim.dport)
     cookie, sport, ident = random.getrandbits(32), P.random_port(), random.getrandbits(16)
@@ -411,6 +416,11 @@ def _local_destination(target, path: dict):
         ns = hop_netns(path, hop)
     except NetdoctorError:
         return None
+    from .. import targets
+
+    named = targets.holding(ns.inode, (path.get("destination") or {}).get("address") or "")
+    if named is not None:
+        return named
     name = ns.name or f"net:[{ns.inode}]"
     conf = f"/etc/netns/{ns.name}/resolv.conf" if ns.name else None
     return Target(ref=f"netns:{name}", kind="netns", name=name, netns=ns,

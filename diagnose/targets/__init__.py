@@ -308,6 +308,36 @@ def _unknown(ref: str, candidates: list, unusable: list,
     return msg
 
 
+def holding(inode: int, address: str) -> Optional[Target]:
+    """The container, of a runtime or of the lab, whose network namespace is inode (one that
+    holds address): found by the address its runtime lists for it or by its listed pid,
+    each confirmed by its namespace. None when no runtime or lab container is that one."""
+    for name in _lab_names():
+        t = _lab_target(f"lab:{name}", name)
+        if t is not None and t.netns.inode == inode:
+            return t
+    try:
+        records, _ = _all_records()
+    except NetdoctorError:
+        return None
+    for rec in records:
+        if not rec.running or (address not in rec.addresses and not rec.pid):
+            continue
+        if rec.pid and address not in rec.addresses:
+            try:  # (the listing gave its pid: its namespace is one stat away)
+                if netns.of_pid(rec.pid).inode != inode:
+                    continue
+            except NetdoctorError:
+                continue
+        try:
+            t = _from_record(f"{rec.runtime}:{rec.name}", rec, records)
+        except NetdoctorError:
+            continue
+        if t.netns.inode == inode:
+            return t
+    return None
+
+
 def all_running() -> tuple:
     """(targets, problems): every running container the runtimes report, and the lab's."""
     found = []

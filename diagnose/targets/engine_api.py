@@ -154,7 +154,22 @@ def record_from_listing(runtime: str, item, source: str = "/containers/json"):
         status=text_field(item.get("Status")) or state,
         network_mode=mode if isinstance(mode, str) else None,
         pid=positive_pid(item.get("Pid")),
+        addresses=listed_addresses(item),
     )
+
+
+def listed_addresses(item: dict) -> tuple:
+    """The addresses a listing entry gives its container on each of its networks
+    (NetworkSettings.Networks.*: IPAddress, GlobalIPv6Address), in the listing's order."""
+    settings = item.get("NetworkSettings")
+    networks = settings.get("Networks") if isinstance(settings, dict) else None
+    out = []
+    for net in (networks.values() if isinstance(networks, dict) else ()):
+        for key in ("IPAddress", "GlobalIPv6Address"):
+            value = net.get(key) if isinstance(net, dict) else None
+            if isinstance(value, str) and value and value not in out:
+                out.append(value)
+    return tuple(out)
 
 
 def pid_from_inspect(data) -> Optional[int]:

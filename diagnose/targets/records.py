@@ -21,6 +21,7 @@ class ContainerRecord:
     network_mode: Optional[str] = None  # "bridge", "host", "none", "container:<id>", a network name
     pid: Optional[int] = None  # when the listing already gives it
     namespace: Optional[str] = None  # containerd namespace
+    addresses: tuple = ()  # its networks' addresses, when the listing gives them
 
     @property
     def ref(self) -> str:

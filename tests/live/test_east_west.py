@@ -62,6 +62,22 @@ def test_across_networks_docker_isolation_is_named_with_its_rule(two_networks):
 
 
 @pytest.mark.docker
+def test_a_container_given_by_its_address_is_named_as_its_engine_names_it(two_networks):
+    """Traced to the address another container holds, the far side is that container: its
+    findings name docker:ew3, and their fixes are runnable (they said `docker network
+    connect bridge net:[4026532457]`)."""
+    d = two_networks
+    address = d.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}"
+                       "{{end}}", "ew3").stdout.strip()
+    rc, doc = netdoctor_json("trace", "ew1", address, env=d.env)
+    assert rc == 1 and doc["verdict"]["cause"] == "forward-dropped", doc["verdict"]
+    assert doc["destination"]["container"] == "docker:ew3", doc["destination"]
+    far = [f for f in doc["findings"] if f["side"] == "destination"]
+    assert far and all(f["subject"] == "docker:ew3" for f in far), far
+    assert not any("net:[" in (f["fix"] or "") for f in doc["findings"]), doc["findings"]
+
+
+@pytest.mark.docker
 def test_an_internal_network_is_named_and_left_through_the_default_network(two_networks):
     """docker network create --internal: Docker drops what its bridge sends outside the
     subnet. The finding says the network is internal; its fix, run as printed, reaches out."""

@@ -406,7 +406,19 @@ def test_engine_api_listing_entries(item):
         record = only_parse_errors(engine_api.record_from_listing, runtime, item)
         if record is not None:
             assert isinstance(record.name, str) and isinstance(record.id, str)
+            assert all(isinstance(a, str) and a for a in record.addresses), record
     only_parse_errors(podman.record_from_cli, item)
+
+
+def test_a_listing_entry_gives_the_addresses_of_its_networks():
+    """Docker's /containers/json names each network's addresses: what finds the container
+    a trace was given only the address of."""
+    item = {"Id": "ab" * 32, "Names": ["/ew3"], "State": "running", "NetworkSettings": {
+        "Networks": {"ndt-b": {"IPAddress": "172.31.9.2", "GlobalIPv6Address": "fd00:9::2"},
+                     "none": {"IPAddress": "", "GlobalIPv6Address": ""}}}}
+    record = engine_api.record_from_listing("docker", item)
+    assert record.addresses == ("172.31.9.2", "fd00:9::2")
+    assert engine_api.record_from_listing("docker", dict(item, NetworkSettings=7)).addresses == ()
 
 
 @FUZZ

@@ -16,7 +16,8 @@ from .namespace import parse_address, parse_network
 class Match:
     """One condition of a rule. kind: saddr daddr iif oif proto dport sport ctstate icmptype
     l3proto, arpop (an ARP packet's operation), arphdr ("htype 1": a fixed field of its
-    header), unknown."""
+    header), mark ("0x2000/0x2000": the packet's mark under a mask equals a value),
+    unknown."""
 
     kind: str
     values: Tuple[str, ...]
@@ -60,6 +61,8 @@ class Rule:
     # "ip6 dec N", "ip inc N" (iptables TTL, ip6tables HL, nft `ip ttl set N` and
     # `ip6 hoplimit set N`): the header's family, then what is done.
     ttl: Optional[str] = None
+    # The rule sets the packet's mark (iptables MARK, CONNMARK; nft `meta mark set`).
+    sets_mark: bool = False
 
     def nat_target(self) -> tuple:
         """(address or None, port or None) a DNAT or REDIRECT sends to, from `to` ("a",
@@ -339,6 +342,34 @@ class Ruleset:
     @cached_property
     def _base_chains(self) -> dict:
         return {}
+
+    def marks(self, family: str) -> bool:
+        """Whether a rule reached from a base chain may set the mark of a packet of family
+        ("ip", "ip6"): its own family's, inet's, bridge's or netdev's. A forwarded packet
+        enters the namespace with none (crossing a veth into it scrubs the mark), so
+        where none may set one, its mark is 0."""
+        return family not in ("ip", "ip6") or bool(self._marking_families
+                                                   - {"ip6" if family == "ip" else "ip", "arp"})
+
+    @cached_property
+    def _marking_families(self) -> frozenset:
+        """The families of the chains reached from a base chain that hold a rule setting
+        a mark."""
+        if not any(r.sets_mark for c in self.chains for r in c.rules):
+            return frozenset()
+        reached, todo = set(), [c for c in self.chains if c.hook is not None]
+        while todo:
+            c = todo.pop()
+            if c.key in reached:
+                continue
+            reached.add(c.key)
+            for r in c.rules:
+                if r.verdict in ("jump", "goto") and r.target:
+                    sub = self.chain(c.backend, c.family, c.table, r.target)
+                    if sub is not None:
+                        todo.append(sub)
+        return frozenset(c.family for c in self.chains
+                         if c.key in reached and any(r.sets_mark for r in c.rules))
 
     @cached_property
     def changes_ttl(self) -> bool:

@@ -38,7 +38,7 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
               packets: int, bytes_: int, text: str, user_chains: set) -> Rule:
     chain = tokens[1]
     matches, verdict, target, to = [], "continue", None, None
-    negate, notrack, ttl = False, False, None
+    negate, notrack, ttl, sets_mark = False, False, None, False
     i, n = 2, len(tokens)
     module = None
 
@@ -78,6 +78,8 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
         elif module == "addrtype" and tok in ("--dst-type", "--src-type"):
             kind = "dsttype" if tok == "--dst-type" else "srctype"
             matches.append(Match(kind, tuple(t.lower() for t in _split_list(value())), negate))
+        elif module == "mark" and tok == "--mark":
+            matches.append(Match("mark", (_mark_spec(value()),), negate))
         elif tok in ("--ctstate", "--state"):
             matches.append(Match("ctstate", tuple(s.lower() for s in _split_list(value())), negate))
         elif tok in ("-j", "--jump"):
@@ -92,6 +94,7 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
             # whether CT untracks.
             rest = tokens[i + 1:]
             notrack = name == "NOTRACK" or (name == "CT" and "--notrack" in rest)
+            sets_mark = name == "MARK" or (name == "CONNMARK" and "--save-mark" not in rest)
             if name in ("TTL", "HL"):
                 for how in ("set", "dec", "inc"):
                     opt = f"--{name.lower()}-{how}"
@@ -123,7 +126,18 @@ def _ipt_rule(tokens: list, backend: str, family: str, table: str, index: int,
         i += 1
     return Rule(backend=backend, family=family, table=table, chain=chain, index=index,
                 matches=tuple(matches), verdict=verdict, target=target, text=text,
-                packets=packets, bytes=bytes_, to=to, notrack=notrack, ttl=ttl)
+                packets=packets, bytes=bytes_, to=to, notrack=notrack, ttl=ttl,
+                sets_mark=sets_mark)
+
+
+def _mark_spec(value: str) -> str:
+    """`--mark VALUE[/MASK]` as "0xVALUE/0xMASK" (no mask: all 32 bits); unreadable
+    numbers are kept as written, which no packet's mark is judged against."""
+    v, _, m = value.partition("/")
+    try:
+        return f"{int(v, 0):#x}/{int(m, 0) if m else 0xFFFFFFFF:#x}"
+    except ValueError:
+        return value
 
 
 def parse_iptables_save(text: str, backend: str = "iptables-nft", family: str = "ip") -> tuple:

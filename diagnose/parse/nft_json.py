@@ -44,9 +44,14 @@ def _nft_value(v) -> tuple:
 
 def _nft_match(m: dict) -> Match:
     left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
-    kind, family = None, ""
-    if isinstance(left, dict):
-        if "meta" in left:
+    kind, family, mask = None, "", None
+    if isinstance(left, dict) and isinstance(left.get("&"), list) and len(left["&"]) == 2 \
+            and left["&"][0] == {"meta": {"key": "mark"}} and isinstance(left["&"][1], int):
+        kind, mask = "mark", left["&"][1]  # `meta mark & 0x2000 == 0x2000`
+    elif isinstance(left, dict):
+        if left == {"meta": {"key": "mark"}}:
+            kind, mask = "mark", 0xFFFFFFFF
+        elif "meta" in left:
             kind = _NFT_FIELDS.get(("meta", left["meta"].get("key")))
         elif "ct" in left:
             kind = _NFT_FIELDS.get(("ct", left["ct"].get("key")))
@@ -76,7 +81,12 @@ def _nft_match(m: dict) -> Match:
     values = _nft_value(right)
     if kind is None or values is None or op not in ("==", "!=", "in"):
         return Match("unknown", (_compact(m),), False)
-    if kind == "ctstate":
+    if kind == "mark":
+        if op == "in" or not all(isinstance(v, int) and not isinstance(v, bool)
+                                 for v in values):
+            return Match("unknown", (_compact(m),), False)
+        values = tuple(f"{v:#x}/{mask:#x}" for v in values)
+    elif kind == "ctstate":
         values = tuple(str(v).lower() for v in values)
     elif kind in ("iif", "oif"):
         values = tuple(str(v).replace("*", "+") for v in values)  # one wildcard spelling
@@ -105,7 +115,7 @@ def _nat_to(val) -> Optional[str]:
 
 def _nft_rule(r: dict, index: int) -> Rule:
     matches, verdict, target, packets, bytes_, to = [], "continue", None, 0, 0, None
-    notrack, ttl = False, None
+    notrack, ttl, sets_mark = False, None, False
     for e in r.get("expr") or ():
         if not isinstance(e, dict) or len(e) != 1:
             continue
@@ -125,6 +135,7 @@ def _nft_rule(r: dict, index: int) -> Rule:
         elif key in ("limit", "xt", "quota", "fib"):
             # Statements that decide whether the rule goes on: not modelled.
             if key == "xt" and (val or {}).get("type") == "target":
+                sets_mark = sets_mark or (val or {}).get("name") in ("MARK", "CONNMARK")
                 continue
             matches.append(Match("unknown", (_compact(e),), False))
         elif key == "queue":
@@ -132,13 +143,15 @@ def _nft_rule(r: dict, index: int) -> Rule:
         elif key == "notrack":
             notrack = True
         elif key == "mangle" and isinstance(val, dict):
+            sets_mark = sets_mark or val.get("key") == {"meta": {"key": "mark"}}
             field = ((val.get("key") or {}).get("payload") or {}).get("field")
             if field in ("ttl", "hoplimit") and isinstance(val.get("value"), int):
                 ttl = f"{'ip' if field == 'ttl' else 'ip6'} set {val['value']}"
     rule = Rule(backend="nft", family=str(r.get("family")), table=str(r.get("table")),
                 chain=str(r.get("chain")), index=index, matches=tuple(matches), verdict=verdict,
                 target=target, handle=r.get("handle") if isinstance(r.get("handle"), int) else None,
-                packets=packets, bytes=bytes_, to=to, notrack=notrack, ttl=ttl)
+                packets=packets, bytes=bytes_, to=to, notrack=notrack, ttl=ttl,
+                sets_mark=sets_mark)
     return replace(rule, text=render_nft(rule))
 
 
@@ -150,6 +163,12 @@ def render_nft(rule: Rule) -> str:
     for m in rule.matches:
         if m.kind == "unknown":
             words.append(m.values[0])
+            continue
+        if m.kind == "mark":
+            value, _, mask = m.values[0].partition("/")
+            op = "!= " if m.negate else ("" if int(mask, 16) == 0xFFFFFFFF else "== ")
+            words.append(f"meta mark{'' if int(mask, 16) == 0xFFFFFFFF else ' & ' + mask} "
+                         f"{op}{value}")
             continue
         vals = m.values[0] if len(m.values) == 1 else "{ " + ", ".join(m.values) + " }"
         name = f"{m.family or 'ip'} {m.kind}" if m.kind in ("saddr", "daddr") else \

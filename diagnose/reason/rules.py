@@ -9,7 +9,7 @@ accept or jump is assumed to match (a wrong verdict is worse than none).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from ..facts.namespace import parse_address
@@ -40,6 +40,9 @@ class Packet:
     # walked (`-m addrtype --dst-type LOCAL`, nft `fib daddr type local`); None: not known.
     dst_local: Optional[bool] = None
     src_local: Optional[bool] = None
+    # Its mark (skb->mark); None: not known. evaluate() takes it as 0 where no rule of the
+    # namespace may set one (Ruleset.marks).
+    mark: Optional[int] = None
 
     def __post_init__(self):
         if not self.family:
@@ -173,6 +176,11 @@ def match(m: Match, p: Packet) -> Optional[bool]:
         r = ("local" if local else "unicast") in m.values
     elif m.kind == "ctstate":
         r = p.ctstate in m.values
+    elif m.kind == "mark":
+        if p.mark is None:
+            return None
+        results = [_mark_match(v, p.mark) for v in m.values]
+        r = None if None in results else any(results)
     elif m.kind == "arpop":
         # netdoctor asks about ARP requests only (a container's question for its gateway)
         r = p.proto == "arp" and bool({"request", "1"} & set(m.values))
@@ -244,6 +252,16 @@ def _icmp_type_match(value: str, p: Packet) -> Optional[bool]:
     return itype == mine and code in (None, 0)
 
 
+def _mark_match(spec: str, mark: int) -> Optional[bool]:
+    """Does a mark, under the spec's mask ("0x2000/0x2000"), equal its value?"""
+    value, _, mask = spec.partition("/")
+    try:
+        v, m = int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
+    except ValueError:
+        return None
+    return (mark & m) == v
+
+
 def rule_matches(rule: Rule, p: Packet) -> Optional[bool]:
     unknown = False
     for m in rule.matches:
@@ -266,13 +284,13 @@ def _as_int(addr: str) -> Optional[tuple]:
 def _candidates(chain: Chain, p: Packet, src, dst) -> list:
     """The indexes of the chain's rules that can match p, in order: those whose addresses
     admit p's (the address index), and those that match no address, found once for every
-    packet that has the same interfaces, protocol, ports, state, ICMP type and address
-    types (a chain of 10,000 port-only rules is walked once for 1,000 containers, not
+    packet that has the same interfaces, protocol, ports, state, ICMP type, address
+    types and mark (a chain of 10,000 port-only rules is walked once for 1,000 containers, not
     1,000 times)."""
     if src is None or dst is None or not chain.address_free:
         return chain.address_index.candidates(src, dst)
     key = (p.iif, p.oif, p.proto, p.dport, p.sport, p.ctstate, p.family, p.icmp_type,
-           p.dst_local, p.src_local)
+           p.dst_local, p.src_local, p.mark)
     passing = chain.free_rules_passing.get(key)
     if passing is None:
         passing = [i for i in sorted(chain.address_free)
@@ -353,6 +371,8 @@ def evaluate(ruleset: Ruleset, hook: str, packet: Packet, type_: str = "filter",
     family ("bridge"), that family's chains (the packet keeps its own, which its matches
     read); with device, the chains bound to it (family "netdev": the device's ingress or
     egress hook)."""
+    if packet.mark is None and not ruleset.marks(packet.family):
+        packet = replace(packet, mark=0)
     w = _Walk(ruleset, packet)
     bases = ruleset.base_chains(hook, family or packet.family, type_, device)
     last = None

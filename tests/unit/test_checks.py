@@ -976,6 +976,16 @@ CASES = {
                         lambda t: t.replace(MASQ, "-A POSTROUTING -s 172.29.0.0/24 -j RETURN\n"
                                             + MASQ))), "lab:test"),
                     ("nft notrack in a raw-priority chain", _untracked(nft_priority=-300),
+                     "lab:test"),
+                    # netavark's: only what a published port's DNAT marked is masqueraded,
+                    # and no rule that marks anything is reached (no port is published)
+                    ("only a marked MASQUERADE left", E.set_ruleset(HEALTHY, E.lab_rules(
+                        lambda t: t.replace(
+                            ":POSTROUTING ACCEPT [0:0]\n", ":POSTROUTING ACCEPT [0:0]\n"
+                            ":HOSTPORT-MASQ - [0:0]\n:HOSTPORT-SETMARK - [0:0]\n").replace(
+                            MASQ + "\n", "-A POSTROUTING -j HOSTPORT-MASQ\n"
+                            "-A HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE\n"
+                            "-A HOSTPORT-SETMARK -j MARK --set-xmark 0x2000/0x2000\n"))),
                      "lab:test")],
     "rp-filter-drop": [
         ("strict, container net routed via uplink", E.edit_host_ns(HEALTHY, lambda ns: E.routes(

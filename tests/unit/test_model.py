@@ -242,3 +242,58 @@ def test_a_remembered_walk_tells_icmp_types_and_address_types_apart():
     assert evaluate(rules, "output", other).verdict == "accept"
     local = Packet("fd00::2", "2001:db8::82", None, "eth0", "icmp", dst_local=True)
     assert evaluate(rules, "output", local).verdict == "reject"
+
+
+def test_a_mark_no_reachable_rule_sets_is_zero():
+    """Forwarded packets cross into the host's namespace with no mark (a veth scrubs it):
+    only the host's own rules can set one. Where no rule reached from a base chain sets a
+    mark, a mark match is judged against 0; where one may, it stays unknown."""
+    from netdoctor.diagnose.parse import iptables_save
+    from netdoctor.diagnose.facts.ruleset import Ruleset
+    from netdoctor.diagnose.reason.rules import Packet, evaluate
+
+    def nat(extra=""):
+        return Ruleset(iptables_save.parse_iptables_save(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            ":POSTROUTING ACCEPT [0:0]\n:SETMARK - [0:0]\n:MASQ - [0:0]\n" + extra +
+            "-A POSTROUTING -j MASQ\n"
+            "-A MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE\n"
+            "-A MASQ -m mark ! --mark 0x1/0x1 -j SNAT --to-source 198.51.100.9\n"
+            "-A SETMARK -j MARK --set-xmark 0x2000/0x2000\nCOMMIT\n"))
+
+    out = Packet("172.29.0.2", "203.0.113.80", "ndbr0", "eth0")
+    walked = evaluate(nat(), "postrouting", out, type_="nat")
+    assert walked.verdict == "snat" and not walked.guessed, walked
+    reached = evaluate(nat("-A PREROUTING -p tcp --dport 8080 -j SETMARK\n"), "postrouting",
+                       out, type_="nat")
+    assert reached.verdict == "masquerade" and reached.guessed, reached
+
+
+def test_nft_mark_matches_and_the_rules_that_set_marks():
+    from netdoctor.diagnose.parse import nft_json
+    from netdoctor.diagnose.facts.ruleset import Ruleset
+    from netdoctor.diagnose.reason.rules import Packet, evaluate
+
+    def doc(*extra):
+        return {"nftables": [
+            {"table": {"family": "ip", "name": "t", "handle": 1}},
+            {"chain": {"family": "ip", "table": "t", "name": "post", "handle": 1,
+                       "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}},
+            {"chain": {"family": "ip", "table": "t", "name": "setmark", "handle": 2}},
+            {"rule": {"family": "ip", "table": "t", "chain": "post", "handle": 3, "expr": [
+                {"match": {"op": "==", "left": {"&": [{"meta": {"key": "mark"}}, 8192]},
+                           "right": 8192}}, {"masquerade": None}]}},
+            {"rule": {"family": "ip", "table": "t", "chain": "setmark", "handle": 4, "expr": [
+                {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 8192}}]}},
+            *extra]}
+
+    out = Packet("172.29.0.2", "203.0.113.80", "ndbr0", "eth0")
+    rules = Ruleset(nft_json.parse_nft_json(doc()))
+    rule = rules.chain("nft", "ip", "t", "post").rules[0]
+    assert rule.text == "meta mark & 0x2000 == 0x2000 masquerade", rule.text
+    assert evaluate(rules, "postrouting", out, type_="nat").verdict == "accept"
+    jump = {"rule": {"family": "ip", "table": "t", "chain": "post", "handle": 5, "expr": [
+        {"jump": {"target": "setmark"}}]}}
+    reached = Ruleset(nft_json.parse_nft_json(doc(jump)))
+    assert reached.marks("ip") and not reached.marks("ip6")
+    assert evaluate(reached, "postrouting", out, type_="nat").verdict == "masquerade"

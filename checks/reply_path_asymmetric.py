@@ -89,7 +89,7 @@ class ReplyPathAsymmetric(Check):
                 ctx, f"{ctx.vars['host_ns']} routes the replies to {ctx.subject} ({r['query']}) "
                      f"{what}: the request goes out one way and its answers come back another "
                      f"({why})", evidence, fix, verify=verify,
-                reply_query=r["query"], expected_dev=expected)
+                reply_query=r["query"], expected_dev=expected, routed=what, because=why)
 
     def for_decision(self, ctx, decision: dict):
         """As a trace saw it: the host's kernel refused the replies to the container in its

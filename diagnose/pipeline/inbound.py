@@ -98,7 +98,8 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     walk = ctx.inbound[0] if ctx.inbound else None
     host = ctx.path.get("host_netns")
     subjects = {ctx.subject, f"host {ns_label(host)}" if host else ""}
-    findings = [f for f in run_checks(snap) if f.subject in subjects]
+    findings = [_as_met_inbound(f, ctx, walk) for f in run_checks(snap)
+                if f.subject in subjects]
     findings += _own_firewall(ctx, walk)
     captured: list = []  # every hop's capture, for --pcap-dir
     if watch:
@@ -118,6 +119,20 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     return InboundReport(ctx.container.target, port_doc, client,
                          walk.to_dict() if walk else {}, probe, sightings, findings, verdict,
                          untested, ev, int((time.monotonic() - started) * 1000))
+
+
+def _as_met_inbound(f, ctx, walk):
+    """A finding as an outside client's request meets it. The route from that client to the
+    container's address (reply-path-asymmetric, as outbound checks tell it: the replies to
+    the container) is the one the request itself takes once DNATed."""
+    query = f.vars.get("reply_query") or ""
+    if f.id != "reply-path-asymmetric" or walk is None or walk.client_kind != "outside" \
+            or f" from {walk.client} " not in f" {query} " or not f.vars.get("routed"):
+        return f
+    return replace(f, message=(
+        f"{ctx.vars['host_ns']} routes a client's request for {ctx.subject}'s published port "
+        f"{walk.host_port}, after the DNAT to {ctx.address} ({query}), {f.vars['routed']}: "
+        f"it never reaches the container ({f.vars['because']})"))
 
 
 def _own_firewall(ctx, walk) -> list:

@@ -231,6 +231,9 @@ SKIP_FOR = {"outside": HOST_ONLY + SELF_ONLY, "host": OUTSIDE_ONLY + SELF_ONLY,
 # Faults of the outbound checks that stop an inbound connection too (the wiring faults,
 # structural, count as well).
 ALSO_INBOUND = ("ip-forward-disabled", "uplink-down", "bridge-netfilter")
+# ... and an outside client's only: the host's route from it to the container's address is
+# the one its request takes once DNATed (the pipeline tells the finding so).
+ALSO_OUTSIDE = ("reply-path-asymmetric",)
 
 
 def _stopping_errors(findings: list, walk: Optional[Walk] = None) -> list:
@@ -238,8 +241,9 @@ def _stopping_errors(findings: list, walk: Optional[Walk] = None) -> list:
     through the host's address), the inbound ones and wiring faults first, root causes
     first."""
     kind = walk.client_kind if walk is not None else "outside"
+    also = ALSO_INBOUND + (ALSO_OUTSIDE if kind == "outside" else ())
     return sorted((f for f in findings if f.id not in SKIP_FOR[kind] and (
-        f.severity == "error" and (f.id in INBOUND_IDS + ALSO_INBOUND or f.structural)
+        f.severity == "error" and (f.id in INBOUND_IDS + also or f.structural)
         or f.id in CAUSE_FOR[kind])),
         key=lambda f: (f.id not in INBOUND_IDS + SELF_ONLY and not f.structural,
                        f.precedence))

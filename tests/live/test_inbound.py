@@ -251,6 +251,27 @@ def test_the_containers_own_firewall_on_its_service_port(lab, healed):
            + "; true")
 
 
+@pytest.mark.parametrize("route", [("blackhole", "172.29.0.3/32"),
+                                   ("172.29.0.3/32", "via", "198.51.100.1", "dev", "eth0")])
+def test_a_route_that_takes_the_dnated_request_away_from_the_container(lab, healed, route):
+    """The host's route for the container's address refuses it or sends it back out: the
+    request, DNATed, never reaches the bridge (nor does the host's own probe). The verdict
+    was unknown ("seen on no hop"); the route is named as what a client's request meets
+    after the DNAT, and its deletion, as printed, heals."""
+    sh("ip", "-n", "ndlab-host", "route", "add", *route)
+    try:
+        rc, doc = verdict("web", "8080")
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "reply-path-asymmetric", v
+        assert "after the DNAT" in v["explanation"], v
+        f = next(f for f in doc["findings"] if f["id"] == v["cause"])
+        sh("sh", "-c", f["fix"])
+        rc, doc = verdict("web", "8080")
+        assert rc == 0 and doc["verdict"]["reachable"], (f["fix"], doc["verdict"])
+    finally:
+        sh("ip", "-n", "ndlab-host", "route", "del", *route, check=False)
+
+
 def test_a_port_nothing_publishes(lab):
     rc, doc = verdict("web", "9999")
     assert rc == 1 and doc["verdict"]["cause"] == "port-not-published", doc["verdict"]

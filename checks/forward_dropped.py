@@ -4,7 +4,7 @@ from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
                      flow_name, iptables_for, iptables_program, rule_evidence, translated_to)
 from .context import global_addresses
-from netdoctor.diagnose.reason.rules import evaluate
+from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
 def docker_network(bridge):
@@ -44,7 +44,8 @@ STOPS_AT = {("request", "bridge prerouting"): ["host-veth"],
 def _steps(ctx, direction: str) -> list:
     """The hooks the packet crosses in the host, in order: (hook, family, device, role of
     the device): the IP hooks, the bridge family's on a bridged container's port, and the
-    ingress and egress hooks of each device (nft netdev)."""
+    ingress and egress hooks of each device (nft netdev). direction: "request" (out from
+    the container), "reply" or "arriving" (a new connection in to it): in by the uplink."""
     port, bridge, out = ctx.host_veth, ctx.bridge, ctx.host_egress
     on_bridge = bridge is not None and port is not None and port.master == bridge.ifindex
     ip = [(hook, None, None, None) for hook in HOOKS]
@@ -57,7 +58,7 @@ def _steps(ctx, direction: str) -> list:
     steps = [("ingress", "netdev", out, "uplink")] + ip
     if on_bridge:
         steps.append(("egress", "netdev", bridge, "bridge"))
-        steps += [(hook, "bridge", None, None) for hook in BRIDGE_HOOKS[direction]]
+        steps += [(hook, "bridge", None, None) for hook in BRIDGE_HOOKS["reply"]]
     return steps + [("egress", "netdev", port, "host-veth")]
 
 
@@ -165,6 +166,20 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
     return delete_rule(outcome.rule, "{in_host}"), False
 
 
+def _fix_arriving(outcome, packet, hook: str) -> tuple:
+    """(command, verify) for a new connection dropped on its way in to the container: the
+    rule's deletion (or what Docker's isolation asks), else what comes in by that device
+    for the container's port let through ahead of the policy."""
+    if outcome.rule is not None or hook != "forward" or outcome.chain.family == "bridge":
+        return _fix(outcome, packet, "reply", hook)
+    c = outcome.chain
+    if c.backend == "nft":
+        return (f"{{in_host}}nft insert rule {c.family} {c.table} {c.name} iifname "
+                f"{packet.iif} oifname {packet.oif} accept"), False
+    return (f"{{in_host}}{iptables_for(c)} -I {c.name} -i {packet.iif} -o {packet.oif} "
+            f"-j ACCEPT"), False
+
+
 @register
 class ForwardDropped(Check):
     """The host's forwarding firewall drops the container's traffic"""
@@ -179,6 +194,50 @@ class ForwardDropped(Check):
                  ("reply", "bridge"))
     precedence = 14
     needs = ("host-rules",)
+
+    def for_arriving(self, ctx, src: str, proto: str, port):
+        """As a trace's destination on a far host: the request from src (a new connection)
+        on its way in, by the host's way out (its tunnel, its uplink), to the container."""
+        if ctx.host is None or not ctx.bridged or not (ctx.address and ctx.ingress
+                                                       and ctx.host_egress) \
+                or ctx.host_egress == ctx.ingress:
+            return None
+        ports = proto in ("tcp", "udp")
+        packet = Packet(src=src, dst=ctx.address, iif=ctx.host_egress.name,
+                        oif=ctx.ingress.name, proto=proto, dport=port,
+                        sport=(32768, 60999) if ports else None,
+                        family="ip6" if ":" in ctx.address else "ip")
+        found = _first_drop(ctx, packet, "arriving")
+        if found is None or found[2].verdict not in ("drop", "reject"):
+            return None
+        hook, seen, out = found
+        fix, verify = _fix_arriving(out, seen, hook)
+        # Its answer goes back out the same way, established: where the same policy drops
+        # it too, the fix lets it out as well.
+        back = replace(packet, src=packet.dst, dst=packet.src, iif=packet.oif, oif=packet.iif,
+                       sport=packet.dport, dport=packet.sport, ctstate="established")
+        answered = _first_drop(ctx, back, "request")
+        if not verify and out.rule is None and answered is not None \
+                and answered[2].verdict in ("drop", "reject") and answered[2].rule is None \
+                and answered[2].chain == out.chain:
+            c = out.chain
+            fix += ("; " + f"{{in_host}}nft insert rule {c.family} {c.table} {c.name} iifname "
+                    f"{back.iif} oifname {back.oif} ct state established,related accept"
+                    if c.backend == "nft" else
+                    f"; {{in_host}}{iptables_for(c)} -I {c.name} -i {back.iif} -o {back.oif} "
+                    f"-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+        ev = rule_evidence(out)
+        ev.update({"direction": "request", "flow": flow_name(proto, port), "hook": hook,
+                   "packet": f"{seen.src} -> {seen.dst}" + (f" in {seen.iif}" if seen.iif
+                                                           else "")
+                   + (f" out {seen.oif}" if seen.oif else "") + " (new)",
+                   "stops_at": STOPS_AT.get(("reply", hook), [])})
+        return self.finding(
+            ctx, f"the request from {src} to {ctx.subject} ({flow_name(proto, port)}, arriving "
+                 f"by {ctx.host_egress.name}) is {PAST[out.verdict]} "
+                 f"{'by policy' if out.by_policy else 'by a rule'} in "
+                 f"{_hook_words(hook, seen)}: {out.describe()}",
+            ev, fix, verify=verify, rule=out.describe(), direction="request")
 
     def run(self, ctx):
         if ctx.host is None or not ctx.bridged:

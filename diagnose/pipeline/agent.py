@@ -160,15 +160,15 @@ def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int,
     else:
         lookup = gather.route_get(where, dst, src=src, iif=ingress.name)
         out = wsnap.link(name=lookup.dev) if lookup.dev else None
-    if out is None:
-        return hops
-    if out.kind == "bridge":
+    if out is not None and out.kind == "bridge":
         hops.append(_hop("far-bridge", out, where))
     # The destination: behind one of the ports of that device, in the namespace a port's
     # peer lives in. Only the namespaces those ports lead to are read (nsids, one netlink
-    # socket for all), not every namespace of a host with a thousand containers.
+    # socket for all), not every namespace of a host with a thousand containers. Where
+    # this host routes dst nowhere (its bridge is down, its route gone), the destination is
+    # looked for behind every veth: what stops the probe there is its fault to name.
     ports = [l for l in wsnap.links if l.peer_netnsid is not None and l.kind != "vxlan"
-             and (l.master == out.ifindex or l.ifindex == out.ifindex)]
+             and (out is None or l.master == out.ifindex or l.ifindex == out.ifindex)]
     wanted = {p.peer_netnsid for p in ports}
     others = [ns for ns in netns.candidates() if ns.inode != where.inode]
     ids = gather.nsids_of(where, others) if wanted and others else []
@@ -185,6 +185,12 @@ def far_path(dst: str, src: Optional[str], vtep: str, tunnel_port: int,
             continue
         veth = next((p for p in ports if p.ifindex == link.peer_ifindex
                      and p.peer_netnsid == nsid), None)
+        if out is None and veth is None:
+            continue  # (not behind a veth of this namespace: not this host's to judge)
+        if out is None and veth.master is not None:
+            bridge = wsnap.link(ifindex=veth.master)
+            if bridge is not None:
+                hops.append(_hop("far-bridge", bridge, where))
         if veth is not None:  # a bridge's port, or the routed veth the route names itself
             hops.append(_hop("far-veth", veth, where))
         hops.append(_hop("destination", link, ns))

@@ -458,6 +458,13 @@ def destination_findings(other, src: str, proto: str = "icmp", dport=None,
     load_all()
     ctx = next((c for c in contexts(snap) if c.scope == "container" and c.subject == label),
                None)
+    if ctx is not None and with_host:
+        # A far host's FORWARD meets the request on its way in (on this host, the source's
+        # own checks judged it): what it drops is this trace's fault there, and the same
+        # policy's drop of the destination's own requests is not.
+        arriving = REGISTRY["forward-dropped"]().for_arriving(ctx, src, proto, dport)
+        if arriving is not None:
+            found = [arriving] + [f for f in found if f.id != "forward-dropped"]
     if ctx is not None:
         request = REGISTRY["container-input-dropped"]().for_request(ctx, src, proto, dport)
         if request is not None:

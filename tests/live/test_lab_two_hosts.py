@@ -141,6 +141,34 @@ def test_a_far_host_fault_is_found_on_the_peer(vxlan, fault, cause, far_stop, di
 
 
 @VXLAN
+@pytest.mark.parametrize("inject, undo, cause, far_stop", [
+    # The far pod's bridge is down: the far host has no route to the pod (its connected
+    # route went with the bridge). The far pod was not found and its checks not run.
+    (("ip", "link", "set", "cni0", "down"), ("ip", "link", "set", "cni0", "up"),
+     "bridge-down", "far-tunnel"),
+    # The far host's FORWARD drops the request on its way from the tunnel to the pod: its
+    # checks judged only the pod's own way out (whose fix let the request still drop).
+    (("iptables", "-P", "FORWARD", "DROP"), ("iptables", "-P", "FORWARD", "ACCEPT"),
+     "forward-dropped", "far-tunnel"),
+])
+def test_a_far_hosts_fault_on_the_way_in_is_named_and_its_fix_heals(vxlan, inject, undo,
+                                                                    cause, far_stop):
+    subprocess.run(["ip", "netns", "exec", H1, *inject], check=True)
+    try:
+        rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+        assert rc == 1 and (v["cause"], v["stopped_at"], v["direction"]) == (
+            cause, far_stop, "request"), v
+        f = next(f for f in doc["findings"] if f["id"] == cause
+                 and f["side"] == "destination" and f["fix"])
+        subprocess.run(["ip", "netns", "exec", H0, "sh", "-c", f["fix"]], check=True,
+                       timeout=60)
+        rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        subprocess.run(["ip", "netns", "exec", H1, *undo], check=False)
+
+
+@VXLAN
 @pytest.mark.parametrize("fault, missing", [
     ("fdb-missing", "no FDB entry for"),
     ("neighbour-missing", "no usable neighbour entry for 10.244.0.0"),

@@ -3182,3 +3182,28 @@ def test_asking_static_neighbours_takes_lookups_without_a_gateway():
     host = HEALTHY.host(c.host_inode).namespace
     assert gather.ask_static_neighbours(None, host, [(None, None), ("198.51.100.1", "eth0"),
                                                      (None, "eth0")]) == {}
+
+
+def test_a_new_connection_arriving_for_a_far_destination_is_judged_on_its_way_in():
+    """A trace's destination on a far host: the request arrives by the host's way out and
+    is forwarded in to it, new. The lab's FORWARD lets in only what answers the containers'
+    own connections: the policy drops it, and the fix lets in what arrives for the bridge;
+    the answers already go out (-i ndbr0 ! -o ndbr0). With that rule gone too, the fix lets
+    the answers out as well."""
+    from netdoctor.checks.context import contexts
+
+    load_all()
+    ctx = next(c for c in contexts(HEALTHY) if c.subject == "lab:test")
+    f = REGISTRY["forward-dropped"]().for_arriving(ctx, "203.0.113.80", "icmp", None)
+    assert f is not None and f.evidence["direction"] == "request", f
+    assert "policy" in f.message and "arriving by eth0" in f.message, f.message
+    assert f.fix == "ip netns exec ndlab-host iptables -I FORWARD -i eth0 -o ndbr0 -j ACCEPT"
+    closed = E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_OUT)))
+    ctx = next(c for c in contexts(closed) if c.subject == "lab:test")
+    f = REGISTRY["forward-dropped"]().for_arriving(ctx, "203.0.113.80", "icmp", None)
+    assert f.fix.endswith("iptables -I FORWARD -i ndbr0 -o eth0 -m conntrack --ctstate "
+                          "RELATED,ESTABLISHED -j ACCEPT"), f.fix
+    # A port the host lets in (the lab's web service) is no finding.
+    ctx = next(c for c in contexts(E.set_ruleset(HEALTHY, E.lab_rules()))
+               if c.subject == "lab:web")
+    assert REGISTRY["forward-dropped"]().for_arriving(ctx, "203.0.113.80", "tcp", 80) is None

@@ -38,6 +38,13 @@ def iptables_for(c) -> str:
     return f"{iptables_program(c)}{table}"
 
 
+def list_chain(c) -> str:
+    """The command that shows chain c as its backend lists it (its policy, its rules)."""
+    if c.backend == "nft":
+        return f"nft list chain {c.family} {c.table} {c.name}"
+    return f"{iptables_program(c)} -t {c.table} -S {c.name}"
+
+
 def replace_rule(r, where: str, old: str, new: str):
     """The command that puts rule r back in its place with the word old changed to new, or
     None when r is not an iptables rule whose saved line holds old once."""

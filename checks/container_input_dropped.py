@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import PAST, delete_rule, flow_name, rule_evidence
+from ._rules import PAST, delete_rule, flow_name, list_chain, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -72,8 +72,7 @@ class ContainerInputDropped(Check):
         verify = False
         if out.rule is None and out.chain is not None and out.chain.family == "netdev":
             # A device's policy: what else it keeps out is not known, only shown.
-            c = out.chain
-            fix, verify = f"{{in_container}}nft list chain {c.family} {c.table} {c.name}", True
+            fix, verify = "{in_container}" + list_chain(out.chain), True
         return self.finding(
             ctx, f"{ctx.subject}'s own firewall {PAST[out.verdict]} {what} {how} in {hook}: "
                  f"{out.describe()}", ev, fix, verify=verify, rule=out.describe())

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import PAST, delete_rule, flow_name, iptables_program, rule_evidence
+from ._rules import PAST, delete_rule, flow_name, iptables_program, list_chain, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -10,7 +10,7 @@ def _fix(outcome, eth: str) -> tuple:
     if outcome.rule is not None:
         return delete_rule(outcome.rule, "{in_container}"), False
     if c.family == "netdev":
-        return f"{{in_container}}nft list chain {c.family} {c.table} {c.name}", True
+        return "{in_container}" + list_chain(c), True
     if c.backend == "nft":
         return (f"{{in_container}}nft add rule {c.family} {c.table} {c.name} oifname {eth} "
                 f"accept"), False

@@ -2,7 +2,8 @@ from dataclasses import replace
 
 from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
-                     flow_name, iptables_for, iptables_program, rule_evidence, translated_to)
+                     flow_name, iptables_for, list_chain, rule_evidence,
+                     translated_to)
 from .context import global_addresses
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
@@ -142,10 +143,7 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
     policy before routing or after it (raw, mangle) drops every packet of the host, its own
     included: only shown, as whatever it was meant for is not known."""
     if outcome.rule is None and (hook != "forward" or outcome.chain.family == "bridge"):
-        c = outcome.chain
-        if c.backend == "nft":
-            return f"{{in_host}}nft list chain {c.family} {c.table} {c.name}", True
-        return f"{{in_host}}{iptables_program(c)} -t {c.table} -S {c.name}", True  # (any table)
+        return "{in_host}" + list_chain(outcome.chain), True
     if docker_isolation(outcome):
         # Docker puts the rule back on its next start: the fix is to share a network.
         if docker_internal(outcome):

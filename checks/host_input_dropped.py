@@ -1,5 +1,6 @@
 from . import Check, register
-from ._rules import PAST, delete_rule, delivered_drop, flow_name, iptables_for, rule_evidence
+from ._rules import (PAST, delete_rule, delivered_drop, flow_name, iptables_for, list_chain,
+                     rule_evidence)
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -73,9 +74,7 @@ def _fix(outcome, packet, proto: str, port) -> tuple:
     if outcome.rule is not None:
         return delete_rule(outcome.rule, "{in_host}"), False
     if c.hook != "input":
-        if c.backend == "nft":
-            return f"{{in_host}}nft list chain {c.family} {c.table} {c.name}", True
-        return f"{{in_host}}{iptables_for(c)} -S {c.name}", True
+        return "{in_host}" + list_chain(c), True
     # The protocol as both name it: IPv6's ICMP is ipv6-icmp.
     name = "ipv6-icmp" if proto == "icmp" and packet.family == "ip6" else proto
     if c.backend == "nft":

@@ -169,6 +169,32 @@ def test_a_far_hosts_fault_on_the_way_in_is_named_and_its_fix_heals(vxlan, injec
 
 
 @VXLAN
+@pytest.mark.parametrize("host, rule, stopped_at", [
+    # the near host's OUTPUT drops what its tunnel sends: seen on the tunnel, not below
+    (H0, ("-t", "filter", "OUTPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"), "tunnel"),
+    # the far host's raw PREROUTING drops it as it arrives (INPUT alone was walked)
+    (H1, ("-t", "raw", "PREROUTING", "-p", "udp", "--dport", "8472", "-j", "DROP"),
+     "far-underlay"),
+])
+def test_the_overlays_port_dropped_on_the_way_out_or_before_routing(vxlan, host, rule,
+                                                                   stopped_at):
+    subprocess.run(["ip", "netns", "exec", host, "iptables", *rule[:2], "-A", *rule[2:]],
+                   check=True)
+    try:
+        rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("vxlan-port-blocked",
+                                                             stopped_at), v
+        f = next(f for f in doc["findings"] if f["id"] == v["cause"])
+        subprocess.run(["ip", "netns", "exec", H0, "sh", "-c", f["fix"]], check=True,
+                       timeout=60)
+        rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        subprocess.run(["ip", "netns", "exec", host, "iptables", *rule[:2], "-D", *rule[2:]],
+                       check=False, capture_output=True)
+
+
+@VXLAN
 @pytest.mark.parametrize("fault, missing", [
     ("fdb-missing", "no FDB entry for"),
     ("neighbour-missing", "no usable neighbour entry for 10.244.0.0"),

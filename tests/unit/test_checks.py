@@ -851,6 +851,15 @@ CASES = {
             "COMMIT\n", "iptables-nft", "ip"), name=POD), POD_SUBJECT),
         ("INPUT policy drop", E.set_ruleset(FLANNEL, iptables_save.parse_iptables_save(
             "*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
+            "iptables-nft", "ip"), name=POD), POD_SUBJECT),
+        # before routing (raw), and on the way out: OUTPUT drops what this host sends
+        ("raw PREROUTING drops UDP 8472", E.set_ruleset(FLANNEL, iptables_save.parse_iptables_save(
+            "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A PREROUTING -p udp -m udp --dport 8472 -j DROP\nCOMMIT\n",
+            "iptables-nft", "ip"), name=POD), POD_SUBJECT),
+        ("OUTPUT drops UDP 8472", E.set_ruleset(FLANNEL, iptables_save.parse_iptables_save(
+            "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A OUTPUT -p udp -m udp --dport 8472 -j DROP\nCOMMIT\n",
             "iptables-nft", "ip"), name=POD), POD_SUBJECT)],
     "vxlan-neighbour-missing": [("neighbour deleted", _flannel(_without_tunnel_neighbours),
                                  POD_SUBJECT)],

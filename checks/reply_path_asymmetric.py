@@ -1,7 +1,9 @@
+import ipaddress
+
 from . import Check, register
 from ._routing import (describe, forwarding_on, kernel_refusal, refusing_route, route_removal,
                        rules_met)
-from .context import lookup
+from .context import global_addresses, lookup
 
 
 def _taken_by(ctx, r: dict) -> tuple:
@@ -38,6 +40,36 @@ def _back_without(ctx, route, r: dict, own) -> bool:
     left = lookup(tuple(x for x in ctx.host_ns.routes if x is not route), container)
     return left is not None and left.type == "unicast" and \
         left.dev in (r.get("expected_dev"), own)
+
+
+def _bridge_route_back(ctx, route, r: dict) -> str:
+    """`ip route add` of the bridge's own route (its address's network, as the kernel adds
+    it) when main has none for the container there and the route the replies took is less
+    specific (a default route, or none at all): put back, it takes them. "" otherwise."""
+    container = r["query"].split()[3]
+    bridge = ctx.network_bridge
+    try:
+        ip = ipaddress.ip_address(container)
+    except ValueError:
+        return ""
+    held = next((a for a in global_addresses(bridge, "inet6" if ip.version == 6 else "inet")
+                 if ip in a.interface.network), None) if bridge is not None else None
+    if held is None or route is not None and route.table not in ("main", None):
+        return ""
+    net = held.interface.network
+
+    def as_specific(x) -> bool:
+        """Whether route x is as specific as the bridge's: it would still win."""
+        dst = x.dst if x.dst != "default" else ("::/0" if ip.version == 6 else "0.0.0.0/0")
+        return ipaddress.ip_network(dst, strict=False).prefixlen >= net.prefixlen
+
+    here = lookup(ctx.host_ns.routes, container)
+    if here is not None and (here.dev == bridge.name or as_specific(here)):
+        return ""  # main has it, or a route that would still win
+    if route is not None and as_specific(route):
+        return ""
+    return (f"ip route add {net} dev {bridge.name} proto kernel scope link src "
+            f"{held.local}")
 
 
 @register
@@ -85,6 +117,10 @@ class ReplyPathAsymmetric(Check):
                 # and only where what is left leads the replies back.
                 if route.protocol != "kernel" and _back_without(ctx, route, r, own):
                     fix, verify = route_removal("{in_host}", route)
+            if verify and r.get("expected_dev") == own:
+                restored = _bridge_route_back(ctx, route, r)
+                if restored:
+                    fix, verify = "{in_host}" + restored, False
             yield self.finding(
                 ctx, f"{ctx.vars['host_ns']} routes the replies to {ctx.subject} ({r['query']}) "
                      f"{what}: the request goes out one way and its answers come back another "

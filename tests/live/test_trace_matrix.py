@@ -302,6 +302,12 @@ def _nft_fault(ns, family, chain, spec, rule, cause):
 # The ARP ones flush the container's neighbours, as a reboot or a new container would.
 FLUSH = ("ndlab-test", "ip", "neigh", "flush", "all")
 BY_HAND = {
+    # The bridge's own route is gone (the address stays): the replies follow the default
+    # route back out of the uplink. The fix was only shown; it puts the route back.
+    "the bridge's route deleted": (
+        [("ndlab-host", "ip", "route", "del", "172.29.0.0/24", "dev", "ndbr0")],
+        ("ndlab-host", "sh", "-c", "ip route add 172.29.0.0/24 dev ndbr0 proto kernel scope "
+         "link src 172.29.0.1 2>/dev/null; true"), "reply-path-asymmetric"),
     "bridge port disabled": ([("ndlab-host", "bridge", "link", "set", "dev", "veth-test",
                                "state", "0")],
                              ("ndlab-host", "bridge", "link", "set", "dev", "veth-test", "state",

@@ -2318,6 +2318,13 @@ def test_the_route_that_sends_the_replies_elsewhere_is_the_fix():
         keep=lambda r: not (r.dst == "172.29.0.0/24" and r.dev == "ndbr0")))
     f = next(f for f in run_checks(snap) if f.id == "reply-path-asymmetric")
     assert not f.fix and f.verify
+    # The bridge's own route is gone and the replies follow the default route out: the
+    # fix puts the bridge's route back (the default route is never touched).
+    snap = E.edit_host_ns(_reply_routed("eth0", "198.51.100.1"), lambda ns: E.routes(
+        ns, keep=lambda r: not (r.dst == "172.29.0.0/24" and r.dev == "ndbr0")))
+    f = next(f for f in run_checks(snap) if f.id == "reply-path-asymmetric")
+    assert f.fix == ("ip netns exec ndlab-host ip route add 172.29.0.0/24 dev ndbr0 proto "
+                     "kernel scope link src 172.29.0.1"), f
 
 
 def test_a_refusal_the_kernel_made_for_the_probe_names_its_table_and_rule():

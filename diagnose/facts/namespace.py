@@ -262,6 +262,9 @@ class FdbEntry:
     mac: str
     dst: Optional[str] = None
     state: str = ""
+    # A sticky entry stays on its port: learning never moves it (a static one it does,
+    # as soon as the MAC comes in by another port).
+    sticky: bool = False
 
 
 @dataclass(frozen=True)

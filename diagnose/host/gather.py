@@ -138,15 +138,26 @@ def _read_with_ip(ns_dict: dict) -> tuple:
     routes = iproute.parse_routes(docs[1])  # both families: `table all` dumps them all
     neighbours = iproute.parse_neighbours(docs[2])
     fdb = []
+    ports = rtdump.pinned_ports(links)
     for link in links:
         if rtdump.fdb_wanted(link):  # where the tunnel sends each MAC, or what a port holds
-            out = command.run(["bridge", "-j", "fdb", "show", "dev", link.name])
-            if out.ok:
-                try:
-                    fdb += iproute.parse_fdb(json.loads(out.stdout or "[]"), link.name)
-                except ValueError as e:
-                    raise CommandFailed(f"bridge fdb show dev {link.name}: {e}") from None
+            fdb += _fdb_of(["dev", link.name], link.name)
+    if ports:  # and what someone pinned on a bridge port
+        wanted = {name: mac for name, mac in ports.values()}
+        fdb += [e for e in _fdb_of([], "") if e.dev in wanted and e not in fdb
+                and rtdump.pinned(e, wanted[e.dev])]
     return links, routes, neighbours, tuple(fdb)
+
+
+def _fdb_of(selector: list, dev: str) -> list:
+    """`bridge -j fdb show [dev DEV]`'s entries (none where it fails)."""
+    out = command.run(["bridge", "-j", "fdb", "show"] + selector)
+    if not out.ok:
+        return []
+    try:
+        return list(iproute.parse_fdb(json.loads(out.stdout or "[]"), dev))
+    except ValueError as e:
+        raise CommandFailed(f"bridge fdb show {' '.join(selector)}: {e}") from None
 
 
 def _snapshot_here(ns_dict: dict, links, routes, neighbours, fdb,

@@ -480,24 +480,48 @@ def fdb_wanted(link) -> bool:
     return link.kind == "vxlan" or link.learning is False
 
 
-def read_fdb(s: socket.socket, devices: dict) -> tuple:
-    """The FDB entries of the given devices ({ifindex: name}), as `bridge -j fdb show dev`."""
-    if not devices:
+NTF_STICKY = 0x40  # ndm_flags: the entry does not roam
+
+
+def pinned_ports(links) -> dict:
+    """{ifindex: (name, its own MAC)} of the bridge ports whose pinned entries are read."""
+    return {l.ifindex: (l.name, (l.mac or "").lower()) for l in links if l.master is not None}
+
+
+def pinned(entry, own_mac: str) -> bool:
+    """An entry someone put on a bridge port: static (sticky or not: see FdbEntry), or
+    permanent for a MAC that is not the port's own (the kernel's own entries are its ports'
+    MACs). Multicast MACs (a port's own groups, listed as its entries) are no one's."""
+    try:
+        unicast = not int(entry.mac.split(":")[0], 16) & 1
+    except ValueError:
+        return False
+    return unicast and entry.state in ("static", "permanent") and entry.mac.lower() != own_mac
+
+
+def read_fdb(s: socket.socket, devices: dict, ports: Optional[dict] = None) -> tuple:
+    """The FDB entries of the given devices ({ifindex: name}), as `bridge -j fdb show dev`,
+    and the pinned ones of the bridge ports ({ifindex: (name, own MAC)}, see pinned)."""
+    ports = ports or {}
+    if not devices and not ports:
         return ()
     out = []
     body = _NDMSG.pack(AF_BRIDGE, 0, 0, 0, 0)
     for t, m in _dump_all(s, RTM_GETNEIGH, body, 5):
         if t != RTM_NEWNEIGH:
             continue
-        _, index, state, _, _ = _NDMSG.unpack_from(m, NLMSG.size)
-        if index not in devices:
+        _, index, state, flags, _ = _NDMSG.unpack_from(m, NLMSG.size)
+        if index not in devices and index not in ports:
             continue
         a = attrs(m, NLMSG.size + _NDMSG.size, len(m))
         mac = _mac(a.get(2))
         if mac is None:
             continue
-        out.append(FdbEntry(dev=devices[index], mac=mac, dst=_ip(a.get(1)),
-                            state=_fdb_state(state)))
+        entry = FdbEntry(dev=devices[index] if index in devices else ports[index][0], mac=mac,
+                         dst=_ip(a.get(1)), state=_fdb_state(state),
+                         sticky=bool(flags & NTF_STICKY))
+        if index in devices or pinned(entry, ports[index][1]):
+            out.append(entry)
     return tuple(out)
 
 
@@ -628,7 +652,8 @@ def read_from(s) -> tuple:
         links, name_of, sysctls = read_links(s)
         routes = read_routes(s, name_of)
         neighbours = read_neighbours(s, name_of)
-        fdb = read_fdb(s, {l.ifindex: l.name for l in links if fdb_wanted(l)})
+        fdb = read_fdb(s, {l.ifindex: l.name for l in links if fdb_wanted(l)},
+                       pinned_ports(links))
         sysctls.update(read_netconf(s))
     except (struct.error, IndexError, ValueError, UnicodeError) as e:
         raise ParseError(f"rtnetlink: a malformed message: {e}") from None

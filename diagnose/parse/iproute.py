@@ -156,9 +156,11 @@ def parse_fdb(doc, dev: str = "") -> tuple:
     for item in _list(doc, "bridge fdb"):
         if not isinstance(item, dict) or "mac" not in item:
             continue
+        flags = item.get("flags")
         out.append(FdbEntry(dev=_str(item.get("ifname") or item.get("dev") or dev, "ifname"),
                             mac=_str(item["mac"], "mac"), dst=_opt_str(item.get("dst"), "dst"),
-                            state=_str(item.get("state", ""), "state")))
+                            state=_str(item.get("state", ""), "state"),
+                            sticky=isinstance(flags, list) and "sticky" in flags))
     return tuple(out)
 
 

@@ -302,6 +302,14 @@ def _nft_fault(ns, family, chain, spec, rule, cause):
 # The ARP ones flush the container's neighbours, as a reboot or a new container would.
 FLUSH = ("ndlab-test", "ip", "neigh", "flush", "all")
 BY_HAND = {
+    # A sticky FDB entry sends the container's MAC out of the other container's port: the
+    # bridge's ARP answers and replies go there (the verdict named the symptom).
+    "the container's MAC pinned on another port": (
+        [("ndlab-host", "sh", "-c", "bridge fdb replace $(ip netns exec ndlab-test cat "
+          "/sys/class/net/eth0/address) dev veth-web master static sticky"), FLUSH],
+        ("ndlab-host", "sh", "-c", "bridge fdb del $(ip netns exec ndlab-test cat "
+          "/sys/class/net/eth0/address) dev veth-web master 2>/dev/null; true"),
+        "bridge-fdb-pinned"),
     # The bridge's own route is gone (the address stays): the replies follow the default
     # route back out of the uplink. The fix was only shown; it puts the route back.
     "the bridge's route deleted": (

@@ -462,6 +462,16 @@ def _macvlan_siblings(mode):
                                                                mode=mode))
 
 
+def _pinned(dev, state, snap=None, sticky=False):
+    """HEALTHY with an FDB entry for lab:test's MAC on dev of its bridge, in state."""
+    from netdoctor.diagnose.facts.namespace import FdbEntry
+
+    snap = snap or HEALTHY
+    mac = E.container(snap, "test")[1].namespace.link(name="eth0").mac
+    return E.edit_host_ns(snap, lambda ns: replace(ns, fdb=ns.fdb + (
+        FdbEntry(dev, mac, None, state, sticky),)))
+
+
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
 
@@ -615,6 +625,21 @@ def test_strict_rp_filter_on_a_misrouted_routed_container_is_the_missing_route()
     assert miss.evidence["stops_at"] == ["uplink"]
     here = V.Case(Ev.HopVerdict(False, None, "request"), [], loose, [], [], flow).blocking_here
     assert "container-route-missing" not in ids(here)
+
+
+def test_an_entry_on_the_containers_own_port_or_for_another_mac_is_no_pin():
+    from netdoctor.diagnose.facts.namespace import FdbEntry
+
+    assert "bridge-fdb-pinned" not in ids(run_checks(_pinned("veth-test", "static", sticky=True)))
+    # A plain static entry moves to the port the MAC comes in by next: no pin.
+    assert "bridge-fdb-pinned" not in ids(run_checks(_pinned("veth-web", "static")))
+    other = E.edit_host_ns(HEALTHY, lambda ns: replace(ns, fdb=ns.fdb + (
+        FdbEntry("veth-web", "02:00:00:00:00:99", None, "static", True),)))
+    assert "bridge-fdb-pinned" not in ids(run_checks(other))
+    f = next(f for f in run_checks(_pinned("veth-web", "static", sticky=True))
+             if f.id == "bridge-fdb-pinned")
+    assert f.fix.startswith("ip netns exec ndlab-host bridge fdb del ") and \
+        f.fix.endswith(" dev veth-web master"), f.fix
 
 
 def test_an_entry_for_the_destination_container_with_a_mac_it_does_not_have():
@@ -1050,6 +1075,14 @@ CASES = {
             HEALTHY, lambda ns: E.link(replace(ns, neighbours=tuple(
                 n for n in ns.neighbours if n.dst != "172.29.0.2")), "veth-test",
                 broadcast_flood=False)), "lab:test")],
+    "bridge-fdb-pinned": [
+        ("a sticky static entry for the container's MAC on another port", _pinned(
+            "veth-web", "static", sticky=True), "lab:test"),
+        ("a static one, and the container's port does not learn", _pinned(
+            "veth-web", "static", E.edit_host_ns(HEALTHY, lambda ns: E.link(
+                ns, "veth-test", learning=False))), "lab:test"),
+        ("a permanent entry (the bridge's own) for it", _pinned("veth-web", "permanent"),
+         "lab:test")],
     "container-route-refused": [
         ("a prohibit rule for the destination", _container_refused(
             "Permission denied", [_rule(50, "prohibit", dst="198.18.0.0/15")]), "lab:test"),

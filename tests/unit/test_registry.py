@@ -59,7 +59,7 @@ def test_runbook_placeholders_are_names_checks_provide(healthy_lab):
                 "in_interface_ns", "shadowing_net", "shadowing_dev", "ingress", "thresh1",
                 "thresh2", "thresh3", "route_dst", "own_route", "prefix", "network",
                 "container_address", "bridge_network", "router", "setting", "address",
-                "other", "other_mac", "redirected_to"}
+                "other", "other_mac", "redirected_to", "entry_dev"}
     for cid in load_all():
         used = set(re.findall(r"\{([a-z_][a-z0-9_]*)\}", runbooks.text(cid)))
         unknown = used - ctx_vars - specific

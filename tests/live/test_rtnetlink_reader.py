@@ -73,6 +73,8 @@ def odd():
            "10.9.0.11")
         sh("bridge", "-n", name, "fdb", "add", "02:bb:00:00:00:01", "dev", "v9b", "master",
            "static")
+        sh("bridge", "-n", name, "fdb", "add", "02:cc:00:00:00:01", "dev", "v9a", "master",
+           "static", "sticky")
         sh("ip", "-n", name, "-6", "rule", "add", "to", "2001:db8:5::/48", "unreachable",
            "pref", "300")
         for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.default.rp_filter", 1),
@@ -162,7 +164,9 @@ def test_every_kind_of_object_reads_as_ip_prints_it(odd):
     # a port that does not learn: its forwarding entries are read, the static one among them
     assert ("02:bb:00:00:00:01", "static") in {(e.mac, e.state) for e in with_netlink[3]
                                               if e.dev == "v9b"}
-    assert not any(e.dev == "v9a" for e in with_netlink[3])  # it learns: not read
+    # it learns: only what was put there is read (a sticky entry), not its own or learnt
+    assert [(e.mac, e.state, e.sticky) for e in with_netlink[3] if e.dev == "v9a"] == [
+        ("02:cc:00:00:00:01", "static", True)]
     assert [r.dst for r in with_netlink[1] if r.onlink] == ["10.65.0.0/16"]
     assert [l.name for l in with_netlink[0] if l.isolated] == ["v9a"]
     ports = {l.name: (l.learning, l.unicast_flood, l.broadcast_flood) for l in with_netlink[0]

@@ -161,6 +161,23 @@ class Case:
 
 # ------------------------------------------------------------------ the rules, in order
 
+# Faults that cut the container off from its resolver itself, where the path to the
+# resolver's upstream (what the trace follows for a forwarding resolver) is fine.
+RESOLVER_CUT_OFF = ("container-loopback-down",)
+
+
+def _resolver_cut_off(c: Case) -> Optional[Verdict]:
+    """The name did not resolve, and the container cannot reach its resolver at all (its
+    loopback, where the resolver listens, is down): that is the cause, whatever the path
+    to the resolver's upstream says."""
+    cut = next((f for f in c.errors if f.id in RESOLVER_CUT_OFF), None) \
+        if c.dns_failure else None
+    if cut is None:
+        return None
+    return Verdict(False, None, None, cut.id, evidence_used=c.evidence_used,
+                   explanation=f"{c.dns_failure}; {cut.message}")
+
+
 def _dns_answered_without_address(c: Case) -> Optional[Verdict]:
     """The name did not resolve, yet the probe to the nameserver was answered: it answers,
     without an address."""
@@ -470,6 +487,7 @@ def _nothing_explains_it(c: Case) -> Optional[str]:
 
 # (what the rule says, the rule): verdict rules return a whole Verdict, cause rules a cause.
 RULES: list = [
+    ("the name did not resolve: the container cannot reach its resolver", _resolver_cut_off),
     ("the name did not resolve, but the nameserver answers", _dns_answered_without_address),
     ("small packets pass, full-size ones vanish", _path_mtu_black_hole),
     ("the container answered the probe itself", _answered_inside),

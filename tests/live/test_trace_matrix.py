@@ -1112,6 +1112,27 @@ def test_docker_embedded_dns_rules_flushed_inside_the_container(docker_web):
         docker_web.docker("network", "rm", "ndt-user2", check=False)
 
 
+def test_docker_container_with_its_loopback_down(docker_web):
+    """lo set down inside a container on a user-defined network: its embedded resolver
+    (127.0.0.11, on lo) is cut off while the path to the upstream works. The verdict said
+    "the nameserver answers, but"; it names the loopback, and the fix, as printed, heals."""
+    env = docker_web.env
+    docker_web.docker("network", "create", "--subnet", "172.31.9.0/24", "ndt-user3")
+    try:
+        docker_web.run("tr4", "--network", "ndt-user3", "--dns", SealedHost.DNS)
+        pid = docker_web.docker("inspect", "-f", "{{.State.Pid}}", "tr4").stdout.strip()
+        sh("nsenter", "-t", pid, "-n", "ip", "link", "set", "lo", "down")
+        rc, doc, v = trace("tr4", "www.baidu.com", env=env)
+        assert rc == 1 and v["cause"] == "container-loopback-down", v
+        f = next(f for f in doc["findings"] if f["id"] == v["cause"])
+        sh("sh", "-c", f["fix"], env=env)
+        rc, doc, v = trace("tr4", "www.baidu.com", env=env)
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        docker_web.docker("rm", "-f", "tr4", check=False)
+        docker_web.docker("network", "rm", "ndt-user3", check=False)
+
+
 def test_bad_trace_input():
     me = f"pid:{os.getpid()}"
     for args, code in ((["trace", "no-such-thing", "1.2.3.4"], 3),

@@ -1132,6 +1132,10 @@ CASES = {
     "container-no-interface": [
         ("only lo", E.edit_container_ns(HEALTHY, "test", lambda ns: replace(
             ns, links=tuple(l for l in ns.links if l.is_loopback))), "lab:test")],
+    "container-loopback-down": [
+        ("lo down, the nameserver Docker's embedded one on it", E.edit_container_ns(
+            E.edit_container(HEALTHY, "test", resolv_conf="nameserver 127.0.0.11\n"), "test",
+            lambda ns: E.without_flag(ns, "lo")), "lab:test")],
     "container-link-down": [("eth0 down", E.edit_container_ns(
         HEALTHY, "test", lambda ns: E.without_flag(ns, "eth0")), "lab:test")],
     "container-no-address": [("no address", E.edit_container_ns(
@@ -3256,3 +3260,25 @@ def test_a_new_connection_arriving_for_a_far_destination_is_judged_on_its_way_in
     ctx = next(c for c in contexts(E.set_ruleset(HEALTHY, E.lab_rules()))
                if c.subject == "lab:web")
     assert REGISTRY["forward-dropped"]().for_arriving(ctx, "203.0.113.80", "tcp", 80) is None
+
+
+def test_a_loopback_down_is_the_dns_failure_where_the_resolver_listens_on_it():
+    """lo down in a container whose resolver is Docker's embedded one (127.0.0.11): the name
+    does not resolve, while the trace to the resolver's upstream is answered. The verdict
+    said "the nameserver answers, but"; the loopback is the cause. Without a resolver on
+    the loopback, it is only a warning."""
+    from netdoctor.diagnose.reason import evidence as Ev, verdict as V
+
+    snap = case("container-loopback-down", "lo down, the nameserver Docker's embedded one on it")
+    found = [f for f in run_checks(snap) if f.subject == "lab:test"]
+    f = next(f for f in found if f.id == "container-loopback-down")
+    assert f.severity == "error" and f.fix == "ip netns exec ndlab-test ip link set lo up"
+    flow = Ev.Flow("udp", "172.29.0.2", "203.0.113.53", cookie=1)
+    v = V.decide(V.Case(Ev.HopVerdict(True, None, None), [], found, [], [], flow,
+                        dns_failure="cannot resolve 'www.baidu.com' (127.0.0.11 did not "
+                                    "answer within 1 s)"))
+    assert v.cause == "container-loopback-down" and not v.reachable, v
+    assert "loopback interface lo is down" in v.explanation, v
+    plain = E.edit_container_ns(HEALTHY, "test", lambda ns: E.without_flag(ns, "lo"))
+    f = next(f for f in run_checks(plain) if f.id == "container-loopback-down")
+    assert f.severity == "warning", f

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import iptables_for, rule_evidence
+from ._rules import delete_rule, iptables_for, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -42,14 +42,21 @@ class BridgeNetfilter(Check):
                 break
         else:
             return
+        if out.rule is not None:
+            # The same rule dropping what the container routes out is a rule against the
+            # container (forward-dropped's), not against bridged frames.
+            routed = ctx.request(proto, port) if ctx.host_egress not in (None, br) else None
+            if routed is not None and evaluate(ctx.host.ruleset, "forward",
+                                               routed).rule == out.rule:
+                return
         ev = rule_evidence(out)
         ev.update({"net.bridge.bridge-nf-call-iptables": "1",
                    "packet": f"{ctx.address} -> {other} in {br.name} out {br.name}"})
         yield self.finding(
             ctx, f"br_netfilter sends frames bridged on {br.name} through iptables, and "
                  f"FORWARD {'drops' if out.verdict == 'drop' else 'rejects'} {ctx.subject} -> {other}: {out.describe()}",
-            ev, "{in_host}" + _accept_in(out.chain) + " -I FORWARD -i {bridge} -o {bridge} "
-                                                       "-j ACCEPT")
+            ev, delete_rule(out.rule, "{in_host}") if out.rule is not None else
+            "{in_host}" + _accept_in(out.chain) + " -I FORWARD -i {bridge} -o {bridge} -j ACCEPT")
 
 
 def _accept_in(chain) -> str:

@@ -472,6 +472,13 @@ def _pinned(dev, state, snap=None, sticky=False):
         FdbEntry(dev, mac, None, state, sticky),)))
 
 
+def _bridged_drop(rule):
+    """The lab with br_netfilter on and `rule` first in NDLAB-USER."""
+    return E.edit_host_ns(E.set_ruleset(HEALTHY, E.lab_rules(
+        lambda t: t.replace("-A NDLAB-USER -j RETURN\n", rule + "-A NDLAB-USER -j RETURN\n"))),
+        lambda ns: E.sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1"))
+
+
 def ids(findings, subject=None):
     return {f.id for f in findings if subject is None or f.subject == subject}
 
@@ -1111,7 +1118,9 @@ CASES = {
     "bridge-netfilter": [
         ("bridged frames hit FORWARD policy", E.edit_host_ns(
             E.set_ruleset(HEALTHY, E.lab_rules(remove(ACCEPT_BRIDGED))),
-            lambda ns: E.sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1")), "lab:test")],
+            lambda ns: E.sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1")), "lab:test"),
+        ("a rule for the bridged frames alone", _bridged_drop(
+            "-A NDLAB-USER -i ndbr0 -o ndbr0 -j DROP\n"), "lab:test")],
     "neighbour-table-full": [
         ("new entries refused during the run", _with_neighbour_tables(
             HEALTHY, entries=1024, table_fulls=600, table_fulls_during_run=488),
@@ -2772,19 +2781,27 @@ def _after_prefix(words):
 
 
 def test_a_drop_in_mangle_is_lifted_in_mangle():
-    """A mangle FORWARD rule drops bridged frames (br_netfilter) and routed requests: the
-    ACCEPT that fixes it goes in mangle's FORWARD (filter's would leave the drop in place),
-    and forward-dropped deletes the mangle rule itself."""
-    mangle = iptables_save.parse_iptables_save(
-        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
-        ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
-        "-A FORWARD -i ndbr0 -j DROP\nCOMMIT\n")
-    snap = E.edit_host_ns(E.set_ruleset(HEALTHY, E.lab_rules() + mangle), lambda ns: E.sysctl(
-        ns, "net.bridge.bridge-nf-call-iptables", "1"))
-    found = {f.id: f for f in run_checks(snap) if f.subject == "lab:test"}
+    """A mangle FORWARD rule drops bridged frames (br_netfilter) and routed requests: it is
+    the container's fault, and forward-dropped deletes the mangle rule itself (no ACCEPT
+    goes round it for the bridged frames alone). A mangle FORWARD policy that drops only
+    the bridged frames is lifted in mangle's FORWARD (filter's would leave it in place)."""
+    def with_mangle(chain):
+        mangle = iptables_save.parse_iptables_save(
+            "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n" + chain +
+            ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n")
+        snap = E.edit_host_ns(E.set_ruleset(HEALTHY, E.lab_rules() + mangle),
+                              lambda ns: E.sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1"))
+        return {f.id: f for f in run_checks(snap) if f.subject == "lab:test"}
+
+    found = with_mangle(":FORWARD ACCEPT [0:0]\n-A FORWARD -i ndbr0 -j DROP\n")
+    assert "bridge-netfilter" not in found
+    assert found["forward-dropped"].fix == "ip netns exec ndlab-host iptables -t mangle -D FORWARD 1"
+    found = with_mangle(":FORWARD DROP [0:0]\n-A FORWARD -i ndbr0 ! -o ndbr0 -j ACCEPT\n"
+                        "-A FORWARD -o ndbr0 -m conntrack --ctstate RELATED,ESTABLISHED "
+                        "-j ACCEPT\n")
     assert found["bridge-netfilter"].fix == ("ip netns exec ndlab-host iptables -t mangle -I "
                                              "FORWARD -i ndbr0 -o ndbr0 -j ACCEPT")
-    assert found["forward-dropped"].fix == "ip netns exec ndlab-host iptables -t mangle -D FORWARD 1"
+    assert "forward-dropped" not in found
 
 
 def test_an_ipv6_answer_before_routing_is_addressed_to_the_snat_address():
@@ -3282,3 +3299,19 @@ def test_a_loopback_down_is_the_dns_failure_where_the_resolver_listens_on_it():
     plain = E.edit_container_ns(HEALTHY, "test", lambda ns: E.without_flag(ns, "lo"))
     f = next(f for f in run_checks(plain) if f.id == "container-loopback-down")
     assert f.severity == "warning", f
+
+
+def test_a_rule_that_drops_the_container_everywhere_is_not_a_bridge_netfilter_fault():
+    """A rule that drops everything lab:test sends meets its bridged frames too: that is
+    forward-dropped's (delete the rule), not br_netfilter's; an ACCEPT inserted ahead of it
+    for bridged frames would only go round a rule someone wrote. A rule for bridged frames
+    alone is deleted; a policy is let through for them."""
+    snap = _bridged_drop("-A NDLAB-USER -s 172.29.0.2/32 -j DROP\n")
+    found = ids(run_checks(snap), "lab:test")
+    assert "forward-dropped" in found and "bridge-netfilter" not in found, found
+    f = next(f for f in run_checks(case("bridge-netfilter", "a rule for the bridged frames alone"))
+             if f.id == "bridge-netfilter")
+    assert f.fix == "ip netns exec ndlab-host iptables -t filter -D NDLAB-USER 1", f.fix
+    f = next(f for f in run_checks(case("bridge-netfilter", "bridged frames hit FORWARD policy"))
+             if f.id == "bridge-netfilter")
+    assert f.fix == "ip netns exec ndlab-host iptables -I FORWARD -i ndbr0 -o ndbr0 -j ACCEPT"

@@ -56,3 +56,20 @@ class ContainerWrongGateway(Check):
                 "{in_container}ip route replace default via " + bridge_ips[0] + " dev {eth}",
                 bridge_address=bridge_ips[0])
 
+
+    def for_unanswered(self, ctx, address: str):
+        """As a trace saw it: the container asked its link for its default gateway's MAC and
+        nothing answered. Where its wiring names another router (a macvlan child's: the one
+        its host uses on that segment), the gateway is the fault and that router the fix."""
+        eth, route = ctx.egress, ctx.default_route
+        if eth is None or route is None or address != ctx.gateway or route.dev != eth.name:
+            return
+        right, _ = gateway_for(ctx, eth)
+        if right is None or right == address:
+            return
+        yield self.finding(
+            ctx, f"{ctx.subject}'s default gateway {address} answers no ARP on {eth.name}'s "
+                 f"link (the trace asked, and nothing answered), while its wiring's router is "
+                 f"{right}: nothing it sends leaves it",
+            {"gateway": address, "expected": right, "arp_unanswered": True},
+            default_route_fix(ctx, eth, "replace"), bridge_address=right)

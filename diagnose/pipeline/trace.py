@@ -100,6 +100,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             seen.degraded.append(unasked)
     found = read_evidence(plan, seen)
     plan.findings += refused_by_the_kernel(plan, found.summary.get("journal") or ())
+    plan.findings += _gateway_unanswered(plan, found)
     if seen.results is not None:
         plan.findings = V.confirmed_by_answer(plan.findings, seen.results.icmp_errors,
                                               found.sightings)
@@ -216,6 +217,17 @@ def refused_by_the_kernel(plan: Plan, journal) -> list:
         return []
     ctx, check = _judged_by(plan, name)
     return list(check.for_decision(ctx, refused[0])) if ctx is not None else []
+
+
+def _gateway_unanswered(plan: Plan, found) -> list:
+    """container-wrong-gateway from the trace's evidence: the container asked for its own
+    default gateway and nothing on its link answered, where its wiring names another."""
+    gone = E.unanswered_next_hop(found.sightings, found.hops, plan.next_hops)
+    if gone is None or gone[0].role != "container" or plan.judged is None \
+            or any(f.id == "container-wrong-gateway" for f in plan.findings):
+        return []
+    ctx, check = _judged_by(plan, "container-wrong-gateway")
+    return list(check.for_unanswered(ctx, gone[1])) if ctx is not None else []
 
 
 def _judged_by(plan: Plan, check_id: str) -> tuple:

@@ -209,3 +209,24 @@ def test_strict_rp_filter_on_a_routed_veth_without_its_route(healed_shape):
         assert rc == 0 and trace["verdict"]["reachable"], (f["fix"], trace["verdict"])
     finally:
         sh("ip", "netns", "exec", "ndlab-host", "sysctl", "-qw", f"{key}={old}")
+
+
+def test_a_macvlan_childs_gateway_nobody_holds(healed_shape):
+    """A macvlan child's default route points at an address nobody on its segment holds:
+    its ARP goes unanswered and nothing leaves it. The verdict named the unanswered ARP and
+    no finding fixed it; the trace's evidence (the unanswered question) and the host's own
+    router on that segment give the fix, which, run as printed, heals."""
+    if healed_shape != "macvlan":
+        pytest.skip("macvlan only")
+    sh("ip", "-n", "ndlab-test", "route", "replace", "default", "via", "198.51.100.99")
+    try:
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        v = trace["verdict"]
+        assert rc == 1 and v["cause"] == "container-wrong-gateway", v
+        f = next(f for f in trace["findings"] if f["id"] == v["cause"])
+        assert "198.51.100.1" in f["fix"] and "198.51.100.99" in f["message"], f
+        sh("sh", "-c", f["fix"])
+        rc, trace = netdoctor_json("trace", "lab:test", "203.0.113.80")
+        assert rc == 0 and trace["verdict"]["reachable"], (f["fix"], trace["verdict"])
+    finally:
+        sh("ip", "-n", "ndlab-test", "route", "replace", "default", "via", "198.51.100.1")

@@ -3315,3 +3315,24 @@ def test_a_rule_that_drops_the_container_everywhere_is_not_a_bridge_netfilter_fa
     f = next(f for f in run_checks(case("bridge-netfilter", "bridged frames hit FORWARD policy"))
              if f.id == "bridge-netfilter")
     assert f.fix == "ip netns exec ndlab-host iptables -I FORWARD -i ndbr0 -o ndbr0 -j ACCEPT"
+
+
+def test_a_macvlan_childs_unanswered_gateway_is_replaced_by_its_segments_router():
+    """The trace saw a macvlan child's ARP for its gateway go unanswered: its host's own
+    router on that segment is the gateway to use. A gateway the wiring names itself (a
+    bridged container's bridge address) is no such finding: what silences it is another's."""
+    from netdoctor.checks.context import contexts
+
+    load_all()
+    snap = E.edit_container_ns(_macvlan_out(), "test", lambda ns: E.routes(E.link(
+        ns, "eth0", kind="macvlan", addresses=(E.Address("inet", "198.51.100.10", 24),)),
+        keep=lambda r: False, add=[E.route("198.51.100.0/24", "eth0"),
+                                   E.route("default", "eth0", "198.51.100.99")]))
+    ctx = next(c for c in contexts(snap) if c.subject == "lab:test")
+    check = REGISTRY["container-wrong-gateway"]()
+    assert "container-wrong-gateway" not in ids(run_checks(snap))  # on its link: no static fault
+    f = next(check.for_unanswered(ctx, "198.51.100.99"))
+    assert f.fix == "ip netns exec ndlab-test ip route replace default via 198.51.100.1 dev eth0"
+    assert next(check.for_unanswered(ctx, "198.51.100.1"), None) is None  # not its gateway
+    ctx = next(c for c in contexts(HEALTHY) if c.subject == "lab:test")
+    assert next(check.for_unanswered(ctx, "172.29.0.1"), None) is None

@@ -36,7 +36,8 @@ class BridgeNoAddress(Check):
         yield self.finding(
             ctx, f"bridge {br.name} in {ctx.vars['host_ns']} has no "
                  f"{'IPv6' if fam == 'inet6' else 'IPv4'} address: {ctx.subject}'s gateway "
-                 f"{gw} is gone from the host, which neither answers ARP for it nor routes "
+                 f"{gw} is gone from the host, which neither answers "
+                 f"{'neighbour solicitations' if fam == 'inet6' else 'ARP'} for it nor routes "
                  f"{network} (a network manager or DHCP client that manages {br.name}, or an "
                  f"address flush, takes it)",
             {"bridge": br.name, "bridge_addresses": [str(a) for a in br.addresses],

@@ -1,6 +1,6 @@
 from . import Check, register
 from ._routing import route_for
-from .context import NO_GATEWAY_SHOWN, default_route_fix, global_addresses
+from .context import default_route_fix, global_addresses, no_gateway_shown
 
 
 @register
@@ -30,4 +30,4 @@ class ContainerNoDefaultRoute(Check):
             ctx, f"{ctx.subject} has no default route (and no route to {dest})",
             {"routes": [f"{x.dst} dev {x.dev}" + (f" via {x.gateway}" if x.gateway else "")
                         for x in ctx.namespace.routes if x.table == "main"]},
-            fix or NO_GATEWAY_SHOWN, verify=fix is None)
+            fix or no_gateway_shown(ctx.family), verify=fix is None)

@@ -1,7 +1,7 @@
 import ipaddress
 
 from . import Check, register
-from .context import (NO_GATEWAY_SHOWN, default_route_fix, gateway_for, global_addresses,
+from .context import (default_route_fix, no_gateway_shown, gateway_for, global_addresses,
                       router_on_segment)
 
 
@@ -40,7 +40,7 @@ class ContainerWrongGateway(Check):
                 ctx, f"{ctx.subject}'s default gateway {gw} is not on {eth.name}'s network "
                      f"({', '.join(str(a) for a in global_addresses(eth, fam)) or 'no address'})",
                 {"gateway": gw, "addresses": [str(a) for a in global_addresses(eth, fam)]},
-                fix or NO_GATEWAY_SHOWN, verify=fix is None)
+                fix or no_gateway_shown(ctx.family), verify=fix is None)
             return
         br = ctx.bridge
         if br is None or route.dev != eth.name:

@@ -633,8 +633,11 @@ def engine_restart(ctx) -> Optional[str]:
     return f"{engine} restart {{container_name}}" if engine in ("docker", "podman") else None
 
 
-# What to show when no gateway can be named: the container's routes and addresses.
-NO_GATEWAY_SHOWN = "{in_container}ip route show && {in_container}ip -br addr show {eth}"
+def no_gateway_shown(family: str) -> str:
+    """What to show when no gateway can be named: the container's routes of the family and
+    its addresses."""
+    six = " -6" if family == "inet6" else ""
+    return "{in_container}ip" + six + " route show && {in_container}ip -br addr show {eth}"
 
 
 def gateway_for(ctx, eth) -> tuple:

@@ -67,7 +67,7 @@ class HostNoRoute(Check):
             else:
                 yield self.finding(
                     ctx, f"{host_ns} has no route to {ctx.destination} ({l.get('error')})",
-                    evidence, NO_GATEWAY_KNOWN, verify=True)
+                    evidence, no_gateway_known(ctx.family), verify=True)
         elif lookups and " iif " in lookups[0]["query"] and not lookups[0].get("dev") \
                 and forwarding_on(ctx.host_ns.sysctls, lookups[0]["query"], ctx.family) \
                 and _policy_refusal(ctx, lookups[0]):
@@ -100,7 +100,7 @@ class HostNoRoute(Check):
         elif not lookups and ctx.uplink is None and not ctx.host_ns.default_routes():
             yield self.finding(
                 ctx, f"{host_ns} has no default route",
-                {"default_routes": []}, NO_GATEWAY_KNOWN, verify=True)
+                {"default_routes": []}, no_gateway_known(ctx.family), verify=True)
 
     def for_decision(self, ctx, decision: dict):
         """As a trace saw it: the host's kernel refused the probe's request in its own lookup
@@ -120,7 +120,10 @@ class HostNoRoute(Check):
 
 # No route at all: the gateway of the uplink's network is the network's (its DHCP lease, its
 # configuration), which netdoctor cannot know; the addresses and routes there are, shown.
-NO_GATEWAY_KNOWN = "{in_host}ip -br addr show && {in_host}ip route show table main"
+def no_gateway_known(family: str) -> str:
+    """What to show when the host's gateway cannot be named: its addresses and routes."""
+    six = " -6" if family == "inet6" else ""
+    return "{in_host}ip -br addr show && {in_host}ip" + six + " route show table main"
 
 
 def _policy_refusal(ctx, lookup: dict) -> bool:

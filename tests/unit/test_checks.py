@@ -3336,3 +3336,17 @@ def test_a_macvlan_childs_unanswered_gateway_is_replaced_by_its_segments_router(
     assert next(check.for_unanswered(ctx, "198.51.100.1"), None) is None  # not its gateway
     ctx = next(c for c in contexts(HEALTHY) if c.subject == "lab:test")
     assert next(check.for_unanswered(ctx, "172.29.0.1"), None) is None
+
+
+def test_what_is_shown_for_an_ipv6_route_nobody_names_is_the_ipv6_table():
+    """No IPv6 route and no IPv6 default on the host: the command shown listed the IPv4
+    table (`ip route show`), which says nothing of it."""
+    snap = _toward6(_dual_stack(HEALTHY))
+    snap = E.edit_host_ns(snap, lambda ns: E.routes(
+        ns, keep=lambda r: not (r.is_default and r.family == "inet6")))
+    _, c = E.container(snap, "test")
+    snap = E.edit_container(snap, "test", path=dict(c.path, route_lookups=[
+        dict(l, dev=None, gateway=None, error="Network is unreachable")
+        for l in c.path["route_lookups"] if l["netns"] == "ndlab-host"]))
+    f = next(f for f in run_checks(snap) if f.id == "host-no-route")
+    assert f.verify.endswith("ip netns exec ndlab-host ip -6 route show table main"), f.verify

@@ -18,7 +18,11 @@ class PublishDnatMissing(Check):
 
     def run(self, ctx):
         for w in ctx.inbound:
-            if w.source != "runtime" or w.dropped or w.proxied:
+            if w.source != "runtime" or w.dropped:
+                continue
+            if w.proxied:
+                if w.proxy and not w.published:  # an outside client's, served all the same
+                    yield self._proxied(ctx, w)
                 continue
             if w.published and not w.dnat_elsewhere:
                 continue
@@ -39,3 +43,18 @@ class PublishDnatMissing(Check):
                 {"walk": w.to_dict()},
                 fix or "{in_host}iptables-save -t nat | grep -n DNAT", verify=fix is None,
                 **port_vars(w))
+
+    def _proxied(self, ctx, w):
+        """No DNAT, and the runtime's userland proxy serves an outside client instead: it
+        works, but the container sees every client as the host's bridge address (no source
+        to log or filter by), and each connection costs a copy through the proxy."""
+        kind = ctx.container.target.get("kind")
+        fix = {"docker": "docker restart {container_name}"}.get(kind)
+        return self.finding(
+            ctx, f"{ctx.subject} publishes {port_name(w)}, but no DNAT rule carries it there: "
+                 f"{w.proxy} on {w.proxied} serves outside clients instead, so the container "
+                 f"sees each of them as the host's own address (a firewall reload flushes "
+                 f"Docker's chains)",
+            {"walk": w.to_dict()},
+            fix or "{in_host}iptables-save -t nat | grep -n DNAT", verify=fix is None,
+            severity="warning", **port_vars(w))

@@ -590,6 +590,37 @@ def _listeners_here() -> list:
     return out
 
 
+def docker_proxies() -> list:
+    """Docker's userland proxies running on this machine, from their command lines
+    (`docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 8080 -container-ip 172.17.0.3
+    -container-port 80`): {proto, host_ip, host_port, container_ip, container_port, pid}.
+    Each serves one published port by connecting to the container itself."""
+    out = []
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        if not argv or not argv[0].endswith(b"docker-proxy"):
+            continue
+        words = [a.decode(errors="replace") for a in argv[1:] if a]
+        opts = {words[i].lstrip("-"): words[i + 1] for i in range(len(words) - 1)
+                if words[i].startswith("-")}
+        try:
+            out.append({"proto": opts.get("proto", "tcp"), "host_ip": opts.get("host-ip", ""),
+                        "host_port": int(opts["host-port"]),
+                        "container_ip": opts.get("container-ip", ""),
+                        "container_port": int(opts["container-port"]), "pid": int(pid)})
+        except (KeyError, ValueError):
+            continue
+    return out
+
+
 def read_listeners(ns: netns.Netns) -> list:
     """The namespace's listening TCP and bound UDP sockets, from its own /proc/net tables."""
     return netns.call_in(ns, _listeners_here)

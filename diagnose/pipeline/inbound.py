@@ -84,11 +84,14 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
     binding = _binding(target, port, proto, client)
     snap = snapshot.take([replace(target, ports=(binding,))], probe_dns=False, strict=True)
     host = snap.containers[0].path.get("host_netns")
-    if client != R.DEFAULT_CLIENT and host:
+    if host:
         # The host's own connection, or the container's through the host's address, may be
         # served by a userland proxy's socket (docker-proxy) instead of a DNAT: the walk
-        # needs the host's listeners.
+        # needs the host's listeners. An outside client's too, where no DNAT publishes the
+        # port and a docker-proxy for this very container listens.
         binding["host_listeners"] = gather.read_listeners(netns.Netns.from_dict(host))
+        if client == R.DEFAULT_CLIENT:
+            binding["proxies"] = gather.docker_proxies()
     snap = _mapped_by_dnat(snap, binding, client)
     ctx = next(c for c in contexts(snap) if c.scope == "container")
     if not ctx.bridged:

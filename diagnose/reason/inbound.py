@@ -50,6 +50,7 @@ class Walk:
     listening: Optional[str] = None  # "any", "loopback", "none", None (not read)
     listeners: list = field(default_factory=list)  # the sockets on the container port
     proxied: Optional[str] = None  # the host's socket that serves the host's own connection
+    proxy: Optional[str] = None  # the process behind it, where it is known to proxy
     # outside (a client elsewhere), host (this host itself, --from 127.0.0.1) or self (the
     # container reaching its own published port through the host's address: hairpin NAT)
     client_kind: str = "outside"
@@ -69,7 +70,8 @@ class Walk:
                 "source": self.source, "dnat_to": self.dnat_to, "dnat_rule": self.dnat_rule,
                 "dnat_elsewhere": self.dnat_elsewhere, "listening": self.listening,
                 "proxied": self.proxied, "client_kind": self.client_kind,
-                "steps": [s.to_dict() for s in self.steps]}
+                "steps": [s.to_dict() for s in self.steps],
+                **({"proxy": self.proxy} if self.proxy else {})}
 
 
 def host_port(address: Optional[str], port) -> str:
@@ -117,6 +119,15 @@ def walk(ruleset, binding: dict, container_address: str, uplink: Optional[str],
                 _forward(w, ruleset, uplink, ingress, container_address)
         if w.client_kind != "outside" and not w.published and not w.dropped:
             _proxy(w, binding.get("host_listeners") or ())
+        elif not w.published and not w.dropped and binding.get("proxies"):
+            # An outside client without a DNAT: a userland proxy for this container that
+            # listens on the port serves it, past the host's INPUT.
+            mine = [p for p in binding["proxies"] if p.get("container_ip") == container_address
+                    and p.get("host_port") == w.host_port and p.get("proto") == proto]
+            _proxy(w, binding.get("host_listeners") or () if mine else ())
+            if w.proxied:
+                w.proxy = f"docker-proxy (pid {mine[0]['pid']})"
+                _input(w, ruleset, uplink)
     _listener(w, listeners)
     return w
 
@@ -128,15 +139,29 @@ def _output(w: Walk, ruleset, container_address: str) -> None:
     _dnat(w, evaluate(ruleset, "output", first, type_="nat"), "nat OUTPUT", container_address)
 
 
+def _input(w: Walk, ruleset, uplink: Optional[str]) -> None:
+    """The outside client's packet to the host's own socket (a proxy's): the host's INPUT."""
+    first = Packet(src=w.client, dst=w.host_address, iif=uplink, oif=None, proto=w.proto,
+                   dport=w.host_port, sport=CLIENT_PORTS, family=w.family, dst_local=True)
+    out = evaluate(ruleset, "input", first)
+    step = Step("INPUT", out.verdict if out.verdict != "none" else "accept",
+                out.describe() if out.verdict != "none" else "no INPUT rules")
+    w.steps.append(step)
+    if out.verdict in ("drop", "reject"):
+        w.dropped = step
+
+
 def _proxy(w: Walk, listeners) -> None:
-    """No DNAT for the host's own connection: a socket of the host's may serve the port (a
-    userland proxy such as docker-proxy, which connects to the container itself)."""
+    """No DNAT for the host's own connection (or an outside client's): a socket of the
+    host's may serve the port (a userland proxy such as docker-proxy, which connects to the
+    container itself)."""
     for s in listeners:
         if s.get("port") == w.host_port and s.get("proto") == w.proto and (
                 s.get("address") == w.host_address
                 or ipaddress.ip_address(s["address"]).is_unspecified):
             w.proxied = f"{s['address']}:{s['port']}"
-            whose = "the host's" if w.client_kind == "host" else "the container's"
+            whose = {"host": "the host's", "self": "the container's"}.get(w.client_kind,
+                                                                          "an outside client's")
             w.steps.append(Step("host listener", "proxy",
                                 f"{w.proxied} listens on the host (a userland proxy such as "
                                 f"docker-proxy): {whose} own connection is served there, "
@@ -285,7 +310,10 @@ def decide(walk: Optional[Walk], findings: list, probe: dict, sightings: list,
                  explanation=("published; the datagram reached the container's bound port "
                               "and no port unreachable came back (a UDP service answers only "
                               "its own protocol)") if delivered else
-                 ("published and answered" if walk is not None and
+                 (f"answered by {walk.proxy}, a userland proxy listening on "
+                  f"{walk.proxied}, which connects to the container itself (no DNAT publishes "
+                  f"the port)" if walk is not None and walk.proxy else
+                  "published and answered" if walk is not None and
                   walk.client_kind != "outside" else "published, forwarded and answered")
                  if from_host else "published and forwarded (not probed)")
         return v

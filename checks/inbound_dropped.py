@@ -23,8 +23,8 @@ class InboundDropped(Check):
             if w.dropped.hook.startswith("raw") and loopback(w.host_address):
                 continue  # the runtime's own guard of a loopback-published port: no fault
             rule = _rule_of(ctx, w.dropped.said)
-            fix = delete_rule(rule, "{in_host}") if rule is not None else \
-                "{in_host}iptables -I DOCKER-USER -p {proto} --dport {container_port} -j ACCEPT"
+            fix, verify = (delete_rule(rule, "{in_host}"), False) if rule is not None else \
+                _let_through(ctx, w)
             if w.dropped.verdict == "untracked":
                 what = (f"marked untracked in {w.dropped.hook} ({w.dropped.said}): NAT is "
                         f"conntrack's, so the DNAT that publishes the port never applies, and "
@@ -35,7 +35,7 @@ class InboundDropped(Check):
             yield self.finding(
                 ctx, f"a client's {port_name(w)} for {ctx.subject} is {what}",
                 {"hook": w.dropped.hook, "decided_by": w.dropped.said, "walk": w.to_dict()},
-                fix, rule=w.dropped.said, **port_vars(w))
+                fix, verify=verify, rule=w.dropped.said, **port_vars(w))
 
 
 def _rule_of(ctx, said: str):
@@ -45,3 +45,31 @@ def _rule_of(ctx, said: str):
             if said == f"{r.where}: {r.text}":
                 return r
     return None
+
+
+def _let_through(ctx, w) -> tuple:
+    """(command, verify) for a policy's drop: the port let through ahead of it, where Docker
+    wants its users' accepts (DOCKER-USER, which it never flushes) or else in the chain
+    itself: FORWARD for the container's address and port, INPUT for a proxy's host port. A
+    policy before routing (raw, mangle) drops everything else too: only shown."""
+    chains = {(c.backend, c.family, c.table, c.name): c for c in ctx.host.ruleset.chains}
+    ipt = "ip6tables" if w.family == "ip6" else "iptables"
+    words = w.dropped.said.split()
+    if words[:1] == ["nft"] and len(words) >= 6 and w.dropped.hook in ("FORWARD", "INPUT"):
+        # a native table's policy ("nft table inet fw chain forward policy drop"): there
+        family, table, chain = words[2], words[3], words[5]
+        addr = "ip6" if w.family == "ip6" else "ip"
+        if w.dropped.hook == "FORWARD":
+            return (f"{{in_host}}nft insert rule {family} {table} {chain} {addr} daddr "
+                    f"{{container_ip}} {{proto}} dport {{container_port}} accept"), False
+        return (f"{{in_host}}nft insert rule {family} {table} {chain} {{proto}} dport "
+                f"{w.host_port} accept"), False
+    if w.dropped.hook == "FORWARD":
+        if any(k[2:] == ("filter", "DOCKER-USER") and k[1] == w.family for k in chains):
+            return ("{in_host}" + ipt + " -I DOCKER-USER -p {proto} --dport {container_port} "
+                    "-j ACCEPT"), False
+        return ("{in_host}" + ipt + " -I FORWARD -d {container_ip} -p {proto} --dport "
+                "{container_port} -j ACCEPT"), False
+    if w.dropped.hook == "INPUT":
+        return f"{{in_host}}{ipt} -I INPUT -p {{proto}} --dport {w.host_port} -j ACCEPT", False
+    return "{in_host}" + ipt + "-save -c", True

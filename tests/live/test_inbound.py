@@ -229,6 +229,15 @@ def test_forward_policy_drop_names_the_policy(lab, healed):
     rc, doc = verdict("web", "8080")
     assert rc == 1 and doc["verdict"]["cause"] == "inbound-dropped"
     assert "policy drop" in doc["verdict"]["explanation"]
+    # The fix, run as printed, lets the port through (it named DOCKER-USER, which the lab's
+    # host has not).
+    f = next(f for f in doc["findings"] if f["id"] == "inbound-dropped")
+    sh("sh", "-c", f["fix"])
+    try:
+        rc, doc = verdict("web", "8080")
+        assert rc == 0 and doc["verdict"]["reachable"], (f["fix"], doc["verdict"])
+    finally:
+        sh("sh", "-c", f["fix"].replace(" -I ", " -D ", 1), check=False)
 
 
 def test_the_containers_own_firewall_on_its_service_port(lab, healed):

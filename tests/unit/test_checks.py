@@ -83,9 +83,10 @@ def _with_tc_hook(snap, device, kind="clsact"):
 DNAT = "-A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.29.0.2:80\n"
 
 
-def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule=""):
+def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule="", accept=True):
     """The lab's test container publishing tcp 8080 -> 80 (as `docker run -p 8080:80`
-    makes it), with its listeners and the host's DNAT as given."""
+    makes it), with its listeners and the host's DNAT as given (and Docker's accept for the
+    port in FORWARD, or not)."""
     _, c = E.container(HEALTHY, "test")
     port = port or {"host_port": 8080, "container_port": 80, "proto": "tcp", "host_ip": "",
                     "source": "runtime"}
@@ -96,9 +97,11 @@ def _published(port=None, listeners=("0.0.0.0",), dnat=DNAT, user_rule=""):
     def rules(text):
         text = text.replace(":POSTROUTING ACCEPT [0:0]\n", ":POSTROUTING ACCEPT [0:0]\n" + dnat)
         # Docker's accept for a published port, in FORWARD.
-        text = text.replace("-A NDLAB-FORWARD -o ndbr0 -m conntrack",
-                            "-A NDLAB-FORWARD -d 172.29.0.2/32 ! -i ndbr0 -o ndbr0 -p tcp -m tcp "
-                            "--dport 80 -j ACCEPT\n-A NDLAB-FORWARD -o ndbr0 -m conntrack", 1)
+        if accept:
+            text = text.replace("-A NDLAB-FORWARD -o ndbr0 -m conntrack",
+                                "-A NDLAB-FORWARD -d 172.29.0.2/32 ! -i ndbr0 -o ndbr0 -p tcp "
+                                "-m tcp --dport 80 -j ACCEPT\n-A NDLAB-FORWARD -o ndbr0 -m "
+                                "conntrack", 1)
         return text.replace("-A NDLAB-USER -j RETURN", user_rule + "-A NDLAB-USER -j RETURN")
     return E.set_ruleset(snap, E.lab_rules(rules))
 
@@ -3350,3 +3353,29 @@ def test_what_is_shown_for_an_ipv6_route_nobody_names_is_the_ipv6_table():
         for l in c.path["route_lookups"] if l["netns"] == "ndlab-host"]))
     f = next(f for f in run_checks(snap) if f.id == "host-no-route")
     assert f.verify.endswith("ip netns exec ndlab-host ip -6 route show table main"), f.verify
+
+
+def test_an_inbound_policy_drop_is_let_through_where_the_host_has_the_chain():
+    """FORWARD's policy drops the client's connection (the accept for the port gone): the
+    fix inserted into DOCKER-USER, which a host without Docker has not (the command failed);
+    it lets the port through in FORWARD itself, for the container's address."""
+    snap = _published(accept=False)
+    f = next(f for f in run_checks(snap) if f.id == "inbound-dropped")
+    assert "policy drop" in f.message, f.message
+    assert f.fix == ("ip netns exec ndlab-host iptables -I FORWARD -d 172.29.0.2 -p tcp "
+                     "--dport 80 -j ACCEPT"), f.fix
+
+
+def test_an_inbound_policy_drop_of_a_native_table_is_let_through_in_that_table():
+    native = nft_json.parse_nft_json({"nftables": [
+        {"table": {"family": "inet", "name": "fw", "handle": 1}},
+        {"chain": {"family": "inet", "table": "fw", "name": "fwd", "handle": 1,
+                   "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+        {"rule": {"family": "inet", "table": "fw", "chain": "fwd", "handle": 2, "expr": [
+            {"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                       "right": ["established", "related"]}}, {"accept": None}]}}]})
+    snap = _published()
+    snap = E.set_ruleset(snap, tuple(snap.hosts[E.host_key(snap)].ruleset.chains) + native)
+    f = next(f for f in run_checks(snap) if f.id == "inbound-dropped")
+    assert f.fix == ("ip netns exec ndlab-host nft insert rule inet fw fwd ip daddr 172.29.0.2 "
+                     "tcp dport 80 accept"), f.fix

@@ -143,9 +143,14 @@ def _input(w: Walk, ruleset, uplink: Optional[str]) -> None:
     """The outside client's packet to the host's own socket (a proxy's): the host's INPUT."""
     first = Packet(src=w.client, dst=w.host_address, iif=uplink, oif=None, proto=w.proto,
                    dport=w.host_port, sport=CLIENT_PORTS, family=w.family, dst_local=True)
-    out = evaluate(ruleset, "input", first)
-    step = Step("INPUT", out.verdict if out.verdict != "none" else "accept",
-                out.describe() if out.verdict != "none" else "no INPUT rules")
+    _filtered(w, ruleset, "input", first)
+
+
+def _filtered(w: Walk, ruleset, hook: str, packet) -> None:
+    """The step of a filter hook the client's packet meets; where it drops, the walk ends."""
+    out = evaluate(ruleset, hook, packet)
+    step = Step(hook.upper(), out.verdict if out.verdict != "none" else "accept",
+                out.describe() if out.verdict != "none" else f"no {hook.upper()} rules")
     w.steps.append(step)
     if out.verdict in ("drop", "reject"):
         w.dropped = step
@@ -211,12 +216,7 @@ def _forward(w: Walk, ruleset, uplink, ingress, container_address: str) -> None:
     packet = Packet(src=w.client, dst=container_address, iif=uplink, oif=ingress,
                     proto=w.proto, dport=w.container_port, sport=CLIENT_PORTS,
                     family=w.family)
-    out = evaluate(ruleset, "forward", packet)
-    step = Step("FORWARD", out.verdict if out.verdict != "none" else "accept",
-                out.describe() if out.verdict != "none" else "no FORWARD rules")
-    w.steps.append(step)
-    if out.verdict in ("drop", "reject"):
-        w.dropped = step
+    _filtered(w, ruleset, "forward", packet)
 
 
 def _listener(w: Walk, listeners: Optional[list]) -> None:

@@ -736,7 +736,17 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
                                    "not by time: two hosts' clocks do not compare"}
     closed = results is not None and results.outcome == "icmp error" \
         and E.port_closed_at_destination(sightings, results.icmp_errors, flow.dst)
-    replied = results is not None and results.outcome in ("reply", "refused") or closed
+    refused_by = E.refused_by(sightings, flow.dst) \
+        if results is not None and results.outcome == "refused" else None
+    if refused_by is not None:
+        # A refused connection is a RST or an ICMP error: which, and from whom, the
+        # captures say. The destination's own refusal says the path works and the port is
+        # closed there; an error from anyone else is where it stopped.
+        results.detail = (f"port {flow.dport} closed (RST)" if refused_by == "rst" else
+                          f"refused by an ICMP error from {refused_by}")
+        closed = refused_by in ("rst", flow.dst)
+    replied = results is not None and (results.outcome == "reply" or (
+        results.outcome == "refused" and refused_by in (None, "rst", flow.dst))) or closed
     host_addresses = {a.split("/")[0] for h in hops
                       if h["role"] in ("host-veth", "bridge") + HOST_EGRESS_ROLES
                       for a in h.get("addresses") or ()}

@@ -188,6 +188,22 @@ def port_closed_at_destination(sightings: list, probe_errors: list, dst: str) ->
     return any(e.endswith(f" from {dst}") for s in outer for e in s.icmp_errors)
 
 
+def refused_by(sightings: list, destination: str) -> Optional[str]:
+    """Who refused a TCP probe the socket calls refused: "rst" where the container's own
+    interface saw the answer in the probe's flow, else the address the ICMP error it saw
+    came from (the destination itself, or a router or this host on the way); None where
+    the captures saw neither."""
+    container = next((s for s in sightings if s.role == "container"), None)
+    if container is None:
+        return None
+    if container.reply_seen:
+        return "rst"
+    for e in container.icmp_errors:
+        if " from " in e:
+            return e.rsplit(" from ", 1)[1]
+    return None
+
+
 def answered_elsewhere(sightings: list, destination: str, host_addresses) -> bool:
     """The request was seen on its way to another address than the probe's, none of the
     host's: a DNAT of the host sent it elsewhere (a Service's backend on the same bridge),

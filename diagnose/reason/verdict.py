@@ -222,7 +222,11 @@ def _answered_inside(c: Case) -> Optional[Verdict]:
 def _answered(c: Case) -> Optional[Verdict]:
     if c.hops.reachable:
         return Verdict(True, None, None, None, evidence_used=c.evidence_used,
-                       explanation="the probe was answered")
+                       explanation="the destination answered, and refused the connection: "
+                                   "the path to it works; nothing listens on that port there, "
+                                   "or its own firewall rejects it" if c.port_closed and
+                       c.flow is not None and c.flow.kind == "tcp" else
+                       "the probe was answered")
     return None
 
 

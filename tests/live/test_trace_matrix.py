@@ -46,6 +46,31 @@ def test_healthy_tcp_probe(lab):
     assert doc["hops"][3]["request_seen"] >= 1
 
 
+def test_a_tcp_connection_refused_on_the_way_is_not_an_answer(healed):
+    """A REJECT on the host for tcp/80 answers the SYN with an ICMP port unreachable, which
+    the probe's socket reports as a refused connection, as it does a RST: the verdict said
+    reachable. Refused by the host (never seen on the uplink), the cause is its rule; refused
+    by the destination itself, the path works and the port is closed there."""
+    rule = ("NDLAB-USER", "-p", "tcp", "--dport", "80", "-j", "REJECT")
+    in_ns("ndlab-host", "iptables", "-I", *rule)
+    try:
+        rc, doc, v = trace("test", "203.0.113.80:80")
+        assert rc == 1 and (v["cause"], v["stopped_at"]) == ("forward-dropped", "bridge"), v
+    finally:
+        in_ns("ndlab-host", "iptables", "-D", *rule)
+    in_ns("ndlab-inet", "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "80", "-j", "REJECT")
+    try:
+        rc, doc, v = trace("test", "203.0.113.80:80")
+        assert rc == 0 and v["reachable"] and "refused" in v["explanation"], v
+        assert "ICMP" in doc["probe"]["detail"], doc["probe"]
+    finally:
+        in_ns("ndlab-inet", "iptables", "-D", "INPUT", "-p", "tcp", "--dport", "80", "-j",
+              "REJECT")
+    rc, doc, v = trace("test", "203.0.113.80:443")  # nothing listens: a RST
+    assert rc == 0 and v["reachable"] and "refused" in v["explanation"], v
+    assert "RST" in doc["probe"]["detail"], doc["probe"]
+
+
 # (how to break it: `lab break` fault names or ip/iptables/nft commands in a namespace,
 #  expected cause, stopped_at, direction, kernel drop reason or None for "any")
 MATRIX = {

@@ -1025,3 +1025,18 @@ def test_a_rule_without_counters_is_named_by_the_finding_that_evaluated_it():
     # Nor is a rule named when the kernel did not say netfilter dropped it.
     v = V.decide(V.Case(hv, s, [f], [], [], FLOW, ()))
     assert v.rule is None
+
+
+def test_who_refused_a_tcp_probe_is_read_from_the_captures():
+    """The socket says "refused" for a RST and for an ICMP port unreachable alike: a RST is
+    seen as an answer on the container's interface; an ICMP error names its sender, the
+    destination itself or the host's bridge (a REJECT on the way)."""
+    s = sightings([1, 1, 1, 1], [1, 1, 1, 1])
+    assert E.refused_by(s, "203.0.113.80") == "rst"
+    s = sightings([1, 1, 1, 0], [0] * 4)
+    s[0] = replace(s[0], icmp_errors=["ICMP type 3 from 172.29.0.1"])
+    assert E.refused_by(s, "203.0.113.80") == "172.29.0.1"
+    assert E.refused_by(sightings([1, 1, 1, 1], [0] * 4), "203.0.113.80") is None
+    tcp = E.Flow("tcp", "172.29.0.2", "203.0.113.80", cookie=1, dport=80)
+    v = V.decide(V.Case(E.HopVerdict(True, None, None), [], [], flow=tcp, port_closed=True))
+    assert v.reachable and "refused" in v.explanation, v

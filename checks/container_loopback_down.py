@@ -32,7 +32,7 @@ class ContainerLoopbackDown(Check):
             ctx, f"{ctx.subject}'s loopback interface {lo.name} is down: {what}",
             {"interface": lo.name, "flags": list(lo.flags), "nameservers_on_loopback": on_lo},
             "{in_container}ip link set " + lo.name + " up",
-            severity="error" if on_lo else "warning", nameserver=on_lo[0] if on_lo else "")
+            severity="error" if on_lo else "info", nameserver=on_lo[0] if on_lo else "")
 
 
 def _on_loopback(server: str) -> bool:

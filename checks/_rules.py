@@ -3,6 +3,7 @@ verdict, the evidence a rule walk leaves, the commands that delete or replace a 
 addresses a SNAT translates to."""
 
 import ipaddress
+from typing import Optional
 
 PAST = {"drop": "dropped", "reject": "rejected"}
 PLURAL = {"request": "requests", "reply": "replies"}
@@ -65,10 +66,25 @@ def delete_rule(r, where: str) -> str:
 def docker_isolation(outcome) -> bool:
     """The drop is Docker keeping its networks apart: a rule of DOCKER-ISOLATION-STAGE-1/2
     (or Docker 28's DOCKER-INTERNAL). A drop by a later rule, after the packet walked
-    through them and back, is that rule's. (icc=false is a plain FORWARD rule: named as any
-    rule is.)"""
+    through them and back, is that rule's. (icc=false is a plain FORWARD rule: docker_icc.)"""
     r = outcome.rule
     return r is not None and r.chain.startswith(("DOCKER-ISOLATION", "DOCKER-INTERNAL"))
+
+
+def docker_icc(outcome) -> Optional[str]:
+    """The Docker bridge whose containers Docker keeps from each other (`--icc=false`, or a
+    network's `com.docker.network.bridge.enable_icc=false`): its rule drops what comes in by
+    the bridge and goes out by it again, in FORWARD (Docker 28: DOCKER-FORWARD). None when
+    the drop is not that rule."""
+    r = outcome.rule
+    if r is None or r.verdict != "drop" or r.backend == "nft" \
+            or r.chain not in ("FORWARD", "DOCKER-FORWARD"):
+        return None
+    ifs = {m.kind: m.values[0] for m in r.matches if m.kind in ("iif", "oif") and not m.negate}
+    if len(r.matches) != 2 or len(ifs) != 2 or ifs["iif"] != ifs["oif"]:
+        return None
+    bridge = ifs["iif"]
+    return bridge if bridge == "docker0" or bridge.startswith("br-") else None
 
 
 def docker_internal(outcome) -> bool:

@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import delete_rule, iptables_for, rule_evidence
+from ._rules import delete_rule, docker_icc, iptables_for, rule_evidence
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -42,6 +42,8 @@ class BridgeNetfilter(Check):
                 break
         else:
             return
+        if docker_icc(out):
+            return  # Docker's own inter-container isolation, which needs br_netfilter
         if out.rule is not None:
             # The same rule dropping what the container routes out is a rule against the
             # container (forward-dropped's), not against bridged frames.

@@ -1,7 +1,7 @@
 from dataclasses import replace
 
 from . import Check, register
-from ._rules import (PAST, PLURAL, delete_rule, docker_internal, docker_isolation,
+from ._rules import (PAST, PLURAL, delete_rule, docker_icc, docker_internal, docker_isolation,
                      flow_name, iptables_for, list_chain, rule_evidence,
                      translated_to)
 from .context import global_addresses
@@ -144,6 +144,11 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
     included: only shown, as whatever it was meant for is not known."""
     if outcome.rule is None and (hook != "forward" or outcome.chain.family == "bridge"):
         return "{in_host}" + list_chain(outcome.chain), True
+    if docker_icc(outcome):
+        # The network's own setting, which Docker writes again: shown, not deleted.
+        network = docker_network(docker_icc(outcome))
+        return ("docker network inspect -f '{{json .Options}}' " + network if network
+                else "{in_host}" + list_chain(outcome.chain)), True
     if docker_isolation(outcome):
         # Docker puts the rule back on its next start: the fix is to share a network.
         if docker_internal(outcome):
@@ -256,6 +261,9 @@ class ForwardDropped(Check):
                         how = "by Docker's network isolation" + (
                             " (the network is internal: nothing outside its subnet)"
                             if docker_internal(out) else "")
+                    elif docker_icc(out):
+                        how = (f"by Docker's inter-container isolation on {docker_icc(out)} "
+                               f"(icc off: its containers are kept from each other)")
                     ev = rule_evidence(out)
                     ev.update({"direction": direction, "flow": flow_name(proto, port),
                                "packet": f"{packet.src} -> {packet.dst}" + (

@@ -78,6 +78,30 @@ def test_a_container_given_by_its_address_is_named_as_its_engine_names_it(two_ne
 
 
 @pytest.mark.docker
+def test_a_network_with_icc_off_is_told_as_dockers_own_isolation(two_networks):
+    """docker network create -o com.docker.network.bridge.enable_icc=false: Docker drops
+    what its bridge forwards back into itself. The finding deleted Docker's rule (which it
+    writes again), and a second one blamed br_netfilter (which that rule needs); it is named
+    as the network's setting and only shown."""
+    d = two_networks
+    d.docker("network", "create", "-o", "com.docker.network.bridge.enable_icc=false",
+             "--subnet", "172.31.11.0/24", "ndt-icc")
+    try:
+        d.run("icc1", "--network", "ndt-icc")
+        d.run("icc2", "--network", "ndt-icc")
+        rc, doc = netdoctor_json("trace", "icc1", "docker:icc2", env=d.env)
+        v = doc["verdict"]
+        assert rc == 1 and v["cause"] == "forward-dropped", v
+        f = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
+        assert "inter-container isolation" in f["message"] and not f["fix"], f
+        assert f["verify"].startswith("docker network inspect"), f
+        assert "bridge-netfilter" not in {f["id"] for f in doc["findings"]}, doc["findings"]
+    finally:
+        d.docker("rm", "-f", "icc1", "icc2", check=False)
+        d.docker("network", "rm", "ndt-icc", check=False)
+
+
+@pytest.mark.docker
 def test_an_internal_network_is_named_and_left_through_the_default_network(two_networks):
     """docker network create --internal: Docker drops what its bridge sends outside the
     subnet. The finding says the network is internal; its fix, run as printed, reaches out."""

@@ -3380,3 +3380,23 @@ def test_an_inbound_policy_drop_of_a_native_table_is_let_through_in_that_table()
     f = next(f for f in run_checks(snap) if f.id == "inbound-dropped")
     assert f.fix == ("ip netns exec ndlab-host nft insert rule inet fw fwd ip daddr 172.29.0.2 "
                      "tcp dport 80 accept"), f.fix
+
+
+def test_dockers_inter_container_isolation_is_told_and_not_deleted():
+    """A Docker network with icc off: its FORWARD rule drops what its bridge forwards back
+    into itself. Docker's setting, not a stray rule: named as such (a more specific rule on
+    the same bridge is any rule)."""
+    from netdoctor.checks._rules import docker_icc
+    from netdoctor.diagnose.reason.rules import Packet, evaluate
+
+    def walked(rule):
+        rules = Ruleset(iptables_save.parse_iptables_save(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            + rule + "COMMIT\n"))
+        return evaluate(rules, "forward", Packet("172.32.0.2", "172.32.0.3", "br-4c85d049a624",
+                                                 "br-4c85d049a624"))
+
+    assert docker_icc(walked("-A FORWARD -i br-4c85d049a624 -o br-4c85d049a624 -j DROP\n")) \
+        == "br-4c85d049a624"
+    assert docker_icc(walked("-A FORWARD -i br-4c85d049a624 -o br-4c85d049a624 -p icmp "
+                             "-j DROP\n")) is None

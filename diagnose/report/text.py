@@ -131,9 +131,12 @@ def trace_title(report) -> str:
     what = {"icmp": "ICMP echo", "tcp": f"TCP SYN to port {p['port']}",
             "udp": f"UDP (DNS) to port {p['port']}"}[p["kind"]]
     where = d["query"]
+    said = [d["container"]] if d.get("container") and d["container"] != d["query"] else []
     if d.get("address") and d["address"] != d["query"]:
         pinned = d.get("nameserver") == HOSTS_FILE
-        where += f" ({d['address']}, {resolved_by(d)})" if pinned else f" ({d['address']})"
+        said.append(f"{d['address']}, {resolved_by(d)}" if pinned else d["address"])
+    if said:  # the container that holds it (by name or address), the address followed
+        where += f" ({', '.join(said)})"
     if not d.get("resolved", True):
         where += f": name not resolved, tracing the path to nameserver {d.get('nameserver')}"
     return f"trace {t['kind']}:{t['name']} -> {where}, {what}"

@@ -1040,3 +1040,21 @@ def test_who_refused_a_tcp_probe_is_read_from_the_captures():
     tcp = E.Flow("tcp", "172.29.0.2", "203.0.113.80", cookie=1, dport=80)
     v = V.decide(V.Case(E.HopVerdict(True, None, None), [], [], flow=tcp, port_closed=True))
     assert v.reachable and "refused" in v.explanation, v
+
+
+def test_the_title_names_the_container_a_destination_is():
+    from types import SimpleNamespace
+
+    from netdoctor.diagnose.report.text import trace_title
+
+    def title(**d):
+        return trace_title(SimpleNamespace(target={"kind": "docker", "name": "c1"},
+                                           destination=dict(resolved=True, **d),
+                                           probe={"kind": "icmp", "port": None}))
+
+    assert title(query="172.30.0.3", address="172.30.0.3", container="docker:c3") == \
+        "trace docker:c1 -> 172.30.0.3 (docker:c3), ICMP echo"
+    assert title(query="c3", address="172.30.0.3", container="docker:c3") == \
+        "trace docker:c1 -> c3 (docker:c3, 172.30.0.3), ICMP echo"
+    assert title(query="www.baidu.com", address="203.0.113.80") == \
+        "trace docker:c1 -> www.baidu.com (203.0.113.80), ICMP echo"

@@ -277,8 +277,19 @@ def unanswered_next_hop(sightings: list, hv: HopVerdict,
     """(hop, address) when the hop the request should have left by next asked ARP for its
     next hop and got no answer: the request waits in the kernel's neighbour queue, and is
     never seen there. next_hops maps a role to the address its kernel sends to (a gateway,
-    or the destination on the link); without it, any unanswered address counts."""
-    if hv.reachable or hv.direction != "request":
+    or the destination on the link); without it, any unanswered address counts. A reply
+    last seen on the far host waits the same way on the far hop it leaves by next (its
+    captures come in the request's order: the one before)."""
+    if hv.reachable:
+        return None
+    if hv.direction == "reply" and (hv.stopped_at or "").startswith("far-"):
+        roles = [s.role for s in sightings]
+        i = roles.index(hv.stopped_at) - 1 if hv.stopped_at in roles else -1
+        if i < 0 or not sightings[i].role.startswith("far-"):
+            return None
+        hop = sightings[i]
+        return (hop, hop.arp_unanswered[0]) if hop.arp_unanswered else None
+    if hv.direction != "request":
         return None
     roles = [s.role for s in sightings]
     i = roles.index(hv.stopped_at) + 1 if hv.stopped_at in roles else 0

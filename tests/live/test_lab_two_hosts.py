@@ -266,6 +266,19 @@ def test_host_gw_healthy_and_a_missing_peer_route(lab2):
         assert netdoctor("lab", "heal").returncode == 0
     rc, doc, v = trace()
     assert rc == 0 and v["reachable"], v
+    # The far host routes the answers to this node's pods via an address nobody holds: the
+    # reply waits on the far uplink for an ARP answer (the verdict said unknown).
+    route = ("10.244.0.0/24", "dev", "ens4")
+    subprocess.run(["ip", "-n", H1, "route", "replace", *route[:1], "via", "192.168.77.99",
+                    *route[1:]], check=True)
+    try:
+        rc, doc, v = trace("--peer", "auto", "--ssh-config", SSH_CONFIG)
+        assert rc == 1 and (v["cause"], v["stopped_at"], v["direction"]) == (
+            "neighbour-failed", "far-bridge", "reply"), v
+        assert "ARP asked for 192.168.77.99" in v["explanation"], v
+    finally:
+        subprocess.run(["ip", "-n", H1, "route", "replace", *route[:1], "via", "192.168.77.1",
+                        *route[1:]], check=False)
 
 
 @VXLAN

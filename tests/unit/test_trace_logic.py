@@ -1058,3 +1058,19 @@ def test_the_title_names_the_container_a_destination_is():
         "trace docker:c1 -> c3 (docker:c3, 172.30.0.3), ICMP echo"
     assert title(query="www.baidu.com", address="203.0.113.80") == \
         "trace docker:c1 -> www.baidu.com (203.0.113.80), ICMP echo"
+
+
+def test_a_far_hosts_reply_waiting_for_a_next_hop_nobody_answers():
+    """Two hosts routed (host-gw): the far host routes the reply to the source's pods via an
+    address nobody holds. The reply is last seen on the far bridge and the far uplink asked
+    ARP for that address in vain: the verdict said unknown."""
+    roles = ("container", "host-veth", "bridge", "uplink", "far-uplink", "far-bridge",
+             "far-veth", "destination")
+    s = [E.HopSighting(r, f"if{i}", "ns", 1, 1 if r in ("far-bridge", "far-veth",
+                                                         "destination") else 0,
+                       arp_unanswered=["192.168.77.99"] if r == "far-uplink" else [])
+         for i, r in enumerate(roles)]
+    hv = E.HopVerdict(False, "far-bridge", "reply")
+    flow = E.Flow("icmp", "10.244.0.2", "10.244.1.2", cookie=1)
+    v = V.decide(V.Case(hv, s, [], flow=flow))
+    assert v.cause == "neighbour-failed" and "192.168.77.99" in v.explanation, v

@@ -285,8 +285,8 @@ def _candidates(chain: Chain, p: Packet, src, dst) -> list:
     """The indexes of the chain's rules that can match p, in order: those whose addresses
     admit p's (the address index), and those that match no address, found once for every
     packet that has the same interfaces, protocol, ports, state, ICMP type, address
-    types and mark (a chain of 10,000 port-only rules is walked once for 1,000 containers, not
-    1,000 times)."""
+    types and mark (a chain of 10,000 port-only rules is walked once for 1,000
+    containers, not 1,000 times)."""
     if src is None or dst is None or not chain.address_free:
         return chain.address_index.candidates(src, dst)
     key = (p.iif, p.oif, p.proto, p.dport, p.sport, p.ctstate, p.family, p.icmp_type,

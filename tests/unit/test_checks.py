@@ -2798,7 +2798,8 @@ def test_a_drop_in_mangle_is_lifted_in_mangle():
 
     found = with_mangle(":FORWARD ACCEPT [0:0]\n-A FORWARD -i ndbr0 -j DROP\n")
     assert "bridge-netfilter" not in found
-    assert found["forward-dropped"].fix == "ip netns exec ndlab-host iptables -t mangle -D FORWARD 1"
+    assert found["forward-dropped"].fix == \
+        "ip netns exec ndlab-host iptables -t mangle -D FORWARD 1"
     found = with_mangle(":FORWARD DROP [0:0]\n-A FORWARD -i ndbr0 ! -o ndbr0 -j ACCEPT\n"
                         "-A FORWARD -o ndbr0 -m conntrack --ctstate RELATED,ESTABLISHED "
                         "-j ACCEPT\n")

@@ -114,8 +114,9 @@ packets = st.tuples(st.integers(0, 1023).map(lambda n: f"10.0.{n >> 8}.{n & 255}
        st.sampled_from(["drop", "accept", "return"]), st.lists(packets, min_size=1, max_size=6))
 def test_a_walk_remembered_for_address_free_rules_decides_as_a_fresh_one(rules, verdict, pkts):
     """The walk remembers, per chain, which rules without an address match let a packet's
-    interfaces, protocol, port, state, ICMP type and address types through. Whatever packets came before, a walk gives
-    the outcome a walk of a fresh copy of the same rules gives."""
+    interfaces, protocol, port, state, ICMP type and address types through. Whatever
+    packets came before, a walk gives the outcome a walk of a fresh copy of the same rules
+    gives."""
     from netdoctor.diagnose.facts.ruleset import Chain, Match, Rule, Ruleset
     from netdoctor.diagnose.reason.rules import Packet, evaluate
 

@@ -1,5 +1,6 @@
 from . import Check, register
 from ._rules import PAST, delete_rule, flow_name, list_chain, rule_evidence
+from .context import EPHEMERAL_PORTS
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -38,7 +39,7 @@ class ContainerInputDropped(Check):
         ports = proto in ("tcp", "udp")
         if state == "new":  # src's request to the container's port
             packet = Packet(src=src, dst=ctx.address, iif=eth.name, oif=None, proto=proto,
-                            dport=port, sport=(32768, 60999) if ports else None,
+                            dport=port, sport=EPHEMERAL_PORTS if ports else None,
                             family="ip6" if ":" in ctx.address else "ip")
             what = f"the request from {src} ({flow_name(proto, port)})"
         else:  # the answer to the container's own request

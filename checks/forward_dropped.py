@@ -4,7 +4,7 @@ from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_icc, docker_internal, docker_isolation,
                      flow_name, iptables_for, list_chain, rule_evidence,
                      translated_to)
-from .context import global_addresses
+from .context import EPHEMERAL_PORTS, global_addresses
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -144,9 +144,10 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
     included: only shown, as whatever it was meant for is not known."""
     if outcome.rule is None and (hook != "forward" or outcome.chain.family == "bridge"):
         return "{in_host}" + list_chain(outcome.chain), True
-    if docker_icc(outcome):
+    icc = docker_icc(outcome)
+    if icc:
         # The network's own setting, which Docker writes again: shown, not deleted.
-        network = docker_network(docker_icc(outcome))
+        network = docker_network(icc)
         return ("docker network inspect -f '{{json .Options}}' " + network if network
                 else "{in_host}" + list_chain(outcome.chain)), True
     if docker_isolation(outcome):
@@ -208,7 +209,7 @@ class ForwardDropped(Check):
         ports = proto in ("tcp", "udp")
         packet = Packet(src=src, dst=ctx.address, iif=ctx.host_egress.name,
                         oif=ctx.ingress.name, proto=proto, dport=port,
-                        sport=(32768, 60999) if ports else None,
+                        sport=EPHEMERAL_PORTS if ports else None,
                         family="ip6" if ":" in ctx.address else "ip")
         found = _first_drop(ctx, packet, "arriving")
         if found is None or found[2].verdict not in ("drop", "reject"):
@@ -261,8 +262,8 @@ class ForwardDropped(Check):
                         how = "by Docker's network isolation" + (
                             " (the network is internal: nothing outside its subnet)"
                             if docker_internal(out) else "")
-                    elif docker_icc(out):
-                        how = (f"by Docker's inter-container isolation on {docker_icc(out)} "
+                    elif icc := docker_icc(out):
+                        how = (f"by Docker's inter-container isolation on {icc} "
                                f"(icc off: its containers are kept from each other)")
                     ev = rule_evidence(out)
                     ev.update({"direction": direction, "flow": flow_name(proto, port),

@@ -1,6 +1,7 @@
 from . import Check, register
 from ._inbound import loopback, port_name, port_vars
 from ._rules import delete_rule
+from netdoctor.diagnose.reason.rules import Outcome
 
 
 @register
@@ -38,6 +39,12 @@ class InboundDropped(Check):
                 fix, verify=verify, rule=w.dropped.said, **port_vars(w))
 
 
+def _chain_of(ctx, said: str):
+    """The base chain whose policy a walk step names, found again in the host's ruleset."""
+    return next((c for c in ctx.host.ruleset.chains if c.policy
+                 and said == Outcome(c.policy, None, c).describe()), None)
+
+
 def _rule_of(ctx, said: str):
     """The rule a walk step names ("<where>: <text>"), found again in the host's ruleset."""
     for chain in ctx.host.ruleset.chains:
@@ -52,20 +59,19 @@ def _let_through(ctx, w) -> tuple:
     wants its users' accepts (DOCKER-USER, which it never flushes) or else in the chain
     itself: FORWARD for the container's address and port, INPUT for a proxy's host port. A
     policy before routing (raw, mangle) drops everything else too: only shown."""
-    chains = {(c.backend, c.family, c.table, c.name): c for c in ctx.host.ruleset.chains}
     ipt = "ip6tables" if w.family == "ip6" else "iptables"
-    words = w.dropped.said.split()
-    if words[:1] == ["nft"] and len(words) >= 6 and w.dropped.hook in ("FORWARD", "INPUT"):
-        # a native table's policy ("nft table inet fw chain forward policy drop"): there
-        family, table, chain = words[2], words[3], words[5]
+    c = _chain_of(ctx, w.dropped.said)
+    if c is not None and c.backend == "nft" and w.dropped.hook in ("FORWARD", "INPUT"):
+        # a native table's policy: let the port through in that chain
         addr = "ip6" if w.family == "ip6" else "ip"
         if w.dropped.hook == "FORWARD":
-            return (f"{{in_host}}nft insert rule {family} {table} {chain} {addr} daddr "
+            return (f"{{in_host}}nft insert rule {c.family} {c.table} {c.name} {addr} daddr "
                     f"{{container_ip}} {{proto}} dport {{container_port}} accept"), False
-        return (f"{{in_host}}nft insert rule {family} {table} {chain} {{proto}} dport "
+        return (f"{{in_host}}nft insert rule {c.family} {c.table} {c.name} {{proto}} dport "
                 f"{w.host_port} accept"), False
     if w.dropped.hook == "FORWARD":
-        if any(k[2:] == ("filter", "DOCKER-USER") and k[1] == w.family for k in chains):
+        if any((ch.family, ch.table, ch.name) == (w.family, "filter", "DOCKER-USER")
+               for ch in ctx.host.ruleset.chains):
             return ("{in_host}" + ipt + " -I DOCKER-USER -p {proto} --dport {container_port} "
                     "-j ACCEPT"), False
         return ("{in_host}" + ipt + " -I FORWARD -d {container_ip} -p {proto} --dport "

@@ -1,5 +1,6 @@
 from . import Check, register
 from ._inbound import port_name, port_vars
+from .context import EPHEMERAL_PORTS
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 LOOPBACK = "127.0.0.1"
@@ -32,7 +33,7 @@ class RouteLocalnetOff(Check):
                 continue
             # A connection from this host to 127.0.0.1:PORT, as nat OUTPUT meets it.
             packet = Packet(src=LOOPBACK, dst=LOOPBACK, iif=None, oif="lo", proto=w.proto,
-                            dport=w.host_port, sport=(32768, 60999))
+                            dport=w.host_port, sport=EPHEMERAL_PORTS)
             out = evaluate(ctx.host.ruleset, "output", packet, type_="nat")
             if out.verdict != "dnat" or out.rule is None or not out.rule.to \
                     or not out.rule.to.startswith(ctx.address):

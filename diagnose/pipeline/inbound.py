@@ -90,8 +90,9 @@ def inbound(target, spec: str, client: Optional[str] = None, timeout: float = 1.
         # needs the host's listeners. An outside client's too, where no DNAT publishes the
         # port and a docker-proxy for this very container listens.
         binding["host_listeners"] = gather.read_listeners(netns.Netns.from_dict(host))
-        if client == R.DEFAULT_CLIENT:
-            binding["proxies"] = gather.docker_proxies()
+        if client == R.DEFAULT_CLIENT and any(s.get("port") == binding.get("host_port")
+                                              for s in binding["host_listeners"]):
+            binding["proxies"] = gather.docker_proxies()  # (a listener to be one of them)
     snap = _mapped_by_dnat(snap, binding, client)
     ctx = next(c for c in contexts(snap) if c.scope == "container")
     if not ctx.bridged:

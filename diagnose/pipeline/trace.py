@@ -736,7 +736,7 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
                                    "not by time: two hosts' clocks do not compare"}
     closed = results is not None and results.outcome == "icmp error" \
         and E.port_closed_at_destination(sightings, results.icmp_errors, flow.dst)
-    refused_by = E.refused_by(sightings, flow.dst) \
+    refused_by = E.refused_by(sightings) \
         if results is not None and results.outcome == "refused" else None
     if refused_by is not None:
         # A refused connection is a RST or an ICMP error: which, and from whom, the
@@ -745,8 +745,9 @@ def read_evidence(plan: Plan, seen: Observation) -> Evidence:
         results.detail = (f"port {flow.dport} closed (RST)" if refused_by == "rst" else
                           f"refused by an ICMP error from {refused_by}")
         closed = refused_by in ("rst", flow.dst)
+    # (refused, where the captures saw neither a RST nor an error: the socket's word stands)
     replied = results is not None and (results.outcome == "reply" or (
-        results.outcome == "refused" and refused_by in (None, "rst", flow.dst))) or closed
+        results.outcome == "refused" and refused_by is None)) or closed
     host_addresses = {a.split("/")[0] for h in hops
                       if h["role"] in ("host-veth", "bridge") + HOST_EGRESS_ROLES
                       for a in h.get("addresses") or ()}

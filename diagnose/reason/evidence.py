@@ -188,7 +188,7 @@ def port_closed_at_destination(sightings: list, probe_errors: list, dst: str) ->
     return any(e.endswith(f" from {dst}") for s in outer for e in s.icmp_errors)
 
 
-def refused_by(sightings: list, destination: str) -> Optional[str]:
+def refused_by(sightings: list) -> Optional[str]:
     """Who refused a TCP probe the socket calls refused: "rst" where the container's own
     interface saw the answer in the probe's flow, else the address the ICMP error it saw
     came from (the destination itself, or a router or this host on the way); None where

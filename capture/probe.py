@@ -332,10 +332,10 @@ def ndp_answers(messages, target: str) -> list:
 IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS = 17, 18
 
 
-def ask_ndp(dev: str, src_mac: str, target: str, timeout: float) -> list:
-    """ask_arp for IPv6: one Neighbor Solicitation for target from dev of the calling
-    thread's namespace, to its solicited-node group, as `ndisc6` sends; the link-layer
-    addresses the advertisements answering it name."""
+def ndp_question(dev: str, src_mac: str, target: str) -> socket.socket:
+    """One Neighbor Solicitation for target, sent from dev of the calling thread's namespace
+    to its solicited-node group as `ndisc6` sends it: the socket its advertisements arrive
+    on (read them with answers_to, the parser ndp_answers)."""
     ifindex = socket.if_nametoindex(dev)
     message, group = neighbour_solicitation(src_mac, target)
     s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
@@ -345,40 +345,57 @@ def ask_ndp(dev: str, src_mac: str, target: str, timeout: float) -> list:
         s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_IF, ifindex)
         s.setblocking(False)
         s.sendto(message, (group, 0, 0, ifindex))
-        return _answers(s, ndp_answers, target, timeout)
-    finally:
+    except BaseException:
         s.close()
+        raise
+    return s
 
 
-def ask_arp(dev: str, src_mac: str, src_ip: str, target: str, timeout: float) -> list:
-    """Ask once, from dev of the calling thread's namespace, who has target: the MACs that
-    answered within timeout. One broadcast request, as `arping -c 1` sends; the kernel's own
-    neighbour table is not asked or changed (a static entry keeps what it names)."""
+def arp_question(dev: str, src_mac: str, src_ip: str, target: str) -> socket.socket:
+    """Ask once, from dev of the calling thread's namespace, who has target: one broadcast
+    request, as `arping -c 1` sends. The socket the answers arrive on (parser arp_answers).
+    The kernel's table is not asked; a static entry keeps what it names, and an unresolved
+    one takes the answer, as it takes any ARP reply for an address it is asking about."""
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     try:
         s.bind((dev, ETH_P_ARP))
         s.setblocking(False)
         s.send(arp_request(src_mac, src_ip, target))
-        return _answers(s, arp_answers, target, timeout)
-    finally:
+    except BaseException:
         s.close()
+        raise
+    return s
 
 
-def _answers(s, parse, target: str, timeout: float) -> list:
-    """What parse(messages, target) finds among what s receives within timeout: once an
-    answer has come, a moment more for a second answerer (two holders of one address)."""
-    messages, deadline = [], time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        ready, _, _ = select.select([s], [], [], left)
-        if not ready:
-            break
-        try:
-            messages.append(s.recv(2048))
-        except BlockingIOError:
-            continue
-        if parse(messages, target):
-            deadline = min(deadline, time.monotonic() + 0.05)
-    return parse(messages, target)
+def answers_to(questions: list, timeout: float) -> list:
+    """[(socket, parse, target)] -> for each, what parse(messages, target) finds among what
+    its socket receives within timeout, all waited for at once (sockets keep the namespace
+    they were opened in). Once a question has an answer, a moment more for a second answerer
+    (two holders of one address); then its socket is closed. Every socket is closed."""
+    messages = [[] for _ in questions]
+    deadline = time.monotonic() + timeout
+    ends = [deadline] * len(questions)
+    waiting = {q[0].fileno(): i for i, q in enumerate(questions)}
+    try:
+        while waiting:
+            now = time.monotonic()
+            for fd, i in list(waiting.items()):
+                if ends[i] <= now:
+                    del waiting[fd]
+            if not waiting:
+                break
+            left = min(ends[i] for i in waiting.values()) - now
+            ready, _, _ = select.select(list(waiting), [], [], left)
+            for fd in ready:
+                i = waiting[fd]
+                sock, parse, target = questions[i]
+                try:
+                    messages[i].append(sock.recv(2048))
+                except BlockingIOError:
+                    continue
+                if parse(messages[i], target):
+                    ends[i] = min(ends[i], time.monotonic() + 0.05)
+    finally:
+        for sock, _, _ in questions:
+            sock.close()
+    return [parse(messages[i], target) for i, (_, parse, target) in enumerate(questions)]

@@ -12,8 +12,8 @@ SOLICITED_NODE = ipaddress.ip_address("ff02::1:ff00:0")  # + the address's low 2
 @register
 class NeighbourDiscoveryDropped(Check):
     """A firewall drops the container's neighbour discovery for its gateway: IPv6
-    solicitations or their answers (the host's or the container's own rules), or ARP
-    requests (the host's arp table: arptables-nft)"""
+    solicitations or their answers, ARP requests or their replies (the arp tables that
+    arptables-nft writes), in the host's rules or the container's own"""
 
     id = "neighbour-discovery-dropped"
     severity = "error"
@@ -88,21 +88,43 @@ class NeighbourDiscoveryDropped(Check):
             return
 
     def _arp(self, ctx, ingress, gw, me):
-        """The ARP request the container sends for its gateway, as the host's arp tables
-        (nftables' arp family, where arptables-nft writes) meet it on its way in."""
-        question = Packet(src=me, dst=gw, iif=ingress.name, oif=None, proto="arp",
-                          family="arp")
-        out = evaluate(ctx.host.ruleset, "input", question, family="arp")
-        if out.verdict not in ("drop", "reject"):
+        """The ARP request the container sends for its gateway and the host's reply, as the
+        arp tables (nftables' arp family, where arptables-nft writes) of the namespace that
+        sends each and of the one that takes it in meet them: the first that drops one, in
+        that order, is the finding."""
+        eth = ctx.egress.name if ctx.egress is not None else None
+        question = dict(src=me, dst=gw, proto="arp", family="arp", arp_op=1)
+        answer = dict(src=gw, dst=me, proto="arp", family="arp", arp_op=2)
+        walks = [("container", "output", Packet(iif=None, oif=eth, **question), "question"),
+                 ("host", "input", Packet(iif=ingress.name, oif=None, **question), "question"),
+                 ("host", "output", Packet(iif=None, oif=ingress.name, **answer), "answer"),
+                 ("container", "input", Packet(iif=eth, oif=None, **answer), "answer")]
+        for side, hook, packet, what in walks:
+            ruleset = ctx.host.ruleset if side == "host" else ctx.container.ruleset
+            if ruleset is None or (side == "container" and eth is None):
+                continue
+            out = evaluate(ruleset, hook, packet, family="arp")
+            if out.verdict not in ("drop", "reject"):
+                continue
+            dev = packet.iif or packet.oif
+            ev = rule_evidence(out)
+            ev.update({"hook": hook, "side": side, "packet": (
+                f"ARP request: who has {gw}? tell {me}" if what == "question" else
+                f"ARP reply: {gw} is at the gateway's MAC, to {me}")
+                + f", {'in' if packet.iif else 'out'} {dev}"})
+            whose = (f"{ctx.subject}'s own arp table" if side == "container"
+                     else f"{ctx.vars['host_ns']}'s arp table")
+            told = ("the question" if what == "question" else f"the answer (from {gw})")
+            found = self.finding(
+                ctx, f"{ctx.subject} asks for its gateway {gw} by ARP, and {whose} drops "
+                     f"{told} {'arriving on' if packet.iif else 'leaving by'} {dev} "
+                     f"({hook.upper()}): {out.describe()}; the container never learns where "
+                     f"to send anything",
+                ev, _fix(out, dev, "-i" if packet.iif else "-o",
+                         "{in_host}" if side == "host" else "{in_container}"),
+                rule=out.describe())
+            yield replace(found, scope=side)
             return
-        ev = rule_evidence(out)
-        ev.update({"hook": "input", "packet": f"ARP request: who has {gw}? tell {me}, in "
-                                              f"{ingress.name}"})
-        yield self.finding(
-            ctx, f"{ctx.subject} asks for its gateway {gw} by ARP, and {ctx.vars['host_ns']}'s "
-                 f"arp table drops the question on {ingress.name}: {out.describe()}; the "
-                 f"container never learns where to send anything",
-            ev, _fix(out, ingress.name), rule=out.describe())
 
 
 def _fix(outcome, dev: str, flag: str = "-i", where: str = "{in_host}") -> str:

@@ -71,7 +71,21 @@ class NeighbourFailed(Check):
             return
         for snap, label, address, dev, fix, what, there in next_hops:
             n = _bad_entry(snap, address, dev)
-            if n:
+            answered = snap.answered(address, dev) if n else None
+            if answered:
+                # (Read again after netdoctor's question was answered: the kernel did not
+                # take the answer.)
+                yield self.finding(
+                    ctx, f"{label}: {what} {address} on {dev} stays {'/'.join(n.state)} in "
+                         f"the neighbour table, though it answers ARP (netdoctor's request "
+                         f"was answered from {', '.join(answered)}): this namespace does not "
+                         f"take the answers (an arp table of its own, an ARP setting of "
+                         f"{dev})",
+                    {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
+                     "answered": answered, "direction": "request", "stops_at": GATEWAY_STOPS},
+                    there + "nft list ruleset arp", verify=True, next_hop=address,
+                    neighbour_dev=dev, in_neighbour_ns=there)
+            elif n:
                 yield self.finding(
                     ctx, f"{label}: {what} {address} on {dev} is {'/'.join(n.state)} in the "
                          f"neighbour table: nothing answers ARP for it",

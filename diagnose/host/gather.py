@@ -884,21 +884,23 @@ def read_offloads(ns: netns.Netns, devices: list) -> Optional[dict]:
     return netns.call_in(ns, _offloads_here, devices) if devices else None
 
 
-# ------------------------------------------------------------------ static neighbours
+# ------------------------------------------------------------------ asking the next hops
 
 STATIC_STATES = {"PERMANENT", "NOARP"}
+UNRESOLVED_STATES = {"INCOMPLETE", "FAILED"}
 ARP_WAIT = 0.3  # seconds for an answer on a link: a neighbour on it answers in microseconds
 
 
-def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) -> dict:
-    """For each next hop (address, dev) of next_hops that ns holds a static neighbour entry
-    for, the MACs that answered one ARP request (IPv6: one Neighbor Solicitation) for it
-    from dev ({"ADDRESS DEV": [MAC, ...]}): the kernel never asks again for what a static
-    entry names, so a wrong one is found only by asking. One question each, answers waited
-    for together."""
+def neighbour_questions(facts: NamespaceSnapshot, next_hops) -> list:
+    """(address, dev, own MAC, source address or None for IPv6) for each next hop (address,
+    dev) of next_hops whose entry the kernel will not ask about as things stand: a static one
+    (PERMANENT, NOARP: never asked again, so a wrong MAC is found only by asking) and an
+    unresolved one (INCOMPLETE, FAILED: an old failure, the fault it came from perhaps gone
+    since; or a live one)."""
     asks = []
     for address, dev in sorted({(a, d) for a, d in next_hops if a and d}):
-        if not any(STATIC_STATES & set(n.state) and n.lladdr
+        if not any((STATIC_STATES & set(n.state) and n.lladdr)
+                   or UNRESOLVED_STATES & set(n.state)
                    for n in facts.neighbours_of(address, dev)):
             continue
         link = facts.link(name=dev)
@@ -914,21 +916,48 @@ def ask_static_neighbours(ns: netns.Netns, facts: NamespaceSnapshot, next_hops) 
                    own[0].local if own else None)
         if src is not None:
             asks.append((address, dev, link.mac, src))
-    if not asks:
-        return {}  # (nearly always: the imports below are for the rare static entry)
-    from concurrent.futures import ThreadPoolExecutor
+    return asks
 
+
+def ask_neighbours(asking: list) -> list:
+    """[(ns, facts, next_hops)] -> each facts with the MACs that answered one ARP request
+    (IPv6: one Neighbor Solicitation) for each of its neighbour_questions, from the next
+    hop's dev ({"ADDRESS DEV": [MAC, ...]} in .asked), every question waited for at once.
+    Where an unresolved entry was answered, the namespace's neighbours are read again: the
+    kernel took the answer (the entry was history), or it did not (something in the
+    namespace drops or ignores the answers, and the entry stays unresolved)."""
+    questions = [(i, q) for i, (_, facts, hops) in enumerate(asking)
+                 for q in neighbour_questions(facts, hops)]
+    if not questions:
+        return [facts for _, facts, _ in asking]  # nearly always: no question to ask
     from netdoctor.capture import probe
 
-    def ask(one):
-        address, dev, mac, src = one
-        try:
-            if src is None:
-                return netns.call_in(ns, probe.ask_ndp, dev, mac, address, ARP_WAIT)
-            return netns.call_in(ns, probe.ask_arp, dev, mac, src, address, ARP_WAIT)
-        except (OSError, NetdoctorError):
-            return None
+    from . import rtdump
 
-    with ThreadPoolExecutor(max_workers=min(len(asks), 8)) as pool:
-        answers = list(pool.map(ask, asks))
-    return {f"{a} {d}": got for (a, d, _, _), got in zip(asks, answers) if got is not None}
+    opened = netns.call_in_each([
+        (asking[i][0], probe.ndp_question, (dev, mac, address)) if src is None else
+        (asking[i][0], probe.arp_question, (dev, mac, src, address))
+        for i, (address, dev, mac, src) in questions])
+    sent = [(q, s) for q, s in zip(questions, opened) if not isinstance(s, BaseException)]
+    answers = probe.answers_to(
+        [(s, probe.ndp_answers if src is None else probe.arp_answers, address)
+         for (_, (address, _, _, src)), s in sent], ARP_WAIT)
+    asked: dict = {}
+    again = set()
+    for ((i, (address, dev, _, _)), _), got in zip(sent, answers):
+        asked.setdefault(i, {})[f"{address} {dev}"] = got
+        if got and any(UNRESOLVED_STATES & set(n.state)
+                       for n in asking[i][1].neighbours_of(address, dev)):
+            again.add(i)
+    order = sorted(again)
+    reread = dict(zip(order, netns.call_in_each(
+        [(asking[i][0], rtdump.read_neighbours_here, ()) for i in order])))
+    out = []
+    for i, (_, facts, _) in enumerate(asking):
+        if i in asked:
+            facts = replace(facts, asked=asked[i])
+        neighbours = reread.get(i)
+        if neighbours is not None and not isinstance(neighbours, BaseException):
+            facts = replace(facts, neighbours=rtdump.name_by_index(neighbours, facts.links))
+        out.append(facts)
+    return out

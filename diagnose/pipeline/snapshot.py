@@ -182,6 +182,7 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
     """(snapshot without DNS answers, each of its containers' index among targets)."""
     containers, probe_from, problems, host_inodes = [], [], [], {me.inode: me}
     probed = []  # each container's index among targets
+    asking = []  # (its namespace, its facts, its next hops): see gather.ask_neighbours
     for done, t in enumerate(targets):
         tell("reading containers", done, len(targets))
         try:
@@ -203,28 +204,27 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
             except NetdoctorError as e:
                 problems.append(f"{t.label}: its listening sockets: {e}")
         own = read(t.netns)
-        asked = gather.ask_static_neighbours(t.netns, own, [
-            (l.gateway, l.dev) for label, l in report.lookups if label == t.netns.label])
+        asking.append((t.netns, own, [(l.gateway, l.dev) for label, l in report.lookups
+                                      if label == t.netns.label]))
         containers.append(ContainerFacts(
-            target=t.to_dict(), path=report.to_dict(),
-            namespace=replace(own, asked=asked) if asked else own,
+            target=t.to_dict(), path=report.to_dict(), namespace=own,
             host_inode=host_inode, resolv_conf=conf_text, listeners=listeners,
             policy_rules=_rules_if_used(t, report, own)))
         probe_from.append(t.netns)
         probed.append(done)
     tell("reading containers", len(targets), len(targets))
+    # Their next hops asked about together: a fleet of failed gateways costs one wait.
+    containers = [replace(c, namespace=facts) if facts is not c.namespace else c
+                  for c, facts in zip(containers, gather.ask_neighbours(asking))]
     containers = _with_own_rules(containers, probe_from, problems, me.inode)
     hosts = {}
     tell("reading the hosts' rules", 0, 1)
     agents = gather.overlay_agents()  # once for every host of the snapshot
     for inode, ns in host_inodes.items():
         try:
-            facts = read(ns)
-            asked = gather.ask_static_neighbours(ns, facts, [
+            facts, = gather.ask_neighbours([(ns, read(ns), [
                 (l.get("gateway"), l.get("dev")) for c in containers
-                for l in c.path.get("route_lookups", ()) if l.get("netns") == ns.label])
-            if asked:
-                facts = replace(facts, asked=asked)
+                for l in c.path.get("route_lookups", ()) if l.get("netns") == ns.label])])
             tunnels = [l.name for l in facts.tunnels]
             ruleset = read.netfilter(ns)
             hosts[str(inode)] = HostFacts(facts, ruleset,

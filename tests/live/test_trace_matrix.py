@@ -5,6 +5,7 @@ right place; the healthy path must be reachable with no findings."""
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -528,6 +529,13 @@ BY_HAND = {
     "netdev egress of the container's eth0": _nft_fault(
         "ndlab-test", "netdev", "out", "{ type filter hook egress device eth0 priority 0; }",
         ("ip", "daddr", "203.0.113.80", "drop"), "container-output-dropped"),
+    # The container's own arp table drops what ARP brings in: its questions leave and the
+    # gateway answers, but its kernel never takes the answer. The verdict said nothing
+    # answers ARP, and its fix (flush the entry) changed nothing.
+    "the container's arp table drops the answers": (
+        _nft_fault("ndlab-test", "arp", "in", "{ type filter hook input priority 0; }",
+                   ("drop",), None)[0] + [FLUSH],
+        ("ndlab-test", "nft", "delete", "table", "arp", "ndt"), "neighbour-discovery-dropped"),
 }
 
 
@@ -550,6 +558,31 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         assert rc == 0 and v["reachable"], (f["fix"], v)
     finally:
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
+
+
+def test_a_gateway_entry_failed_before_the_fix_is_no_fault_after_it(healed):
+    """The bridge was down, and the container's entry for its gateway went unresolved
+    (INCOMPLETE while the kernel still asks, FAILED after); the bridge is up again. Traced
+    or checked right then, the verdict was neighbour-failed (the probes waited in the
+    entry's queue, or the entry said FAILED) and `checks` called the healed host broken.
+    netdoctor asks the gateway itself: it answers, and the path is reachable."""
+    host, test = ("ip", "netns", "exec", "ndlab-host"), ("ip", "netns", "exec", "ndlab-test")
+    # (INCOMPLETE: the last of the kernel's questions was asked while the bridge was down)
+    sh(*host, "ip", "link", "set", "ndbr0", "down")
+    assert trace("test", "203.0.113.80")[0] == 1
+    time.sleep(1.0)
+    sh(*host, "ip", "link", "set", "ndbr0", "up")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 0 and v["reachable"], v
+    # (FAILED: it gave up, and nothing has asked since)
+    sh(*host, "ip", "link", "set", "ndbr0", "down")
+    sh(*test, "ip", "neigh", "flush", "all")
+    sh(*test, "busybox", "ping", "-c", "1", "-W", "1", "172.29.0.1", check=False)
+    time.sleep(3.5)
+    sh(*host, "ip", "link", "set", "ndbr0", "up")
+    assert "FAILED" in sh(*test, "ip", "neigh", "show", "172.29.0.1").stdout
+    rc, doc = netdoctor_json("checks", "test")
+    assert not [f for f in doc["findings"] if f["id"] == "neighbour-failed"], doc["findings"]
 
 
 def test_marked_replies_sent_to_a_table_that_refuses_them_are_named(healed):

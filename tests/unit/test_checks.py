@@ -790,14 +790,15 @@ ND_OUT_DROP = iptables_save.parse_iptables_save(
     "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j DROP\nCOMMIT\n", family="ip6")
 
 
-def _arp_table(*rules, policy="accept"):
-    """A native arp table (arptables-nft writes one) with an input chain of these rules
-    (nft JSON expression lists)."""
+def _arp_table(*rules, policy="accept", hook="input"):
+    """A native arp table (arptables-nft writes one) with an input (or output) chain of
+    these rules (nft JSON expression lists)."""
+    name = hook[:3] if hook == "output" else "in"
     doc = {"nftables": [
         {"table": {"family": "arp", "name": "ndt", "handle": 7}},
-        {"chain": {"family": "arp", "table": "ndt", "name": "in", "handle": 1,
-                   "type": "filter", "hook": "input", "prio": 0, "policy": policy}}] + [
-        {"rule": {"family": "arp", "table": "ndt", "chain": "in", "handle": 2 + i,
+        {"chain": {"family": "arp", "table": "ndt", "name": name, "handle": 1,
+                   "type": "filter", "hook": hook, "prio": 0, "policy": policy}}] + [
+        {"rule": {"family": "arp", "table": "ndt", "chain": name, "handle": 2 + i,
                   "expr": expr}} for i, expr in enumerate(rules)]}
     return nft_json.parse_nft_json(doc)
 
@@ -849,6 +850,8 @@ CASES = {
          "lab:test"),
         ("an arp table drops the requests", E.set_ruleset(HEALTHY, E.lab_rules() + ARP_DROP),
          "lab:test"),
+        ("the container's arp table drops the replies", E.edit_container(
+            HEALTHY, "test", ruleset=Ruleset(_arp_table([{"drop": None}]))), "lab:test"),
         # toward the gateway itself (a service on the host): no way out, the same question
         ("INPUT policy DROP, toward the gateway's own address", _to_the_host(_dual_stack(
             E.set_ruleset(HEALTHY, E.lab_rules() + ND_POLICY)), "fd00:29::1"), "lab:test"),
@@ -1753,6 +1756,62 @@ def test_an_arp_table_that_drops_the_containers_questions_is_the_cause():
     shut = E.set_ruleset(HEALTHY, E.lab_rules() + _arp_table(policy="drop"))
     f = next(f for f in run_checks(shut) if f.id == "neighbour-discovery-dropped")
     assert f.fix == "ip netns exec ndlab-host nft insert rule arp ndt in iifname ndbr0 accept"
+
+
+def test_an_unresolved_gateway_that_answers_arp_is_not_said_to_be_silent():
+    """netdoctor asks an unresolved next hop itself (one ARP request) and reads the entry
+    again. Still INCOMPLETE though the gateway answered: the namespace does not take the
+    answers, and flushing the entry (the old fix) changes nothing; the finding says so and
+    only shows where to look. Unanswered, it stands as it was."""
+    failed = E.edit_container_ns(HEALTHY, "test", lambda ns: replace(
+        E.add_neighbour(ns, "172.29.0.1", "eth0", "INCOMPLETE"),
+        asked={"172.29.0.1 eth0": ["3a:6c:e6:f3:a6:d9"]}))
+    f = next(f for f in run_checks(failed) if f.id == "neighbour-failed")
+    assert "answers ARP" in f.message and "3a:6c:e6:f3:a6:d9" in f.message, f.message
+    assert not f.fix and f.verify == "ip netns exec ndlab-test nft list ruleset arp", f
+    silent = E.edit_container_ns(HEALTHY, "test", lambda ns: replace(
+        E.add_neighbour(ns, "172.29.0.1", "eth0", "INCOMPLETE"),
+        asked={"172.29.0.1 eth0": []}))
+    f = next(f for f in run_checks(silent) if f.id == "neighbour-failed")
+    assert "nothing answers ARP" in f.message and "ip neigh del" in f.fix, f
+
+
+def test_arp_replies_dropped_where_they_leave_or_arrive_are_the_cause():
+    """The gateway answers the container's ARP requests, and an arp table drops the answer:
+    the container's own (on its way in: the kernel's entry stays INCOMPLETE though the
+    gateway answers) or the host's on its way out. neighbour-failed said nothing answers
+    ARP, and its fix (flush the entry) changed nothing. The rule is deleted where it is; a
+    policy lets the answers in by the container's interface; the questions on their way out
+    of the container count too."""
+    def found(snap):
+        return [f for f in run_checks(snap) if f.id == "neighbour-discovery-dropped"
+                and f.subject == "lab:test"]
+
+    own = found(E.edit_container(HEALTHY, "test", ruleset=Ruleset(_arp_table([{"drop": None}]))))
+    assert len(own) == 1 and "the answer (from 172.29.0.1)" in own[0].message, own
+    assert own[0].fix == "ip netns exec ndlab-test nft delete rule arp ndt in handle 2"
+    assert own[0].scope == "container"
+    shut = found(E.edit_container(HEALTHY, "test", ruleset=Ruleset(_arp_table(policy="drop"))))
+    assert shut[0].fix == "ip netns exec ndlab-test nft insert rule arp ndt in iifname eth0 " \
+        "accept", shut
+    replies = [{"match": {"op": "==", "left": {"payload": {"protocol": "arp",
+                                                           "field": "operation"}},
+                          "right": "reply"}}, {"drop": None}]
+    host_out = found(E.set_ruleset(HEALTHY, E.lab_rules() + _arp_table(replies,
+                                                                       hook="output")))
+    assert host_out and "leaving by ndbr0" in host_out[0].message, host_out
+    assert host_out[0].fix == "ip netns exec ndlab-host nft delete rule arp ndt out handle 2"
+    # the container's own output: its questions
+    asks = found(E.edit_container(HEALTHY, "test", ruleset=Ruleset(_arp_table(
+        policy="drop", hook="output"))))
+    assert asks and "the question" in asks[0].message and asks[0].fix == \
+        "ip netns exec ndlab-test nft insert rule arp ndt out oifname eth0 accept", asks
+    # requests dropped on the host's way out are not the answers
+    requests_out = [{"match": {"op": "==", "left": {"payload": {"protocol": "arp",
+                                                                "field": "operation"}},
+                               "right": "request"}}, {"drop": None}]
+    assert not found(E.set_ruleset(HEALTHY, E.lab_rules() + _arp_table(requests_out,
+                                                                       hook="output")))
 
 
 def test_an_uplink_that_answers_no_arp_is_named_not_the_network_beyond():
@@ -3246,7 +3305,7 @@ def test_a_static_entry_for_the_uplink_gateway_is_judged_by_its_answer():
         NamespaceSnapshot.from_dict(dict(host.to_dict(), asked={"198.51.100.1 eth0": "x"}))
 
 
-def test_asking_static_neighbours_takes_lookups_without_a_gateway():
+def test_asking_neighbours_takes_lookups_without_a_gateway():
     """Route lookups that answered no gateway (refused, on the link) are no next hops to ask
     about: the lab host with forwarding off gave (None, None), and the trace crashed
     sorting them."""
@@ -3254,8 +3313,9 @@ def test_asking_static_neighbours_takes_lookups_without_a_gateway():
 
     _, c = E.container(HEALTHY, "test")
     host = HEALTHY.host(c.host_inode).namespace
-    assert gather.ask_static_neighbours(None, host, [(None, None), ("198.51.100.1", "eth0"),
-                                                     (None, "eth0")]) == {}
+    assert gather.neighbour_questions(host, [(None, None), ("198.51.100.1", "eth0"),
+                                             (None, "eth0")]) == []
+    assert gather.ask_neighbours([(None, host, [(None, None), (None, "eth0")])]) == [host]
 
 
 def test_a_new_connection_arriving_for_a_far_destination_is_judged_on_its_way_in():

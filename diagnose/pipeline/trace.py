@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import os
 import random
 import time
@@ -81,9 +82,10 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
           timeout: float = 1.0, count: int = 2, pcap_dir: Optional[str] = None,
           family: Optional[str] = None, pcap: Optional[str] = None,
           peer: Optional[str] = None, ssh_config: Optional[str] = None,
-          trace_rules: bool = False) -> TraceReport:
+          trace_rules: bool = False, _outward: int = 0) -> TraceReport:
     """trace_rules (--allow-trace-rules): add a private nft table per namespace for the
-    window, so that nftables names the rule that decided each probe packet."""
+    window, so that nftables names the rule that decided each probe packet. _outward: how
+    many hosts out from the container this trace already is (see _followed_outward)."""
     started = time.monotonic()
     aim = resolve(target, dest, port, proto, family)
     with contextlib.ExitStack() as stack:
@@ -123,9 +125,95 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             f"{verdict.explanation}; {aim.address} is what the container's /etc/hosts gives "
             f"{aim.destination.get('name') or aim.host} (its resolver reads that file before "
             f"DNS, which it does not ask for this name)"))
+    outer = None
+    if not peer and _outward < MAX_OUTWARD:
+        outer = _followed_outward(plan, aim, verdict, timeout, count, family, _outward)
+        if outer is not None:
+            verdict = _through(plan, verdict, outer)
+            if not verdict.reachable and verdict.stopped_at.startswith("outer-"):
+                # (the host's own way out is not the container's: its packets are forwarded)
+                plan.findings += [f for f in outer.findings if f.severity == "error"
+                                  and (f.scope != "container" or f.id == verdict.cause)]
     if pcap:
         write_trace_pcapng(pcap, target, aim, seen.captures)
-    return report(plan, aim, seen, found, verdict, pcap_dir, started)
+    done = report(plan, aim, seen, found, verdict, pcap_dir, started)
+    if outer is not None:
+        # Its hops past the host's own interface, seen by a probe of their own (no time
+        # offset against this one's).
+        done.hops = list(done.hops) + [replace(h, role=f"outer-{h.role}", first_seen_ns=None)
+                                       for h in outer.hops if h.role != "container"]
+        done.evidence = dict(done.evidence, outward=outer.to_dict())
+    return done
+
+
+MAX_OUTWARD = 3  # hosts followed out from a container: a pod in a node in a VM-less host
+
+
+def _followed_outward(plan: Plan, aim: Aim, verdict, timeout: float, count: int,
+                      family: Optional[str], outward: int):
+    """The request left the host's uplink and nothing came back; the uplink is a veth whose
+    far end is a port of a bridge in another namespace of this machine, and that bridge
+    holds the host's next hop: the "host" is itself a container of an outer host (a kind or
+    k3d node, Docker in Docker, a node namespace). The way beyond it is on this machine, not
+    out of sight: the trace of the host's own namespace toward the same destination (the
+    container's requests leave it with the host's source address where it NATs them), or
+    None where the path does not go on into a bridge of this machine."""
+    if verdict.reachable or verdict.cause != "upstream-no-reply" \
+            or verdict.stopped_at != "uplink" or plan.host_ns is None \
+            or aim.dns_failure or aim.destination.get("address") is None:
+        return None
+    up = next((h for h in plan.path["hops"] if h["role"] == "uplink"), None)
+    if up is None or up.get("kind") != "veth" or not up.get("via"):
+        return None
+    from .. import targets
+
+    host = targets.Target(ref=f"netns:{plan.host_ns.label}", kind="netns",
+                          name=plan.host_ns.label, netns=plan.host_ns)
+    try:
+        outer_path = discover.discover(host, aim.address, family=family).to_dict()
+    except NetdoctorError:
+        return None
+    via = ipaddress.ip_address(up["via"])
+    bridged = any(h["role"] == "bridge" and h.get("netns") != plan.host_ns.label
+                  and any(ipaddress.ip_interface(a).ip == via for a in h.get("addresses") or ())
+                  for h in outer_path.get("hops", ()))
+    if outer_path.get("mode") != "bridge" or not bridged:
+        return None
+    try:
+        return trace(host, aim.address, aim.dport, aim.proto,
+                     timeout, count, family=family, _outward=outward + 1)
+    except NetdoctorError:
+        return None
+
+
+def _through(plan: Plan, verdict, outer: "TraceReport"):
+    """The verdict of a trace followed outward (see _followed_outward), told as the way
+    beyond the host's uplink: the outer host's cause, where it stopped there ("outer-"
+    and the hop's role), and the evidence from there; or, where the host's own packets
+    get an answer, the verdict as it was, with that said."""
+    up = next(h for h in plan.path["hops"] if h["role"] == "uplink")
+    o = outer.verdict
+    where = (f"the request left {up['name']} of {plan.host_ns.label} for its next hop "
+             f"{up['via']}, a bridge of another namespace on this machine ({up['name']} is a "
+             f"veth to one of its ports): {plan.host_ns.label} is itself a container of that "
+             f"host, and netdoctor traced from it too")
+    if o.reachable:
+        return replace(verdict, explanation=(
+            f"{verdict.explanation}; {where}, and its own probe was answered: what differs "
+            f"is the container's packets as they leave {plan.host_ns.label} (their source "
+            f"address: its NAT, the outer host's rules and routes back for it)"))
+    if o.stopped_at in (None, "container"):
+        # Its own probe stopped in it (its OUTPUT, its INPUT): the container's packets are
+        # forwarded by it and never meet those; no evidence about the way beyond.
+        return replace(verdict, explanation=(
+            f"{verdict.explanation}; {where}, but its own probe stopped inside it "
+            f"({o.cause}), which the container's forwarded packets do not meet"))
+    hop = next((h for h in outer.path["hops"] if h["role"] == o.stopped_at), None)
+    there = f" ({hop['name']} in {hop['netns']})" if hop is not None else ""
+    return replace(o, stopped_at=f"outer-{o.stopped_at}" if o.stopped_at else "outer-host",
+                   evidence_used=tuple(dict.fromkeys(tuple(verdict.evidence_used)
+                                                     + tuple(o.evidence_used))),
+                   explanation=f"{where}; from there, {o.explanation}{there}")
 
 
 def _asked_from_the_host(plan: Plan, aim: Aim, verdict):

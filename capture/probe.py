@@ -371,23 +371,28 @@ def answers_to(questions: list, timeout: float) -> list:
     """[(socket, parse, target)] -> for each, what parse(messages, target) finds among what
     its socket receives within timeout, all waited for at once (sockets keep the namespace
     they were opened in). Once a question has an answer, a moment more for a second answerer
-    (two holders of one address); then its socket is closed. Every socket is closed."""
+    (two holders of one address), and no longer. Every socket is closed at the end."""
     messages = [[] for _ in questions]
     deadline = time.monotonic() + timeout
     ends = [deadline] * len(questions)
     waiting = {q[0].fileno(): i for i, q in enumerate(questions)}
+    poll = select.poll()  # (select() takes no descriptor past 1023)
+    for fd in waiting:
+        poll.register(fd, select.POLLIN)
     try:
         while waiting:
             now = time.monotonic()
             for fd, i in list(waiting.items()):
                 if ends[i] <= now:
                     del waiting[fd]
+                    poll.unregister(fd)
             if not waiting:
                 break
             left = min(ends[i] for i in waiting.values()) - now
-            ready, _, _ = select.select(list(waiting), [], [], left)
-            for fd in ready:
-                i = waiting[fd]
+            for fd, _ in poll.poll(max(1, int(left * 1000))):
+                i = waiting.get(fd)
+                if i is None:
+                    continue
                 sock, parse, target = questions[i]
                 try:
                     messages[i].append(sock.recv(2048))

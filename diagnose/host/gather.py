@@ -889,6 +889,8 @@ def read_offloads(ns: netns.Netns, devices: list) -> Optional[dict]:
 STATIC_STATES = {"PERMANENT", "NOARP"}
 UNRESOLVED_STATES = {"INCOMPLETE", "FAILED"}
 ARP_WAIT = 0.3  # seconds for an answer on a link: a neighbour on it answers in microseconds
+# Questions in flight at once, each a socket: well inside the usual limit of 1,024 files.
+ASKED_AT_ONCE = 256
 
 
 def neighbour_questions(facts: NamespaceSnapshot, next_hops) -> list:
@@ -934,14 +936,18 @@ def ask_neighbours(asking: list) -> list:
 
     from . import rtdump
 
-    opened = netns.call_in_each([
-        (asking[i][0], probe.ndp_question, (dev, mac, address)) if src is None else
-        (asking[i][0], probe.arp_question, (dev, mac, src, address))
-        for i, (address, dev, mac, src) in questions])
-    sent = [(q, s) for q, s in zip(questions, opened) if not isinstance(s, BaseException)]
-    answers = probe.answers_to(
-        [(s, probe.ndp_answers if src is None else probe.arp_answers, address)
-         for (_, (address, _, _, src)), s in sent], ARP_WAIT)
+    sent, answers = [], []
+    for at in range(0, len(questions), ASKED_AT_ONCE):
+        some = questions[at:at + ASKED_AT_ONCE]
+        opened = netns.call_in_each([
+            (asking[i][0], probe.ndp_question, (dev, mac, address)) if src is None else
+            (asking[i][0], probe.arp_question, (dev, mac, src, address))
+            for i, (address, dev, mac, src) in some])
+        now = [(q, s) for q, s in zip(some, opened) if not isinstance(s, BaseException)]
+        sent += now
+        answers += probe.answers_to(
+            [(s, probe.ndp_answers if src is None else probe.arp_answers, address)
+             for (_, (address, _, _, src)), s in now], ARP_WAIT)
     asked: dict = {}
     again = set()
     for ((i, (address, dev, _, _)), _), got in zip(sent, answers):

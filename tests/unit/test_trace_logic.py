@@ -962,6 +962,30 @@ def test_the_neighbour_solicitation_and_the_advertisements_that_answer_it():
     assert P.ndp_answers([real[:24] + b"\x02\x00"], "2001:db8:1::1") == []  # a 0-length option
 
 
+def test_every_question_to_a_neighbour_is_waited_for_at_once():
+    """Many namespaces' questions (a fleet of containers whose gateway entries failed) are
+    waited for together: the answered get theirs, the silent nothing, and every socket is
+    closed."""
+    import socket
+
+    from netdoctor.capture import probe as P
+
+    def parse(messages, target):
+        return sorted({m.decode() for m in messages if m.startswith(target.encode())})
+
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(40)]
+    for i, (ours, theirs) in enumerate(pairs):
+        ours.setblocking(False)
+        if i % 2 == 0:
+            theirs.send(f"q{i} from mac{i}".encode())
+            theirs.send(b"noise")
+    got = P.answers_to([(ours, parse, f"q{i}") for i, (ours, _) in enumerate(pairs)], 0.3)
+    assert got == [[f"q{i} from mac{i}"] if i % 2 == 0 else [] for i in range(40)]
+    assert all(ours.fileno() == -1 for ours, _ in pairs)
+    for _, theirs in pairs:
+        theirs.close()
+
+
 def test_a_probe_the_container_answered_itself_is_not_the_destinations_answer():
     """The container holds the destination's address on lo: the probe is answered inside
     it. The verdict said REACHABLE; it says the container answered itself (exit 1)."""

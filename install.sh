@@ -26,7 +26,8 @@ declare -A need=(
 )
 if [ "$dev" = 1 ]; then
   need+=([dockerd]=docker.io [podman]=podman [runc]=runc [busybox]=busybox-static
-         [sshd]=openssh-server [ssh]=openssh-client [bird]=bird2 [birdcl]=bird2)
+         [sshd]=openssh-server [ssh]=openssh-client [bird]=bird2 [birdcl]=bird2
+         [ufw]=ufw)
 fi
 missing=()
 for prog in "${!need[@]}"; do

@@ -63,6 +63,22 @@ def delete_rule(r, where: str) -> str:
     return f"{where}{iptables_program(r)} -t {r.table} -D {r.chain} {r.index}"
 
 
+def ufw_decides(outcome) -> bool:
+    """The drop is ufw's own: its default policy (the walk went through ufw's chains and the
+    built-in chain's policy decided) or a rule of its fixed chains (before.rules and the
+    rest; not a user's `ufw deny`, which is in ufw-user-*). ufw writes those chains again
+    on every reload and boot: the change that lasts is a ufw rule, not an iptables one."""
+    def ufw(chain: str) -> bool:
+        return chain.startswith(("ufw-", "ufw6-"))
+
+    if outcome.chain is None or outcome.chain.backend == "nft":
+        return False
+    if outcome.rule is not None:
+        return ufw(outcome.rule.chain) and not outcome.rule.chain.startswith(
+            ("ufw-user-", "ufw6-user-"))
+    return any(ufw(step.rpartition("/")[2]) for step in outcome.trail)
+
+
 def docker_isolation(outcome) -> bool:
     """The drop is Docker keeping its networks apart: a rule of DOCKER-ISOLATION-STAGE-1/2
     (or Docker 28's DOCKER-INTERNAL). A drop by a later rule, after the packet walked

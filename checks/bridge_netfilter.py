@@ -1,5 +1,5 @@
 from . import Check, register
-from ._rules import delete_rule, docker_icc, iptables_for, rule_evidence
+from ._rules import delete_rule, docker_icc, iptables_for, rule_evidence, ufw_decides
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -57,7 +57,8 @@ class BridgeNetfilter(Check):
         yield self.finding(
             ctx, f"br_netfilter sends frames bridged on {br.name} through iptables, and "
                  f"FORWARD {'drops' if out.verdict == 'drop' else 'rejects'} {ctx.subject} -> {other}: {out.describe()}",
-            ev, delete_rule(out.rule, "{in_host}") if out.rule is not None else
+            ev, "{in_host}ufw route allow in on {bridge} out on {bridge}" if ufw_decides(out)
+            else delete_rule(out.rule, "{in_host}") if out.rule is not None else
             "{in_host}" + _accept_in(out.chain) + " -I FORWARD -i {bridge} -o {bridge} -j ACCEPT")
 
 

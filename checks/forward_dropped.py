@@ -3,7 +3,7 @@ from dataclasses import replace
 from . import Check, register
 from ._rules import (PAST, PLURAL, delete_rule, docker_icc, docker_internal, docker_isolation,
                      flow_name, iptables_for, list_chain, rule_evidence,
-                     translated_to)
+                     translated_to, ufw_decides)
 from .context import EPHEMERAL_PORTS, global_addresses
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
@@ -158,6 +158,10 @@ def _fix(outcome, packet, direction: str = "request", hook: str = "forward") -> 
         if network is not None:
             return f"docker network connect {network} {{container_name}}", False
         return "docker network ls; docker inspect {container_name}", True
+    if direction == "request" and ufw_decides(outcome):
+        # ufw's 'deny routed': a route rule of its own lasts (ufw rewrites its chains).
+        out = f" out on {packet.oif}" if packet.oif else ""
+        return f"{{in_host}}ufw route allow in on {{ingress}}{out}", False
     if outcome.rule is None:
         c = outcome.chain
         if c.backend == "nft":

@@ -1,6 +1,6 @@
 from . import Check, register
 from ._rules import (PAST, delete_rule, delivered_drop, flow_name, iptables_for, list_chain,
-                     rule_evidence)
+                     rule_evidence, ufw_decides)
 from netdoctor.diagnose.reason.rules import Packet, evaluate
 
 
@@ -71,6 +71,10 @@ def _fix(outcome, packet, proto: str, port) -> tuple:
     this flow alone from the container's side (the rest of the policy stands); a policy
     before routing drops the host's own traffic too: shown."""
     c = outcome.chain
+    if ufw_decides(outcome) and proto in ("tcp", "udp") and port:
+        # ufw's 'deny incoming': a rule of its own lasts (ufw rewrites its chains).
+        return f"{{in_host}}ufw allow in on {packet.iif} to any port {port} proto {proto}", \
+            False
     if outcome.rule is not None:
         return delete_rule(outcome.rule, "{in_host}"), False
     if c.hook != "input":

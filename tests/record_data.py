@@ -12,6 +12,8 @@ it records from and removes it afterwards:
           docker-plus-native-nft.json (the same with a native `inet fw` table added)
   overlay two hosts wired like flannel's VXLAN backend (sandbox.FlannelPair):
           flannel-snapshot.json (a pod's facts, toward the other host's pod)
+  ufw     the lab's host with ufw enabled (sandbox.UfwIn) and the lab's own FORWARD jump
+          deleted: ufw-iptables-save.txt
 Names and addresses are the lab's and the sealed host's, so the unit tests' expectations
 (172.29.0.2, ndbr0, veth-test, ...) hold for a new recording; inode numbers and MACs change.
 Review the diff before committing it.
@@ -19,6 +21,7 @@ Review the diff before committing it.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -172,10 +175,37 @@ def record_docker() -> None:
             engine.stop()
 
 
+def record_ufw() -> None:
+    from sandbox import UfwIn
+
+    up = netdoctor("lab", "up")
+    if up.returncode != 0:
+        raise SystemExit(f"lab up failed: {up.stderr.strip()}")
+    try:
+        with UfwIn("ndlab-host"):
+            sh("ip", "netns", "exec", "ndlab-host", "iptables", "-D", "FORWARD", "-j",
+               "NDLAB-FORWARD")
+            saved = sh("ip", "netns", "exec", "ndlab-host", "iptables-save").stdout
+        lines = [re.sub(r"\[\d+:\d+\]", "[0:0]", line) for line in saved.splitlines()
+                 if not line.startswith(("# Generated", "# Completed"))]
+        write("ufw-iptables-save.txt", UFW_HEADER + "\n".join(lines) + "\n")
+    finally:
+        netdoctor("lab", "down")
+
+
+UFW_HEADER = """\
+# ufw 0.36.2 enabled (ufw --force enable, Debian's defaults: deny incoming, deny routed) in the
+# lab's host namespace, whose own NDLAB-FORWARD jump was then deleted: a host whose container
+# runtime writes no FORWARD rules of its own (podman with CNI, LXD, k3s), recorded with
+# iptables-save
+"""
+
+
 if __name__ == "__main__":
     if os.geteuid() != 0:
         raise SystemExit("record_data.py builds namespaces: run it as root")
-    what = sys.argv[1:] or ["lab", "docker", "overlay"]
+    what = sys.argv[1:] or ["lab", "docker", "overlay", "ufw"]
     for part in what:
-        {"lab": record_lab, "docker": record_docker, "overlay": record_overlay}[part]()
+        {"lab": record_lab, "docker": record_docker, "overlay": record_overlay,
+         "ufw": record_ufw}[part]()
     subprocess.run(["git", "-C", HERE, "diff", "--stat", "--", "data"])

@@ -30,6 +30,47 @@ def sh(*argv, check=True, input=None, env=None, timeout=120):
     return res
 
 
+UFW_FILES = ("/etc/ufw", "/etc/default/ufw")
+
+
+class UfwIn:
+    """ufw enabled in namespace ns with Debian's defaults (deny incoming, deny routed), as
+    on an Ubuntu host. ufw has no per-namespace configuration: its files (UFW_FILES) are
+    the machine's, so they are copied first and put back as they were afterwards; its rules
+    and sysctls are the namespace's own."""
+
+    def __init__(self, ns: str):
+        self.ns, self.saved = ns, None
+
+    def __enter__(self):
+        self.saved = tempfile.mkdtemp(prefix=NS_PREFIX + "ufw-")
+        for i, path in enumerate(UFW_FILES):
+            if os.path.isdir(path):
+                shutil.copytree(path, os.path.join(self.saved, str(i)), symlinks=True)
+            elif os.path.exists(path):
+                shutil.copy2(path, os.path.join(self.saved, str(i)))
+        try:
+            self.ufw("--force", "enable")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def ufw(self, *args, check=True):
+        return sh("ip", "netns", "exec", self.ns, "ufw", *args, check=check)
+
+    def __exit__(self, *exc):
+        self.ufw("--force", "disable", check=False)
+        for i, path in enumerate(UFW_FILES):
+            kept = os.path.join(self.saved, str(i))
+            if os.path.isdir(kept):
+                shutil.rmtree(path, ignore_errors=True)
+                shutil.copytree(kept, path, symlinks=True)
+            elif os.path.exists(kept):
+                shutil.copy2(kept, path)
+        shutil.rmtree(self.saved, ignore_errors=True)
+
+
 def netdoctor_exe() -> list:
     """argv of the installed `netdoctor` console script of this interpreter. A version
     manager's shim on PATH (pyenv) is a shell script that would take the signals meant for

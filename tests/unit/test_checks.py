@@ -3461,3 +3461,43 @@ def test_dockers_inter_container_isolation_is_told_and_not_deleted():
         == "br-4c85d049a624"
     assert docker_icc(walked("-A FORWARD -i br-4c85d049a624 -o br-4c85d049a624 -p icmp "
                              "-j DROP\n")) is None
+
+
+def _ufw(text_edit=lambda t: t):
+    """The lab's host with ufw enabled (Debian's defaults) and no FORWARD rules of its
+    runtime's: a real ufw's ruleset, recorded (tests/data/ufw-iptables-save.txt)."""
+    import recorded
+
+    return E.set_ruleset(HEALTHY, iptables_save.parse_iptables_save(
+        text_edit(recorded.text("ufw-iptables-save.txt"))))
+
+
+def test_a_drop_that_is_ufws_own_is_fixed_with_a_ufw_rule():
+    """ufw's 'deny routed' (its FORWARD policy, reached through its chains) drops what the
+    container sends out; its 'deny incoming' what it sends the host. ufw writes its chains
+    again on every reload and boot, and the administrator keeps rules in ufw: the fix is a
+    ufw rule (route allow, allow), not an iptables insert. A rule the user gave ufw (in
+    ufw-user-forward) is that rule's, deleted where it is."""
+    def fix(snap, check, subject="lab:test"):
+        return next(f.fix for f in run_checks(snap) if f.id == check and f.subject == subject)
+
+    snap = _ufw()
+    assert fix(snap, "forward-dropped") == \
+        "ip netns exec ndlab-host ufw route allow in on ndbr0 out on eth0"
+    assert fix(_to_the_host(snap, "172.29.0.1"), "host-input-dropped") == \
+        "ip netns exec ndlab-host ufw allow in on ndbr0 to any port 80 proto tcp"
+    bridged = E.edit_host_ns(snap, lambda ns: E.sysctl(
+        ns, "net.bridge.bridge-nf-call-iptables", "1"))
+    assert fix(bridged, "bridge-netfilter") == \
+        "ip netns exec ndlab-host ufw route allow in on ndbr0 out on ndbr0"
+    users = _ufw(lambda t: t.replace(
+        "-A ufw-before-forward -j ufw-user-forward\n",
+        "-A ufw-before-forward -j ufw-user-forward\n-A ufw-user-forward -i ndbr0 -j DROP\n"))
+    assert fix(users, "forward-dropped").startswith(
+        "ip netns exec ndlab-host iptables -t filter -D ufw-user-forward "), \
+        fix(users, "forward-dropped")
+    # Without ufw, as before: an iptables rule ahead of the policy
+    plain = E.set_ruleset(HEALTHY, E.lab_rules(lambda t: t.replace(
+        "-A FORWARD -j NDLAB-FORWARD\n", "").replace(":FORWARD ACCEPT", ":FORWARD DROP")))
+    assert fix(plain, "forward-dropped") == \
+        "ip netns exec ndlab-host iptables -I FORWARD -i ndbr0 -j ACCEPT"

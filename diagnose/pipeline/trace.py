@@ -125,6 +125,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             f"{verdict.explanation}; {aim.address} is what the container's /etc/hosts gives "
             f"{aim.destination.get('name') or aim.host} (its resolver reads that file before "
             f"DNS, which it does not ask for this name)"))
+    verdict = _answered_for_one_flow(target, plan, aim, verdict)
     outer = None
     if not peer and _outward < MAX_OUTWARD:
         outer = _followed_outward(plan, aim, verdict, timeout, count, family, _outward)
@@ -144,6 +145,34 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
                                        for h in outer.hops if h.role != "container"]
         done.evidence = dict(done.evidence, outward=outer.to_dict())
     return done
+
+
+# Findings that say one flow of the container's is dropped on its way out while another
+# passes (a host that lets ping through and nothing else).
+FLOW_DROPS = ("forward-dropped", "host-input-dropped", "container-output-dropped")
+
+
+def _answered_for_one_flow(target, plan: Plan, aim: Aim, verdict):
+    """The probe was answered, and the checks find another of the flows they judge (TCP to
+    port 80, the web) dropped on the same way out: reachable, but not for everything. The
+    verdict says which, and its cause is that finding (exit 1, as for a path-MTU black
+    hole), with the trace that follows it."""
+    if not verdict.reachable or verdict.cause is not None:
+        return verdict
+    own = plan.flow.kind if plan.flow.kind == "icmp" else f"{plan.flow.kind}/{aim.dport}"
+    f = next((f for f in plan.findings if f.severity == "error" and f.id in FLOW_DROPS
+              and (f.evidence or {}).get("direction", "request") == "request"
+              and (f.evidence or {}).get("flow") not in (None, own)), None)
+    if f is None:
+        return verdict
+    flow = f.evidence["flow"]
+    proto, _, port = flow.partition("/")
+    how = f" --{proto}" if proto == "udp" else ""
+    dest = aim.destination.get("query") or aim.address
+    follow = f"netdoctor trace {target.ref} {dest}:{port}{how}" if port else ""
+    return replace(verdict, cause=f.id, explanation=(
+        f"{verdict.explanation} ({own}), but {flow} is not: {f.message}"
+        + (f"; `{follow}` follows it" if follow else "")))
 
 
 MAX_OUTWARD = 3  # hosts followed out from a container: a pod in a node in a VM-less host

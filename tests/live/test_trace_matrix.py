@@ -560,6 +560,31 @@ def test_a_port_or_interface_that_passes_no_frames_is_named_and_its_fix_heals(he
         sh("ip", "netns", "exec", *undo, check=False)  # (the fix may have undone it)
 
 
+def test_ping_let_through_and_the_web_dropped_is_not_a_clean_reachable(healed):
+    """The host's FORWARD lets ICMP through and drops the rest by policy: a ping works, a
+    web page does not. The trace's echo was answered, and it said REACHABLE with exit 0, the
+    drop of tcp/80 only a finding below. It is reachable, not for everything: the cause is
+    that finding (exit 1), and the verdict gives the trace that follows the web's flow."""
+    host = ("ip", "netns", "exec", "ndlab-host", "iptables")
+    sh(*host, "-D", "FORWARD", "-j", "NDLAB-FORWARD")
+    for rule in (("-p", "icmp"), ("-p", "udp", "--dport", "53"),
+                 ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED")):
+        sh(*host, "-I", "FORWARD", "2", *rule, "-j", "ACCEPT")
+    sh(*host, "-P", "FORWARD", "DROP")
+    rc, doc, v = trace("test", "www.baidu.com")
+    assert rc == 1 and v["reachable"] and v["cause"] == "forward-dropped", v
+    assert "tcp/80 is not" in v["explanation"], v
+    follow = re.search(r"`netdoctor (trace test www\.baidu\.com:80)`", v["explanation"])
+    assert follow, v
+    rc, doc, v = trace(*follow.group(1).split()[1:])
+    assert rc == 1 and not v["reachable"] and v["cause"] == "forward-dropped", v
+    # ICMP itself dropped: the probe's own verdict, as before
+    sh(*host, "-D", "FORWARD", "2")  # (the conntrack rule, inserted last)
+    sh(*host, "-D", "FORWARD", "-p", "icmp", "-j", "ACCEPT")
+    rc, doc, v = trace("test", "203.0.113.80")
+    assert rc == 1 and not v["reachable"] and v["cause"] == "forward-dropped", v
+
+
 def test_a_gateway_entry_failed_before_the_fix_is_no_fault_after_it(healed):
     """The bridge was down, and the container's entry for its gateway went unresolved
     (INCOMPLETE while the kernel still asks, FAILED after); the bridge is up again. Traced

@@ -153,13 +153,14 @@ FLOW_DROPS = ("forward-dropped", "host-input-dropped", "container-output-dropped
 
 
 def _answered_for_one_flow(target, plan: Plan, aim: Aim, verdict):
-    """The probe was answered, and the checks find another of the flows they judge (TCP to
-    port 80, the web) dropped on the same way out: reachable, but not for everything. The
+    """The echo was answered (no port was asked about), and the checks find another of the
+    flows they judge (TCP to port 80, the web) dropped on the same way out: a ping works and
+    a web page does not, reachable but not for everything. The
     verdict says which, and its cause is that finding (exit 1, as for a path-MTU black
     hole), with the trace that follows it."""
-    if not verdict.reachable or verdict.cause is not None:
-        return verdict
-    own = plan.flow.kind if plan.flow.kind == "icmp" else f"{plan.flow.kind}/{aim.dport}"
+    if not verdict.reachable or verdict.cause is not None or plan.flow.kind != "icmp":
+        return verdict  # (a port asked about and answered is what was asked)
+    own = "icmp"
     f = next((f for f in plan.findings if f.severity == "error" and f.id in FLOW_DROPS
               and (f.evidence or {}).get("direction", "request") == "request"
               and (f.evidence or {}).get("flow") not in (None, own)), None)

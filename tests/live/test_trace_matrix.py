@@ -922,8 +922,11 @@ def test_port_specific_reject_only_stops_that_port(healed):
     # The RST comes from the host, not from the web server: not "port closed".
     assert rc == 1 and v["cause"] == "forward-dropped" and v["stopped_at"] == "bridge"
     assert "answered_by_host" in doc["evidence"]
+    # The echo passes: reachable, but not for the web (exit 1), which the verdict says
+    # (it said a clean REACHABLE with exit 0, the web's drop only a finding below).
     rc, doc, v = trace("test", "www.baidu.com")
-    assert rc == 0 and v["reachable"]
+    assert rc == 1 and v["reachable"] and v["cause"] == "forward-dropped", v
+    assert "tcp/80 is not" in v["explanation"], v
 
 
 def test_dns_server_nobody_has(healed):

@@ -155,9 +155,9 @@ FLOW_DROPS = ("forward-dropped", "host-input-dropped", "container-output-dropped
 def _answered_for_one_flow(target, plan: Plan, aim: Aim, verdict):
     """The echo was answered (no port was asked about), and the checks find another of the
     flows they judge (TCP to port 80, the web) dropped on the same way out: a ping works and
-    a web page does not, reachable but not for everything. The
-    verdict says which, and its cause is that finding (exit 1, as for a path-MTU black
-    hole), with the trace that follows it."""
+    a web page does not, reachable but not for everything. The verdict says which, and its
+    cause is that finding (exit 1, as for a path-MTU black hole), with the trace that
+    follows it."""
     if not verdict.reachable or verdict.cause is not None or plan.flow.kind != "icmp":
         return verdict  # (a port asked about and answered is what was asked)
     own = "icmp"

@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import global_addresses, router_on_segment
+from .context import gateway_on_link, global_addresses, router_on_segment
 
 
 @register
@@ -19,19 +19,16 @@ class BridgeNoAddress(Check):
     structural = True
 
     def run(self, ctx):
-        br, eth, gw = ctx.bridge, ctx.egress, ctx.gateway
-        if br is None or eth is None or not gw or not br.up:
+        br = ctx.bridge
+        if br is None or not br.up:
             return
         fam = ctx.family
         if global_addresses(br, fam):
             return  # an address of its own: container-wrong-gateway judges the gateway
-        route = ctx.default_route
-        if route is None or route.dev != eth.name:
-            return
-        mine = next((a for a in global_addresses(eth, fam)
-                     if _inside(gw, a.interface.network)), None)
-        if mine is None or router_on_segment(ctx.host_ns, br, gw):
+        on_link = gateway_on_link(ctx)
+        if on_link is None or router_on_segment(ctx.host_ns, br, on_link[0]):
             return  # not its on-link gateway, or a router beyond the host answers for it
+        gw, mine = on_link
         network = str(mine.interface.network)
         yield self.finding(
             ctx, f"bridge {br.name} in {ctx.vars['host_ns']} has no "
@@ -45,11 +42,3 @@ class BridgeNoAddress(Check):
             "{in_host}ip addr add " + f"{gw}/{mine.prefixlen}" + " dev {bridge}",
             gateway=gw, prefix=f"{gw}/{mine.prefixlen}")
 
-
-def _inside(address: str, network) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(address) in network
-    except ValueError:
-        return False

@@ -589,6 +589,25 @@ def renewed(old_contexts: list, old, new) -> Optional[list]:
 RESOLVED = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
 
 
+def gateway_on_link(ctx):
+    """(gateway, the container's address whose network holds it) when the container's
+    default route leaves by its interface to a gateway on that interface's network (of the
+    container's family), else None: the address its bridge would hold for it is
+    gateway/that prefix."""
+    import ipaddress
+
+    eth, gw, route = ctx.egress, ctx.gateway, ctx.default_route
+    if eth is None or not gw or route is None or route.dev != eth.name:
+        return None
+    try:
+        address = ipaddress.ip_address(gw)
+    except ValueError:
+        return None
+    mine = next((a for a in global_addresses(eth, ctx.family)
+                 if address in a.interface.network), None)
+    return (gw, mine) if mine is not None else None
+
+
 def router_on_segment(host_ns, br, gw: str) -> bool:
     """Whether the bridge's segment reaches beyond this host's containers, where the gateway
     may be a router of its own (a LAN bridge: LXD, libvirt, a CNI bridge with the NIC

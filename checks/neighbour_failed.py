@@ -72,7 +72,21 @@ class NeighbourFailed(Check):
         for snap, label, address, dev, fix, what, there in next_hops:
             n = _bad_entry(snap, address, dev)
             answered = snap.answered(address, dev) if n else None
-            if answered:
+            held = _tentative_holder(ctx, address) if n else None
+            if held is not None:
+                # Not silent: still checking that nobody else has it (about a second).
+                yield self.finding(
+                    ctx, f"{label}: {what} {address} on {dev} is {'/'.join(n.state)} in the "
+                         f"neighbour table: {held.name}'s address {address} is still "
+                         f"tentative (duplicate address detection, about a second after it "
+                         f"was added), and answers no neighbour solicitation until that is "
+                         f"done; trace again in a moment",
+                    {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
+                     "holder": held.name, "flags": ["tentative"], "direction": "request",
+                     "stops_at": GATEWAY_STOPS},
+                    "{in_host}ip -6 addr show dev " + held.name + " tentative", verify=True,
+                    next_hop=address, neighbour_dev=dev, in_neighbour_ns=there)
+            elif answered:
                 # (Read again after netdoctor's question was answered: the kernel did not
                 # take the answer.)
                 yield self.finding(
@@ -202,6 +216,19 @@ class NeighbourFailed(Check):
                     next_hop=ctx.address, neighbour_dev=br.name,
                     in_neighbour_ns=ctx.vars["in_host"])
         return None
+
+
+def _tentative_holder(ctx, address: str):
+    """The host's link (the container's bridge or routed veth) whose copy of address, the
+    container's next hop, is still tentative (IPv6 duplicate address detection, not failed
+    yet), or None."""
+    for link in (ctx.network_bridge, ctx.host_veth):
+        if link is None:
+            continue
+        for a in link.addresses:
+            if a.local == address and "tentative" in a.flags and "dadfailed" not in a.flags:
+                return link
+    return None
 
 
 def _cached_otherwise(ns, address: str, dev: str, mac: str):

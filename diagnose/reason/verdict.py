@@ -599,7 +599,9 @@ def _explained(c: Case, cause: str) -> Verdict:
                    if hv.stopped_at else "the request never left the container")
     if cause == "neighbour-failed" and c.unanswered_arp is not None:
         hop, address = c.unanswered_arp
-        explanation += f"; on {hop.name} ({hop.role}) ARP asked for {address} and nothing answered"
+        asked = "neighbour discovery" if ":" in address else "ARP"
+        explanation += (f"; on {hop.name} ({hop.role}) {asked} asked for {address} and "
+                        f"nothing answered")
     rule = None  # a counter that moved is evidence only when a rule is the cause
     traced = first_drop(c.traced, hv.direction,
                         ("container",) if cause == "container-output-dropped" else

@@ -2,6 +2,8 @@
 the fake internet's 2001:db8::/32, traced with ICMPv6 and TCP over IPv6, its faults named;
 an IPv4-only container asked for an IPv6 address gets a clear answer."""
 
+import time
+
 import pytest
 
 from sandbox import netdoctor, netdoctor_json, sh
@@ -170,3 +172,28 @@ def test_the_uplink_gateway_pinned_to_a_wrong_mac_is_asked_by_neighbour_discover
     finally:
         sh("ip", "-n", "ndlab-host", "-6", "neigh", "del", "2001:db8:1::1", "dev", "eth0",
            check=False)
+
+
+def test_a_bridge_taken_down_and_up_again_gives_its_ipv6_gateway_back(lab, healed):
+    """The kernel removes a link's IPv6 addresses when it goes down. Traced over IPv6 with
+    the bridge down, the printed fix brought it up, and the container's gateway was still
+    gone (bridge-no-address next). The fix puts the address back too, and heals."""
+    sh("ip", "netns", "exec", "ndlab-host", "ip", "link", "set", "ndbr0", "down")
+    rc, doc = netdoctor_json("trace", "lab:test", WEB6)
+    assert rc == 1 and doc["verdict"]["cause"] == "bridge-down", doc["verdict"]
+    f = next(f for f in doc["findings"] if f["id"] == "bridge-down")
+    assert "addr add fd00:29::1/64" in f["fix"], f
+    sh("sh", "-c", f["fix"])
+    # Traced at once, the new address is tentative, which the verdict says (not "silent")
+    rc, doc = netdoctor_json("trace", "lab:test", WEB6)
+    if rc == 1:
+        f = next(f for f in doc["findings"] if f["id"] == doc["verdict"]["cause"])
+        assert "tentative" in f["message"], (f, doc["verdict"])
+        assert "ARP" not in doc["verdict"]["explanation"], doc["verdict"]
+    # (a new IPv6 address answers once duplicate address detection is done, a second on)
+    end = time.monotonic() + 5
+    while sh("ip", "netns", "exec", "ndlab-host", "ip", "-6", "addr", "show", "dev", "ndbr0",
+             "tentative").stdout.strip() and time.monotonic() < end:
+        time.sleep(0.1)
+    rc, doc = netdoctor_json("trace", "lab:test", WEB6)
+    assert rc == 0 and doc["verdict"]["reachable"], (f["fix"], doc["verdict"])

@@ -3501,3 +3501,50 @@ def test_a_drop_that_is_ufws_own_is_fixed_with_a_ufw_rule():
         "-A FORWARD -j NDLAB-FORWARD\n", "").replace(":FORWARD ACCEPT", ":FORWARD DROP")))
     assert fix(plain, "forward-dropped") == \
         "ip netns exec ndlab-host iptables -I FORWARD -i ndbr0 -j ACCEPT"
+
+
+def test_a_bridge_down_that_lost_its_ipv6_address_is_fixed_with_the_address_back():
+    """The kernel removes a link's IPv6 addresses when it goes down (keep_addr_on_down
+    off, the default); an IPv4 address stays. bridge-down's fix only brought the bridge up,
+    and the IPv6 container's gateway was still gone: a second fault to find. Its fix puts
+    the gateway's address back too; toward IPv4, only the bridge comes up."""
+    def down(snap, keep6):
+        def edit(ns):
+            ns = E.without_flag(ns, "ndbr0")
+            if not keep6:
+                l = ns.link(name="ndbr0")
+                ns = E.link(ns, "ndbr0", addresses=tuple(a for a in l.addresses
+                                                          if a.family != "inet6"))
+            return ns
+        return E.edit_host_ns(snap, edit)
+
+    def finding(snap):
+        return next(f for f in run_checks(snap) if f.id == "bridge-down")
+
+    lost = finding(down(_toward6(_dual_stack(HEALTHY)), keep6=False))
+    assert lost.fix == ("ip netns exec ndlab-host ip link set ndbr0 up && ip netns exec "
+                        "ndlab-host ip addr add fd00:29::1/64 dev ndbr0"), lost.fix
+    assert "IPv6 address" in lost.message
+    kept = finding(down(_toward6(_dual_stack(HEALTHY)), keep6=True))
+    assert kept.fix == "ip netns exec ndlab-host ip link set ndbr0 up"
+    v4 = finding(down(_dual_stack(HEALTHY), keep6=False))
+    assert v4.fix == "ip netns exec ndlab-host ip link set ndbr0 up"
+
+
+def test_a_gateway_address_still_tentative_is_not_called_silent():
+    """Right after the bridge's IPv6 gateway address is added (a fix just run), duplicate
+    address detection holds it tentative for about a second, and it answers no
+    solicitation: the container's entry is INCOMPLETE. neighbour-failed said nothing answers
+    and offered to flush the entry; it now says the address is tentative (verify only)."""
+    def tentative(ns):
+        l = ns.link(name="ndbr0")
+        return E.link(ns, "ndbr0", addresses=tuple(
+            replace(a, flags=("tentative",)) if a.local == "fd00:29::1" else a
+            for a in l.addresses))
+
+    snap = E.edit_container_ns(E.edit_host_ns(_toward6(_dual_stack(HEALTHY)), tentative),
+                               "test", lambda ns: E.add_neighbour(ns, "fd00:29::1", "eth0",
+                                                                  "INCOMPLETE"))
+    f = next(f for f in run_checks(snap) if f.id == "neighbour-failed")
+    assert "tentative" in f.message and not f.fix, f
+    assert f.verify == "ip netns exec ndlab-host ip -6 addr show dev ndbr0 tentative"

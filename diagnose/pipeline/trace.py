@@ -188,9 +188,16 @@ def _followed_outward(plan: Plan, aim: Aim, verdict, timeout: float, count: int,
     out of sight: the trace of the host's own namespace toward the same destination (the
     container's requests leave it with the host's source address where it NATs them), or
     None where the path does not go on into a bridge of this machine."""
-    if verdict.reachable or verdict.cause != "upstream-no-reply" \
-            or verdict.stopped_at != "uplink" or plan.host_ns is None \
-            or aim.dns_failure or aim.destination.get("address") is None:
+    if verdict.reachable or plan.host_ns is None or aim.dns_failure \
+            or aim.destination.get("address") is None:
+        return None
+    # Beyond the uplink: nothing came back; or the kernel's drop reason named a cause no
+    # finding of this host holds (one kernel, device names shared with the outer host); or
+    # the uplink has no carrier (its other end, out there, is down).
+    found_here = any(f.id == verdict.cause and f.severity == "error" for f in plan.findings)
+    if not ((verdict.stopped_at == "uplink" and (verdict.cause == "upstream-no-reply"
+                                                 or not found_here))
+            or verdict.cause == "uplink-down"):
         return None
     up = next((h for h in plan.path["hops"] if h["role"] == "uplink"), None)
     if up is None or up.get("kind") != "veth" or not up.get("via"):
@@ -223,7 +230,8 @@ def _through(plan: Plan, verdict, outer: "TraceReport"):
     get an answer, the verdict as it was, with that said."""
     up = next(h for h in plan.path["hops"] if h["role"] == "uplink")
     o = outer.verdict
-    where = (f"the request left {up['name']} of {plan.host_ns.label} for its next hop "
+    where = (f"the request {'left' if verdict.cause != 'uplink-down' else 'goes out'} "
+             f"{up['name']} of {plan.host_ns.label} for its next hop "
              f"{up['via']}, a bridge of another namespace on this machine ({up['name']} is a "
              f"veth to one of its ports): {plan.host_ns.label} is itself a container of that "
              f"host, and netdoctor traced from it too")
@@ -232,18 +240,25 @@ def _through(plan: Plan, verdict, outer: "TraceReport"):
             f"{verdict.explanation}; {where}, and its own probe was answered: what differs "
             f"is the container's packets as they leave {plan.host_ns.label} (their source "
             f"address: its NAT, the outer host's rules and routes back for it)"))
-    if o.stopped_at in (None, "container"):
-        # Its own probe stopped in it (its OUTPUT, its INPUT): the container's packets are
-        # forwarded by it and never meet those; no evidence about the way beyond.
+    theirs = next((f for f in outer.findings if f.id == o.cause), None)
+    if o.stopped_at in (None, "container") and (theirs is None
+                                                 or theirs.id.startswith("container-")):
+        # Its own probe stopped in it, by its own namespace's fault (its OUTPUT, its INPUT,
+        # its routes): the container's packets are forwarded by it and never meet those;
+        # no evidence about the way beyond. (A fault of the outer host's side of its link,
+        # a port down, is.)
         return replace(verdict, explanation=(
             f"{verdict.explanation}; {where}, but its own probe stopped inside it "
             f"({o.cause}), which the container's forwarded packets do not meet"))
     hop = next((h for h in outer.path["hops"] if h["role"] == o.stopped_at), None)
     there = f" ({hop['name']} in {hop['netns']})" if hop is not None else ""
+    told = o.explanation + there
+    if o.stopped_at in (None, "container"):  # (its side of the link, out there)
+        told = f"its own request never left {up['name']}: {theirs.message}"
     return replace(o, stopped_at=f"outer-{o.stopped_at}" if o.stopped_at else "outer-host",
                    evidence_used=tuple(dict.fromkeys(tuple(verdict.evidence_used)
                                                      + tuple(o.evidence_used))),
-                   explanation=f"{where}; from there, {o.explanation}{there}")
+                   explanation=f"{where}; from there, {told}")
 
 
 def _asked_from_the_host(plan: Plan, aim: Aim, verdict):

@@ -36,7 +36,7 @@ def nested(lab):
         sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         sh("ip", "netns", "exec", node, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s",
            "10.244.0.0/24", "!", "-o", "cbr0", "-j", "MASQUERADE")
-        yield node, pod
+        yield node, pod, port
     finally:
         for ns in (pod, node):  # (the node's eth0 takes its peer on ndbr0 with it)
             sh("ip", "netns", "del", ns, check=False)
@@ -48,7 +48,7 @@ def _trace(pod):
 
 
 def test_a_healthy_pod_in_a_node_is_reachable_without_following_it_out(nested):
-    _, pod = nested
+    _, pod, _ = nested
     rc, doc, v = _trace(pod)
     assert rc == 0 and v["reachable"], v
     assert doc["findings"] == [] and "outward" not in doc["evidence"]
@@ -67,6 +67,10 @@ OUTER_FAULTS = {
         HOST + ("sh", "-c", "iptables -t nat -C " + " ".join(MASQ).replace("!", "'!'")
                 + " 2>/dev/null || iptables -t nat -I " + " ".join(MASQ).replace("!", "'!'")),
         "nat-missing", "outer-uplink"),
+    "its FORWARD drops the answers to the node": (
+        [HOST + ("iptables", "-I", "FORWARD", "-d", NODE_ADDRESS, "-j", "DROP")],
+        HOST + ("iptables", "-D", "FORWARD", "-d", NODE_ADDRESS, "-j", "DROP"),
+        "forward-dropped", "outer-uplink"),
     "it routes the destination into a blackhole": (
         [HOST + ("ip", "route", "add", "blackhole", "203.0.113.0/24")],
         HOST + ("ip", "route", "del", "blackhole", "203.0.113.0/24"),
@@ -76,7 +80,7 @@ OUTER_FAULTS = {
 
 @pytest.mark.parametrize("fault", sorted(OUTER_FAULTS))
 def test_a_fault_of_the_outer_host_is_found_there_and_its_fix_heals(nested, fault):
-    _, pod = nested
+    _, pod, _ = nested
     steps, undo, cause, stopped = OUTER_FAULTS[fault]
     try:
         for step in steps:
@@ -99,7 +103,7 @@ def test_the_nodes_own_output_is_not_blamed_for_its_forwarded_pods(nested):
     forwarded traffic. Followed out, the node's own probe stops in its OUTPUT, which the
     pod's forwarded requests never meet: that is no verdict about them, and the verdict stays
     the loss beyond the node (as evidence shows), not the node's OUTPUT."""
-    node, pod = nested
+    node, pod, _ = nested
     own = ("ip", "netns", "exec", node, "iptables", "-I", "OUTPUT", "-p", "icmp", "-j", "DROP")
     drop = HOST + ("iptables", "-I", "FORWARD", "-s", NODE_ADDRESS, "-j", "DROP")
     try:
@@ -111,3 +115,21 @@ def test_the_nodes_own_output_is_not_blamed_for_its_forwarded_pods(nested):
         assert not any(f["id"] == "container-output-dropped" for f in doc["findings"])
     finally:
         sh(*HOST, "iptables", "-D", "FORWARD", "-s", NODE_ADDRESS, "-j", "DROP", check=False)
+
+
+def test_the_outer_hosts_port_for_the_node_down_is_named_with_its_fix(nested):
+    """The node's eth0 has no carrier because its other end, a port of the outer host's
+    bridge, is down: uplink-down, verify only, said the cable or peer was down. Followed
+    out, the port is named (veth-down) with the command that brings it up, which heals."""
+    _, pod, port = nested
+    try:
+        sh(*HOST, "ip", "link", "set", port, "down")
+        rc, doc, v = _trace(pod)
+        assert rc == 1 and v["cause"] == "veth-down", v
+        f = next(f for f in doc["findings"] if f["id"] == "veth-down")
+        assert f["fix"] == f"ip netns exec ndlab-host ip link set {port} up", f
+        sh("sh", "-c", f["fix"])
+        rc, doc, v = _trace(pod)
+        assert rc == 0 and v["reachable"], (f["fix"], v)
+    finally:
+        sh(*HOST, "ip", "link", "set", port, "up", check=False)

@@ -61,6 +61,13 @@ class UfwIn:
 
     def __exit__(self, *exc):
         self.ufw("--force", "disable", check=False)
+        # (disabled, ufw leaves its empty chains and the jumps to them)
+        for prog in ("iptables", "ip6tables"):
+            saved = sh("ip", "netns", "exec", self.ns, f"{prog}-save", "-t", "filter",
+                       check=False).stdout
+            if "ufw" in saved:
+                kept = "".join(line + "\n" for line in saved.splitlines() if "ufw" not in line)
+                sh("ip", "netns", "exec", self.ns, f"{prog}-restore", input=kept, check=False)
         for i, path in enumerate(UFW_FILES):
             kept = os.path.join(self.saved, str(i))
             if os.path.isdir(kept):

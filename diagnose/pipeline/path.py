@@ -172,3 +172,28 @@ def observe_far(report: PathReport, spec: str, ssh_config: Optional[str]) -> Pat
     notes = report.notes + (() if far else (
         f"the far host ({where}) found none of its hops for {vtep}",))
     return replace(report, far_hops=tuple(far), peer=where, notes=notes)
+
+
+def outer_host(path: dict, host_ns, destination: str, family: Optional[str] = None):
+    """(the host namespace as a target, its own path toward destination) when the host of a
+    path is itself a container of an outer host on this machine: its uplink is a veth whose
+    other end is a port of a bridge in another namespace, and that bridge holds the host's
+    next hop (a kind or k3d node, Docker in Docker, a node namespace). None otherwise (an
+    uplink that is a NIC, a veth to a router namespace: the labs' "internet")."""
+    from ..errors import NetdoctorError
+    from .. import targets
+
+    up = next((h for h in path.get("hops", ()) if h["role"] == "uplink"), None)
+    if host_ns is None or up is None or up.get("kind") != "veth" or not up.get("via"):
+        return None
+    host = targets.Target(ref=f"netns:{host_ns.label}", kind="netns", name=host_ns.label,
+                          netns=host_ns)
+    try:
+        outer = discover(host, destination, family=family).to_dict()
+    except NetdoctorError:
+        return None
+    via = ipaddress.ip_address(up["via"])
+    bridged = any(h["role"] == "bridge" and h.get("netns") != host_ns.label
+                  and any(ipaddress.ip_interface(a).ip == via for a in h.get("addresses") or ())
+                  for h in outer.get("hops", ()))
+    return (host, outer) if outer.get("mode") == "bridge" and bridged else None

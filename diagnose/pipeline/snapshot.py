@@ -345,12 +345,63 @@ def of_targets_deferred(refs, all_containers: bool, destination: Optional[str],
         destination = None
     snap, answered = take_deferred(chosen, destination=destination, probe_dns=probe_dns,
                                    toward=toward, progress=progress)
+    outer = _outer_hosts(snap, chosen)
+    if outer is not None:
+        first = answered
+        snap = _with_outer(snap, outer)
+        answered = lambda: _with_outer(first(), outer)  # noqa: E731
     if not problems:
         return snap, answered
 
     def with_problems(s: Snapshot) -> Snapshot:
         return replace(s, problems=s.problems + tuple(problems))
     return with_problems(snap), lambda: with_problems(answered())
+
+
+MAX_OUTWARD = 3  # hosts judged out from a container: a pod in a node in a node
+
+
+def _outer_hosts(snap: Snapshot, taken: list) -> Optional[Snapshot]:
+    """The snapshot of the hosts of snap's containers that are themselves containers of an
+    outer host on this machine (path.outer_host: a kind node, Docker in Docker), each as a
+    container toward its containers' destination: their way beyond is this machine's and
+    is judged too. None when there is none."""
+    from . import path as discover
+
+    seen = {t.netns.inode for t in taken}
+    found, level = [], snap
+    for _ in range(MAX_OUTWARD):
+        nodes, toward = [], {}
+        for c in level.containers:
+            host = c.path.get("host_netns")
+            dest = (c.path.get("destination") or {}).get("address")
+            if not host or not dest or host["inode"] in seen:
+                continue
+            seen.add(host["inode"])
+            try:
+                ns = netns.open_path(host["path"], host.get("name"))
+            except NetdoctorError:
+                continue
+            outer = discover.outer_host(c.path, ns, dest)
+            if outer is not None:
+                nodes.append(outer[0])
+                toward[outer[0].label] = dest
+        if not nodes:
+            break
+        level = take(nodes, probe_dns=False, toward=toward)
+        found.append(level)
+    if not found:
+        return None
+    return Snapshot(hosts={k: h for s in found for k, h in s.hosts.items()},
+                    containers=tuple(c for s in found for c in s.containers),
+                    problems=tuple(p for s in found for p in s.problems))
+
+
+def _with_outer(snap: Snapshot, outer: Snapshot) -> Snapshot:
+    """snap with the outer hosts' containers and hosts added (see _outer_hosts)."""
+    return replace(snap, hosts={**outer.hosts, **snap.hosts},
+                   containers=snap.containers + outer.containers,
+                   problems=snap.problems + outer.problems)
 
 
 def from_file(path: str) -> Snapshot:

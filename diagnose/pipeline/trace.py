@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import os
 import random
 import time
@@ -199,23 +198,10 @@ def _followed_outward(plan: Plan, aim: Aim, verdict, timeout: float, count: int,
                                                  or not found_here))
             or verdict.cause == "uplink-down"):
         return None
-    up = next((h for h in plan.path["hops"] if h["role"] == "uplink"), None)
-    if up is None or up.get("kind") != "veth" or not up.get("via"):
+    found = discover.outer_host(plan.path, plan.host_ns, aim.address, family)
+    if found is None:
         return None
-    from .. import targets
-
-    host = targets.Target(ref=f"netns:{plan.host_ns.label}", kind="netns",
-                          name=plan.host_ns.label, netns=plan.host_ns)
-    try:
-        outer_path = discover.discover(host, aim.address, family=family).to_dict()
-    except NetdoctorError:
-        return None
-    via = ipaddress.ip_address(up["via"])
-    bridged = any(h["role"] == "bridge" and h.get("netns") != plan.host_ns.label
-                  and any(ipaddress.ip_interface(a).ip == via for a in h.get("addresses") or ())
-                  for h in outer_path.get("hops", ()))
-    if outer_path.get("mode") != "bridge" or not bridged:
-        return None
+    host = found[0]
     try:
         return trace(host, aim.address, aim.dport, aim.proto,
                      timeout, count, family=family, _outward=outward + 1)

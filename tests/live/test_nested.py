@@ -36,6 +36,9 @@ def nested(lab):
         sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         sh("ip", "netns", "exec", node, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s",
            "10.244.0.0/24", "!", "-o", "cbr0", "-j", "MASQUERADE")
+        # (a node made again with the same address: the host's entry for the last one's
+        # MAC would be a duplicate address until the new node talks)
+        sh("ip", "-n", "ndlab-host", "neigh", "del", NODE_ADDRESS, "dev", "ndbr0", check=False)
         yield node, pod, port
     finally:
         for ns in (pod, node):  # (the node's eth0 takes its peer on ndbr0 with it)
@@ -133,3 +136,21 @@ def test_the_outer_hosts_port_for_the_node_down_is_named_with_its_fix(nested):
         assert rc == 0 and v["reachable"], (f["fix"], v)
     finally:
         sh(*HOST, "ip", "link", "set", port, "up", check=False)
+
+
+def test_checks_judge_the_outer_host_of_a_nested_pod(nested):
+    """`checks` on a pod in a node judged the node as its host and stopped there: with the
+    outer host dropping the node's traffic it found nothing. The node is judged too, as a
+    container of the outer host, and the outer host's fault is found with its fix."""
+    node, pod, _ = nested
+    rc, doc = netdoctor_json("checks", f"netns:{pod}", "--no-dns-probe")
+    assert rc == 0 and doc["findings"] == [], doc["findings"]
+    drop = HOST + ("iptables", "-I", "FORWARD", "-s", NODE_ADDRESS, "-j", "DROP")
+    try:
+        sh(*drop)
+        rc, doc = netdoctor_json("checks", f"netns:{pod}", "--no-dns-probe")
+        f = next(f for f in doc["findings"] if f["id"] == "forward-dropped")
+        assert rc == 1 and f["subject"] == f"netns:{node}", doc["findings"]
+        assert f["fix"].startswith("ip netns exec ndlab-host "), f
+    finally:
+        sh(*HOST, "iptables", "-D", "FORWARD", "-s", NODE_ADDRESS, "-j", "DROP", check=False)

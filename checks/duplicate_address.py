@@ -50,6 +50,23 @@ class DuplicateAddress(Check):
         h = ctx.host_ns
         if h is None or not eth.mac:
             return
+        answered = [m.lower() for m in h.answered(ctx.address, br.name) or ()]
+        others = [m for m in answered if m != eth.mac.lower()]
+        if others:
+            # Asked from the bridge: two answered.
+            yield self.finding(
+                ctx, f"{ctx.vars['host_ns']} asked for {ctx.address} on {br.name} (one ARP "
+                     f"request) and {', '.join(others)} answered besides {ctx.subject}'s "
+                     f"{eth.name} ({eth.mac}): another device on the bridge holds the same "
+                     f"address, and packets for it go to whichever answered last",
+                {"address": ctx.address, "answered": answered, "container_mac": eth.mac,
+                 "other_mac": others[0], "direction": "reply"},
+                "{in_host}bridge fdb show br " + f"{br.name} | grep -i {others[0]}",
+                verify=True, address=ctx.address, other=f"the device with {others[0]}",
+                other_mac=others[0])
+            return
+        if answered:
+            return  # only the container answered: an entry left from an earlier holder
         for n in h.neighbours_of(ctx.address, br.name):
             if n.lladdr and n.lladdr.lower() != eth.mac.lower() and RECENT & set(n.state):
                 yield self.finding(

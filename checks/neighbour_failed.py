@@ -200,7 +200,27 @@ class NeighbourFailed(Check):
         eth, br, h = ctx.egress, ctx.bridge or ctx.host_veth, ctx.host_ns
         if eth is None or br is None or h is None or not eth.mac or not ctx.address:
             return None
+        # Asked, and only the container answered: an entry that names another MAC still is
+        # left from an earlier holder of the address (the kernel kept it: it was confirmed
+        # a moment before), not a second holder (duplicate-address).
+        answered = [m.lower() for m in h.answered(ctx.address, br.name) or ()]
+        left = answered == [eth.mac.lower()]
         for n in h.neighbours_of(ctx.address, br.name):
+            if left and n.lladdr and n.lladdr.lower() != eth.mac.lower() \
+                    and not {"PERMANENT", "NOARP"} & set(n.state):
+                return self.finding(
+                    ctx, f"{ctx.vars['host_ns']}'s neighbour entry for {ctx.address} on "
+                         f"{br.name} names {n.lladdr} ({'/'.join(n.state)}), but only "
+                         f"{ctx.subject}'s {eth.name} ({eth.mac}) answers ARP for it "
+                         f"(netdoctor asked): the entry is left from an earlier holder of the "
+                         f"address (a container made again with it), and the host sends the "
+                         f"container's replies to a MAC nobody has until it asks again",
+                    {"netns": ctx.vars["host_ns"], "neighbour": ctx.address, "dev": br.name,
+                     "lladdr": n.lladdr, "state": list(n.state), "container_mac": eth.mac,
+                     "answered": answered, "direction": "reply"},
+                    "{in_host}ip neigh del " + ctx.address + " dev " + br.name,
+                    next_hop=ctx.address, neighbour_dev=br.name,
+                    in_neighbour_ns=ctx.vars["in_host"])
             if n.lladdr and n.lladdr.lower() != eth.mac.lower() and \
                     {"PERMANENT", "NOARP"} & set(n.state):
                 return self.finding(

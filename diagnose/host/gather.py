@@ -893,16 +893,22 @@ ARP_WAIT = 0.3  # seconds for an answer on a link: a neighbour on it answers in 
 ASKED_AT_ONCE = 256
 
 
-def neighbour_questions(facts: NamespaceSnapshot, next_hops) -> list:
+def neighbour_questions(facts: NamespaceSnapshot, next_hops, expected=None) -> list:
     """(address, dev, own MAC, source address or None for IPv6) for each next hop (address,
     dev) of next_hops whose entry the kernel will not ask about as things stand: a static one
     (PERMANENT, NOARP: never asked again, so a wrong MAC is found only by asking) and an
     unresolved one (INCOMPLETE, FAILED: an old failure, the fault it came from perhaps gone
-    since; or a live one)."""
+    since; or a live one); and one that names another MAC than expected ({(address, dev):
+    MAC}: a container's address, whose entry may be left from an earlier holder, or name a
+    second one)."""
     asks = []
-    for address, dev in sorted({(a, d) for a, d in next_hops if a and d}):
+    expected = expected or {}
+    for address, dev in sorted({(a, d) for a, d in list(next_hops) + list(expected)
+                                if a and d}):
+        mac = (expected.get((address, dev)) or "").lower()
         if not any((STATIC_STATES & set(n.state) and n.lladdr)
                    or UNRESOLVED_STATES & set(n.state)
+                   or (mac and n.lladdr and n.lladdr.lower() != mac)
                    for n in facts.neighbours_of(address, dev)):
             continue
         link = facts.link(name=dev)
@@ -922,16 +928,16 @@ def neighbour_questions(facts: NamespaceSnapshot, next_hops) -> list:
 
 
 def ask_neighbours(asking: list) -> list:
-    """[(ns, facts, next_hops)] -> each facts with the MACs that answered one ARP request
-    (IPv6: one Neighbor Solicitation) for each of its neighbour_questions, from the next
-    hop's dev ({"ADDRESS DEV": [MAC, ...]} in .asked), every question waited for at once.
-    Where an unresolved entry was answered, the namespace's neighbours are read again: the
-    kernel took the answer (the entry was history), or it did not (something in the
-    namespace drops or ignores the answers, and the entry stays unresolved)."""
-    questions = [(i, q) for i, (_, facts, hops) in enumerate(asking)
-                 for q in neighbour_questions(facts, hops)]
+    """[(ns, facts, next_hops[, expected])] -> each facts with the MACs that answered one
+    ARP request (IPv6: one Neighbor Solicitation) for each of its neighbour_questions, from
+    the next hop's dev ({"ADDRESS DEV": [MAC, ...]} in .asked), every question waited for at
+    once. Where an entry that is not static was answered, the namespace's neighbours are
+    read again: the kernel took the answer (the entry was history), or it did not
+    (something in the namespace drops or ignores the answers)."""
+    questions = [(i, q) for i, (_, facts, hops, *more) in enumerate(asking)
+                 for q in neighbour_questions(facts, hops, *more)]
     if not questions:
-        return [facts for _, facts, _ in asking]  # nearly always: no question to ask
+        return [a[1] for a in asking]  # nearly always: no question to ask
     from netdoctor.capture import probe
 
     from . import rtdump
@@ -952,14 +958,14 @@ def ask_neighbours(asking: list) -> list:
     again = set()
     for ((i, (address, dev, _, _)), _), got in zip(sent, answers):
         asked.setdefault(i, {})[f"{address} {dev}"] = got
-        if got and any(UNRESOLVED_STATES & set(n.state)
+        if got and any(not STATIC_STATES & set(n.state)
                        for n in asking[i][1].neighbours_of(address, dev)):
             again.add(i)
     order = sorted(again)
     reread = dict(zip(order, netns.call_in_each(
         [(asking[i][0], rtdump.read_neighbours_here, ()) for i in order])))
     out = []
-    for i, (_, facts, _) in enumerate(asking):
+    for i, (_, facts, *_) in enumerate(asking):
         if i in asked:
             facts = replace(facts, asked=asked[i])
         neighbours = reread.get(i)

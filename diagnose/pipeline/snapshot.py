@@ -163,6 +163,23 @@ class _Answers:
         return self.done
 
 
+def _containers_on_bridges(containers: list, host_label: str) -> dict:
+    """{(a container's address, its bridge): its MAC} for the containers on bridges of the
+    host host_label: an entry of the host's that names another MAC for the address is left
+    from an earlier holder, or names a second one (duplicate-address), which asking tells."""
+    out = {}
+    for c in containers:
+        hops = c.path.get("hops") or ()
+        br = next((h for h in hops if h["role"] == "bridge" and h.get("netns") == host_label),
+                  None)
+        me = next((h for h in hops if h["role"] == "container"), None)
+        if br is None or me is None or not me.get("mac"):
+            continue
+        for a in me.get("addresses") or ():
+            out[(a.split("/")[0], br["name"])] = me["mac"]
+    return out
+
+
 def _rules_if_used(target, report, own_ns) -> Optional[tuple]:
     """The container's policy rules when its own kernel refused the route to the
     destination (a rule may be why), or when it has routes in tables of its own (which only
@@ -224,7 +241,8 @@ def _take(targets, destination, strict, toward, tell, read, me, conf_texts, tabl
         try:
             facts, = gather.ask_neighbours([(ns, read(ns), [
                 (l.get("gateway"), l.get("dev")) for c in containers
-                for l in c.path.get("route_lookups", ()) if l.get("netns") == ns.label])])
+                for l in c.path.get("route_lookups", ()) if l.get("netns") == ns.label],
+                _containers_on_bridges(containers, ns.label))])
             tunnels = [l.name for l in facts.tunnels]
             ruleset = read.netfilter(ns)
             hosts[str(inode)] = HostFacts(facts, ruleset,

@@ -125,6 +125,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
             f"{aim.destination.get('name') or aim.host} (its resolver reads that file before "
             f"DNS, which it does not ask for this name)"))
     verdict = _answered_for_one_flow(target, plan, aim, verdict)
+    verdict = _answered_while_shared(plan, verdict)
     outer = None
     if not peer and _outward < MAX_OUTWARD:
         outer = _followed_outward(plan, aim, verdict, timeout, count, family, _outward)
@@ -173,6 +174,23 @@ def _answered_for_one_flow(target, plan: Plan, aim: Aim, verdict):
     return replace(verdict, cause=f.id, explanation=(
         f"{verdict.explanation} ({own}), but {flow} is not: {f.message}"
         + (f"; `{follow}` follows it" if follow else "")))
+
+
+def _answered_while_shared(plan: Plan, verdict):
+    """The probe was answered, and two devices answered the host's ARP request for the
+    container's address: the answers reach the container only while the host's entry names
+    it (whichever answered first), and the next time they may go to the other holder.
+    Reachable, with duplicate-address as its cause (exit 1)."""
+    if not verdict.reachable or verdict.cause is not None:
+        return verdict
+    f = next((f for f in plan.findings if f.id == "duplicate-address"
+              and f.severity == "error" and len((f.evidence or {}).get("answered") or ()) > 1),
+             None)
+    if f is None:
+        return verdict
+    return replace(verdict, cause=f.id, explanation=(
+        f"{verdict.explanation}, for now: {f.message}; the answers reach the container only "
+        f"while the host's entry names its MAC"))
 
 
 MAX_OUTWARD = 3  # hosts followed out from a container: a pod in a node in a VM-less host

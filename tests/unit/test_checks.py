@@ -3548,3 +3548,31 @@ def test_a_gateway_address_still_tentative_is_not_called_silent():
     f = next(f for f in run_checks(snap) if f.id == "neighbour-failed")
     assert "tentative" in f.message and not f.fix, f
     assert f.verify == "ip netns exec ndlab-host ip -6 addr show dev ndbr0 tentative"
+
+
+def test_the_hosts_entry_for_a_container_is_judged_by_who_answers():
+    """The host's fresh entry for lab:test's address names another MAC. Not asked: a second
+    holder, as before (duplicate-address). Asked, and only lab:test answered: left from an
+    earlier holder (a container made again), neighbour-failed with the entry's deletion.
+    Asked, and two answered: duplicate-address, naming the other."""
+    _, c = E.container(HEALTHY, "test")
+    mine = next(l for l in c.namespace.links if l.name == "eth0").mac
+
+    def host(asked):
+        def edit(ns):
+            ns = replace(ns, neighbours=tuple(n for n in ns.neighbours
+                                              if n.dst != "172.29.0.2") + (E.Neighbour(
+                "172.29.0.2", "ndbr0", "02:00:00:00:00:99", ("REACHABLE",)),))
+            return replace(ns, asked=asked) if asked is not None else ns
+        return {f.id: f for f in run_checks(E.edit_host_ns(HEALTHY, edit))
+                if f.subject == "lab:test"}
+
+    assert "duplicate-address" in host(None)
+    left = host({"172.29.0.2 ndbr0": [mine]})
+    assert "duplicate-address" not in left and "earlier holder" in left[
+        "neighbour-failed"].message
+    assert left["neighbour-failed"].fix == "ip netns exec ndlab-host ip neigh del 172.29.0.2 " \
+        "dev ndbr0"
+    two = host({"172.29.0.2 ndbr0": [mine, "02:00:00:00:00:99"]})
+    assert two["duplicate-address"].evidence["other_mac"] == "02:00:00:00:00:99"
+    assert "neighbour-failed" not in two

@@ -72,16 +72,18 @@ class NeighbourFailed(Check):
         for snap, label, address, dev, fix, what, there in next_hops:
             n = _bad_entry(snap, address, dev)
             answered = snap.answered(address, dev) if n else None
-            held = _tentative_holder(ctx, address) if n else None
+            held = _tentative_holder(ctx, address)
             if held is not None:
                 # Not silent: still checking that nobody else has it (about a second).
+                state = f"is {'/'.join(n.state)} in the neighbour table" if n else \
+                    "has no neighbour entry yet"
                 yield self.finding(
-                    ctx, f"{label}: {what} {address} on {dev} is {'/'.join(n.state)} in the "
-                         f"neighbour table: {held.name}'s address {address} is still "
-                         f"tentative (duplicate address detection, about a second after it "
-                         f"was added), and answers no neighbour solicitation until that is "
-                         f"done; trace again in a moment",
-                    {"netns": label, "neighbour": n.dst, "dev": n.dev, "state": list(n.state),
+                    ctx, f"{label}: {what} {address} on {dev} {state}: {held.name}'s address "
+                         f"{address} is still tentative (duplicate address detection, about "
+                         f"a second after it was added), and answers no neighbour "
+                         f"solicitation until that is done; trace again in a moment",
+                    {"netns": label, "neighbour": address, "dev": dev,
+                     "state": list(n.state) if n else [],
                      "holder": held.name, "flags": ["tentative"], "direction": "request",
                      "stops_at": GATEWAY_STOPS},
                     "{in_host}ip -6 addr show dev " + held.name + " tentative", verify=True,

@@ -3576,3 +3576,17 @@ def test_the_hosts_entry_for_a_container_is_judged_by_who_answers():
     two = host({"172.29.0.2 ndbr0": [mine, "02:00:00:00:00:99"]})
     assert two["duplicate-address"].evidence["other_mac"] == "02:00:00:00:00:99"
     assert "neighbour-failed" not in two
+
+
+def test_a_tentative_gateway_address_is_named_without_a_neighbour_entry():
+    """The container had no entry for its gateway yet when its tentative address was traced
+    (the verdict came from the unanswered solicitation alone, with no finding to show)."""
+    def tentative(ns):
+        l = ns.link(name="ndbr0")
+        return E.link(ns, "ndbr0", addresses=tuple(
+            replace(a, flags=("tentative",)) if a.local == "fd00:29::1" else a
+            for a in l.addresses))
+
+    snap = E.edit_host_ns(_toward6(_dual_stack(HEALTHY)), tentative)
+    f = next(f for f in run_checks(snap) if f.id == "neighbour-failed")
+    assert "tentative" in f.message and "no neighbour entry yet" in f.message and not f.fix

@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import gateway_on_link, global_addresses, link_evidence, router_on_segment
+from .context import gateway_on_link, global_addresses, link_evidence
 
 
 @register
@@ -37,8 +37,8 @@ class BridgeDown(Check):
         (an IPv4 address stays); None otherwise."""
         if ctx.family != "inet6" or global_addresses(br, "inet6"):
             return None
-        on_link = gateway_on_link(ctx)
-        if on_link is None or router_on_segment(ctx.host_ns, br, on_link[0]):
+        on_link = gateway_on_link(ctx, br)
+        if on_link is None:
             return None
         gw, mine = on_link
         return f"{gw}/{mine.prefixlen}"

@@ -1,5 +1,5 @@
 from . import Check, register
-from .context import gateway_on_link, global_addresses, router_on_segment
+from .context import gateway_on_link, global_addresses
 
 
 @register
@@ -25,8 +25,8 @@ class BridgeNoAddress(Check):
         fam = ctx.family
         if global_addresses(br, fam):
             return  # an address of its own: container-wrong-gateway judges the gateway
-        on_link = gateway_on_link(ctx)
-        if on_link is None or router_on_segment(ctx.host_ns, br, on_link[0]):
+        on_link = gateway_on_link(ctx, br)
+        if on_link is None:
             return  # not its on-link gateway, or a router beyond the host answers for it
         gw, mine = on_link
         network = str(mine.interface.network)

@@ -589,11 +589,12 @@ def renewed(old_contexts: list, old, new) -> Optional[list]:
 RESOLVED = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
 
 
-def gateway_on_link(ctx):
+def gateway_on_link(ctx, br):
     """(gateway, the container's address whose network holds it) when the container's
     default route leaves by its interface to a gateway on that interface's network (of the
-    container's family), else None: the address its bridge would hold for it is
-    gateway/that prefix."""
+    container's family) that bridge br should hold, else None (a router beyond the host on
+    br's segment answers for it: router_on_segment): br's address for it is gateway/that
+    prefix."""
     import ipaddress
 
     eth, gw, route = ctx.egress, ctx.gateway, ctx.default_route
@@ -605,7 +606,9 @@ def gateway_on_link(ctx):
         return None
     mine = next((a for a in global_addresses(eth, ctx.family)
                  if address in a.interface.network), None)
-    return (gw, mine) if mine is not None else None
+    if mine is None or router_on_segment(ctx.host_ns, br, gw):
+        return None
+    return gw, mine
 
 
 def router_on_segment(host_ns, br, gw: str) -> bool:

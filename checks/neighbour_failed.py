@@ -208,35 +208,31 @@ class NeighbourFailed(Check):
         answered = [m.lower() for m in h.answered(ctx.address, br.name) or ()]
         left = answered == [eth.mac.lower()]
         for n in h.neighbours_of(ctx.address, br.name):
-            if left and n.lladdr and n.lladdr.lower() != eth.mac.lower() \
-                    and not {"PERMANENT", "NOARP"} & set(n.state):
-                return self.finding(
-                    ctx, f"{ctx.vars['host_ns']}'s neighbour entry for {ctx.address} on "
-                         f"{br.name} names {n.lladdr} ({'/'.join(n.state)}), but only "
-                         f"{ctx.subject}'s {eth.name} ({eth.mac}) answers ARP for it "
-                         f"(netdoctor asked): the entry is left from an earlier holder of the "
-                         f"address (a container made again with it), and the host sends the "
-                         f"container's replies to a MAC nobody has until it asks again",
-                    {"netns": ctx.vars["host_ns"], "neighbour": ctx.address, "dev": br.name,
-                     "lladdr": n.lladdr, "state": list(n.state), "container_mac": eth.mac,
-                     "answered": answered, "direction": "reply"},
-                    "{in_host}ip neigh del " + ctx.address + " dev " + br.name,
-                    next_hop=ctx.address, neighbour_dev=br.name,
-                    in_neighbour_ns=ctx.vars["in_host"])
-            if n.lladdr and n.lladdr.lower() != eth.mac.lower() and \
-                    {"PERMANENT", "NOARP"} & set(n.state):
-                return self.finding(
-                    ctx, f"{ctx.vars['host_ns']} holds a {'/'.join(n.state)} neighbour entry "
-                         f"for {ctx.address} on {br.name} naming {n.lladdr}, but "
-                         f"{ctx.subject}'s {eth.name} is {eth.mac}: the host sends everything "
-                         f"for the container to a MAC it does not have (the container drops "
-                         f"it as not its own), and never asks again",
-                    {"netns": ctx.vars["host_ns"], "neighbour": ctx.address, "dev": br.name,
-                     "lladdr": n.lladdr, "state": list(n.state), "container_mac": eth.mac,
-                     "direction": "reply"},
-                    "{in_host}ip neigh del " + ctx.address + " dev " + br.name,
-                    next_hop=ctx.address, neighbour_dev=br.name,
-                    in_neighbour_ns=ctx.vars["in_host"])
+            if not n.lladdr or n.lladdr.lower() == eth.mac.lower():
+                continue
+            ev = {"netns": ctx.vars["host_ns"], "neighbour": ctx.address, "dev": br.name,
+                  "lladdr": n.lladdr, "state": list(n.state), "container_mac": eth.mac}
+            if {"PERMANENT", "NOARP"} & set(n.state):
+                told = (f"{ctx.vars['host_ns']} holds a {'/'.join(n.state)} neighbour entry "
+                        f"for {ctx.address} on {br.name} naming {n.lladdr}, but "
+                        f"{ctx.subject}'s {eth.name} is {eth.mac}: the host sends everything "
+                        f"for the container to a MAC it does not have (the container drops "
+                        f"it as not its own), and never asks again")
+            elif left:
+                told = (f"{ctx.vars['host_ns']}'s neighbour entry for {ctx.address} on "
+                        f"{br.name} names {n.lladdr} ({'/'.join(n.state)}), but only "
+                        f"{ctx.subject}'s {eth.name} ({eth.mac}) answers ARP for it "
+                        f"(netdoctor asked): the entry is left from an earlier holder of the "
+                        f"address (a container made again with it), and the host sends the "
+                        f"container's replies to a MAC nobody has until it asks again")
+                ev["answered"] = answered
+            else:
+                continue
+            return self.finding(
+                ctx, told, dict(ev, direction="reply"),
+                "{in_host}ip neigh del " + ctx.address + " dev " + br.name,
+                next_hop=ctx.address, neighbour_dev=br.name,
+                in_neighbour_ns=ctx.vars["in_host"])
         return None
 
 

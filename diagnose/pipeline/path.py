@@ -174,6 +174,9 @@ def observe_far(report: PathReport, spec: str, ssh_config: Optional[str]) -> Pat
     return replace(report, far_hops=tuple(far), peer=where, notes=notes)
 
 
+MAX_OUTWARD = 3  # hosts followed out from a container: a pod in a node in a node
+
+
 def outer_host(path: dict, host_ns, destination: str, family: Optional[str] = None):
     """(the host namespace as a target, its own path toward destination) when the host of a
     path is itself a container of an outer host on this machine: its uplink is a veth whose

@@ -376,9 +376,6 @@ def of_targets_deferred(refs, all_containers: bool, destination: Optional[str],
     return with_problems(snap), lambda: with_problems(answered())
 
 
-MAX_OUTWARD = 3  # hosts judged out from a container: a pod in a node in a node
-
-
 def _outer_hosts(snap: Snapshot, taken: list) -> Optional[Snapshot]:
     """The snapshot of the hosts of snap's containers that are themselves containers of an
     outer host on this machine (path.outer_host: a kind node, Docker in Docker), each as a
@@ -388,7 +385,7 @@ def _outer_hosts(snap: Snapshot, taken: list) -> Optional[Snapshot]:
 
     seen = {t.netns.inode for t in taken}
     found, level = [], snap
-    for _ in range(MAX_OUTWARD):
+    for _ in range(discover.MAX_OUTWARD):
         nodes, toward = [], {}
         for c in level.containers:
             host = c.path.get("host_netns")

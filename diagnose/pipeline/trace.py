@@ -127,7 +127,7 @@ def trace(target, dest: str, port: Optional[int] = None, proto: Optional[str] = 
     verdict = _answered_for_one_flow(target, plan, aim, verdict)
     verdict = _answered_while_shared(plan, verdict)
     outer = None
-    if not peer and _outward < MAX_OUTWARD:
+    if not peer and _outward < discover.MAX_OUTWARD:
         outer = _followed_outward(plan, aim, verdict, timeout, count, family, _outward)
         if outer is not None:
             verdict = _through(plan, verdict, outer)
@@ -193,9 +193,6 @@ def _answered_while_shared(plan: Plan, verdict):
         f"while the host's entry names its MAC"))
 
 
-MAX_OUTWARD = 3  # hosts followed out from a container: a pod in a node in a VM-less host
-
-
 def _followed_outward(plan: Plan, aim: Aim, verdict, timeout: float, count: int,
                       family: Optional[str], outward: int):
     """The request left the host's uplink and nothing came back; the uplink is a veth whose
@@ -245,8 +242,8 @@ def _through(plan: Plan, verdict, outer: "TraceReport"):
             f"is the container's packets as they leave {plan.host_ns.label} (their source "
             f"address: its NAT, the outer host's rules and routes back for it)"))
     theirs = next((f for f in outer.findings if f.id == o.cause), None)
-    if o.stopped_at in (None, "container") and (theirs is None
-                                                 or theirs.id.startswith("container-")):
+    inside = o.stopped_at in (None, "container")  # its own request never left the host
+    if inside and (theirs is None or theirs.id.startswith("container-")):
         # Its own probe stopped in it, by its own namespace's fault (its OUTPUT, its INPUT,
         # its routes): the container's packets are forwarded by it and never meet those;
         # no evidence about the way beyond. (A fault of the outer host's side of its link,
@@ -256,9 +253,8 @@ def _through(plan: Plan, verdict, outer: "TraceReport"):
             f"({o.cause}), which the container's forwarded packets do not meet"))
     hop = next((h for h in outer.path["hops"] if h["role"] == o.stopped_at), None)
     there = f" ({hop['name']} in {hop['netns']})" if hop is not None else ""
-    told = o.explanation + there
-    if o.stopped_at in (None, "container"):  # (its side of the link, out there)
-        told = f"its own request never left {up['name']}: {theirs.message}"
+    told = (f"its own request never left {up['name']}: {theirs.message}" if inside
+            else o.explanation + there)  # (inside: the outer side of its link, out there)
     return replace(o, stopped_at=f"outer-{o.stopped_at}" if o.stopped_at else "outer-host",
                    evidence_used=tuple(dict.fromkeys(tuple(verdict.evidence_used)
                                                      + tuple(o.evidence_used))),
